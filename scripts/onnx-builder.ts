@@ -1,0 +1,154 @@
+/**
+ * A small ONNX graph builder for the models this repo ships and the tests build. It writes
+ * the same protobuf an exporter (skl2onnx, torch.onnx) writes, through onnx-proto's
+ * generated code, so onnxruntime loads the result like any exported model.
+ */
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+type ElemType = 'float' | 'double' | 'int64' | 'string';
+const ELEM: Record<ElemType, number> = {
+  float: onnx.TensorProto.DataType.FLOAT,
+  double: onnx.TensorProto.DataType.DOUBLE,
+  int64: onnx.TensorProto.DataType.INT64,
+  string: onnx.TensorProto.DataType.STRING,
+};
+
+export type Dim = number | string;
+export type Attr = number | string | number[] | string[] | { ints: number[] } | { floats: number[] };
+
+export interface ValueSpec {
+  name: string;
+  elem: ElemType;
+  shape: Dim[];
+}
+
+/** A graph output whose type is seq(map(int64, float)), as scikit-learn's ZipMap produces. */
+export interface SeqMapSpec {
+  name: string;
+  seqMap: true;
+}
+
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  domain?: string;
+  attrs?: Record<string, Attr>;
+}
+
+export interface ModelSpec {
+  inputs: ValueSpec[];
+  outputs: Array<ValueSpec | SeqMapSpec>;
+  nodes: NodeSpec[];
+  /** Float initializers by name, with their shape. */
+  floats?: Record<string, { dims: number[]; values: number[] }>;
+  metadata?: Record<string, string>;
+  producer?: string;
+}
+
+function tensorType(spec: ValueSpec) {
+  return {
+    tensorType: {
+      elemType: ELEM[spec.elem],
+      shape: { dim: spec.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+    },
+  };
+}
+
+function valueInfo(spec: ValueSpec | SeqMapSpec) {
+  if ('seqMap' in spec) {
+    return {
+      name: spec.name,
+      type: { sequenceType: { elemType: { mapType: { keyType: ELEM.int64, valueType: { tensorType: { elemType: ELEM.float } } } } } },
+    };
+  }
+  return { name: spec.name, type: tensorType(spec) };
+}
+
+function attribute(name: string, value: Attr) {
+  const A = onnx.AttributeProto.AttributeType;
+  if (typeof value === 'number') return Number.isInteger(value) ? { name, type: A.INT, i: value } : { name, type: A.FLOAT, f: value };
+  if (typeof value === 'string') return { name, type: A.STRING, s: new TextEncoder().encode(value) };
+  if (Array.isArray(value)) {
+    if (value.every((v) => typeof v === 'string')) return { name, type: A.STRINGS, strings: (value as string[]).map((v) => new TextEncoder().encode(v)) };
+    return { name, type: A.INTS, ints: value as number[] };
+  }
+  if ('ints' in value) return { name, type: A.INTS, ints: value.ints };
+  return { name, type: A.FLOATS, floats: value.floats };
+}
+
+/** Serialises a model (opset 17, ai.onnx.ml 3) to ONNX bytes. */
+export function buildModel(spec: ModelSpec): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: spec.producer ?? 'nightscore-builder',
+    opsetImport: [
+      { domain: '', version: 17 },
+      { domain: 'ai.onnx.ml', version: 3 },
+    ],
+    metadataProps: Object.entries(spec.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    graph: {
+      name: 'graph',
+      input: spec.inputs.map(valueInfo),
+      output: spec.outputs.map(valueInfo),
+      initializer: Object.entries(spec.floats ?? {}).map(([name, t]) => ({ name, dims: t.dims, dataType: ELEM.float, floatData: t.values })),
+      node: spec.nodes.map((n, i) => ({
+        name: `${n.op}_${i}`,
+        opType: n.op,
+        domain: n.domain ?? '',
+        input: n.inputs,
+        output: n.outputs,
+        attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),
+      })),
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+export interface LogisticOptions {
+  weights: number[];
+  bias: number;
+  featureNames?: string[];
+  /** Also emit a ZipMap output, as skl2onnx does by default. */
+  zipmap?: boolean;
+  inputName?: string;
+  inputElem?: ElemType;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Binary logistic regression shaped like skl2onnx's export with zipmap=False: outputs
+ * `label` (int64 [N]) and `probabilities` (float [N,2]).
+ */
+export function logisticModel(opts: LogisticOptions): Uint8Array {
+  const n = opts.weights.length;
+  const input = opts.inputName ?? 'input';
+  const nodes: NodeSpec[] = [
+    { op: 'MatMul', inputs: [input, 'W'], outputs: ['z0'] },
+    { op: 'Add', inputs: ['z0', 'B'], outputs: ['z'] },
+    { op: 'Sigmoid', inputs: ['z'], outputs: ['p1'] },
+    { op: 'Sub', inputs: ['one', 'p1'], outputs: ['p0'] },
+    { op: 'Concat', inputs: ['p0', 'p1'], outputs: ['probabilities'], attrs: { axis: 1 } },
+    { op: 'ArgMax', inputs: ['probabilities'], outputs: ['label'], attrs: { axis: 1, keepdims: 0 } },
+  ];
+  const outputs: ModelSpec['outputs'] = [
+    { name: 'label', elem: 'int64', shape: ['N'] },
+    { name: 'probabilities', elem: 'float', shape: ['N', 2] },
+  ];
+  if (opts.zipmap) {
+    nodes.push({ op: 'ZipMap', domain: 'ai.onnx.ml', inputs: ['probabilities'], outputs: ['output_probability'], attrs: { classlabels_int64s: { ints: [0, 1] } } });
+    outputs[1] = { name: 'output_probability', seqMap: true };
+  }
+  return buildModel({
+    inputs: [{ name: input, elem: opts.inputElem ?? 'float', shape: ['N', n] }],
+    outputs,
+    nodes,
+    floats: {
+      W: { dims: [n, 1], values: opts.weights },
+      B: { dims: [1], values: [opts.bias] },
+      one: { dims: [1], values: [1] },
+    },
+    metadata: { ...(opts.featureNames ? { feature_names: JSON.stringify(opts.featureNames) } : {}), ...opts.metadata },
+  });
+}

@@ -1,0 +1,56 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { once } from 'node:events';
+import { locateRun, type JobDefinition } from '../job/load.js';
+import { openLocation } from '../storage/open.js';
+import { CHURN_FEATURES, drawCustomer, rng } from './churn-data.js';
+
+export interface DemoDayOptions {
+  rows: number;
+  files: number;
+  seed: number;
+}
+
+/**
+ * Writes a realistic day of input for the example job: `files` CSV files of customers,
+ * with the untidiness real exports have (a column order that differs from the model's,
+ * an extra column, CRLF in one file, and about 1 in 2,000 rows broken).
+ */
+export async function writeDemoDay(job: JobDefinition, date: string, opts: DemoDayOptions): Promise<string> {
+  const { inputUri } = locateRun(job, date);
+  const { key } = openLocation(inputUri);
+  await rm(key, { recursive: true, force: true });
+  await mkdir(key, { recursive: true });
+  const next = rng(opts.seed + Number(date.replaceAll('-', '')));
+  // Real exports rarely list columns in the model's order; nightscore matches by name.
+  const columns = ['customer_id', 'region', ...[...CHURN_FEATURES].reverse()];
+  const perFile = Math.ceil(opts.rows / opts.files);
+  let id = 0;
+  for (let f = 0; f < opts.files; f++) {
+    const eol = f === 1 ? '\r\n' : '\n';
+    const out = createWriteStream(path.join(key, `customers-${String(f).padStart(3, '0')}.csv`));
+    let buffer = columns.join(',') + eol;
+    for (let r = 0; r < perFile && id < opts.rows; r++, id++) {
+      const c = drawCustomer(next, id);
+      const values = [c.customerId, ['north', 'south', 'east', 'west'][id % 4] as string, ...c.features.map(String).reverse()];
+      if (next() < 0.0005) breakRow(values, next);
+      buffer += values.join(',') + eol;
+      if (buffer.length > 1 << 16) {
+        if (!out.write(buffer)) await once(out, 'drain');
+        buffer = '';
+      }
+    }
+    out.end(buffer);
+    await once(out, 'finish');
+  }
+  return inputUri;
+}
+
+function breakRow(values: string[], next: () => number): void {
+  const at = 2 + Math.floor(next() * (values.length - 2));
+  const kind = Math.floor(next() * 3);
+  if (kind === 0) values[at] = '';
+  else if (kind === 1) values[at] = 'n/a';
+  else values.pop();
+}

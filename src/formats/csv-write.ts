@@ -1,0 +1,53 @@
+import { stringify } from 'csv-stringify/sync';
+import type { OutputValues } from '../model/scorer.js';
+import type { Batch, Reject } from '../run/batch.js';
+import { formatFloat32 } from './numbers.js';
+
+export interface CsvWriteOptions {
+  delimiter: string;
+}
+
+/** Header of a prediction part: key columns, then prediction columns. */
+export function predictionHeader(keys: string[], outputs: OutputValues['columns'][], opts: CsvWriteOptions): string {
+  return stringify([[...keys, ...outputs.flatMap((o) => o.names)]], opts);
+}
+
+/** Header of a rejects part. */
+export function rejectsHeader(keys: string[], opts: CsvWriteOptions): string {
+  return stringify([['source', 'line', ...keys, 'reason']], opts);
+}
+
+/** Formats one scored batch as CSV rows (no header). */
+export function formatPredictions(batch: Batch, outputs: OutputValues[], opts: CsvWriteOptions): string {
+  const formatters = outputs.map((o) => formatterFor(o.columns.type));
+  const rows: string[][] = new Array(batch.rows);
+  for (let r = 0; r < batch.rows; r++) {
+    const row = [...(batch.keys[r] as string[])];
+    for (let o = 0; o < outputs.length; o++) {
+      const { data, columns } = outputs[o] as OutputValues;
+      const width = columns.names.length;
+      const format = formatters[o] as (v: unknown) => string;
+      for (let c = 0; c < width; c++) row.push(format((data as ArrayLike<unknown>)[r * width + c]));
+    }
+    rows[r] = row;
+  }
+  return stringify(rows, opts);
+}
+
+/** Formats rejected rows as CSV rows (no header). */
+export function formatRejects(rejects: Reject[], opts: CsvWriteOptions): string {
+  return stringify(
+    rejects.map((r) => [r.source, String(r.line), ...r.key, r.reason]),
+    opts,
+  );
+}
+
+/**
+ * Per element type: float32 prints the shortest text that reads back as the same float32;
+ * float64 as JavaScript's shortest round-trip; integers (int64 labels included) as integers.
+ */
+function formatterFor(type: string): (v: unknown) => string {
+  if (type === 'float32') return (v) => formatFloat32(v as number);
+  if (type === 'bool') return (v) => (v ? 'true' : 'false');
+  return (v) => String(v);
+}

@@ -1,0 +1,50 @@
+/**
+ * Text <-> number conversions with the exact rules the README promises: what counts as a
+ * feature value, and how predictions print so that they read back bit-for-bit.
+ */
+
+const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const NON_FINITE_RE = /^[+-]?(?:nan|inf|infinity)$/i;
+
+/** Outcome of reading one feature field: a float32 value, or why the row is rejected. */
+export type FeatureValue = { ok: true; value: number } | { ok: false; reason: string };
+
+/**
+ * Reads one feature field as float32. Only plain decimal notation passes: "0x10", "1_000",
+ * "12abc" and "" are rejected rather than guessed at, and so is anything that is not
+ * finite once narrowed to float32 (1e39 becomes Infinity).
+ */
+export function parseFeature(raw: string): FeatureValue {
+  const text = raw.trim();
+  if (text === '') return { ok: false, reason: 'empty value' };
+  if (!DECIMAL_RE.test(text)) {
+    if (NON_FINITE_RE.test(text)) return { ok: false, reason: `not finite: ${quote(text)}` };
+    return { ok: false, reason: `expected a number, got ${quote(text)}` };
+  }
+  const value = Math.fround(Number(text));
+  if (!Number.isFinite(value)) return { ok: false, reason: `out of float32 range: ${quote(text)}` };
+  return { ok: true, value };
+}
+
+function quote(text: string): string {
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
+}
+
+/**
+ * Shortest decimal that reads back as the same float32. JavaScript's own String(x) is
+ * shortest for float64, which prints float32 values as 0.10000000149011612; here the
+ * fewest significant digits (at most 9, which always suffice) are searched instead.
+ */
+export function formatFloat32(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (value === 0) return Object.is(value, -0) ? '-0' : '0';
+  let lo = 1;
+  let hi = 9;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (Math.fround(Number(value.toPrecision(mid))) === value) hi = mid;
+    else lo = mid + 1;
+  }
+  // Number() then String() turns "1e+2" into "100" and drops trailing zeros.
+  return String(Number(value.toPrecision(lo)));
+}

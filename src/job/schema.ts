@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+/**
+ * The job file schema. Objects are strict so that a typo ("chunck:") is an error that
+ * names the key, rather than a setting silently ignored at 02:00.
+ */
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected 1-64 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+
+const columnName = z.string().min(1, 'expected a non-empty column name');
+
+const csvInputOptions = z.strictObject({
+  /** Field delimiter, one character. @defaultValue "," */
+  delimiter: z.string().length(1, 'expected a single character').default(','),
+  /** Largest single record in bytes; protects memory from a runaway quoted field. @defaultValue 1 MiB */
+  max_record_bytes: z.number().int().positive().default(1024 * 1024),
+});
+
+const csvOutputOptions = z.strictObject({
+  delimiter: z.string().length(1, 'expected a single character').default(','),
+});
+
+export const jobSchema = z.strictObject({
+  name,
+  description: z.string().optional(),
+  schedule: z
+    .strictObject({
+      cron: z.string().min(1),
+      tz: z.string().default('UTC'),
+      /** Days between the fire date and the logical date it scores. @defaultValue 1 */
+      lag: z.number().int().min(0).default(1),
+    })
+    .optional(),
+  input: z.strictObject({
+    uri: z.string().min(1),
+    format: z.enum(['csv']),
+    /** Columns copied to every output and rejects row to identify it. */
+    key: z.array(columnName).default([]),
+    csv: csvInputOptions.default({ delimiter: ',', max_record_bytes: 1024 * 1024 }),
+  }),
+  model: z.strictObject({
+    path: z.string().min(1),
+    /** Feature columns in the order the model expects; optional when the model carries `feature_names`. */
+    features: z.array(columnName).min(1).optional(),
+    /** Name of the model input to feed; optional when the model has exactly one input. */
+    input: z.string().optional(),
+    /** Intra-op threads for onnxruntime. @defaultValue 1 (parallelism comes from chunks, not from ORT) */
+    threads: z.number().int().min(1).max(256).default(1),
+  }),
+  output: z.strictObject({
+    uri: z.string().min(1),
+    format: z.enum(['csv']),
+    /**
+     * Which model outputs become columns and what they are called: `label: churned` or
+     * `probabilities: [p_stay, p_churn]`. When absent, every tensor output is written
+     * under its own name (`o`, or `o_0 … o_{C-1}`).
+     */
+    columns: z.record(z.string(), z.union([columnName, z.array(columnName).min(1)])).optional(),
+    csv: csvOutputOptions.default({ delimiter: ',' }),
+  }),
+  chunk: z
+    .strictObject({
+      /** Rows per inference batch: one float32 tensor of [rows, features]. @defaultValue 50000 */
+      rows: z.number().int().min(1).max(10_000_000).default(50_000),
+    })
+    .default({ rows: 50_000 }),
+  limits: z
+    .strictObject({
+      /** The run fails when rejected / read exceeds this. @defaultValue 0.01 */
+      max_reject_rate: z.number().min(0).max(1).default(0.01),
+      /** The run fails when it reads fewer rows than this: an empty day is usually an upstream failure. @defaultValue 1 */
+      min_rows: z.number().int().min(0).default(1),
+    })
+    .default({ max_reject_rate: 0.01, min_rows: 1 }),
+});
+
+export type JobFile = z.output<typeof jobSchema>;

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { modelError } from '../errors.js';
+import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
+
+/** A model file loaded once per process: its identity, metadata and onnxruntime session. */
+export interface LoadedModel {
+  path: string;
+  sha256: string;
+  bytes: number;
+  metadata: OnnxMetadata;
+  /** From the model's `feature_names` property, when it has one. */
+  featureNames: string[] | undefined;
+  session: ort.InferenceSession;
+}
+
+export interface LoadModelOptions {
+  /**
+   * onnxruntime intra-op threads. nightscore parallelises across chunks, so each session
+   * gets few threads, and processes × threads must not exceed the cores.
+   * @defaultValue 1
+   */
+  threads?: number;
+}
+
+const cache = new Map<string, Promise<LoadedModel>>();
+
+/**
+ * Loads a model, once per (path, threads) per process. The bytes hashed for the manifest
+ * are the bytes handed to onnxruntime, so the recorded sha256 is what actually scored.
+ */
+export function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const threads = opts.threads ?? 1;
+  const id = `${path}\0${threads}`;
+  let loaded = cache.get(id);
+  if (!loaded) {
+    loaded = createModel(path, threads);
+    cache.set(id, loaded);
+    loaded.catch(() => cache.delete(id));
+  }
+  return loaded;
+}
+
+async function createModel(path: string, threads: number): Promise<LoadedModel> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw modelError('MODEL_NOT_FOUND', `cannot read model ${path}: ${(err as Error).message}`, {
+      source: path,
+      hint: 'Check model.path in the job file; relative paths resolve against the job file.',
+      cause: err,
+    });
+  }
+  const notAModel = (reason: string, cause?: unknown) =>
+    modelError('MODEL_INVALID', `${path} is not a loadable ONNX model: ${reason}`, {
+      source: path,
+      hint: 'Re-export the model to ONNX (skl2onnx, onnxmltools, torch.onnx.export) and check it with onnx.checker.',
+      cause,
+    });
+  let metadata: OnnxMetadata;
+  let featureNames: string[] | undefined;
+  try {
+    metadata = readOnnxMetadata(bytes);
+    featureNames = featureNamesOf(metadata);
+  } catch (err) {
+    throw notAModel((err as Error).message, err);
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    });
+  } catch (err) {
+    throw notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { path, sha256, bytes: bytes.length, metadata, featureNames, session };
+}
+
+/** Drops cached sessions (tests that rewrite a model file in place). */
+export async function releaseModels(): Promise<void> {
+  const all = [...cache.values()];
+  cache.clear();
+  await Promise.all(all.map(async (m) => (await m.catch(() => undefined))?.session.release()));
+}

@@ -1,0 +1,54 @@
+import type { RunManifest } from '../run/manifest.js';
+import type { RunEvent } from '../run/run-job.js';
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+/** Formats bytes as a short human size. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/**
+ * A one-line progress display for a terminal: rewritten in place at most every 200 ms.
+ * Returns the event handler and a function that clears the line.
+ */
+export function terminalProgress(stream: NodeJS.WriteStream): { onEvent: (e: RunEvent) => void; clear: () => void } {
+  const started = Date.now();
+  let last = 0;
+  let shown = false;
+  const onEvent = (e: RunEvent) => {
+    if (e.type === 'planned') return;
+    const now = Date.now();
+    if (e.type === 'batch' && now - last < 200) return;
+    last = now;
+    const rate = e.rows.read / Math.max((now - started) / 1000, 0.001);
+    stream.write(`\r\x1b[2Kpart ${e.part + 1}/${e.parts} · ${n(e.rows.read)} rows read · ${n(e.rows.rejected)} rejected · ${n(Math.round(rate))} rows/s`);
+    shown = true;
+  };
+  return { onEvent, clear: () => shown && stream.write('\r\x1b[2K') };
+}
+
+/** The end-of-run summary: one screen, what a person checks after a run. */
+export function formatSummary(m: RunManifest): string {
+  const seconds = (m.duration_ms ?? 0) / 1000;
+  const bytes = m.inputs.reduce((s, i) => s + i.bytes, 0);
+  const rate = m.rows.read ? ((m.rows.rejected / m.rows.read) * 100).toFixed(2) : '0.00';
+  const lines = [
+    `${m.job} ${m.date}: ${m.status} in ${seconds.toFixed(1)} s`,
+    `  model    ${m.model.path}`,
+    `           sha256 ${m.model.sha256.slice(0, 16)}…  ${m.model.features.length} features`,
+    `  input    ${m.input.uri}  (${m.inputs.length} object${m.inputs.length === 1 ? '' : 's'}, ${formatBytes(bytes)})`,
+    `  rows     ${n(m.rows.read)} read · ${n(m.rows.scored)} scored · ${n(m.rows.rejected)} rejected (${rate}%)`,
+    `  speed    ${n(Math.round(m.rows.read / Math.max(seconds, 0.001)))} rows/s`,
+    `  output   ${m.output.uri}  (${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${m.rejects.length ? '; rejected rows in _rejects/' : ''})`,
+  ];
+  if (m.error) lines.push(`  error    ${m.error.code}: ${m.error.message}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,149 @@
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { storageError } from '../errors.js';
+import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
+
+/** Local files. Writes go to a temporary sibling and are renamed into place, so a key is never half-written. */
+export class FileStorage implements Storage {
+  uri(key: string): string {
+    return pathToFileURL(key).href;
+  }
+
+  join(prefix: string, name: string): string {
+    // join(folder, '') names the folder itself, with its trailing separator.
+    return path.join(prefix, name === '' ? path.sep : name);
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    let names: string[];
+    try {
+      names = await readdir(prefix, { recursive: true });
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return [];
+      throw fsError(err, prefix, 'list');
+    }
+    const infos: ObjectInfo[] = [];
+    for (const name of names) {
+      const info = await this.stat(path.join(prefix, name));
+      if (info) infos.push(info);
+    }
+    return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(key);
+      return s.isFile() ? { key, size: s.size } : undefined;
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
+      throw fsError(err, key, 'stat');
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const stream = createReadStream(key, range ? { start: range.start, end: range.end } : {});
+    // Surface open errors (ENOENT, EACCES) here, as a clear error, rather than mid-parse.
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => resolve());
+      stream.once('error', (err) => reject(fsError(err, key, 'read')));
+    });
+    return stream;
+  }
+
+  async createWriter(key: string): Promise<ObjectWriter> {
+    const tmp = path.join(path.dirname(key), `.${path.basename(key)}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
+    await this.mkdirFor(key);
+    const out = createWriteStream(tmp);
+    let failure: Error | undefined;
+    out.on('error', (err) => (failure = fsError(err, key, 'write')));
+    return {
+      write: async (chunk) => {
+        if (failure) throw failure;
+        if (!out.write(chunk)) await waitDrain(out, () => failure);
+      },
+      close: async () => {
+        await new Promise<void>((resolve, reject) => {
+          if (failure) return reject(failure);
+          out.once('error', (err) => reject(fsError(err, key, 'write')));
+          out.end(() => resolve());
+        });
+        try {
+          await rename(tmp, key);
+        } catch (err) {
+          throw fsError(err, key, 'write');
+        }
+      },
+      abort: async () => {
+        out.destroy();
+        await rm(tmp, { force: true });
+      },
+    };
+  }
+
+  async put(key: string, body: string | Buffer): Promise<void> {
+    const writer = await this.createWriter(key);
+    try {
+      await writer.write(body);
+      await writer.close();
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await rm(key, { force: true });
+    } catch (err) {
+      throw fsError(err, key, 'delete');
+    }
+  }
+
+  private async mkdirFor(key: string): Promise<void> {
+    try {
+      await mkdir(path.dirname(key), { recursive: true });
+    } catch (err) {
+      throw fsError(err, key, 'write');
+    }
+  }
+}
+
+function waitDrain(out: WriteStream, failed: () => Error | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      out.off('error', onError);
+      resolve();
+    };
+    const onError = () => {
+      out.off('drain', onDrain);
+      reject(failed() ?? new Error('write failed'));
+    };
+    out.once('drain', onDrain);
+    out.once('error', onError);
+  });
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === code;
+}
+
+const HINTS: Record<string, string> = {
+  ENOENT: 'Check that the path exists.',
+  EACCES: 'Check the permissions of the file or folder.',
+  EPERM: 'Check the permissions of the file or folder.',
+  EROFS: 'The file system is read-only; write the output somewhere else.',
+  ENOSPC: 'The disk is full; free space or write the output somewhere else.',
+  EISDIR: 'A folder stands where a file is expected.',
+};
+
+function fsError(err: unknown, key: string, action: string) {
+  const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+  return storageError(code === 'ENOENT' ? 'NOT_FOUND' : `FILE_${code}`, `cannot ${action} ${key}: ${(err as Error).message}`, {
+    source: key,
+    hint: HINTS[code] ?? 'Check the local file system.',
+    cause: err,
+  });
+}

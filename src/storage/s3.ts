@@ -1,0 +1,162 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { PassThrough, type Readable } from 'node:stream';
+import { storageError } from '../errors.js';
+import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
+
+/**
+ * Builds the S3 client from the standard AWS environment: the default credentials chain,
+ * AWS_REGION, and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for S3-compatible servers.
+ */
+export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
+  const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+  return new S3Client({
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+    ...(endpoint
+      ? {
+          endpoint,
+          // MinIO, Ceph and most S3-compatible servers have no per-bucket DNS names.
+          forcePathStyle: true,
+        }
+      : {}),
+    // The SDK's default CRC checksums use aws-chunked uploads that many S3-compatible
+    // servers reject; send checksums only where the S3 API requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** One bucket. Keys are object keys; a "folder" is a prefix ending in "/". */
+export class S3Storage implements Storage {
+  private readonly client: S3Client;
+
+  constructor(readonly bucket: string, client?: S3Client) {
+    this.client = client ?? createS3Client();
+  }
+
+  uri(key: string): string {
+    return `s3://${this.bucket}/${key}`;
+  }
+
+  join(prefix: string, name: string): string {
+    if (!prefix) return name;
+    return prefix.endsWith('/') ? `${prefix}${name}` : `${prefix}/${name}`;
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    // "dt=2026-11-2" must not match "dt=2026-11-21/…": list folders, not string prefixes.
+    const folder = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+    const infos: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call('list', folder, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: folder, ContinuationToken: token })),
+      );
+      for (const o of page.Contents ?? []) if (o.Key !== undefined) infos.push({ key: o.Key, size: o.Size ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    if (key === '' || key.endsWith('/')) return undefined;
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { key, size: head.ContentLength ?? 0 };
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw s3Error(err, this.uri(key), 'stat');
+    }
+  }
+
+  async read(key: string, range?: ByteRange): Promise<Readable> {
+    const res = await this.call('read', key, () =>
+      this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+      ),
+    );
+    return res.Body as Readable;
+  }
+
+  async createWriter(key: string): Promise<ObjectWriter> {
+    const body = new PassThrough();
+    // lib-storage buffers one part per queue slot: 2 × 8 MiB bounds memory per writer.
+    const upload = new Upload({ client: this.client, params: { Bucket: this.bucket, Key: key, Body: body }, queueSize: 2, partSize: 8 * 1024 * 1024 });
+    const done = upload.done().catch((err: unknown) => {
+      body.destroy();
+      throw s3Error(err, this.uri(key), 'write');
+    });
+    let failure: unknown;
+    done.catch((err: unknown) => (failure = err));
+    return {
+      write: async (chunk) => {
+        if (failure) throw failure;
+        if (!body.write(chunk)) await Promise.race([new Promise((r) => body.once('drain', r)), done]);
+      },
+      close: async () => {
+        body.end();
+        await done;
+      },
+      abort: async () => {
+        await upload.abort().catch(() => undefined);
+        body.destroy();
+        await done.catch(() => undefined);
+      },
+    };
+  }
+
+  async put(key: string, body: string | Buffer): Promise<void> {
+    await this.call('write', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body })));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call('delete', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  private async call<T>(action: string, key: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw s3Error(err, this.uri(key), action);
+    }
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+function s3Error(err: unknown, uri: string, action: string) {
+  const status = statusOf(err);
+  const name = err instanceof S3ServiceException ? err.name : ((err as Error | undefined)?.name ?? 'Error');
+  const message = `cannot ${action} ${uri}: ${name}${status ? ` (HTTP ${status})` : ''}: ${(err as Error).message}`;
+  if (status === 404 || name === 'NoSuchKey' || name === 'NoSuchBucket') {
+    return storageError('NOT_FOUND', message, { source: uri, hint: 'Check the bucket and key, and the date.', cause: err });
+  }
+  if (status === 403 || status === 401) {
+    return storageError('S3_ACCESS_DENIED', message, {
+      source: uri,
+      hint: 'Check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and the bucket policy.',
+      cause: err,
+    });
+  }
+  // Everything else (5xx, throttling, resets, timeouts) may pass on another try.
+  return storageError('S3_UNAVAILABLE', message, {
+    source: uri,
+    retryable: true,
+    hint: 'The storage service did not answer; this is usually transient. Check AWS_ENDPOINT_URL_S3 if it persists.',
+    cause: err,
+  });
+}

@@ -1,0 +1,50 @@
+import type { Readable } from 'node:stream';
+
+/** An object (S3) or file (local) and its size in bytes. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+/** Inclusive byte range, as HTTP Range and fs.createReadStream both count it. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** A streaming upload. Nothing is visible under the key until `close` resolves. */
+export interface ObjectWriter {
+  /** Resolves when the sink can take more (backpressure). */
+  write(chunk: string | Buffer): Promise<void>;
+  /** Finishes the object and makes it visible. */
+  close(): Promise<void>;
+  /** Drops the upload; the key keeps whatever it had before. */
+  abort(): Promise<void>;
+}
+
+/**
+ * The one storage interface: local files and S3 implement it, and nothing above this
+ * folder knows which it is talking to. Keys are absolute paths (file) or object keys (S3).
+ */
+export interface Storage {
+  /** The URI of a key, as users write it and manifests record it. */
+  uri(key: string): string;
+  /** Key of `name` inside the folder/prefix `prefix`. */
+  join(prefix: string, name: string): string;
+  /** Every object under a folder/prefix, recursively, sorted by key. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Size of one object, or undefined when there is none. */
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  read(key: string, range?: ByteRange): Promise<Readable>;
+  createWriter(key: string): Promise<ObjectWriter>;
+  put(key: string, body: string | Buffer): Promise<void>;
+  /** Removes an object; removing one that is not there is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+/** Reads a small object (a manifest) whole. */
+export async function readText(storage: Storage, key: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await storage.read(key)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
