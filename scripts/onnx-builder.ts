@@ -124,8 +124,10 @@ export interface LogisticOptions {
 export function logisticModel(opts: LogisticOptions): Uint8Array {
   const n = opts.weights.length;
   const input = opts.inputName ?? 'input';
+  const elem = opts.inputElem ?? 'float';
   const nodes: NodeSpec[] = [
-    { op: 'MatMul', inputs: [input, 'W'], outputs: ['z0'] },
+    ...(elem === 'float' ? [] : [{ op: 'Cast', inputs: [input], outputs: ['x'], attrs: { to: ELEM.float } }]),
+    { op: 'MatMul', inputs: [elem === 'float' ? input : 'x', 'W'], outputs: ['z0'] },
     { op: 'Add', inputs: ['z0', 'B'], outputs: ['z'] },
     { op: 'Sigmoid', inputs: ['z'], outputs: ['p1'] },
     { op: 'Sub', inputs: ['one', 'p1'], outputs: ['p0'] },
@@ -141,7 +143,7 @@ export function logisticModel(opts: LogisticOptions): Uint8Array {
     outputs[1] = { name: 'output_probability', seqMap: true };
   }
   return buildModel({
-    inputs: [{ name: input, elem: opts.inputElem ?? 'float', shape: ['N', n] }],
+    inputs: [{ name: input, elem, shape: ['N', n] }],
     outputs,
     nodes,
     floats: {

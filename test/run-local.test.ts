@@ -2,7 +2,8 @@ import * as ort from 'onnxruntime-node';
 import { readFile, rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
-import { parseCsv, REPO, runCli, Workspace } from './support/workspace.js';
+import { csvOf } from './support/data.js';
+import { REPO, runCli, Workspace } from './support/workspace.js';
 
 let ws: Workspace;
 beforeEach(async () => {
@@ -88,7 +89,7 @@ describe('nightscore run, local files', () => {
     expect(m.parts.map((p: { rows: number }) => p.rows)).toEqual([10, 5]);
     expect(m.rejects).toEqual([]);
     expect(m.error).toBeNull();
-    expect(Date.parse(m.finished_at) - Date.parse(m.started_at)).toBe(m.duration_ms);
+    expect(Date.parse(m.finished_at!) - Date.parse(m.started_at)).toBe(m.duration_ms);
   });
 
   it('sends bad rows to the rejects file with line, key and reason, and scores every other row', async () => {
@@ -176,16 +177,8 @@ describe('nightscore run, local files', () => {
   });
 });
 
-/** A clean CSV of the example job's columns, `n` rows, deterministic per seed. */
-export function csvOf(n: number, seed: number): string {
-  const lines = [['customer_id', ...CHURN_FEATURES].join(',')];
-  for (let i = 0; i < n; i++) lines.push([`K${seed}-${i}`, ...CHURN_FEATURES.map((_, j) => ((seed + i * 31 + j * 17) % 50) / 5)].join(','));
-  return `${lines.join('\n')}\n`;
-}
-
 async function gzip(text: string): Promise<Buffer> {
   const { gzipSync } = await import('node:zlib');
   return gzipSync(text);
 }
 
-export { parseCsv };

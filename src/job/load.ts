@@ -47,7 +47,7 @@ export function parseJob(text: string, file: string): JobDefinition {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const yamlError = doc.errors[0];
   if (yamlError) {
-    const line = yamlError.linePos?.[0].line;
+    const line = lines.linePos(yamlError.pos[0]).line;
     throw configError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: not valid YAML: ${yamlError.message.split('\n')[0]}`, {
       source: file,
       line,
@@ -60,7 +60,8 @@ export function parseJob(text: string, file: string): JobDefinition {
     const keyPath = issue.path.map(String).join('.') || '(top level)';
     const node = doc.getIn(issue.path as (string | number)[], true) as { range?: [number, number, number] } | undefined;
     const line = node?.range ? lines.linePos(node.range[0]).line : undefined;
-    throw configError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: ${keyPath}: ${describeIssue(issue)}`, {
+    const found = doc.getIn(issue.path as (string | number)[]);
+    throw configError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: ${keyPath}: ${describeIssue(issue, found)}`, {
       source: file,
       line,
       column: keyPath,
@@ -74,7 +75,8 @@ export function parseJob(text: string, file: string): JobDefinition {
   return { ...job, file, dir: path.dirname(file) };
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function describeIssue(issue: z.core.$ZodIssue, found: unknown): string {
+  if (issue.code === 'invalid_value') return `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${JSON.stringify(found)}`;
   if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) return `missing; ${issue.message.toLowerCase()}`;
   if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   return issue.message.charAt(0).toLowerCase() + issue.message.slice(1);

@@ -114,7 +114,7 @@ export class S3Storage implements Storage {
   }
 
   async put(key: string, body: string | Buffer): Promise<void> {
-    await this.call('write', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body })));
+    await this.call('write', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body) })));
   }
 
   async delete(key: string): Promise<void> {

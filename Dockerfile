@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# Build stage: compile TypeScript with the locked dev dependencies, then drop them.
+FROM node:22-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+# --ignore-scripts: onnxruntime-node's install script would download CUDA files; the CPU
+# binaries ship inside the package. The build below replaces the `prepare` script.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
+
+# Runtime stage: no compiler, no dev dependencies, nothing fetched at run time.
+FROM node:22-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY models ./models
+COPY jobs ./jobs
+USER node
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["--help"]

@@ -1,0 +1,207 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, Workspace } from './support/workspace.js';
+
+/**
+ * Every bad input a user can hand nightscore: each gets an error code, a message naming
+ * where the problem is, and an exit code, never a stack trace.
+ */
+let ws: Workspace;
+const FEATURES = ['a', 'b', 'c'];
+const GOOD_CSV = 'id,a,b,c\n1,0.5,1,2\n2,1.5,2,3\n';
+
+beforeAll(async () => {
+  ws = await Workspace.create();
+  await ws.model('models/abc.onnx', { weights: [0.1, -0.2, 0.3], bias: 0.05 });
+  await ws.model('models/named.onnx', { weights: [0.1, -0.2, 0.3], bias: 0.05, featureNames: FEATURES });
+  await ws.model('models/five.onnx', { weights: [1, 1, 1, 1, 1], bias: 0 });
+  await ws.model('models/zipmap.onnx', { weights: [0.1, -0.2, 0.3], bias: 0, zipmap: true });
+  await ws.model('models/double.onnx', { weights: [0.1, -0.2, 0.3], bias: 0, inputElem: 'double' });
+  await ws.write('models/garbage.onnx', 'this is not a model');
+  await ws.write('in/dt=2026-01-01/x.csv', GOOD_CSV);
+});
+afterAll(async () => {
+  await ws.remove();
+});
+
+async function job(name: string, over: { model?: Record<string, unknown>; input?: Record<string, unknown>; output?: Record<string, unknown> } = {}) {
+  return ws.job(`${name}.yaml`, {
+    name,
+    input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'], ...over.input },
+    model: { path: 'models/abc.onnx', features: FEATURES, ...over.model },
+    output: { uri: `out/${name}/dt={date}/`, format: 'csv', ...over.output },
+  });
+}
+
+function expectNoStack(stderr: string) {
+  expect(stderr).not.toMatch(/\n\s+at /);
+}
+
+describe('bad input gets a clear error', () => {
+  it('unknown column: names the file, the column and the header', async () => {
+    const file = await job('unknown-col', { model: { features: ['a', 'b', 'tenure'] } });
+    const res = await runCli(['run', file, '--date', '2026-01-01']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/INPUT_MISSING_COLUMN: file:\/\/.*\/in\/dt=2026-01-01\/x\.csv:1: no column "tenure" \(feature\); the header has "id", "a", "b", "c"/);
+    expect(res.stderr).toContain('hint: Fix model.features');
+    expectNoStack(res.stderr);
+    // The run failed while scoring, so its manifest says so and there is no _SUCCESS.
+    expect(await ws.list('out/unknown-col/dt=2026-01-01')).toEqual(['_manifest.json']);
+    expect((await ws.manifest('out/unknown-col/dt=2026-01-01')).error?.code).toBe('INPUT_MISSING_COLUMN');
+  });
+
+  it('wrong feature count: the model signature is checked before any data is read', async () => {
+    const file = await job('five', { model: { path: 'models/five.onnx' } });
+    const res = await runCli(['run', file, '--date', '2026-01-01']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/MODEL_SIGNATURE: .*five\.onnx: input "input" has shape \[N, 5\], but the job has 3 features; expected \[N, 3\]/);
+    expectNoStack(res.stderr);
+    await expect(ws.list('out/five')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a float64 input is refused with the re-export fix', async () => {
+    const file = await job('double', { model: { path: 'models/double.onnx' } });
+    const res = await runCli(['validate', file]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/MODEL_SIGNATURE: .*double\.onnx: input "input" takes float64; nightscore feeds float32/);
+    expect(res.stderr).toContain('FloatTensorType');
+  });
+
+  it('ZipMap model: names the output and the fix, and works once only tensor outputs are selected', async () => {
+    const file = await job('zipmap', { model: { path: 'models/zipmap.onnx' } });
+    const res = await runCli(['run', file, '--date', '2026-01-01']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/MODEL_NON_TENSOR_OUTPUT: .*zipmap\.onnx: output "output_probability" is not a tensor \(scikit-learn's ZipMap/);
+    expect(res.stderr).toContain('hint: Re-export with skl2onnx options={"zipmap": False}, or select only tensor outputs: output.columns: { label: label }');
+    expectNoStack(res.stderr);
+
+    const selected = await job('zipmap-label', { model: { path: 'models/zipmap.onnx' }, output: { columns: { label: 'label' } } });
+    const ok = await runCli(['run', selected, '--date', '2026-01-01']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(await ws.csv('out/zipmap-label/dt=2026-01-01/part-00000.csv')).toEqual([['id', 'label'], ['1', '1'], ['2', '1']]);
+  });
+
+  it('a file that is not a model', async () => {
+    const file = await job('garbage', { model: { path: 'models/garbage.onnx' } });
+    const res = await runCli(['run', file, '--date', '2026-01-01']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/MODEL_INVALID: .*garbage\.onnx is not a loadable ONNX model/);
+    expectNoStack(res.stderr);
+  });
+
+  it('a missing model file', async () => {
+    const file = await job('nomodel', { model: { path: 'models/nope.onnx' } });
+    const res = await runCli(['run', file, '--date', '2026-01-01']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/MODEL_NOT_FOUND: cannot read model .*models\/nope\.onnx/);
+  });
+
+  it('no features listed and none in the model', async () => {
+    const file = await ws.job('nofeatures.yaml', {
+      name: 'nofeatures',
+      input: { uri: 'in/dt={date}/', format: 'csv' },
+      model: { path: 'models/abc.onnx' },
+      output: { uri: 'out/nofeatures/', format: 'csv' },
+    });
+    const res = await runCli(['validate', file]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('MODEL_NO_FEATURES: model.features is not set and');
+  });
+
+  it('features come from the model’s feature_names when the job lists none', async () => {
+    const file = await ws.job('named.yaml', {
+      name: 'named',
+      input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'] },
+      model: { path: 'models/named.onnx' },
+      output: { uri: 'out/named/dt={date}/', format: 'csv' },
+    });
+    const res = await runCli(['validate', file, '--date', '2026-01-01']);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('features a, b, c');
+    expect(res.stdout).toContain('columns label, probabilities_0, probabilities_1');
+    expect(res.stdout).toMatch(/input {4}2026-01-01: 1 object\(s\), \d+ bytes/);
+  });
+
+  it('malformed CSV: names the file and line, and the run fails', async () => {
+    await ws.write('in/dt=2026-01-02/x.csv', 'id,a,b,c\n1,0.5,1,2\n2,"1.5"x,2,3\n3,1,1,1\n');
+    const file = await job('malformed');
+    const res = await runCli(['run', file, '--date', '2026-01-02']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/CSV_MALFORMED: file:\/\/.*\/x\.csv:3: malformed CSV: Invalid Closing Quote: got "x" at line 3/);
+    expectNoStack(res.stderr);
+  });
+
+  it('an unclosed quote is capped by max_record_bytes instead of eating memory', async () => {
+    await ws.write('in/dt=2026-01-06/x.csv', `id,a,b,c\n1,"${'z'.repeat(5000)}\n`);
+    const file = await job('capped', { input: { csv: { max_record_bytes: 1000 } } });
+    const res = await runCli(['run', file, '--date', '2026-01-06']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/CSV_RECORD_TOO_LARGE: .*x\.csv:2: malformed CSV/);
+    expect(res.stderr).toContain('input.csv.max_record_bytes');
+  });
+
+  it('empty file: no header row', async () => {
+    await ws.write('in/dt=2026-01-03/x.csv', '');
+    const file = await job('empty');
+    const res = await runCli(['run', file, '--date', '2026-01-03']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/INPUT_EMPTY: file:\/\/.*\/x\.csv: the file is empty; expected a header row/);
+  });
+
+  it('a header-only day reads zero rows and fails limits.min_rows', async () => {
+    await ws.write('in/dt=2026-01-05/x.csv', 'id,a,b,c\n');
+    const file = await job('header-only');
+    const res = await runCli(['run', file, '--date', '2026-01-05']);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toContain('TOO_FEW_ROWS: read 0 rows; limits.min_rows is 1');
+  });
+
+  it('missing date: no input for it, and the output folder is left untouched', async () => {
+    const file = await job('missing');
+    const res = await runCli(['run', file, '--date', '2026-01-04']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/INPUT_NOT_FOUND: no input for 2026-01-04: .*\/in\/dt=2026-01-04\/ has no \.csv or \.csv\.gz objects/);
+    expect(res.stderr).toContain('hint: Check the date');
+    await expect(ws.list('out/missing')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('invalid job YAML: names the file, the line, the key path and what was expected', async () => {
+    const file = await ws.write(
+      'bad.yaml',
+      ['name: bad', 'input:', '  uri: in/', '  format: tsv', 'model: { path: models/abc.onnx }', 'output: { uri: out/, format: csv }', ''].join('\n'),
+    );
+    const res = await runCli(['run', file, '--date', '2026-01-01']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/JOB_INVALID: .*bad\.yaml:4: input\.format: expected "csv", got "tsv"/);
+    expectNoStack(res.stderr);
+  });
+
+  it.each([
+    ['a typo in a key', 'name: t\ninput: { uri: in/, format: csv }\nmodel: { path: m.onnx }\noutput: { uri: out/, format: csv }\nchunck: { rows: 5 }\n', /t\.yaml:\d?:? ?\(top level\): unknown key "chunck"|unknown key "chunck"/],
+    ['a missing key', 'name: t\ninput: { uri: in/, format: csv }\noutput: { uri: out/, format: csv }\n', /model: missing; invalid input: expected object, received undefined/],
+    ['a wrong type', 'name: t\ninput: { uri: in/, format: csv }\nmodel: { path: m.onnx }\noutput: { uri: out/, format: csv }\nchunk: { rows: many }\n', /t\.yaml:5: chunk\.rows: invalid input: expected number, received string/],
+    ['broken YAML', 'name: t\ninput: [unclosed\n', /t\.yaml:\d+: not valid YAML/],
+    ['an unknown placeholder', 'name: t\ninput: { uri: "in/{day}/", format: csv }\nmodel: { path: m.onnx }\noutput: { uri: out/, format: csv }\n', /input\.uri: unknown placeholder \{day\}/],
+    ['an unknown scheme', 'name: t\ninput: { uri: "gs://b/x/", format: csv }\nmodel: { path: m.onnx }\noutput: { uri: out/, format: csv }\n', /input\.uri: unsupported scheme "gs:\/\/"/],
+  ])('invalid job file: %s', async (_label, text, pattern) => {
+    const file = await ws.write('t.yaml', text);
+    const res = await runCli(['validate', file]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/JOB_INVALID/);
+    expect(res.stderr).toMatch(pattern);
+    expectNoStack(res.stderr);
+  });
+
+  it('bad usage exits 2', async () => {
+    const file = await job('usage');
+    expect((await runCli(['run', file])).code).toBe(2);
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+    const badDate = await runCli(['run', file, '--date', '2026-02-30']);
+    expect(badDate.code).toBe(2);
+    expect(badDate.stderr).toContain('BAD_DATE: "2026-02-30" is not a calendar date in YYYY-MM-DD form');
+    const traversal = await runCli(['run', file, '--date', '../../etc']);
+    expect(traversal.code).toBe(2);
+    expect((await runCli(['--help'])).code).toBe(0);
+  });
+});
