@@ -36,7 +36,7 @@ export async function startS3(buckets: string[]): Promise<S3Server> {
     endpoint,
     env,
     client,
-    put: async (Bucket, Key, Body) => void (await client.send(new PutObjectCommand({ Bucket, Key, Body }))),
+    put: async (Bucket, Key, Body) => void (await client.send(new PutObjectCommand({ Bucket, Key, Body, ContentLength: Buffer.byteLength(Body) }))),
     get: async (Bucket, Key) => (await (await client.send(new GetObjectCommand({ Bucket, Key }))).Body!.transformToString()),
     keys: async (Bucket, Prefix) => ((await client.send(new ListObjectsV2Command({ Bucket, Prefix }))).Contents ?? []).map((o) => o.Key!).sort(),
     close: async () => {
