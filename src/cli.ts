@@ -9,7 +9,7 @@ import { parseLogicalDate } from './job/template.js';
 import { createLogger } from './observe/log.js';
 import { formatSummary, terminalProgress } from './observe/progress.js';
 import { listInputs } from './run/plan.js';
-import { prepareJob, runJob } from './run/run-job.js';
+import { prepareJob, runJob } from './run/run.js';
 import { VERSION } from './version.js';
 
 const interactive = Boolean(process.stderr.isTTY);

@@ -13,10 +13,10 @@ const job = (over: object = {}) => parseJob(JSON.stringify({ ...base, ...over })
 describe('job files', () => {
   it('fills defaults for what a user may leave out', () => {
     const j = job();
-    expect(j.chunk).toEqual({ rows: 50000 });
+    expect(j.chunk).toEqual({ rows: 50000, bytes: 64 * 1024 * 1024 });
     expect(j.limits).toEqual({ max_reject_rate: 0.01, min_rows: 1 });
     expect(j.input.key).toEqual([]);
-    expect(j.input.csv).toEqual({ delimiter: ',', max_record_bytes: 1048576 });
+    expect(j.input.csv).toEqual({ delimiter: ',', max_record_bytes: 1048576, split: true });
     expect(j.model.threads).toBe(1);
   });
 

@@ -77,7 +77,8 @@ describe('nightscore run, local files', () => {
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('churn-daily 2026-03-02: succeeded');
     expect(res.stdout).toMatch(/15 read · 15 scored · 0 rejected/);
-    expect(await ws.list('jobs/out/dt=2026-03-02')).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.csv', 'part-00001.csv']);
+    // Small objects are packed into one chunk, so one part.
+    expect(await ws.list('jobs/out/dt=2026-03-02')).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.csv']);
     const m = await ws.manifest('jobs/out/dt=2026-03-02');
     const modelBytes = await readFile(`${REPO}/models/churn/model.onnx`);
     const { createHash } = await import('node:crypto');
@@ -86,7 +87,8 @@ describe('nightscore run, local files', () => {
       ['a.csv', 10],
       ['b.csv.gz', 5],
     ]);
-    expect(m.parts.map((p: { rows: number }) => p.rows)).toEqual([10, 5]);
+    expect(m.chunks).toBe(1);
+    expect(m.parts.map((p: { rows: number }) => p.rows)).toEqual([15]);
     expect(m.rejects).toEqual([]);
     expect(m.error).toBeNull();
     expect(Date.parse(m.finished_at!) - Date.parse(m.started_at)).toBe(m.duration_ms);
@@ -150,19 +152,25 @@ describe('nightscore run, local files', () => {
   });
 
   it('re-running a date leaves exactly one attempt’s parts', async () => {
-    const job = await exampleJob();
+    // 300-byte chunks: each ~1.4 kB input object is split into several byte ranges.
+    const job = await exampleJob({ chunk: { rows: 1000, bytes: 300 } });
     for (const name of ['a', 'b', 'c']) await ws.write(`jobs/in/dt=2026-03-05/${name}.csv`, csvOf(20, name.charCodeAt(0)));
     expect((await runCli(['run', job, '--date', '2026-03-05'])).code).toBe(0);
     const first = await ws.manifest('jobs/out/dt=2026-03-05');
-    expect(await ws.list('jobs/out/dt=2026-03-05')).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.csv', 'part-00001.csv', 'part-00002.csv']);
+    const partNames = (m: { parts: Array<{ uri: string }> }) => m.parts.map((p) => p.uri.split('/').pop()!);
+    expect(first.chunks).toBeGreaterThan(6);
+    expect(await ws.list('jobs/out/dt=2026-03-05')).toEqual(['_SUCCESS', '_manifest.json', ...partNames(first)]);
 
-    // The upstream re-export now has two files: the third part must not survive the re-run.
+    // The upstream re-export now has two files: the last parts must not survive the re-run.
     await rm(ws.path('jobs/in/dt=2026-03-05/c.csv'));
     expect((await runCli(['run', job, '--date', '2026-03-05'])).code).toBe(0);
     const second = await ws.manifest('jobs/out/dt=2026-03-05');
     expect(second.attempt).not.toBe(first.attempt);
-    expect(await ws.list('jobs/out/dt=2026-03-05')).toEqual(['_SUCCESS', '_manifest.json', 'part-00000.csv', 'part-00001.csv']);
+    expect(second.chunks).toBeLessThan(first.chunks);
+    expect(await ws.list('jobs/out/dt=2026-03-05')).toEqual(['_SUCCESS', '_manifest.json', ...partNames(second)]);
     expect(second.rows).toEqual({ read: 40, scored: 40, rejected: 0 });
+    const rows = (await Promise.all(partNames(second).map((p) => ws.csv(`jobs/out/dt=2026-03-05/${p}`)))).flatMap((p) => p.slice(1));
+    expect(rows.map((r) => r[0])).toEqual([...Array.from({ length: 20 }, (_, i) => `K97-${i}`), ...Array.from({ length: 20 }, (_, i) => `K98-${i}`)]);
   });
 
   it('a failed re-run removes the earlier _SUCCESS, so readers stop trusting the folder', async () => {

@@ -24,7 +24,7 @@ function job(name: string, input: string, output: string) {
     input: { uri: input, format: 'csv', key: ['customer_id'] },
     model: { path: `${REPO}/models/churn/model.onnx` },
     output: { uri: output, format: 'csv', columns },
-    chunk: { rows: 7 },
+    chunk: { rows: 7, bytes: 1000 },
   });
 }
 
@@ -53,31 +53,40 @@ describe('nightscore run against S3', () => {
       's3://features/churn/dt=2026-05-01/part-a.csv',
       's3://features/churn/dt=2026-05-01/part-b.csv',
     ]);
+    // 1 kB chunks: part-a is split into ranges, part-b packed whole.
+    expect(m.chunks).toBeGreaterThan(2);
+    const parts = m.parts.map((p: { uri: string }) => p.uri.split('/').pop());
     expect(await s3.keys('scores', 'churn/dt=2026-05-01/')).toEqual([
       'churn/dt=2026-05-01/_SUCCESS',
       'churn/dt=2026-05-01/_manifest.json',
-      'churn/dt=2026-05-01/part-00000.csv',
-      'churn/dt=2026-05-01/part-00001.csv',
+      ...parts.map((p: string) => `churn/dt=2026-05-01/${p}`),
     ]);
-    for (const part of ['part-00000.csv', 'part-00001.csv']) {
+    expect(await ws.list('local/out/dt=2026-05-01')).toEqual(['_SUCCESS', '_manifest.json', ...parts]);
+    for (const part of parts) {
       expect(await s3.get('scores', `churn/dt=2026-05-01/${part}`)).toBe(await ws.read(`local/out/dt=2026-05-01/${part}`));
     }
     expect(JSON.parse(await s3.get('scores', 'churn/dt=2026-05-01/_manifest.json')).status).toBe('succeeded');
   });
 
   it('reads a single named object, and a re-run on S3 leaves only its own parts', async () => {
-    await s3.put('features', 'one/dt=2026-05-02/a.csv', csvOf(5, 4));
-    await s3.put('features', 'one/dt=2026-05-02/b.csv', csvOf(5, 5));
+    await s3.put('features', 'one/dt=2026-05-02/a.csv', csvOf(15, 4));
+    await s3.put('features', 'one/dt=2026-05-02/b.csv', csvOf(15, 5));
     const prefix = await job('prefix', 's3://features/one/dt={date}/', 's3://scores/one/dt={date}/');
-    expect((await runCli(['run', prefix, '--date', '2026-05-02'], { env: s3.env })).code).toBe(0);
-    expect(await s3.keys('scores', 'one/')).toContain('one/dt=2026-05-02/part-00001.csv');
+    const first = JSON.parse((await runCli(['run', prefix, '--date', '2026-05-02', '--json'], { env: s3.env })).stdout);
+    expect(first.rows.read).toBe(30);
 
-    // Same output, now from one object: part-00001 of the first attempt must go.
+    // Same output, now from one object: the parts of the second object must go.
     const single = await job('single', 's3://features/one/dt={date}/a.csv', 's3://scores/one/dt={date}/');
     const res = await runCli(['run', single, '--date', '2026-05-02', '--json'], { env: s3.env });
     expect(res.code).toBe(0);
-    expect(JSON.parse(res.stdout).rows.read).toBe(5);
-    expect(await s3.keys('scores', 'one/')).toEqual(['one/dt=2026-05-02/_SUCCESS', 'one/dt=2026-05-02/_manifest.json', 'one/dt=2026-05-02/part-00000.csv']);
+    const second = JSON.parse(res.stdout);
+    expect(second.rows.read).toBe(15);
+    expect(second.chunks).toBeLessThan(first.chunks);
+    expect(await s3.keys('scores', 'one/')).toEqual([
+      'one/dt=2026-05-02/_SUCCESS',
+      'one/dt=2026-05-02/_manifest.json',
+      ...second.parts.map((p: { uri: string }) => p.uri.replace('s3://scores/', '')),
+    ]);
   });
 
   it('a missing S3 date and a missing bucket are clear errors', async () => {

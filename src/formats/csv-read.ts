@@ -14,6 +14,12 @@ export interface CsvReadOptions {
   delimiter: string;
   /** A record longer than this fails the read instead of growing memory without bound. */
   maxRecordBytes: number;
+  /** The header, when the stream starts mid-object (a byte range) and so has none of its own. */
+  header?: string[];
+  /** Set when the stream is a range that ends before the object does (see line-range.ts). */
+  endsMidObject?: boolean;
+  /** The byte range read, when it does not start at the object's start: line numbers then count from it. */
+  range?: { start: number; end: number };
 }
 
 /** A CSV object opened for streaming: its header, and the records after it. */
@@ -32,7 +38,7 @@ export interface CsvStream {
 export async function openCsv(stream: Readable, opts: CsvReadOptions): Promise<CsvStream> {
   const parser = stream.pipe(
     parse({
-      bom: true,
+      bom: opts.header === undefined,
       delimiter: opts.delimiter,
       skip_empty_lines: true,
       relax_column_count: true,
@@ -42,7 +48,8 @@ export async function openCsv(stream: Readable, opts: CsvReadOptions): Promise<C
   );
   // A failing source (network reset, gzip error) does not propagate through pipe().
   stream.once('error', (err) => parser.destroy(err));
-  const records = readRecords(parser, opts.source);
+  const records = readRecords(parser, opts);
+  if (opts.header) return { header: opts.header, records };
   const first = await records.next();
   if (first.done) {
     throw inputError('INPUT_EMPTY', `${opts.source}: the file is empty; expected a header row naming the columns`, {
@@ -54,22 +61,31 @@ export async function openCsv(stream: Readable, opts: CsvReadOptions): Promise<C
   return { header: first.value.fields.map((h) => h.trim()), records };
 }
 
-async function* readRecords(parser: AsyncIterable<{ record: string[]; info: { lines: number } }>, source: string) {
+async function* readRecords(parser: AsyncIterable<{ record: string[]; info: { lines: number } }>, opts: CsvReadOptions) {
   try {
     for await (const { record, info } of parser) yield { fields: record, line: info.lines };
   } catch (err) {
-    throw toCsvError(err, source);
+    throw toCsvError(err, opts);
   }
 }
 
-function toCsvError(err: unknown, source: string): NightscoreError {
+function toCsvError(err: unknown, { source, endsMidObject, range }: CsvReadOptions): unknown {
   if (err instanceof NightscoreError) return err;
+  if (err instanceof CsvError && err.code === 'CSV_QUOTE_NOT_CLOSED' && endsMidObject) {
+    return inputError('CSV_QUOTED_NEWLINE_AT_SPLIT', `${source}: a quoted field is still open where nightscore split the object into chunks (or a quote is never closed): ${err.message}`, {
+      source,
+      hint: 'If fields of this input contain newlines, set input.csv.split: false so each object is read whole; otherwise fix the unclosed quote.',
+      cause: err,
+    });
+  }
   if (err instanceof CsvError) {
     const line = (err as CsvError & { lines?: number }).lines;
     const tooBig = err.code === 'CSV_MAX_RECORD_SIZE';
-    return inputError(tooBig ? 'CSV_RECORD_TOO_LARGE' : 'CSV_MALFORMED', `${source}:${line ?? '?'}: malformed CSV: ${err.message}`, {
+    // Inside a byte range csv-parse counts lines from the range's start; say so rather than mislead.
+    const where = range ? `${source} (line ${line ?? '?'} of the chunk starting at byte ${range.start})` : `${source}:${line ?? '?'}`;
+    return inputError(tooBig ? 'CSV_RECORD_TOO_LARGE' : 'CSV_MALFORMED', `${where}: malformed CSV: ${err.message}`, {
       source,
-      line,
+      line: range ? undefined : line,
       hint: tooBig
         ? 'A record is larger than input.csv.max_record_bytes; usually an unclosed quote. Fix the file or raise the limit.'
         : 'Fix the quoting in the file at that line (a field with a quote, delimiter or newline must be wrapped in double quotes, with inner quotes doubled).',
@@ -84,7 +100,7 @@ function toCsvError(err: unknown, source: string): NightscoreError {
       cause: err,
     });
   }
-  throw err;
+  return err;
 }
 
 /** Line where a record starts, for messages: its end line less the newlines inside its quoted fields. */

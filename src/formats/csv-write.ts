@@ -34,12 +34,25 @@ export function formatPredictions(batch: Batch, outputs: OutputValues[], opts: C
   return stringify(rows, opts);
 }
 
-/** Formats rejected rows as CSV rows (no header). */
-export function formatRejects(rejects: Reject[], opts: CsvWriteOptions): string {
+/**
+ * Staged rejects carry the byte offset of the segment they came from, because a chunk that
+ * reads a range from the middle of an object cannot know how many lines precede it; the
+ * run's commit adds that count and writes the final rejects file.
+ */
+export function stagedRejectsHeader(keys: string[], opts: CsvWriteOptions): string {
+  return stringify([['source', 'segment_start', 'line', ...keys, 'reason']], opts);
+}
+
+export function formatStagedRejects(rejects: Reject[], segmentStart: number, opts: CsvWriteOptions): string {
   return stringify(
-    rejects.map((r) => [r.source, String(r.line), ...r.key, r.reason]),
+    rejects.map((r) => [r.source, String(segmentStart), String(r.line), ...r.key, r.reason]),
     opts,
   );
+}
+
+/** Formats final reject rows (source, line, keys…, reason), no header. */
+export function formatRejectRows(rows: string[][], opts: CsvWriteOptions): string {
+  return stringify(rows, opts);
 }
 
 /**

@@ -15,6 +15,11 @@ const csvInputOptions = z.strictObject({
   delimiter: z.string().length(1, 'expected a single character').default(','),
   /** Largest single record in bytes; protects memory from a runaway quoted field. @defaultValue 1 MiB */
   max_record_bytes: z.number().int().positive().default(1024 * 1024),
+  /**
+   * Whether large objects may be split into byte ranges at newlines. Set false when quoted
+   * fields contain newlines, so each object is read whole by one chunk. @defaultValue true
+   */
+  split: z.boolean().default(true),
 });
 
 const csvOutputOptions = z.strictObject({
@@ -37,7 +42,7 @@ export const jobSchema = z.strictObject({
     format: z.enum(['csv']),
     /** Columns copied to every output and rejects row to identify it. */
     key: z.array(columnName).default([]),
-    csv: csvInputOptions.default({ delimiter: ',', max_record_bytes: 1024 * 1024 }),
+    csv: csvInputOptions.default({ delimiter: ',', max_record_bytes: 1024 * 1024, split: true }),
   }),
   model: z.strictObject({
     path: z.string().min(1),
@@ -63,8 +68,13 @@ export const jobSchema = z.strictObject({
     .strictObject({
       /** Rows per inference batch: one float32 tensor of [rows, features]. @defaultValue 50000 */
       rows: z.number().int().min(1).max(10_000_000).default(50_000),
+      /**
+       * Input bytes per chunk, the unit of work (one queue job, one part file): larger objects
+       * are split into ranges of this size, smaller ones packed together. @defaultValue 64 MiB
+       */
+      bytes: z.number().int().min(1).default(64 * 1024 * 1024),
     })
-    .default({ rows: 50_000 }),
+    .default({ rows: 50_000, bytes: 64 * 1024 * 1024 }),
   limits: z
     .strictObject({
       /** The run fails when rejected / read exceeds this. @defaultValue 0.01 */

@@ -1,5 +1,5 @@
 import type { RunManifest } from '../run/manifest.js';
-import type { RunEvent } from '../run/run-job.js';
+import type { RunEvent } from '../run/run.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
 
@@ -24,12 +24,11 @@ export function terminalProgress(stream: NodeJS.WriteStream): { onEvent: (e: Run
   let last = 0;
   let shown = false;
   const onEvent = (e: RunEvent) => {
-    if (e.type === 'planned') return;
     const now = Date.now();
-    if (e.type === 'batch' && now - last < 200) return;
+    if (now - last < 200) return;
     last = now;
     const rate = e.rows.read / Math.max((now - started) / 1000, 0.001);
-    stream.write(`\r\x1b[2Kpart ${e.part + 1}/${e.parts} · ${n(e.rows.read)} rows read · ${n(e.rows.rejected)} rejected · ${n(Math.round(rate))} rows/s`);
+    stream.write(`\r\x1b[2Kchunk ${e.chunk + 1}/${e.chunks} · ${n(e.rows.read)} rows read · ${n(e.rows.rejected)} rejected · ${n(Math.round(rate))} rows/s`);
     shown = true;
   };
   return { onEvent, clear: () => shown && stream.write('\r\x1b[2K') };
@@ -47,7 +46,7 @@ export function formatSummary(m: RunManifest): string {
     `  input    ${m.input.uri}  (${m.inputs.length} object${m.inputs.length === 1 ? '' : 's'}, ${formatBytes(bytes)})`,
     `  rows     ${n(m.rows.read)} read · ${n(m.rows.scored)} scored · ${n(m.rows.rejected)} rejected (${rate}%)`,
     `  speed    ${n(Math.round(m.rows.read / Math.max(seconds, 0.001)))} rows/s`,
-    `  output   ${m.output.uri}  (${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${m.rejects.length ? '; rejected rows in _rejects/' : ''})`,
+    `  output   ${m.output.uri}  (${m.chunks} chunk${m.chunks === 1 ? '' : 's'}, ${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${m.rejects.length ? '; rejected rows in _rejects/' : ''})`,
   ];
   if (m.error) lines.push(`  error    ${m.error.code}: ${m.error.message}`);
   return lines.join('\n');

@@ -1,24 +1,28 @@
-import type { Location } from '../storage/open.js';
-import { OUTPUT_FILES, OWNED_PART_RE, type RunManifest } from './manifest.js';
+import { parse } from 'csv-parse';
+import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
+import { openLocation, type Location } from '../storage/open.js';
+import { chunkFiles, OUTPUT_FILES, OWNED_FILE_RE, type RunManifest } from './manifest.js';
+import type { ChunkResult } from './score-chunk.js';
 
 /**
  * The commit protocol of a run's output folder. Readers trust a folder only while it
  * holds `_SUCCESS`, so:
- *   1. `beginOutput` removes `_SUCCESS` first, then the parts of earlier attempts;
- *   2. the run writes its parts under deterministic names;
- *   3. `commitOutput` sweeps any part this attempt did not write, writes the manifest,
- *      and writes `_SUCCESS` last, only when the run succeeded.
+ *   1. `beginOutput` removes `_SUCCESS` first, then the files of earlier attempts, and
+ *      writes a `running` manifest;
+ *   2. chunks write their parts under deterministic names;
+ *   3. `commitOutput` removes every owned file this attempt did not write, writes the
+ *      manifest, and writes `_SUCCESS` last, only when the run succeeded.
  * A reader that waits for `_SUCCESS` therefore never sees a mix of two attempts.
  */
 export async function beginOutput(out: Location, manifest: RunManifest): Promise<void> {
   await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.success));
-  await removeParts(out, new Set());
+  await removeOwnedFiles(out, new Set());
   await writeManifest(out, manifest);
 }
 
-/** Writes the final manifest and, on success, `_SUCCESS`. `keep` lists the part keys this attempt wrote. */
+/** Writes the final manifest and, on success, `_SUCCESS`. `keep` lists the keys this attempt wrote. */
 export async function commitOutput(out: Location, manifest: RunManifest, keep: Set<string>): Promise<void> {
-  await removeParts(out, keep);
+  await removeOwnedFiles(out, keep);
   await writeManifest(out, manifest);
   if (manifest.status === 'succeeded') await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.success), '');
 }
@@ -27,11 +31,62 @@ export async function writeManifest(out: Location, manifest: RunManifest): Promi
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
-/** Removes every part file in the folder that is not in `keep`; other files are left alone. */
-async function removeParts(out: Location, keep: Set<string>): Promise<void> {
+/** Removes every file the run owns (parts, staged rejects, dead writers' temp files) that is not in `keep`. */
+async function removeOwnedFiles(out: Location, keep: Set<string>): Promise<void> {
   const folder = out.storage.join(out.key, '');
   for (const { key } of await out.storage.list(folder)) {
     const relative = key.slice(folder.length).split('\\').join('/');
-    if (OWNED_PART_RE.test(relative) && !keep.has(key)) await out.storage.delete(key);
+    if (OWNED_FILE_RE.test(relative) && !keep.has(key)) await out.storage.delete(key);
   }
+}
+
+/**
+ * Lines before each segment of each object, from the newline counts the chunks reported:
+ * consecutive ranges partition an object, so a segment's first line number is one more
+ * than the newlines of all segments before it.
+ */
+export function lineOffsets(results: ChunkResult[]): Map<string, number> {
+  const byObject = new Map<string, Array<{ start: number; newlines: number }>>();
+  for (const r of results) for (const s of r.segments) byObject.set(s.uri, [...(byObject.get(s.uri) ?? []), s]);
+  const offsets = new Map<string, number>();
+  for (const [uri, segments] of byObject) {
+    let before = 0;
+    for (const s of segments.sort((a, b) => a.start - b.start)) {
+      offsets.set(`${uri}@${s.start}`, before);
+      before += s.newlines;
+    }
+  }
+  return offsets;
+}
+
+/**
+ * Turns a chunk's staged rejects into `_rejects/part-<index>` with absolute line numbers,
+ * streaming, then removes the staged file. Rerunning it after a crash gives the same file.
+ */
+export async function publishRejects(out: Location, result: ChunkResult, offsets: Map<string, number>, keys: string[], delimiter: string): Promise<string> {
+  const files = chunkFiles(out, result.index);
+  const staged = openLocation(result.stagedRejects!.uri);
+  // Already published by an earlier try of this commit that died before the manifest.
+  if (!(await staged.storage.stat(staged.key))) return files.rejects;
+  const writer = await out.storage.createWriter(files.rejects);
+  try {
+    await writer.write(rejectsHeader(keys, { delimiter }));
+    const parser = (await staged.storage.read(staged.key)).pipe(parse({ delimiter, from_line: 2, relax_column_count: true }));
+    let batch: string[][] = [];
+    for await (const row of parser as AsyncIterable<string[]>) {
+      const [source = '', start = '0', line = '0', ...rest] = row;
+      batch.push([source, String(Number(line) + (offsets.get(`${source}@${start}`) ?? 0)), ...rest]);
+      if (batch.length >= 10_000) {
+        await writer.write(formatRejectRows(batch, { delimiter }));
+        batch = [];
+      }
+    }
+    if (batch.length) await writer.write(formatRejectRows(batch, { delimiter }));
+    await writer.close();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  await staged.storage.delete(staged.key);
+  return files.rejects;
 }

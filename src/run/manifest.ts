@@ -1,4 +1,5 @@
 import type { ErrorKind } from '../errors.js';
+import type { Location } from '../storage/open.js';
 
 /** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
 export type RunStatus = 'running' | 'succeeded' | 'failed';
@@ -18,6 +19,8 @@ export interface RunManifest {
   model: { path: string; sha256: string; features: string[]; outputs: Record<string, string[]> };
   input: { uri: string; format: string };
   output: { uri: string; format: string };
+  /** Chunks the run was planned into: one part each. */
+  chunks: number;
   rows: RowCounts;
   inputs: Array<{ uri: string; bytes: number; rows: number }>;
   parts: Array<{ uri: string; rows: number }>;
@@ -37,10 +40,19 @@ export const OUTPUT_FILES = {
   rejectsDir: '_rejects',
 } as const;
 
-/** Deterministic part name: the same chunk of the same run always writes the same key. */
-export function partName(index: number, extension: string): string {
-  return `part-${String(index).padStart(5, '0')}.${extension}`;
+/** The keys chunk `index` writes in an output folder: deterministic, so a retried chunk overwrites its own. */
+export function chunkFiles(out: Location, index: number): { part: string; stagedRejects: string; rejects: string } {
+  const n = String(index).padStart(5, '0');
+  const rejectsDir = out.storage.join(out.key, OUTPUT_FILES.rejectsDir);
+  return {
+    part: out.storage.join(out.key, `part-${n}.csv`),
+    stagedRejects: out.storage.join(rejectsDir, `.staged-${n}.csv`),
+    rejects: out.storage.join(rejectsDir, `part-${n}.csv`),
+  };
 }
 
-/** Matches the part files a run owns (prediction and rejects parts), relative to the output folder. */
-export const OWNED_PART_RE = /^(?:_rejects\/)?part-\d{5,}\.[a-z]+$/;
+/**
+ * Matches, relative to the output folder, every file a run owns and may remove: prediction
+ * and rejects parts, staged rejects, and the temporary files of writers that died.
+ */
+export const OWNED_FILE_RE = /^(?:_rejects\/)?(?:part-\d{5,}\.[a-z]+|\.staged-\d{5,}\.csv|\.[^/]+\.\d+-[a-z0-9]+\.tmp)$/;

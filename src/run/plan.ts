@@ -1,15 +1,33 @@
 import path from 'node:path';
 import { inputError } from '../errors.js';
 import { openLocation } from '../storage/open.js';
-import type { Storage } from '../storage/storage.js';
 
 /** One input object of a run. */
 export interface InputObject {
-  storage: Storage;
-  key: string;
   uri: string;
   bytes: number;
   gzip: boolean;
+}
+
+/**
+ * A byte range of one object: the records that *start* in [start, end). The reader of a
+ * range that does not begin at 0 skips to the first record boundary, and the reader of
+ * every range reads past `end` to finish its last record, so consecutive ranges partition
+ * the object's records exactly (see formats/line-range.ts).
+ */
+export interface Segment {
+  uri: string;
+  /** Size of the whole object. */
+  bytes: number;
+  start: number;
+  end: number;
+  gzip: boolean;
+}
+
+/** One unit of work: a queue job, and one part file. */
+export interface ChunkPlan {
+  index: number;
+  segments: Segment[];
 }
 
 const EXTENSIONS: Record<string, string[]> = { csv: ['.csv', '.csv.gz'] };
@@ -31,11 +49,51 @@ export async function listInputs(uri: string, format: string, date: string): Pro
       hint: 'Check the date, and that the upstream export for it has landed; input.uri is templated with {date}.',
     });
   }
-  return found.map((o) => ({ storage, key: o.key, uri: storage.uri(o.key), bytes: o.size, gzip: o.key.endsWith('.gz') }));
+  return found.map((o) => ({ uri: storage.uri(o.key), bytes: o.size, gzip: o.key.endsWith('.gz') }));
 }
 
 function isDataObject(relative: string, exts: string[]): boolean {
   const segments = relative.split(/[\\/]/).filter(Boolean);
   if (segments.some((s) => s.startsWith('_') || s.startsWith('.'))) return false;
   return exts.some((e) => relative.endsWith(e));
+}
+
+export interface PlanOptions {
+  /** Target input bytes per chunk. */
+  chunkBytes: number;
+  /** When false, an object is never split (records may hold quoted newlines anywhere). */
+  split: boolean;
+}
+
+/**
+ * Plans a run's chunks from its inputs, without reading any data: objects larger than
+ * `chunkBytes` are split into ranges of that size, and consecutive small objects are
+ * packed together until a chunk holds `chunkBytes`. Compressed objects are never split.
+ * The plan depends only on the inputs' names and sizes, so the same day always plans the
+ * same chunks, and a chunk that runs twice writes the same part.
+ */
+export function planChunks(inputs: InputObject[], opts: PlanOptions): ChunkPlan[] {
+  const chunks: ChunkPlan[] = [];
+  let open: Segment[] = [];
+  let openBytes = 0;
+  const close = () => {
+    if (open.length > 0) chunks.push({ index: chunks.length, segments: open });
+    open = [];
+    openBytes = 0;
+  };
+  for (const input of inputs) {
+    const whole = { uri: input.uri, bytes: input.bytes, start: 0, end: input.bytes, gzip: input.gzip };
+    if (input.bytes <= opts.chunkBytes || input.gzip || !opts.split) {
+      if (openBytes > 0 && openBytes + input.bytes > opts.chunkBytes) close();
+      open.push(whole);
+      openBytes += input.bytes;
+      continue;
+    }
+    close();
+    for (let start = 0; start < input.bytes; start += opts.chunkBytes) {
+      chunks.push({ index: chunks.length, segments: [{ ...whole, start, end: Math.min(start + opts.chunkBytes, input.bytes) }] });
+    }
+  }
+  close();
+  return chunks;
 }

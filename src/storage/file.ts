@@ -44,7 +44,7 @@ export class FileStorage implements Storage {
   }
 
   async read(key: string, range?: ByteRange): Promise<Readable> {
-    const stream = createReadStream(key, range ? { start: range.start, end: range.end } : {});
+    const stream = createReadStream(key, range ? { start: range.start, ...(range.end === undefined ? {} : { end: range.end }) } : {});
     // Surface open errors (ENOENT, EACCES) here, as a clear error, rather than mid-parse.
     await new Promise<void>((resolve, reject) => {
       stream.once('open', () => resolve());

@@ -80,7 +80,7 @@ export class S3Storage implements Storage {
   async read(key: string, range?: ByteRange): Promise<Readable> {
     const res = await this.call('read', key, () =>
       this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined }),
       ),
     );
     return res.Body as Readable;

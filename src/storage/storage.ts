@@ -6,10 +6,10 @@ export interface ObjectInfo {
   size: number;
 }
 
-/** Inclusive byte range, as HTTP Range and fs.createReadStream both count it. */
+/** Inclusive byte range, as HTTP Range and fs.createReadStream both count it; no `end` reads to the end. */
 export interface ByteRange {
   start: number;
-  end: number;
+  end?: number;
 }
 
 /** A streaming upload. Nothing is visible under the key until `close` resolves. */

@@ -1,0 +1,65 @@
+/**
+ * Reading a byte range of a line-oriented object so that consecutive ranges partition its
+ * records exactly. A range [start, end) owns the records that begin inside it:
+ *   - a range that does not begin at 0 is read from start-1 and skips through the first
+ *     newline (so a record beginning exactly at `start` is kept);
+ *   - every range reads past `end` up to and including the first newline at or after end-1.
+ * The two rules pick the same newline for a boundary, so the last record of one range and
+ * the first of the next meet exactly. A boundary that falls inside a quoted field is caught
+ * by the CSV reader of the earlier range, which then ends inside an open quote.
+ */
+export interface LineRangeOptions {
+  /** Skip through the first newline (the range does not begin at the object's start). */
+  skipFirst: boolean;
+  /** Stream position of the range's last owned byte (end-1), or Infinity to read to EOF. */
+  last: number;
+}
+
+/** Counts what a slice emitted: newlines (for absolute line numbers later) and bytes. */
+export interface LineRangeStats {
+  newlines: number;
+  bytes: number;
+}
+
+const NL = 0x0a;
+
+export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineRangeOptions, stats: LineRangeStats): AsyncGenerator<Buffer> {
+  let pos = 0;
+  let skipping = opts.skipFirst;
+  for await (const buf of source) {
+    let from = 0;
+    if (skipping) {
+      const nl = buf.indexOf(NL);
+      if (nl === -1) {
+        pos += buf.length;
+        continue;
+      }
+      // The record spanning the boundary also spans the whole range: this range owns nothing.
+      if (pos + nl >= opts.last) return;
+      from = nl + 1;
+      skipping = false;
+    }
+    let to = buf.length;
+    let done = false;
+    const searchFrom = Math.max(from, opts.last - pos);
+    if (searchFrom < buf.length) {
+      const nl = buf.indexOf(NL, searchFrom);
+      if (nl !== -1) {
+        to = nl + 1;
+        done = true;
+      }
+    }
+    const out = buf.subarray(from, to);
+    stats.newlines += countNewlines(out);
+    stats.bytes += out.length;
+    if (out.length > 0) yield out;
+    pos += buf.length;
+    if (done) return;
+  }
+}
+
+function countNewlines(buf: Buffer): number {
+  let n = 0;
+  for (let i = buf.indexOf(NL); i !== -1; i = buf.indexOf(NL, i + 1)) n++;
+  return n;
+}

@@ -1,0 +1,208 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { NightscoreError, toNightscoreError } from '../errors.js';
+import { locateRun, modelPath, type JobDefinition } from '../job/load.js';
+import { createScorer, type Scorer } from '../model/scorer.js';
+import { loadModel, type LoadedModel } from '../model/session.js';
+import { openLocation } from '../storage/open.js';
+import { VERSION } from '../version.js';
+import { beginOutput, commitOutput, lineOffsets, publishRejects } from './commit.js';
+import type { RowCounts, RunManifest } from './manifest.js';
+import { listInputs, planChunks, type ChunkPlan, type InputObject } from './plan.js';
+import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
+
+/** A job bound to its model: everything checked that can be checked before reading data. */
+export interface PreparedJob {
+  job: JobDefinition;
+  model: LoadedModel;
+  scorer: Scorer;
+}
+
+/** Loads the model once per process and checks its signature against the job. */
+export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
+  const model = await loadModel(modelPath(job), { threads: job.model.threads });
+  const scorer = await createScorer(model, {
+    features: job.model.features,
+    input: job.model.input,
+    columns: job.output.columns,
+    keys: job.input.key,
+  });
+  return { job, model, scorer };
+}
+
+/**
+ * A planned run: plain JSON, so that in the queue it travels in the run job's data and any
+ * worker can score its chunks or commit it.
+ */
+export interface RunPlan {
+  date: string;
+  outputUri: string;
+  inputs: InputObject[];
+  chunks: ChunkPlan[];
+  /** The `running` manifest written at the start; the final one completes it. */
+  manifest: RunManifest;
+}
+
+/**
+ * Lists a date's inputs, plans its chunks, and opens the output folder for this attempt
+ * (removes `_SUCCESS` and earlier parts, writes a `running` manifest). Throws, leaving the
+ * output untouched, when there is no input for the date.
+ */
+export async function beginRun(prepared: PreparedJob, date: string): Promise<RunPlan> {
+  const { job } = prepared;
+  const where = locateRun(job, date);
+  const inputs = await listInputs(where.inputUri, job.input.format, date);
+  const chunks = planChunks(inputs, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
+  const out = openLocation(where.outputUri);
+  const outputUri = out.storage.uri(out.storage.join(out.key, ''));
+  const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
+  await beginOutput(out, manifest);
+  return { date, outputUri, inputs, chunks, manifest };
+}
+
+/** The context chunks of this job score in. */
+export function chunkContext(prepared: PreparedJob, outputUri: string, onBatch?: (rows: RowCounts) => void): ChunkContext {
+  const { job, scorer } = prepared;
+  return {
+    scorer,
+    keys: job.input.key,
+    batchRows: job.chunk.rows,
+    delimiter: job.input.csv.delimiter,
+    maxRecordBytes: job.input.csv.max_record_bytes,
+    outputDelimiter: job.output.csv.delimiter,
+    outputUri,
+    onBatch,
+  };
+}
+
+/**
+ * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
+ * checks the limits, writes the final manifest and, on success, `_SUCCESS`. A `failure`
+ * (a chunk that could not be scored) fails the run with that error.
+ */
+export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: string[], delimiter: string, failure?: unknown): Promise<RunManifest> {
+  const manifest: RunManifest = structuredClone(plan.manifest);
+  const out = openLocation(plan.outputUri);
+  const done = [...results].sort((a, b) => a.index - b.index);
+  const keep = new Set<string>();
+  try {
+    if (failure !== undefined) throw failure;
+    if (done.length !== plan.chunks.length || done.some((r, i) => r.index !== i)) {
+      throw new NightscoreError('internal', 'RUN_INCOMPLETE', `expected results for ${plan.chunks.length} chunks, got [${done.map((r) => r.index).join(', ')}]`);
+    }
+    const offsets = lineOffsets(done);
+    for (const r of done) {
+      keep.add(openLocation(r.part.uri).key);
+      manifest.parts.push(r.part);
+      manifest.rows = add(manifest.rows, r.rows);
+      if (r.stagedRejects) {
+        const key = await publishRejects(out, r, offsets, keys, delimiter);
+        keep.add(key);
+        manifest.rejects.push({ uri: out.storage.uri(key), rows: r.stagedRejects.rows });
+      }
+    }
+    manifest.inputs = plan.inputs.map((i) => ({
+      uri: i.uri,
+      bytes: i.bytes,
+      rows: done.flatMap((r) => r.segments).filter((s) => s.uri === i.uri).reduce((n, s) => n + s.rows, 0),
+    }));
+    checkLimits(manifest);
+    manifest.status = 'succeeded';
+  } catch (err) {
+    const error = toNightscoreError(err);
+    manifest.status = 'failed';
+    manifest.error = { code: error.code, kind: error.kind, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+    for (const r of done) keep.add(openLocation(r.part.uri).key);
+  }
+  const finished = Date.now();
+  manifest.finished_at = new Date(finished).toISOString();
+  manifest.duration_ms = finished - Date.parse(manifest.started_at);
+  await commitOutput(out, manifest, keep);
+  return manifest;
+}
+
+/** Progress events for a terminal or a log. */
+export type RunEvent = { type: 'progress'; rows: RowCounts; chunk: number; chunks: number };
+
+export interface RunJobOptions {
+  onEvent?: (event: RunEvent) => void;
+}
+
+/**
+ * Scores one logical date in this process, end to end, with the same plan, chunks and
+ * commit as the queue, so both produce identical output. Returns the final manifest, whose
+ * `status` and `error` say how the run ended; throws only when the run could not start
+ * (no input for the date), leaving the output folder as it was.
+ */
+export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOptions = {}): Promise<RunManifest> {
+  const plan = await beginRun(prepared, date);
+  const results: ChunkResult[] = [];
+  let total: RowCounts = { read: 0, scored: 0, rejected: 0 };
+  try {
+    for (const chunk of plan.chunks) {
+      const before = total;
+      const ctx = chunkContext(prepared, plan.outputUri, (rows) =>
+        opts.onEvent?.({ type: 'progress', rows: add(before, rows), chunk: chunk.index, chunks: plan.chunks.length }),
+      );
+      const result = await scoreChunk(chunk, ctx);
+      results.push(result);
+      total = add(total, result.rows);
+    }
+  } catch (err) {
+    return finishRun(plan, results, prepared.job.input.key, prepared.job.output.csv.delimiter, err);
+  }
+  return finishRun(plan, results, prepared.job.input.key, prepared.job.output.csv.delimiter);
+}
+
+function checkLimits(manifest: RunManifest): void {
+  const { rows } = manifest;
+  const { max_reject_rate: maxRate, min_rows: minRows } = manifest.limits;
+  if (rows.read < minRows) {
+    throw new NightscoreError('limit', 'TOO_FEW_ROWS', `read ${rows.read} rows; limits.min_rows is ${minRows}`, {
+      hint: 'An empty day usually means the upstream export failed; check it, or lower limits.min_rows.',
+    });
+  }
+  const rate = rows.read === 0 ? 0 : rows.rejected / rows.read;
+  if (rate > maxRate) {
+    throw new NightscoreError('limit', 'REJECT_RATE_EXCEEDED', `rejected ${rows.rejected} of ${rows.read} rows (${(rate * 100).toFixed(2)}%); limits.max_reject_rate is ${(maxRate * 100).toFixed(2)}%`, {
+      hint: 'See the rejects file for each row\'s line and reason; fix the input, or raise limits.max_reject_rate.',
+    });
+  }
+}
+
+export function add(a: RowCounts, b: RowCounts): RowCounts {
+  return { read: a.read + b.read, scored: a.scored + b.scored, rejected: a.rejected + b.rejected };
+}
+
+function uriOf(location: string): string {
+  const { storage, key } = openLocation(location);
+  return storage.uri(key);
+}
+
+function newManifest({ job, model, scorer }: PreparedJob, date: string, inputUri: string, outputUri: string, chunks: number): RunManifest {
+  return {
+    job: job.name,
+    date,
+    status: 'running',
+    attempt: randomUUID(),
+    model: {
+      path: model.path,
+      sha256: model.sha256,
+      features: scorer.features,
+      outputs: Object.fromEntries(scorer.outputs.map((o) => [o.output, o.names])),
+    },
+    input: { uri: inputUri, format: job.input.format },
+    output: { uri: outputUri, format: job.output.format },
+    chunks,
+    rows: { read: 0, scored: 0, rejected: 0 },
+    inputs: [],
+    parts: [],
+    rejects: [],
+    limits: { max_reject_rate: job.limits.max_reject_rate, min_rows: job.limits.min_rows },
+    error: null,
+    started_at: new Date().toISOString(),
+    finished_at: null,
+    duration_ms: null,
+    nightscore: { version: VERSION, host: hostname(), pid: process.pid },
+  };
+}
