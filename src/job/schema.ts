@@ -1,3 +1,4 @@
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 
 /**
@@ -31,8 +32,9 @@ export const jobSchema = z.strictObject({
   description: z.string().optional(),
   schedule: z
     .strictObject({
-      cron: z.string().min(1),
-      tz: z.string().default('UTC'),
+      // Checked with the parser BullMQ's schedulers use, so a schedule that loads also fires.
+      cron: z.string().refine(validCron, 'expected a cron expression such as "0 2 * * *" (minute hour day month weekday)'),
+      tz: z.string().refine(validTimeZone, 'expected an IANA time zone such as "UTC" or "Europe/Berlin"').default('UTC'),
       /** Days between the fire date and the logical date it scores. @defaultValue 1 */
       lag: z.number().int().min(0).default(1),
     })
@@ -86,3 +88,21 @@ export const jobSchema = z.strictObject({
 });
 
 export type JobFile = z.output<typeof jobSchema>;
+
+function validCron(text: string): boolean {
+  try {
+    CronExpressionParser.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function validTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,79 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { exitCodeFor, usageError } from '../errors.js';
+import { writeDemoDay } from '../demo/demo.js';
+import { loadJob, locateRun } from '../job/load.js';
+import { parseLogicalDate } from '../job/template.js';
+import { formatSummary, terminalProgress } from '../observe/progress.js';
+import { listInputs } from '../run/plan.js';
+import { prepareJob, runJob } from '../run/run.js';
+
+/** What every command gets from the CLI: a logger, and whether a person is watching. */
+export interface CommandContext {
+  log: Logger;
+  interactive: boolean;
+}
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Yesterday in UTC: the logical date a nightly run scores by default. */
+export function yesterday(): string {
+  return new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+}
+
+/** nightscore run: score one date in this process. */
+export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean }): Promise<number> {
+  const { log, interactive } = ctx;
+  const date = parseLogicalDate(opts.date);
+  const job = await loadJob(jobFile);
+  const prepared = await prepareJob(job);
+  const progress = interactive && !opts.json ? terminalProgress(process.stderr) : undefined;
+  log.info({ job: job.name, date, model_sha256: prepared.model.sha256 }, 'run started');
+  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent }).finally(() => progress?.clear());
+  log[manifest.error ? 'error' : 'info']({ job: job.name, date, rows: manifest.rows, duration_ms: manifest.duration_ms, error: manifest.error }, `run ${manifest.status}`);
+  process.stdout.write(opts.json ? `${JSON.stringify(manifest, null, 2)}\n` : `${formatSummary(manifest)}\n`);
+  if (!manifest.error) return 0;
+  if (!opts.json) process.stderr.write(`nightscore: ${manifest.error.code}: ${manifest.error.message}${manifest.error.hint ? `\n  hint: ${manifest.error.hint}` : ''}\n`);
+  return exitCodeFor(manifest.error.kind);
+}
+
+/** nightscore validate: check the job file, the model signature and (with a date) the input. */
+export async function validateCommand(jobFile: string, opts: { date?: string }): Promise<number> {
+  const job = await loadJob(jobFile);
+  const prepared = await prepareJob(job);
+  const lines = [
+    `job      ${job.name} (${job.file}): valid`,
+    `model    ${prepared.model.path}  sha256 ${prepared.model.sha256.slice(0, 16)}…`,
+    `         input "${prepared.scorer.inputName}" float32 [N, ${prepared.scorer.features.length}]; features ${prepared.scorer.features.join(', ')}`,
+    `         columns ${prepared.scorer.outputs.flatMap((o) => o.names).join(', ')}`,
+  ];
+  if (opts.date) {
+    const date = parseLogicalDate(opts.date);
+    const inputs = await listInputs(locateRun(job, date).inputUri, job.input.format, date);
+    lines.push(`input    ${date}: ${inputs.length} object(s), ${inputs.reduce((s, i) => s + i.bytes, 0)} bytes`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+/** nightscore demo: write a demo day for the example job and score it. */
+export async function demoCommand(ctx: CommandContext, opts: { date: string; rows: string; files: string }): Promise<number> {
+  const date = parseLogicalDate(opts.date);
+  const rows = Number(opts.rows);
+  const files = Number(opts.files);
+  if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(files) || files < 1) {
+    throw usageError('BAD_OPTION', '--rows and --files take positive whole numbers');
+  }
+  const jobFile = path.join(REPO, 'jobs', 'churn-daily.yaml');
+  const job = await loadJob(jobFile);
+  if (job.input.uri.startsWith('s3://')) throw usageError('BAD_OPTION', 'the demo writes its input locally; the example job must use local paths');
+  process.stderr.write(`writing a demo day of ${rows.toLocaleString('en-US')} customers for ${date}…\n`);
+  const input = await writeDemoDay(job, date, { rows, files, seed: 7 });
+  process.stderr.write(`input ready at ${input}\nscoring: nightscore run ${path.relative(process.cwd(), jobFile)} --date ${date}\n\n`);
+  const code = await runCommand(ctx, jobFile, { date });
+  const { outputUri } = locateRun(job, date);
+  process.stdout.write(`\npredictions: ${outputUri}part-*.csv\nrun record:  ${outputUri}_manifest.json\n`);
+  return code;
+}
+

@@ -1,0 +1,119 @@
+import { QueueEvents } from 'bullmq';
+import { usageError } from '../errors.js';
+import { dateRange } from '../job/dates.js';
+import { loadJob } from '../job/load.js';
+import { parseLogicalDate } from '../job/template.js';
+import { applyBackfill, planBackfill, type Reprocess } from '../queue/backfill.js';
+import { connectionOptions, queueConfig, runId } from '../queue/config.js';
+import { enqueueRun, openQueues, type Queues } from '../queue/queues.js';
+import { syncSchedules } from '../queue/schedule.js';
+import { formatStatus, readStatus } from '../queue/status.js';
+import { startWorker } from '../queue/worker.js';
+import type { CommandContext } from './local.js';
+
+async function withQueues<T>(fn: (queues: Queues) => Promise<T>): Promise<T> {
+  const queues = openQueues(queueConfig());
+  try {
+    return await fn(queues);
+  } finally {
+    await queues.close();
+  }
+}
+
+const positive = (name: string, value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw usageError('BAD_OPTION', `${name} takes a positive whole number, got "${value}"`);
+  return n;
+};
+
+/** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
+export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }): Promise<number> {
+  const port = opts.port ?? process.env.NIGHTSCORE_HTTP_PORT;
+  const worker = await startWorker(
+    queueConfig(),
+    {
+      concurrency: positive('--concurrency', opts.concurrency),
+      port: port === undefined ? undefined : Number(port),
+      host: opts.host ?? process.env.NIGHTSCORE_HTTP_HOST,
+      jobsDir: opts.jobsDir,
+      shutdownTimeoutMs: Number(process.env.NIGHTSCORE_SHUTDOWN_TIMEOUT_MS || 30_000),
+    },
+    ctx.log,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      ctx.log.info({ signal }, 'stopping: no new work; finishing or releasing running chunks');
+      worker.close().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  // Everything is closed; do not let a lingering handle keep a stopped pod alive.
+  setTimeout(() => process.exit(0), 1_000).unref();
+  return 0;
+}
+
+/** nightscore schedule sync: one job scheduler per job file with a schedule. */
+export async function scheduleSyncCommand(dir: string): Promise<number> {
+  const result = await withQueues((queues) => syncSchedules(queues, dir));
+  process.stdout.write(`schedulers: ${result.upserted.join(', ') || '(none)'}\n${result.removed.length ? `removed: ${result.removed.join(', ')}\n` : ''}`);
+  return 0;
+}
+
+/** nightscore run --queue: enqueue one date, and with --wait follow it to the end. */
+export async function enqueueCommand(jobFile: string, opts: { date: string; wait?: boolean; json?: boolean }): Promise<number> {
+  const date = parseLogicalDate(opts.date);
+  const job = await loadJob(jobFile);
+  return withQueues(async (queues) => {
+    const added = await enqueueRun(queues, job.name, job.file, date);
+    process.stderr.write(`${added ? 'enqueued' : 'already queued'}: ${runId(job.name, date)}\n`);
+    if (!opts.wait) return 0;
+    const events = new QueueEvents(queues.runs.name, { connection: connectionOptions(queues.config), prefix: queues.config.prefix });
+    try {
+      const run = await queues.runs.getJob(runId(job.name, date));
+      await run?.waitUntilFinished(events).catch(() => undefined);
+    } finally {
+      await events.close();
+    }
+    const [status] = await readStatus(queues, job, [date]);
+    process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : `${formatStatus([status!])}\n`);
+    return status?.state === 'succeeded' ? 0 : 1;
+  });
+}
+
+/** nightscore backfill: one run per date in a range. */
+export async function backfillCommand(
+  jobFile: string,
+  opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean },
+): Promise<number> {
+  if (!['missing', 'failed', 'all'].includes(opts.reprocess)) {
+    throw usageError('BAD_OPTION', `--reprocess takes missing, failed or all, got "${opts.reprocess}"`);
+  }
+  const maxParallel = positive('--max-parallel-runs', opts.maxParallelRuns);
+  const job = await loadJob(jobFile);
+  const dates = dateRange(opts.from, opts.to);
+  if (opts.reverse) dates.reverse();
+  return withQueues(async (queues) => {
+    const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess);
+    for (const d of decisions) process.stdout.write(`${d.date}  ${d.enqueue ? 'enqueue' : 'skip   '}  ${d.reason}\n`);
+    if (opts.dryRun) {
+      process.stdout.write(`dry run: ${decisions.filter((d) => d.enqueue).length} of ${dates.length} dates would be enqueued\n`);
+      return 0;
+    }
+    const n = await applyBackfill(queues, job, decisions, { maxParallel });
+    process.stdout.write(`${n} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} runs at a time)` : ''}\n`);
+    return 0;
+  });
+}
+
+/** nightscore status: one line per date. */
+export async function statusCommand(jobFile: string, opts: { from?: string; to?: string; json?: boolean }): Promise<number> {
+  const job = await loadJob(jobFile);
+  const today = new Date().toISOString().slice(0, 10);
+  const to = opts.to ?? opts.from ?? today;
+  const from = opts.from ?? new Date(Date.parse(`${parseLogicalDate(to)}T00:00:00Z`) - 6 * 86_400_000).toISOString().slice(0, 10);
+  const rows = await withQueues((queues) => readStatus(queues, job, dateRange(from, to)));
+  process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatStatus(rows)}\n`);
+  return 0;
+}

@@ -1,0 +1,47 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface HealthServerOptions {
+  host: string;
+  port: number;
+  /** Resolves to the reason the worker is not ready, or undefined when it is. */
+  notReady: () => Promise<string | undefined>;
+  registry: Registry;
+}
+
+/**
+ * /healthz: the process is alive. /readyz: Redis answers and the models load. /metrics:
+ * Prometheus text. Binds to loopback unless told otherwise, so metrics are not exposed by
+ * accident.
+ */
+export async function startHealthServer(opts: HealthServerOptions): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(status, { 'content-type': type });
+      res.end(body);
+    };
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return reply(200, 'ok\n');
+    if (path === '/readyz') {
+      opts.notReady().then(
+        (reason) => (reason ? reply(503, `not ready: ${reason}\n`) : reply(200, 'ready\n')),
+        (err: Error) => reply(503, `not ready: ${err.message}\n`),
+      );
+      return;
+    }
+    if (path === '/metrics') {
+      opts.registry.metrics().then(
+        (text) => reply(200, text, opts.registry.contentType),
+        (err: Error) => reply(500, `${err.message}\n`),
+      );
+      return;
+    }
+    reply(404, 'not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  return { server, port: (server.address() as AddressInfo).port };
+}

@@ -1,0 +1,67 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The worker's Prometheus metrics; `queueDepth` is filled on each scrape. */
+export interface WorkerMetrics {
+  registry: Registry;
+  rowsRead: Counter;
+  rowsScored: Counter;
+  rowsRejected: Counter;
+  chunkSeconds: Histogram;
+  chunksInFlight: Gauge;
+  failures: Counter<'reason'>;
+  /** Longest event-loop stall of the main thread since start: the thread that renews locks. */
+  eventLoopDelayMax(): number;
+  stop(): void;
+}
+
+export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; state: string; count: number }>>): WorkerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'nightscore_process_' });
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const counter = (name: string, help: string) => new Counter({ name, help, registers: [registry] });
+  const metrics: WorkerMetrics = {
+    registry,
+    rowsRead: counter('nightscore_rows_read_total', 'Input rows read by chunks this worker scored'),
+    rowsScored: counter('nightscore_rows_scored_total', 'Rows scored into prediction parts'),
+    rowsRejected: counter('nightscore_rows_rejected_total', 'Rows written to rejects files'),
+    chunkSeconds: new Histogram({
+      name: 'nightscore_chunk_duration_seconds',
+      help: 'Wall time to score one chunk',
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+    chunksInFlight: new Gauge({ name: 'nightscore_chunks_in_flight', help: 'Chunks being scored now', registers: [registry] }),
+    failures: new Counter({ name: 'nightscore_failures_total', help: 'Failed chunk and run attempts by error code', labelNames: ['reason'], registers: [registry] }),
+    eventLoopDelayMax: () => loop.max / 1e9,
+    stop: () => loop.disable(),
+  };
+  new Gauge({
+    name: 'nightscore_event_loop_delay_max_seconds',
+    help: 'Longest event-loop delay of the main thread since start (lock renewal runs there)',
+    registers: [registry],
+    collect() {
+      this.set(metrics.eventLoopDelayMax());
+    },
+  });
+  new Gauge({
+    name: 'nightscore_event_loop_delay_p99_seconds',
+    help: 'p99 event-loop delay of the main thread since start',
+    registers: [registry],
+    collect() {
+      this.set(loop.percentile(99) / 1e9);
+    },
+  });
+  new Gauge({
+    name: 'nightscore_queue_jobs',
+    help: 'Jobs in the queue by state (for autoscaling on queue depth)',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const { queue, state, count } of await queueDepth().catch(() => [])) this.set({ queue, state }, count);
+    },
+  });
+  return metrics;
+}

@@ -1,0 +1,80 @@
+import { locateRun, type JobDefinition } from '../job/load.js';
+import { openLocation } from '../storage/open.js';
+import { readText } from '../storage/storage.js';
+import type { RunManifest } from '../run/manifest.js';
+import { runId } from './config.js';
+import { enqueueRun, type BackfillJobData, type Queues } from './queues.js';
+
+export type Reprocess = 'missing' | 'failed' | 'all';
+
+export interface BackfillDecision {
+  date: string;
+  enqueue: boolean;
+  reason: string;
+}
+
+const IN_FLIGHT = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+/** What the output folder of a date says: `_SUCCESS`, and the manifest's status. */
+export async function outputState(job: JobDefinition, date: string): Promise<{ success: boolean; manifest: RunManifest | undefined }> {
+  const out = openLocation(locateRun(job, date).outputUri);
+  const success = (await out.storage.stat(out.storage.join(out.key, '_SUCCESS'))) !== undefined;
+  const manifestKey = out.storage.join(out.key, '_manifest.json');
+  const manifest = (await out.storage.stat(manifestKey)) ? (JSON.parse(await readText(out.storage, manifestKey)) as RunManifest) : undefined;
+  return { success, manifest };
+}
+
+/**
+ * Decides, per date, whether a backfill enqueues it. A run in flight is never touched.
+ *   missing: dates with no `_SUCCESS` and no run record in the queue;
+ *   failed:  dates whose run failed (in the queue, or per the manifest once trimmed);
+ *   all:     every date not in flight.
+ */
+export async function planBackfill(queues: Queues, job: JobDefinition, dates: string[], mode: Reprocess): Promise<BackfillDecision[]> {
+  const decisions: BackfillDecision[] = [];
+  for (const date of dates) {
+    const state = await queues.runs.getJobState(runId(job.name, date));
+    const { success, manifest } = await outputState(job, date);
+    const failed = state === 'failed' || (state === 'unknown' && manifest?.status === 'failed' && !success);
+    let decision: [boolean, string];
+    if (IN_FLIGHT.has(state)) decision = [false, `in flight (${state})`];
+    else if (mode === 'all') decision = [true, state === 'unknown' ? 'reprocess all' : `reprocess all (was ${state})`];
+    else if (mode === 'failed') decision = failed ? [true, 'failed before'] : [false, success ? 'succeeded' : 'not failed'];
+    else if (success) decision = [false, 'succeeded'];
+    else if (state !== 'unknown') decision = [false, `already ran (${state}); use --reprocess failed or all`];
+    else decision = [true, 'missing'];
+    decisions.push({ date, enqueue: decision[0], reason: decision[1] });
+  }
+  return decisions;
+}
+
+export interface ApplyOptions {
+  /** Runs of this backfill in flight at once; undefined enqueues every date now. */
+  maxParallel?: number;
+}
+
+/**
+ * Enqueues the decided dates, oldest first unless the dates were given reversed. Finished
+ * run records of those dates are removed first so their deterministic ids can be reused.
+ * With maxParallel, a backfill job on the queue feeds the dates as earlier runs finish.
+ */
+export async function applyBackfill(queues: Queues, job: JobDefinition, decisions: BackfillDecision[], opts: ApplyOptions): Promise<number> {
+  const dates = decisions.filter((d) => d.enqueue).map((d) => d.date);
+  for (const date of dates) {
+    const existing = await queues.runs.getJob(runId(job.name, date));
+    if (existing && ['completed', 'failed'].includes(await existing.getState())) await existing.remove();
+  }
+  if (dates.length === 0) return 0;
+  if (opts.maxParallel === undefined) {
+    let added = 0;
+    for (const date of dates) if (await enqueueRun(queues, job.name, job.file, date)) added++;
+    return added;
+  }
+  const data: BackfillJobData = { jobFile: job.file, dates, next: 0, maxParallel: opts.maxParallel };
+  await queues.runs.add('backfill', data, {
+    jobId: `backfill.${job.name}.${dates[0]}.${dates.at(-1)}.${dates.length}`,
+    removeOnComplete: { age: 7 * 24 * 3600 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  });
+  return dates.length;
+}

@@ -1,0 +1,29 @@
+/**
+ * The chunk processor, run by BullMQ in a worker thread (a sandboxed processor). Parsing
+ * and onnxruntime's session.run block the thread they run on; here that thread is not the
+ * one that renews the chunk's lock, so a long batch can never make a healthy worker look
+ * dead. Each thread keeps its model session across chunks (model/session.ts caches it).
+ */
+import type { SandboxedJob } from 'bullmq';
+import type { JobDefinition } from '../job/load.js';
+import type { ChunkPlan } from '../run/plan.js';
+import { chunkContext, prepareJob } from '../run/run.js';
+import { scoreChunk, type ChunkResult } from '../run/score-chunk.js';
+import { toQueueError } from './errors.js';
+
+export interface ChunkJobData {
+  run: string;
+  job: JobDefinition;
+  outputUri: string;
+  chunk: ChunkPlan;
+}
+
+export default async function processChunk(job: SandboxedJob<ChunkJobData, ChunkResult>): Promise<ChunkResult> {
+  try {
+    const prepared = await prepareJob(job.data.job);
+    const ctx = chunkContext(prepared, job.data.outputUri, (rows) => void job.updateProgress({ read: rows.read }));
+    return await scoreChunk(job.data.chunk, ctx);
+  } catch (err) {
+    throw toQueueError(err);
+  }
+}

@@ -1,0 +1,123 @@
+import { DelayedError, UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { loadJob } from '../job/load.js';
+import { logicalDateFor } from '../job/dates.js';
+import type { ChunkResult } from '../run/score-chunk.js';
+import { beginRun, finishRun, prepareJob } from '../run/run.js';
+import { chunkId, QUEUES } from './config.js';
+import type { ChunkJobData } from './chunk-processor.js';
+import { fromFailedReason, toQueueError } from './errors.js';
+import { enqueueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
+
+/** What a finished run job returns: enough for `status` without reading the manifest. */
+export interface RunSummary {
+  status: 'succeeded';
+  chunks: number;
+  rows: { read: number; scored: number; rejected: number };
+  duration_ms: number | null;
+  sha256: string;
+}
+
+/** Processes the runs queue: scheduler fires, backfill feeders and the runs themselves. */
+export function runProcessor(queues: Queues, log: Logger) {
+  return async (job: Job, token?: string): Promise<unknown> => {
+    try {
+      if (job.name === 'fire') return await fire(queues, job as Job<FireJobData>, log);
+      if (job.name === 'backfill') return await feedBackfill(queues, job as Job<BackfillJobData>, token!);
+      return await processRun(queues, job as Job<RunJobData>, token!, log);
+    } catch (err) {
+      if (err instanceof WaitingChildrenError || err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+      throw toQueueError(err);
+    }
+  };
+}
+
+/** A scheduler fired: enqueue the run of the logical date (fire date in the schedule's zone, less the lag). */
+async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise<string> {
+  const def = await loadJob(job.data.jobFile);
+  const fireMillis = job.opts.prevMillis ?? job.timestamp;
+  const date = logicalDateFor(fireMillis, def.schedule?.tz ?? 'UTC', def.schedule?.lag ?? 1);
+  const added = await enqueueRun(queues, def.name, def.file, date);
+  log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added }, 'schedule fired');
+  return date;
+}
+
+/**
+ * A run is one BullMQ job processed in steps (BullMQ's "process step jobs" pattern), each
+ * step recorded in the job's data so a retry resumes where the last try stopped:
+ *   plan     → list inputs, plan chunks, open the output folder for a new attempt;
+ *   chunks   → add one child job per chunk (deterministic ids: re-adding is a no-op);
+ *   finalize → wait until every chunk has finished, then commit the run exactly once.
+ */
+async function processRun(queues: Queues, job: Job<RunJobData>, token: string, log: Logger): Promise<RunSummary> {
+  let data = job.data;
+  if (!data.step || data.step === 'plan') {
+    const def = await loadJob(data.jobFile);
+    const plan = await beginRun(await prepareJob(def), data.date);
+    data = { ...data, step: 'chunks', plan, job: def };
+    await job.updateData(data);
+    log.info({ run: job.id, chunks: plan.chunks.length, attempt: plan.manifest.attempt }, 'run planned');
+  }
+  const plan = data.plan!;
+  if (data.step === 'chunks') {
+    await queues.chunks.addBulk(
+      plan.chunks.map((chunk) => {
+        const chunkData: ChunkJobData = { run: job.id!, job: data.job!, outputUri: plan.outputUri, chunk };
+        return {
+          name: 'chunk',
+          data: chunkData,
+          opts: {
+            jobId: chunkId(job.id!, plan.manifest.attempt, chunk.index),
+            parent: { id: job.id!, queue: job.queueQualifiedName },
+            attempts: queues.config.attempts,
+            backoff: { type: 'exponential', delay: queues.config.backoffMs },
+            // A failed chunk does not fail the run behind BullMQ's back: the commit step
+            // sees it and writes a failed manifest with the chunk's error.
+            ignoreDependencyOnFailure: true,
+            removeOnComplete: { age: 24 * 3600 },
+            removeOnFail: { age: 7 * 24 * 3600 },
+          },
+        };
+      }),
+    );
+    data = { ...data, step: 'finalize' };
+    await job.updateData(data);
+  }
+  if (await job.moveToWaitingChildren(token)) throw new WaitingChildrenError();
+
+  const values = await job.getChildrenValues<ChunkResult>();
+  const failures = Object.values(await job.getIgnoredChildrenFailures());
+  const failure = failures.length > 0 ? fromFailedReason(failures[0]!) : undefined;
+  const manifest = await finishRun(plan, Object.values(values), data.job!.input.key, data.job!.output.csv.delimiter, failure);
+  log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
+  if (manifest.error) throw new UnrecoverableError(`${manifest.error.code}: ${manifest.error.message}`);
+  return { status: 'succeeded', chunks: manifest.chunks, rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256 };
+}
+
+const ACTIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+const FEED_INTERVAL_MS = 2_000;
+
+/**
+ * A backfill with --max-parallel-runs: keeps at most that many of its runs in flight,
+ * enqueueing the next date as earlier ones finish, and checks back every few seconds. Its
+ * progress (`next`) lives in the job's data, so a crashed worker resumes it.
+ */
+async function feedBackfill(queues: Queues, job: Job<BackfillJobData>, token: string): Promise<number> {
+  const def = await loadJob(job.data.jobFile);
+  let { next } = job.data;
+  const { dates, maxParallel } = job.data;
+  let inFlight = 0;
+  for (const date of dates.slice(0, next)) if (ACTIVE_STATES.has(await queues.runs.getJobState(`${def.name}@${date}`))) inFlight++;
+  while (next < dates.length && inFlight < maxParallel) {
+    if (await enqueueRun(queues, def.name, def.file, dates[next]!)) inFlight++;
+    next++;
+  }
+  await job.updateData({ ...job.data, next });
+  if (next < dates.length) {
+    await job.moveToDelayed(Date.now() + FEED_INTERVAL_MS, token);
+    throw new DelayedError();
+  }
+  return dates.length;
+}
+
+export { QUEUES };

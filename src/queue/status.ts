@@ -1,0 +1,65 @@
+import type { JobDefinition } from '../job/load.js';
+import { runId } from './config.js';
+import { outputState } from './backfill.js';
+import type { Queues, RunJobData } from './queues.js';
+
+export type DateState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'missing';
+
+export interface DateStatus {
+  date: string;
+  state: DateState;
+  /** Chunks finished and planned, while running. */
+  chunks?: { done: number; total: number };
+  rows?: { read: number; scored: number; rejected: number };
+  duration_ms?: number | null;
+  sha256?: string;
+  attempts?: number;
+  error?: string;
+}
+
+/**
+ * One line per date, from the queue (state, chunk progress, attempts, failure reason) and
+ * from the output folder (the manifest: rows, duration, model; `_SUCCESS`).
+ */
+export async function readStatus(queues: Queues, job: JobDefinition, dates: string[]): Promise<DateStatus[]> {
+  return Promise.all(
+    dates.map(async (date): Promise<DateStatus> => {
+      const run = await queues.runs.getJob(runId(job.name, date));
+      const { success, manifest } = await outputState(job, date);
+      const fromManifest = manifest && manifest.status !== 'running'
+        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.error ? { error: `${manifest.error.code}: ${manifest.error.message}` } : {}) }
+        : {};
+      if (run) {
+        const state = await run.getState();
+        const attempts = run.attemptsMade;
+        if (state === 'failed') return { date, state: 'failed', attempts, ...fromManifest, error: run.failedReason };
+        if (state === 'completed') return { date, state: success ? 'succeeded' : 'failed', attempts, ...fromManifest };
+        const data = run.data as RunJobData;
+        if (state === 'active' || state === 'waiting-children' || data.plan) {
+          const counts = await run.getDependenciesCount({ processed: true, ignored: true, failed: true });
+          const done = (counts.processed ?? 0) + (counts.ignored ?? 0) + (counts.failed ?? 0);
+          return { date, state: 'running', attempts, chunks: { done, total: data.plan?.chunks.length ?? 0 } };
+        }
+        return { date, state: 'scheduled', attempts };
+      }
+      if (success) return { date, state: 'succeeded', ...fromManifest };
+      if (manifest?.status === 'failed') return { date, state: 'failed', ...fromManifest };
+      return { date, state: 'missing' };
+    }),
+  );
+}
+
+/** A status table for a terminal. */
+export function formatStatus(rows: DateStatus[]): string {
+  const lines = rows.map((r) => {
+    const state = r.state === 'running' && r.chunks ? `running ${r.chunks.done}/${r.chunks.total} chunks` : r.state;
+    const parts = [r.date, state.padEnd(22)];
+    if (r.rows) parts.push(`${r.rows.scored.toLocaleString('en-US')} scored, ${r.rows.rejected.toLocaleString('en-US')} rejected`);
+    if (r.duration_ms != null) parts.push(`${(r.duration_ms / 1000).toFixed(1)} s`);
+    if (r.sha256) parts.push(`model ${r.sha256.slice(0, 12)}`);
+    if (r.attempts !== undefined) parts.push(`attempts ${r.attempts}`);
+    if (r.error) parts.push(`error: ${r.error}`);
+    return parts.join('  ');
+  });
+  return lines.join('\n');
+}

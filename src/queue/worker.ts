@@ -1,0 +1,126 @@
+import { Worker, type Job } from 'bullmq';
+import { readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { loadJob } from '../job/load.js';
+import { startHealthServer } from '../observe/http.js';
+import { createMetrics } from '../observe/metrics.js';
+import { prepareJob } from '../run/run.js';
+import type { ChunkResult } from '../run/score-chunk.js';
+import { connectionOptions, QUEUES, type QueueConfig } from './config.js';
+import { openQueues } from './queues.js';
+import { runProcessor } from './run-processor.js';
+
+export interface WorkerOptions {
+  /**
+   * Chunks scored at once, each in its own worker thread with its own model session.
+   * @defaultValue the number of CPUs
+   */
+  concurrency?: number;
+  /** Port of /healthz, /readyz and /metrics; 0 picks a free one. @defaultValue 9464 */
+  port?: number;
+  /** Address the health server binds to. @defaultValue 127.0.0.1 */
+  host?: string;
+  /** Job files whose models /readyz checks load. */
+  jobsDir?: string;
+  /** How long SIGTERM waits for running chunks before releasing them to other workers. @defaultValue 30 s */
+  shutdownTimeoutMs?: number;
+}
+
+export interface RunningWorker {
+  port: number;
+  /** Stops taking work, lets running chunks finish (up to the timeout), then closes everything. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a queue worker: runs (plan and commit, on the main thread) and chunks (scoring,
+ * in worker threads so parsing and inference never block the lock renewal here).
+ */
+export async function startWorker(config: QueueConfig, opts: WorkerOptions, log: Logger): Promise<RunningWorker> {
+  const queues = openQueues(config);
+  const connection = connectionOptions(config);
+  const common = { connection, prefix: config.prefix, lockDuration: config.lockMs, stalledInterval: config.stalledIntervalMs, maxStalledCount: config.maxStalledCount };
+  const concurrency = opts.concurrency ?? availableParallelism();
+  const metrics = createMetrics(async () => {
+    const out: Array<{ queue: string; state: string; count: number }> = [];
+    for (const q of [queues.runs, queues.chunks]) {
+      const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'waiting-children', 'failed', 'completed', 'prioritized');
+      for (const [state, count] of Object.entries(counts)) out.push({ queue: q.name, state, count });
+    }
+    return out;
+  });
+
+  const runs = new Worker(QUEUES.runs, runProcessor(queues, log), { ...common, concurrency: 4 });
+  const chunks = new Worker(QUEUES.chunks, new URL('./chunk-processor.js', import.meta.url), { ...common, concurrency, useWorkerThreads: true });
+  const started = new Map<string, number>();
+  chunks.on('active', (job: Job) => {
+    started.set(job.id!, Date.now());
+    metrics.chunksInFlight.inc();
+  });
+  chunks.on('completed', (job: Job, result: ChunkResult) => {
+    metrics.chunksInFlight.dec();
+    metrics.chunkSeconds.observe((Date.now() - (started.get(job.id!) ?? Date.now())) / 1000);
+    started.delete(job.id!);
+    metrics.rowsRead.inc(result.rows.read);
+    metrics.rowsScored.inc(result.rows.scored);
+    metrics.rowsRejected.inc(result.rows.rejected);
+    log.info({ chunk: job.id, rows: result.rows }, 'chunk scored');
+  });
+  chunks.on('failed', (job: Job | undefined, err: Error) => {
+    if (job && started.delete(job.id!)) metrics.chunksInFlight.dec();
+    metrics.failures.inc({ reason: /^([A-Z0-9_]+):/.exec(err.message)?.[1] ?? err.name });
+    log.warn({ chunk: job?.id, attempts: job?.attemptsMade, err: err.message }, 'chunk failed');
+  });
+  runs.on('failed', (job: Job | undefined, err: Error) => {
+    metrics.failures.inc({ reason: /^([A-Z0-9_]+):/.exec(err.message)?.[1] ?? err.name });
+    log.warn({ run: job?.id, attempts: job?.attemptsMade, err: err.message }, 'run failed');
+  });
+  for (const w of [runs, chunks]) w.on('error', (err) => log.error({ err: err.message }, 'worker error'));
+
+  const health = await startHealthServer({
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 9464,
+    registry: metrics.registry,
+    notReady: () => notReady(queues.runs, opts.jobsDir),
+  });
+  log.info({ port: health.port, concurrency, prefix: config.prefix }, 'worker started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port: health.port,
+    close: () =>
+      (closing ??= (async () => {
+        const graceful = Promise.all([runs.close(), chunks.close()]).then(() => false);
+        const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, opts.shutdownTimeoutMs ?? 30_000, true).unref());
+        // Past the timeout, running chunks are released: their locks lapse and another
+        // worker picks them up as stalled, and their deterministic parts are overwritten.
+        if (await Promise.race([graceful, timeout])) await Promise.all([runs.close(true), chunks.close(true)]);
+        await queues.close();
+        metrics.stop();
+        await new Promise((resolve) => health.server.close(resolve));
+        log.info('worker stopped');
+      })()),
+  };
+}
+
+async function notReady(queue: { getJobCounts(...states: string[]): Promise<unknown> }, jobsDir: string | undefined): Promise<string | undefined> {
+  // Worker connections wait for Redis rather than fail, so bound the check in time.
+  const timeout = new Promise<string>((resolve) => setTimeout(resolve, 2_000, 'Redis did not answer within 2 s').unref());
+  const redis = queue.getJobCounts('waiting').then(
+    () => undefined,
+    (err: Error) => `Redis: ${err.message}`,
+  );
+  const problem = await Promise.race([redis, timeout]);
+  if (problem) return problem;
+  if (!jobsDir) return undefined;
+  for (const file of (await readdir(jobsDir)).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))) {
+    try {
+      await prepareJob(await loadJob(path.join(jobsDir, file)));
+    } catch (err) {
+      return `${file}: ${(err as Error).message}`;
+    }
+  }
+  return undefined;
+}
