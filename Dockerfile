@@ -4,7 +4,7 @@ FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: onnxruntime-node's install script would download CUDA files; the CPU
-# binaries ship inside the package. The build below replaces the `prepare` script.
+# binaries ship inside the package. The tsc step below replaces the `prepare` script.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
 COPY src ./src
@@ -20,5 +20,9 @@ COPY package.json ./
 COPY models ./models
 COPY jobs ./jobs
 USER node
+EXPOSE 9464
+# The same entry point the tests run: node dist/cli.js <command>.
 ENTRYPOINT ["node", "/app/dist/cli.js"]
-CMD ["--help"]
+CMD ["worker", "--jobs-dir", "/app/jobs"]
+HEALTHCHECK --interval=15s --timeout=3s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.NIGHTSCORE_HTTP_PORT || 9464) + '/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
