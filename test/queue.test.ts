@@ -134,4 +134,22 @@ describe('runs on the queue', () => {
     expect(rows[1]!.state).toBe('missing');
     expect(await tq.queues.runs.getJobCountByTypes('completed', 'failed', 'active', 'waiting')).toBe(3);
   });
+
+  it('--max-parallel-runs keeps at most that many runs of the backfill in flight, oldest first', async () => {
+    tq = await createTestQueue();
+    const dates = ['2026-08-01', '2026-08-02', '2026-08-03', '2026-08-04'];
+    for (const date of dates) await ws.write(`in/dt=${date}/a.csv`, csvOf(300, 2));
+    const job = await churnJob('paced', 'in/dt={date}/', 'out/dt={date}/');
+    await tq.startWorker();
+    const res = await runCli(['backfill', job, '--from', dates[0]!, '--to', dates[3]!, '--max-parallel-runs', '1'], { env: tq.env });
+    expect(res.stdout).toContain('4 of 4 dates enqueued (at most 1 run at a time)');
+    let maxInFlight = 0;
+    await tq.waitFor(job, dates[0]!, dates[3]!, (rows) => {
+      maxInFlight = Math.max(maxInFlight, rows.filter((r) => r.state === 'running' || r.state === 'scheduled').length);
+      return rows.every((r) => r.state === 'succeeded');
+    });
+    expect(maxInFlight).toBe(1);
+    const started = await Promise.all(dates.map(async (d) => (await ws.manifest(`out/dt=${d}`)).started_at));
+    expect([...started].sort()).toEqual(started);
+  });
 });

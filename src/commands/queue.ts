@@ -102,7 +102,7 @@ export async function backfillCommand(
       return 0;
     }
     const n = await applyBackfill(queues, job, decisions, { maxParallel });
-    process.stdout.write(`${n} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} runs at a time)` : ''}\n`);
+    process.stdout.write(`${n} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} run${maxParallel === 1 ? "" : "s"} at a time)` : ''}\n`);
     return 0;
   });
 }
