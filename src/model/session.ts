@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { modelError } from '../errors.js';
 import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
@@ -27,12 +27,18 @@ export interface LoadModelOptions {
 const cache = new Map<string, Promise<LoadedModel>>();
 
 /**
- * Loads a model, once per (path, threads) per process. The bytes hashed for the manifest
- * are the bytes handed to onnxruntime, so the recorded sha256 is what actually scored.
+ * Loads a model, once per (file version, threads) per process: a long-lived worker picks up
+ * a model file replaced on disk, because its size or modification time changes. The bytes
+ * hashed for the manifest are the bytes handed to onnxruntime, so the recorded sha256 is
+ * what actually scored.
  */
-export function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const threads = opts.threads ?? 1;
-  const id = `${path}\0${threads}`;
+  const version = await stat(path).then(
+    (s) => `${s.size}\0${s.mtimeMs}`,
+    () => 'missing',
+  );
+  const id = `${path}\0${version}\0${threads}`;
   let loaded = cache.get(id);
   if (!loaded) {
     loaded = createModel(path, threads);
