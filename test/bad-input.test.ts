@@ -173,7 +173,7 @@ describe('bad input gets a clear error', () => {
     );
     const res = await runCli(['run', file, '--date', '2026-01-01']);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/JOB_INVALID: .*bad\.yaml:4: input\.format: expected "csv", got "tsv"/);
+    expect(res.stderr).toMatch(/JOB_INVALID: .*bad\.yaml:4: input\.format: expected "csv" or "parquet", got "tsv"/);
     expectNoStack(res.stderr);
   });
 

@@ -6,7 +6,7 @@ import { BatchBuilder, mapColumns } from '../src/run/batch.js';
 /** Reads CSV text the way a run does, returning scored rows and rejects. */
 async function read(text: string | Buffer, features = ['a', 'b'], keys = ['id']) {
   const csv = await openCsv(Readable.from([text]), { source: 'mem.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
-  const builder = new BatchBuilder(mapColumns(csv.header, features, keys, 'mem.csv'), 100, features);
+  const builder = new BatchBuilder(features, 100, mapColumns(csv.header, features, keys, 'mem.csv'));
   const rejects: Array<[number, string]> = [];
   for await (const record of csv.records) {
     const reject = builder.add(record.fields, record.line, 'mem.csv');
@@ -57,7 +57,7 @@ describe('CSV input', () => {
       delimiter: ',',
       maxRecordBytes: 1 << 20,
     });
-    const builder = new BatchBuilder(mapColumns(csv.header, ['a', 'b'], ['id'], 'mem.csv'), 10, ['a', 'b']);
+    const builder = new BatchBuilder(['a', 'b'], 10, mapColumns(csv.header, ['a', 'b'], ['id'], 'mem.csv'));
     const sizes: number[] = [];
     const buffers = new Set<ArrayBufferLike>();
     for await (const r of csv.records) {

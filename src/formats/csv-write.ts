@@ -1,6 +1,6 @@
 import { stringify } from 'csv-stringify/sync';
 import type { OutputValues } from '../model/scorer.js';
-import type { Batch, Reject } from '../run/batch.js';
+import type { Reject } from '../run/batch.js';
 import { formatFloat32 } from './numbers.js';
 
 export interface CsvWriteOptions {
@@ -18,11 +18,11 @@ export function rejectsHeader(keys: string[], opts: CsvWriteOptions): string {
 }
 
 /** Formats one scored batch as CSV rows (no header). */
-export function formatPredictions(batch: Batch, outputs: OutputValues[], opts: CsvWriteOptions): string {
+export function formatPredictions(keys: unknown[][], outputs: OutputValues[], count: number, opts: CsvWriteOptions): string {
   const formatters = outputs.map((o) => formatterFor(o.columns.type));
-  const rows: string[][] = new Array(batch.rows);
-  for (let r = 0; r < batch.rows; r++) {
-    const row = [...(batch.keys[r] as string[])];
+  const rows: string[][] = new Array(count);
+  for (let r = 0; r < count; r++) {
+    const row: string[] = (keys[r] as unknown[]).map(keyText);
     for (let o = 0; o < outputs.length; o++) {
       const { data, columns } = outputs[o] as OutputValues;
       const width = columns.names.length;
@@ -45,9 +45,16 @@ export function stagedRejectsHeader(keys: string[], opts: CsvWriteOptions): stri
 
 export function formatStagedRejects(rejects: Reject[], segmentStart: number, opts: CsvWriteOptions): string {
   return stringify(
-    rejects.map((r) => [r.source, String(segmentStart), String(r.line), ...r.key, r.reason]),
+    rejects.map((r) => [r.source, String(segmentStart), String(r.line), ...r.key.map(keyText), r.reason]),
     opts,
   );
+}
+
+/** Key values as text: CSV keys are text already; Parquet keys may be numbers, bigints or dates. */
+export function keyText(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (v instanceof Date) return v.toISOString();
+  return String(v);
 }
 
 /** Formats final reject rows (source, line, keys…, reason), no header. */

@@ -41,7 +41,7 @@ export const jobSchema = z.strictObject({
     .optional(),
   input: z.strictObject({
     uri: z.string().min(1),
-    format: z.enum(['csv']),
+    format: z.enum(['csv', 'parquet']),
     /** Columns copied to every output and rejects row to identify it. */
     key: z.array(columnName).default([]),
     csv: csvInputOptions.default({ delimiter: ',', max_record_bytes: 1024 * 1024, split: true }),
@@ -57,7 +57,7 @@ export const jobSchema = z.strictObject({
   }),
   output: z.strictObject({
     uri: z.string().min(1),
-    format: z.enum(['csv']),
+    format: z.enum(['csv', 'parquet']),
     /**
      * Which model outputs become columns and what they are called: `label: churned` or
      * `probabilities: [p_stay, p_churn]`. When absent, every tensor output is written
@@ -65,6 +65,12 @@ export const jobSchema = z.strictObject({
      */
     columns: z.record(z.string(), z.union([columnName, z.array(columnName).min(1)])).optional(),
     csv: csvOutputOptions.default({ delimiter: ',' }),
+    parquet: z
+      .strictObject({
+        /** Compression of Parquet parts. @defaultValue SNAPPY */
+        codec: z.enum(['SNAPPY', 'UNCOMPRESSED']).default('SNAPPY'),
+      })
+      .default({ codec: 'SNAPPY' }),
   }),
   chunk: z
     .strictObject({

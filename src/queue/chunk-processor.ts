@@ -13,6 +13,7 @@ import { toQueueError } from './errors.js';
 
 export interface ChunkJobData {
   run: string;
+  date: string;
   job: JobDefinition;
   outputUri: string;
   chunk: ChunkPlan;
@@ -21,7 +22,7 @@ export interface ChunkJobData {
 export default async function processChunk(job: SandboxedJob<ChunkJobData, ChunkResult>): Promise<ChunkResult> {
   try {
     const prepared = await prepareJob(job.data.job);
-    const ctx = chunkContext(prepared, job.data.outputUri, (rows) => void job.updateProgress({ read: rows.read }));
+    const ctx = chunkContext(prepared, job.data.date, job.data.outputUri, (rows) => void job.updateProgress({ read: rows.read }));
     return await scoreChunk(job.data.chunk, ctx);
   } catch (err) {
     throw toQueueError(err);

@@ -62,7 +62,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   if (data.step === 'chunks') {
     await queues.chunks.addBulk(
       plan.chunks.map((chunk) => {
-        const chunkData: ChunkJobData = { run: job.id!, job: data.job!, outputUri: plan.outputUri, chunk };
+        const chunkData: ChunkJobData = { run: job.id!, date: data.date, job: data.job!, outputUri: plan.outputUri, chunk };
         return {
           name: 'chunk',
           data: chunkData,

@@ -1,11 +1,13 @@
 import { inputError } from '../errors.js';
 import { parseFeature } from '../formats/numbers.js';
+import { parquetFeature } from '../formats/parquet-read.js';
 
 /** A row that could not be scored, and why. */
 export interface Reject {
   source: string;
+  /** 1-based line (CSV), or 0-based row index (Parquet). */
   line: number;
-  key: string[];
+  key: unknown[];
   reason: string;
 }
 
@@ -14,8 +16,8 @@ export interface Batch {
   rows: number;
   /** rows × features values, row-major: the tensor's backing data. */
   features: Float32Array;
-  /** keys[r] are row r's key column values. */
-  keys: string[][];
+  /** keys[r] are row r's key column values (text from CSV, source types from Parquet). */
+  keys: unknown[][];
 }
 
 /** Where each needed column sits in a file's header. */
@@ -65,15 +67,16 @@ function describeHeader(header: string[]): string {
  */
 export class BatchBuilder {
   private readonly data: Float32Array;
-  private keys: string[][] = [];
+  private keys: unknown[][] = [];
   private count = 0;
 
+  /** `columns` places CSV fields; column-oriented (Parquet) input needs none. */
   constructor(
-    private readonly columns: ColumnMap,
-    readonly capacity: number,
     private readonly featureNames: string[],
+    readonly capacity: number,
+    private readonly columns?: ColumnMap,
   ) {
-    this.data = new Float32Array(capacity * columns.features.length);
+    this.data = new Float32Array(capacity * featureNames.length);
   }
 
   get rows(): number {
@@ -84,9 +87,9 @@ export class BatchBuilder {
     return this.count === this.capacity;
   }
 
-  /** Adds a record, or returns why it is rejected (and leaves the batch unchanged). */
+  /** Adds a CSV record, or returns why it is rejected (and leaves the batch unchanged). */
   add(fields: string[], line: number, source: string): Reject | undefined {
-    const { features, keys, width } = this.columns;
+    const { features, keys, width } = this.columns!;
     const key = keys.map((k) => fields[k] ?? '');
     if (fields.length !== width) {
       return { source, line, key, reason: `expected ${width} fields, got ${fields.length}` };
@@ -103,11 +106,28 @@ export class BatchBuilder {
   }
 
   /**
+   * Adds row `r` of column-oriented data (Parquet), or returns why it is rejected.
+   * `features[j]` and `keys[k]` are whole columns.
+   */
+  addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], r: number, line: number, source: string): Reject | undefined {
+    const key = keys.map((k) => k[r]);
+    const base = this.count * features.length;
+    for (let j = 0; j < features.length; j++) {
+      const parsed = parquetFeature((features[j] as ArrayLike<unknown>)[r]);
+      if (!parsed.ok) return { source, line, key, reason: `column ${this.featureNames[j]}: ${parsed.reason}` };
+      this.data[base + j] = parsed.value;
+    }
+    this.keys.push(key);
+    this.count++;
+    return undefined;
+  }
+
+  /**
    * Hands out the current rows. The returned features view aliases the builder's buffer:
    * score it before adding more rows.
    */
   take(): Batch {
-    const batch = { rows: this.count, features: this.data.subarray(0, this.count * this.columns.features.length), keys: this.keys };
+    const batch = { rows: this.count, features: this.data.subarray(0, this.count * this.featureNames.length), keys: this.keys };
     this.keys = [];
     this.count = 0;
     return batch;

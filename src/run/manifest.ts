@@ -41,11 +41,11 @@ export const OUTPUT_FILES = {
 } as const;
 
 /** The keys chunk `index` writes in an output folder: deterministic, so a retried chunk overwrites its own. */
-export function chunkFiles(out: Location, index: number): { part: string; stagedRejects: string; rejects: string } {
+export function chunkFiles(out: Location, index: number, format = 'csv'): { part: string; stagedRejects: string; rejects: string } {
   const n = String(index).padStart(5, '0');
   const rejectsDir = out.storage.join(out.key, OUTPUT_FILES.rejectsDir);
   return {
-    part: out.storage.join(out.key, `part-${n}.csv`),
+    part: out.storage.join(out.key, `part-${n}.${format}`),
     stagedRejects: out.storage.join(rejectsDir, `.staged-${n}.csv`),
     rejects: out.storage.join(rejectsDir, `part-${n}.csv`),
   };

@@ -22,6 +22,8 @@ export interface Segment {
   start: number;
   end: number;
   gzip: boolean;
+  /** Parquet: the row range [start, end) read instead of a byte range. */
+  rows?: { start: number; end: number };
 }
 
 /** One unit of work: a queue job, and one part file. */
@@ -30,7 +32,7 @@ export interface ChunkPlan {
   segments: Segment[];
 }
 
-const EXTENSIONS: Record<string, string[]> = { csv: ['.csv', '.csv.gz'] };
+const EXTENSIONS: Record<string, string[]> = { csv: ['.csv', '.csv.gz'], parquet: ['.parquet'] };
 
 /**
  * Lists the objects a run reads. A URI naming an object reads that object; otherwise it is
@@ -63,6 +65,26 @@ export interface PlanOptions {
   chunkBytes: number;
   /** When false, an object is never split (records may hold quoted newlines anywhere). */
   split: boolean;
+}
+
+/**
+ * Plans Parquet chunks from each object's footer: a chunk is one row group, and a row group
+ * with more than `maxRows` rows is split into row ranges of that many, so a chunk is at most
+ * one inference batch and memory stays bounded by `chunk.rows` whatever the row groups' size.
+ */
+export async function planParquetChunks(inputs: InputObject[], maxRows: number): Promise<ChunkPlan[]> {
+  const { openParquet, rowGroups } = await import('../formats/parquet-read.js');
+  const chunks: ChunkPlan[] = [];
+  for (const input of inputs) {
+    const { metadata } = await openParquet(input.uri, input.bytes);
+    for (const group of rowGroups(metadata)) {
+      for (let start = group.rowStart; start < group.rowEnd; start += maxRows) {
+        const end = Math.min(group.rowEnd, start + maxRows);
+        chunks.push({ index: chunks.length, segments: [{ uri: input.uri, bytes: input.bytes, start, end, gzip: false, rows: { start, end } }] });
+      }
+    }
+  }
+  return chunks;
 }
 
 /**

@@ -8,7 +8,7 @@ import { openLocation } from '../storage/open.js';
 import { VERSION } from '../version.js';
 import { beginOutput, commitOutput, lineOffsets, publishRejects } from './commit.js';
 import type { RowCounts, RunManifest } from './manifest.js';
-import { listInputs, planChunks, type ChunkPlan, type InputObject } from './plan.js';
+import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
 
 /** A job bound to its model: everything checked that can be checked before reading data. */
@@ -52,7 +52,9 @@ export async function beginRun(prepared: PreparedJob, date: string): Promise<Run
   const { job } = prepared;
   const where = locateRun(job, date);
   const inputs = await listInputs(where.inputUri, job.input.format, date);
-  const chunks = planChunks(inputs, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
+  const chunks = job.input.format === 'parquet'
+    ? await planParquetChunks(inputs, job.chunk.rows)
+    : planChunks(inputs, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
   const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
@@ -60,16 +62,17 @@ export async function beginRun(prepared: PreparedJob, date: string): Promise<Run
   return { date, outputUri, inputs, chunks, manifest };
 }
 
-/** The context chunks of this job score in. */
-export function chunkContext(prepared: PreparedJob, outputUri: string, onBatch?: (rows: RowCounts) => void): ChunkContext {
-  const { job, scorer } = prepared;
+/** The context chunks of this date of this job score in. */
+export function chunkContext(prepared: PreparedJob, date: string, outputUri: string, onBatch?: (rows: RowCounts) => void): ChunkContext {
+  const { job, scorer, model } = prepared;
   return {
     scorer,
     keys: job.input.key,
     batchRows: job.chunk.rows,
     delimiter: job.input.csv.delimiter,
     maxRecordBytes: job.input.csv.max_record_bytes,
-    outputDelimiter: job.output.csv.delimiter,
+    output: { format: job.output.format, delimiter: job.output.csv.delimiter, codec: job.output.parquet.codec },
+    metadata: { 'nightscore.job': job.name, 'nightscore.date': date, 'nightscore.model_sha256': model.sha256 },
     outputUri,
     onBatch,
   };
@@ -141,7 +144,7 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
   try {
     for (const chunk of plan.chunks) {
       const before = total;
-      const ctx = chunkContext(prepared, plan.outputUri, (rows) =>
+      const ctx = chunkContext(prepared, date, plan.outputUri, (rows) =>
         opts.onEvent?.({ type: 'progress', rows: add(before, rows), chunk: chunk.index, chunks: plan.chunks.length }),
       );
       const result = await scoreChunk(chunk, ctx);

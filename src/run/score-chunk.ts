@@ -1,10 +1,12 @@
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { openCsv, recordStartLine, type CsvStream } from '../formats/csv-read.js';
-import { formatPredictions, formatStagedRejects, predictionHeader, stagedRejectsHeader } from '../formats/csv-write.js';
+import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
 import { sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
+import { openParquet, readParquetColumns, resolveColumn } from '../formats/parquet-read.js';
+import { csvPartWriter, parquetPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
 import type { Scorer } from '../model/scorer.js';
-import { openLocation } from '../storage/open.js';
+import { openLocation, type Location } from '../storage/open.js';
 import type { ObjectWriter } from '../storage/storage.js';
 import { BatchBuilder, mapColumns, type Reject } from './batch.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
@@ -18,7 +20,9 @@ export interface ChunkContext {
   batchRows: number;
   delimiter: string;
   maxRecordBytes: number;
-  outputDelimiter: string;
+  output: { format: 'csv' | 'parquet'; delimiter: string; codec: 'SNAPPY' | 'UNCOMPRESSED' };
+  /** Key-value metadata for Parquet parts: job, date, model sha. */
+  metadata: Record<string, string>;
   /** The run's output folder URI. */
   outputUri: string;
   /** Called after each batch is written, for progress. */
@@ -45,6 +49,80 @@ export interface ChunkResult {
 }
 
 /**
+ * Where a chunk's rows go: scored batches to the part, rejected rows to the staged rejects
+ * file (created on the first reject). Every row handed to it lands in exactly one of them.
+ */
+class ChunkSink {
+  readonly rows: RowCounts = { read: 0, scored: 0, rejected: 0 };
+  private part: PartWriter | undefined;
+  private rejects: ObjectWriter | undefined;
+  private pending: Reject[] = [];
+  readonly files: ReturnType<typeof chunkFiles>;
+
+  constructor(
+    private readonly ctx: ChunkContext,
+    private readonly out: Location,
+    index: number,
+  ) {
+    this.files = chunkFiles(out, index, ctx.output.format);
+  }
+
+  /** Opens the part once the key columns' source types are known (Parquet keys keep theirs). */
+  async open(keys: KeyColumn[]): Promise<void> {
+    if (this.part) return;
+    const writer = await this.out.storage.createWriter(this.files.part);
+    const { scorer, output } = this.ctx;
+    this.part = output.format === 'parquet'
+      ? parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.codec)
+      : csvPartWriter(writer, keys, scorer.outputs, output.delimiter);
+  }
+
+  reject(r: Reject): void {
+    this.pending.push(r);
+  }
+
+  get backlog(): number {
+    return this.pending.length;
+  }
+
+  /** Scores what the builder holds and writes it, then writes pending rejects. */
+  async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
+    if (builder.rows > 0) {
+      const batch = builder.take();
+      const outputs = await this.ctx.scorer.score(batch.features, batch.rows);
+      await this.part!.writeBatch(batch.keys, outputs, batch.rows);
+      this.rows.scored += batch.rows;
+    }
+    if (this.pending.length > 0) {
+      const csv = { delimiter: this.ctx.output.delimiter };
+      if (!this.rejects) {
+        this.rejects = await this.out.storage.createWriter(this.files.stagedRejects);
+        await this.rejects.write(stagedRejectsHeader(this.ctx.keys, csv));
+      }
+      await this.rejects.write(formatStagedRejects(this.pending, segmentStart, csv));
+      this.rows.rejected += this.pending.length;
+      this.pending = [];
+    }
+    this.ctx.onBatch?.({ ...this.rows });
+  }
+
+  async close(): Promise<void> {
+    if (!this.part) await this.open(this.ctx.keys.map((name) => ({ name })));
+    await this.part!.close();
+    await this.rejects?.close();
+  }
+
+  async abort(): Promise<void> {
+    await this.part?.abort();
+    await this.rejects?.abort();
+  }
+
+  get stagedRejects() {
+    return this.rejects ? { uri: this.out.storage.uri(this.files.stagedRejects), rows: this.rows.rejected } : null;
+  }
+}
+
+/**
  * Scores one chunk into `part-<index>`. Rows stream through in batches of `batchRows`, so
  * memory is bounded by one batch whatever the chunk's size. Every record of the chunk's
  * segments lands in exactly one place: the part, or the staged rejects file that the run's
@@ -55,67 +133,73 @@ export interface ChunkResult {
  */
 export async function scoreChunk(chunk: ChunkPlan, ctx: ChunkContext): Promise<ChunkResult> {
   const out = openLocation(ctx.outputUri);
-  const files = chunkFiles(out, chunk.index);
-  const csvOut = { delimiter: ctx.outputDelimiter };
-  const part = await out.storage.createWriter(files.part);
-  let rejects: ObjectWriter | undefined;
-  const rows: RowCounts = { read: 0, scored: 0, rejected: 0 };
+  const sink = new ChunkSink(ctx, out, chunk.index);
   const segments: SegmentResult[] = [];
   try {
-    await part.write(predictionHeader(ctx.keys, ctx.scorer.outputs, csvOut));
     for (const segment of chunk.segments) {
-      const stats: LineRangeStats = { newlines: 0, bytes: 0 };
-      const csv = await openSegment(segment, ctx, stats);
-      const columns = mapColumns(csv.header, ctx.scorer.features, ctx.keys, segment.uri);
-      const builder = new BatchBuilder(columns, ctx.batchRows, ctx.scorer.features);
-      let pending: Reject[] = [];
-      const before = rows.read;
-      const flush = async () => {
-        if (builder.rows > 0) {
-          const batch = builder.take();
-          const outputs = await ctx.scorer.score(batch.features, batch.rows);
-          await part.write(formatPredictions(batch, outputs, csvOut));
-          rows.scored += batch.rows;
-        }
-        if (pending.length > 0) {
-          if (!rejects) {
-            rejects = await out.storage.createWriter(files.stagedRejects);
-            await rejects.write(stagedRejectsHeader(ctx.keys, csvOut));
-          }
-          await rejects.write(formatStagedRejects(pending, segment.start, csvOut));
-          rows.rejected += pending.length;
-          pending = [];
-        }
-        ctx.onBatch?.({ ...rows });
-      };
-      for await (const record of csv.records) {
-        rows.read++;
-        const reject = builder.add(record.fields, record.line, segment.uri);
-        if (reject) {
-          reject.line = recordStartLine(record);
-          pending.push(reject);
-          if (pending.length >= ctx.batchRows) await flush();
-        } else if (builder.full) {
-          await flush();
-        }
-      }
-      await flush();
-      segments.push({ uri: segment.uri, start: segment.start, rows: rows.read - before, bytes: stats.bytes, newlines: stats.newlines });
+      segments.push(segment.rows ? await scoreParquetSegment(segment, ctx, sink) : await scoreCsvSegment(segment, ctx, sink));
     }
-    await part.close();
-    await rejects?.close();
+    await sink.close();
   } catch (err) {
-    await part.abort();
-    await rejects?.abort();
+    await sink.abort();
     throw err;
   }
   return {
     index: chunk.index,
-    rows,
-    part: { uri: out.storage.uri(files.part), rows: rows.scored },
-    stagedRejects: rejects ? { uri: out.storage.uri(files.stagedRejects), rows: rows.rejected } : null,
+    rows: sink.rows,
+    part: { uri: out.storage.uri(sink.files.part), rows: sink.rows.scored },
+    stagedRejects: sink.stagedRejects,
     segments,
   };
+}
+
+async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
+  const stats: LineRangeStats = { newlines: 0, bytes: 0 };
+  const csv = await openSegment(segment, ctx, stats);
+  const columns = mapColumns(csv.header, ctx.scorer.features, ctx.keys, segment.uri);
+  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, columns);
+  await sink.open(ctx.keys.map((name) => ({ name })));
+  const before = sink.rows.read;
+  for await (const record of csv.records) {
+    sink.rows.read++;
+    const reject = builder.add(record.fields, record.line, segment.uri);
+    if (reject) {
+      reject.line = recordStartLine(record);
+      sink.reject(reject);
+      if (sink.backlog >= ctx.batchRows) await sink.flush(builder, segment.start);
+    } else if (builder.full) {
+      await sink.flush(builder, segment.start);
+    }
+  }
+  await sink.flush(builder, segment.start);
+  return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, bytes: stats.bytes, newlines: stats.newlines };
+}
+
+/**
+ * A Parquet segment is a row range of one row group. Only the key and feature columns are
+ * fetched, a batch of rows at a time; a reject's line is its 0-based row index in the file.
+ */
+async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
+  const source = await openParquet(segment.uri, segment.bytes);
+  const features = ctx.scorer.features.map((f) => resolveColumn(source.metadata, f, 'feature', segment.uri));
+  const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
+  const schema = source.metadata.schema;
+  await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
+  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows);
+  const { start, end } = segment.rows!;
+  for (let from = start; from < end; from += ctx.batchRows) {
+    const to = Math.min(end, from + ctx.batchRows);
+    const columns = await readParquetColumns(source, [...features, ...keys], from, to);
+    const featureData = columns.slice(0, features.length);
+    const keyData = columns.slice(features.length);
+    for (let r = 0; r < to - from; r++) {
+      sink.rows.read++;
+      const reject = builder.addColumns(featureData, keyData, r, from + r, segment.uri);
+      if (reject) sink.reject(reject);
+    }
+    await sink.flush(builder, start);
+  }
+  return { uri: segment.uri, start, rows: end - start, bytes: 0, newlines: 0 };
 }
 
 async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRangeStats): Promise<CsvStream> {

@@ -1,0 +1,155 @@
+import { cachedAsyncBuffer, parquetMetadataAsync, parquetScan, parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { inputError } from '../errors.js';
+import { openLocation } from '../storage/open.js';
+
+/**
+ * A Parquet object read straight from storage by byte ranges: the footer first, then only
+ * the column chunks a chunk needs. hyparquet asks for each range it needs; the cache keeps
+ * a range it asks for twice (the footer) from being fetched twice.
+ */
+export interface ParquetSource {
+  uri: string;
+  metadata: FileMetaData;
+  file: { byteLength: number; slice(start: number, end?: number): Promise<ArrayBuffer> | ArrayBuffer };
+}
+
+export async function openParquet(uri: string, bytes: number): Promise<ParquetSource> {
+  const { storage, key } = openLocation(uri);
+  const raw = {
+    byteLength: bytes,
+    async slice(start: number, end = bytes): Promise<ArrayBuffer> {
+      if (end <= start) return new ArrayBuffer(0);
+      const parts: Buffer[] = [];
+      for await (const part of await storage.read(key, { start, end: end - 1 })) parts.push(part as Buffer);
+      const buf = Buffer.concat(parts);
+      // A short read (a truncated body, an object that shrank) must never be decoded as data.
+      if (buf.length !== end - start) {
+        throw inputError('INPUT_TRUNCATED', `${uri}: asked for bytes ${start}-${end - 1}, got ${buf.length} bytes`, {
+          source: uri,
+          hint: 'The object changed or the transfer was cut; retry the run.',
+        });
+      }
+      return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+    },
+  };
+  const file = cachedAsyncBuffer(raw, { minSize: 64 * 1024 });
+  try {
+    return { uri, metadata: await parquetMetadataAsync(file), file };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'INPUT_TRUNCATED') throw err;
+    throw inputError('PARQUET_INVALID', `${uri}: not a readable Parquet file: ${(err as Error).message}`, {
+      source: uri,
+      hint: 'Check that the object is a complete Parquet file (magic bytes PAR1, a footer); re-export it if it was cut short.',
+      cause: err,
+    });
+  }
+}
+
+/** Row groups as row ranges, with their compressed sizes for planning. */
+export function rowGroups(metadata: FileMetaData): Array<{ rowStart: number; rowEnd: number; bytes: number }> {
+  let start = 0;
+  return metadata.row_groups.map((g) => {
+    const rows = Number(g.num_rows);
+    const bytes = g.columns.reduce((n, c) => n + Number(c.meta_data?.total_compressed_size ?? 0), 0);
+    const range = { rowStart: start, rowEnd: start + rows, bytes };
+    start += rows;
+    return range;
+  });
+}
+
+/** How a feature column is read: its top-level column and the path inside a struct, if any. */
+export interface ColumnRef {
+  name: string;
+  top: string;
+  path: string[];
+  /** Parquet type, for messages and for writing keys back out. */
+  type: string;
+}
+
+const NUMERIC_PHYSICAL = new Set(['INT32', 'INT64', 'FLOAT', 'DOUBLE', 'BOOLEAN']);
+const NOT_A_NUMBER = new Set(['DATE', 'TIME_MILLIS', 'TIME_MICROS', 'TIMESTAMP_MILLIS', 'TIMESTAMP_MICROS', 'INTERVAL', 'UTF8', 'ENUM', 'JSON', 'BSON']);
+
+function describeType(tree: SchemaTree): string {
+  const e = tree.element;
+  const logical = e.logical_type?.type ?? e.converted_type;
+  return logical ? `${e.type ?? 'GROUP'} (${logical})` : String(e.type ?? 'GROUP');
+}
+
+/**
+ * Finds a column by name, where a dotted name (`b_struct.b_c_int`) reaches into a struct.
+ * Feature columns must be numeric: INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL.
+ */
+export function resolveColumn(metadata: FileMetaData, name: string, role: 'feature' | 'key', uri: string): ColumnRef {
+  const root = parquetSchema(metadata);
+  let node: SchemaTree | undefined = root.children.find((c) => c.element.name === name);
+  let path: string[] = [];
+  if (!node && name.includes('.')) {
+    const [top, ...rest] = name.split('.');
+    node = root.children.find((c) => c.element.name === top);
+    for (const part of rest) node = node?.children.find((c) => c.element.name === part);
+    path = rest;
+  }
+  if (!node) {
+    const names = root.children.map((c) => JSON.stringify(c.element.name));
+    throw inputError('INPUT_MISSING_COLUMN', `${uri}: no column "${name}" (${role}); the file has ${names.slice(0, 12).join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`, {
+      source: uri,
+      column: name,
+      hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : 'Fix model.features in the job file, or the upstream export.',
+    });
+  }
+  const e = node.element;
+  const numeric = node.children.length === 0 && (NUMERIC_PHYSICAL.has(String(e.type)) || e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL');
+  const excluded = NOT_A_NUMBER.has(String(e.converted_type)) || ['DATE', 'TIME', 'TIMESTAMP', 'STRING', 'ENUM', 'JSON', 'BSON', 'UUID'].includes(String(e.logical_type?.type));
+  if (role === 'feature' && (!numeric || excluded)) {
+    throw inputError('INPUT_COLUMN_TYPE', `${uri}: feature column "${name}" is ${describeType(node)}; expected a number (INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL)`, {
+      source: uri,
+      column: name,
+      hint: 'Cast the column to a numeric type upstream, or drop it from model.features.',
+    });
+  }
+  if (role === 'key' && node.children.length > 0) {
+    throw inputError('INPUT_COLUMN_TYPE', `${uri}: key column "${name}" is a nested group; expected a scalar column`, { source: uri, column: name, hint: 'Use scalar columns as keys.' });
+  }
+  return { name, top: name.split('.')[0]!, path, type: describeType(node) };
+}
+
+/** Reads columns for rows [rowStart, rowEnd), fetching only those columns' chunks. */
+export async function readParquetColumns(source: ParquetSource, refs: ColumnRef[], rowStart: number, rowEnd: number): Promise<ArrayLike<unknown>[]> {
+  const tops = [...new Set(refs.map((r) => r.top))];
+  try {
+    const scan = await parquetScan({ file: source.file, metadata: source.metadata, columns: tops, compressors, useOffsetIndex: true });
+    const byTop = new Map<string, ArrayLike<unknown>>();
+    for (const top of tops) byTop.set(top, await scan.readColumn({ column: top, rowStart, rowEnd }));
+    return refs.map((r) => {
+      const data = byTop.get(r.top)!;
+      if (r.path.length === 0) return data;
+      return Array.from(data as ArrayLike<Record<string, unknown> | null>, (v) => r.path.reduce<unknown>((o, p) => (o == null ? null : (o as Record<string, unknown>)[p]), v));
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code) throw err;
+    throw inputError('PARQUET_INVALID', `${source.uri}: cannot decode rows ${rowStart}-${rowEnd - 1}: ${(err as Error).message}`, {
+      source: source.uri,
+      hint: 'The file is corrupt or uses a feature the reader does not support; re-export it.',
+      cause: err,
+    });
+  }
+}
+
+const MAX_EXACT = 2n ** 53n;
+
+/** A feature value from Parquet as float32, or why the row is rejected. */
+export function parquetFeature(value: unknown): { ok: true; value: number } | { ok: false; reason: string } {
+  if (value === null || value === undefined) return { ok: false, reason: 'null value' };
+  if (typeof value === 'boolean') return { ok: true, value: value ? 1 : 0 };
+  if (typeof value === 'bigint') {
+    if (value > MAX_EXACT || value < -MAX_EXACT) return { ok: false, reason: `INT64 value ${value} is beyond 2^53 and cannot be converted exactly` };
+    return { ok: true, value: Math.fround(Number(value)) };
+  }
+  if (typeof value === 'number') {
+    const f = Math.fround(value);
+    if (!Number.isFinite(f)) return { ok: false, reason: Number.isFinite(value) ? `out of float32 range: ${value}` : `not finite: ${value}` };
+    return { ok: true, value: f };
+  }
+  return { ok: false, reason: `expected a number, got ${typeof value}` };
+}
