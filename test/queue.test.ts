@@ -54,7 +54,7 @@ describe('runs on the queue', () => {
     expect(backfill.stderr).toBe('');
     expect(backfill.stdout).toContain('3 of 3 dates enqueued');
     const rows = await tq.waitFor(queued, DATES[0]!, DATES[2]!, allIn(['succeeded', 'failed']));
-    expect(rows.map((r) => r.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(rows.map((r) => [r.state, r.error])).toEqual([['succeeded', undefined], ['succeeded', undefined], ['succeeded', undefined]]);
 
     for (const date of DATES) {
       expect((await runCli(['run', local, '--date', date], { env: tq.env })).code).toBe(0);
@@ -151,5 +151,40 @@ describe('runs on the queue', () => {
     expect(maxInFlight).toBe(1);
     const started = await Promise.all(dates.map(async (d) => (await ws.manifest(`out/dt=${d}`)).started_at));
     expect([...started].sort()).toEqual(started);
+  });
+
+  it('a Parquet day through the queue: row groups become chunks, and the parts equal the in-process run', async () => {
+    tq = await createTestQueue();
+    const { copyFile, mkdir } = await import('node:fs/promises');
+    await mkdir(ws.path('pq/dt=2026-07-07'), { recursive: true });
+    await copyFile(`${REPO}/../shared/data/parquet-testing/alltypes_tiny_pages.parquet`, ws.path('pq/dt=2026-07-07/t.parquet'));
+    await ws.model('m.onnx', { weights: [0.01, 0.02, 0.03], bias: 0 });
+    const job = (name: string) =>
+      ws.job(`${name}.yaml`, {
+        name,
+        input: { uri: 'pq/dt={date}/', format: 'parquet', key: ['id'] },
+        model: { path: 'm.onnx', features: ['int_col', 'bigint_col', 'double_col'] },
+        output: { uri: `out/${name}/dt={date}/`, format: 'parquet' },
+        chunk: { rows: 1000 },
+      });
+    const queued = await job('pq-queued');
+    const local = await job('pq-local');
+    await tq.startWorker();
+    const res = await runCli(['run', queued, '--date', '2026-07-07', '--queue', '--wait'], { env: tq.env });
+    expect(res.code).toBe(0);
+    expect((await runCli(['run', local, '--date', '2026-07-07'], { env: tq.env })).code).toBe(0);
+    const q = await ws.manifest('out/pq-queued/dt=2026-07-07');
+    expect(q.chunks).toBe(8);
+    expect(q.rows).toEqual({ read: 7300, scored: 7300, rejected: 0 });
+    const { parquetReadObjects } = await import('hyparquet');
+    const { readFile } = await import('node:fs/promises');
+    const rowsOf = async (name: string, part: string) =>
+      parquetReadObjects({ file: (await readFile(ws.path(`out/${name}/dt=2026-07-07/${part}`))).buffer as ArrayBuffer });
+    for (const part of q.parts) {
+      const name = part.uri.split('/').pop()!;
+      const rows = await rowsOf('pq-queued', name);
+      expect(rows.length).toBe(part.rows);
+      expect(rows).toEqual(await rowsOf('pq-local', name));
+    }
   });
 });

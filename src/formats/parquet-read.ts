@@ -35,7 +35,8 @@ export async function openParquet(uri: string, bytes: number): Promise<ParquetSo
   };
   const file = cachedAsyncBuffer(raw, { minSize: 64 * 1024 });
   try {
-    return { uri, metadata: await parquetMetadataAsync(file), file };
+    // A 64 kB tail read holds the footer of most files; hyparquet fetches more when it does not.
+    return { uri, metadata: await parquetMetadataAsync(file, { initialFetchSize: 64 * 1024 }), file };
   } catch (err) {
     if ((err as { code?: string }).code === 'INPUT_TRUNCATED') throw err;
     throw inputError('PARQUET_INVALID', `${uri}: not a readable Parquet file: ${(err as Error).message}`, {
