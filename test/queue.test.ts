@@ -54,6 +54,7 @@ describe('runs on the queue', () => {
     expect(backfill.stderr).toBe('');
     expect(backfill.stdout).toContain('3 of 3 dates enqueued');
     const rows = await tq.waitFor(queued, DATES[0]!, DATES[2]!, allIn(['succeeded', 'failed']));
+    if (rows.some((r) => r.state !== 'succeeded')) console.error(tq.workerLogs());
     expect(rows.map((r) => [r.state, r.error])).toEqual([['succeeded', undefined], ['succeeded', undefined], ['succeeded', undefined]]);
 
     for (const date of DATES) {

@@ -1,6 +1,6 @@
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { openLocation } from '../storage/open.js';
-import { readText } from '../storage/storage.js';
+import { readText, type Storage } from '../storage/storage.js';
 import type { RunManifest } from '../run/manifest.js';
 import { runId } from './config.js';
 import { enqueueRun, type BackfillJobData, type Queues } from './queues.js';
@@ -19,9 +19,25 @@ const IN_FLIGHT = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiti
 export async function outputState(job: JobDefinition, date: string): Promise<{ success: boolean; manifest: RunManifest | undefined }> {
   const out = openLocation(locateRun(job, date).outputUri);
   const success = (await out.storage.stat(out.storage.join(out.key, '_SUCCESS'))) !== undefined;
-  const manifestKey = out.storage.join(out.key, '_manifest.json');
-  const manifest = (await out.storage.stat(manifestKey)) ? (JSON.parse(await readText(out.storage, manifestKey)) as RunManifest) : undefined;
-  return { success, manifest };
+  return { success, manifest: await readManifest(out.storage, out.storage.join(out.key, '_manifest.json')) };
+}
+
+/**
+ * Reads a manifest that a running job may be rewriting. S3 and local writes replace it
+ * whole, but some S3-compatible servers let a reader see a half-written object: such a read
+ * is tried again, and a manifest that still does not parse counts as absent.
+ */
+async function readManifest(storage: Storage, key: string): Promise<RunManifest | undefined> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (!(await storage.stat(key))) return undefined;
+    try {
+      return JSON.parse(await readText(storage, key)) as RunManifest;
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -24,16 +24,23 @@ export interface DateStatus {
 export async function readStatus(queues: Queues, job: JobDefinition, dates: string[]): Promise<DateStatus[]> {
   return Promise.all(
     dates.map(async (date): Promise<DateStatus> => {
-      const run = await queues.runs.getJob(runId(job.name, date));
+      // The queue's state first, then the job and the output: a run that finishes between
+      // the reads has already written its failure reason and _SUCCESS when they are read.
+      const id = runId(job.name, date);
+      const state = await queues.runs.getJobState(id);
+      const run = state === 'unknown' ? undefined : await queues.runs.getJob(id);
       const { success, manifest } = await outputState(job, date);
       const fromManifest = manifest && manifest.status !== 'running'
         ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.error ? { error: `${manifest.error.code}: ${manifest.error.message}` } : {}) }
         : {};
       if (run) {
-        const state = await run.getState();
         const attempts = run.attemptsMade;
         if (state === 'failed') return { date, state: 'failed', attempts, ...fromManifest, error: run.failedReason };
-        if (state === 'completed') return { date, state: success ? 'succeeded' : 'failed', attempts, ...fromManifest };
+        if (state === 'completed') {
+          return success
+            ? { date, state: 'succeeded', attempts, ...fromManifest }
+            : { date, state: 'failed', attempts, ...fromManifest, error: 'the run completed, but its output has no _SUCCESS now (changed since?)' };
+        }
         const data = run.data as RunJobData;
         if (state === 'active' || state === 'waiting-children' || data.plan) {
           const counts = await run.getDependenciesCount({ processed: true, ignored: true, failed: true });

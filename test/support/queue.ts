@@ -21,6 +21,8 @@ export interface TestQueue {
   /** Polls status until `done` holds for it, or fails with the last status after `timeoutMs`. */
   waitFor(jobFile: string, from: string, to: string, done: (rows: DateStatus[]) => boolean, timeoutMs?: number): Promise<DateStatus[]>;
   close(): Promise<void>;
+  /** Everything the workers started so far have logged, for a failing test's message. */
+  workerLogs(): string;
 }
 
 export interface WorkerProcess {
@@ -82,6 +84,7 @@ export async function createTestQueue(extraEnv: Record<string, string> = {}): Pr
       }
       return rows;
     },
+    workerLogs: () => workers.map((w) => w.log()).join('\n'),
     async close() {
       for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
       await Promise.all(workers.map((w) => w.exited));
