@@ -89,6 +89,19 @@ describe('bad input gets a clear error', () => {
     expectNoStack(res.stderr);
   });
 
+  it('a pinned model.sha256 refuses a model file that changed', async () => {
+    const { createHash } = await import('node:crypto');
+    const { readFile } = await import('node:fs/promises');
+    const sha = createHash('sha256').update(await readFile(ws.path('models/abc.onnx'))).digest('hex');
+    const pinned = await job('pinned', { model: { sha256: sha } });
+    expect((await runCli(['run', pinned, '--date', '2026-01-01'])).code).toBe(0);
+    const other = await job('pinned-other', { model: { sha256: 'f'.repeat(64) } });
+    const res = await runCli(['run', other, '--date', '2026-01-01']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`MODEL_SHA_MISMATCH: ${ws.path('models/abc.onnx')} has sha256 ${sha}, but the job pins model.sha256 ${'f'.repeat(64)}`);
+    await expect(ws.list('out/pinned-other')).rejects.toThrow(/ENOENT/);
+  });
+
   it('a missing model file', async () => {
     const file = await job('nomodel', { model: { path: 'models/nope.onnx' } });
     const res = await runCli(['run', file, '--date', '2026-01-01']);

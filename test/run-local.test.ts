@@ -33,6 +33,32 @@ async function scoreDirectly(rows: number[][]): Promise<{ label: BigInt64Array; 
   return { label: out.label!.data as BigInt64Array, probabilities: out.probabilities!.data as Float32Array };
 }
 
+describe('spreadsheet safety', () => {
+  it('output.csv.escape_formulas quote-prefixes text cells that start a formula, and leaves numbers alone', async () => {
+    const text = [
+      ['customer_id', ...CHURN_FEATURES].join(','),
+      ['"=HYPERLINK(""x"")"', ...CHURN_FEATURES.map(() => '1')].join(','),
+      ['@SUM(A1)', ...CHURN_FEATURES.map(() => '-2')].join(','),
+      ['plain', ...CHURN_FEATURES.map((_, j) => (j === 0 ? 'oops' : '1'))].join(','),
+      ['+1', ...CHURN_FEATURES.map((_, j) => (j === 0 ? '' : '1'))].join(','),
+    ].join('\n');
+    await ws.write('jobs/in/dt=2026-03-09/a.csv', text);
+    const on = await exampleJob({ output: { uri: 'on/dt={date}/', format: 'csv', csv: { escape_formulas: true } }, limits: { max_reject_rate: 1 } });
+    const onRes = await runCli(["run", on, "--date", "2026-03-09"]);
+    expect(onRes.stderr).toBe("");
+    expect(onRes.code).toBe(0);
+    const part = await ws.csv('jobs/on/dt=2026-03-09/part-00000.csv');
+    expect(part.slice(1).map((r) => r[0])).toEqual(["'=HYPERLINK(\"x\")", "'@SUM(A1)"]);
+    expect(part.slice(1).every((r) => r.slice(1).every((v) => !v.startsWith("'")))).toBe(true);
+    const rejects = await ws.csv('jobs/on/dt=2026-03-09/_rejects/part-00000.csv');
+    expect(rejects.slice(1).map((r) => r[2])).toEqual(['plain', "'+1"]);
+
+    const off = await exampleJob({ output: { uri: 'off/dt={date}/', format: 'csv' }, limits: { max_reject_rate: 1 } });
+    expect((await runCli(['run', off, '--date', '2026-03-09'])).code).toBe(0);
+    expect((await ws.csv('jobs/off/dt=2026-03-09/part-00000.csv')).slice(1).map((r) => r[0])).toEqual(['=HYPERLINK("x")', '@SUM(A1)']);
+  });
+});
+
 describe('nightscore run, local files', () => {
   it('scores a day and its predictions equal a direct onnxruntime run on the same rows', async () => {
     const job = await exampleJob();
@@ -189,4 +215,3 @@ async function gzip(text: string): Promise<Buffer> {
   const { gzipSync } = await import('node:zlib');
   return gzipSync(text);
 }
-

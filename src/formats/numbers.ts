@@ -38,13 +38,12 @@ function quote(text: string): string {
 export function formatFloat32(value: number): string {
   if (!Number.isFinite(value)) return String(value);
   if (value === 0) return Object.is(value, -0) ? '-0' : '0';
-  let lo = 1;
-  let hi = 9;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (Math.fround(Number(value.toPrecision(mid))) === value) hi = mid;
-    else lo = mid + 1;
-  }
+  // Round-tripping is monotone in the digit count, so start where most float32 values land
+  // (7) and walk down to the shortest, or up to 8 or 9 (9 always suffices).
+  const roundTrips = (p: number) => Math.fround(Number(value.toPrecision(p))) === value;
+  let p = 7;
+  if (roundTrips(p)) while (p > 1 && roundTrips(p - 1)) p--;
+  else p = roundTrips(8) ? 8 : 9;
   // Number() then String() turns "1e+2" into "100" and drops trailing zeros.
-  return String(Number(value.toPrecision(lo)));
+  return String(Number(value.toPrecision(p)));
 }

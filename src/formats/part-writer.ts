@@ -2,7 +2,7 @@ import { ParquetWriter, ByteWriter } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet';
 import type { OutputColumns, OutputValues } from '../model/scorer.js';
 import type { ObjectWriter } from '../storage/storage.js';
-import { formatPredictions, predictionHeader } from './csv-write.js';
+import { formatPredictions, predictionHeader, type CsvWriteOptions } from './csv-write.js';
 
 /** A prediction part being written: key columns then prediction columns, one batch at a time. */
 export interface PartWriter {
@@ -18,16 +18,16 @@ export interface KeyColumn {
   element?: SchemaElement;
 }
 
-export function csvPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs: OutputColumns[], delimiter: string): PartWriter {
+export function csvPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs: OutputColumns[], opts: CsvWriteOptions): PartWriter {
   let started = false;
   return {
     async writeBatch(keyRows, values, rows) {
-      if (!started) await out.write(predictionHeader(keys.map((k) => k.name), outputs, { delimiter }));
+      if (!started) await out.write(predictionHeader(keys.map((k) => k.name), outputs, opts));
       started = true;
-      await out.write(formatPredictions(keyRows, values, rows, { delimiter }));
+      await out.write(formatPredictions(keyRows, values, rows, opts));
     },
     async close() {
-      if (!started) await out.write(predictionHeader(keys.map((k) => k.name), outputs, { delimiter }));
+      if (!started) await out.write(predictionHeader(keys.map((k) => k.name), outputs, opts));
       await out.close();
     },
     abort: () => out.abort(),

@@ -25,6 +25,12 @@ const csvInputOptions = z.strictObject({
 
 const csvOutputOptions = z.strictObject({
   delimiter: z.string().length(1, 'expected a single character').default(','),
+  /**
+   * Prefix text cells (keys, string labels, reject reasons) that start with =, +, -, @, tab
+   * or CR with a single quote, so a spreadsheet opening the file runs no formula.
+   * Numbers are never changed. @defaultValue false
+   */
+  escape_formulas: z.boolean().default(false),
 });
 
 export const jobSchema = z.strictObject({
@@ -52,6 +58,8 @@ export const jobSchema = z.strictObject({
     features: z.array(columnName).min(1).optional(),
     /** Name of the model input to feed; optional when the model has exactly one input. */
     input: z.string().optional(),
+    /** Pins the model: a model file whose SHA-256 differs is refused. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (sha256sum of the model file)').optional(),
     /** Intra-op threads for onnxruntime. @defaultValue 1 (parallelism comes from chunks, not from ORT) */
     threads: z.number().int().min(1).max(256).default(1),
   }),
@@ -64,7 +72,7 @@ export const jobSchema = z.strictObject({
      * under its own name (`o`, or `o_0 … o_{C-1}`).
      */
     columns: z.record(z.string(), z.union([columnName, z.array(columnName).min(1)])).optional(),
-    csv: csvOutputOptions.default({ delimiter: ',' }),
+    csv: csvOutputOptions.default({ delimiter: ',', escape_formulas: false }),
     parquet: z
       .strictObject({
         /** Compression of Parquet parts. @defaultValue SNAPPY */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { loadJob } from '../job/load.js';
 import { logicalDateFor } from '../job/dates.js';
 import type { ChunkResult } from '../run/score-chunk.js';
-import { beginRun, finishRun, prepareJob } from '../run/run.js';
+import { beginRun, csvOutput, finishRun, prepareJob } from '../run/run.js';
 import { chunkId, QUEUES } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { fromFailedReason, toQueueError } from './errors.js';
@@ -88,7 +88,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   const values = await job.getChildrenValues<ChunkResult>();
   const failures = Object.values(await job.getIgnoredChildrenFailures());
   const failure = failures.length > 0 ? fromFailedReason(failures[0]!) : undefined;
-  const manifest = await finishRun(plan, Object.values(values), data.job!.input.key, data.job!.output.csv.delimiter, failure);
+  const manifest = await finishRun(plan, Object.values(values), data.job!.input.key, csvOutput(data.job!), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
   if (manifest.error) throw new UnrecoverableError(`${manifest.error.code}: ${manifest.error.message}`);
   return { status: 'succeeded', chunks: manifest.chunks, rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256 };

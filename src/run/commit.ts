@@ -1,5 +1,5 @@
 import { parse } from 'csv-parse';
-import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
+import { escapeFormula, formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { chunkFiles, OUTPUT_FILES, OWNED_FILE_RE, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
@@ -63,7 +63,8 @@ export function lineOffsets(results: ChunkResult[]): Map<string, number> {
  * Turns a chunk's staged rejects into `_rejects/part-<index>` with absolute line numbers,
  * streaming, then removes the staged file. Rerunning it after a crash gives the same file.
  */
-export async function publishRejects(out: Location, result: ChunkResult, offsets: Map<string, number>, keys: string[], delimiter: string): Promise<string> {
+export async function publishRejects(out: Location, result: ChunkResult, offsets: Map<string, number>, keys: string[], csv: { delimiter: string; escapeFormulas: boolean }): Promise<string> {
+  const { delimiter } = csv;
   const files = chunkFiles(out, result.index);
   const staged = openLocation(result.stagedRejects!.uri);
   // Already published by an earlier try of this commit that died before the manifest.
@@ -75,13 +76,14 @@ export async function publishRejects(out: Location, result: ChunkResult, offsets
     let batch: string[][] = [];
     for await (const row of parser as AsyncIterable<string[]>) {
       const [source = '', start = '0', line = '0', ...rest] = row;
-      batch.push([source, String(Number(line) + (offsets.get(`${source}@${start}`) ?? 0)), ...rest]);
+      const cells = csv.escapeFormulas ? rest.map(escapeFormula) : rest;
+      batch.push([source, String(Number(line) + (offsets.get(`${source}@${start}`) ?? 0)), ...cells]);
       if (batch.length >= 10_000) {
-        await writer.write(formatRejectRows(batch, { delimiter }));
+        await writer.write(formatRejectRows(batch, csv));
         batch = [];
       }
     }
-    if (batch.length) await writer.write(formatRejectRows(batch, { delimiter }));
+    if (batch.length) await writer.write(formatRejectRows(batch, csv));
     await writer.close();
   } catch (err) {
     await writer.abort();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { NightscoreError, toNightscoreError } from '../errors.js';
+import { modelError, NightscoreError, toNightscoreError } from '../errors.js';
 import { locateRun, modelPath, type JobDefinition } from '../job/load.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
@@ -21,6 +21,13 @@ export interface PreparedJob {
 /** Loads the model once per process and checks its signature against the job. */
 export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
   const model = await loadModel(modelPath(job), { threads: job.model.threads });
+  if (job.model.sha256 && job.model.sha256 !== model.sha256) {
+    throw modelError('MODEL_SHA_MISMATCH', `${model.path} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
+      source: model.path,
+      column: 'model.sha256',
+      hint: 'The model file changed. Deploy the pinned model, or update model.sha256 after checking the new one.',
+    });
+  }
   const scorer = await createScorer(model, {
     features: job.model.features,
     input: job.model.input,
@@ -71,7 +78,7 @@ export function chunkContext(prepared: PreparedJob, date: string, outputUri: str
     batchRows: job.chunk.rows,
     delimiter: job.input.csv.delimiter,
     maxRecordBytes: job.input.csv.max_record_bytes,
-    output: { format: job.output.format, delimiter: job.output.csv.delimiter, codec: job.output.parquet.codec },
+    output: { format: job.output.format, delimiter: job.output.csv.delimiter, escapeFormulas: job.output.csv.escape_formulas, codec: job.output.parquet.codec },
     metadata: { 'nightscore.job': job.name, 'nightscore.date': date, 'nightscore.model_sha256': model.sha256 },
     outputUri,
     onBatch,
@@ -83,7 +90,7 @@ export function chunkContext(prepared: PreparedJob, date: string, outputUri: str
  * checks the limits, writes the final manifest and, on success, `_SUCCESS`. A `failure`
  * (a chunk that could not be scored) fails the run with that error.
  */
-export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: string[], delimiter: string, failure?: unknown): Promise<RunManifest> {
+export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: string[], csv: { delimiter: string; escapeFormulas: boolean }, failure?: unknown): Promise<RunManifest> {
   const manifest: RunManifest = structuredClone(plan.manifest);
   const out = openLocation(plan.outputUri);
   const done = [...results].sort((a, b) => a.index - b.index);
@@ -99,7 +106,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
       manifest.parts.push(r.part);
       manifest.rows = add(manifest.rows, r.rows);
       if (r.stagedRejects) {
-        const key = await publishRejects(out, r, offsets, keys, delimiter);
+        const key = await publishRejects(out, r, offsets, keys, csv);
         keep.add(key);
         manifest.rejects.push({ uri: out.storage.uri(key), rows: r.stagedRejects.rows });
       }
@@ -152,9 +159,14 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
       total = add(total, result.rows);
     }
   } catch (err) {
-    return finishRun(plan, results, prepared.job.input.key, prepared.job.output.csv.delimiter, err);
+    return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job), err);
   }
-  return finishRun(plan, results, prepared.job.input.key, prepared.job.output.csv.delimiter);
+  return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job));
+}
+
+/** The CSV output options rejects files are written with. */
+export function csvOutput(job: JobDefinition): { delimiter: string; escapeFormulas: boolean } {
+  return { delimiter: job.output.csv.delimiter, escapeFormulas: job.output.csv.escape_formulas };
 }
 
 function checkLimits(manifest: RunManifest): void {

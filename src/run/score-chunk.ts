@@ -20,7 +20,7 @@ export interface ChunkContext {
   batchRows: number;
   delimiter: string;
   maxRecordBytes: number;
-  output: { format: 'csv' | 'parquet'; delimiter: string; codec: 'SNAPPY' | 'UNCOMPRESSED' };
+  output: { format: 'csv' | 'parquet'; delimiter: string; escapeFormulas: boolean; codec: 'SNAPPY' | 'UNCOMPRESSED' };
   /** Key-value metadata for Parquet parts: job, date, model sha. */
   metadata: Record<string, string>;
   /** The run's output folder URI. */
@@ -74,7 +74,7 @@ class ChunkSink {
     const { scorer, output } = this.ctx;
     this.part = output.format === 'parquet'
       ? parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.codec)
-      : csvPartWriter(writer, keys, scorer.outputs, output.delimiter);
+      : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.delimiter, escapeFormulas: output.escapeFormulas });
   }
 
   reject(r: Reject): void {
