@@ -6,7 +6,7 @@ import { planChunks } from '../src/run/plan.js';
 import { csvOf } from './support/data.js';
 import { runCli, Workspace, REPO } from './support/workspace.js';
 
-const obj = (uri: string, bytes: number, gzip = false) => ({ uri, bytes, gzip });
+const obj = (uri: string, bytes: number, gzip = false) => ({ uri, bytes, gzip, version: 'v1' });
 
 describe('planning chunks', () => {
   it('packs small objects together and splits large ones into ranges, without reading data', () => {

@@ -1,6 +1,6 @@
 import { cachedAsyncBuffer, parquetMetadataAsync, parquetScan, parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { inputError } from '../errors.js';
+import { inputError, NightscoreError, storageError } from '../errors.js';
 import { openLocation } from '../storage/open.js';
 
 /**
@@ -14,20 +14,21 @@ export interface ParquetSource {
   file: { byteLength: number; slice(start: number, end?: number): Promise<ArrayBuffer> | ArrayBuffer };
 }
 
-export async function openParquet(uri: string, bytes: number): Promise<ParquetSource> {
+export async function openParquet(uri: string, bytes: number, version?: string): Promise<ParquetSource> {
   const { storage, key } = openLocation(uri);
   const raw = {
     byteLength: bytes,
     async slice(start: number, end = bytes): Promise<ArrayBuffer> {
       if (end <= start) return new ArrayBuffer(0);
       const parts: Buffer[] = [];
-      for await (const part of await storage.read(key, { start, end: end - 1 })) parts.push(part as Buffer);
+      for await (const part of await storage.read(key, { start, end: end - 1 }, version)) parts.push(part as Buffer);
       const buf = Buffer.concat(parts);
       // A short read (a truncated body, an object that shrank) must never be decoded as data.
       if (buf.length !== end - start) {
-        throw inputError('INPUT_TRUNCATED', `${uri}: asked for bytes ${start}-${end - 1}, got ${buf.length} bytes`, {
+        throw storageError('INPUT_TRUNCATED', `${uri}: asked for bytes ${start}-${end - 1}, got ${buf.length} bytes`, {
           source: uri,
-          hint: 'The object changed or the transfer was cut; retry the run.',
+          retryable: true,
+          hint: 'The object changed or the transfer was cut; it is read again on retry.',
         });
       }
       return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
@@ -38,7 +39,8 @@ export async function openParquet(uri: string, bytes: number): Promise<ParquetSo
     // A 64 kB tail read holds the footer of most files; hyparquet fetches more when it does not.
     return { uri, metadata: await parquetMetadataAsync(file, { initialFetchSize: 64 * 1024 }), file };
   } catch (err) {
-    if ((err as { code?: string }).code === 'INPUT_TRUNCATED') throw err;
+    // Storage errors keep their own kind, so a transient one is retried, not called corrupt.
+    if (err instanceof NightscoreError) throw err;
     throw inputError('PARQUET_INVALID', `${uri}: not a readable Parquet file: ${(err as Error).message}`, {
       source: uri,
       hint: 'Check that the object is a complete Parquet file (magic bytes PAR1, a footer); re-export it if it was cut short.',
@@ -128,7 +130,7 @@ export async function readParquetColumns(source: ParquetSource, refs: ColumnRef[
       return Array.from(data as ArrayLike<Record<string, unknown> | null>, (v) => r.path.reduce<unknown>((o, p) => (o == null ? null : (o as Record<string, unknown>)[p]), v));
     });
   } catch (err) {
-    if ((err as { code?: string }).code) throw err;
+    if (err instanceof NightscoreError) throw err;
     throw inputError('PARQUET_INVALID', `${source.uri}: cannot decode rows ${rowStart}-${rowEnd - 1}: ${(err as Error).message}`, {
       source: source.uri,
       hint: 'The file is corrupt or uses a feature the reader does not support; re-export it.',

@@ -88,7 +88,9 @@ export async function applyBackfill(queues: Queues, job: JobDefinition, decision
   }
   const data: BackfillJobData = { jobFile: job.file, dates, next: 0, maxParallel: opts.maxParallel };
   await queues.runs.add('backfill', data, {
-    jobId: `backfill.${job.name}.${dates[0]}.${dates.at(-1)}.${dates.length}`,
+    // One feeder per invocation: the run ids already keep dates from being enqueued twice,
+    // and a reused id would silently drop a backfill whose old feeder record still exists.
+    jobId: `backfill.${job.name}.${dates[0]}.${dates.at(-1)}.${Date.now()}`,
     removeOnComplete: { age: 7 * 24 * 3600 },
     removeOnFail: { age: 7 * 24 * 3600 },
   });

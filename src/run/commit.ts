@@ -1,5 +1,6 @@
 import { parse } from 'csv-parse';
 import { escapeFormula, formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
+import { NightscoreError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { chunkFiles, OUTPUT_FILES, OWNED_FILE_RE, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
@@ -67,12 +68,21 @@ export async function publishRejects(out: Location, result: ChunkResult, offsets
   const { delimiter } = csv;
   const files = chunkFiles(out, result.index);
   const staged = openLocation(result.stagedRejects!.uri);
-  // Already published by an earlier try of this commit that died before the manifest.
-  if (!(await staged.storage.stat(staged.key))) return files.rejects;
+  if (!(await staged.storage.stat(staged.key))) {
+    // Published by an earlier try of this commit that died before the manifest.
+    if (await out.storage.stat(files.rejects)) return files.rejects;
+    throw new NightscoreError('storage', 'REJECTS_MISSING', `${result.stagedRejects!.uri} and ${out.storage.uri(files.rejects)} are both missing; ${result.stagedRejects!.rows} rejected rows cannot be accounted for`, {
+      hint: 'Something removed files from the output folder during the run; re-run the date.',
+    });
+  }
   const writer = await out.storage.createWriter(files.rejects);
+  const source = await staged.storage.read(staged.key);
   try {
     await writer.write(rejectsHeader(keys, { delimiter }));
-    const parser = (await staged.storage.read(staged.key)).pipe(parse({ delimiter, from_line: 2, relax_column_count: true }));
+    const parser = source.pipe(parse({ delimiter, from_line: 2, relax_column_count: true }));
+    // pipe() does not forward a source error (an S3 reset) to the parser: without this the
+    // commit would hang or the error would go unhandled.
+    source.once('error', (err) => parser.destroy(err));
     let batch: string[][] = [];
     for await (const row of parser as AsyncIterable<string[]>) {
       const [source = '', start = '0', line = '0', ...rest] = row;
@@ -88,6 +98,8 @@ export async function publishRejects(out: Location, result: ChunkResult, offsets
   } catch (err) {
     await writer.abort();
     throw err;
+  } finally {
+    source.destroy();
   }
   await staged.storage.delete(staged.key);
   return files.rejects;

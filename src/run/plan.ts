@@ -7,6 +7,8 @@ export interface InputObject {
   uri: string;
   bytes: number;
   gzip: boolean;
+  /** The version planned on; every read of the object must find this version. */
+  version: string;
 }
 
 /**
@@ -22,6 +24,7 @@ export interface Segment {
   start: number;
   end: number;
   gzip: boolean;
+  version: string;
   /** Parquet: the row range [start, end) read instead of a byte range. */
   rows?: { start: number; end: number };
 }
@@ -51,7 +54,7 @@ export async function listInputs(uri: string, format: string, date: string): Pro
       hint: 'Check the date, and that the upstream export for it has landed; input.uri is templated with {date}.',
     });
   }
-  return found.map((o) => ({ uri: storage.uri(o.key), bytes: o.size, gzip: o.key.endsWith('.gz') }));
+  return found.map((o) => ({ uri: storage.uri(o.key), bytes: o.size, gzip: o.key.endsWith('.gz'), version: o.version }));
 }
 
 function isDataObject(relative: string, exts: string[]): boolean {
@@ -76,11 +79,11 @@ export async function planParquetChunks(inputs: InputObject[], maxRows: number):
   const { openParquet, rowGroups } = await import('../formats/parquet-read.js');
   const chunks: ChunkPlan[] = [];
   for (const input of inputs) {
-    const { metadata } = await openParquet(input.uri, input.bytes);
+    const { metadata } = await openParquet(input.uri, input.bytes, input.version);
     for (const group of rowGroups(metadata)) {
       for (let start = group.rowStart; start < group.rowEnd; start += maxRows) {
         const end = Math.min(group.rowEnd, start + maxRows);
-        chunks.push({ index: chunks.length, segments: [{ uri: input.uri, bytes: input.bytes, start, end, gzip: false, rows: { start, end } }] });
+        chunks.push({ index: chunks.length, segments: [{ uri: input.uri, bytes: input.bytes, start, end, gzip: false, version: input.version, rows: { start, end } }] });
       }
     }
   }
@@ -104,7 +107,7 @@ export function planChunks(inputs: InputObject[], opts: PlanOptions): ChunkPlan[
     openBytes = 0;
   };
   for (const input of inputs) {
-    const whole = { uri: input.uri, bytes: input.bytes, start: 0, end: input.bytes, gzip: input.gzip };
+    const whole = { uri: input.uri, bytes: input.bytes, start: 0, end: input.bytes, gzip: input.gzip, version: input.version };
     if (input.bytes <= opts.chunkBytes || input.gzip || !opts.split) {
       if (openBytes > 0 && openBytes + input.bytes > opts.chunkBytes) close();
       open.push(whole);

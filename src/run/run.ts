@@ -7,7 +7,7 @@ import { loadModel, type LoadedModel } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
 import { VERSION } from '../version.js';
 import { beginOutput, commitOutput, lineOffsets, publishRejects } from './commit.js';
-import type { RowCounts, RunManifest } from './manifest.js';
+import { chunkFiles, type RowCounts, type RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
 
@@ -95,12 +95,12 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   const out = openLocation(plan.outputUri);
   const done = [...results].sort((a, b) => a.index - b.index);
   const keep = new Set<string>();
+  const offsets = lineOffsets(done);
   try {
     if (failure !== undefined) throw failure;
     if (done.length !== plan.chunks.length || done.some((r, i) => r.index !== i)) {
       throw new NightscoreError('internal', 'RUN_INCOMPLETE', `expected results for ${plan.chunks.length} chunks, got [${done.map((r) => r.index).join(', ')}]`);
     }
-    const offsets = lineOffsets(done);
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);
       manifest.parts.push(r.part);
@@ -120,9 +120,19 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
     manifest.status = 'succeeded';
   } catch (err) {
     const error = toNightscoreError(err);
+    // A storage hiccup while committing is not the run's fault: let the caller try the
+    // commit again (the queue retries it with backoff) rather than fail a good night.
+    if (err !== failure && (error.retryable || error.code === 'INTERNAL')) throw error;
     manifest.status = 'failed';
     manifest.error = { code: error.code, kind: error.kind, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
-    for (const r of done) keep.add(openLocation(r.part.uri).key);
+    // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
+    for (const r of done) {
+      keep.add(openLocation(r.part.uri).key);
+      if (r.stagedRejects) {
+        keep.add(openLocation(r.stagedRejects.uri).key);
+        keep.add(chunkFiles(out, r.index).rejects);
+      }
+    }
   }
   const finished = Date.now();
   manifest.finished_at = new Date(finished).toISOString();

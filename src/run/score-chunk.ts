@@ -1,5 +1,6 @@
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { openCsv, recordStartLine, type CsvStream } from '../formats/csv-read.js';
 import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
 import { sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
@@ -155,24 +156,30 @@ export async function scoreChunk(chunk: ChunkPlan, ctx: ChunkContext): Promise<C
 
 async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
   const stats: LineRangeStats = { newlines: 0, bytes: 0 };
-  const csv = await openSegment(segment, ctx, stats);
-  const columns = mapColumns(csv.header, ctx.scorer.features, ctx.keys, segment.uri);
-  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, columns);
-  await sink.open(ctx.keys.map((name) => ({ name })));
-  const before = sink.rows.read;
-  for await (const record of csv.records) {
-    sink.rows.read++;
-    const reject = builder.add(record.fields, record.line, segment.uri);
-    if (reject) {
-      reject.line = recordStartLine(record);
-      sink.reject(reject);
-      if (sink.backlog >= ctx.batchRows) await sink.flush(builder, segment.start);
-    } else if (builder.full) {
-      await sink.flush(builder, segment.start);
+  const streams: Readable[] = [];
+  try {
+    const csv = await openSegment(segment, ctx, stats, streams);
+    const columns = mapColumns(csv.header, ctx.scorer.features, ctx.keys, segment.uri);
+    const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, columns);
+    await sink.open(ctx.keys.map((name) => ({ name })));
+    const before = sink.rows.read;
+    for await (const record of csv.records) {
+      sink.rows.read++;
+      const reject = builder.add(record.fields, record.line, segment.uri);
+      if (reject) {
+        reject.line = recordStartLine(record);
+        sink.reject(reject);
+        if (sink.backlog >= ctx.batchRows) await sink.flush(builder, segment.start);
+      } else if (builder.full) {
+        await sink.flush(builder, segment.start);
+      }
     }
+    await sink.flush(builder, segment.start);
+    return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, bytes: stats.bytes, newlines: stats.newlines };
+  } finally {
+    // Whatever happened, release the object's connection (S3) or file descriptor.
+    for (const stream of streams) stream.destroy();
   }
-  await sink.flush(builder, segment.start);
-  return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, bytes: stats.bytes, newlines: stats.newlines };
 }
 
 /**
@@ -180,7 +187,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
  * fetched, a batch of rows at a time; a reject's line is its 0-based row index in the file.
  */
 async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
-  const source = await openParquet(segment.uri, segment.bytes);
+  const source = await openParquet(segment.uri, segment.bytes, segment.version);
   const features = ctx.scorer.features.map((f) => resolveColumn(source.metadata, f, 'feature', segment.uri));
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
   const schema = source.metadata.schema;
@@ -202,22 +209,29 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   return { uri: segment.uri, start, rows: end - start, bytes: 0, newlines: 0 };
 }
 
-async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRangeStats): Promise<CsvStream> {
+/** Opens a segment's CSV records; every stream it opens is pushed to `streams` for the caller to destroy. */
+async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRangeStats, streams: Readable[]): Promise<CsvStream> {
   const { storage, key } = openLocation(segment.uri);
   const whole = segment.start === 0 && segment.end >= segment.bytes;
   const mid = segment.start > 0;
-  const raw = await storage.read(key, mid ? { start: segment.start - 1 } : undefined);
+  const header = mid ? await readHeader(segment, ctx) : undefined;
+  const raw = await storage.read(key, mid ? { start: segment.start - 1 } : undefined, segment.version);
+  streams.push(raw);
   let source: Readable = raw;
   if (segment.gzip) {
-    source = raw.pipe(createGunzip());
-    raw.once('error', (err) => source.destroy(err));
+    const gunzip = createGunzip();
+    streams.push(gunzip);
+    // pipeline() tears both down when either fails (a truncated gzip, a reset connection).
+    pipeline(raw, gunzip).catch(() => undefined);
+    source = gunzip;
   }
   const sliced = Readable.from(sliceLineRange(source, { skipFirst: mid, last: whole ? Infinity : segment.end - 1 - (mid ? segment.start - 1 : 0) }, stats));
+  streams.push(sliced);
   return openCsv(sliced, {
     source: segment.uri,
     delimiter: ctx.delimiter,
     maxRecordBytes: ctx.maxRecordBytes,
-    header: mid ? await readHeader(segment, ctx) : undefined,
+    header,
     endsMidObject: !whole && segment.end < segment.bytes,
     range: mid ? { start: segment.start, end: segment.end } : undefined,
   });
@@ -226,7 +240,7 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
 /** The header of an object, for a range that starts mid-object: parsed from the object's first record. */
 async function readHeader(segment: Segment, ctx: ChunkContext): Promise<string[]> {
   const { storage, key } = openLocation(segment.uri);
-  const stream = await storage.read(key);
+  const stream = await storage.read(key, undefined, segment.version);
   try {
     return (await openCsv(stream, { source: segment.uri, delimiter: ctx.delimiter, maxRecordBytes: ctx.maxRecordBytes })).header;
   } finally {

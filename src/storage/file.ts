@@ -2,8 +2,9 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { storageError } from '../errors.js';
+import { inputError, storageError } from '../errors.js';
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
 
 /** Local files. Writes go to a temporary sibling and are renamed into place, so a key is never half-written. */
@@ -36,14 +37,18 @@ export class FileStorage implements Storage {
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
       const s = await stat(key);
-      return s.isFile() ? { key, size: s.size } : undefined;
+      return s.isFile() ? { key, size: s.size, version: `${s.size}:${s.mtimeMs}` } : undefined;
     } catch (err) {
       if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
       throw fsError(err, key, 'stat');
     }
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  async read(key: string, range?: ByteRange, version?: string): Promise<Readable> {
+    if (version !== undefined) {
+      const now = await this.stat(key);
+      if (now?.version !== version) throw inputChanged(this.uri(key));
+    }
     const stream = createReadStream(key, range ? { start: range.start, ...(range.end === undefined ? {} : { end: range.end }) } : {});
     // Surface open errors (ENOENT, EACCES) here, as a clear error, rather than mid-parse.
     await new Promise<void>((resolve, reject) => {
@@ -65,11 +70,16 @@ export class FileStorage implements Storage {
         if (!out.write(chunk)) await waitDrain(out, () => failure);
       },
       close: async () => {
-        await new Promise<void>((resolve, reject) => {
-          if (failure) return reject(failure);
-          out.once('error', (err) => reject(fsError(err, key, 'write')));
-          out.end(() => resolve());
-        });
+        // finished() settles on the stream's final state: a write that failed during end()
+        // (ENOSPC on the last flush) rejects here instead of publishing a truncated file.
+        try {
+          if (failure) throw failure;
+          out.end();
+          await finished(out);
+        } catch (err) {
+          await rm(tmp, { force: true });
+          throw failure ?? fsError(err, key, 'write');
+        }
         try {
           await rename(tmp, key);
         } catch (err) {
@@ -109,6 +119,14 @@ export class FileStorage implements Storage {
       throw fsError(err, key, 'write');
     }
   }
+}
+
+/** The object is not the version a run was planned on: its byte ranges no longer fit it. */
+export function inputChanged(uri: string) {
+  return inputError('INPUT_CHANGED', `${uri} changed (or vanished) after the run was planned`, {
+    source: uri,
+    hint: 'An upstream job rewrote the input during the run; re-run the date once the input is final.',
+  });
 }
 
 function waitDrain(out: WriteStream, failed: () => Error | undefined): Promise<void> {

@@ -10,6 +10,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { storageError } from '../errors.js';
+import { inputChanged } from './file.js';
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
 
 /**
@@ -60,7 +61,7 @@ export class S3Storage implements Storage {
       const page = await this.call('list', folder, () =>
         this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: folder, ContinuationToken: token })),
       );
-      for (const o of page.Contents ?? []) if (o.Key !== undefined) infos.push({ key: o.Key, size: o.Size ?? 0 });
+      for (const o of page.Contents ?? []) if (o.Key !== undefined) infos.push({ key: o.Key, size: o.Size ?? 0, version: o.ETag ?? '' });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -70,19 +71,32 @@ export class S3Storage implements Storage {
     if (key === '' || key.endsWith('/')) return undefined;
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { key, size: head.ContentLength ?? 0 };
+      return { key, size: head.ContentLength ?? 0, version: head.ETag ?? '' };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw s3Error(err, this.uri(key), 'stat');
     }
   }
 
-  async read(key: string, range?: ByteRange): Promise<Readable> {
+  async read(key: string, range?: ByteRange, version?: string): Promise<Readable> {
     const res = await this.call('read', key, () =>
       this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Range: range ? `bytes=${range.start}-${range.end ?? ''}` : undefined,
+          IfMatch: version || undefined,
+        }),
       ),
-    );
+    ).catch((err: unknown) => {
+      if (version && statusOf((err as { cause?: unknown }).cause) === 412) throw inputChanged(this.uri(key));
+      throw err;
+    });
+    // Servers that ignore If-Match (s3rver, some gateways) still say which version they sent.
+    if (version && res.ETag && res.ETag !== version) {
+      (res.Body as Readable).destroy();
+      throw inputChanged(this.uri(key));
+    }
     return res.Body as Readable;
   }
 
@@ -151,6 +165,9 @@ function s3Error(err: unknown, uri: string, action: string) {
       hint: 'Check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and the bucket policy.',
       cause: err,
     });
+  }
+  if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    return storageError('S3_REQUEST_REJECTED', message, { source: uri, hint: 'The storage service refused the request; check the bucket, key and permissions.', cause: err });
   }
   // Everything else (5xx, throttling, resets, timeouts) may pass on another try.
   return storageError('S3_UNAVAILABLE', message, {

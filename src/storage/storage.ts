@@ -4,6 +4,8 @@ import type { Readable } from 'node:stream';
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** What identifies this version of the object: the ETag (S3), or size and mtime (file). */
+  version: string;
 }
 
 /** Inclusive byte range, as HTTP Range and fs.createReadStream both count it; no `end` reads to the end. */
@@ -35,7 +37,11 @@ export interface Storage {
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Size of one object, or undefined when there is none. */
   stat(key: string): Promise<ObjectInfo | undefined>;
-  read(key: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Streams an object or a byte range of it. With `version`, a read of any other version
+   * fails with INPUT_CHANGED, so ranges planned on one version never cut another.
+   */
+  read(key: string, range?: ByteRange, version?: string): Promise<Readable>;
   createWriter(key: string): Promise<ObjectWriter>;
   put(key: string, body: string | Buffer): Promise<void>;
   /** Removes an object; removing one that is not there is not an error. */
