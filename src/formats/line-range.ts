@@ -1,3 +1,5 @@
+import { storageError } from '../errors.js';
+
 /**
  * Reading a byte range of a line-oriented object so that consecutive ranges partition its
  * records exactly. A range [start, end) owns the records that begin inside it:
@@ -13,6 +15,13 @@ export interface LineRangeOptions {
   skipFirst: boolean;
   /** Stream position of the range's last owned byte (end-1), or Infinity to read to EOF. */
   last: number;
+  /**
+   * Bytes the source holds from its start to the object's end, when known (uncompressed
+   * objects). A source that ends sooner was cut short, and is an error, never a short read.
+   */
+  length?: number;
+  /** Object URI, for the error. */
+  source?: string;
 }
 
 /** Counts what a slice emitted: newlines (for absolute line numbers later) and bytes. */
@@ -55,6 +64,13 @@ export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineR
     if (out.length > 0) yield out;
     pos += buf.length;
     if (done) return;
+  }
+  if (opts.length !== undefined && pos !== opts.length) {
+    throw storageError('INPUT_TRUNCATED', `${opts.source ?? 'input'}: the body ended after ${pos} of ${opts.length} bytes`, {
+      source: opts.source,
+      retryable: true,
+      hint: 'The transfer was cut short (or the object changed); it is read again on retry.',
+    });
   }
 }
 

@@ -225,7 +225,10 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
     pipeline(raw, gunzip).catch(() => undefined);
     source = gunzip;
   }
-  const sliced = Readable.from(sliceLineRange(source, { skipFirst: mid, last: whole ? Infinity : segment.end - 1 - (mid ? segment.start - 1 : 0) }, stats));
+  const from = mid ? segment.start - 1 : 0;
+  const sliced = Readable.from(
+    sliceLineRange(source, { skipFirst: mid, last: whole ? Infinity : segment.end - 1 - from, length: segment.gzip ? undefined : segment.bytes - from, source: segment.uri }, stats),
+  );
   streams.push(sliced);
   return openCsv(sliced, {
     source: segment.uri,

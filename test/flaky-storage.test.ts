@@ -1,0 +1,99 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { csvOf } from './support/data.js';
+import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
+import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
+import { startS3, type S3Server } from './support/s3.js';
+import { REPO, runCli, Workspace, parseCsv } from './support/workspace.js';
+
+/**
+ * Storage that misbehaves between nightscore and the S3 server: 503 SlowDown, 500s,
+ * connections reset mid-body, and bodies cut short behind a matching Content-Length.
+ * Every scenario checks the output row by row against the input.
+ */
+let s3: S3Server;
+let ws: Workspace;
+let proxy: FaultProxy | undefined;
+let tq: TestQueue | undefined;
+const DATE = '2026-04-01';
+const ROWS = 120;
+
+beforeAll(async () => {
+  s3 = await startS3(['raw', 'out']);
+  ws = await Workspace.create();
+  for (const part of ['a', 'b', 'c']) await s3.put('raw', `day/dt=${DATE}/${part}.csv`, csvOf(ROWS, part.charCodeAt(0)));
+});
+afterEach(async () => {
+  await tq?.close();
+  tq = undefined;
+  await proxy?.close();
+  proxy = undefined;
+});
+afterAll(async () => {
+  await s3.close();
+  await ws.remove();
+});
+
+async function withFaults(name: string, plan: (n: number) => Fault | undefined) {
+  proxy = await startFaultProxy(s3.endpoint, plan);
+  const job = await ws.job(`${name}.yaml`, {
+    name,
+    input: { uri: 's3://raw/day/dt={date}/', format: 'csv', key: ['customer_id'] },
+    model: { path: `${REPO}/models/churn/model.onnx` },
+    output: { uri: `s3://out/${name}/dt={date}/`, format: 'csv' },
+    chunk: { rows: 50, bytes: 3000 },
+  });
+  return { job, env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint } };
+}
+
+/** Keys in the succeeded output, in part order. */
+async function outputKeys(name: string): Promise<string[]> {
+  const m = JSON.parse(await s3.get('out', `${name}/dt=${DATE}/_manifest.json`));
+  const keys: string[] = [];
+  for (const p of m.parts as Array<{ uri: string }>) keys.push(...parseCsv(await s3.get('out', p.uri.replace('s3://out/', ''))).slice(1).map((r) => r[0]!));
+  return keys;
+}
+
+const expectedKeys = ['a', 'b', 'c'].flatMap((p) => Array.from({ length: ROWS }, (_, i) => `K${p.charCodeAt(0)}-${i}`));
+
+describe('flaky storage', () => {
+  it('503 SlowDown and 500 on reads are retried with backoff: the run succeeds with every row once', async () => {
+    const { job, env } = await withFaults('slow', (n) => (n % 3 === 0 ? 'slowdown' : n % 3 === 1 && n < 6 ? 'error500' : undefined));
+    const res = await runCli(['run', job, '--date', DATE], { env });
+    expect(res.code).toBe(0);
+    expect(proxy!.injected.length).toBeGreaterThan(3);
+    expect(await outputKeys('slow')).toEqual(expectedKeys);
+  });
+
+  it('a body cut short is detected, never scored: in process the run fails cleanly', async () => {
+    // Every read comes back half-length. A range whose records all lie in the first half
+    // loses nothing; the ranges that need the rest must notice.
+    const { job, env } = await withFaults('cut', () => 'truncate');
+    const res = await runCli(['run', job, '--date', DATE], { env });
+    expect(proxy!.injected.length).toBeGreaterThan(0);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/INPUT_TRUNCATED: s3:\/\/raw\/day\/dt=2026-04-01\/.*\.csv: the body ended after \d+ of \d+ bytes/);
+    expect(await s3.keys('out', `cut/dt=${DATE}/`)).not.toContain(`cut/dt=${DATE}/_SUCCESS`);
+    expect(JSON.parse(await s3.get('out', `cut/dt=${DATE}/_manifest.json`)).status).toBe('failed');
+  });
+
+  it('storage that never recovers fails the run cleanly, with no _SUCCESS', async () => {
+    const { job, env } = await withFaults('down', () => 'slowdown');
+    const res = await runCli(['run', job, '--date', DATE], { env });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/S3_UNAVAILABLE: cannot read s3:\/\/raw\/.*SlowDown/);
+    expect(await s3.keys('out', `down/dt=${DATE}/`)).not.toContain(`down/dt=${DATE}/_SUCCESS`);
+  });
+
+  it('on the queue, resets and cut bodies are retried per chunk: the run succeeds with every row exactly once', async () => {
+    const faults: Fault[] = ['reset', 'truncate', 'slowdown', 'reset', 'truncate'];
+    const { job, env } = await withFaults('queued', (n) => (n >= 2 && n % 2 === 0 ? faults[(n / 2 - 1) % faults.length] : undefined));
+    tq = await createTestQueue(env);
+    await tq.startWorker({}, ['--concurrency', '2']);
+    expect((await runCli(['run', job, '--date', DATE, '--queue'], { env: tq.env })).code).toBe(0);
+    const [status] = await tq.waitFor(job, DATE, DATE, allIn(['succeeded', 'failed']));
+    expect(status!.state).toBe('succeeded');
+    expect(proxy!.injected).toEqual(expect.arrayContaining(['reset', 'truncate']));
+    expect([...(await outputKeys('queued'))].sort()).toEqual([...expectedKeys].sort());
+    expect(await outputKeys('queued')).toEqual(expectedKeys);
+  });
+});
