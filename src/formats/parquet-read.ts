@@ -117,26 +117,39 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: 'featu
   return { name, top: name.split('.')[0]!, path, type: describeType(node) };
 }
 
-/** Reads columns for rows [rowStart, rowEnd), fetching only those columns' chunks. */
-export async function readParquetColumns(source: ParquetSource, refs: ColumnRef[], rowStart: number, rowEnd: number): Promise<ArrayLike<unknown>[]> {
+/** Reads batches of rows of some columns; only those columns' chunks are fetched. */
+export type ColumnReader = (rowStart: number, rowEnd: number) => Promise<ArrayLike<unknown>[]>;
+
+/**
+ * Prepares one scan of `refs` for a whole segment (the page indexes are loaded once), and
+ * returns a reader of row ranges within it.
+ */
+export async function parquetColumnReader(source: ParquetSource, refs: ColumnRef[]): Promise<ColumnReader> {
   const tops = [...new Set(refs.map((r) => r.top))];
-  try {
-    const scan = await parquetScan({ file: source.file, metadata: source.metadata, columns: tops, compressors, useOffsetIndex: true });
-    const byTop = new Map<string, ArrayLike<unknown>>();
-    for (const top of tops) byTop.set(top, await scan.readColumn({ column: top, rowStart, rowEnd }));
-    return refs.map((r) => {
-      const data = byTop.get(r.top)!;
-      if (r.path.length === 0) return data;
-      return Array.from(data as ArrayLike<Record<string, unknown> | null>, (v) => r.path.reduce<unknown>((o, p) => (o == null ? null : (o as Record<string, unknown>)[p]), v));
-    });
-  } catch (err) {
-    if (err instanceof NightscoreError) throw err;
-    throw inputError('PARQUET_INVALID', `${source.uri}: cannot decode rows ${rowStart}-${rowEnd - 1}: ${(err as Error).message}`, {
+  const decodeError = (err: unknown, what: string) => {
+    if (err instanceof NightscoreError) return err;
+    return inputError('PARQUET_INVALID', `${source.uri}: cannot decode ${what}: ${(err as Error).message}`, {
       source: source.uri,
       hint: 'The file is corrupt or uses a feature the reader does not support; re-export it.',
       cause: err,
     });
-  }
+  };
+  const scan = await parquetScan({ file: source.file, metadata: source.metadata, columns: tops, compressors, useOffsetIndex: true }).catch((err: unknown) => {
+    throw decodeError(err, 'its page indexes');
+  });
+  return async (rowStart, rowEnd) => {
+    try {
+      const byTop = new Map<string, ArrayLike<unknown>>();
+      for (const top of tops) byTop.set(top, await scan.readColumn({ column: top, rowStart, rowEnd }));
+      return refs.map((r) => {
+        const data = byTop.get(r.top)!;
+        if (r.path.length === 0) return data;
+        return Array.from(data as ArrayLike<Record<string, unknown> | null>, (v) => r.path.reduce<unknown>((o, p) => (o == null ? null : (o as Record<string, unknown>)[p]), v));
+      });
+    } catch (err) {
+      throw decodeError(err, `rows ${rowStart}-${rowEnd - 1}`);
+    }
+  };
 }
 
 const MAX_EXACT = 2n ** 53n;

@@ -4,7 +4,7 @@ import { loadJob } from '../job/load.js';
 import { logicalDateFor } from '../job/dates.js';
 import type { ChunkResult } from '../run/score-chunk.js';
 import { beginRun, csvOutput, finishRun, prepareJob } from '../run/run.js';
-import { chunkId, QUEUES } from './config.js';
+import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { fromFailedReason, toQueueError } from './errors.js';
 import { enqueueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
@@ -120,4 +120,3 @@ async function feedBackfill(queues: Queues, job: Job<BackfillJobData>, token: st
   return dates.length;
 }
 
-export { QUEUES };

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { openCsv, recordStartLine, type CsvStream } from '../formats/csv-read.js';
 import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
 import { sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
-import { openParquet, readParquetColumns, resolveColumn } from '../formats/parquet-read.js';
+import { openParquet, parquetColumnReader, resolveColumn } from '../formats/parquet-read.js';
 import { csvPartWriter, parquetPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
@@ -193,10 +193,11 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   const schema = source.metadata.schema;
   await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
   const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows);
+  const read = await parquetColumnReader(source, [...features, ...keys]);
   const { start, end } = segment.rows!;
   for (let from = start; from < end; from += ctx.batchRows) {
     const to = Math.min(end, from + ctx.batchRows);
-    const columns = await readParquetColumns(source, [...features, ...keys], from, to);
+    const columns = await read(from, to);
     const featureData = columns.slice(0, features.length);
     const keyData = columns.slice(features.length);
     for (let r = 0; r < to - from; r++) {
