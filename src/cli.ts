@@ -28,9 +28,10 @@ function buildProgram(): Command {
     .argument('<job.yaml>', 'job definition')
     .addOption(new Option('--date <YYYY-MM-DD>', 'logical date to score').makeOptionMandatory())
     .option('--json', 'print the run manifest (or, with --queue --wait, the status) as JSON')
+    .option('--threads <n>', 'in process: chunks scored at once on worker threads (default: the CPUs)')
     .option('--queue', 'enqueue the run for the workers instead of scoring here')
     .option('--wait', 'with --queue: wait until the run finishes')
-    .action((job: string, opts: { date: string; json?: boolean; queue?: boolean; wait?: boolean }) =>
+    .action((job: string, opts: { date: string; json?: boolean; queue?: boolean; wait?: boolean; threads?: string }) =>
       exit(() => (opts.queue ? enqueueCommand(job, opts) : runCommand(ctx, job, opts)))(),
     );
   program

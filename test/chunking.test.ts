@@ -100,6 +100,14 @@ describe('split runs', () => {
     expect(b.rejects).toBe(a.rejects);
     expect(b.rejects.split('\n').filter(Boolean).map((r) => r.split(',')[1])).toEqual(['6', '98', '181', '182', '334', '401']);
     expect(b.m.inputs.map((i) => i.rows)).toEqual([400, 50]);
+
+    // The same split run on one thread (the default uses every CPU) writes the same parts.
+    const single = await job('split-1', { rows: 64, bytes: 2000 });
+    expect((await runCli(['run', single, '--date', '2026-07-01', '--threads', '1'])).code).toBe(0);
+    const c = await outputs('split-1', '2026-07-01');
+    expect(c.m.chunks).toBe(b.m.chunks);
+    expect(c.predictions).toBe(b.predictions);
+    expect(c.rejects).toBe(b.rejects);
   });
 
   it('a quoted newline at a split point fails the run with the fix; split: false reads it whole', async () => {

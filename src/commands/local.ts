@@ -23,14 +23,16 @@ export function yesterday(): string {
 }
 
 /** nightscore run: score one date in this process. */
-export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean }): Promise<number> {
+export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string }): Promise<number> {
   const { log, interactive } = ctx;
   const date = parseLogicalDate(opts.date);
+  const threads = opts.threads === undefined ? undefined : Number(opts.threads);
+  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw usageError('BAD_OPTION', `--threads takes a positive whole number, got "${opts.threads}"`);
   const job = await loadJob(jobFile);
   const prepared = await prepareJob(job);
   const progress = interactive && !opts.json ? terminalProgress(process.stderr) : undefined;
   log.info({ job: job.name, date, model_sha256: prepared.model.sha256 }, 'run started');
-  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent }).finally(() => progress?.clear());
+  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads }).finally(() => progress?.clear());
   log[manifest.error ? 'error' : 'info']({ job: job.name, date, rows: manifest.rows, duration_ms: manifest.duration_ms, error: manifest.error }, `run ${manifest.status}`);
   process.stdout.write(opts.json ? `${JSON.stringify(manifest, null, 2)}\n` : `${formatSummary(manifest)}\n`);
   if (!manifest.error) return 0;

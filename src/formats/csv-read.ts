@@ -48,6 +48,10 @@ export async function openCsv(stream: Readable, opts: CsvReadOptions): Promise<C
   );
   // A failing source (network reset, gzip error) does not propagate through pipe().
   stream.once('error', (err) => parser.destroy(err));
+  // The parser starts reading before anyone iterates (the caller still checks the header,
+  // opens its writers): a parse error in that window would be an unhandled 'error' event
+  // that kills the process. The iterator rethrows the stored error when iteration starts.
+  parser.on('error', () => undefined);
   const records = readRecords(parser, opts);
   if (opts.header) return { header: opts.header, records };
   const first = await records.next();

@@ -86,12 +86,18 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   if (await job.moveToWaitingChildren(token)) throw new WaitingChildrenError();
 
   const values = await job.getChildrenValues<ChunkResult>();
-  const failures = Object.values(await job.getIgnoredChildrenFailures());
-  const failure = failures.length > 0 ? fromFailedReason(failures[0]!) : undefined;
+  // The first failed chunk in plan order explains the run best (see runJob).
+  const failed = Object.entries(await job.getIgnoredChildrenFailures()).sort(([a], [b]) => chunkIndexOf(a) - chunkIndexOf(b));
+  const failure = failed.length > 0 ? fromFailedReason(failed[0]![1]) : undefined;
   const manifest = await finishRun(plan, Object.values(values), data.job!.input.key, csvOutput(data.job!), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
   if (manifest.error) throw new UnrecoverableError(`${manifest.error.code}: ${manifest.error.message}`);
   return { status: 'succeeded', chunks: manifest.chunks, rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256 };
+}
+
+/** The chunk index at the end of a chunk job's key (`…:<run>.<attempt>.c<index>`). */
+function chunkIndexOf(key: string): number {
+  return Number(/\.c(\d+)$/.exec(key)?.[1] ?? Number.MAX_SAFE_INTEGER);
 }
 
 const ACTIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);

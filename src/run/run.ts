@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { availableParallelism, hostname } from 'node:os';
 import { modelError, NightscoreError, toNightscoreError } from '../errors.js';
 import { locateRun, modelPath, type JobDefinition } from '../job/load.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
@@ -10,6 +12,7 @@ import { beginOutput, commitOutput, lineOffsets, publishRejects } from './commit
 import { chunkFiles, type RowCounts, type RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
+import { ChunkThreadPool } from './thread-pool.js';
 
 /** A job bound to its model: everything checked that can be checked before reading data. */
 export interface PreparedJob {
@@ -144,34 +147,65 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
 /** Progress events for a terminal or a log. */
 export type RunEvent = { type: 'progress'; rows: RowCounts; chunk: number; chunks: number };
 
+// Threads run the compiled dist/run/chunk-thread.js; from TypeScript source (tests that call
+// runJob directly) there is none, and chunks are scored on this thread.
+const THREAD_ENTRY_BUILT = existsSync(fileURLToPath(new URL('./chunk-thread.js', import.meta.url)));
+
 export interface RunJobOptions {
   onEvent?: (event: RunEvent) => void;
+  /**
+   * Worker threads scoring chunks at once; each has its own model session with
+   * `model.threads` onnxruntime threads. @defaultValue the CPUs, at most one per chunk
+   */
+  threads?: number;
 }
 
 /**
  * Scores one logical date in this process, end to end, with the same plan, chunks and
- * commit as the queue, so both produce identical output. Returns the final manifest, whose
- * `status` and `error` say how the run ended; throws only when the run could not start
- * (no input for the date), leaving the output folder as it was.
+ * commit as the queue, so both produce identical output. Chunks are scored on worker
+ * threads when there are several, so the run uses the machine's cores. Returns the final
+ * manifest, whose `status` and `error` say how the run ended; throws only when the run
+ * could not start (no input for the date), leaving the output folder as it was.
  */
 export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOptions = {}): Promise<RunManifest> {
   const plan = await beginRun(prepared, date);
+  const threads = THREAD_ENTRY_BUILT ? Math.max(1, Math.min(opts.threads ?? availableParallelism(), plan.chunks.length)) : 1;
+  const progress = new Map<number, RowCounts>();
+  const report = (chunk: number) => (rows: RowCounts) => {
+    progress.set(chunk, rows);
+    const total = [...progress.values()].reduce(add, { read: 0, scored: 0, rejected: 0 });
+    opts.onEvent?.({ type: 'progress', rows: total, chunk, chunks: plan.chunks.length });
+  };
   const results: ChunkResult[] = [];
-  let total: RowCounts = { read: 0, scored: 0, rejected: 0 };
+  // The first chunk in plan order that failed explains the run best: a split inside a
+  // quoted field fails the chunk before the split with the fix, the one after with garbage.
+  const failures = new Map<number, unknown>();
+  let failure: unknown;
+  const pool = threads > 1 ? new ChunkThreadPool(threads) : undefined;
   try {
-    for (const chunk of plan.chunks) {
-      const before = total;
-      const ctx = chunkContext(prepared, date, plan.outputUri, (rows) =>
-        opts.onEvent?.({ type: 'progress', rows: add(before, rows), chunk: chunk.index, chunks: plan.chunks.length }),
-      );
-      const result = await scoreChunk(chunk, ctx);
-      results.push(result);
-      total = add(total, result.rows);
-    }
-  } catch (err) {
-    return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job), err);
+    // Each slot takes the next chunk in plan order until the plan is done or a chunk fails.
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: threads }, async (_, slot) => {
+        while (failure === undefined && next < plan.chunks.length) {
+          const chunk = plan.chunks[next++]!;
+          try {
+            const result = pool
+              ? await pool.run(slot, prepared.job, date, plan.outputUri, chunk, report(chunk.index))
+              : await scoreChunk(chunk, chunkContext(prepared, date, plan.outputUri, report(chunk.index)));
+            results.push(result);
+          } catch (err) {
+            failures.set(chunk.index, err);
+            failure ??= err;
+          }
+        }
+      }),
+    );
+  } finally {
+    await pool?.close();
   }
-  return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job));
+  const first = Math.min(...failures.keys());
+  return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job), failures.get(first));
 }
 
 /** The CSV output options rejects files are written with. */

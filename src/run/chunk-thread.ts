@@ -1,0 +1,32 @@
+/**
+ * A worker thread that scores chunks for an in-process run, so `nightscore run` uses every
+ * core. It runs the same code as a queue worker's chunk (and so writes the same parts), and
+ * keeps its model session across the chunks it is given.
+ */
+import { parentPort } from 'node:worker_threads';
+import { toNightscoreError } from '../errors.js';
+import type { JobDefinition } from '../job/load.js';
+import type { ChunkPlan } from './plan.js';
+import { chunkContext, prepareJob } from './run.js';
+import { scoreChunk } from './score-chunk.js';
+
+export interface ChunkTask {
+  id: number;
+  job: JobDefinition;
+  date: string;
+  outputUri: string;
+  chunk: ChunkPlan;
+}
+
+parentPort?.on('message', (task: ChunkTask) => {
+  void (async () => {
+    try {
+      const prepared = await prepareJob(task.job);
+      const ctx = chunkContext(prepared, task.date, task.outputUri, (rows) => parentPort!.postMessage({ id: task.id, progress: rows }));
+      parentPort!.postMessage({ id: task.id, result: await scoreChunk(task.chunk, ctx) });
+    } catch (err) {
+      const e = toNightscoreError(err);
+      parentPort!.postMessage({ id: task.id, error: { ...e.toJSON(), retryable: e.retryable } });
+    }
+  })();
+});
