@@ -56,7 +56,7 @@ writeFileSync(
     'input: { uri: "../in/dt={date}/", format: csv, key: [customer_id] }',
     `model: { path: "${path.join(repo, 'models/churn/model.onnx')}" }`,
     'output: { uri: "../out/dt={date}/", format: csv }',
-    'chunk: { rows: 50000 }',
+    'chunk: { rows: 50000, bytes: 16000000 }',
     '',
   ].join('\n'),
 );
