@@ -34,7 +34,7 @@ async function slice(data: Buffer, start: number, end: number, piece: number): P
   const pieces: Buffer[] = [];
   for (let i = from; i < data.length; i += piece) pieces.push(data.subarray(i, i + piece));
   const out: Buffer[] = [];
-  const stats = { newlines: 0, bytes: 0 };
+  const stats = { newlines: 0 };
   for await (const b of sliceLineRange(Readable.from(pieces), { skipFirst: start > 0, last: end >= data.length ? Infinity : end - 1 - from }, stats)) out.push(b);
   return Buffer.concat(out).toString();
 }

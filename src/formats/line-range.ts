@@ -1,4 +1,4 @@
-import { storageError } from '../errors.js';
+import { inputTruncated } from '../storage/integrity.js';
 
 /**
  * Reading a byte range of a line-oriented object so that consecutive ranges partition its
@@ -24,10 +24,9 @@ export interface LineRangeOptions {
   source?: string;
 }
 
-/** Counts what a slice emitted: newlines (for absolute line numbers later) and bytes. */
+/** Counts the newlines a slice emitted, for absolute line numbers later. */
 export interface LineRangeStats {
   newlines: number;
-  bytes: number;
 }
 
 const NL = 0x0a;
@@ -60,17 +59,12 @@ export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineR
     }
     const out = buf.subarray(from, to);
     stats.newlines += countNewlines(out);
-    stats.bytes += out.length;
     if (out.length > 0) yield out;
     pos += buf.length;
     if (done) return;
   }
   if (opts.length !== undefined && pos !== opts.length) {
-    throw storageError('INPUT_TRUNCATED', `${opts.source ?? 'input'}: the body ended after ${pos} of ${opts.length} bytes`, {
-      source: opts.source,
-      retryable: true,
-      hint: 'The transfer was cut short (or the object changed); it is read again on retry.',
-    });
+    throw inputTruncated(opts.source ?? 'input', `the body ended after ${pos} of ${opts.length} bytes`);
   }
 }
 

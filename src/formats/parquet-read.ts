@@ -1,6 +1,7 @@
 import { cachedAsyncBuffer, parquetMetadataAsync, parquetScan, parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { inputError, NightscoreError, storageError } from '../errors.js';
+import { inputError, NightscoreError } from '../errors.js';
+import { inputTruncated } from '../storage/integrity.js';
 import { openLocation } from '../storage/open.js';
 
 /**
@@ -25,11 +26,7 @@ export async function openParquet(uri: string, bytes: number, version?: string):
       const buf = Buffer.concat(parts);
       // A short read (a truncated body, an object that shrank) must never be decoded as data.
       if (buf.length !== end - start) {
-        throw storageError('INPUT_TRUNCATED', `${uri}: asked for bytes ${start}-${end - 1}, got ${buf.length} bytes`, {
-          source: uri,
-          retryable: true,
-          hint: 'The object changed or the transfer was cut; it is read again on retry.',
-        });
+        throw inputTruncated(uri, `asked for bytes ${start}-${end - 1}, got ${buf.length} bytes`);
       }
       return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
     },
@@ -49,14 +46,12 @@ export async function openParquet(uri: string, bytes: number, version?: string):
   }
 }
 
-/** Row groups as row ranges, with their compressed sizes for planning. */
-export function rowGroups(metadata: FileMetaData): Array<{ rowStart: number; rowEnd: number; bytes: number }> {
+/** Row groups as row ranges of the file. */
+export function rowGroups(metadata: FileMetaData): Array<{ rowStart: number; rowEnd: number }> {
   let start = 0;
   return metadata.row_groups.map((g) => {
-    const rows = Number(g.num_rows);
-    const bytes = g.columns.reduce((n, c) => n + Number(c.meta_data?.total_compressed_size ?? 0), 0);
-    const range = { rowStart: start, rowEnd: start + rows, bytes };
-    start += rows;
+    const range = { rowStart: start, rowEnd: start + Number(g.num_rows) };
+    start = range.rowEnd;
     return range;
   });
 }
@@ -66,8 +61,6 @@ export interface ColumnRef {
   name: string;
   top: string;
   path: string[];
-  /** Parquet type, for messages and for writing keys back out. */
-  type: string;
 }
 
 const NUMERIC_PHYSICAL = new Set(['INT32', 'INT64', 'FLOAT', 'DOUBLE', 'BOOLEAN']);
@@ -114,7 +107,7 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: 'featu
   if (role === 'key' && node.children.length > 0) {
     throw inputError('INPUT_COLUMN_TYPE', `${uri}: key column "${name}" is a nested group; expected a scalar column`, { source: uri, column: name, hint: 'Use scalar columns as keys.' });
   }
-  return { name, top: name.split('.')[0]!, path, type: describeType(node) };
+  return { name, top: name.split('.')[0]!, path };
 }
 
 /** Reads batches of rows of some columns; only those columns' chunks are fetched. */

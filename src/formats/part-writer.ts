@@ -20,14 +20,18 @@ export interface KeyColumn {
 
 export function csvPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs: OutputColumns[], opts: CsvWriteOptions): PartWriter {
   let started = false;
+  // The header goes first, whether the part gets rows or stays empty.
+  const start = async () => {
+    if (!started) await out.write(predictionHeader(keys.map((k) => k.name), outputs, opts));
+    started = true;
+  };
   return {
     async writeBatch(keyRows, values, rows) {
-      if (!started) await out.write(predictionHeader(keys.map((k) => k.name), outputs, opts));
-      started = true;
+      await start();
       await out.write(formatPredictions(keyRows, values, rows, opts));
     },
     async close() {
-      if (!started) await out.write(predictionHeader(keys.map((k) => k.name), outputs, opts));
+      await start();
       await out.close();
     },
     abort: () => out.abort(),

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { inputError } from '../errors.js';
+import { openParquet, rowGroups } from '../formats/parquet-read.js';
 import { openLocation } from '../storage/open.js';
 
 /** One input object of a run. */
@@ -76,7 +77,6 @@ export interface PlanOptions {
  * one inference batch and memory stays bounded by `chunk.rows` whatever the row groups' size.
  */
 export async function planParquetChunks(inputs: InputObject[], maxRows: number): Promise<ChunkPlan[]> {
-  const { openParquet, rowGroups } = await import('../formats/parquet-read.js');
   const chunks: ChunkPlan[] = [];
   for (const input of inputs) {
     const { metadata } = await openParquet(input.uri, input.bytes, input.version);

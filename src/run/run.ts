@@ -180,14 +180,13 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
   // The first chunk in plan order that failed explains the run best: a split inside a
   // quoted field fails the chunk before the split with the fix, the one after with garbage.
   const failures = new Map<number, unknown>();
-  let failure: unknown;
   const pool = threads > 1 ? new ChunkThreadPool(threads) : undefined;
   try {
     // Each slot takes the next chunk in plan order until the plan is done or a chunk fails.
     let next = 0;
     await Promise.all(
       Array.from({ length: threads }, async (_, slot) => {
-        while (failure === undefined && next < plan.chunks.length) {
+        while (failures.size === 0 && next < plan.chunks.length) {
           const chunk = plan.chunks[next++]!;
           try {
             const result = pool
@@ -196,7 +195,6 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
             results.push(result);
           } catch (err) {
             failures.set(chunk.index, err);
-            failure ??= err;
           }
         }
       }),

@@ -35,7 +35,6 @@ export interface SegmentResult {
   uri: string;
   start: number;
   rows: number;
-  bytes: number;
   newlines: number;
 }
 
@@ -155,7 +154,7 @@ export async function scoreChunk(chunk: ChunkPlan, ctx: ChunkContext): Promise<C
 }
 
 async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
-  const stats: LineRangeStats = { newlines: 0, bytes: 0 };
+  const stats: LineRangeStats = { newlines: 0 };
   const streams: Readable[] = [];
   try {
     const csv = await openSegment(segment, ctx, stats, streams);
@@ -175,7 +174,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
       }
     }
     await sink.flush(builder, segment.start);
-    return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, bytes: stats.bytes, newlines: stats.newlines };
+    return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, newlines: stats.newlines };
   } finally {
     // Whatever happened, release the object's connection (S3) or file descriptor.
     for (const stream of streams) stream.destroy();
@@ -207,7 +206,7 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
     }
     await sink.flush(builder, start);
   }
-  return { uri: segment.uri, start, rows: end - start, bytes: 0, newlines: 0 };
+  return { uri: segment.uri, start, rows: end - start, newlines: 0 };
 }
 
 /** Opens a segment's CSV records; every stream it opens is pushed to `streams` for the caller to destroy. */

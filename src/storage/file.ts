@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { inputError, storageError } from '../errors.js';
+import { storageError } from '../errors.js';
+import { inputChanged } from './integrity.js';
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
 
 /** Local files. Writes go to a temporary sibling and are renamed into place, so a key is never half-written. */
@@ -119,14 +120,6 @@ export class FileStorage implements Storage {
       throw fsError(err, key, 'write');
     }
   }
-}
-
-/** The object is not the version a run was planned on: its byte ranges no longer fit it. */
-export function inputChanged(uri: string) {
-  return inputError('INPUT_CHANGED', `${uri} changed (or vanished) after the run was planned`, {
-    source: uri,
-    hint: 'An upstream job rewrote the input during the run; re-run the date once the input is final.',
-  });
 }
 
 function waitDrain(out: WriteStream, failed: () => Error | undefined): Promise<void> {

@@ -10,7 +10,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { storageError } from '../errors.js';
-import { inputChanged } from './file.js';
+import { inputChanged } from './integrity.js';
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
 
 /**
