@@ -4,6 +4,7 @@
  * generated code, so onnxruntime loads the result like any exported model.
  */
 import onnxProto from 'onnx-proto';
+import { rng } from '../src/demo/churn-data.js';
 
 const { onnx } = onnxProto;
 type ElemType = 'float' | 'double' | 'int64' | 'string';
@@ -154,3 +155,91 @@ export function logisticModel(opts: LogisticOptions): Uint8Array {
     metadata: { ...(opts.featureNames ? { feature_names: JSON.stringify(opts.featureNames) } : {}), ...opts.metadata },
   });
 }
+
+export interface TreeEnsembleOptions {
+  /** Feature names, in input order; recorded as `feature_names` metadata. */
+  features: string[];
+  /** Number of trees. */
+  trees: number;
+  /** Splits from root to leaf: each tree is complete, with 2^depth - 1 splits and 2^depth leaves. */
+  depth: number;
+  /** Seed of the pseudo-random splits and leaf values; the same seed builds the same bytes. */
+  seed: number;
+  /**
+   * Where each feature's thresholds are drawn from, `[low, high]` per feature, so splits
+   * fall inside the data rather than all on one side of it. @defaultValue [-1, 1] for all
+   */
+  ranges?: Array<[number, number]>;
+  inputName?: string;
+  outputName?: string;
+}
+
+/**
+ * A gradient-boosted binary classifier shaped like an exported LightGBM/XGBoost model:
+ * ai.onnx.ml TreeEnsembleRegressor summing `trees` complete trees of `depth` BRANCH_LEQ
+ * splits into one logit, then Sigmoid. Input float [N, features], output float [N, 1].
+ */
+export function treeEnsembleModel(opts: TreeEnsembleOptions): Uint8Array {
+  const next = rng(opts.seed);
+  const input = opts.inputName ?? 'input';
+  const output = opts.outputName ?? 'probability';
+  const splits = 2 ** opts.depth - 1;
+  const perTree = 2 * splits + 1;
+  const nodes = { treeids: [] as number[], nodeids: [] as number[], featureids: [] as number[], values: [] as number[], modes: [] as string[], truenodeids: [] as number[], falsenodeids: [] as number[] };
+  const targets = { treeids: [] as number[], nodeids: [] as number[], ids: [] as number[], weights: [] as number[] };
+  // Leaf values small enough that the sum over all trees is a logit of a few units.
+  const leafScale = 4 / Math.sqrt(opts.trees);
+  for (let t = 0; t < opts.trees; t++) {
+    // Breadth-first numbering: node i splits into 2i+1 (true: x <= threshold) and 2i+2.
+    for (let i = 0; i < perTree; i++) {
+      const leaf = i >= splits;
+      const feature = leaf ? 0 : Math.floor(next() * opts.features.length);
+      const [low, high] = opts.ranges?.[feature] ?? [-1, 1];
+      nodes.treeids.push(t);
+      nodes.nodeids.push(i);
+      nodes.featureids.push(feature);
+      nodes.values.push(leaf ? 0 : low + (high - low) * next());
+      nodes.modes.push(leaf ? 'LEAF' : 'BRANCH_LEQ');
+      nodes.truenodeids.push(leaf ? 0 : 2 * i + 1);
+      nodes.falsenodeids.push(leaf ? 0 : 2 * i + 2);
+      if (leaf) {
+        targets.treeids.push(t);
+        targets.nodeids.push(i);
+        targets.ids.push(0);
+        targets.weights.push(leafScale * (next() * 2 - 1));
+      }
+    }
+  }
+  return buildModel({
+    inputs: [{ name: input, elem: 'float', shape: ['N', opts.features.length] }],
+    outputs: [{ name: output, elem: 'float', shape: ['N', 1] }],
+    nodes: [
+      {
+        op: 'TreeEnsembleRegressor',
+        domain: 'ai.onnx.ml',
+        inputs: [input],
+        outputs: ['logit'],
+        attrs: {
+          n_targets: 1,
+          aggregate_function: 'SUM',
+          post_transform: 'NONE',
+          nodes_treeids: { ints: nodes.treeids },
+          nodes_nodeids: { ints: nodes.nodeids },
+          nodes_featureids: { ints: nodes.featureids },
+          nodes_values: { floats: nodes.values },
+          nodes_modes: nodes.modes,
+          nodes_truenodeids: { ints: nodes.truenodeids },
+          nodes_falsenodeids: { ints: nodes.falsenodeids },
+          target_treeids: { ints: targets.treeids },
+          target_nodeids: { ints: targets.nodeids },
+          target_ids: { ints: targets.ids },
+          target_weights: { floats: targets.weights },
+        },
+      },
+      { op: 'Sigmoid', inputs: ['logit'], outputs: [output] },
+    ],
+    metadata: { feature_names: JSON.stringify(opts.features) },
+    producer: 'nightscore-builder (tree ensemble)',
+  });
+}
+
