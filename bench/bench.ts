@@ -1,89 +1,186 @@
 /**
- * npm run bench: end-to-end throughput and peak memory of `nightscore run` (the real CLI,
- * dist/cli.js) on generated days of the example churn job, at two input sizes so that
- * flat memory shows as equal peaks. Medians over several runs; a table on stdout and
- * JSON in .bench/results.json.
+ * npm run bench: a reproducible benchmark (issue #5). It generates its own data (a string key
+ * and 20 numeric features, as CSV and as Parquet) and models (a 150-tree depth-4 ensemble and
+ * a logistic regression), runs the real CLI (dist/cli.js) in process and through the queue on
+ * 1 and 2 worker processes, and measures onnxruntime alone, parsing alone, peak RSS at 1× and
+ * 4× the rows, the workers' event-loop delay and the queue's cost per chunk. Medians over
+ * --runs; a markdown table on stdout, every sample in .bench/results.json.
  *
- *   npm run bench -- --rows 1000000 --runs 3
+ *   npm run bench                                  # 1M rows, 3 runs, every case
+ *   npm run bench -- --rows 20000 --runs 1         # a quick check that everything works
+ *   npm run bench -- --only queue2,ort --skip-large
+ *
+ * Case ids (--only matches any part of one): parse/{csv,parquet}, ort/{tree,linear}/t{1,N},
+ * run/{csv,parquet}/{tree,linear}, queue{1,2}/{csv,parquet}/{tree,linear},
+ * run/csv/linear@4x, queue1/csv/linear@4x, overhead/queue1/empty.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeDemoDay } from '../src/demo/demo.js';
-import { loadJob } from '../src/job/load.js';
+import { measureChunkOverhead, measureInProcess, measureOrtAlone, measureParseAlone, measureQueue, type Measured } from './cases.js';
+import { ensureDataset, ensureEmptyFiles, FEATURES, KEY, type Dataset } from './data.js';
+import { checkRedis, checkTools, REPO } from './procs.js';
+import { checkTargets, formatTable, summarise, type CaseResult } from './report.js';
+import { MODEL_OUTPUTS, writeJob, writeModels, type Format, type ModelKind } from './setup.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const work = path.join(repo, '.bench');
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '3' } } });
-const rows = Number(values.rows);
-const runs = Number(values.runs);
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
-interface Sample {
-  seconds: number;
-  maxRssMb: number;
+function fail(message: string): never {
+  process.stderr.write(`\nbench failed: ${message}\n`);
+  process.exit(1);
 }
 
-function runOnce(jobFile: string, date: string): Sample {
-  // GNU time reports the child's peak RSS; the CLI runs exactly as a user runs it.
-  const res = spawnSync('/usr/bin/time', ['-f', '%e %M', process.execPath, path.join(repo, 'dist/cli.js'), 'run', jobFile, '--date', date, '--json'], {
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-    env: { ...process.env, NIGHTSCORE_LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+const { values: opt } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '3' },
+    only: { type: 'string' },
+    'skip-large': { type: 'boolean', default: false },
+    seed: { type: 'string', default: '11' },
+    'chunk-mb': { type: 'string', default: '16' },
+    concurrency: { type: 'string' },
+    'empty-files': { type: 'string', default: '200' },
+  },
+});
+const rows = Number(opt.rows);
+const runs = Number(opt.runs);
+const seed = Number(opt.seed);
+const chunkBytes = Math.round(Number(opt['chunk-mb']) * 1024 * 1024);
+const concurrency = opt.concurrency === undefined ? undefined : Number(opt.concurrency);
+const emptyFiles = Number(opt['empty-files']);
+for (const [name, v] of Object.entries({ rows, runs, seed, 'chunk-mb': chunkBytes, 'empty-files': emptyFiles - 1, ...(concurrency === undefined ? {} : { concurrency }) })) {
+  if (!Number.isInteger(v) || v < 1) fail(`--${name} takes a positive whole number${name === 'empty-files' ? ' above 1' : ''}`);
+}
+const filters = opt.only?.split(',').map((f) => f.trim()).filter(Boolean);
+const wanted = (id: string) => (!filters || filters.some((f) => id.includes(f))) && !(opt['skip-large'] && id.endsWith('@4x'));
+const redisUrl = process.env.NIGHTSCORE_REDIS_URL || 'redis://127.0.0.1:6379';
+const cores = cpus().length;
+
+const root = path.join(REPO, '.bench');
+const dirs = { data: path.join(root, 'data'), models: path.join(root, 'models'), jobs: path.join(root, 'jobs'), out: path.join(root, 'out') };
+rmSync(dirs.out, { recursive: true, force: true });
+for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+
+/** Every case, in the order they run; `measure` is called only for the wanted ones. */
+interface CaseSpec {
+  id: string;
+  title: string;
+  rows: number;
+  measure: () => Promise<Measured>;
+}
+
+const models = writeModels(dirs.models, seed);
+const datasets = new Map<string, Promise<Dataset>>();
+const dataset = (format: Format, n: number) => {
+  const key = `${format}-${n}`;
+  if (!datasets.has(key)) datasets.set(key, ensureDataset(dirs.data, format, n, seed));
+  return datasets.get(key)!;
+};
+const job = async (name: string, format: Format, model: ModelKind, n: number) =>
+  writeJob(dirs.jobs, { name, inputDir: (await dataset(format, n)).dir, format, model, modelPath: models[model], outRoot: dirs.out, chunkBytes });
+const warmJob = async (format: Format, model: ModelKind) => {
+  // Eight small objects in many small chunks, so every worker thread scores one before timing.
+  const warm = await ensureDataset(dirs.data, format, 16_000, seed, 8, 2_000);
+  return writeJob(dirs.jobs, { name: `warm-${format}-${model}`, inputDir: warm.dir, format, model, modelPath: models[model], outRoot: dirs.out, chunkBytes: 64 * 1024 });
+};
+const queueOpts = async (workers: number, format: Format, model: ModelKind) => ({ workers, redisUrl, concurrency, warmJob: await warmJob(format, model), outRoot: dirs.out });
+
+const FORMATS: Format[] = ['csv', 'parquet'];
+const MODELS: ModelKind[] = ['tree', 'linear'];
+const label = { csv: 'CSV', parquet: 'Parquet', tree: 'tree 150×4', linear: 'logistic' };
+const specs: CaseSpec[] = [];
+for (const format of FORMATS) {
+  specs.push({
+    id: `parse/${format}`,
+    title: `parse alone, ${label[format]}, 1 thread`,
+    rows,
+    measure: async () => measureParseAlone(format, (await dataset(format, rows)).dir, rows, chunkBytes, dirs.out, runs),
   });
-  if (res.status !== 0) throw new Error(`nightscore run failed (${res.status}): ${res.stderr}`);
-  const [seconds, kb] = res.stderr.trim().split('\n').pop()!.split(' ').map(Number) as [number, number];
-  const manifest = JSON.parse(res.stdout) as { rows: { read: number } };
-  if (manifest.rows.read !== sizeOf(date)) throw new Error(`expected ${sizeOf(date)} rows, read ${manifest.rows.read}`);
-  return { seconds, maxRssMb: kb / 1024 };
 }
-
-const sizes = [Math.max(1, Math.floor(rows / 4)), rows];
-const dates = ['2030-01-01', '2030-01-02'];
-const sizeOf = (date: string) => sizes[dates.indexOf(date)] as number;
-
-execFileSync('npm', ['run', '-s', 'build'], { cwd: repo, stdio: 'inherit' });
-mkdirSync(path.join(work, 'jobs'), { recursive: true });
-const jobFile = path.join(work, 'jobs', 'bench.yaml');
-writeFileSync(
-  jobFile,
-  [
-    'name: bench-churn',
-    'input: { uri: "../in/dt={date}/", format: csv, key: [customer_id] }',
-    `model: { path: "${path.join(repo, 'models/churn/model.onnx')}" }`,
-    'output: { uri: "../out/dt={date}/", format: csv }',
-    'chunk: { rows: 50000, bytes: 16000000 }',
-    '',
-  ].join('\n'),
+for (const model of MODELS) {
+  for (const threads of [...new Set([1, cores])]) {
+    const output = Object.keys(MODEL_OUTPUTS[model])[0]!;
+    specs.push({ id: `ort/${model}/t${threads}`, title: `onnxruntime alone, ${label[model]}, ${threads} thread${threads > 1 ? 's' : ''}`, rows, measure: () => measureOrtAlone(models[model], output, rows, seed, threads, runs) });
+  }
+}
+for (const format of FORMATS) {
+  for (const model of MODELS) {
+    const name = `bench-${format}-${model}-${rows}`;
+    specs.push({ id: `run/${format}/${model}`, title: `run in process, ${label[format]}, ${label[model]}`, rows, measure: async () => measureInProcess(await job(name, format, model, rows), rows, runs) });
+  }
+}
+for (const workers of [1, 2]) {
+  for (const format of FORMATS) {
+    for (const model of MODELS) {
+      const name = `bench-${format}-${model}-${rows}`;
+      specs.push({
+        id: `queue${workers}/${format}/${model}`,
+        title: `queue, ${workers} worker${workers > 1 ? 's' : ''}, ${label[format]}, ${label[model]}`,
+        rows,
+        measure: async () => measureQueue(await job(name, format, model, rows), name, rows, runs, await queueOpts(workers, format, model)),
+      });
+    }
+  }
+}
+const large = 4 * rows;
+const largeName = `bench-csv-linear-${large}`;
+specs.push(
+  { id: 'run/csv/linear@4x', title: `run in process, CSV, logistic, 4× rows`, rows: large, measure: async () => measureInProcess(await job(largeName, 'csv', 'linear', large), large, runs) },
+  {
+    id: 'queue1/csv/linear@4x',
+    title: `queue, 1 worker, CSV, logistic, 4× rows`,
+    rows: large,
+    measure: async () => measureQueue(await job(largeName, 'csv', 'linear', large), largeName, large, runs, await queueOpts(1, 'csv', 'linear')),
+  },
+  {
+    id: 'overhead/queue1/empty',
+    title: `queue overhead, 1 worker, ${emptyFiles} empty chunks`,
+    rows: 0,
+    measure: async () => {
+      const [one, many] = [await ensureEmptyFiles(dirs.data, 1), await ensureEmptyFiles(dirs.data, emptyFiles)];
+      // chunk.bytes of one header: each file is a chunk of its own.
+      const perFile = many.bytes / emptyFiles;
+      const common = { format: 'csv' as const, model: 'linear' as const, modelPath: models.linear, outRoot: dirs.out, chunkBytes: perFile, minRows: 0 };
+      const oneJob = writeJob(dirs.jobs, { ...common, name: 'overhead-1', inputDir: one.dir });
+      const manyJob = writeJob(dirs.jobs, { ...common, name: `overhead-${emptyFiles}`, inputDir: many.dir });
+      return measureChunkOverhead(oneJob, manyJob, many.dir, perFile, runs, { ...(await queueOpts(1, 'csv', 'linear')), warmJob: oneJob });
+    },
+  },
 );
-const job = await loadJob(jobFile);
 
-const results = [];
-for (const [i, date] of dates.entries()) {
-  const n = sizes[i] as number;
-  process.stderr.write(`generating ${n.toLocaleString('en-US')} rows…\n`);
-  await writeDemoDay(job, date, { rows: n, files: 4, seed: 11 });
-  const samples = Array.from({ length: runs }, () => runOnce(jobFile, date));
-  results.push({
-    case: 'csv + logistic (example model), nightscore run in process',
-    rows: n,
-    runs,
-    median_seconds: median(samples.map((s) => s.seconds)),
-    median_rows_per_s: Math.round(n / median(samples.map((s) => s.seconds))),
-    median_peak_rss_mb: Math.round(median(samples.map((s) => s.maxRssMb))),
-    samples,
-  });
+async function main(): Promise<void> {
+  const chosen = specs.filter((s) => wanted(s.id));
+  if (chosen.length === 0) throw new Error(`--only ${opt.only} matches no case; ids: ${specs.map((s) => s.id).join(', ')}`);
+  checkTools();
+  if (chosen.some((s) => s.id.startsWith('queue') || s.id.startsWith('overhead'))) await checkRedis(redisUrl);
+  process.stderr.write('building dist/ (npm run build)…\n');
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: REPO, stdio: 'inherit' });
+
+  const machine = {
+    cpu: cpus()[0]?.model,
+    cores,
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+    free_memory_gb_at_start: Math.round(freemem() / 2 ** 30),
+    load_average_at_start: loadavg().map((l) => Math.round(l * 100) / 100),
+    node: process.version,
+    kernel: release(),
+  };
+  const results: CaseResult[] = [];
+  for (const spec of chosen) {
+    process.stderr.write(`${spec.id}: ${spec.rows.toLocaleString('en-US')} rows × ${runs} run(s)…\n`);
+    results.push({ id: spec.id, title: spec.title, rows: spec.rows, ...(await spec.measure()) });
+  }
+
+  const summaries = results.map(summarise);
+  const targets = checkTargets(summaries, cores);
+  const inputs = Object.fromEntries(await Promise.all([...datasets.entries()].map(async ([k, d]) => [k, { bytes: (await d).bytes, files: (await d).files.length }])));
+  const options = { rows, runs, seed, chunk_bytes: chunkBytes, chunk_rows: 50_000, concurrency: concurrency ?? 'default (CPUs)', only: filters ?? null, skip_large: opt['skip-large'], features: FEATURES.length, key: KEY };
+  writeFileSync(path.join(root, 'results.json'), `${JSON.stringify({ machine, options, inputs, finished_at: new Date().toISOString(), summaries, targets, results }, null, 2)}\n`);
+  console.log(`machine: ${machine.cores} × ${machine.cpu}, ${machine.memory_gb} GB, node ${machine.node}; load ${machine.load_average_at_start.join(' ')} at start`);
+  console.log(`medians of ${runs} run(s); chunk.bytes ${(chunkBytes / 2 ** 20).toFixed(0)} MiB, chunk.rows 50,000\n`);
+  console.log(formatTable(summaries, targets));
+  console.log(`\nevery sample: ${path.relative(process.cwd(), path.join(root, 'results.json'))}`);
 }
 
-const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version };
-writeFileSync(path.join(work, 'results.json'), `${JSON.stringify({ machine, results }, null, 2)}\n`);
-console.log(`machine: ${machine.cpus} × ${machine.cpu}, ${machine.memory_gb} GB, node ${machine.node}`);
-console.log('| case | rows | median s | median rows/s | median peak RSS |');
-console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const r of results) {
-  console.log(`| ${r.case} | ${r.rows.toLocaleString('en-US')} | ${r.median_seconds.toFixed(2)} | ${r.median_rows_per_s.toLocaleString('en-US')} | ${r.median_peak_rss_mb} MB |`);
-}
+// A failure (Redis away, a worker that died, a run that failed) ends the benchmark with its reason, not a stack.
+main().catch((err: Error) => fail(err.message));

@@ -1,0 +1,110 @@
+/**
+ * Medians, the targets of issue #5, the markdown table and .bench/results.json.
+ */
+import type { Measured } from './cases.js';
+
+export interface CaseResult extends Measured {
+  id: string;
+  title: string;
+  rows: number;
+}
+
+export interface Summary {
+  id: string;
+  title: string;
+  rows: number;
+  runs: number;
+  median_seconds: number;
+  median_rows_per_s: number | null;
+  /** In process, ORT and parse alone: the process; queue: the largest worker's VmHWM. */
+  peak_rss_mb: number;
+  /** Queue: median over runs of the largest worker's p99 event-loop delay during the run. */
+  eld_p99_ms?: number;
+  /** Chunk overhead: median ms per chunk. */
+  ms_per_chunk?: number;
+}
+
+export interface TargetCheck {
+  case: string;
+  target: string;
+  measured: number;
+  /** 1 or more is met, whichever way the target points. */
+  ratio: number;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+export function summarise(r: CaseResult): Summary {
+  const seconds = median(r.samples.map((s) => s.seconds));
+  const overhead = r.id.startsWith('overhead/');
+  const eld = r.samples.every((s) => s.eldP99Ms?.length) ? median(r.samples.map((s) => Math.max(...s.eldP99Ms!))) : undefined;
+  return {
+    id: r.id,
+    title: r.title,
+    rows: r.rows,
+    runs: r.samples.length,
+    median_seconds: seconds,
+    median_rows_per_s: overhead || seconds === 0 ? null : Math.round(r.rows / seconds),
+    peak_rss_mb: Math.round(r.workerPeakRssMb ? Math.max(...r.workerPeakRssMb) : median(r.samples.map((s) => s.peakRssMb))),
+    ...(eld === undefined ? {} : { eld_p99_ms: Math.round(eld * 10) / 10 }),
+    ...(overhead ? { ms_per_chunk: Math.round(seconds * 1e4) / 10 } : {}),
+  };
+}
+
+/**
+ * The targets that apply to what was measured. "Flat" memory is read as: the peak at 4× the
+ * rows is at most 10% above the peak at 1×.
+ */
+export function checkTargets(all: Summary[], cpus: number): TargetCheck[] {
+  const by = new Map(all.map((s) => [s.id, s]));
+  const rps = (id: string) => by.get(id)?.median_rows_per_s ?? undefined;
+  const out: TargetCheck[] = [];
+  const atLeast = (id: string, target: string, measured: number | undefined, goal: number | undefined) => {
+    if (measured !== undefined && goal !== undefined) out.push({ case: id, target, measured, ratio: measured / goal });
+  };
+  const atMost = (id: string, target: string, measured: number | undefined, limit: number | undefined) => {
+    if (measured !== undefined && limit !== undefined) out.push({ case: id, target, measured, ratio: measured === 0 ? Infinity : limit / measured });
+  };
+  atLeast('queue2/csv/tree', '≥550,000 rows/s', rps('queue2/csv/tree'), 550_000);
+  atLeast('queue2/csv/linear', '≥1,500,000 rows/s', rps('queue2/csv/linear'), 1_500_000);
+  for (const f of ['csv', 'parquet']) {
+    for (const m of ['tree', 'linear']) {
+      const q2 = rps(`queue2/${f}/${m}`);
+      atLeast(`run/${f}/${m}`, '≥80% of 2 workers', rps(`run/${f}/${m}`), q2 === undefined ? undefined : 0.8 * q2);
+    }
+  }
+  const ort = rps(`ort/tree/t${cpus}`);
+  atLeast('queue2/parquet/tree', `≥75% of ORT alone (${cpus} threads)`, rps('queue2/parquet/tree'), ort === undefined ? undefined : 0.75 * ort);
+  for (const s of all) {
+    if (s.id.startsWith('queue')) {
+      atMost(s.id, 'peak RSS ≤200 MB per worker', s.peak_rss_mb, 200);
+      atMost(s.id, 'event-loop delay p99 ≤100 ms', s.eld_p99_ms, 100);
+    }
+    if (s.id.endsWith('@4x')) {
+      const base = by.get(s.id.slice(0, -3));
+      atMost(s.id, 'peak RSS flat: ≤110% of the 1× peak', s.peak_rss_mb, base ? 1.1 * base.peak_rss_mb : undefined);
+    }
+    if (s.ms_per_chunk !== undefined) atMost(s.id, 'queue overhead ≤10 ms per chunk (median)', s.ms_per_chunk, 10);
+  }
+  return out;
+}
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+/** The markdown table: one row per case, with the targets that apply to it. */
+export function formatTable(all: Summary[], targets: TargetCheck[]): string {
+  const lines = ['| case | rows | median s | median rows/s | peak RSS | other | target | ratio |', '| --- | ---: | ---: | ---: | ---: | --- | --- | --- |'];
+  for (const s of all) {
+    const mine = targets.filter((t) => t.case === s.id);
+    const other = s.ms_per_chunk !== undefined ? `${s.ms_per_chunk} ms/chunk` : s.eld_p99_ms !== undefined ? `ELD p99 ${s.eld_p99_ms} ms` : '';
+    const seconds = s.ms_per_chunk !== undefined ? '' : s.median_seconds.toFixed(3);
+    lines.push(
+      `| ${s.title} | ${n(s.rows)} | ${seconds} | ${s.median_rows_per_s === null ? '' : n(s.median_rows_per_s)} | ${s.peak_rss_mb} MB | ${other} | ${mine.map((t) => t.target).join('; ')} | ${mine.map((t) => `${t.ratio === Infinity ? '∞' : t.ratio.toFixed(2)} ${t.ratio >= 1 ? '✓' : '✗'}`).join('; ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
