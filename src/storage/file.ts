@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -38,7 +38,7 @@ export class FileStorage implements Storage {
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
       const s = await stat(key);
-      return s.isFile() ? { key, size: s.size, version: `${s.size}:${s.mtimeMs}` } : undefined;
+      return s.isFile() ? { key, size: s.size, version: `${s.size}:${s.mtimeMs}`, modified: s.mtimeMs } : undefined;
     } catch (err) {
       if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
       throw fsError(err, key, 'stat');
@@ -60,7 +60,7 @@ export class FileStorage implements Storage {
   }
 
   async createWriter(key: string): Promise<ObjectWriter> {
-    const tmp = path.join(path.dirname(key), `.${path.basename(key)}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
+    const tmp = tmpFor(key);
     await this.mkdirFor(key);
     const out = createWriteStream(tmp);
     let failure: Error | undefined;
@@ -105,6 +105,34 @@ export class FileStorage implements Storage {
     }
   }
 
+  async createIfAbsent(key: string, body: string): Promise<boolean> {
+    await this.mkdirFor(key);
+    // Written whole to a temporary name first, then linked: link(2) fails with EEXIST when the
+    // name is taken, so the object appears atomically and complete, or not at all.
+    const tmp = tmpFor(key);
+    try {
+      await writeFile(tmp, body, { flag: 'wx' });
+      await link(tmp, key);
+      return true;
+    } catch (err) {
+      if (isCode(err, 'EEXIST')) return false;
+      throw fsError(err, key, 'write');
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async touch(key: string): Promise<boolean> {
+    try {
+      const now = new Date();
+      await utimes(key, now, now);
+      return true;
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return false;
+      throw fsError(err, key, 'write');
+    }
+  }
+
   async delete(key: string): Promise<void> {
     try {
       await rm(key, { force: true });
@@ -120,6 +148,11 @@ export class FileStorage implements Storage {
       throw fsError(err, key, 'write');
     }
   }
+}
+
+/** A temporary sibling of `key`; the commit sweeps those of writers that died (OWNED_FILE_RE). */
+function tmpFor(key: string): string {
+  return path.join(path.dirname(key), `.${path.basename(key)}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
 }
 
 function waitDrain(out: WriteStream, failed: () => Error | undefined): Promise<void> {

@@ -1,4 +1,5 @@
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -61,7 +62,7 @@ export class S3Storage implements Storage {
       const page = await this.call('list', folder, () =>
         this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: folder, ContinuationToken: token })),
       );
-      for (const o of page.Contents ?? []) if (o.Key !== undefined) infos.push({ key: o.Key, size: o.Size ?? 0, version: o.ETag ?? '' });
+      for (const o of page.Contents ?? []) if (o.Key !== undefined) infos.push({ key: o.Key, size: o.Size ?? 0, version: o.ETag ?? '', modified: o.LastModified?.getTime() ?? 0 });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -71,7 +72,7 @@ export class S3Storage implements Storage {
     if (key === '' || key.endsWith('/')) return undefined;
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { key, size: head.ContentLength ?? 0, version: head.ETag ?? '' };
+      return { key, size: head.ContentLength ?? 0, version: head.ETag ?? '', modified: head.LastModified?.getTime() ?? 0 };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw s3Error(err, this.uri(key), 'stat');
@@ -131,6 +132,38 @@ export class S3Storage implements Storage {
     await this.call('write', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body) })));
   }
 
+  async createIfAbsent(key: string, body: string): Promise<boolean> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body), IfNoneMatch: '*' }));
+      return true;
+    } catch (err) {
+      // 412: the key exists. 409: a concurrent conditional write to the same key won.
+      const status = statusOf(err);
+      if (status === 412 || status === 409) return false;
+      throw s3Error(err, this.uri(key), 'write');
+    }
+  }
+
+  async touch(key: string): Promise<boolean> {
+    // A copy onto itself (S3 requires new metadata for that) gives the object a new
+    // LastModified, and fails when the key is gone: a heartbeat never resurrects a lock.
+    try {
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          CopySource: copySource(this.bucket, key),
+          MetadataDirective: 'REPLACE',
+          Metadata: { 'nightscore-touched': new Date().toISOString() },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw s3Error(err, this.uri(key), 'write');
+    }
+  }
+
   async delete(key: string): Promise<void> {
     await this.call('delete', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
   }
@@ -146,6 +179,14 @@ export class S3Storage implements Storage {
       throw s3Error(err, this.uri(key), action);
     }
   }
+}
+
+/**
+ * CopySource is URL-encoded, as S3 requires; `=` (Hive-style `dt=` prefixes) is legal in a
+ * path unencoded and stays so, because some S3-compatible servers (s3rver) do not decode it.
+ */
+function copySource(bucket: string, key: string): string {
+  return `${bucket}/${key.split('/').map((s) => encodeURIComponent(s).replace(/%3D/g, '=')).join('/')}`;
 }
 
 function statusOf(err: unknown): number | undefined {

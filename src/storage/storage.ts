@@ -6,6 +6,8 @@ export interface ObjectInfo {
   size: number;
   /** What identifies this version of the object: the ETag (S3), or size and mtime (file). */
   version: string;
+  /** When the object was last written or touched, in ms since the epoch (storage's clock). */
+  modified: number;
 }
 
 /** Inclusive byte range, as HTTP Range and fs.createReadStream both count it; no `end` reads to the end. */
@@ -44,6 +46,15 @@ export interface Storage {
   read(key: string, range?: ByteRange, version?: string): Promise<Readable>;
   createWriter(key: string): Promise<ObjectWriter>;
   put(key: string, body: string | Buffer): Promise<void>;
+  /**
+   * Writes a small object only if there is none under `key`, atomically: of two racing
+   * creators exactly one gets true. Local files publish with link(2), which fails when the
+   * name exists; S3 sends `If-None-Match: *`, which AWS S3 and MinIO honour (s3rver does not,
+   * and overwrites).
+   */
+  createIfAbsent(key: string, body: string): Promise<boolean>;
+  /** Marks an existing object modified now (a heartbeat); false when it is gone. Never creates one. */
+  touch(key: string): Promise<boolean>;
   /** Removes an object; removing one that is not there is not an error. */
   delete(key: string): Promise<void>;
 }
