@@ -21,11 +21,18 @@ export async function beginOutput(out: Location, manifest: RunManifest): Promise
   await writeManifest(out, manifest);
 }
 
-/** Writes the final manifest and, on success, `_SUCCESS`. `keep` lists the keys this attempt wrote. */
-export async function commitOutput(out: Location, manifest: RunManifest, keep: Set<string>): Promise<void> {
+/**
+ * Writes the final manifest and, on success, `_SUCCESS`. `keep` lists the keys this attempt
+ * wrote; `fence` throws when the attempt no longer holds the output lock, and is checked
+ * before each publishing write.
+ */
+export async function commitOutput(out: Location, manifest: RunManifest, keep: Set<string>, fence: () => Promise<void>): Promise<void> {
   await removeOwnedFiles(out, keep);
+  await fence();
   await writeManifest(out, manifest);
-  if (manifest.status === 'succeeded') await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.success), '');
+  if (manifest.status !== 'succeeded') return;
+  await fence();
+  await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.success), '');
 }
 
 export async function writeManifest(out: Location, manifest: RunManifest): Promise<void> {

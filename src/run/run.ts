@@ -9,6 +9,7 @@ import { loadModel, type LoadedModel } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
 import { VERSION } from '../version.js';
 import { beginOutput, commitOutput, lineOffsets, publishRejects } from './commit.js';
+import { acquireOutputLock, checkOutputLock, holdOutputLock, outputLeaseMs, releaseOutputLock, type LockIdentity } from './lock.js';
 import { chunkFiles, type RowCounts, type RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
@@ -51,14 +52,18 @@ export interface RunPlan {
   chunks: ChunkPlan[];
   /** The `running` manifest written at the start; the final one completes it. */
   manifest: RunManifest;
+  /** The attempt holding the output lock (see lock.ts): chunks and the commit check it. */
+  lock: LockIdentity;
 }
 
 /**
- * Lists a date's inputs, plans its chunks, and opens the output folder for this attempt
- * (removes `_SUCCESS` and earlier parts, writes a `running` manifest). Throws, leaving the
- * output untouched, when there is no input for the date.
+ * Lists a date's inputs, plans its chunks, takes the output lock, and opens the output folder
+ * for this attempt (removes `_SUCCESS` and earlier parts, writes a `running` manifest).
+ * Throws, leaving the output untouched, when there is no input for the date, or with
+ * RUN_IN_PROGRESS when another attempt holds the lock. `owner` names the run across tries
+ * (a queued run's id); an in-process run is its own attempt.
  */
-export async function beginRun(prepared: PreparedJob, date: string): Promise<RunPlan> {
+export async function beginRun(prepared: PreparedJob, date: string, owner?: string): Promise<RunPlan> {
   const { job } = prepared;
   const where = locateRun(job, date);
   const inputs = await listInputs(where.inputUri, job.input.format, date);
@@ -68,8 +73,15 @@ export async function beginRun(prepared: PreparedJob, date: string): Promise<Run
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
   const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
-  await beginOutput(out, manifest);
-  return { date, outputUri, inputs, chunks, manifest };
+  const lock: LockIdentity = { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt };
+  await acquireOutputLock(out, { ...lock, job: job.name, date }, outputLeaseMs());
+  try {
+    await beginOutput(out, manifest);
+  } catch (err) {
+    await releaseOutputLock(out, lock);
+    throw err;
+  }
+  return { date, outputUri, inputs, chunks, manifest, lock };
 }
 
 /** The context chunks of this date of this job score in. */
@@ -90,8 +102,9 @@ export function chunkContext(prepared: PreparedJob, date: string, outputUri: str
 
 /**
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
- * checks the limits, writes the final manifest and, on success, `_SUCCESS`. A `failure`
- * (a chunk that could not be scored) fails the run with that error.
+ * checks the limits, writes the final manifest and, on success, `_SUCCESS`, then releases
+ * the output lock. A `failure` (a chunk that could not be scored) fails the run with that
+ * error. Throws RUN_LOCK_LOST, writing nothing, when the attempt no longer holds the lock.
  */
 export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: string[], csv: { delimiter: string; escapeFormulas: boolean }, failure?: unknown): Promise<RunManifest> {
   const manifest: RunManifest = structuredClone(plan.manifest);
@@ -99,6 +112,8 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   const done = [...results].sort((a, b) => a.index - b.index);
   const keep = new Set<string>();
   const offsets = lineOffsets(done);
+  const fence = async () => void (await checkOutputLock(out, plan.lock));
+  await fence();
   try {
     if (failure !== undefined) throw failure;
     if (done.length !== plan.chunks.length || done.some((r, i) => r.index !== i)) {
@@ -140,7 +155,8 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   const finished = Date.now();
   manifest.finished_at = new Date(finished).toISOString();
   manifest.duration_ms = finished - Date.parse(manifest.started_at);
-  await commitOutput(out, manifest, keep);
+  await commitOutput(out, manifest, keep, fence);
+  await releaseOutputLock(out, plan.lock);
   return manifest;
 }
 
@@ -169,6 +185,21 @@ export interface RunJobOptions {
  */
 export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOptions = {}): Promise<RunManifest> {
   const plan = await beginRun(prepared, date);
+  const out = openLocation(plan.outputUri);
+  // Lost to another run (this process stalled past its lease): score no further chunk; the
+  // commit's fence then fails the attempt without publishing anything.
+  let lost = false;
+  const stopHeartbeat = holdOutputLock(out, plan.lock, outputLeaseMs(), () => (lost = true));
+  try {
+    return await scoreAndFinish(prepared, plan, opts, () => lost);
+  } finally {
+    stopHeartbeat();
+    await releaseOutputLock(out, plan.lock);
+  }
+}
+
+async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJobOptions, lost: () => boolean): Promise<RunManifest> {
+  const { date } = plan;
   const threads = THREAD_ENTRY_BUILT ? Math.max(1, Math.min(opts.threads ?? availableParallelism(), plan.chunks.length)) : 1;
   const progress = new Map<number, RowCounts>();
   const report = (chunk: number) => (rows: RowCounts) => {
@@ -186,7 +217,7 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
     let next = 0;
     await Promise.all(
       Array.from({ length: threads }, async (_, slot) => {
-        while (failures.size === 0 && next < plan.chunks.length) {
+        while (failures.size === 0 && !lost() && next < plan.chunks.length) {
           const chunk = plan.chunks[next++]!;
           try {
             const result = pool

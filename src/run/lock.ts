@@ -1,0 +1,253 @@
+import { hostname } from 'node:os';
+import { configError, storageError, toNightscoreError } from '../errors.js';
+import type { Location } from '../storage/open.js';
+import { readText } from '../storage/storage.js';
+
+/**
+ * The output lock: one attempt at a time writes a run's output folder.
+ *
+ * A lock is an object `_LOCK.<epoch>` in the output folder, created with create-if-absent
+ * (Storage.createIfAbsent), holding a LockRecord. The highest epoch is the lock; lower ones
+ * are leftovers of holders that lapsed. It is live while its last write or touch is less than
+ * `lease_ms` old; the holder touches it every quarter lease. Taking over a lapsed lock never
+ * overwrites it: the taker creates the *next* epoch, and create-if-absent lets exactly one of
+ * several racing takers have it, then removes the lapsed one. Only create-if-absent has to be
+ * atomic, which local files (link) and S3 (If-None-Match) both provide.
+ *
+ * Fencing: before each write that publishes the run (rejects, manifest, `_SUCCESS`) the commit
+ * checks that the highest epoch is still its own (checkOutputLock), so an attempt that lost
+ * its lock (paused past its lease, then taken over) fails without touching the new holder's
+ * output.
+ */
+
+/** Which run holds a lock: `owner` is the run's identity, the same for every try of a queued run. */
+export interface LockIdentity {
+  owner: string;
+  /** The attempt (manifest `attempt`) that holds it now. */
+  attempt: string;
+}
+
+/** The content of a lock object. */
+export interface LockRecord extends LockIdentity {
+  job: string;
+  date: string;
+  host: string;
+  pid: number;
+  acquired_at: string;
+  lease_ms: number;
+}
+
+/** The lock as found in a folder: its key, epoch, when it was last touched, and its record. */
+export interface FoundLock {
+  key: string;
+  epoch: number;
+  modified: number;
+  /** Undefined when the object is not a readable record (treated as lapsed). */
+  record: LockRecord | undefined;
+}
+
+const LOCK_RE = /^_LOCK\.(\d{16})$/;
+const DEFAULT_LEASE_MS = 120_000;
+
+/**
+ * How long a lock stays live without a heartbeat: `NIGHTSCORE_OUTPUT_LEASE_MS`, default 2
+ * minutes. A run whose process died blocks the date for at most this long.
+ */
+export function outputLeaseMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.NIGHTSCORE_OUTPUT_LEASE_MS;
+  if (raw === undefined || raw === '') return DEFAULT_LEASE_MS;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 100) {
+    throw configError('BAD_ENV', `NIGHTSCORE_OUTPUT_LEASE_MS must be a whole number of milliseconds (at least 100), got "${raw}"`, {
+      hint: 'Unset it for the default of 120000 (2 minutes).',
+    });
+  }
+  return ms;
+}
+
+/** True while `lock` has been written or touched within its lease. */
+export function isLive(lock: FoundLock, now = Date.now()): boolean {
+  return lock.record !== undefined && now - lock.modified < lock.record.lease_ms;
+}
+
+/**
+ * Takes the output lock for an attempt, or throws RUN_IN_PROGRESS naming the live holder.
+ * A live lock of the same `owner` (a queued run retried after its worker died) is taken
+ * over at once: BullMQ already runs one try of a run id at a time.
+ */
+export async function acquireOutputLock(out: Location, claim: LockIdentity & { job: string; date: string }, leaseMs: number): Promise<LockRecord> {
+  const record: LockRecord = { ...claim, host: hostname(), pid: process.pid, acquired_at: new Date().toISOString(), lease_ms: leaseMs };
+  const body = `${JSON.stringify(record, null, 2)}\n`;
+  for (let tries = 0; tries < 5; tries++) {
+    const top = await findOutputLock(out);
+    if (top?.record && sameAttempt(top.record, claim)) return record; // our own create, retried by the SDK
+    if (top?.record?.owner === claim.owner) {
+      await out.storage.put(top.key, body);
+      return record;
+    }
+    if (top && isLive(top)) throw runInProgress(out, top);
+    // Every attempt that saw the same top races for the same next name: one creates it.
+    const epoch = (top?.epoch ?? 0) + 1;
+    const key = lockKey(out, epoch);
+    if (!(await out.storage.createIfAbsent(key, body))) continue; // another attempt won it: look again
+    // An attempt that listed the folder long ago can create a name that is free again (the
+    // lock was released since). So an attempt holds the lock only if its epoch is the
+    // highest and no other lock is live; otherwise it backs off. Of two that overlap, the
+    // later one to look always sees the earlier one.
+    const others = (await readLocks(out)).filter((l) => l.key !== key);
+    if (others.some((l) => l.epoch > epoch || isLive(l))) {
+      await out.storage.delete(key);
+      continue;
+    }
+    for (const lapsed of others) await out.storage.delete(lapsed.key);
+    return record;
+  }
+  const top = await findOutputLock(out);
+  throw top ? runInProgress(out, top) : storageError('LOCK_CONTENDED', `could not take the lock on ${folderUri(out)}: it kept changing`, { hint: 'Several runs of this date are starting at once; run one.' });
+}
+
+/** Fencing: throws RUN_LOCK_LOST unless the attempt `id` still holds the lock. */
+export async function checkOutputLock(out: Location, id: LockIdentity): Promise<FoundLock> {
+  const top = await findOutputLock(out);
+  if (!top?.record || !sameAttempt(top.record, id)) throw lockLost(out, id, top);
+  return top;
+}
+
+/** Heartbeat: extends the lease of the attempt `id`; throws RUN_LOCK_LOST when it no longer holds it. */
+export async function renewOutputLock(out: Location, id: LockIdentity): Promise<void> {
+  const top = await checkOutputLock(out, id);
+  if (!(await out.storage.touch(top.key))) throw lockLost(out, id, await findOutputLock(out));
+}
+
+/**
+ * Releases the lock if the attempt `id` holds it; otherwise does nothing. Best effort: a
+ * lock that cannot be removed lapses after its lease.
+ */
+export async function releaseOutputLock(out: Location, id: LockIdentity): Promise<void> {
+  try {
+    const top = await findOutputLock(out);
+    if (!top?.record || !sameAttempt(top.record, id)) return;
+    await out.storage.delete(top.key);
+    await removeLowerLocks(out, top.epoch);
+  } catch {
+    // The lease expires on its own.
+  }
+}
+
+/**
+ * Keeps renewing the lock of attempt `id` every quarter of its lease until the returned
+ * function is called. `onLost` is called once if another run took the lock over; transient
+ * storage errors are tried again at the next beat.
+ */
+export function holdOutputLock(out: Location, id: LockIdentity, leaseMs: number, onLost: (err: Error) => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const beat = async () => {
+    try {
+      await renewOutputLock(out, id);
+    } catch (err) {
+      const error = toNightscoreError(err);
+      if (error.code === 'RUN_LOCK_LOST') {
+        stopped = true;
+        onLost(error);
+      }
+    }
+    if (!stopped) timer = setTimeout(() => void beat(), leaseMs / 4).unref();
+  };
+  timer = setTimeout(() => void beat(), leaseMs / 4).unref();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+/** The highest-epoch lock object of an output folder, with its record; undefined when there is none. */
+export async function findOutputLock(out: Location): Promise<FoundLock | undefined> {
+  for (let tries = 0; tries < 3; tries++) {
+    const [top] = await listLocks(out);
+    if (!top) return undefined;
+    const found = await readLock(out, top);
+    // Released between the list and the read: list again.
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Every lock object of the folder that is still there, highest epoch first. */
+async function readLocks(out: Location): Promise<FoundLock[]> {
+  const found: FoundLock[] = [];
+  for (const lock of await listLocks(out)) {
+    const f = await readLock(out, lock);
+    if (f) found.push(f);
+  }
+  return found;
+}
+
+async function readLock(out: Location, lock: Omit<FoundLock, 'record'>): Promise<FoundLock | undefined> {
+  try {
+    return { ...lock, record: parseRecord(await readText(out.storage, lock.key)) };
+  } catch (err) {
+    if (toNightscoreError(err).code === 'NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
+async function listLocks(out: Location): Promise<Array<Omit<FoundLock, 'record'>>> {
+  const folder = out.storage.join(out.key, '');
+  const locks = [];
+  for (const info of await out.storage.list(folder)) {
+    const m = LOCK_RE.exec(info.key.slice(folder.length));
+    if (m) locks.push({ key: info.key, epoch: Number(m[1]), modified: info.modified });
+  }
+  return locks.sort((a, b) => b.epoch - a.epoch);
+}
+
+async function removeLowerLocks(out: Location, epoch: number): Promise<void> {
+  for (const lock of await listLocks(out)) if (lock.epoch < epoch) await out.storage.delete(lock.key);
+}
+
+function lockKey(out: Location, epoch: number): string {
+  return out.storage.join(out.key, `_LOCK.${String(epoch).padStart(16, '0')}`);
+}
+
+function parseRecord(text: string): LockRecord | undefined {
+  try {
+    const r = JSON.parse(text) as Partial<LockRecord>;
+    return typeof r.owner === 'string' && typeof r.attempt === 'string' && typeof r.lease_ms === 'number' ? (r as LockRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sameAttempt(a: LockIdentity, b: LockIdentity): boolean {
+  return a.owner === b.owner && a.attempt === b.attempt;
+}
+
+function folderUri(out: Location): string {
+  return out.storage.uri(out.storage.join(out.key, ''));
+}
+
+/** "queued run churn@2026-11-21 (attempt 0b7c41d2, host h, pid 7, started …)". */
+export function describeHolder(lock: FoundLock, now = Date.now()): string {
+  const r = lock.record;
+  if (!r) return `an unreadable lock object (${lock.key})`;
+  const who = r.owner.startsWith('queue:') ? `queued run ${r.owner.slice(r.owner.lastIndexOf(':') + 1)}` : 'an in-process run (nightscore run)';
+  const seen = Math.max(0, Math.round((now - lock.modified) / 1000));
+  return `${who}, attempt ${r.attempt.slice(0, 8)}, on host ${r.host} pid ${r.pid}, started ${r.acquired_at}, alive ${seen} s ago`;
+}
+
+function runInProgress(out: Location, lock: FoundLock) {
+  const lapses = new Date(lock.modified + (lock.record?.lease_ms ?? 0)).toISOString();
+  return storageError('RUN_IN_PROGRESS', `${folderUri(out)} is being written by ${describeHolder(lock)}; this attempt left it untouched`, {
+    source: out.storage.uri(lock.key),
+    hint: `Wait for that run to finish (nightscore status, or its process), then run the date again. If it died, its lock lapses at ${lapses} (lease ${lock.record?.lease_ms ?? 0} ms); delete ${out.storage.uri(lock.key)} sooner only if you are sure nothing is writing.`,
+  });
+}
+
+function lockLost(out: Location, id: LockIdentity, now: FoundLock | undefined) {
+  const holder = now ? describeHolder(now) : 'nobody (the lock object is gone)';
+  return storageError('RUN_LOCK_LOST', `attempt ${id.attempt.slice(0, 8)} no longer holds the lock on ${folderUri(out)}: it is held by ${holder}`, {
+    source: folderUri(out),
+    hint: 'This attempt stalled longer than its lease (NIGHTSCORE_OUTPUT_LEASE_MS) or its lock was removed, and another run may have taken the date over; it stopped without publishing. Check that run\'s result, or run the date again.',
+  });
+}
