@@ -53,7 +53,9 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   let data = job.data;
   if (!data.step || data.step === 'plan') {
     const def = await loadJob(data.jobFile);
-    const plan = await beginRun(await prepareJob(def), data.date);
+    // The run's id is its lock owner: a retry of this run (its worker died) takes the lock
+    // over at once, while any other attempt at the date fails with RUN_IN_PROGRESS.
+    const plan = await beginRun(await prepareJob(def), data.date, `queue:${queues.config.prefix}:${job.id!}`);
     data = { ...data, step: 'chunks', plan, job: def };
     await job.updateData(data);
     log.info({ run: job.id, chunks: plan.chunks.length, attempt: plan.manifest.attempt }, 'run planned');
@@ -62,7 +64,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   if (data.step === 'chunks') {
     await queues.chunks.addBulk(
       plan.chunks.map((chunk) => {
-        const chunkData: ChunkJobData = { run: job.id!, date: data.date, job: data.job!, outputUri: plan.outputUri, chunk };
+        const chunkData: ChunkJobData = { run: job.id!, date: data.date, job: data.job!, outputUri: plan.outputUri, lock: plan.lock, chunk };
         return {
           name: 'chunk',
           data: chunkData,

@@ -6,9 +6,11 @@ import type { Logger } from 'pino';
 import { loadJob } from '../job/load.js';
 import { startHealthServer } from '../observe/http.js';
 import { createMetrics } from '../observe/metrics.js';
+import { outputLeaseMs } from '../run/lock.js';
 import { prepareJob } from '../run/run.js';
 import type { ChunkResult } from '../run/score-chunk.js';
 import { connectionOptions, QUEUES, type QueueConfig } from './config.js';
+import { keepRunLeases } from './lease-keeper.js';
 import { openQueues } from './queues.js';
 import { runProcessor } from './run-processor.js';
 
@@ -85,6 +87,7 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
     registry: metrics.registry,
     notReady: () => notReady(queues.runs, opts.jobsDir),
   });
+  const stopLeases = keepRunLeases(queues, outputLeaseMs(), log);
   log.info({ port: health.port, concurrency, prefix: config.prefix }, 'worker started');
 
   let closing: Promise<void> | undefined;
@@ -97,6 +100,7 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
         // Past the timeout, running chunks are released: their locks lapse and another
         // worker picks them up as stalled, and their deterministic parts are overwritten.
         if (await Promise.race([graceful, timeout])) await Promise.all([runs.close(true), chunks.close(true)]);
+        stopLeases();
         await queues.close();
         metrics.stop();
         await new Promise((resolve) => health.server.close(resolve));
