@@ -1,18 +1,24 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { openCsv, recordStartLine } from '../src/formats/csv-read.js';
+import { openCsv } from '../src/formats/csv-read.js';
+import { scanLayout } from '../src/formats/csv-scan.js';
 import { BatchBuilder, mapColumns } from '../src/run/batch.js';
 
+/** Opens CSV text (as one buffer, or in pieces) the way a run does. */
+async function open(text: string | Buffer | Array<string | Buffer>, features: string[], keys: string[], capacity: number) {
+  const pieces = (Array.isArray(text) ? text : [text]).map((t) => Buffer.from(t));
+  const csv = await openCsv(Readable.from(pieces), { source: 'mem.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
+  const columns = mapColumns(csv.header.names, features, keys, 'mem.csv');
+  const builder = new BatchBuilder(features, capacity, 'mem.csv');
+  return { batches: csv.scan(scanLayout(columns.width, columns.features, columns.keys, features), builder), builder };
+}
+
 /** Reads CSV text the way a run does, returning scored rows and rejects. */
-async function read(text: string | Buffer, features = ['a', 'b'], keys = ['id']) {
-  const csv = await openCsv(Readable.from([text]), { source: 'mem.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
-  const builder = new BatchBuilder(features, 100, mapColumns(csv.header, features, keys, 'mem.csv'));
-  const rejects: Array<[number, string]> = [];
-  for await (const record of csv.records) {
-    const reject = builder.add(record.fields, record.line, 'mem.csv');
-    if (reject) rejects.push([recordStartLine(record), reject.reason]);
-  }
+async function read(text: string | Buffer | Array<string | Buffer>, features = ['a', 'b'], keys = ['id']) {
+  const { batches, builder } = await open(text, features, keys, 100);
+  for await (const full of batches) throw new Error(`a batch of ${full.capacity} filled up`);
   const batch = builder.take();
+  const rejects = builder.takeRejects().map((r) => [r.line, r.reason]);
   return { keys: batch.keys.map((k) => k.join('|')), values: [...batch.features], rejects };
 }
 
@@ -52,21 +58,14 @@ describe('CSV input', () => {
   });
 
   it('batches never exceed their capacity, and the buffer is reused', async () => {
-    const csv = await openCsv(Readable.from(['id,a,b\n' + Array.from({ length: 25 }, (_, i) => `r${i},${i},${i}`).join('\n')]), {
-      source: 'mem.csv',
-      delimiter: ',',
-      maxRecordBytes: 1 << 20,
-    });
-    const builder = new BatchBuilder(['a', 'b'], 10, mapColumns(csv.header, ['a', 'b'], ['id'], 'mem.csv'));
+    const text = 'id,a,b\n' + Array.from({ length: 25 }, (_, i) => `r${i},${i},${i}`).join('\n');
+    const { batches, builder } = await open(text, ['a', 'b'], ['id'], 10);
     const sizes: number[] = [];
     const buffers = new Set<ArrayBufferLike>();
-    for await (const r of csv.records) {
-      builder.add(r.fields, r.line, 'mem.csv');
-      if (builder.full) {
-        const b = builder.take();
-        sizes.push(b.rows);
-        buffers.add(b.features.buffer);
-      }
+    for await (const full of batches) {
+      const b = full.take();
+      sizes.push(b.rows);
+      buffers.add(b.features.buffer);
     }
     sizes.push(builder.take().rows);
     expect(sizes).toEqual([10, 10, 5]);

@@ -1,12 +1,6 @@
-import { parse, CsvError } from 'csv-parse';
 import type { Readable } from 'node:stream';
 import { inputError, NightscoreError } from '../errors.js';
-
-/** One CSV record and the line on which it ends (equal to where it starts unless a quoted field spans lines). */
-export interface CsvRecord {
-  fields: string[];
-  line: number;
-}
+import { CsvScanError, CsvScanner, type ScanLayout, type ScanTarget } from './csv-scan.js';
 
 export interface CsvReadOptions {
   /** URI of the object, for messages. */
@@ -15,81 +9,111 @@ export interface CsvReadOptions {
   /** A record longer than this fails the read instead of growing memory without bound. */
   maxRecordBytes: number;
   /** The header, when the stream starts mid-object (a byte range) and so has none of its own. */
-  header?: string[];
+  header?: CsvHeader;
   /** Set when the stream is a range that ends before the object does (see line-range.ts). */
   endsMidObject?: boolean;
   /** The byte range read, when it does not start at the object's start: line numbers then count from it. */
   range?: { start: number; end: number };
 }
 
-/** A CSV object opened for streaming: its header, and the records after it. */
+/** An object's header: its column names, and the line end its records use. */
+export interface CsvHeader {
+  names: string[];
+  eol: 'lf' | 'cr';
+}
+
+/** A CSV object opened for streaming: its header, and a scan of the records after it. */
 export interface CsvStream {
-  header: string[];
-  records: AsyncIterableIterator<CsvRecord>;
+  header: CsvHeader;
+  /**
+   * Scans every record into `target`, yielding it whenever it is full so the caller can
+   * drain it; when the iteration ends, the last rows are in the target.
+   * Rejected rows carry their line: 1-based within the stream, so a range's count from it.
+   */
+  scan<T extends ScanTarget>(layout: ScanLayout, target: T): AsyncGenerator<T>;
 }
 
 /**
- * Streams records from a CSV byte stream. The header row is required; BOM, CRLF, quoted
- * fields (including quoted newlines) and blank lines are handled by csv-parse. Records keep
- * whatever field count they have: a wrong count is a rejected row, not a failed file.
- * Malformed CSV (an unclosed quote, a stray quote, an oversized record) fails the read with
- * the object and line.
+ * Opens a CSV byte stream: reads the header (required, unless given for a mid-object range),
+ * then scans records with the byte-level scanner (csv-scan.ts). BOM, CRLF, quoted fields
+ * with quoted newlines and blank lines are handled; a record with the wrong field count is
+ * a rejected row, not a failed file. Malformed CSV (an unclosed or stray quote, an oversized
+ * record) fails the read with the object and line.
  */
 export async function openCsv(stream: Readable, opts: CsvReadOptions): Promise<CsvStream> {
-  const parser = stream.pipe(
-    parse({
-      bom: opts.header === undefined,
-      delimiter: opts.delimiter,
-      skip_empty_lines: true,
-      relax_column_count: true,
-      max_record_size: opts.maxRecordBytes,
-      info: true,
-    }),
-  );
-  // A failing source (network reset, gzip error) does not propagate through pipe().
-  stream.once('error', (err) => parser.destroy(err));
-  // The parser starts reading before anyone iterates (the caller still checks the header,
-  // opens its writers): a parse error in that window would be an unhandled 'error' event
-  // that kills the process. The iterator rethrows the stored error when iteration starts.
-  parser.on('error', () => undefined);
-  const records = readRecords(parser, opts);
-  if (opts.header) return { header: opts.header, records };
-  const first = await records.next();
-  if (first.done) {
-    throw inputError('INPUT_EMPTY', `${opts.source}: the file is empty; expected a header row naming the columns`, {
-      source: opts.source,
-      line: 1,
-      hint: 'Check the upstream export for this date; every CSV input needs a header row.',
-    });
+  const scanner = new CsvScanner({ delimiter: opts.delimiter, maxRecordBytes: opts.maxRecordBytes, eol: opts.header?.eol });
+  const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let carry: Buffer = EMPTY;
+  let header = opts.header;
+  try {
+    while (!header) {
+      const { value, done } = await chunks.next();
+      const data = done ? carry : join(carry, value);
+      const found = scanner.header(data, !!done);
+      if (found) {
+        header = { names: found.fields.map((h) => h.trim()), eol: scanner.lineEnd };
+        carry = data.subarray(found.next);
+      } else if (done) {
+        throw inputError('INPUT_EMPTY', `${opts.source}: the file is empty; expected a header row naming the columns`, {
+          source: opts.source,
+          line: 1,
+          hint: 'Check the upstream export for this date; every CSV input needs a header row.',
+        });
+      } else {
+        carry = data;
+        scanner.checkRecordSize(carry.length);
+      }
+    }
+  } catch (err) {
+    stream.destroy();
+    throw toCsvError(err, opts);
   }
-  return { header: first.value.fields.map((h) => h.trim()), records };
+  const rest = carry;
+  return { header, scan: (layout, target) => scanRecords(scanner, chunks, rest, layout, target, opts) };
 }
 
-async function* readRecords(parser: AsyncIterable<{ record: string[]; info: { lines: number } }>, opts: CsvReadOptions) {
+async function* scanRecords<T extends ScanTarget>(scanner: CsvScanner, chunks: AsyncIterator<Buffer>, first: Buffer, layout: ScanLayout, target: T, opts: CsvReadOptions): AsyncGenerator<T> {
+  let carry = first;
   try {
-    for await (const { record, info } of parser) yield { fields: record, line: info.lines };
+    for (;;) {
+      const { value, done } = await chunks.next();
+      const data = done ? carry : join(carry, value);
+      let pos = 0;
+      for (;;) {
+        pos = scanner.rows(data, pos, !!done, layout, target);
+        if (!target.full) break;
+        yield target;
+      }
+      if (done) return;
+      carry = data.subarray(pos);
+    }
   } catch (err) {
     throw toCsvError(err, opts);
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
+function join(carry: Buffer, next: Buffer): Buffer {
+  return carry.length === 0 ? next : Buffer.concat([carry, next]);
+}
+
 function toCsvError(err: unknown, { source, endsMidObject, range }: CsvReadOptions): unknown {
   if (err instanceof NightscoreError) return err;
-  if (err instanceof CsvError && err.code === 'CSV_QUOTE_NOT_CLOSED' && endsMidObject) {
+  if (err instanceof CsvScanError && err.code === 'CSV_QUOTE_NOT_CLOSED' && endsMidObject) {
     return inputError('CSV_QUOTED_NEWLINE_AT_SPLIT', `${source}: a quoted field is still open where nightscore split the object into chunks (or a quote is never closed): ${err.message}`, {
       source,
       hint: 'If fields of this input contain newlines, set input.csv.split: false so each object is read whole; otherwise fix the unclosed quote.',
       cause: err,
     });
   }
-  if (err instanceof CsvError) {
-    const line = (err as CsvError & { lines?: number }).lines;
+  if (err instanceof CsvScanError) {
     const tooBig = err.code === 'CSV_MAX_RECORD_SIZE';
-    // Inside a byte range csv-parse counts lines from the range's start; say so rather than mislead.
-    const where = range ? `${source} (line ${line ?? '?'} of the chunk starting at byte ${range.start})` : `${source}:${line ?? '?'}`;
+    // Inside a byte range lines count from the range's start; say so rather than mislead.
+    const where = range ? `${source} (line ${err.line} of the chunk starting at byte ${range.start})` : `${source}:${err.line}`;
     return inputError(tooBig ? 'CSV_RECORD_TOO_LARGE' : 'CSV_MALFORMED', `${where}: malformed CSV: ${err.message}`, {
       source,
-      line: range ? undefined : line,
+      line: range ? undefined : err.line,
       hint: tooBig
         ? 'A record is larger than input.csv.max_record_bytes; usually an unclosed quote. Fix the file or raise the limit.'
         : 'Fix the quoting in the file at that line (a field with a quote, delimiter or newline must be wrapped in double quotes, with inner quotes doubled).',
@@ -105,11 +129,4 @@ function toCsvError(err: unknown, { source, endsMidObject, range }: CsvReadOptio
     });
   }
   return err;
-}
-
-/** Line where a record starts, for messages: its end line less the newlines inside its quoted fields. */
-export function recordStartLine(record: CsvRecord): number {
-  let newlines = 0;
-  for (const field of record.fields) for (let i = field.indexOf('\n'); i !== -1; i = field.indexOf('\n', i + 1)) newlines++;
-  return record.line - newlines;
 }

@@ -1,5 +1,5 @@
 import { inputError } from '../errors.js';
-import { parseFeature } from '../formats/numbers.js';
+import type { ScanTarget } from '../formats/csv-scan.js';
 import { parquetFeature } from '../formats/parquet-read.js';
 
 /** A row that could not be scored, and why. */
@@ -62,64 +62,64 @@ function describeHeader(header: string[]): string {
 }
 
 /**
- * Accumulates parsed records into a fixed-capacity batch. The feature buffer is allocated
- * once per builder and reused, so memory does not grow with the input.
+ * Accumulates rows into a fixed-capacity batch, and the rows rejected meanwhile. The
+ * feature buffer is allocated once per builder and reused, so memory does not grow with
+ * the input. CSV rows arrive from the scanner (csv-scan.ts), which writes features straight
+ * into `values`; Parquet rows arrive a column batch at a time through `addColumns`.
  */
-export class BatchBuilder {
-  private readonly data: Float32Array;
+export class BatchBuilder implements ScanTarget {
+  readonly values: Float32Array;
   private keys: unknown[][] = [];
+  private rejected: Reject[] = [];
   private count = 0;
+  private readonly width: number;
 
-  /** `columns` places CSV fields; column-oriented (Parquet) input needs none. */
   constructor(
     private readonly featureNames: string[],
     readonly capacity: number,
-    private readonly columns?: ColumnMap,
+    /** URI of the object the rows come from, for rejects. */
+    private readonly source: string,
   ) {
-    this.data = new Float32Array(capacity * featureNames.length);
+    this.width = featureNames.length;
+    this.values = new Float32Array(capacity * this.width);
   }
 
   get rows(): number {
     return this.count;
   }
 
-  get full(): boolean {
-    return this.count === this.capacity;
+  get offset(): number {
+    return this.count * this.width;
   }
 
-  /** Adds a CSV record, or returns why it is rejected (and leaves the batch unchanged). */
-  add(fields: string[], line: number, source: string): Reject | undefined {
-    const { features, keys, width } = this.columns!;
-    const key = keys.map((k) => fields[k] ?? '');
-    if (fields.length !== width) {
-      return { source, line, key, reason: `expected ${width} fields, got ${fields.length}` };
-    }
-    const base = this.count * features.length;
-    for (let j = 0; j < features.length; j++) {
-      const parsed = parseFeature(fields[features[j] as number] as string);
-      if (!parsed.ok) return { source, line, key, reason: `column ${this.featureNames[j]}: ${parsed.reason}` };
-      this.data[base + j] = parsed.value;
-    }
-    this.keys.push(key);
+  /** Full of rows, or holding a batch's worth of rejects: time to drain either way. */
+  get full(): boolean {
+    return this.count === this.capacity || this.rejected.length >= this.capacity;
+  }
+
+  /** The row whose features were just written at `offset` is complete. */
+  accept(keys: unknown[]): void {
+    this.keys.push(keys);
     this.count++;
-    return undefined;
+  }
+
+  reject(line: number, key: unknown[], reason: string): void {
+    this.rejected.push({ source: this.source, line, key, reason });
   }
 
   /**
-   * Adds row `r` of column-oriented data (Parquet), or returns why it is rejected.
-   * `features[j]` and `keys[k]` are whole columns.
+   * Adds row `r` of column-oriented data (Parquet), or rejects it. `features[j]` and
+   * `keys[k]` are whole columns; `line` is the row's index in the file.
    */
-  addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], r: number, line: number, source: string): Reject | undefined {
+  addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], r: number, line: number): void {
     const key = keys.map((k) => k[r]);
-    const base = this.count * features.length;
+    const base = this.offset;
     for (let j = 0; j < features.length; j++) {
       const parsed = parquetFeature((features[j] as ArrayLike<unknown>)[r]);
-      if (!parsed.ok) return { source, line, key, reason: `column ${this.featureNames[j]}: ${parsed.reason}` };
-      this.data[base + j] = parsed.value;
+      if (!parsed.ok) return this.reject(line, key, `column ${this.featureNames[j]}: ${parsed.reason}`);
+      this.values[base + j] = parsed.value;
     }
-    this.keys.push(key);
-    this.count++;
-    return undefined;
+    this.accept(key);
   }
 
   /**
@@ -127,9 +127,16 @@ export class BatchBuilder {
    * score it before adding more rows.
    */
   take(): Batch {
-    const batch = { rows: this.count, features: this.data.subarray(0, this.count * this.featureNames.length), keys: this.keys };
+    const batch = { rows: this.count, features: this.values.subarray(0, this.count * this.width), keys: this.keys };
     this.keys = [];
     this.count = 0;
     return batch;
+  }
+
+  /** Hands out the rows rejected since the last call. */
+  takeRejects(): Reject[] {
+    const rejects = this.rejected;
+    this.rejected = [];
+    return rejects;
   }
 }

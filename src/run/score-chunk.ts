@@ -1,7 +1,8 @@
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { openCsv, recordStartLine, type CsvStream } from '../formats/csv-read.js';
+import { openCsv, type CsvHeader, type CsvStream } from '../formats/csv-read.js';
+import { scanLayout } from '../formats/csv-scan.js';
 import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
 import { sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
 import { openParquet, parquetColumnReader, resolveColumn } from '../formats/parquet-read.js';
@@ -9,7 +10,7 @@ import { csvPartWriter, parquetPartWriter, type KeyColumn, type PartWriter } fro
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import type { ObjectWriter } from '../storage/storage.js';
-import { BatchBuilder, mapColumns, type Reject } from './batch.js';
+import { BatchBuilder, mapColumns } from './batch.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
 import type { ChunkPlan, Segment } from './plan.js';
 
@@ -56,7 +57,6 @@ class ChunkSink {
   readonly rows: RowCounts = { read: 0, scored: 0, rejected: 0 };
   private part: PartWriter | undefined;
   private rejects: ObjectWriter | undefined;
-  private pending: Reject[] = [];
   readonly files: ReturnType<typeof chunkFiles>;
 
   constructor(
@@ -77,15 +77,7 @@ class ChunkSink {
       : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.delimiter, escapeFormulas: output.escapeFormulas });
   }
 
-  reject(r: Reject): void {
-    this.pending.push(r);
-  }
-
-  get backlog(): number {
-    return this.pending.length;
-  }
-
-  /** Scores what the builder holds and writes it, then writes pending rejects. */
+  /** Scores what the builder holds and writes it, then writes the rows it rejected. */
   async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
     if (builder.rows > 0) {
       const batch = builder.take();
@@ -93,15 +85,15 @@ class ChunkSink {
       await this.part!.writeBatch(batch.keys, outputs, batch.rows);
       this.rows.scored += batch.rows;
     }
-    if (this.pending.length > 0) {
+    const rejects = builder.takeRejects();
+    if (rejects.length > 0) {
       const csv = { delimiter: this.ctx.output.delimiter };
       if (!this.rejects) {
         this.rejects = await this.out.storage.createWriter(this.files.stagedRejects);
         await this.rejects.write(stagedRejectsHeader(this.ctx.keys, csv));
       }
-      await this.rejects.write(formatStagedRejects(this.pending, segmentStart, csv));
-      this.rows.rejected += this.pending.length;
-      this.pending = [];
+      await this.rejects.write(formatStagedRejects(rejects, segmentStart, csv));
+      this.rows.rejected += rejects.length;
     }
     this.ctx.onBatch?.({ ...this.rows });
   }
@@ -158,23 +150,17 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
   const streams: Readable[] = [];
   try {
     const csv = await openSegment(segment, ctx, stats, streams);
-    const columns = mapColumns(csv.header, ctx.scorer.features, ctx.keys, segment.uri);
-    const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, columns);
+    const { features } = ctx.scorer;
+    const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
+    const layout = scanLayout(columns.width, columns.features, columns.keys, features);
+    const builder = new BatchBuilder(features, ctx.batchRows, segment.uri);
     await sink.open(ctx.keys.map((name) => ({ name })));
-    const before = sink.rows.read;
-    for await (const record of csv.records) {
-      sink.rows.read++;
-      const reject = builder.add(record.fields, record.line, segment.uri);
-      if (reject) {
-        reject.line = recordStartLine(record);
-        sink.reject(reject);
-        if (sink.backlog >= ctx.batchRows) await sink.flush(builder, segment.start);
-      } else if (builder.full) {
-        await sink.flush(builder, segment.start);
-      }
-    }
+    const before = sink.rows.scored + sink.rows.rejected;
+    for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
     await sink.flush(builder, segment.start);
-    return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, newlines: stats.newlines };
+    const rows = sink.rows.scored + sink.rows.rejected - before;
+    sink.rows.read += rows;
+    return { uri: segment.uri, start: segment.start, rows, newlines: stats.newlines };
   } finally {
     // Whatever happened, release the object's connection (S3) or file descriptor.
     for (const stream of streams) stream.destroy();
@@ -191,7 +177,7 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
   const schema = source.metadata.schema;
   await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
-  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows);
+  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, segment.uri);
   const read = await parquetColumnReader(source, [...features, ...keys]);
   const { start, end } = segment.rows!;
   for (let from = start; from < end; from += ctx.batchRows) {
@@ -199,11 +185,8 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
     const columns = await read(from, to);
     const featureData = columns.slice(0, features.length);
     const keyData = columns.slice(features.length);
-    for (let r = 0; r < to - from; r++) {
-      sink.rows.read++;
-      const reject = builder.addColumns(featureData, keyData, r, from + r, segment.uri);
-      if (reject) sink.reject(reject);
-    }
+    for (let r = 0; r < to - from; r++) builder.addColumns(featureData, keyData, r, from + r);
+    sink.rows.read += to - from;
     await sink.flush(builder, start);
   }
   return { uri: segment.uri, start, rows: end - start, newlines: 0 };
@@ -241,7 +224,7 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
 }
 
 /** The header of an object, for a range that starts mid-object: parsed from the object's first record. */
-async function readHeader(segment: Segment, ctx: ChunkContext): Promise<string[]> {
+async function readHeader(segment: Segment, ctx: ChunkContext): Promise<CsvHeader> {
   const { storage, key } = openLocation(segment.uri);
   const stream = await storage.read(key, undefined, segment.version);
   try {

@@ -1,0 +1,425 @@
+/**
+ * A byte-level CSV scanner for the hot path: records go from the input's bytes straight
+ * into a preallocated Float32Array, without a string, array or object per field.
+ *
+ * It reads the dialect csv-parse reads with the options nightscore used (`bom`,
+ * `skip_empty_lines`, `relax_column_count`): RFC 4180 quoting with doubled quotes, quoted
+ * delimiters and newlines, a BOM, LF or CRLF line ends (or bare CR, detected from the
+ * header as csv-parse does), blank lines skipped, records of any field count. Malformed
+ * quoting fails with csv-parse's error names. test/csv-scan.test.ts holds it to csv-parse
+ * on randomly generated tricky CSV. One deliberate difference: a CRLF in a file whose
+ * header ends in LF is a line end here, where csv-parse would keep the CR in the last field.
+ *
+ * Only complete records are consumed: a caller feeding a stream carries the unconsumed
+ * tail over to the next buffer (see csv-read.ts), so a record may span any number of reads.
+ */
+import { parseFeature } from './numbers.js';
+
+const QUOTE = 0x22;
+const LF = 0x0a;
+const CR = 0x0d;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+const DOT = 0x2e;
+const SPACE = 0x20;
+const TAB = 0x09;
+
+/** Exact powers of ten (10^0..10^22 are exact doubles, the range Clinger's fast path needs). */
+const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+
+/** A malformed record: csv-parse's code, the 1-based line the problem is on, and what was found. */
+export class CsvScanError extends Error {
+  constructor(
+    readonly code: 'CSV_QUOTE_NOT_CLOSED' | 'CSV_INVALID_OPENING_QUOTE' | 'CSV_INVALID_CLOSING_QUOTE' | 'CSV_MAX_RECORD_SIZE',
+    message: string,
+    readonly line: number,
+  ) {
+    super(message);
+    this.name = 'CsvScanError';
+  }
+}
+
+export interface CsvScanOptions {
+  /** One-byte field delimiter. */
+  delimiter: string;
+  /** A record longer than this (in bytes) fails the read rather than growing memory. */
+  maxRecordBytes: number;
+  /** Line number of the first byte scanned (1 at an object's start). */
+  firstLine?: number;
+  /** Line end, when known from the object's header (a range read from mid-object). */
+  eol?: 'lf' | 'cr';
+}
+
+/**
+ * Where a record's fields go. `roles[i]` says what field i is for: a feature slot (>= 0),
+ * a key slot (`-2 - k`), or nothing (-1). Fields past `roles.length` are counted only.
+ */
+export interface ScanLayout {
+  roles: Int32Array;
+  /** Feature names, for reject reasons. */
+  names: string[];
+  features: number;
+  keys: number;
+}
+
+/** Where scanned rows go: features into `values` at `offset`; keys and rejects by call. */
+export interface ScanTarget {
+  readonly values: Float32Array;
+  /** Index in `values` of the next row's first feature. */
+  readonly offset: number;
+  accept(keys: string[]): void;
+  reject(line: number, keys: string[], reason: string): void;
+  /** True when the caller must drain the target before more rows are scanned. */
+  readonly full: boolean;
+}
+
+export function scanLayout(width: number, features: number[], keys: number[], names: string[]): ScanLayout {
+  const roles = new Int32Array(width).fill(-1);
+  features.forEach((at, j) => (roles[at] = j));
+  keys.forEach((at, k) => (roles[at] = -2 - k));
+  return { roles, names, features: features.length, keys: keys.length };
+}
+
+export class CsvScanner {
+  /** Line on which the next record starts. */
+  line: number;
+  private readonly delim: number;
+  private eol: number;
+  private eolKnown: boolean;
+
+  constructor(private readonly opts: CsvScanOptions) {
+    if (Buffer.byteLength(opts.delimiter) !== 1) throw new Error(`delimiter must be one byte, got ${JSON.stringify(opts.delimiter)}`);
+    this.delim = opts.delimiter.charCodeAt(0);
+    this.line = opts.firstLine ?? 1;
+    this.eol = opts.eol === 'cr' ? CR : LF;
+    this.eolKnown = opts.eol !== undefined;
+  }
+
+  /** The line end in use (LF covers CRLF), once the header has been read. */
+  get lineEnd(): 'lf' | 'cr' {
+    return this.eol === CR ? 'cr' : 'lf';
+  }
+
+  /**
+   * Reads the header record as text, after a BOM and blank lines. Returns undefined when
+   * `buf` holds no complete record yet (and `final` is false), or holds no record at all.
+   */
+  header(buf: Buffer, final: boolean): { fields: string[]; next: number } | undefined {
+    const bom = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+    if (!this.eolKnown && !this.detectEol(buf, bom, final)) return undefined;
+    const line = this.line;
+    const start = this.skipBlankLines(buf, bom, final);
+    const fields: string[] = [];
+    const next = start < buf.length ? this.textRecord(buf, start, final, fields) : -1;
+    if (next === -1) {
+      this.line = line;
+      return undefined;
+    }
+    return { fields, next };
+  }
+
+  /**
+   * Scans records from `pos` into `target` until no complete record is left or the target
+   * is full. Returns where scanning stopped: the caller keeps the bytes from there on.
+   */
+  rows(buf: Buffer, pos: number, final: boolean, layout: ScanLayout, target: ScanTarget): number {
+    const end = buf.length;
+    while (!target.full) {
+      pos = this.skipBlankLines(buf, pos, final);
+      if (pos >= end) break;
+      const next = this.record(buf, pos, final, layout, target);
+      if (next === -1) {
+        // Incomplete: the caller brings more bytes, unless the record is already too big.
+        this.checkRecordSize(end - pos);
+        break;
+      }
+      pos = next;
+    }
+    return pos;
+  }
+
+  /** LF or bare CR, from the first line end outside quotes, as csv-parse decides it. */
+  private detectEol(buf: Buffer, from: number, final: boolean): boolean {
+    let quoted = false;
+    for (let i = from; i < buf.length; i++) {
+      const c = buf[i];
+      if (c === QUOTE) quoted = !quoted;
+      else if (quoted || (c !== LF && c !== CR)) continue;
+      else if (c === CR && i + 1 === buf.length && !final) return false;
+      else {
+        if (c === CR && buf[i + 1] !== LF) this.eol = CR;
+        this.eolKnown = true;
+        return true;
+      }
+    }
+    // No line end yet: wait for more bytes, or (at the end) a one-line file is LF as any.
+    this.eolKnown = final;
+    return final;
+  }
+
+  /** Skips empty lines: LF, CRLF, and CR in CR mode (a lone CR at the very end too). */
+  private skipBlankLines(buf: Buffer, pos: number, final: boolean): number {
+    const end = buf.length;
+    const eol = this.eol;
+    while (pos < end) {
+      const c = buf[pos];
+      if (c === eol) pos++;
+      else if (c === CR && buf[pos + 1] === LF) pos += 2;
+      else if (c === CR && pos + 1 === end && final) pos++;
+      else return pos;
+      this.line++;
+    }
+    return pos;
+  }
+
+  /**
+   * Scans one record starting at `pos` into the target: features into its buffer, then the
+   * row accepted or rejected. Returns the position after the record's line end, or -1 if
+   * the buffer ends first (and `final` is false).
+   */
+  private record(buf: Buffer, pos: number, final: boolean, layout: ScanLayout, target: ScanTarget): number {
+    const end = buf.length;
+    const { delim, eol } = this;
+    const { roles, names } = layout;
+    const width = roles.length;
+    const values = target.values;
+    const base = target.offset;
+    const startLine = this.line;
+    const recordStart = pos;
+    const keys: string[] = layout.keys > 0 ? new Array<string>(layout.keys).fill('') : NO_KEYS;
+    let badFeature = layout.features;
+    let badReason = '';
+    let field = 0;
+    for (;;) {
+      const role = field < width ? (roles[field] as number) : -1;
+      let stop: number;
+      if (buf[pos] === QUOTE) {
+        stop = this.quotedEnd(buf, pos, final, recordStart, startLine);
+        if (stop === -1) return -1;
+        if (role !== -1) {
+          const value = quotedText(buf, pos, stop);
+          if (role < -1) keys[-2 - role] = value;
+          else {
+            const parsed = parseFeature(value);
+            if (parsed.ok) values[base + role] = parsed.value;
+            else if (role < badFeature) [badFeature, badReason] = [role, parsed.reason];
+          }
+        }
+      } else {
+        stop = role >= 0 ? scanNumber(buf, pos, end, delim, eol) : -1;
+        if (stop >= 0) {
+          values[base + role] = parsedValue;
+        } else {
+          stop = this.unquotedEnd(buf, pos, final, field, recordStart, startLine);
+          if (stop === -1) return -1;
+          if (role < -1) keys[-2 - role] = buf.toString('utf8', pos, trimCr(buf, pos, stop));
+          else if (role >= 0) {
+            const parsed = parseFeature(buf.toString('utf8', pos, trimCr(buf, pos, stop)));
+            if (parsed.ok) values[base + role] = parsed.value;
+            else if (role < badFeature) [badFeature, badReason] = [role, parsed.reason];
+          }
+        }
+      }
+      field++;
+      if (stop < end && buf[stop] === delim) {
+        pos = stop + 1;
+        continue;
+      }
+      pos = this.afterLineEnd(buf, stop, final);
+      if (pos === -1) return -1;
+      break;
+    }
+    this.checkRecordSize(pos - recordStart, startLine);
+    this.line += countByte(buf, eol, recordStart, pos - 1) + 1;
+    if (field !== width) target.reject(startLine, keys, `expected ${width} fields, got ${field}`);
+    else if (badFeature < layout.features) target.reject(startLine, keys, `column ${names[badFeature]}: ${badReason}`);
+    else target.accept(keys);
+    return pos;
+  }
+
+  /** The header's record: every field as text. */
+  private textRecord(buf: Buffer, pos: number, final: boolean, fields: string[]): number {
+    const startLine = this.line;
+    const recordStart = pos;
+    for (;;) {
+      let stop: number;
+      if (buf[pos] === QUOTE) {
+        stop = this.quotedEnd(buf, pos, final, recordStart, startLine);
+        if (stop === -1) return -1;
+        fields.push(quotedText(buf, pos, stop));
+      } else {
+        stop = this.unquotedEnd(buf, pos, final, fields.length, recordStart, startLine);
+        if (stop === -1) return -1;
+        fields.push(buf.toString('utf8', pos, trimCr(buf, pos, stop)));
+      }
+      if (stop < buf.length && buf[stop] === this.delim) {
+        pos = stop + 1;
+        continue;
+      }
+      pos = this.afterLineEnd(buf, stop, final);
+      if (pos === -1) return -1;
+      this.checkRecordSize(pos - recordStart, startLine);
+      this.line += countByte(buf, this.eol, recordStart, pos - 1) + 1;
+      return pos;
+    }
+  }
+
+  /**
+   * Position just after the closing quote of the quoted field at `pos`, which must be
+   * followed by a delimiter, a line end or the end of input; -1 if the buffer ends first.
+   */
+  private quotedEnd(buf: Buffer, pos: number, final: boolean, recordStart: number, startLine: number): number {
+    const end = buf.length;
+    let q = pos + 1;
+    for (;;) {
+      const close = buf.indexOf(QUOTE, q);
+      if (close === -1) {
+        if (!final) return -1;
+        // A quote left open swallows the rest of the input: past the size cap, say that.
+        this.checkRecordSize(end - recordStart, startLine);
+        const line = startLine + countByte(buf, this.eol, recordStart, pos);
+        throw new CsvScanError('CSV_QUOTE_NOT_CLOSED', `Quote Not Closed: the parsing is finished with an opening quote at line ${line}`, line);
+      }
+      if (close + 1 === end && !final) return -1;
+      if (buf[close + 1] === QUOTE) {
+        q = close + 2;
+        continue;
+      }
+      const after = close + 1 < end ? (buf[close + 1] as number) : -1;
+      if (after !== -1 && after !== this.delim && after !== this.eol && !(after === CR && (close + 2 === end || buf[close + 2] === LF))) {
+        const line = startLine + countByte(buf, this.eol, recordStart, close);
+        throw new CsvScanError('CSV_INVALID_CLOSING_QUOTE', `Invalid Closing Quote: got ${JSON.stringify(String.fromCharCode(after))} at line ${line} instead of delimiter, record delimiter, trimable character (if activated) or comment`, line);
+      }
+      return close + 1;
+    }
+  }
+
+  /** End of the unquoted field at `pos` (its delimiter or line end); -1 if the buffer ends first. */
+  private unquotedEnd(buf: Buffer, pos: number, final: boolean, field: number, recordStart: number, startLine: number): number {
+    const end = buf.length;
+    const { delim, eol } = this;
+    for (let i = pos; i < end; i++) {
+      const c = buf[i];
+      if (c === delim || c === eol) return i;
+      if (c === QUOTE) {
+        const line = startLine + countByte(buf, eol, recordStart, i);
+        throw new CsvScanError('CSV_INVALID_OPENING_QUOTE', `Invalid Opening Quote: a quote is found on field ${field} at line ${line}, value is ${JSON.stringify(buf.toString('utf8', pos, i))}`, line);
+      }
+    }
+    return final ? end : -1;
+  }
+
+  /** Position after the line end at `at` (or the end of input); -1 if undecided until more bytes come. */
+  private afterLineEnd(buf: Buffer, at: number, final: boolean): number {
+    const end = buf.length;
+    if (at >= end) return final ? end : -1;
+    if (buf[at] === CR && this.eol === LF) {
+      if (at + 1 === end) return final ? end : -1;
+      return at + 2;
+    }
+    return at + 1;
+  }
+
+  /** Fails when a record (complete or still arriving) starting at the current line is too big. */
+  checkRecordSize(bytes: number, line = this.line): void {
+    if (bytes > this.opts.maxRecordBytes) {
+      throw new CsvScanError('CSV_MAX_RECORD_SIZE', `Max Record Size: record exceed the maximum number of tolerated bytes of ${this.opts.maxRecordBytes} at line ${line}`, line);
+    }
+  }
+}
+
+const NO_KEYS: string[] = [];
+
+/** Text of a quoted field (quotes removed, doubled quotes undone); `stop` is just past the closing quote. */
+function quotedText(buf: Buffer, pos: number, stop: number): string {
+  const text = buf.toString('utf8', pos + 1, stop - 1);
+  return text.includes('""') ? text.replaceAll('""', '"') : text;
+}
+
+/** The value scanNumber parsed: a module variable so the hot path returns one number. */
+let parsedValue = 0;
+
+/**
+ * Parses a plain decimal feature field at `pos` (optional surrounding spaces or tabs,
+ * sign, digits, point, exponent) and returns where the field stops (its delimiter or line
+ * end), with the float32 value in `parsedValue`. Returns -1 for anything
+ * else (or a value it cannot convert exactly here), so the caller takes the slow path.
+ * Exactness: up to 15 significant digits and a decimal exponent within ±22 the double is
+ * one correctly rounded operation on exact operands (Clinger's fast path), so it equals
+ * Number(text); Math.fround then narrows it as parseFeature does.
+ */
+function scanNumber(buf: Buffer, pos: number, end: number, delim: number, eol: number): number {
+  let i = pos;
+  let c = buf[i];
+  while (c === SPACE || c === TAB) c = buf[++i];
+  let negative = false;
+  if (c === MINUS) {
+    negative = true;
+    c = buf[++i];
+  } else if (c === PLUS) {
+    c = buf[++i];
+  }
+  let mantissa = 0;
+  let digits = 0;
+  let significant = 0;
+  let exponent = 0;
+  while (c !== undefined && c >= 0x30 && c <= 0x39) {
+    mantissa = mantissa * 10 + (c - 0x30);
+    if (mantissa !== 0) significant++;
+    digits++;
+    c = buf[++i];
+  }
+  if (c === DOT) {
+    c = buf[++i];
+    while (c !== undefined && c >= 0x30 && c <= 0x39) {
+      mantissa = mantissa * 10 + (c - 0x30);
+      if (mantissa !== 0) significant++;
+      digits++;
+      exponent--;
+      c = buf[++i];
+    }
+  }
+  if (digits === 0 || significant > 15) return -1;
+  if (c === 0x65 || c === 0x45) {
+    c = buf[++i];
+    let expNegative = false;
+    if (c === MINUS) {
+      expNegative = true;
+      c = buf[++i];
+    } else if (c === PLUS) {
+      c = buf[++i];
+    }
+    let e = 0;
+    let expDigits = 0;
+    while (c !== undefined && c >= 0x30 && c <= 0x39 && e < 10000) {
+      e = e * 10 + (c - 0x30);
+      expDigits++;
+      c = buf[++i];
+    }
+    if (expDigits === 0) return -1;
+    exponent += expNegative ? -e : e;
+  }
+  while (c === SPACE || c === TAB) c = buf[++i];
+  // Only a field that visibly ends here is taken: at the buffer's end the field may go on.
+  if (i >= end || (c !== delim && c !== eol && !(c === CR && buf[i + 1] === LF))) return -1;
+  let value: number;
+  if (mantissa === 0) value = 0;
+  else if (exponent >= 0 && exponent <= 22) value = mantissa * (POW10[exponent] as number);
+  else if (exponent < 0 && exponent >= -22) value = mantissa / (POW10[-exponent] as number);
+  else return -1;
+  value = Math.fround(negative ? -value : value);
+  if (value === Infinity || value === -Infinity) return -1;
+  parsedValue = value;
+  return i;
+}
+
+/** A field's text ends before the CR of a CRLF. */
+function trimCr(buf: Buffer, pos: number, stop: number): number {
+  return stop > pos && buf[stop - 1] === CR && buf[stop] === LF ? stop - 1 : stop;
+}
+
+function countByte(buf: Buffer, byte: number, from: number, to: number): number {
+  let n = 0;
+  for (let i = buf.indexOf(byte, from); i !== -1 && i < to; i = buf.indexOf(byte, i + 1)) n++;
+  return n;
+}
