@@ -2,7 +2,8 @@ import { readdir } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NightscoreError } from '../src/errors.js';
 import { acquireOutputLock, checkOutputLock, releaseOutputLock, renewOutputLock } from '../src/run/lock.js';
-import { openLocation, type Location } from '../src/storage/open.js';
+import { openLocation, resetStorageCache, type Location } from '../src/storage/open.js';
+import { startFaultProxy } from './support/fault-proxy.js';
 import { startS3 } from './support/s3.js';
 import { Workspace } from './support/workspace.js';
 
@@ -40,48 +41,56 @@ describe('output lock', () => {
   });
 
   it('of many attempts racing for a lapsed lock, exactly one takes it over', async () => {
-    await acquireOutputLock(out, claim('run:dead'), 100);
+    const dead = await acquireOutputLock(out, claim('run:dead'), 100);
     await sleep(150);
     const codes = await Promise.all(Array.from({ length: 8 }, (_, i) => codeOf(acquireOutputLock(out, claim(`run:${i}`), 60_000))));
     expect(codes.filter((c) => c === 'ok')).toHaveLength(1);
     expect(await lockFiles()).toHaveLength(1);
-    expect(await codeOf(checkOutputLock(out, claim('run:dead')))).toBe('RUN_LOCK_LOST');
+    expect(await codeOf(checkOutputLock(out, dead))).toBe('RUN_LOCK_LOST');
   });
 
   it('a holder that lapsed is fenced: its checks fail, its release leaves the new holder alone', async () => {
-    await acquireOutputLock(out, claim('run:slow'), 100);
+    const slow = await acquireOutputLock(out, claim('run:slow'), 100);
     expect(await codeOf(acquireOutputLock(out, claim('run:next'), 60_000))).toBe('RUN_IN_PROGRESS');
     await sleep(150);
-    await acquireOutputLock(out, claim('run:next'), 60_000);
-    const lost = await checkOutputLock(out, claim('run:slow')).catch((err: NightscoreError) => err);
+    const next = await acquireOutputLock(out, claim('run:next'), 60_000);
+    const lost = await checkOutputLock(out, slow).catch((err: NightscoreError) => err);
     expect(lost).toBeInstanceOf(NightscoreError);
     expect((lost as NightscoreError).message).toMatch(/^attempt run:slow no longer holds the lock on file:\/\/.*\/out\/: it is held by an in-process run \(nightscore run\), attempt run:next/);
-    expect(await codeOf(renewOutputLock(out, claim('run:slow')))).toBe('RUN_LOCK_LOST');
-    await releaseOutputLock(out, claim('run:slow'));
-    expect(await codeOf(checkOutputLock(out, claim('run:next')))).toBe('ok');
+    expect(await codeOf(renewOutputLock(out, slow))).toBe('RUN_LOCK_LOST');
+    await releaseOutputLock(out, slow);
+    expect(await codeOf(checkOutputLock(out, next))).toBe('ok');
   });
 
   it('a renewed lock stays live past its first lease; a released one is gone', async () => {
-    await acquireOutputLock(out, claim('run:a'), 300);
+    const a = await acquireOutputLock(out, claim('run:a'), 300);
     for (let i = 0; i < 4; i++) {
       await sleep(100);
-      await renewOutputLock(out, claim('run:a'));
+      await renewOutputLock(out, a);
     }
     expect(await codeOf(acquireOutputLock(out, claim('run:b'), 300))).toBe('RUN_IN_PROGRESS');
-    await releaseOutputLock(out, claim('run:a'));
+    await releaseOutputLock(out, a);
     expect(await lockFiles()).toEqual([]);
     expect(await codeOf(acquireOutputLock(out, claim('run:b'), 300))).toBe('ok');
   });
 
   it('a queued run retried after its worker died takes its own live lock over at once; the old try is fenced', async () => {
-    await acquireOutputLock(out, claim('queue:p:j@2026-01-01', 'try-1'), 60_000);
-    expect(await codeOf(acquireOutputLock(out, claim('queue:p:j@2026-01-01', 'try-2'), 60_000))).toBe('ok');
-    expect(await codeOf(checkOutputLock(out, claim('queue:p:j@2026-01-01', 'try-1')))).toBe('RUN_LOCK_LOST');
-    expect(await codeOf(checkOutputLock(out, claim('queue:p:j@2026-01-01', 'try-2')))).toBe('ok');
+    const first = await acquireOutputLock(out, claim('queue:p:j@2026-01-01', 'try-1'), 60_000);
+    const retry = await acquireOutputLock(out, claim('queue:p:j@2026-01-01', 'try-2'), 60_000);
+    expect(await codeOf(checkOutputLock(out, first))).toBe('RUN_LOCK_LOST');
+    expect(await codeOf(checkOutputLock(out, retry))).toBe('ok');
+    expect(await lockFiles()).toHaveLength(1);
     expect(await codeOf(acquireOutputLock(out, claim('queue:p:k@2026-01-01', 'other'), 60_000))).toBe('RUN_IN_PROGRESS');
   });
-});
 
+  it('a damaged lock object counts as live for the default lease: it never hands the date over early', async () => {
+    await ws.write('out/_LOCK.0000000000000003', '{"owner": "run:x", "attem');
+    const err = await acquireOutputLock(out, claim('run:y'), 60_000).catch((e: NightscoreError) => e);
+    expect((err as NightscoreError).code).toBe('RUN_IN_PROGRESS');
+    expect((err as NightscoreError).message).toContain('is being written by an unreadable lock object');
+    expect((err as NightscoreError).hint).toContain('(lease 120000 ms)');
+  });
+});
 describe('output lock on an S3 server', () => {
   // s3rver ignores If-None-Match, so it cannot show that racing creators get one lock (AWS S3
   // and MinIO honour it); it does show the rest of the protocol speaks S3.
@@ -89,18 +98,36 @@ describe('output lock on an S3 server', () => {
     const s3 = await startS3(['scores']);
     try {
       const at = openLocation('s3://scores/churn/dt=2026-01-01/');
-      await acquireOutputLock(at, claim('run:a'), 60_000);
+      const a = await acquireOutputLock(at, claim('run:a'), 60_000);
       const [key] = await s3.keys('scores', 'churn/');
       expect(key).toMatch(/^churn\/dt=2026-01-01\/_LOCK\.0{15}1$/);
-      await renewOutputLock(at, claim('run:a'));
+      await renewOutputLock(at, a);
       expect(await codeOf(acquireOutputLock(at, claim('run:b'), 60_000))).toBe('RUN_IN_PROGRESS');
-      expect(await codeOf(checkOutputLock(at, claim('run:b')))).toBe('RUN_LOCK_LOST');
-      await releaseOutputLock(at, claim('run:a'));
+      expect(await codeOf(checkOutputLock(at, { ...a, key: `${key}0` }))).toBe('RUN_LOCK_LOST');
+      await releaseOutputLock(at, a);
       expect(await s3.keys('scores', 'churn/')).toEqual([]);
       // A heartbeat after the release must not bring the lock back.
       expect(await at.storage.touch(key!)).toBe(false);
       expect(await s3.keys('scores', 'churn/')).toEqual([]);
     } finally {
+      await s3.close();
+    }
+  });
+
+  it('a lock read cut short or refused is read again, never taken for a damaged or lapsed lock', async () => {
+    const s3 = await startS3(['scores']);
+    const proxy = await startFaultProxy(s3.endpoint, (n) => (n === 0 ? 'truncate' : n === 1 ? 'error500' : undefined));
+    try {
+      const held = await acquireOutputLock(openLocation('s3://scores/day/'), claim('run:a'), 60_000);
+      process.env.AWS_ENDPOINT_URL_S3 = proxy.endpoint;
+      resetStorageCache();
+      const err = await acquireOutputLock(openLocation('s3://scores/day/'), claim('run:b'), 60_000).catch((e: NightscoreError) => e);
+      expect(proxy.injected).toEqual(['truncate', 'error500']);
+      expect((err as NightscoreError).code).toBe('RUN_IN_PROGRESS');
+      expect((err as NightscoreError).message).toContain('is being written by an in-process run (nightscore run), attempt run:a');
+      expect(await codeOf(checkOutputLock(openLocation('s3://scores/day/'), held))).toBe('ok');
+    } finally {
+      await proxy.close();
       await s3.close();
     }
   });

@@ -6,7 +6,7 @@
  */
 import type { SandboxedJob } from 'bullmq';
 import type { JobDefinition } from '../job/load.js';
-import { checkOutputLock, type LockIdentity } from '../run/lock.js';
+import { checkOutputLock, type HeldLock } from '../run/lock.js';
 import type { ChunkPlan } from '../run/plan.js';
 import { chunkContext, prepareJob } from '../run/run.js';
 import { scoreChunk, type ChunkResult } from '../run/score-chunk.js';
@@ -19,7 +19,7 @@ export interface ChunkJobData {
   job: JobDefinition;
   outputUri: string;
   /** The run attempt that holds the output lock; a chunk of an attempt that lost it writes nothing. */
-  lock: LockIdentity;
+  lock: HeldLock;
   chunk: ChunkPlan;
 }
 

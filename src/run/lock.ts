@@ -7,17 +7,17 @@ import { readText } from '../storage/storage.js';
  * The output lock: one attempt at a time writes a run's output folder.
  *
  * A lock is an object `_LOCK.<epoch>` in the output folder, created with create-if-absent
- * (Storage.createIfAbsent), holding a LockRecord. The highest epoch is the lock; lower ones
- * are leftovers of holders that lapsed. It is live while its last write or touch is less than
- * `lease_ms` old; the holder touches it every quarter lease. Taking over a lapsed lock never
- * overwrites it: the taker creates the *next* epoch, and create-if-absent lets exactly one of
- * several racing takers have it, then removes the lapsed one. Only create-if-absent has to be
- * atomic, which local files (link) and S3 (If-None-Match) both provide.
+ * (Storage.createIfAbsent), holding a LockRecord, and never rewritten. The highest epoch is
+ * the lock; lower ones are leftovers of holders that lapsed. It is live while its last write
+ * or touch is less than `lease_ms` old; the holder touches it every quarter lease. Taking over
+ * a lapsed lock never overwrites it: the taker creates the *next* epoch, and create-if-absent
+ * lets exactly one of several racing takers have it, then removes the lapsed one. Only
+ * create-if-absent has to be atomic, which local files (link) and S3 (If-None-Match) provide.
  *
  * Fencing: before each write that publishes the run (rejects, manifest, `_SUCCESS`) the commit
- * checks that the highest epoch is still its own (checkOutputLock), so an attempt that lost
- * its lock (paused past its lease, then taken over) fails without touching the new holder's
- * output.
+ * checks that the highest epoch is still the one it created (checkOutputLock), so an attempt
+ * that lost its lock (paused past its lease, then taken over; or an earlier try of a queued
+ * run whose retry took over) fails without touching the new holder's output.
  */
 
 /** Which run holds a lock: `owner` is the run's identity, the same for every try of a queued run. */
@@ -27,7 +27,12 @@ export interface LockIdentity {
   attempt: string;
 }
 
-/** The content of a lock object. */
+/** A lock an attempt took: its object's key is what fencing and heartbeats check, by listing alone. */
+export interface HeldLock extends LockIdentity {
+  key: string;
+}
+
+/** The content of a lock object. Never rewritten: a heartbeat only touches it. */
 export interface LockRecord extends LockIdentity {
   job: string;
   date: string;
@@ -37,12 +42,18 @@ export interface LockRecord extends LockIdentity {
   lease_ms: number;
 }
 
-/** The lock as found in a folder: its key, epoch, when it was last touched, and its record. */
-export interface FoundLock {
+/** A lock object as listed in a folder. */
+interface ListedLock {
   key: string;
   epoch: number;
+  size: number;
+  /** Last write or touch, in ms (the storage's clock). */
   modified: number;
-  /** Undefined when the object is not a readable record (treated as lapsed). */
+}
+
+/** A lock object and its record. */
+export interface FoundLock extends ListedLock {
+  /** Undefined when the object is not a readable record. */
   record: LockRecord | undefined;
 }
 
@@ -65,86 +76,89 @@ export function outputLeaseMs(env: NodeJS.ProcessEnv = process.env): number {
   return ms;
 }
 
-/** True while `lock` has been written or touched within its lease. */
+/**
+ * True while `lock` has been written or touched within its lease. A lock object whose record
+ * cannot be read counts as live for the default lease, so damage never hands a date over early.
+ */
 export function isLive(lock: FoundLock, now = Date.now()): boolean {
-  return lock.record !== undefined && now - lock.modified < lock.record.lease_ms;
+  return now - lock.modified < (lock.record?.lease_ms ?? DEFAULT_LEASE_MS);
 }
 
 /**
  * Takes the output lock for an attempt, or throws RUN_IN_PROGRESS naming the live holder.
  * A live lock of the same `owner` (a queued run retried after its worker died) is taken
- * over at once: BullMQ already runs one try of a run id at a time.
+ * over at once: BullMQ already runs one try of a run id at a time. A fresh folder costs a
+ * list, a create and a list; no read.
  */
-export async function acquireOutputLock(out: Location, claim: LockIdentity & { job: string; date: string }, leaseMs: number): Promise<LockRecord> {
+export async function acquireOutputLock(out: Location, claim: LockIdentity & { job: string; date: string }, leaseMs: number): Promise<HeldLock> {
   const record: LockRecord = { ...claim, host: hostname(), pid: process.pid, acquired_at: new Date().toISOString(), lease_ms: leaseMs };
   const body = `${JSON.stringify(record, null, 2)}\n`;
+  const mine = (l: FoundLock) => l.record?.owner === claim.owner;
   for (let tries = 0; tries < 5; tries++) {
     const top = await findOutputLock(out);
-    if (top?.record && sameAttempt(top.record, claim)) return record; // our own create, retried by the SDK
-    if (top?.record?.owner === claim.owner) {
-      await out.storage.put(top.key, body);
-      return record;
-    }
-    if (top && isLive(top)) throw runInProgress(out, top);
+    if (top?.record && sameAttempt(top.record, claim)) return { ...claim, key: top.key }; // our own create, retried by the SDK
+    if (top && isLive(top) && !mine(top)) throw runInProgress(out, top);
     // Every attempt that saw the same top races for the same next name: one creates it.
     const epoch = (top?.epoch ?? 0) + 1;
     const key = lockKey(out, epoch);
     if (!(await out.storage.createIfAbsent(key, body))) continue; // another attempt won it: look again
     // An attempt that listed the folder long ago can create a name that is free again (the
-    // lock was released since). So an attempt holds the lock only if its epoch is the
-    // highest and no other lock is live; otherwise it backs off. Of two that overlap, the
-    // later one to look always sees the earlier one.
-    const others = (await readLocks(out)).filter((l) => l.key !== key);
-    if (others.some((l) => l.epoch > epoch || isLive(l))) {
+    // lock was released since). So an attempt holds the lock only if its epoch is the highest
+    // and no other run's lock is live; otherwise it backs off. Of two that overlap, the later
+    // one to look always sees the earlier one.
+    const others = await readLocks(out, key);
+    if (others.some((l) => l.epoch > epoch || (isLive(l) && !mine(l)))) {
       await out.storage.delete(key);
       continue;
     }
-    for (const lapsed of others) await out.storage.delete(lapsed.key);
-    return record;
+    // Lapsed locks, and this run's own earlier try: removing it fences that try out.
+    for (const old of others) await out.storage.delete(old.key);
+    return { ...claim, key };
   }
   const top = await findOutputLock(out);
   throw top ? runInProgress(out, top) : storageError('LOCK_CONTENDED', `could not take the lock on ${folderUri(out)}: it kept changing`, { hint: 'Several runs of this date are starting at once; run one.' });
 }
 
-/** Fencing: throws RUN_LOCK_LOST unless the attempt `id` still holds the lock. */
-export async function checkOutputLock(out: Location, id: LockIdentity): Promise<FoundLock> {
-  const top = await findOutputLock(out);
-  if (!top?.record || !sameAttempt(top.record, id)) throw lockLost(out, id, top);
-  return top;
+/**
+ * Fencing: throws RUN_LOCK_LOST unless `held` is still the lock (the highest epoch). Lists the
+ * folder and reads nothing, so a flaky read can never pass for a lost lock.
+ */
+export async function checkOutputLock(out: Location, held: HeldLock): Promise<void> {
+  const [top] = await listLocks(out);
+  if (top?.key !== held.key) throw await lockLost(out, held, top);
 }
 
-/** Heartbeat: extends the lease of the attempt `id`; throws RUN_LOCK_LOST when it no longer holds it. */
-export async function renewOutputLock(out: Location, id: LockIdentity): Promise<void> {
-  const top = await checkOutputLock(out, id);
-  if (!(await out.storage.touch(top.key))) throw lockLost(out, id, await findOutputLock(out));
+/** Heartbeat: extends the lease of `held`; throws RUN_LOCK_LOST when it is no longer the lock. */
+export async function renewOutputLock(out: Location, held: HeldLock): Promise<void> {
+  await checkOutputLock(out, held);
+  if (!(await out.storage.touch(held.key))) throw await lockLost(out, held, (await listLocks(out))[0]);
 }
 
 /**
- * Releases the lock if the attempt `id` holds it; otherwise does nothing. Best effort: a
- * lock that cannot be removed lapses after its lease.
+ * Releases `held` if it is still the lock; otherwise does nothing. Best effort: a lock that
+ * cannot be removed lapses after its lease.
  */
-export async function releaseOutputLock(out: Location, id: LockIdentity): Promise<void> {
+export async function releaseOutputLock(out: Location, held: HeldLock): Promise<void> {
   try {
-    const top = await findOutputLock(out);
-    if (!top?.record || !sameAttempt(top.record, id)) return;
-    await out.storage.delete(top.key);
-    await removeLowerLocks(out, top.epoch);
+    const locks = await listLocks(out);
+    if (locks[0]?.key !== held.key) return;
+    for (const lock of locks) await out.storage.delete(lock.key);
   } catch {
     // The lease expires on its own.
   }
 }
 
 /**
- * Keeps renewing the lock of attempt `id` every quarter of its lease until the returned
- * function is called. `onLost` is called once if another run took the lock over; transient
- * storage errors are tried again at the next beat.
+ * Keeps renewing `held` every quarter of its lease until the returned function is called.
+ * `onLost` is called once if the lock was taken over; transient storage errors are tried
+ * again at the next beat.
  */
-export function holdOutputLock(out: Location, id: LockIdentity, leaseMs: number, onLost: (err: Error) => void): () => void {
+export function holdOutputLock(out: Location, held: HeldLock, leaseMs: number, onLost: (err: Error) => void): () => void {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const beat = async () => {
     try {
-      await renewOutputLock(out, id);
+      await renewOutputLock(out, held);
     } catch (err) {
       const error = toNightscoreError(err);
       if (error.code === 'RUN_LOCK_LOST') {
@@ -173,37 +187,44 @@ export async function findOutputLock(out: Location): Promise<FoundLock | undefin
   return undefined;
 }
 
-/** Every lock object of the folder that is still there, highest epoch first. */
-async function readLocks(out: Location): Promise<FoundLock[]> {
+/** Every lock object of the folder but `except` that is still there, highest epoch first. */
+async function readLocks(out: Location, except: string): Promise<FoundLock[]> {
   const found: FoundLock[] = [];
   for (const lock of await listLocks(out)) {
+    if (lock.key === except) continue;
     const f = await readLock(out, lock);
     if (f) found.push(f);
   }
   return found;
 }
 
-async function readLock(out: Location, lock: Omit<FoundLock, 'record'>): Promise<FoundLock | undefined> {
-  try {
-    return { ...lock, record: parseRecord(await readText(out.storage, lock.key)) };
-  } catch (err) {
-    if (toNightscoreError(err).code === 'NOT_FOUND') return undefined;
-    throw err;
+/** Reads a lock's record; undefined when the object is gone. Transient failures and short bodies are read again. */
+async function readLock(out: Location, lock: ListedLock): Promise<FoundLock | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const text = await readText(out.storage, lock.key);
+      // Lock objects are never rewritten, so a body of another size was cut short in transit.
+      if (Buffer.byteLength(text) !== lock.size) {
+        throw storageError('LOCK_READ_SHORT', `${out.storage.uri(lock.key)}: read ${Buffer.byteLength(text)} of ${lock.size} bytes`, { retryable: true });
+      }
+      return { ...lock, record: parseRecord(text) };
+    } catch (err) {
+      const e = toNightscoreError(err);
+      if (e.code === 'NOT_FOUND') return undefined;
+      if (!e.retryable || attempt >= 4) throw e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
   }
 }
 
-async function listLocks(out: Location): Promise<Array<Omit<FoundLock, 'record'>>> {
+async function listLocks(out: Location): Promise<ListedLock[]> {
   const folder = out.storage.join(out.key, '');
-  const locks = [];
+  const locks: ListedLock[] = [];
   for (const info of await out.storage.list(folder)) {
     const m = LOCK_RE.exec(info.key.slice(folder.length));
-    if (m) locks.push({ key: info.key, epoch: Number(m[1]), modified: info.modified });
+    if (m) locks.push({ key: info.key, epoch: Number(m[1]), size: info.size, modified: info.modified });
   }
   return locks.sort((a, b) => b.epoch - a.epoch);
-}
-
-async function removeLowerLocks(out: Location, epoch: number): Promise<void> {
-  for (const lock of await listLocks(out)) if (lock.epoch < epoch) await out.storage.delete(lock.key);
 }
 
 function lockKey(out: Location, epoch: number): string {
@@ -227,7 +248,7 @@ function folderUri(out: Location): string {
   return out.storage.uri(out.storage.join(out.key, ''));
 }
 
-/** "queued run churn@2026-11-21 (attempt 0b7c41d2, host h, pid 7, started …)". */
+/** "queued run churn@2026-11-21, attempt 0b7c41d2, on host h pid 7, started …, alive 3 s ago". */
 export function describeHolder(lock: FoundLock, now = Date.now()): string {
   const r = lock.record;
   if (!r) return `an unreadable lock object (${lock.key})`;
@@ -237,16 +258,19 @@ export function describeHolder(lock: FoundLock, now = Date.now()): string {
 }
 
 function runInProgress(out: Location, lock: FoundLock) {
-  const lapses = new Date(lock.modified + (lock.record?.lease_ms ?? 0)).toISOString();
+  const lease = lock.record?.lease_ms ?? DEFAULT_LEASE_MS;
+  const lapses = new Date(lock.modified + lease).toISOString();
   return storageError('RUN_IN_PROGRESS', `${folderUri(out)} is being written by ${describeHolder(lock)}; this attempt left it untouched`, {
     source: out.storage.uri(lock.key),
-    hint: `Wait for that run to finish (nightscore status, or its process), then run the date again. If it died, its lock lapses at ${lapses} (lease ${lock.record?.lease_ms ?? 0} ms); delete ${out.storage.uri(lock.key)} sooner only if you are sure nothing is writing.`,
+    hint: `Wait for that run to finish (nightscore status, or its process), then run the date again. If it died, its lock lapses at ${lapses} (lease ${lease} ms); delete ${out.storage.uri(lock.key)} sooner only if you are sure nothing is writing.`,
   });
 }
 
-function lockLost(out: Location, id: LockIdentity, now: FoundLock | undefined) {
-  const holder = now ? describeHolder(now) : 'nobody (the lock object is gone)';
-  return storageError('RUN_LOCK_LOST', `attempt ${id.attempt.slice(0, 8)} no longer holds the lock on ${folderUri(out)}: it is held by ${holder}`, {
+async function lockLost(out: Location, held: HeldLock, top: ListedLock | undefined) {
+  // Only to name the new holder: a read that fails here must not hide the loss.
+  const now = top ? await readLock(out, top).catch(() => undefined) : undefined;
+  const holder = now ? describeHolder(now) : top ? `another lock object (${top.key})` : 'nobody (the lock object is gone)';
+  return storageError('RUN_LOCK_LOST', `attempt ${held.attempt.slice(0, 8)} no longer holds the lock on ${folderUri(out)}: it is held by ${holder}`, {
     source: folderUri(out),
     hint: 'This attempt stalled longer than its lease (NIGHTSCORE_OUTPUT_LEASE_MS) or its lock was removed, and another run may have taken the date over; it stopped without publishing. Check that run\'s result, or run the date again.',
   });

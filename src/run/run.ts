@@ -9,7 +9,7 @@ import { loadModel, type LoadedModel } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
 import { VERSION } from '../version.js';
 import { beginOutput, commitOutput, lineOffsets, publishRejects } from './commit.js';
-import { acquireOutputLock, checkOutputLock, holdOutputLock, outputLeaseMs, releaseOutputLock, type LockIdentity } from './lock.js';
+import { acquireOutputLock, checkOutputLock, holdOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import { chunkFiles, type RowCounts, type RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
@@ -53,7 +53,7 @@ export interface RunPlan {
   /** The `running` manifest written at the start; the final one completes it. */
   manifest: RunManifest;
   /** The attempt holding the output lock (see lock.ts): chunks and the commit check it. */
-  lock: LockIdentity;
+  lock: HeldLock;
 }
 
 /**
@@ -73,8 +73,7 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
   const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
-  const lock: LockIdentity = { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt };
-  await acquireOutputLock(out, { ...lock, job: job.name, date }, outputLeaseMs());
+  const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: job.name, date }, outputLeaseMs());
   try {
     await beginOutput(out, manifest);
   } catch (err) {
@@ -112,7 +111,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   const done = [...results].sort((a, b) => a.index - b.index);
   const keep = new Set<string>();
   const offsets = lineOffsets(done);
-  const fence = async () => void (await checkOutputLock(out, plan.lock));
+  const fence = () => checkOutputLock(out, plan.lock);
   await fence();
   try {
     if (failure !== undefined) throw failure;
