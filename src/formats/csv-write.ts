@@ -1,6 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import type { OutputValues } from '../model/scorer.js';
 import type { Reject } from '../run/batch.js';
+import { CsvText } from './csv-text.js';
 import { formatFloat32 } from './numbers.js';
 
 export interface CsvWriteOptions {
@@ -26,22 +27,40 @@ export function rejectsHeader(keys: string[], opts: CsvWriteOptions): string {
   return stringify([['source', 'line', ...keys, 'reason']], { delimiter: opts.delimiter });
 }
 
-/** Formats one scored batch as CSV rows (no header). */
-export function formatPredictions(keys: unknown[][], outputs: OutputValues[], count: number, opts: CsvWriteOptions): string {
-  const formatters = outputs.map((o) => formatterFor(o.columns.type, opts.escapeFormulas));
-  const rows: string[][] = new Array(count);
+/**
+ * Formats one scored batch as CSV rows (no header), as bytes: keys then predictions, float32
+ * in the shortest text that reads back bit-exact. Only cells that need it are quoted.
+ */
+export function formatPredictions(keys: unknown[][], outputs: OutputValues[], count: number, opts: CsvWriteOptions): Buffer {
+  // A delimiter that can occur in a number's text (a digit, '.', 'e', '-') quotes numbers too.
+  const plainNumbers = !/[\w.+-]/.test(opts.delimiter);
+  const out = new CsvText(Math.max(1024, count * 32), opts.delimiter.charCodeAt(0), new RegExp(`["\r\n${escapeRegExp(opts.delimiter)}]`));
+  const cells = outputs.map((o) => cellWriter(out, o.columns.type, plainNumbers, opts.escapeFormulas));
+  const keyCell = opts.escapeFormulas ? (k: unknown) => out.text(escapeFormula(keyText(k))) : (k: unknown) => out.text(keyText(k));
   for (let r = 0; r < count; r++) {
-    const row: string[] = (keys[r] as unknown[]).map(opts.escapeFormulas ? (k) => escapeFormula(keyText(k)) : keyText);
-    for (let o = 0; o < outputs.length; o++) {
-      const { data, columns } = outputs[o] as OutputValues;
-      const width = columns.names.length;
-      const format = formatters[o] as (v: unknown) => string;
-      for (let c = 0; c < width; c++) row.push(format((data as ArrayLike<unknown>)[r * width + c]));
+    const row = keys[r] as unknown[];
+    for (let k = 0; k < row.length; k++) {
+      if (k > 0) out.separator();
+      keyCell(row[k]);
     }
-    rows[r] = row;
+    let first = row.length === 0;
+    for (let o = 0; o < outputs.length; o++) {
+      const data = (outputs[o] as OutputValues).data as ArrayLike<unknown>;
+      const width = (outputs[o] as OutputValues).columns.names.length;
+      const cell = cells[o] as (v: unknown) => void;
+      for (let c = 0; c < width; c++) {
+        if (!first) out.separator();
+        first = false;
+        cell(data[r * width + c]);
+      }
+    }
+    out.endRow();
   }
-  // Only the delimiter goes to csv-stringify: its own escape_formulas would also prefix negative numbers.
-  return stringify(rows, { delimiter: opts.delimiter });
+  return out.bytes();
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|-]/g, '\\$&');
 }
 
 /**
@@ -76,9 +95,10 @@ export function formatRejectRows(rows: string[][], opts: CsvWriteOptions): strin
  * Per element type: float32 prints the shortest text that reads back as the same float32;
  * float64 as JavaScript's shortest round-trip; integers (int64 labels included) as integers.
  */
-function formatterFor(type: string, escapeFormulas = false): (v: unknown) => string {
-  if (type === 'float32') return (v) => formatFloat32(v as number);
-  if (type === 'bool') return (v) => (v ? 'true' : 'false');
-  if (type === 'string' && escapeFormulas) return (v) => escapeFormula(String(v));
-  return (v) => String(v);
+function cellWriter(out: CsvText, type: string, plainNumbers: boolean, escapeFormulas = false): (v: unknown) => void {
+  if (type === 'string') return escapeFormulas ? (v) => out.text(escapeFormula(String(v))) : (v) => out.text(String(v));
+  if (!plainNumbers) return type === 'float32' ? (v) => out.text(formatFloat32(v as number)) : type === 'bool' ? (v) => out.text(v ? 'true' : 'false') : (v) => out.text(String(v));
+  if (type === 'float32') return (v) => out.float32(v as number);
+  if (type === 'bool') return (v) => out.ascii(v ? 'true' : 'false');
+  return (v) => out.ascii(String(v));
 }

@@ -1,0 +1,96 @@
+import { stringify } from 'csv-stringify/sync';
+import { describe, expect, it } from 'vitest';
+import { CsvText } from '../src/formats/csv-text.js';
+import { escapeFormula, formatPredictions, keyText } from '../src/formats/csv-write.js';
+import type { OutputValues } from '../src/model/scorer.js';
+import { formatFloat32 } from '../src/formats/numbers.js';
+import { rng } from '../src/demo/churn-data.js';
+
+const text = () => new CsvText(16, 0x2c, /[",\r\n]/);
+
+describe('CSV text for prediction parts', () => {
+  it('prints every float32 as formatFloat32 does: random bit patterns, powers of ten and their neighbours, extremes', () => {
+    const next = rng(7);
+    const f32 = new Float32Array(1);
+    const u32 = new Uint32Array(f32.buffer);
+    const values: number[] = [0, -0, NaN, Infinity, -Infinity, 1, -1, 0.5, 3.4028234663852886e38, 1.401298464324817e-45, 1.1754943508222875e-38];
+    for (let i = 0; i < 300_000; i++) {
+      u32[0] = Math.floor(next() * 2 ** 32);
+      values.push(f32[0] as number);
+    }
+    for (let e = -45; e <= 38; e++) {
+      f32[0] = Number(`1e${e}`);
+      for (let d = -3; d <= 3; d++) {
+        const at = new Float32Array(1);
+        new Uint32Array(at.buffer)[0] = (u32[0] as number) + d;
+        values.push(at[0] as number);
+      }
+    }
+    // Probabilities, what models mostly print: dense in (0, 1).
+    for (let i = 0; i < 200_000; i++) values.push(Math.fround(next()));
+    const out = text();
+    for (const v of values) {
+      out.float32(v);
+      out.endRow();
+    }
+    const lines = out.bytes().toString('latin1').split('\n');
+    lines.pop();
+    const mismatches = values.map((v, i) => [formatFloat32(v), lines[i]]).filter(([a, b]) => a !== b);
+    expect(mismatches.slice(0, 10)).toEqual([]);
+    expect(lines.length).toBe(values.length);
+  });
+
+  it('quotes text cells exactly as csv-stringify does', () => {
+    const next = rng(3);
+    const parts = ['a', 'é', '日本', ',', '"', '\n', '\r', ' ', "'", '=1', '', '-'];
+    const cells = Array.from({ length: 20_000 }, () => Array.from({ length: Math.floor(next() * 5) }, () => parts[Math.floor(next() * parts.length)]).join(''));
+    const out = text();
+    for (let i = 0; i < cells.length; i += 2) {
+      out.text(cells[i] as string);
+      out.separator();
+      out.text(cells[i + 1] as string);
+      out.endRow();
+    }
+    const rows = [];
+    for (let i = 0; i < cells.length; i += 2) rows.push([cells[i], cells[i + 1]]);
+    expect(out.bytes().toString('utf8')).toBe(stringify(rows));
+  });
+});
+
+describe('prediction rows', () => {
+  it('match csv-stringify with formatFloat32 for every output type, delimiter and formula setting', () => {
+    const next = rng(5);
+    const rows = 500;
+    const f32 = Float32Array.from({ length: rows * 2 }, () => Math.fround((next() - 0.5) * 10 ** Math.floor(next() * 12 - 6)));
+    const f64 = Float64Array.from({ length: rows }, () => (next() - 0.5) * 1e3);
+    const i64 = BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(next() * 2e9) - 1e9));
+    const bools = Uint8Array.from({ length: rows }, () => (next() < 0.5 ? 1 : 0));
+    const labels = Array.from({ length: rows }, (_, r) => ['yes', '=cmd', 'a;b', 'x,y', '-1'][r % 5] as string);
+    const outputs = [
+      { columns: { output: 'p', type: 'float32', names: ['p0', 'p1'] }, data: f32 },
+      { columns: { output: 'd', type: 'float64', names: ['d'] }, data: f64 },
+      { columns: { output: 'l', type: 'int64', names: ['l'] }, data: i64 },
+      { columns: { output: 'b', type: 'bool', names: ['b'] }, data: bools },
+      { columns: { output: 's', type: 'string', names: ['s'] }, data: labels },
+    ] as unknown as OutputValues[];
+    const keys = Array.from({ length: rows }, (_, r) => [`k${r}`, ['+1', 'x;y', '"q"', 'é', ''][r % 5], r % 7 === 0 ? null : r]);
+    for (const delimiter of [',', ';', '\t', '.']) {
+      for (const escapeFormulas of [false, true]) {
+        const esc = (t: string) => (escapeFormulas ? escapeFormula(t) : t);
+        const expected = stringify(
+          keys.map((key, r) => [
+            ...key.map((k) => esc(keyText(k))),
+            formatFloat32(f32[2 * r] as number),
+            formatFloat32(f32[2 * r + 1] as number),
+            String(f64[r]),
+            String(i64[r]),
+            bools[r] ? 'true' : 'false',
+            esc(labels[r] as string),
+          ]),
+          { delimiter },
+        );
+        expect(formatPredictions(keys, outputs, rows, { delimiter, escapeFormulas }).toString('utf8')).toBe(expected);
+      }
+    }
+  });
+});
