@@ -12,7 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, type Readable } from 'node:stream';
 import { storageError } from '../errors.js';
 import { inputChanged } from './integrity.js';
-import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
+import { joinPrefix, type ByteRange, type ObjectInfo, type ObjectWriter, type Storage } from './storage.js';
 
 /**
  * Builds the S3 client from the standard AWS environment: the default credentials chain,
@@ -49,8 +49,7 @@ export class S3Storage implements Storage {
   }
 
   join(prefix: string, name: string): string {
-    if (!prefix) return name;
-    return prefix.endsWith('/') ? `${prefix}${name}` : `${prefix}/${name}`;
+    return joinPrefix(prefix, name);
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {

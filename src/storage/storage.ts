@@ -59,6 +59,12 @@ export interface Storage {
   delete(key: string): Promise<void>;
 }
 
+/** Key of `name` inside an object-store prefix ("" is the bucket's root). */
+export function joinPrefix(prefix: string, name: string): string {
+  if (!prefix) return name;
+  return prefix.endsWith('/') ? `${prefix}${name}` : `${prefix}/${name}`;
+}
+
 /** Reads a small object (a manifest) whole. */
 export async function readText(storage: Storage, key: string): Promise<string> {
   const chunks: Buffer[] = [];
