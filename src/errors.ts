@@ -1,3 +1,5 @@
+import { redactSecrets } from './redact.js';
+
 /**
  * Every failure nightscore reports to a user is a NightscoreError: a stable `code`
  * for scripts and alerting, a message that names where the problem is (file, key
@@ -37,9 +39,10 @@ export class NightscoreError extends Error {
     message: string,
     details: ErrorDetails = {},
   ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
-    this.hint = details.hint;
-    this.source = details.source;
+    // Messages often quote a URL or a library's error; neither may carry a credential out.
+    super(redactSecrets(message), details.cause === undefined ? undefined : { cause: details.cause });
+    this.hint = details.hint === undefined ? undefined : redactSecrets(details.hint);
+    this.source = details.source === undefined ? undefined : redactSecrets(details.source);
     this.line = details.line;
     this.column = details.column;
     this.retryable = details.retryable ?? false;

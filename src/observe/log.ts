@@ -1,4 +1,17 @@
 import pino, { type Logger } from 'pino';
+import { CENSOR, redactSecrets } from '../redact.js';
+
+/** Object paths that hold credentials, whatever else a logged object carries. */
+const REDACT_PATHS = [
+  'password',
+  '*.password',
+  '*.secretAccessKey',
+  '*.sessionToken',
+  '*.credentials',
+  'env.AWS_SECRET_ACCESS_KEY',
+  'env.AWS_SESSION_TOKEN',
+  'env.NIGHTSCORE_REDIS_URL',
+];
 
 /**
  * The process logger: JSON lines on stderr, so stdout stays for results (`--json`).
@@ -11,8 +24,11 @@ export function createLogger(opts: { interactive: boolean }): Logger {
     {
       level,
       base: { pid: process.pid },
-      // Credentials must never reach a log line, however an object ends up logged.
-      redact: { paths: ['*.secretAccessKey', '*.sessionToken', '*.password', 'env.AWS_SECRET_ACCESS_KEY'], censor: '[redacted]' },
+      // Credentials must never reach a log line, however they end up logged: known object
+      // paths are censored, and every finished line is scrubbed of URL passwords, signed-URL
+      // parameters and this process's secrets (messages and error causes quote URLs).
+      redact: { paths: REDACT_PATHS, censor: CENSOR },
+      hooks: { streamWrite: (line) => redactSecrets(line) },
     },
     pino.destination(2),
   );
