@@ -32,7 +32,7 @@ function buildProgram(): Command {
     .option('--queue', 'enqueue the run for the workers instead of scoring here')
     .option('--wait', 'with --queue: wait until the run finishes')
     .action((job: string, opts: { date: string; json?: boolean; queue?: boolean; wait?: boolean; threads?: string }) =>
-      exit(() => (opts.queue ? enqueueCommand(job, opts) : runCommand(ctx, job, opts)))(),
+      exit(() => (opts.queue ? enqueueCommand(ctx, job, opts) : runCommand(ctx, job, opts)))(),
     );
   program
     .command('validate')
@@ -61,7 +61,7 @@ function buildProgram(): Command {
     .command('sync')
     .description('upsert one scheduler per job file with a schedule; remove those whose file is gone')
     .argument('[jobs-dir]', 'folder of job files', 'jobs')
-    .action((dir: string) => exit(() => scheduleSyncCommand(dir))());
+    .action((dir: string) => exit(() => scheduleSyncCommand(ctx, dir))());
   program
     .command('backfill')
     .description('enqueue one run per date in a range')
@@ -73,7 +73,7 @@ function buildProgram(): Command {
     .option('--reverse', 'newest date first')
     .option('--dry-run', 'print what would be enqueued, enqueue nothing')
     .action((job: string, opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean }) =>
-      exit(() => backfillCommand(job, opts))(),
+      exit(() => backfillCommand(ctx, job, opts))(),
     );
   program
     .command('status')
@@ -82,7 +82,7 @@ function buildProgram(): Command {
     .option('--from <YYYY-MM-DD>', 'first date (default: a week before --to)')
     .option('--to <YYYY-MM-DD>', 'last date (default: today)')
     .option('--json', 'print JSON')
-    .action((job: string, opts: { from?: string; to?: string; json?: boolean }) => exit(() => statusCommand(job, opts))());
+    .action((job: string, opts: { from?: string; to?: string; json?: boolean }) => exit(() => statusCommand(ctx, job, opts))());
   return program;
 }
 

@@ -6,13 +6,21 @@ import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, planBackfill, type Reprocess } from '../queue/backfill.js';
 import { connectionOptions, queueConfig, runId } from '../queue/config.js';
 import { enqueueRun, openQueues, type Queues } from '../queue/queues.js';
+import { checkRedis } from '../queue/redis-check.js';
 import { syncSchedules } from '../queue/schedule.js';
 import { formatStatus, readStatus } from '../queue/status.js';
 import { startWorker } from '../queue/worker.js';
 import type { CommandContext } from './local.js';
 
-async function withQueues<T>(fn: (queues: Queues) => Promise<T>): Promise<T> {
-  const queues = openQueues(queueConfig());
+/**
+ * Opens the queues for one command, after one plain connection attempt: a wrong password,
+ * an untrusted certificate or an unreachable server is a clear error, not a command that
+ * waits forever while BullMQ reconnects.
+ */
+async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promise<T>): Promise<T> {
+  const config = queueConfig();
+  await checkRedis(config);
+  const queues = openQueues(config, (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
   try {
     return await fn(queues);
   } finally {
@@ -55,21 +63,22 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
 }
 
 /** nightscore schedule sync: one job scheduler per job file with a schedule. */
-export async function scheduleSyncCommand(dir: string): Promise<number> {
-  const result = await withQueues((queues) => syncSchedules(queues, dir));
+export async function scheduleSyncCommand(ctx: CommandContext, dir: string): Promise<number> {
+  const result = await withQueues(ctx, (queues) => syncSchedules(queues, dir));
   process.stdout.write(`schedulers: ${result.upserted.join(', ') || '(none)'}\n${result.removed.length ? `removed: ${result.removed.join(', ')}\n` : ''}`);
   return 0;
 }
 
 /** nightscore run --queue: enqueue one date, and with --wait follow it to the end. */
-export async function enqueueCommand(jobFile: string, opts: { date: string; wait?: boolean; json?: boolean }): Promise<number> {
+export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts: { date: string; wait?: boolean; json?: boolean }): Promise<number> {
   const date = parseLogicalDate(opts.date);
   const job = await loadJob(jobFile);
-  return withQueues(async (queues) => {
+  return withQueues(ctx, async (queues) => {
     const added = await enqueueRun(queues, job.name, job.file, date);
     process.stderr.write(`${added ? 'enqueued' : 'already queued'}: ${runId(job.name, date)}\n`);
     if (!opts.wait) return 0;
     const events = new QueueEvents(queues.runs.name, { connection: connectionOptions(queues.config), prefix: queues.config.prefix });
+    events.on('error', (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
     try {
       const run = await queues.runs.getJob(runId(job.name, date));
       await run?.waitUntilFinished(events).catch(() => undefined);
@@ -84,6 +93,7 @@ export async function enqueueCommand(jobFile: string, opts: { date: string; wait
 
 /** nightscore backfill: one run per date in a range. */
 export async function backfillCommand(
+  ctx: CommandContext,
   jobFile: string,
   opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean },
 ): Promise<number> {
@@ -94,7 +104,7 @@ export async function backfillCommand(
   const job = await loadJob(jobFile);
   const dates = dateRange(opts.from, opts.to);
   if (opts.reverse) dates.reverse();
-  return withQueues(async (queues) => {
+  return withQueues(ctx, async (queues) => {
     const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess);
     for (const d of decisions) process.stdout.write(`${d.date}  ${d.enqueue ? 'enqueue' : 'skip   '}  ${d.reason}\n`);
     if (opts.dryRun) {
@@ -108,12 +118,12 @@ export async function backfillCommand(
 }
 
 /** nightscore status: one line per date. */
-export async function statusCommand(jobFile: string, opts: { from?: string; to?: string; json?: boolean }): Promise<number> {
+export async function statusCommand(ctx: CommandContext, jobFile: string, opts: { from?: string; to?: string; json?: boolean }): Promise<number> {
   const job = await loadJob(jobFile);
   const today = new Date().toISOString().slice(0, 10);
   const to = opts.to ?? opts.from ?? today;
   const from = opts.from ?? new Date(Date.parse(`${parseLogicalDate(to)}T00:00:00Z`) - 6 * 86_400_000).toISOString().slice(0, 10);
-  const rows = await withQueues((queues) => readStatus(queues, job, dateRange(from, to)));
+  const rows = await withQueues(ctx, (queues) => readStatus(queues, job, dateRange(from, to)));
   process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatStatus(rows)}\n`);
   return 0;
 }

@@ -24,6 +24,13 @@ export interface BackfillJobData {
   maxParallel: number;
 }
 
+/**
+ * Entries each queue's event stream keeps (BullMQ trims it as it adds). Listeners such as
+ * `run --wait` read events as they come, so a short history is enough, and it bounds the
+ * stream's memory: about 150 bytes an event.
+ */
+export const EVENTS_MAX_LEN = 2_000;
+
 /** The two queues, opened on one configuration. */
 export interface Queues {
   config: QueueConfig;
@@ -32,10 +39,16 @@ export interface Queues {
   close(): Promise<void>;
 }
 
-export function openQueues(config: QueueConfig): Queues {
-  const opts = { connection: connectionOptions(config), prefix: config.prefix };
+/**
+ * Opens both queues. Connection errors go to `onError`: BullMQ reconnects by itself, and a
+ * queue without an error listener prints the raw error object, which may quote the command
+ * that carried the password.
+ */
+export function openQueues(config: QueueConfig, onError: (err: Error) => void): Queues {
+  const opts = { connection: connectionOptions(config), prefix: config.prefix, streams: { events: { maxLen: EVENTS_MAX_LEN } } };
   const runs = new Queue(QUEUES.runs, opts);
   const chunks = new Queue(QUEUES.chunks, opts);
+  for (const q of [runs, chunks]) q.on('error', onError);
   return {
     config,
     runs,
@@ -49,16 +62,35 @@ export function openQueues(config: QueueConfig): Queues {
 const WEEK_S = 7 * 24 * 3600;
 
 /**
- * Options of a run job. Finished runs stay in Redis a week (their id keeps a backfill from
- * enqueueing them again, and `status` reads their attempts); the manifests keep the history.
+ * Options of a run job. Finished runs stay in Redis a week, failed ones four (their id keeps
+ * a backfill from enqueueing them again, and `status` reads their attempts), but never more
+ * than `keepRuns` of each: Redis memory stays bounded however many dates a backfill covers.
+ * The manifests keep the history; `status` reads them for runs Redis no longer holds.
  */
 export function runJobOptions(config: QueueConfig, job: string, date: string): JobsOptions {
   return {
     jobId: runId(job, date),
     attempts: config.attempts,
     backoff: { type: 'exponential', delay: config.backoffMs },
-    removeOnComplete: { age: WEEK_S },
-    removeOnFail: { age: 4 * WEEK_S },
+    removeOnComplete: { age: WEEK_S, count: config.keepRuns },
+    removeOnFail: { age: 4 * WEEK_S, count: config.keepRuns },
+  };
+}
+
+/**
+ * Options of a chunk job. A completed chunk is removed at once: its result lives on in its
+ * run (BullMQ keeps children's return values with the parent) and its part in the output.
+ * A failed chunk stays a week, for its error.
+ */
+export function chunkJobOptions(config: QueueConfig): JobsOptions {
+  return {
+    attempts: config.attempts,
+    backoff: { type: 'exponential', delay: config.backoffMs },
+    // A failed chunk does not fail the run behind BullMQ's back: the commit step
+    // sees it and writes a failed manifest with the chunk's error.
+    ignoreDependencyOnFailure: true,
+    removeOnComplete: true,
+    removeOnFail: { age: WEEK_S },
   };
 }
 

@@ -3,8 +3,10 @@ import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { NightscoreError } from '../errors.js';
 import { loadJob } from '../job/load.js';
 import { startHealthServer } from '../observe/http.js';
+import { redactSecrets } from '../redact.js';
 import { createMetrics } from '../observe/metrics.js';
 import { outputLeaseMs } from '../run/lock.js';
 import { prepareJob } from '../run/run.js';
@@ -12,6 +14,7 @@ import type { ChunkResult } from '../run/score-chunk.js';
 import { connectionOptions, QUEUES, type QueueConfig } from './config.js';
 import { keepRunLeases } from './lease-keeper.js';
 import { openQueues } from './queues.js';
+import { checkRedis } from './redis-check.js';
 import { runProcessor } from './run-processor.js';
 
 export interface WorkerOptions {
@@ -41,7 +44,8 @@ export interface RunningWorker {
  * in worker threads so parsing and inference never block the lock renewal here).
  */
 export async function startWorker(config: QueueConfig, opts: WorkerOptions, log: Logger): Promise<RunningWorker> {
-  const queues = openQueues(config);
+  await checkRedisAtStart(config, log);
+  const queues = openQueues(config, (err) => log.error({ err: err.message }, 'queue error'));
   const connection = connectionOptions(config);
   const common = { connection, prefix: config.prefix, lockDuration: config.lockMs, stalledInterval: config.stalledIntervalMs, maxStalledCount: config.maxStalledCount };
   const concurrency = opts.concurrency ?? availableParallelism();
@@ -88,7 +92,7 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
     notReady: () => notReady(queues.runs, opts.jobsDir),
   });
   const stopLeases = keepRunLeases(queues, outputLeaseMs(), log);
-  log.info({ port: health.port, concurrency, prefix: config.prefix }, 'worker started');
+  log.info({ port: health.port, concurrency, prefix: config.prefix, redis: redactSecrets(config.redisUrl) }, 'worker started');
 
   let closing: Promise<void> | undefined;
   return {
@@ -107,6 +111,20 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
         log.info('worker stopped');
       })()),
   };
+}
+
+/**
+ * A wrong password, an untrusted certificate or a bad URL never fixes itself: the worker
+ * stops with the reason. An unreachable Redis may be starting alongside the worker, so the
+ * worker starts anyway and BullMQ connects when Redis comes (/readyz says so meanwhile).
+ */
+async function checkRedisAtStart(config: QueueConfig, log: Logger): Promise<void> {
+  try {
+    await checkRedis(config);
+  } catch (err) {
+    if (!(err instanceof NightscoreError) || err.code !== 'REDIS_UNAVAILABLE') throw err;
+    log.warn({ err: err.message }, 'Redis is not reachable yet; waiting for it');
+  }
 }
 
 async function notReady(queue: { getJobCounts(...states: string[]): Promise<unknown> }, jobsDir: string | undefined): Promise<string | undefined> {

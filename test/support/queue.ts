@@ -43,9 +43,8 @@ export async function createTestQueue(extraEnv: Record<string, string> = {}): Pr
     ...extraEnv,
   };
   const config = queueConfig(env);
-  const queues = openQueues(config);
   // A test may stop Redis on purpose; the client reconnects, and its errors meanwhile are expected.
-  for (const q of [queues.runs, queues.chunks]) q.on('error', () => undefined);
+  const queues = openQueues(config, () => undefined);
   const workers: WorkerProcess[] = [];
   const status = async (jobFile: string, from: string, to: string) => readStatus(queues, await loadJob(jobFile), dateRange(from, to));
   return {
