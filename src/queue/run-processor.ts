@@ -7,7 +7,7 @@ import { beginRun, csvOutput, finishRun, prepareJob } from '../run/run.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { fromFailedReason, toQueueError } from './errors.js';
-import { enqueueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
+import { chunkJobOptions, enqueueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
 export interface RunSummary {
@@ -69,15 +69,9 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
           name: 'chunk',
           data: chunkData,
           opts: {
+            ...chunkJobOptions(queues.config),
             jobId: chunkId(job.id!, plan.manifest.attempt, chunk.index),
             parent: { id: job.id!, queue: job.queueQualifiedName },
-            attempts: queues.config.attempts,
-            backoff: { type: 'exponential', delay: queues.config.backoffMs },
-            // A failed chunk does not fail the run behind BullMQ's back: the commit step
-            // sees it and writes a failed manifest with the chunk's error.
-            ignoreDependencyOnFailure: true,
-            removeOnComplete: { age: 24 * 3600 },
-            removeOnFail: { age: 7 * 24 * 3600 },
           },
         };
       }),
