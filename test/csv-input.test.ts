@@ -9,7 +9,7 @@ async function open(text: string | Buffer | Array<string | Buffer>, features: st
   const pieces = (Array.isArray(text) ? text : [text]).map((t) => Buffer.from(t));
   const csv = await openCsv(Readable.from(pieces), { source: 'mem.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
   const columns = mapColumns(csv.header.names, features, keys, 'mem.csv');
-  const builder = new BatchBuilder(features, capacity, 'mem.csv');
+  const builder = new BatchBuilder(features, capacity, 'mem.csv', keys.length);
   return { batches: csv.scan(scanLayout(columns.width, columns.features, columns.keys, features), builder), builder };
 }
 
@@ -19,7 +19,8 @@ async function read(text: string | Buffer | Array<string | Buffer>, features = [
   for await (const full of batches) throw new Error(`a batch of ${full.capacity} filled up`);
   const batch = builder.take();
   const rejects = builder.takeRejects().map((r) => [r.line, r.reason]);
-  return { keys: batch.keys.map((k) => k.join('|')), values: [...batch.features], rejects };
+  const keyText = (r: number) => keys.map((_, k) => batch.keys.value(r, k)).join('|');
+  return { keys: Array.from({ length: batch.rows }, (_, r) => keyText(r)), values: [...batch.features], rejects };
 }
 
 describe('CSV input', () => {

@@ -80,11 +80,11 @@ async function scanned(pieces: Buffer[]): Promise<Outcome> {
   try {
     const csv = await openCsv(Readable.from(pieces), { source: 'x.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
     const columns = mapColumns(csv.header.names, FEATURES, KEYS, 'x.csv');
-    const builder = new BatchBuilder(FEATURES, 7, 'x.csv');
+    const builder = new BatchBuilder(FEATURES, 7, 'x.csv', KEYS.length);
     const drain = (full: BatchBuilder) => {
       const batch = full.take();
       for (let r = 0; r < batch.rows; r++) {
-        out.rows.push(`${(batch.keys[r] as string[]).join('|')} ${Array.from(batch.features.subarray(r * 3, r * 3 + 3), bits).join(' ')}`);
+        out.rows.push(`${batch.keys.value(r, 0)} ${Array.from(batch.features.subarray(r * 3, r * 3 + 3), bits).join(' ')}`);
       }
       for (const r of full.takeRejects()) out.rejects.push(`${r.line} ${r.key.join('|')}: ${r.reason}`);
     };

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CsvText } from '../src/formats/csv-text.js';
 import { escapeFormula, formatPredictions, keyText } from '../src/formats/csv-write.js';
 import type { OutputValues } from '../src/model/scorer.js';
+import { ValueKeys } from '../src/run/batch.js';
 import { formatFloat32 } from '../src/formats/numbers.js';
 import { rng } from '../src/demo/churn-data.js';
 
@@ -55,6 +56,24 @@ describe('CSV text for prediction parts', () => {
     for (let i = 0; i < cells.length; i += 2) rows.push([cells[i], cells[i + 1]]);
     expect(out.bytes().toString('utf8')).toBe(stringify(rows));
   });
+
+  it('writes cells given as bytes exactly as the same text, with and without formula escaping', () => {
+    const next = rng(4);
+    const parts = ['a', 'é', ',', '"', '\n', '\r', '=', '+', '-', '@', '\t', ' ', "'"];
+    for (const escapeFormulas of [false, true]) {
+      const viaText = text();
+      const viaBytes = text();
+      for (let i = 0; i < 20_000; i++) {
+        const cell = Array.from({ length: Math.floor(next() * 4) }, () => parts[Math.floor(next() * parts.length)]).join('');
+        viaText.text(escapeFormulas ? escapeFormula(cell) : cell);
+        const bytes = Buffer.from(`xx${cell}yy`);
+        viaBytes.textBytes(bytes, 2, bytes.length - 2, escapeFormulas);
+        viaText.endRow();
+        viaBytes.endRow();
+      }
+      expect(viaBytes.bytes().toString('utf8')).toBe(viaText.bytes().toString('utf8'));
+    }
+  });
 });
 
 describe('prediction rows', () => {
@@ -89,7 +108,7 @@ describe('prediction rows', () => {
           ]),
           { delimiter },
         );
-        expect(formatPredictions(keys, outputs, rows, { delimiter, escapeFormulas }).toString('utf8')).toBe(expected);
+        expect(formatPredictions(new ValueKeys(keys), 3, outputs, rows, { delimiter, escapeFormulas }).toString('utf8')).toBe(expected);
       }
     }
   });

@@ -25,7 +25,7 @@ const SPACE = 0x20;
 const TAB = 0x09;
 
 /** Exact powers of ten (10^0..10^22 are exact doubles, the range Clinger's fast path needs). */
-const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+const POW10 = Float64Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 
 /** A malformed record: csv-parse's code, the 1-based line the problem is on, and what was found. */
 export class CsvScanError extends Error {
@@ -62,15 +62,24 @@ export interface ScanLayout {
   keys: number;
 }
 
-/** Where scanned rows go: features into `values` at `offset`; keys and rejects by call. */
+/**
+ * Where scanned rows go: features into `values` at `offset`, keys by call (as bytes where
+ * the field needs no unquoting, so no string is made), then the row accepted or rejected.
+ */
 export interface ScanTarget {
   readonly values: Float32Array;
   /** Index in `values` of the next row's first feature. */
   readonly offset: number;
-  accept(keys: string[]): void;
-  reject(line: number, keys: string[], reason: string): void;
   /** True when the caller must drain the target before more rows are scanned. */
   readonly full: boolean;
+  /** A row begins (again, if the last attempt ran out of bytes): its keys are empty until set. */
+  startRow(): void;
+  /** Key k of the row is the UTF-8 in buf[start, end). */
+  keyBytes(k: number, buf: Buffer, start: number, end: number): void;
+  /** Key k of the row is this text (a quoted field, unquoted). */
+  keyText(k: number, text: string): void;
+  accept(): void;
+  reject(line: number, reason: string): void;
 }
 
 export function scanLayout(width: number, features: number[], keys: number[], names: string[]): ScanLayout {
@@ -86,6 +95,8 @@ export class CsvScanner {
   private readonly delim: number;
   private eol: number;
   private eolKnown: boolean;
+  /** Line breaks inside the quoted fields of the record being scanned. */
+  private breaks = 0;
 
   constructor(private readonly opts: CsvScanOptions) {
     if (Buffer.byteLength(opts.delimiter) !== 1) throw new Error(`delimiter must be one byte, got ${JSON.stringify(opts.delimiter)}`);
@@ -186,7 +197,8 @@ export class CsvScanner {
     const base = target.offset;
     const startLine = this.line;
     const recordStart = pos;
-    const keys: string[] = layout.keys > 0 ? new Array<string>(layout.keys).fill('') : NO_KEYS;
+    target.startRow();
+    this.breaks = 0;
     let badFeature = layout.features;
     let badReason = '';
     let field = 0;
@@ -198,7 +210,7 @@ export class CsvScanner {
         if (stop === -1) return -1;
         if (role !== -1) {
           const value = quotedText(buf, pos, stop);
-          if (role < -1) keys[-2 - role] = value;
+          if (role < -1) target.keyText(-2 - role, value);
           else {
             const parsed = parseFeature(value);
             if (parsed.ok) values[base + role] = parsed.value;
@@ -206,13 +218,11 @@ export class CsvScanner {
           }
         }
       } else {
-        stop = role >= 0 ? scanNumber(buf, pos, end, delim, eol) : -1;
-        if (stop >= 0) {
-          values[base + role] = parsedValue;
-        } else {
+        stop = role >= 0 ? scanNumber(buf, pos, end, delim, eol, values, base + role) : -1;
+        if (stop < 0) {
           stop = this.unquotedEnd(buf, pos, final, field, recordStart, startLine);
           if (stop === -1) return -1;
-          if (role < -1) keys[-2 - role] = buf.toString('utf8', pos, trimCr(buf, pos, stop));
+          if (role < -1) target.keyBytes(-2 - role, buf, pos, trimCr(buf, pos, stop));
           else if (role >= 0) {
             const parsed = parseFeature(buf.toString('utf8', pos, trimCr(buf, pos, stop)));
             if (parsed.ok) values[base + role] = parsed.value;
@@ -230,10 +240,10 @@ export class CsvScanner {
       break;
     }
     this.checkRecordSize(pos - recordStart, startLine);
-    this.line += countByte(buf, eol, recordStart, pos - 1) + 1;
-    if (field !== width) target.reject(startLine, keys, `expected ${width} fields, got ${field}`);
-    else if (badFeature < layout.features) target.reject(startLine, keys, `column ${names[badFeature]}: ${badReason}`);
-    else target.accept(keys);
+    this.line += this.breaks + 1;
+    if (field !== width) target.reject(startLine, `expected ${width} fields, got ${field}`);
+    else if (badFeature < layout.features) target.reject(startLine, `column ${names[badFeature]}: ${badReason}`);
+    else target.accept();
     return pos;
   }
 
@@ -241,6 +251,7 @@ export class CsvScanner {
   private textRecord(buf: Buffer, pos: number, final: boolean, fields: string[]): number {
     const startLine = this.line;
     const recordStart = pos;
+    this.breaks = 0;
     for (;;) {
       let stop: number;
       if (buf[pos] === QUOTE) {
@@ -259,7 +270,7 @@ export class CsvScanner {
       pos = this.afterLineEnd(buf, stop, final);
       if (pos === -1) return -1;
       this.checkRecordSize(pos - recordStart, startLine);
-      this.line += countByte(buf, this.eol, recordStart, pos - 1) + 1;
+      this.line += this.breaks + 1;
       return pos;
     }
   }
@@ -285,6 +296,7 @@ export class CsvScanner {
         q = close + 2;
         continue;
       }
+      this.breaks += countByte(buf, this.eol, pos + 1, close);
       const after = close + 1 < end ? (buf[close + 1] as number) : -1;
       if (after !== -1 && after !== this.delim && after !== this.eol && !(after === CR && (close + 2 === end || buf[close + 2] === LF))) {
         const line = startLine + countByte(buf, this.eol, recordStart, close);
@@ -328,27 +340,22 @@ export class CsvScanner {
   }
 }
 
-const NO_KEYS: string[] = [];
-
 /** Text of a quoted field (quotes removed, doubled quotes undone); `stop` is just past the closing quote. */
 function quotedText(buf: Buffer, pos: number, stop: number): string {
   const text = buf.toString('utf8', pos + 1, stop - 1);
   return text.includes('""') ? text.replaceAll('""', '"') : text;
 }
 
-/** The value scanNumber parsed: a module variable so the hot path returns one number. */
-let parsedValue = 0;
-
 /**
  * Parses a plain decimal feature field at `pos` (optional surrounding spaces or tabs,
  * sign, digits, point, exponent) and returns where the field stops (its delimiter or line
- * end), with the float32 value in `parsedValue`. Returns -1 for anything
+ * end), having stored its float32 value at values[at]. Returns -1 for anything
  * else (or a value it cannot convert exactly here), so the caller takes the slow path.
  * Exactness: up to 15 significant digits and a decimal exponent within ±22 the double is
  * one correctly rounded operation on exact operands (Clinger's fast path), so it equals
  * Number(text); Math.fround then narrows it as parseFeature does.
  */
-function scanNumber(buf: Buffer, pos: number, end: number, delim: number, eol: number): number {
+function scanNumber(buf: Buffer, pos: number, end: number, delim: number, eol: number, values: Float32Array, at: number): number {
   let i = pos;
   let c = buf[i];
   while (c === SPACE || c === TAB) c = buf[++i];
@@ -409,7 +416,7 @@ function scanNumber(buf: Buffer, pos: number, end: number, delim: number, eol: n
   else return -1;
   value = Math.fround(negative ? -value : value);
   if (value === Infinity || value === -Infinity) return -1;
-  parsedValue = value;
+  values[at] = value;
   return i;
 }
 

@@ -12,6 +12,9 @@ const MINUS = 0x2d;
 const DOT = 0x2e;
 const ZERO = 0x30;
 
+/** First bytes of a cell escapeFormula prefixes: = + - @ TAB CR. */
+const FORMULA_START = [0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d];
+
 /** Exact powers of ten, 10^0..10^22. */
 const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 
@@ -50,6 +53,28 @@ export class CsvText {
     if (this.needsQuotes.test(value)) value = `"${value.replaceAll('"', '""')}"`;
     this.reserve(value.length * 3);
     this.pos += this.buf.write(value, this.pos, 'utf8');
+  }
+
+  /**
+   * A text cell given as UTF-8 bytes, copied without making a string. With
+   * `escapeFormulas`, a cell a spreadsheet would run gets escapeFormula's leading quote.
+   */
+  textBytes(src: Uint8Array, start: number, end: number, escapeFormulas: boolean): void {
+    const delimiter = this.delimiter;
+    for (let i = start; i < end; i++) {
+      const c = src[i];
+      if (c === 0x22 || c === delimiter || c === 0x0a || c === 0x0d) {
+        // Rare: let the string path quote it.
+        const text = Buffer.from(src.buffer, src.byteOffset + start, end - start).toString('utf8');
+        return this.text(escapeFormulas && FORMULA_START.includes(src[start] as number) ? `'${text}` : text);
+      }
+    }
+    this.reserve(end - start + 1);
+    const buf = this.buf;
+    let pos = this.pos;
+    if (escapeFormulas && end > start && FORMULA_START.includes(src[start] as number)) buf[pos++] = 0x27;
+    for (let i = start; i < end; i++) buf[pos++] = src[i] as number;
+    this.pos = pos;
   }
 
   /** A cell that is ASCII by construction (numbers, booleans). */
@@ -163,7 +188,14 @@ let roundedExponent = 0;
 function roundTo(ax: number, p: number, e: number): number {
   const k = p - 1 - e;
   const product = scaled(ax, k);
-  if (Number.isNaN(product) || Math.abs(product - Math.floor(product) - 0.5) < 1e-6) return -1;
+  if (Number.isNaN(product)) return -1;
+  if (Math.abs(product - Math.floor(product) - 0.5) < 1e-6) {
+    // Too close to a tie to know which way toPrecision rounds; if neither neighbour reads
+    // back (2.5 at one digit), the answer does not depend on it.
+    const down = Math.floor(product);
+    const readsBack = (m: number) => Math.fround(scaled(m, -k)) === ax;
+    return readsBack(down) || readsBack(down + 1) ? -1 : 0;
+  }
   let m = Math.round(product);
   roundedExponent = e;
   if (m === POW10[p]) {

@@ -1,6 +1,6 @@
 import { stringify } from 'csv-stringify/sync';
 import type { OutputValues } from '../model/scorer.js';
-import type { Reject } from '../run/batch.js';
+import type { BatchKeys, Reject } from '../run/batch.js';
 import { CsvText } from './csv-text.js';
 import { formatFloat32 } from './numbers.js';
 
@@ -31,19 +31,18 @@ export function rejectsHeader(keys: string[], opts: CsvWriteOptions): string {
  * Formats one scored batch as CSV rows (no header), as bytes: keys then predictions, float32
  * in the shortest text that reads back bit-exact. Only cells that need it are quoted.
  */
-export function formatPredictions(keys: unknown[][], outputs: OutputValues[], count: number, opts: CsvWriteOptions): Buffer {
+export function formatPredictions(keys: BatchKeys, keyCount: number, outputs: OutputValues[], count: number, opts: CsvWriteOptions): Buffer {
   // A delimiter that can occur in a number's text (a digit, '.', 'e', '-') quotes numbers too.
   const plainNumbers = !/[\w.+-]/.test(opts.delimiter);
   const out = new CsvText(Math.max(1024, count * 32), opts.delimiter.charCodeAt(0), new RegExp(`["\r\n${escapeRegExp(opts.delimiter)}]`));
   const cells = outputs.map((o) => cellWriter(out, o.columns.type, plainNumbers, opts.escapeFormulas));
-  const keyCell = opts.escapeFormulas ? (k: unknown) => out.text(escapeFormula(keyText(k))) : (k: unknown) => out.text(keyText(k));
+  const escape = opts.escapeFormulas ?? false;
   for (let r = 0; r < count; r++) {
-    const row = keys[r] as unknown[];
-    for (let k = 0; k < row.length; k++) {
+    for (let k = 0; k < keyCount; k++) {
       if (k > 0) out.separator();
-      keyCell(row[k]);
+      keys.writeCsv(r, k, out, escape);
     }
-    let first = row.length === 0;
+    let first = keyCount === 0;
     for (let o = 0; o < outputs.length; o++) {
       const data = (outputs[o] as OutputValues).data as ArrayLike<unknown>;
       const width = (outputs[o] as OutputValues).columns.names.length;

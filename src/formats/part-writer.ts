@@ -1,12 +1,13 @@
 import { ParquetWriter, ByteWriter } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet';
 import type { OutputColumns, OutputValues } from '../model/scorer.js';
+import type { BatchKeys } from '../run/batch.js';
 import type { ObjectWriter } from '../storage/storage.js';
 import { formatPredictions, predictionHeader, type CsvWriteOptions } from './csv-write.js';
 
 /** A prediction part being written: key columns then prediction columns, one batch at a time. */
 export interface PartWriter {
-  writeBatch(keys: unknown[][], outputs: OutputValues[], rows: number): Promise<void>;
+  writeBatch(keys: BatchKeys, outputs: OutputValues[], rows: number): Promise<void>;
   /** Finishes the part; it becomes visible under its key only now. */
   close(): Promise<void>;
   abort(): Promise<void>;
@@ -28,7 +29,7 @@ export function csvPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs: Out
   return {
     async writeBatch(keyRows, values, rows) {
       await start();
-      await out.write(formatPredictions(keyRows, values, rows, opts));
+      await out.write(formatPredictions(keyRows, keys.length, values, rows, opts));
     },
     async close() {
       await start();
@@ -98,7 +99,7 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
   return {
     async writeBatch(keyRows, values, rows) {
       if (rows === 0) return;
-      const columnData = keys.map((k, i) => ({ name: k.name, data: keyRows.map((r) => toKeyValue(r[i], elements[i]!)) }));
+      const columnData = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => toKeyValue(keyRows.value(r, i), elements[i]!)) }));
       for (const v of values) {
         const width = v.columns.names.length;
         v.columns.names.forEach((name, c) => {

@@ -1,5 +1,7 @@
 import { inputError } from '../errors.js';
 import type { ScanTarget } from '../formats/csv-scan.js';
+import type { CsvText } from '../formats/csv-text.js';
+import { escapeFormula, keyText } from '../formats/csv-write.js';
 import { parquetFeature } from '../formats/parquet-read.js';
 
 /** A row that could not be scored, and why. */
@@ -16,8 +18,104 @@ export interface Batch {
   rows: number;
   /** rows × features values, row-major: the tensor's backing data. */
   features: Float32Array;
-  /** keys[r] are row r's key column values (text from CSV, source types from Parquet). */
-  keys: unknown[][];
+  keys: BatchKeys;
+}
+
+/** The key values of a batch's rows. */
+export interface BatchKeys {
+  /** Row r's key k: text from CSV, the source type's value from Parquet. */
+  value(r: number, k: number): unknown;
+  /** Writes row r's key k as one CSV cell. */
+  writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void;
+}
+
+/**
+ * CSV keys as UTF-8 bytes in one buffer per batch, so a key costs a copy rather than a
+ * string and an array per row: at a million rows a second that garbage dominated.
+ */
+class TextKeys implements BatchKeys {
+  private bytes: Buffer;
+  private used = 0;
+  /** Where the current row's keys begin: a row rejected or retried is rolled back to it. */
+  private rowStart = 0;
+  private readonly starts: Int32Array;
+  private readonly ends: Int32Array;
+
+  constructor(
+    capacity: number,
+    private readonly width: number,
+  ) {
+    this.bytes = Buffer.allocUnsafe(Math.max(4096, capacity * width * 16));
+    this.starts = new Int32Array(capacity * width);
+    this.ends = new Int32Array(capacity * width);
+  }
+
+  startRow(row: number): void {
+    this.used = this.rowStart;
+    this.starts.fill(0, row * this.width, (row + 1) * this.width);
+    this.ends.fill(0, row * this.width, (row + 1) * this.width);
+  }
+
+  setBytes(row: number, k: number, src: Buffer, start: number, end: number): void {
+    this.reserve(end - start);
+    const slot = row * this.width + k;
+    this.starts[slot] = this.used;
+    if (end - start > 64) src.copy(this.bytes, this.used, start, end);
+    else for (let i = start, to = this.used; i < end; i++) this.bytes[to++] = src[i] as number;
+    this.used += end - start;
+    this.ends[slot] = this.used;
+  }
+
+  setText(row: number, k: number, text: string): void {
+    this.reserve(text.length * 3);
+    const slot = row * this.width + k;
+    this.starts[slot] = this.used;
+    this.used += this.bytes.write(text, this.used, 'utf8');
+    this.ends[slot] = this.used;
+  }
+
+  /** The row's keys are kept. */
+  keep(): void {
+    this.rowStart = this.used;
+  }
+
+  /** The row's keys as text (for a reject), and their bytes released. */
+  drop(row: number): string[] {
+    const keys = Array.from({ length: this.width }, (_, k) => this.value(row, k));
+    this.used = this.rowStart;
+    return keys;
+  }
+
+  value(r: number, k: number): string {
+    const slot = r * this.width + k;
+    return this.bytes.toString('utf8', this.starts[slot], this.ends[slot]);
+  }
+
+  writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
+    const slot = r * this.width + k;
+    out.textBytes(this.bytes, this.starts[slot] as number, this.ends[slot] as number, escapeFormulas);
+  }
+
+  private reserve(n: number): void {
+    if (this.used + n <= this.bytes.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + n));
+    this.bytes.copy(grown, 0, 0, this.used);
+    this.bytes = grown;
+  }
+}
+
+/** Keys as values, one array per row: Parquet keys keep their source types. */
+export class ValueKeys implements BatchKeys {
+  constructor(readonly rows: unknown[][]) {}
+
+  value(r: number, k: number): unknown {
+    return (this.rows[r] as unknown[])[k];
+  }
+
+  writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
+    const text = keyText(this.value(r, k));
+    out.text(escapeFormulas ? escapeFormula(text) : text);
+  }
 }
 
 /** Where each needed column sits in a file's header. */
@@ -69,7 +167,8 @@ function describeHeader(header: string[]): string {
  */
 export class BatchBuilder implements ScanTarget {
   readonly values: Float32Array;
-  private keys: unknown[][] = [];
+  private textKeys: TextKeys;
+  private valueKeys: unknown[][] = [];
   private rejected: Reject[] = [];
   private count = 0;
   private readonly width: number;
@@ -79,9 +178,12 @@ export class BatchBuilder implements ScanTarget {
     readonly capacity: number,
     /** URI of the object the rows come from, for rejects. */
     private readonly source: string,
+    /** Key columns per row. */
+    private readonly keyCount: number,
   ) {
     this.width = featureNames.length;
     this.values = new Float32Array(capacity * this.width);
+    this.textKeys = new TextKeys(capacity, keyCount);
   }
 
   get rows(): number {
@@ -97,14 +199,26 @@ export class BatchBuilder implements ScanTarget {
     return this.count === this.capacity || this.rejected.length >= this.capacity;
   }
 
-  /** The row whose features were just written at `offset` is complete. */
-  accept(keys: unknown[]): void {
-    this.keys.push(keys);
+  startRow(): void {
+    this.textKeys.startRow(this.count);
+  }
+
+  keyBytes(k: number, buf: Buffer, start: number, end: number): void {
+    this.textKeys.setBytes(this.count, k, buf, start, end);
+  }
+
+  keyText(k: number, text: string): void {
+    this.textKeys.setText(this.count, k, text);
+  }
+
+  /** The row whose features and keys were just written is complete. */
+  accept(): void {
+    this.textKeys.keep();
     this.count++;
   }
 
-  reject(line: number, key: unknown[], reason: string): void {
-    this.rejected.push({ source: this.source, line, key, reason });
+  reject(line: number, reason: string): void {
+    this.rejected.push({ source: this.source, line, key: this.textKeys.drop(this.count), reason });
   }
 
   /**
@@ -116,19 +230,25 @@ export class BatchBuilder implements ScanTarget {
     const base = this.offset;
     for (let j = 0; j < features.length; j++) {
       const parsed = parquetFeature((features[j] as ArrayLike<unknown>)[r]);
-      if (!parsed.ok) return this.reject(line, key, `column ${this.featureNames[j]}: ${parsed.reason}`);
+      if (!parsed.ok) {
+        this.rejected.push({ source: this.source, line, key, reason: `column ${this.featureNames[j]}: ${parsed.reason}` });
+        return;
+      }
       this.values[base + j] = parsed.value;
     }
-    this.accept(key);
+    this.valueKeys.push(key);
+    this.count++;
   }
 
   /**
    * Hands out the current rows. The returned features view aliases the builder's buffer:
-   * score it before adding more rows.
+   * score it before adding more rows. The keys are the batch's own.
    */
   take(): Batch {
-    const batch = { rows: this.count, features: this.values.subarray(0, this.count * this.width), keys: this.keys };
-    this.keys = [];
+    const keys = this.valueKeys.length > 0 ? new ValueKeys(this.valueKeys) : this.textKeys;
+    const batch = { rows: this.count, features: this.values.subarray(0, this.count * this.width), keys };
+    if (keys === this.textKeys) this.textKeys = new TextKeys(this.capacity, this.keyCount);
+    this.valueKeys = [];
     this.count = 0;
     return batch;
   }

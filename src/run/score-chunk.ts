@@ -153,7 +153,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
     const { features } = ctx.scorer;
     const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
     const layout = scanLayout(columns.width, columns.features, columns.keys, features);
-    const builder = new BatchBuilder(features, ctx.batchRows, segment.uri);
+    const builder = new BatchBuilder(features, ctx.batchRows, segment.uri, ctx.keys.length);
     await sink.open(ctx.keys.map((name) => ({ name })));
     const before = sink.rows.scored + sink.rows.rejected;
     for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
@@ -177,7 +177,7 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
   const schema = source.metadata.schema;
   await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
-  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, segment.uri);
+  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, segment.uri, ctx.keys.length);
   const read = await parquetColumnReader(source, [...features, ...keys]);
   const { start, end } = segment.rows!;
   for (let from = start; from < end; from += ctx.batchRows) {
