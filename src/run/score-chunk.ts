@@ -84,6 +84,7 @@ class ChunkSink {
       const outputs = await this.ctx.scorer.score(batch.features, batch.rows);
       await this.part!.writeBatch(batch.keys, outputs, batch.rows);
       this.rows.scored += batch.rows;
+      this.rows.read += batch.rows;
     }
     const rejects = builder.takeRejects();
     if (rejects.length > 0) {
@@ -94,6 +95,7 @@ class ChunkSink {
       }
       await this.rejects.write(formatStagedRejects(rejects, segmentStart, csv));
       this.rows.rejected += rejects.length;
+      this.rows.read += rejects.length;
     }
     this.ctx.onBatch?.({ ...this.rows });
   }
@@ -155,12 +157,10 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
     const layout = scanLayout(columns.width, columns.features, columns.keys, features);
     const builder = new BatchBuilder(features, ctx.batchRows, segment.uri, ctx.keys.length);
     await sink.open(ctx.keys.map((name) => ({ name })));
-    const before = sink.rows.scored + sink.rows.rejected;
+    const before = sink.rows.read;
     for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
     await sink.flush(builder, segment.start);
-    const rows = sink.rows.scored + sink.rows.rejected - before;
-    sink.rows.read += rows;
-    return { uri: segment.uri, start: segment.start, rows, newlines: stats.newlines };
+    return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, newlines: stats.newlines };
   } finally {
     // Whatever happened, release the object's connection (S3) or file descriptor.
     for (const stream of streams) stream.destroy();
@@ -186,7 +186,6 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
     const featureData = columns.slice(0, features.length);
     const keyData = columns.slice(features.length);
     for (let r = 0; r < to - from; r++) builder.addColumns(featureData, keyData, r, from + r);
-    sink.rows.read += to - from;
     await sink.flush(builder, start);
   }
   return { uri: segment.uri, start, rows: end - start, newlines: 0 };
