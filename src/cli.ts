@@ -2,13 +2,16 @@
 /** Argument parsing only: each command lives in src/commands. */
 import { Command, CommanderError, Option } from 'commander';
 import { demoCommand, runCommand, validateCommand, yesterday, type CommandContext } from './commands/local.js';
-import { backfillCommand, enqueueCommand, scheduleSyncCommand, statusCommand, workerCommand } from './commands/queue.js';
 import { toNightscoreError } from './errors.js';
 import { createLogger } from './observe/log.js';
 import { VERSION } from './version.js';
 
 const interactive = Boolean(process.stderr.isTTY);
 const ctx: CommandContext = { log: createLogger({ interactive }), interactive };
+
+// The queue commands load BullMQ, ioredis and prom-client (half a second of start-up);
+// `run` on local files, the embedded default, does without them.
+const queue = () => import('./commands/queue.js');
 
 /** Runs a command and records its exit code. */
 const exit = (fn: () => Promise<number>) => async () => {
@@ -32,7 +35,7 @@ function buildProgram(): Command {
     .option('--queue', 'enqueue the run for the workers instead of scoring here')
     .option('--wait', 'with --queue: wait until the run finishes')
     .action((job: string, opts: { date: string; json?: boolean; queue?: boolean; wait?: boolean; threads?: string }) =>
-      exit(() => (opts.queue ? enqueueCommand(ctx, job, opts) : runCommand(ctx, job, opts)))(),
+      exit(async () => (opts.queue ? (await queue()).enqueueCommand(ctx, job, opts) : runCommand(ctx, job, opts)))(),
     );
   program
     .command('validate')
@@ -54,14 +57,14 @@ function buildProgram(): Command {
     .option('--port <port>', 'health and metrics port (default 9464, or NIGHTSCORE_HTTP_PORT; 0 picks one)')
     .option('--host <address>', 'health and metrics address (default 127.0.0.1, or NIGHTSCORE_HTTP_HOST)')
     .option('--jobs-dir <dir>', 'job files whose models /readyz checks')
-    .action((opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }) => exit(() => workerCommand(ctx, opts))());
+    .action((opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }) => exit(async () => (await queue()).workerCommand(ctx, opts))());
   program
     .command('schedule')
     .description('manage the cron schedules of job files')
     .command('sync')
     .description('upsert one scheduler per job file with a schedule; remove those whose file is gone')
     .argument('[jobs-dir]', 'folder of job files', 'jobs')
-    .action((dir: string) => exit(() => scheduleSyncCommand(ctx, dir))());
+    .action((dir: string) => exit(async () => (await queue()).scheduleSyncCommand(ctx, dir))());
   program
     .command('backfill')
     .description('enqueue one run per date in a range')
@@ -73,7 +76,7 @@ function buildProgram(): Command {
     .option('--reverse', 'newest date first')
     .option('--dry-run', 'print what would be enqueued, enqueue nothing')
     .action((job: string, opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean }) =>
-      exit(() => backfillCommand(ctx, job, opts))(),
+      exit(async () => (await queue()).backfillCommand(ctx, job, opts))(),
     );
   program
     .command('status')
@@ -82,7 +85,7 @@ function buildProgram(): Command {
     .option('--from <YYYY-MM-DD>', 'first date (default: a week before --to)')
     .option('--to <YYYY-MM-DD>', 'last date (default: today)')
     .option('--json', 'print JSON')
-    .action((job: string, opts: { from?: string; to?: string; json?: boolean }) => exit(() => statusCommand(ctx, job, opts))());
+    .action((job: string, opts: { from?: string; to?: string; json?: boolean }) => exit(async () => (await queue()).statusCommand(ctx, job, opts))());
   return program;
 }
 
