@@ -210,7 +210,9 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
   // The first chunk in plan order that failed explains the run best: a split inside a
   // quoted field fails the chunk before the split with the fix, the one after with garbage.
   const failures = new Map<number, unknown>();
-  const pool = threads > 1 ? new ChunkThreadPool(threads) : undefined;
+  // This thread is one of the slots: it idles otherwise, and every extra thread costs a V8
+  // heap and a model session (tens of MB). It still services timers between batches.
+  const pool = threads > 1 ? new ChunkThreadPool(threads - 1) : undefined;
   try {
     // Each slot takes the next chunk in plan order until the plan is done or a chunk fails.
     let next = 0;
@@ -219,8 +221,8 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
         while (failures.size === 0 && !lost() && next < plan.chunks.length) {
           const chunk = plan.chunks[next++]!;
           try {
-            const result = pool
-              ? await pool.run(slot, prepared.job, date, plan.outputUri, chunk, report(chunk.index))
+            const result = pool && slot > 0
+              ? await pool.run(slot - 1, prepared.job, date, plan.outputUri, chunk, report(chunk.index))
               : await scoreChunk(chunk, chunkContext(prepared, date, plan.outputUri, report(chunk.index)));
             results.push(result);
           } catch (err) {
