@@ -229,7 +229,16 @@ export class BatchBuilder implements ScanTarget {
     const key = keys.map((k) => k[r]);
     const base = this.offset;
     for (let j = 0; j < features.length; j++) {
-      const parsed = parquetFeature((features[j] as ArrayLike<unknown>)[r]);
+      const raw = (features[j] as ArrayLike<unknown>)[r];
+      // The common case without parquetFeature's result object: a finite number.
+      if (typeof raw === 'number') {
+        const f = Math.fround(raw);
+        if (f - f === 0) {
+          this.values[base + j] = f;
+          continue;
+        }
+      }
+      const parsed = parquetFeature(raw);
       if (!parsed.ok) {
         this.rejected.push({ source: this.source, line, key, reason: `column ${this.featureNames[j]}: ${parsed.reason}` });
         return;
