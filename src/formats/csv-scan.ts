@@ -351,64 +351,52 @@ function quotedText(buf: Buffer, pos: number, stop: number): string {
  * sign, digits, point, exponent) and returns where the field stops (its delimiter or line
  * end), having stored its float32 value at values[at]. Returns -1 for anything
  * else (or a value it cannot convert exactly here), so the caller takes the slow path.
- * Exactness: up to 15 significant digits and a decimal exponent within ±22 the double is
- * one correctly rounded operation on exact operands (Clinger's fast path), so it equals
- * Number(text); Math.fround then narrows it as parseFeature does.
+ * Exactness: with the digits as an integer below 2^53 and a decimal exponent within ±22,
+ * the double is one correctly rounded operation on exact operands (Clinger's fast path),
+ * so it equals Number(text); Math.fround then narrows it as parseFeature does.
  */
 function scanNumber(buf: Buffer, pos: number, end: number, delim: number, eol: number, values: Float32Array, at: number): number {
   let i = pos;
-  let c = buf[i];
-  while (c === SPACE || c === TAB) c = buf[++i];
-  let negative = false;
-  if (c === MINUS) {
-    negative = true;
-    c = buf[++i];
-  } else if (c === PLUS) {
-    c = buf[++i];
-  }
+  let c = i < end ? (buf[i] as number) : -1;
+  while (c === SPACE || c === TAB) c = ++i < end ? (buf[i] as number) : -1;
+  const negative = c === MINUS;
+  if (negative || c === PLUS) c = ++i < end ? (buf[i] as number) : -1;
   let mantissa = 0;
   let digits = 0;
-  let significant = 0;
   let exponent = 0;
-  while (c !== undefined && c >= 0x30 && c <= 0x39) {
+  while (c >= 0x30 && c <= 0x39) {
     mantissa = mantissa * 10 + (c - 0x30);
-    if (mantissa !== 0) significant++;
     digits++;
-    c = buf[++i];
+    c = ++i < end ? (buf[i] as number) : -1;
   }
   if (c === DOT) {
-    c = buf[++i];
-    while (c !== undefined && c >= 0x30 && c <= 0x39) {
+    c = ++i < end ? (buf[i] as number) : -1;
+    while (c >= 0x30 && c <= 0x39) {
       mantissa = mantissa * 10 + (c - 0x30);
-      if (mantissa !== 0) significant++;
       digits++;
       exponent--;
-      c = buf[++i];
+      c = ++i < end ? (buf[i] as number) : -1;
     }
   }
-  if (digits === 0 || significant > 15) return -1;
+  // Below 2^53 every step above was exact; past it the digits no longer are.
+  if (digits === 0 || mantissa > MAX_EXACT) return -1;
   if (c === 0x65 || c === 0x45) {
-    c = buf[++i];
-    let expNegative = false;
-    if (c === MINUS) {
-      expNegative = true;
-      c = buf[++i];
-    } else if (c === PLUS) {
-      c = buf[++i];
-    }
+    c = ++i < end ? (buf[i] as number) : -1;
+    const expNegative = c === MINUS;
+    if (expNegative || c === PLUS) c = ++i < end ? (buf[i] as number) : -1;
     let e = 0;
     let expDigits = 0;
-    while (c !== undefined && c >= 0x30 && c <= 0x39 && e < 10000) {
+    while (c >= 0x30 && c <= 0x39 && e < 10000) {
       e = e * 10 + (c - 0x30);
       expDigits++;
-      c = buf[++i];
+      c = ++i < end ? (buf[i] as number) : -1;
     }
     if (expDigits === 0) return -1;
     exponent += expNegative ? -e : e;
   }
-  while (c === SPACE || c === TAB) c = buf[++i];
+  while (c === SPACE || c === TAB) c = ++i < end ? (buf[i] as number) : -1;
   // Only a field that visibly ends here is taken: at the buffer's end the field may go on.
-  if (i >= end || (c !== delim && c !== eol && !(c === CR && buf[i + 1] === LF))) return -1;
+  if (c !== delim && c !== eol && !(c === CR && buf[i + 1] === LF)) return -1;
   let value: number;
   if (mantissa === 0) value = 0;
   else if (exponent >= 0 && exponent <= 22) value = mantissa * (POW10[exponent] as number);
@@ -419,6 +407,8 @@ function scanNumber(buf: Buffer, pos: number, end: number, delim: number, eol: n
   values[at] = value;
   return i;
 }
+
+const MAX_EXACT = 2 ** 53;
 
 /** A field's text ends before the CR of a CRLF. */
 function trimCr(buf: Buffer, pos: number, stop: number): number {

@@ -52,8 +52,7 @@ class TextKeys implements BatchKeys {
 
   startRow(row: number): void {
     this.used = this.rowStart;
-    this.starts.fill(0, row * this.width, (row + 1) * this.width);
-    this.ends.fill(0, row * this.width, (row + 1) * this.width);
+    for (let slot = row * this.width, to = slot + this.width; slot < to; slot++) this.starts[slot] = this.ends[slot] = 0;
   }
 
   setBytes(row: number, k: number, src: Buffer, start: number, end: number): void {
