@@ -9,14 +9,14 @@ import { runCli, Workspace, REPO } from './support/workspace.js';
 const obj = (uri: string, bytes: number, gzip = false) => ({ uri, bytes, gzip, version: 'v1' });
 
 describe('planning chunks', () => {
-  it('packs small objects together and splits large ones into ranges, without reading data', () => {
+  it('packs small objects together and splits large ones into equal ranges, without reading data', () => {
     const plan = planChunks([obj('a', 30), obj('b', 30), obj('c', 50), obj('d', 250), obj('e', 10), obj('f.gz', 500, true)], { chunkBytes: 100, split: true });
     expect(plan.map((c) => c.segments.map((s) => `${s.uri}[${s.start},${s.end})`).join(' '))).toEqual([
       'a[0,30) b[0,30)',
       'c[0,50)',
-      'd[0,100)',
-      'd[100,200)',
-      'd[200,250)',
+      'd[0,84)',
+      'd[84,168)',
+      'd[168,250)',
       'e[0,10)',
       'f.gz[0,500)',
     ]);

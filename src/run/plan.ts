@@ -115,8 +115,11 @@ export function planChunks(inputs: InputObject[], opts: PlanOptions): ChunkPlan[
       continue;
     }
     close();
-    for (let start = 0; start < input.bytes; start += opts.chunkBytes) {
-      chunks.push({ index: chunks.length, segments: [{ ...whole, start, end: Math.min(start + opts.chunkBytes, input.bytes) }] });
+    // Equal ranges rather than full ones and a remainder: chunks of like size keep every
+    // worker busy until the end (17 MB in 16 MB chunks is 8.5 + 8.5, not 16 + 1).
+    const size = Math.ceil(input.bytes / Math.ceil(input.bytes / opts.chunkBytes));
+    for (let start = 0; start < input.bytes; start += size) {
+      chunks.push({ index: chunks.length, segments: [{ ...whole, start, end: Math.min(start + size, input.bytes) }] });
     }
   }
   close();
