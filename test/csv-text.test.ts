@@ -41,6 +41,21 @@ describe('CSV text for prediction parts', () => {
     expect(lines.length).toBe(values.length);
   });
 
+  it('prints integers (int64 labels included) as String() does', () => {
+    const next = rng(9);
+    const values: Array<number | bigint> = [0, -0, 1, -1, 9, 10, 2 ** 53 - 1, -(2 ** 53) + 1, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n, -(2n ** 53n) - 1n, 0n, -5n];
+    for (let i = 0; i < 10_000; i++) {
+      const n = Math.floor((next() - 0.5) * 10 ** Math.floor(next() * 16));
+      values.push(n, BigInt(n));
+    }
+    const out = text();
+    for (const v of values) {
+      out.integer(v);
+      out.endRow();
+    }
+    expect(out.bytes().toString('latin1')).toBe(values.map((v) => `${String(v)}\n`).join(''));
+  });
+
   it('quotes text cells exactly as csv-stringify does', () => {
     const next = rng(3);
     const parts = ['a', 'é', '日本', ',', '"', '\n', '\r', ' ', "'", '=1', '', '-'];

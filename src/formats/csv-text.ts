@@ -11,6 +11,7 @@ const LF = 0x0a;
 const MINUS = 0x2d;
 const DOT = 0x2e;
 const ZERO = 0x30;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** First bytes of a cell escapeFormula prefixes: = + - @ TAB CR. */
 const FORMULA_START = [0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d];
@@ -22,7 +23,7 @@ const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 export class CsvText {
   private buf: Buffer;
   private pos = 0;
-  private readonly digits = new Uint8Array(10);
+  private readonly digits = new Uint8Array(17);
 
   constructor(
     capacity: number,
@@ -75,6 +76,27 @@ export class CsvText {
     if (escapeFormulas && end > start && FORMULA_START.includes(src[start] as number)) buf[pos++] = 0x27;
     for (let i = start; i < end; i++) buf[pos++] = src[i] as number;
     this.pos = pos;
+  }
+
+  /** An integer (a label), as String() prints it, without making the string when it is safe. */
+  integer(v: number | bigint): void {
+    const n = typeof v === 'bigint' ? (v >= -MAX_SAFE && v <= MAX_SAFE ? Number(v) : NaN) : v;
+    if (!Number.isSafeInteger(n)) return this.ascii(String(v));
+    this.reserve(17);
+    const buf = this.buf;
+    let m = n;
+    if (m < 0) {
+      buf[this.pos++] = MINUS;
+      m = -m;
+    }
+    if (m === 0) {
+      buf[this.pos++] = ZERO;
+      return;
+    }
+    const digits = this.digits;
+    let first = digits.length;
+    for (; m > 0; m = Math.floor(m / 10)) digits[--first] = ZERO + (m % 10);
+    for (let i = first; i < digits.length; i++) buf[this.pos++] = digits[i] as number;
   }
 
   /** A cell that is ASCII by construction (numbers, booleans). */

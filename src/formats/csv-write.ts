@@ -90,6 +90,8 @@ export function formatRejectRows(rows: string[][], opts: CsvWriteOptions): strin
   return stringify(rows, { delimiter: opts.delimiter });
 }
 
+const INTEGER_TYPES = new Set(['int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64']);
+
 /**
  * Per element type: float32 prints the shortest text that reads back as the same float32;
  * float64 as JavaScript's shortest round-trip; integers (int64 labels included) as integers.
@@ -99,5 +101,6 @@ function cellWriter(out: CsvText, type: string, plainNumbers: boolean, escapeFor
   if (!plainNumbers) return type === 'float32' ? (v) => out.text(formatFloat32(v as number)) : type === 'bool' ? (v) => out.text(v ? 'true' : 'false') : (v) => out.text(String(v));
   if (type === 'float32') return (v) => out.float32(v as number);
   if (type === 'bool') return (v) => out.ascii(v ? 'true' : 'false');
+  if (INTEGER_TYPES.has(type)) return (v) => out.integer(v as number | bigint);
   return (v) => out.ascii(String(v));
 }
