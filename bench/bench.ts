@@ -83,7 +83,15 @@ const warmJob = async (format: Format, model: ModelKind) => {
   const warm = await ensureDataset(dirs.data, format, 16_000, seed, 8, 2_000);
   return writeJob(dirs.jobs, { name: `warm-${format}-${model}`, inputDir: warm.dir, format, model, modelPath: models[model], outRoot: dirs.out, chunkBytes: 64 * 1024 });
 };
-const queueOpts = async (workers: number, format: Format, model: ModelKind) => ({ workers, redisUrl, concurrency, warmJob: await warmJob(format, model), outRoot: dirs.out });
+// One scoring thread per core across the workers, as a deployment would size them (one
+// worker per core, or one per machine with a thread per core): more only oversubscribes.
+const queueOpts = async (workers: number, format: Format, model: ModelKind) => ({
+  workers,
+  redisUrl,
+  concurrency: concurrency ?? Math.max(1, Math.floor(cores / workers)),
+  warmJob: await warmJob(format, model),
+  outRoot: dirs.out,
+});
 
 const FORMATS: Format[] = ['csv', 'parquet'];
 const MODELS: ModelKind[] = ['tree', 'linear'];
@@ -174,7 +182,7 @@ async function main(): Promise<void> {
   const summaries = results.map(summarise);
   const targets = checkTargets(summaries, cores);
   const inputs = Object.fromEntries(await Promise.all([...datasets.entries()].map(async ([k, d]) => [k, { bytes: (await d).bytes, files: (await d).files.length }])));
-  const options = { rows, runs, seed, chunk_bytes: chunkBytes, chunk_rows: 50_000, concurrency: concurrency ?? 'default (CPUs)', only: filters ?? null, skip_large: opt['skip-large'], features: FEATURES.length, key: KEY };
+  const options = { rows, runs, seed, chunk_bytes: chunkBytes, chunk_rows: 50_000, concurrency: concurrency ?? 'cores / workers', only: filters ?? null, skip_large: opt['skip-large'], features: FEATURES.length, key: KEY };
   writeFileSync(path.join(root, 'results.json'), `${JSON.stringify({ machine, options, inputs, finished_at: new Date().toISOString(), summaries, targets, results }, null, 2)}\n`);
   console.log(`machine: ${machine.cores} × ${machine.cpu}, ${machine.memory_gb} GB, node ${machine.node}; load ${machine.load_average_at_start.join(' ')} at start`);
   console.log(`medians of ${runs} run(s); chunk.bytes ${(chunkBytes / 2 ** 20).toFixed(0)} MiB, chunk.rows 50,000\n`);
