@@ -7,7 +7,8 @@ import { REPO, runCli, Workspace, parseCsv } from './support/workspace.js';
 
 /**
  * Storage that misbehaves between nightscore and the S3 server: 503 SlowDown, 500s,
- * connections reset mid-body, and bodies cut short behind a matching Content-Length.
+ * connections reset mid-body, bodies cut short behind a matching Content-Length, and
+ * servers that stall (accept a request and send nothing, or stop mid-body).
  * Every scenario checks the output row by row against the input.
  */
 let s3: S3Server;
@@ -33,6 +34,9 @@ afterAll(async () => {
   await ws.remove();
 });
 
+/** S3 idle timeout for the runs under test (NIGHTSCORE_S3_TIMEOUT_MS), so a stall costs a second, not 30. */
+const TIMEOUT_MS = 1000;
+
 async function withFaults(name: string, plan: (n: number) => Fault | undefined) {
   proxy = await startFaultProxy(s3.endpoint, plan);
   const job = await ws.job(`${name}.yaml`, {
@@ -42,7 +46,7 @@ async function withFaults(name: string, plan: (n: number) => Fault | undefined) 
     output: { uri: `s3://out/${name}/dt={date}/`, format: 'csv' },
     chunk: { rows: 50, bytes: 3000 },
   });
-  return { job, env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint } };
+  return { job, env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, NIGHTSCORE_S3_TIMEOUT_MS: String(TIMEOUT_MS) } };
 }
 
 /** Keys in the succeeded output, in part order. */
@@ -84,15 +88,44 @@ describe('flaky storage', () => {
     expect(await s3.keys('out', `down/dt=${DATE}/`)).not.toContain(`down/dt=${DATE}/_SUCCESS`);
   });
 
+  it('a read that stalls before any byte is timed out and retried: the run succeeds with every row once', async () => {
+    const { job, env } = await withFaults('stall-once', (n) => (n === 0 ? 'stall' : undefined));
+    const t0 = Date.now();
+    const res = await runCli(['run', job, '--date', DATE], { env });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(proxy!.injected).toEqual(['stall']);
+    // The retry came from the idle timeout, not from a connection the proxy dropped.
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(TIMEOUT_MS);
+    expect(await outputKeys('stall-once')).toEqual(expectedKeys);
+  });
+
+  it.each([
+    ['before any byte', 'stall' as const],
+    ['mid-body', 'stall-body' as const],
+  ])('storage that stalls %s forever fails the run cleanly in bounded time, with no _SUCCESS', async (_label, fault) => {
+    const name = `hang-${fault}`;
+    const { job, env } = await withFaults(name, () => fault);
+    const t0 = Date.now();
+    const res = await runCli(['run', job, '--date', DATE], { env });
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/S3_UNAVAILABLE: cannot read s3:\/\/raw\/day\/dt=2026-04-01\/[abc]\.csv: TimeoutError: .*timed out after 1000 ms/);
+    expect(res.stderr).toContain('hint: The storage service did not answer');
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    expect(await s3.keys('out', `${name}/dt=${DATE}/`)).not.toContain(`${name}/dt=${DATE}/_SUCCESS`);
+    expect(JSON.parse(await s3.get('out', `${name}/dt=${DATE}/_manifest.json`)).status).toBe('failed');
+  });
+
   it('on the queue, resets and cut bodies are retried per chunk: the run succeeds with every row exactly once', async () => {
-    const faults: Fault[] = ['reset', 'truncate', 'slowdown', 'reset', 'truncate'];
+    const faults: Fault[] = ['reset', 'truncate', 'slowdown', 'stall-body', 'reset', 'truncate'];
     const { job, env } = await withFaults('queued', (n) => (n >= 2 && n % 2 === 0 ? faults[(n / 2 - 1) % faults.length] : undefined));
     tq = await createTestQueue(env);
     await tq.startWorker({}, ['--concurrency', '2']);
     expect((await runCli(['run', job, '--date', DATE, '--queue'], { env: tq.env })).code).toBe(0);
     const [status] = await tq.waitFor(job, DATE, DATE, allIn(['succeeded', 'failed']));
     expect(status!.state).toBe('succeeded');
-    expect(proxy!.injected).toEqual(expect.arrayContaining(['reset', 'truncate']));
+    expect(proxy!.injected).toEqual(expect.arrayContaining(['reset', 'truncate', 'stall-body']));
     expect([...(await outputKeys('queued'))].sort()).toEqual([...expectedKeys].sort());
     expect(await outputKeys('queued')).toEqual(expectedKeys);
   });

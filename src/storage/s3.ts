@@ -9,14 +9,16 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { PassThrough, type Readable } from 'node:stream';
+import { finished, PassThrough, type Readable } from 'node:stream';
 import { storageError } from '../errors.js';
 import { inputChanged } from './integrity.js';
+import { s3TimeoutOptions } from './s3-timeouts.js';
 import { joinPrefix, type ByteRange, type ObjectInfo, type ObjectWriter, type Storage } from './storage.js';
 
 /**
  * Builds the S3 client from the standard AWS environment: the default credentials chain,
- * AWS_REGION, and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for S3-compatible servers.
+ * AWS_REGION, and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for S3-compatible servers, with
+ * the connect and idle timeouts of NIGHTSCORE_S3_TIMEOUT_MS (see s3-timeouts.ts).
  */
 export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
@@ -33,6 +35,7 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
     // servers reject; send checksums only where the S3 API requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: s3TimeoutOptions(env),
   });
 }
 
@@ -97,7 +100,7 @@ export class S3Storage implements Storage {
       (res.Body as Readable).destroy();
       throw inputChanged(this.uri(key));
     }
-    return res.Body as Readable;
+    return guardBody(res.Body as Readable, this.uri(key));
   }
 
   async createWriter(key: string): Promise<ObjectWriter> {
@@ -178,6 +181,25 @@ export class S3Storage implements Storage {
       throw s3Error(err, this.uri(key), action);
     }
   }
+}
+
+/**
+ * A body that fails mid-transfer (a reset, an idle timeout on a stalled server) fails with a
+ * storage error, retryable like the request's own, rather than a bare socket error that
+ * callers would take for a bug (or, decoding Parquet, for a corrupt file). A consumer that
+ * destroys the returned stream destroys the body at once, which frees its connection.
+ */
+function guardBody(body: Readable, uri: string): Readable {
+  const out = new PassThrough();
+  // `finished` also reports a body closed before its end without an error event.
+  finished(body, (err) => {
+    if (err) out.destroy(s3Error(err, uri, 'read'));
+  });
+  out.once('close', () => {
+    if (!body.readableEnded) body.destroy();
+  });
+  body.pipe(out);
+  return out;
 }
 
 /**

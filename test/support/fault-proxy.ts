@@ -1,7 +1,15 @@
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = 'slowdown' | 'error500' | 'reset' | 'truncate';
+/**
+ * - slowdown / error500: a 503 SlowDown or a 500 InternalError instead of the object;
+ * - reset: half the body, then the connection is destroyed;
+ * - truncate: half the body behind a matching Content-Length (a lying server);
+ * - stall: the request is accepted and nothing is ever sent back;
+ * - stall-body: the headers and half the body are sent, then nothing more.
+ * Stalled connections stay open until the client gives up or the proxy closes.
+ */
+export type Fault = 'slowdown' | 'error500' | 'reset' | 'truncate' | 'stall' | 'stall-body';
 
 /**
  * An HTTP proxy in front of the S3 server that injects faults into object reads (GETs of
@@ -30,8 +38,12 @@ export async function startFaultProxy(upstream: string, plan: (n: number) => Fau
       res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault === 'slowdown' ? 'SlowDown' : 'InternalError'}</Code><Message>injected</Message></Error>`);
       return;
     }
+    if (fault === 'stall') {
+      req.resume();
+      return;
+    }
     const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (upRes: IncomingMessage) => {
-      if (fault === 'truncate' || fault === 'reset') {
+      if (fault === 'truncate' || fault === 'reset' || fault === 'stall-body') {
         const chunks: Buffer[] = [];
         upRes.on('data', (d: Buffer) => chunks.push(d));
         upRes.on('end', () => {
@@ -41,9 +53,12 @@ export async function startFaultProxy(upstream: string, plan: (n: number) => Fau
             // A lying server: a short body with a matching Content-Length, so HTTP sees no error.
             res.writeHead(upRes.statusCode ?? 200, { ...upRes.headers, 'content-length': String(half.length) });
             res.end(half);
-          } else {
+          } else if (fault === 'reset') {
             res.writeHead(upRes.statusCode ?? 200, upRes.headers);
             res.write(half, () => res.socket?.destroy());
+          } else {
+            res.writeHead(upRes.statusCode ?? 200, upRes.headers);
+            res.write(half);
           }
         });
         return;

@@ -1,0 +1,42 @@
+import { configError } from '../errors.js';
+
+/** Default for NIGHTSCORE_S3_TIMEOUT_MS: long enough for a busy server, short enough to notice a dead one. */
+export const DEFAULT_S3_TIMEOUT_MS = 30_000;
+
+/** The NodeHttpHandler options nightscore sets (the client takes them as `requestHandler`). */
+export interface S3TimeoutOptions {
+  connectionTimeout: number;
+  socketTimeout: number;
+}
+
+/**
+ * Timeouts for the S3 client's HTTP handler. The SDK's defaults are none at all, so a server
+ * that accepts a request and then sends nothing (or stops mid-body) would hold a run forever.
+ *
+ * - `socketTimeout` is an idle timeout: no byte in either direction for that long fails the
+ *   request (before the response: a TimeoutError the SDK retries with backoff) or the body
+ *   being read (a retryable S3_UNAVAILABLE). A slow but moving transfer never trips it; a
+ *   body nightscore itself stops reading for that long does, so keep it well above any pause
+ *   in writing the output.
+ * - `connectionTimeout` bounds the TCP (and TLS) connect.
+ *
+ * There is deliberately no `requestTimeout`: it bounds the whole request up to the response
+ * headers, so an 8 MiB part upload on a slow link would trip it while still making progress.
+ */
+export function s3TimeoutOptions(env: NodeJS.ProcessEnv = process.env): S3TimeoutOptions {
+  const ms = s3TimeoutMs(env);
+  return { connectionTimeout: ms, socketTimeout: ms };
+}
+
+/** NIGHTSCORE_S3_TIMEOUT_MS, checked: whole milliseconds, at least 100. */
+export function s3TimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.NIGHTSCORE_S3_TIMEOUT_MS;
+  if (raw === undefined || raw === '') return DEFAULT_S3_TIMEOUT_MS;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 100) {
+    throw configError('BAD_ENV', `NIGHTSCORE_S3_TIMEOUT_MS must be a whole number of milliseconds (at least 100), got "${raw}"`, {
+      hint: `Unset it for the default of ${DEFAULT_S3_TIMEOUT_MS} (30 seconds without a byte from S3).`,
+    });
+  }
+  return ms;
+}
