@@ -3,6 +3,7 @@ import { compressors } from 'hyparquet-compressors';
 import { inputError, NightscoreError } from '../errors.js';
 import { inputTruncated } from '../storage/integrity.js';
 import { openLocation } from '../storage/open.js';
+import { checkParquetEnvelope } from './parquet-envelope.js';
 
 /**
  * A Parquet object read straight from storage by byte ranges: the footer first, then only
@@ -15,7 +16,19 @@ export interface ParquetSource {
   file: { byteLength: number; slice(start: number, end?: number): Promise<ArrayBuffer> | ArrayBuffer };
 }
 
-export async function openParquet(uri: string, bytes: number, version?: string): Promise<ParquetSource> {
+export interface OpenParquetOptions {
+  /**
+   * Check the leading magic bytes too (one more small read on large files): the plan opens
+   * every file once with it, chunks skip it.
+   * @defaultValue false
+   */
+  checkHead?: boolean;
+}
+
+/** A 64 kB tail read holds the footer of most files; hyparquet fetches more when it does not. */
+const TAIL_BYTES = 64 * 1024;
+
+export async function openParquet(uri: string, bytes: number, version?: string, opts: OpenParquetOptions = {}): Promise<ParquetSource> {
   const { storage, key } = openLocation(uri);
   const raw = {
     byteLength: bytes,
@@ -31,10 +44,11 @@ export async function openParquet(uri: string, bytes: number, version?: string):
       return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
     },
   };
-  const file = cachedAsyncBuffer(raw, { minSize: 64 * 1024 });
+  const file = cachedAsyncBuffer(raw, { minSize: TAIL_BYTES });
+  // The tail it reads is the one hyparquet asks for next, served from the cache.
+  await checkParquetEnvelope(uri, bytes, (start, end) => file.slice(start, end), { head: opts.checkHead ?? false, tailBytes: TAIL_BYTES });
   try {
-    // A 64 kB tail read holds the footer of most files; hyparquet fetches more when it does not.
-    return { uri, metadata: await parquetMetadataAsync(file, { initialFetchSize: 64 * 1024 }), file };
+    return { uri, metadata: await parquetMetadataAsync(file, { initialFetchSize: TAIL_BYTES }), file };
   } catch (err) {
     // Storage errors keep their own kind, so a transient one is retried, not called corrupt.
     if (err instanceof NightscoreError) throw err;

@@ -156,7 +156,16 @@ async function describeOutputs(
   }
   // One zero row through the model finds each output's width (often symbolic in the
   // metadata) and proves the session runs before any data is read.
-  const probe = await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(featureCount), [1, featureCount]) }, selected);
+  // A graph whose declared input passes the checks above can still refuse [1, features]
+  // (a symbolic width the weights contradict): that is the model's signature, not a bug.
+  const probe = await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(featureCount), [1, featureCount]) }, selected).catch((err: unknown) => {
+    throw modelError('MODEL_SIGNATURE', `${path}: the model does not run on one row of ${featureCount} float32 features: ${String((err as Error).message).split('\n')[0]}`, {
+      source: path,
+      column: 'model.features',
+      hint: 'model.features (or the model\'s feature_names) must list exactly the columns the model was trained on, in order; check the model\'s input shape with onnx.checker or Netron.',
+      cause: err,
+    });
+  });
   return selected.map((name) => {
     const value = probe[name] as ort.Tensor;
     const width = value.dims.length <= 1 ? 1 : value.dims.slice(1).reduce((a, b) => a * b, 1);

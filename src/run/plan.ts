@@ -79,7 +79,7 @@ export interface PlanOptions {
 export async function planParquetChunks(inputs: InputObject[], maxRows: number): Promise<ChunkPlan[]> {
   const chunks: ChunkPlan[] = [];
   for (const input of inputs) {
-    const { metadata } = await openParquet(input.uri, input.bytes, input.version);
+    const { metadata } = await openParquet(input.uri, input.bytes, input.version, { checkHead: true });
     for (const group of rowGroups(metadata)) {
       for (let start = group.rowStart; start < group.rowEnd; start += maxRows) {
         const end = Math.min(group.rowEnd, start + maxRows);
