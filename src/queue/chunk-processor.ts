@@ -1,15 +1,17 @@
 /**
- * The chunk processor, run by BullMQ in a worker thread (a sandboxed processor). Parsing
- * and onnxruntime's session.run block the thread they run on; here that thread is not the
- * one that renews the chunk's lock, so a long batch can never make a healthy worker look
- * dead. Each thread keeps its model session across chunks (model/session.ts caches it).
+ * The chunk processor of a queue worker. Scoring runs on the worker's scoring threads (the
+ * same ChunkThreadPool an in-process run uses): parsing and onnxruntime's session.run block
+ * the thread they run on, and here that is never the thread that renews the chunk's lock,
+ * so a long batch cannot make a healthy worker look dead. Each thread keeps its model
+ * session across chunks (model/session.ts caches it). BullMQ's own sandbox would do the
+ * same, but loads BullMQ and ioredis again in every thread: about 70 MB more each.
  */
-import type { SandboxedJob } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { JobDefinition } from '../job/load.js';
 import { checkOutputLock, type HeldLock } from '../run/lock.js';
 import type { ChunkPlan } from '../run/plan.js';
-import { chunkContext, prepareJob } from '../run/run.js';
-import { scoreChunk, type ChunkResult } from '../run/score-chunk.js';
+import type { ChunkResult } from '../run/score-chunk.js';
+import type { ChunkThreadPool } from '../run/thread-pool.js';
 import { openLocation } from '../storage/open.js';
 import { toQueueError } from './errors.js';
 
@@ -23,15 +25,23 @@ export interface ChunkJobData {
   chunk: ChunkPlan;
 }
 
-export default async function processChunk(job: SandboxedJob<ChunkJobData, ChunkResult>): Promise<ChunkResult> {
-  try {
-    // A run that lost its output lock to another attempt (its lease lapsed while no worker
-    // was alive) must not write parts into that attempt's output.
-    await checkOutputLock(openLocation(job.data.outputUri), job.data.lock);
-    const prepared = await prepareJob(job.data.job);
-    const ctx = chunkContext(prepared, job.data.date, job.data.outputUri, (rows) => void job.updateProgress({ read: rows.read }));
-    return await scoreChunk(job.data.chunk, ctx);
-  } catch (err) {
-    throw toQueueError(err);
-  }
+/** A processor for BullMQ running at most `pool.size` chunks at once, one per thread. */
+export function chunkProcessor(pool: ChunkThreadPool): (job: Job<ChunkJobData, ChunkResult>) => Promise<ChunkResult> {
+  const free = Array.from({ length: pool.size }, (_, slot) => slot);
+  return async (job) => {
+    const slot = free.pop();
+    // BullMQ runs at most `concurrency` jobs at once, and the pool has that many threads.
+    if (slot === undefined) throw new Error('more chunks at once than scoring threads');
+    try {
+      // A run that lost its output lock to another attempt (its lease lapsed while no worker
+      // was alive) must not write parts into that attempt's output.
+      await checkOutputLock(openLocation(job.data.outputUri), job.data.lock);
+      const { data } = job;
+      return await pool.run(slot, data.job, data.date, data.outputUri, data.chunk, (rows) => void job.updateProgress({ read: rows.read }));
+    } catch (err) {
+      throw toQueueError(err);
+    } finally {
+      free.push(slot);
+    }
+  };
 }

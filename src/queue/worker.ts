@@ -11,6 +11,8 @@ import { createMetrics } from '../observe/metrics.js';
 import { outputLeaseMs } from '../run/lock.js';
 import { prepareJob } from '../run/run.js';
 import type { ChunkResult } from '../run/score-chunk.js';
+import { ChunkThreadPool } from '../run/thread-pool.js';
+import { chunkProcessor } from './chunk-processor.js';
 import { connectionOptions, QUEUES, type QueueConfig } from './config.js';
 import { keepRunLeases } from './lease-keeper.js';
 import { openQueues } from './queues.js';
@@ -59,7 +61,8 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
   });
 
   const runs = new Worker(QUEUES.runs, runProcessor(queues, log), { ...common, concurrency: 4 });
-  const chunks = new Worker(QUEUES.chunks, new URL('./chunk-processor.js', import.meta.url), { ...common, concurrency, useWorkerThreads: true });
+  const pool = new ChunkThreadPool(concurrency);
+  const chunks = new Worker(QUEUES.chunks, chunkProcessor(pool), { ...common, concurrency });
   const started = new Map<string, number>();
   chunks.on('active', (job: Job) => {
     started.set(job.id!, Date.now());
@@ -105,6 +108,7 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
         // worker picks them up as stalled, and their deterministic parts are overwritten.
         if (await Promise.race([graceful, timeout])) await Promise.all([runs.close(true), chunks.close(true)]);
         stopLeases();
+        await pool.close();
         await queues.close();
         metrics.stop();
         await new Promise((resolve) => health.server.close(resolve));

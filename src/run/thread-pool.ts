@@ -13,23 +13,27 @@ interface ThreadMessage {
   error?: { code: string; kind: ErrorKind; message: string; hint?: string; source?: string; line?: number; column?: string; retryable: boolean };
 }
 
+interface Waiting {
+  slot: number;
+  resolve: (r: ChunkResult) => void;
+  reject: (e: Error) => void;
+  onProgress?: (rows: RowCounts) => void;
+}
+
 /**
- * Scores chunks on `size` worker threads. Failures come back as the NightscoreError the
- * thread saw (code, kind, hint), so an in-process run reports them exactly as a
- * single-threaded one would.
+ * Scores chunks on `size` worker threads, for an in-process run and for a queue worker
+ * alike. Failures come back as the NightscoreError the thread saw (code, kind, hint), so
+ * they read exactly as a single-threaded run's would. A thread that dies (out of memory, a
+ * crash) fails only its own chunk and is replaced, so a long-lived worker keeps its size.
  */
 export class ChunkThreadPool {
   private readonly threads: Worker[] = [];
-  private readonly waiting = new Map<number, { resolve: (r: ChunkResult) => void; reject: (e: Error) => void; onProgress?: (rows: RowCounts) => void }>();
+  private readonly waiting = new Map<number, Waiting>();
   private nextId = 0;
+  private closed = false;
 
   constructor(size: number) {
-    for (let i = 0; i < size; i++) {
-      const thread = new Worker(new URL('./chunk-thread.js', import.meta.url));
-      thread.on('message', (m: ThreadMessage) => this.onMessage(m));
-      thread.on('error', (err) => this.failAll(err));
-      this.threads.push(thread);
-    }
+    for (let slot = 0; slot < size; slot++) this.threads.push(this.spawn(slot));
   }
 
   get size(): number {
@@ -41,13 +45,28 @@ export class ChunkThreadPool {
     const id = this.nextId++;
     const task: ChunkTask = { id, job, date, outputUri, chunk };
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, onProgress });
+      this.waiting.set(id, { slot, resolve, reject, onProgress });
       this.threads[slot]!.postMessage(task);
     });
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all(this.threads.map((t) => t.terminate()));
+  }
+
+  private spawn(slot: number): Worker {
+    // A small young generation: scoring keeps its data in reused typed arrays, so what dies
+    // young is small, and a thread's default nursery (tens of MB) was most of its footprint
+    // (a 1-thread queue worker peaked at 213 MB with the default, 194 MB with this).
+    const thread = new Worker(new URL('./chunk-thread.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    thread.on('message', (m: ThreadMessage) => this.onMessage(m));
+    thread.on('error', (err) => this.failSlot(slot, err));
+    thread.on('exit', (code) => {
+      this.failSlot(slot, new Error(`a scoring thread exited (code ${code})`));
+      if (!this.closed) this.threads[slot] = this.spawn(slot);
+    });
+    return thread;
   }
 
   private onMessage(m: ThreadMessage): void {
@@ -60,8 +79,11 @@ export class ChunkThreadPool {
     w.reject(new NightscoreError(e.kind, e.code, e.message, { hint: e.hint, source: e.source, line: e.line, column: e.column, retryable: e.retryable }));
   }
 
-  private failAll(err: Error): void {
-    for (const w of this.waiting.values()) w.reject(err);
-    this.waiting.clear();
+  private failSlot(slot: number, err: Error): void {
+    for (const [id, w] of this.waiting) {
+      if (w.slot !== slot) continue;
+      this.waiting.delete(id);
+      w.reject(err);
+    }
   }
 }
