@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { csvOf } from './support/data.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
@@ -115,6 +117,22 @@ describe('flaky storage', () => {
     expect(res.stderr).not.toMatch(/\n\s+at /);
     expect(await s3.keys('out', `${name}/dt=${DATE}/`)).not.toContain(`${name}/dt=${DATE}/_SUCCESS`);
     expect(JSON.parse(await s3.get('out', `${name}/dt=${DATE}/_manifest.json`)).status).toBe('failed');
+  });
+
+  it('a Parquet footer whose body fails mid-transfer is a storage error, not a corrupt file', async () => {
+    await s3.put('raw', `pq/dt=${DATE}/x.parquet`, await readFile(path.join(REPO, '../shared/data/parquet-testing/alltypes_plain.parquet')));
+    proxy = await startFaultProxy(s3.endpoint, () => 'stall-body');
+    const job = await ws.job('pq.yaml', {
+      name: 'pq',
+      input: { uri: 's3://raw/pq/dt={date}/', format: 'parquet' },
+      model: { path: await ws.model('pq.onnx', { weights: [1], bias: 0 }), features: ['int_col'] },
+      output: { uri: 's3://out/pq/dt={date}/', format: 'csv' },
+    });
+    const res = await runCli(['run', job, '--date', DATE], { env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, NIGHTSCORE_S3_TIMEOUT_MS: String(TIMEOUT_MS) } });
+    expect(res.code).toBe(1);
+    // Retryable on the queue; PARQUET_INVALID would fail the night for a network blip.
+    expect(res.stderr).toMatch(/S3_UNAVAILABLE: cannot read s3:\/\/raw\/pq\/dt=2026-04-01\/x\.parquet: TimeoutError/);
+    expect(res.stderr).not.toContain('PARQUET_INVALID');
   });
 
   it('on the queue, resets and cut bodies are retried per chunk: the run succeeds with every row exactly once', async () => {

@@ -80,6 +80,9 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // Every native error also rejects the call, and nightscore reports it with a code; the
+      // native log line would only repeat it, colourised, outside the JSON log on stderr.
+      logSeverityLevel: 4,
     });
   } catch (err) {
     throw notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
