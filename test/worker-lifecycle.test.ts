@@ -107,6 +107,17 @@ describe('workers that die or are stopped', () => {
     expect(output).toEqual(input);
   });
 
+  it('the health and metrics server listens on loopback only, unless --host says otherwise', async () => {
+    tq = await createTestQueue();
+    const local = await tq.startWorker();
+    const open = await tq.startWorker({}, ['--host', '0.0.0.0']);
+    // The kernel's own table of listening sockets: what address each port is bound to.
+    const listeners = (await readFile('/proc/net/tcp', 'utf8')).split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    const boundTo = (port: number) => listeners.find((f) => f[3] === '0A' && f[1]?.endsWith(`:${port.toString(16).toUpperCase().padStart(4, '0')}`))?.[1]?.split(':')[0];
+    expect(boundTo(local.port)).toBe('0100007F');
+    expect(boundTo(open.port)).toBe('00000000');
+  });
+
   it('serves /healthz, /readyz and /metrics, and the main thread never stalls while chunks are scored', async () => {
     tq = await createTestQueue();
     const job = await bigDay('health');
