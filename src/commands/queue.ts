@@ -38,6 +38,16 @@ const positive = (name: string, value: string | undefined): number | undefined =
 /** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
 export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }): Promise<number> {
   const port = opts.port ?? process.env.NIGHTSCORE_HTTP_PORT;
+  // Listen for signals before anything starts: a SIGTERM that lands between "worker started"
+  // and a later listener would otherwise kill the process outright, mid-start.
+  let signalled: string | undefined;
+  let stop: ((signal: string) => void) | undefined;
+  const onSignal = (signal: string) => {
+    signalled ??= signal;
+    stop?.(signal);
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
   const worker = await startWorker(
     queueConfig(),
     {
@@ -50,12 +60,11 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
     ctx.log,
   );
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
+    stop = (signal: string) => {
       ctx.log.info({ signal }, 'stopping: no new work; finishing or releasing running chunks');
       worker.close().then(resolve, resolve);
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    if (signalled) stop(signalled);
   });
   // Everything is closed; do not let a lingering handle keep a stopped pod alive.
   setTimeout(() => process.exit(0), 1_000).unref();
