@@ -183,6 +183,19 @@ export interface RunJobOptions {
  * could not start (no input for the date), leaving the output folder as it was.
  */
 export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOptions = {}): Promise<RunManifest> {
+  // Scoring threads take a few hundred ms to load their modules and model: start them now,
+  // so that happens while this thread lists the input and plans. This thread is one of the
+  // slots: it idles otherwise, and every extra thread costs a V8 heap and a model session.
+  const wanted = THREAD_ENTRY_BUILT ? Math.max(1, opts.threads ?? availableParallelism()) : 1;
+  const pool = wanted > 1 ? new ChunkThreadPool(wanted - 1) : undefined;
+  try {
+    return await planAndScore(prepared, date, opts, pool);
+  } finally {
+    await pool?.close();
+  }
+}
+
+async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOptions, pool: ChunkThreadPool | undefined): Promise<RunManifest> {
   const plan = await beginRun(prepared, date);
   const out = openLocation(plan.outputUri);
   // Lost to another run (this process stalled past its lease): score no further chunk; the
@@ -190,16 +203,16 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
   let lost = false;
   const stopHeartbeat = holdOutputLock(out, plan.lock, outputLeaseMs(), () => (lost = true));
   try {
-    return await scoreAndFinish(prepared, plan, opts, () => lost);
+    return await scoreAndFinish(prepared, plan, opts, pool, () => lost);
   } finally {
     stopHeartbeat();
     await releaseOutputLock(out, plan.lock);
   }
 }
 
-async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJobOptions, lost: () => boolean): Promise<RunManifest> {
+async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJobOptions, pool: ChunkThreadPool | undefined, lost: () => boolean): Promise<RunManifest> {
   const { date } = plan;
-  const threads = THREAD_ENTRY_BUILT ? Math.max(1, Math.min(opts.threads ?? availableParallelism(), plan.chunks.length)) : 1;
+  const threads = Math.min(1 + (pool?.size ?? 0), plan.chunks.length);
   const progress = new Map<number, RowCounts>();
   const report = (chunk: number) => (rows: RowCounts) => {
     progress.set(chunk, rows);
@@ -210,9 +223,6 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
   // The first chunk in plan order that failed explains the run best: a split inside a
   // quoted field fails the chunk before the split with the fix, the one after with garbage.
   const failures = new Map<number, unknown>();
-  // This thread is one of the slots: it idles otherwise, and every extra thread costs a V8
-  // heap and a model session (tens of MB). It still services timers between batches.
-  const pool = threads > 1 ? new ChunkThreadPool(threads - 1) : undefined;
   try {
     // Each slot takes the next chunk in plan order until the plan is done or a chunk fails.
     let next = 0;

@@ -51,6 +51,7 @@ export class ChunkThreadPool {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     await Promise.all(this.threads.map((t) => t.terminate()));
   }
