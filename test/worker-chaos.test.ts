@@ -6,6 +6,7 @@ import { loadJob } from '../src/job/load.js';
 import { inputKeys, outputKeys } from './support/keys.js';
 import { allIn, createTestQueue, type TestQueue, type WorkerProcess } from './support/queue.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
+import { rng } from '../src/demo/churn-data.js';
 
 /**
  * Chaos: SIGKILL random workers at random moments during a multi-date backfill (while runs
@@ -16,18 +17,6 @@ import { REPO, runCli, Workspace } from './support/workspace.js';
 const DATES = ['2026-07-01', '2026-07-02', '2026-07-03', '2026-07-04', '2026-07-05'];
 const KILLS = 4;
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-
-/** mulberry32: small, seedable, good enough to pick moments and victims. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let ws: Workspace | undefined;
 let tq: TestQueue | undefined;

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
-import { configError, storageError, toNightscoreError } from '../errors.js';
+import { storageError, toNightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import { readText } from '../storage/storage.js';
+import { envMilliseconds } from '../env.js';
 
 /**
  * The output lock: one attempt at a time writes a run's output folder.
@@ -65,15 +66,7 @@ const DEFAULT_LEASE_MS = 120_000;
  * minutes. A run whose process died blocks the date for at most this long.
  */
 export function outputLeaseMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.NIGHTSCORE_OUTPUT_LEASE_MS;
-  if (raw === undefined || raw === '') return DEFAULT_LEASE_MS;
-  const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 100) {
-    throw configError('BAD_ENV', `NIGHTSCORE_OUTPUT_LEASE_MS must be a whole number of milliseconds (at least 100), got "${raw}"`, {
-      hint: 'Unset it for the default of 120000 (2 minutes).',
-    });
-  }
-  return ms;
+  return envMilliseconds(env, 'NIGHTSCORE_OUTPUT_LEASE_MS', DEFAULT_LEASE_MS, '2 minutes');
 }
 
 /**

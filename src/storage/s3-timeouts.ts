@@ -1,4 +1,4 @@
-import { configError } from '../errors.js';
+import { envMilliseconds } from '../env.js';
 
 /** Default for NIGHTSCORE_S3_TIMEOUT_MS: long enough for a busy server, short enough to notice a dead one. */
 export const DEFAULT_S3_TIMEOUT_MS = 30_000;
@@ -30,13 +30,5 @@ export function s3TimeoutOptions(env: NodeJS.ProcessEnv = process.env): S3Timeou
 
 /** NIGHTSCORE_S3_TIMEOUT_MS, checked: whole milliseconds, at least 100. */
 export function s3TimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.NIGHTSCORE_S3_TIMEOUT_MS;
-  if (raw === undefined || raw === '') return DEFAULT_S3_TIMEOUT_MS;
-  const ms = Number(raw);
-  if (!Number.isInteger(ms) || ms < 100) {
-    throw configError('BAD_ENV', `NIGHTSCORE_S3_TIMEOUT_MS must be a whole number of milliseconds (at least 100), got "${raw}"`, {
-      hint: `Unset it for the default of ${DEFAULT_S3_TIMEOUT_MS} (30 seconds without a byte from S3).`,
-    });
-  }
-  return ms;
+  return envMilliseconds(env, 'NIGHTSCORE_S3_TIMEOUT_MS', DEFAULT_S3_TIMEOUT_MS, '30 seconds without a byte from S3');
 }
