@@ -44,8 +44,6 @@ export interface CsvScanOptions {
   delimiter: string;
   /** A record longer than this (in bytes) fails the read rather than growing memory. */
   maxRecordBytes: number;
-  /** Line number of the first byte scanned (1 at an object's start). */
-  firstLine?: number;
   /** Line end, when known from the object's header (a range read from mid-object). */
   eol?: 'lf' | 'cr';
 }
@@ -90,8 +88,8 @@ export function scanLayout(width: number, features: number[], keys: number[], na
 }
 
 export class CsvScanner {
-  /** Line on which the next record starts. */
-  line: number;
+  /** Line on which the next record starts (1: the stream's first line). */
+  private line = 1;
   private readonly delim: number;
   private eol: number;
   private eolKnown: boolean;
@@ -101,7 +99,6 @@ export class CsvScanner {
   constructor(private readonly opts: CsvScanOptions) {
     if (Buffer.byteLength(opts.delimiter) !== 1) throw new Error(`delimiter must be one byte, got ${JSON.stringify(opts.delimiter)}`);
     this.delim = opts.delimiter.charCodeAt(0);
-    this.line = opts.firstLine ?? 1;
     this.eol = opts.eol === 'cr' ? CR : LF;
     this.eolKnown = opts.eol !== undefined;
   }

@@ -13,8 +13,11 @@ const DOT = 0x2e;
 const ZERO = 0x30;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-/** First bytes of a cell escapeFormula prefixes: = + - @ TAB CR. */
-const FORMULA_START = [0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d];
+/**
+ * First characters (as char codes, all ASCII) of a cell a spreadsheet would run as a formula:
+ * = + - @ TAB CR. escapeFormula (csv-write.ts) tests text against the same list.
+ */
+export const FORMULA_START = [0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d];
 
 /** Exact powers of ten, 10^0..10^22. */
 const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));

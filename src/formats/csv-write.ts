@@ -1,7 +1,7 @@
 import { stringify } from 'csv-stringify/sync';
 import type { OutputValues } from '../model/scorer.js';
 import type { BatchKeys, Reject } from '../run/batch.js';
-import { CsvText } from './csv-text.js';
+import { CsvText, FORMULA_START } from './csv-text.js';
 import { formatFloat32 } from './numbers.js';
 
 export interface CsvWriteOptions {
@@ -10,11 +10,9 @@ export interface CsvWriteOptions {
   escapeFormulas?: boolean;
 }
 
-const FORMULA_START = /^[=+\-@\t\r]/;
-
 /** A text cell a spreadsheet would treat as a formula gets a leading single quote (OWASP's advice). */
 export function escapeFormula(text: string): string {
-  return FORMULA_START.test(text) ? `'${text}` : text;
+  return FORMULA_START.includes(text.charCodeAt(0)) ? `'${text}` : text;
 }
 
 /** Header of a prediction part: key columns, then prediction columns. */

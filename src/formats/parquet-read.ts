@@ -161,18 +161,21 @@ export async function parquetColumnReader(source: ParquetSource, refs: ColumnRef
 
 const MAX_EXACT = 2n ** 53n;
 
-/** A feature value from Parquet as float32, or why the row is rejected. */
-export function parquetFeature(value: unknown): { ok: true; value: number } | { ok: false; reason: string } {
-  if (value === null || value === undefined) return { ok: false, reason: 'null value' };
-  if (typeof value === 'boolean') return { ok: true, value: value ? 1 : 0 };
-  if (typeof value === 'bigint') {
-    if (value > MAX_EXACT || value < -MAX_EXACT) return { ok: false, reason: `INT64 value ${value} is beyond 2^53 and cannot be converted exactly` };
-    return { ok: true, value: Math.fround(Number(value)) };
-  }
+/**
+ * A feature value from Parquet as float32 (a number), or why the row is rejected (a string).
+ * No result object: this runs once per value of every Parquet batch.
+ */
+export function parquetFeature(value: unknown): number | string {
   if (typeof value === 'number') {
     const f = Math.fround(value);
-    if (!Number.isFinite(f)) return { ok: false, reason: Number.isFinite(value) ? `out of float32 range: ${value}` : `not finite: ${value}` };
-    return { ok: true, value: f };
+    if (f - f === 0) return f;
+    return Number.isFinite(value) ? `out of float32 range: ${value}` : `not finite: ${value}`;
   }
-  return { ok: false, reason: `expected a number, got ${typeof value}` };
+  if (value === null || value === undefined) return 'null value';
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (typeof value === 'bigint') {
+    if (value > MAX_EXACT || value < -MAX_EXACT) return `INT64 value ${value} is beyond 2^53 and cannot be converted exactly`;
+    return Math.fround(Number(value));
+  }
+  return `expected a number, got ${typeof value}`;
 }

@@ -228,21 +228,12 @@ export class BatchBuilder implements ScanTarget {
     const key = keys.map((k) => k[r]);
     const base = this.offset;
     for (let j = 0; j < features.length; j++) {
-      const raw = (features[j] as ArrayLike<unknown>)[r];
-      // The common case without parquetFeature's result object: a finite number.
-      if (typeof raw === 'number') {
-        const f = Math.fround(raw);
-        if (f - f === 0) {
-          this.values[base + j] = f;
-          continue;
-        }
-      }
-      const parsed = parquetFeature(raw);
-      if (!parsed.ok) {
-        this.rejected.push({ source: this.source, line, key, reason: `column ${this.featureNames[j]}: ${parsed.reason}` });
+      const value = parquetFeature((features[j] as ArrayLike<unknown>)[r]);
+      if (typeof value === 'string') {
+        this.rejected.push({ source: this.source, line, key, reason: `column ${this.featureNames[j]}: ${value}` });
         return;
       }
-      this.values[base + j] = parsed.value;
+      this.values[base + j] = value;
     }
     this.valueKeys.push(key);
     this.count++;
