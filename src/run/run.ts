@@ -204,9 +204,13 @@ async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOpt
   const stopHeartbeat = holdOutputLock(out, plan.lock, outputLeaseMs(), () => (lost = true));
   try {
     return await scoreAndFinish(prepared, plan, opts, pool, () => lost);
-  } finally {
+  } catch (err) {
+    // finishRun releases the lock whenever it returns a manifest; only a throw leaves it held.
     stopHeartbeat();
     await releaseOutputLock(out, plan.lock);
+    throw err;
+  } finally {
+    stopHeartbeat();
   }
 }
 
