@@ -95,6 +95,8 @@ export class CsvScanner {
   private eolKnown: boolean;
   /** Line breaks inside the quoted fields of the record being scanned. */
   private breaks = 0;
+  /** Index of the buffer's last line end (-1: none): number scans before it need no bounds checks. */
+  private safe = -1;
 
   constructor(private readonly opts: CsvScanOptions) {
     if (Buffer.byteLength(opts.delimiter) !== 1) throw new Error(`delimiter must be one byte, got ${JSON.stringify(opts.delimiter)}`);
@@ -132,9 +134,21 @@ export class CsvScanner {
    */
   rows(buf: Buffer, pos: number, final: boolean, layout: ScanLayout, target: ScanTarget): number {
     const end = buf.length;
+    // Every scan loop stops at a line end, so before the last one no read needs a bounds check.
+    this.safe = buf.lastIndexOf(this.eol);
+    let quote = -1;
     while (!target.full) {
       pos = this.skipBlankLines(buf, pos, final);
       if (pos >= end) break;
+      if (this.eol === LF && pos < this.safe) {
+        if (quote !== -1 && quote < pos) quote = -1;
+        if (quote === -1) quote = indexOrEnd(buf, QUOTE, pos);
+        const next = quote > pos ? this.plainRecord(buf, pos, Math.min(quote, this.safe + 1), layout, target) : -1;
+        if (next !== -1) {
+          pos = next;
+          continue;
+        }
+      }
       const next = this.record(buf, pos, final, layout, target);
       if (next === -1) {
         // Incomplete: the caller brings more bytes, unless the record is already too big.
@@ -215,7 +229,7 @@ export class CsvScanner {
           }
         }
       } else {
-        stop = role >= 0 ? scanNumber(buf, pos, end, delim, eol, values, base + role) : -1;
+        stop = role >= 0 && pos <= this.safe ? scanNumber(buf, pos, delim, eol, values, base + role) : -1;
         if (stop < 0) {
           stop = this.unquotedEnd(buf, pos, final, field, recordStart, startLine);
           if (stop === -1) return -1;
@@ -242,6 +256,45 @@ export class CsvScanner {
     else if (badFeature < layout.features) target.reject(startLine, `column ${names[badFeature]}: ${badReason}`);
     else target.accept();
     return pos;
+  }
+
+  /**
+   * The common case, fast: an LF-ended record of plain numbers and unquoted keys that ends
+   * before `limit` (the next quote, or just past the buffer's last line end), so it needs no
+   * quote handling and no bounds checks. Returns -1, having consumed nothing, for anything
+   * else (a quote, a value needing the slow parse, a wrong field count…): `record` then
+   * scans the record again from its start and gives it the exact treatment.
+   */
+  private plainRecord(buf: Buffer, pos: number, limit: number, layout: ScanLayout, target: ScanTarget): number {
+    const { delim } = this;
+    const roles = layout.roles;
+    const last = roles.length - 1;
+    const values = target.values;
+    const base = target.offset;
+    const recordStart = pos;
+    target.startRow();
+    for (let field = 0; ; field++) {
+      const role = roles[field] as number;
+      if (role >= 0) {
+        pos = scanNumber(buf, pos, delim, LF, values, base + role);
+        if (pos === -1) return -1;
+      } else {
+        const start = pos;
+        let c = buf[pos] as number;
+        while (c !== delim && c !== LF) c = buf[++pos] as number;
+        if (role < -1) target.keyBytes(-2 - role, buf, start, trimCr(buf, start, pos));
+      }
+      const c = buf[pos];
+      if (field === last) {
+        if (c === CR) pos++;
+        if (buf[pos] !== LF || pos >= limit || pos + 1 - recordStart > this.opts.maxRecordBytes) return -1;
+        this.line++;
+        target.accept();
+        return pos + 1;
+      }
+      if (c !== delim) return -1;
+      pos++;
+    }
   }
 
   /** The header's record: every field as text. */
@@ -348,51 +401,52 @@ function quotedText(buf: Buffer, pos: number, stop: number): string {
  * sign, digits, point, exponent) and returns where the field stops (its delimiter or line
  * end), having stored its float32 value at values[at]. Returns -1 for anything
  * else (or a value it cannot convert exactly here), so the caller takes the slow path.
+ * A line end must follow `pos` somewhere in `buf`: every loop stops at it, which is what
+ * lets this read without bounds checks.
  * Exactness: with the digits as an integer below 2^53 and a decimal exponent within ±22,
  * the double is one correctly rounded operation on exact operands (Clinger's fast path),
  * so it equals Number(text); Math.fround then narrows it as parseFeature does.
  */
-function scanNumber(buf: Buffer, pos: number, end: number, delim: number, eol: number, values: Float32Array, at: number): number {
+function scanNumber(buf: Buffer, pos: number, delim: number, eol: number, values: Float32Array, at: number): number {
   let i = pos;
-  let c = i < end ? (buf[i] as number) : -1;
-  while (c === SPACE || c === TAB) c = ++i < end ? (buf[i] as number) : -1;
+  let c = buf[i] as number;
+  while (c === SPACE || c === TAB) c = buf[++i] as number;
   const negative = c === MINUS;
-  if (negative || c === PLUS) c = ++i < end ? (buf[i] as number) : -1;
+  if (negative || c === PLUS) c = buf[++i] as number;
   let mantissa = 0;
-  let digits = 0;
-  let exponent = 0;
+  const digitsStart = i;
   while (c >= 0x30 && c <= 0x39) {
     mantissa = mantissa * 10 + (c - 0x30);
-    digits++;
-    c = ++i < end ? (buf[i] as number) : -1;
+    c = buf[++i] as number;
   }
+  let digits = i - digitsStart;
+  let exponent = 0;
   if (c === DOT) {
-    c = ++i < end ? (buf[i] as number) : -1;
+    const fraction = ++i;
+    c = buf[i] as number;
     while (c >= 0x30 && c <= 0x39) {
       mantissa = mantissa * 10 + (c - 0x30);
-      digits++;
-      exponent--;
-      c = ++i < end ? (buf[i] as number) : -1;
+      c = buf[++i] as number;
     }
+    digits += i - fraction;
+    exponent = fraction - i;
   }
   // Below 2^53 every step above was exact; past it the digits no longer are.
   if (digits === 0 || mantissa > MAX_EXACT) return -1;
   if (c === 0x65 || c === 0x45) {
-    c = ++i < end ? (buf[i] as number) : -1;
+    c = buf[++i] as number;
     const expNegative = c === MINUS;
-    if (expNegative || c === PLUS) c = ++i < end ? (buf[i] as number) : -1;
+    if (expNegative || c === PLUS) c = buf[++i] as number;
     let e = 0;
-    let expDigits = 0;
+    const expStart = i;
     while (c >= 0x30 && c <= 0x39 && e < 10000) {
       e = e * 10 + (c - 0x30);
-      expDigits++;
-      c = ++i < end ? (buf[i] as number) : -1;
+      c = buf[++i] as number;
     }
-    if (expDigits === 0) return -1;
+    if (i === expStart) return -1;
     exponent += expNegative ? -e : e;
   }
-  while (c === SPACE || c === TAB) c = ++i < end ? (buf[i] as number) : -1;
-  // Only a field that visibly ends here is taken: at the buffer's end the field may go on.
+  while (c === SPACE || c === TAB) c = buf[++i] as number;
   if (c !== delim && c !== eol && !(c === CR && buf[i + 1] === LF)) return -1;
   let value: number;
   if (mantissa === 0) value = 0;
@@ -410,6 +464,12 @@ const MAX_EXACT = 2 ** 53;
 /** A field's text ends before the CR of a CRLF. */
 function trimCr(buf: Buffer, pos: number, stop: number): number {
   return stop > pos && buf[stop - 1] === CR && buf[stop] === LF ? stop - 1 : stop;
+}
+
+/** Index of the first `byte` at or after `from`, or the buffer's length. */
+function indexOrEnd(buf: Buffer, byte: number, from: number): number {
+  const at = buf.indexOf(byte, from);
+  return at === -1 ? buf.length : at;
 }
 
 function countByte(buf: Buffer, byte: number, from: number, to: number): number {
