@@ -27,6 +27,19 @@ describe('CSV text for prediction parts', () => {
         values.push(at[0] as number);
       }
     }
+    // Short mantissas: powers of two (where the spacing below halves), integers near 2^24 and
+    // 2^25 (where the midpoints between neighbours are themselves short decimals), and the
+    // ulps around each: where reading back is decided at the edge of the rounding interval.
+    const around = (v: number, ulps: number) => {
+      f32[0] = v;
+      for (let d = -ulps; d <= ulps; d++) {
+        const at = new Float32Array(1);
+        new Uint32Array(at.buffer)[0] = (u32[0] as number) + d;
+        values.push(at[0] as number);
+      }
+    };
+    for (let b = -60; b <= 90; b++) for (const scale of [1, 1.5, 1.25, 1.75]) around(scale * 2 ** b, 3);
+    for (const b of [24, 25, 26, 27]) around(2 ** b, 300);
     // Probabilities, what models mostly print: dense in (0, 1).
     for (let i = 0; i < 200_000; i++) values.push(Math.fround(next()));
     const out = text();

@@ -21,11 +21,13 @@ export const FORMULA_START = [0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d];
 
 /** Exact powers of ten, 10^0..10^22. */
 const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+const INV_POW10 = POW10.map((p) => 1 / p);
 
 /** A growing byte buffer holding one batch of CSV rows. */
 export class CsvText {
   private buf: Buffer;
   private pos = 0;
+  /** Scratch for integer(): a safe integer has at most 16 digits. */
   private readonly digits = new Uint8Array(17);
 
   constructor(
@@ -115,31 +117,34 @@ export class CsvText {
     const buf = this.buf;
     let pos = this.pos;
     if (x < 0) buf[pos++] = MINUS;
-    // The digits of `found`, most significant first, at digits[first..].
-    const digits = this.digits;
-    let first = digits.length;
-    for (let m = found.m; m > 0; m = (m / 10) | 0) digits[--first] = ZERO + (m % 10);
-    const k = digits.length - first;
+    // The digits are found.m's k digits; the decimal point goes after the n-th.
+    const m = found.m;
     const n = found.n;
+    let k = 1;
+    while (k < 9 && m >= (POW10[k] as number)) k++;
     // Number.prototype.toString's layout for k digits and decimal point position n.
     if (k <= n && n <= 21) {
-      for (let i = 0; i < k; i++) buf[pos++] = digits[first + i] as number;
+      putDigits(buf, pos + k, m, k);
+      pos += k;
       for (let i = k; i < n; i++) buf[pos++] = ZERO;
     } else if (0 < n && n <= 21) {
-      for (let i = 0; i < n; i++) buf[pos++] = digits[first + i] as number;
-      buf[pos++] = DOT;
-      for (let i = n; i < k; i++) buf[pos++] = digits[first + i] as number;
+      const whole = putDigits(buf, pos + k + 1, m, k - n);
+      buf[pos + n] = DOT;
+      putDigits(buf, pos + n, whole, n);
+      pos += k + 1;
     } else if (-6 < n && n <= 0) {
       buf[pos++] = ZERO;
       buf[pos++] = DOT;
       for (let i = n; i < 0; i++) buf[pos++] = ZERO;
-      for (let i = 0; i < k; i++) buf[pos++] = digits[first + i] as number;
+      putDigits(buf, pos + k, m, k);
+      pos += k;
     } else {
-      buf[pos++] = digits[first] as number;
+      const first = putDigits(buf, pos + k + 1, m, k - 1);
+      buf[pos] = ZERO + first;
       if (k > 1) {
-        buf[pos++] = DOT;
-        for (let i = 1; i < k; i++) buf[pos++] = digits[first + i] as number;
-      }
+        buf[pos + 1] = DOT;
+        pos += k + 1;
+      } else pos++;
       pos += buf.write(n - 1 < 0 ? `e-${1 - n}` : `e+${n - 1}`, pos, 'latin1');
     }
     this.pos = pos;
@@ -153,46 +158,102 @@ export class CsvText {
   }
 }
 
+/** "00".."99" as ASCII pairs: two digits per step halves the divisions. */
+const PAIRS = Uint8Array.from({ length: 200 }, (_, i) => ZERO + (i & 1 ? (i >> 1) % 10 : Math.floor((i >> 1) / 10)));
+
+/** Writes the last `count` decimal digits of m (an int32) into buf[end - count, end); returns m without them. */
+function putDigits(buf: Buffer, end: number, m: number, count: number): number {
+  for (; count >= 2; count -= 2) {
+    const pair = (m % 100) * 2;
+    m = (m / 100) | 0;
+    buf[--end] = PAIRS[pair + 1] as number;
+    buf[--end] = PAIRS[pair] as number;
+  }
+  if (count === 1) {
+    buf[--end] = ZERO + (m % 10);
+    m = (m / 10) | 0;
+  }
+  return m;
+}
+
 /** The shortest digits found: value = 0.{m's digits} × 10^n, trailing zeros removed. */
 const found = { m: 0, n: 0 };
 
+/** 10^i as the nearest double, for i in -DEC_OFFSET..DEC_OFFSET: where decimal exponents change. */
+const DEC_OFFSET = 50;
+const DEC = Float64Array.from({ length: 2 * DEC_OFFSET + 1 }, (_, i) => Number(`1e${i - DEC_OFFSET}`));
+/** 2^i for the exponents of half a float32's spacing (normal float32: -150..104). */
+const POW2_OFFSET = 160;
+const POW2 = Float64Array.from({ length: 300 }, (_, i) => 2 ** (i - POW2_OFFSET));
+const bits = new Float32Array(1);
+const bitsU32 = new Uint32Array(bits.buffer);
+
+/**
+ * floor(log10(ax)) for a positive finite float32 whose binary exponent is `binary`, without
+ * Math.log10: a guess corrected against DEC. The comparisons are exact for float32 values,
+ * because no float32 lies between 10^i and the double nearest it (that double needs more
+ * than 24 bits).
+ */
+function decimalExponent(ax: number, binary: number): number {
+  let e = Math.floor(binary * 0.3010299956639812);
+  while (e > -DEC_OFFSET && ax < (DEC[e + DEC_OFFSET] as number)) e--;
+  while (e < DEC_OFFSET && ax >= (DEC[e + DEC_OFFSET + 1] as number)) e++;
+  return e;
+}
+
 /**
  * Finds the fewest significant digits (1..9) that read back as the float32 `x`, the way
- * formatFloat32 does (start at 7, walk down, else 8, else 9), but in integer arithmetic:
- * the p-digit rounding is |x|·10^k rounded, computed in one correctly rounded double
- * operation, and the read-back m / 10^k is the exactly rounded double Number() would give
- * (both operands exact: Clinger). A product within 1e-6 of a rounding tie, or a k beyond
- * ±22, or zero/non-finite input returns false, and the caller uses formatFloat32.
+ * formatFloat32 does (start at 7, walk down, else 8, else 9), in double arithmetic: one
+ * correctly rounded product gives |x| at nine digits, P = |x|·10^(8-e) (within 1.2e-7 of
+ * exact), and every p-digit rounding comes from P's integer part and fraction.
+ *
+ * Whether a rounding reads back is first decided from its distance to P: a float32 reads
+ * back from anything within half its spacing (`half`, in the same units). Only a rounding
+ * within 1e-5 of that edge takes the exact check, m / 10^k: the exactly rounded double
+ * Number() would give (both operands exact: Clinger), then Math.fround.
+ *
+ * A rounding within 1e-6 of a tie (where P's error could matter), a 10^k beyond 10^±22, or
+ * zero/non-finite/subnormal input returns false, and the caller uses formatFloat32.
  */
 function shortest(x: number): boolean {
   const ax = Math.abs(x);
   if (!(ax > 0) || ax === Infinity) return false;
-  let e = Math.floor(Math.log10(ax));
-  // log10 can be one off next to a power of ten.
-  if (scaled(ax, -e) < 1) e--;
-  else if (scaled(ax, -e - 1) >= 1) e++;
-  let p = 7;
-  let m = roundTo(ax, p, e);
+  bits[0] = ax;
+  const word = bitsU32[0] as number;
+  const binary = (word >>> 23) - 127;
+  const e = decimalExponent(ax, binary);
+  const product = scaled(ax, 8 - e);
+  if (!(product >= 1e8 && product <= 1e9) || bits[0] !== ax) return false;
+  const whole = Math.floor(product);
+  const fraction = product - whole;
+  // Half the float32 spacing at ax, in P's units; below a power of two the spacing halves.
+  const half = scaled(POW2[binary - 24 + POW2_OFFSET] as number, 8 - e);
+  const halfBelow = (word & 0x7fffff) === 0 ? half / 2 : half;
+  let m = roundTo(ax, whole, fraction, e, half, halfBelow, 7);
   if (m === -1) return false;
   if (m > 0) {
-    let best = { m, n: roundedExponent + 1 };
-    while (p > 1) {
-      m = roundTo(ax, p - 1, e);
+    let bestM = m;
+    let bestN = roundedExponent + 1;
+    for (let p = 6; p >= 1; p--) {
+      m = roundTo(ax, whole, fraction, e, half, halfBelow, p);
       if (m === -1) return false;
       if (m === 0) break;
-      best = { m, n: roundedExponent + 1 };
-      p--;
+      bestM = m;
+      bestN = roundedExponent + 1;
     }
-    found.m = best.m;
-    found.n = best.n;
+    found.m = bestM;
+    found.n = bestN;
   } else {
-    m = roundTo(ax, 8, e);
-    if (m === 0) m = roundTo(ax, 9, e);
+    m = roundTo(ax, whole, fraction, e, half, halfBelow, 8);
+    if (m === 0) m = roundTo(ax, whole, fraction, e, half, halfBelow, 9);
     if (m <= 0) return false;
     found.m = m;
     found.n = roundedExponent + 1;
   }
-  while (found.m % 10 === 0) found.m /= 10;
+  // Integer arithmetic from here: m < 10^9 fits an int32, and % on a double is a call to fmod.
+  let digits = found.m | 0;
+  while (digits % 10 === 0) digits = (digits / 10) | 0;
+  found.m = digits;
   return true;
 }
 
@@ -205,31 +266,43 @@ function scaled(x: number, k: number): number {
 /** The decimal exponent of roundTo's last result (a carry can make it e + 1). */
 let roundedExponent = 0;
 
+/** Tolerance, in P's units, for P's own error and the read-back's double rounding (both near 1e-7). */
+const EDGE = 1e-5;
+
 /**
- * `ax` (whose decimal exponent is e) rounded to p significant digits, half up as
- * toPrecision rounds, as an integer m of p digits; 0 if that does not read back as `ax`;
- * -1 if it cannot be decided exactly here.
+ * `ax` rounded to p significant digits, half up as toPrecision rounds, as an integer m of p
+ * digits; 0 if that does not read back as `ax`; -1 if it cannot be decided here. The other
+ * arguments are what shortest() worked out: P's integer part and fraction, ax's decimal
+ * exponent, and half the float32 spacing above ax and below it, in P's units.
  */
-function roundTo(ax: number, p: number, e: number): number {
+function roundTo(ax: number, whole: number, fraction: number, e: number, half: number, halfBelow: number, p: number): number {
   const k = p - 1 - e;
-  const product = scaled(ax, k);
-  if (Number.isNaN(product)) return -1;
-  if (Math.abs(product - Math.floor(product) - 0.5) < 1e-6) {
+  const q = POW10[9 - p] as number;
+  // whole / q by multiplication, corrected: a division costs several multiplications.
+  let down = Math.floor(whole * (INV_POW10[9 - p] as number));
+  if (down * q > whole) down--;
+  else if ((down + 1) * q <= whole) down++;
+  // What is cut off, in P's units: [0, q).
+  const rest = whole - down * q + fraction;
+  if (Math.abs(rest - q / 2) < 1e-6 * q) {
     // Too close to a tie to know which way toPrecision rounds; if neither neighbour reads
     // back (2.5 at one digit), the answer does not depend on it.
-    const down = Math.floor(product);
     const readsBack = (m: number) => Math.fround(scaled(m, -k)) === ax;
     return readsBack(down) || readsBack(down + 1) ? -1 : 0;
   }
-  let m = Math.round(product);
+  const up = rest > q / 2;
+  let m = up ? down + 1 : down;
+  const distance = up ? q - rest : rest;
+  // Rounding up lands above the value, where the spacing is `half`; down, below it.
+  const reach = up ? half : halfBelow;
   roundedExponent = e;
   if (m === POW10[p]) {
     // 9.99…5 rounds up to 10.0…: one digit more before the point.
     m = POW10[p - 1] as number;
     roundedExponent = e + 1;
-  } else if (m < (POW10[p - 1] as number) || m > (POW10[p] as number)) {
-    return -1;
   }
+  if (distance < reach - EDGE) return m;
+  if (distance > reach + EDGE) return 0;
   const back = roundedExponent === e ? scaled(m, -k) : scaled(m, -k + 1);
   if (Number.isNaN(back)) return -1;
   return Math.fround(back) === ax ? m : 0;
