@@ -73,6 +73,12 @@ class TextKeys implements BatchKeys {
     this.ends[slot] = this.used;
   }
 
+  /** Empties the buffer for the next batch, keeping its memory. */
+  clear(): void {
+    this.used = 0;
+    this.rowStart = 0;
+  }
+
   /** The row's keys are kept. */
   keep(): void {
     this.rowStart = this.used;
@@ -166,7 +172,10 @@ function describeHeader(header: string[]): string {
  */
 export class BatchBuilder implements ScanTarget {
   readonly values: Float32Array;
-  private textKeys: TextKeys;
+  /** Made on the first CSV row: Parquet rows carry their keys as values. */
+  private textKeys: TextKeys | undefined;
+  /** The last batch handed out holds textKeys: clear it before the next row is written. */
+  private handedOut = false;
   private valueKeys: unknown[][] = [];
   private rejected: Reject[] = [];
   private count = 0;
@@ -182,7 +191,6 @@ export class BatchBuilder implements ScanTarget {
   ) {
     this.width = featureNames.length;
     this.values = new Float32Array(capacity * this.width);
-    this.textKeys = new TextKeys(capacity, keyCount);
   }
 
   get rows(): number {
@@ -199,25 +207,28 @@ export class BatchBuilder implements ScanTarget {
   }
 
   startRow(): void {
+    if (!this.textKeys) this.textKeys = new TextKeys(this.capacity, this.keyCount);
+    else if (this.handedOut) this.textKeys.clear();
+    this.handedOut = false;
     this.textKeys.startRow(this.count);
   }
 
   keyBytes(k: number, buf: Buffer, start: number, end: number): void {
-    this.textKeys.setBytes(this.count, k, buf, start, end);
+    this.textKeys!.setBytes(this.count, k, buf, start, end);
   }
 
   keyText(k: number, text: string): void {
-    this.textKeys.setText(this.count, k, text);
+    this.textKeys!.setText(this.count, k, text);
   }
 
   /** The row whose features and keys were just written is complete. */
   accept(): void {
-    this.textKeys.keep();
+    this.textKeys!.keep();
     this.count++;
   }
 
   reject(line: number, reason: string): void {
-    this.rejected.push({ source: this.source, line, key: this.textKeys.drop(this.count), reason });
+    this.rejected.push({ source: this.source, line, key: this.textKeys!.drop(this.count), reason });
   }
 
   /**
@@ -240,13 +251,14 @@ export class BatchBuilder implements ScanTarget {
   }
 
   /**
-   * Hands out the current rows. The returned features view aliases the builder's buffer:
-   * score it before adding more rows. The keys are the batch's own.
+   * Hands out the current rows. The batch aliases the builder's buffers (features, and CSV
+   * keys): score and write it before adding more rows. Reusing them, rather than
+   * allocating a batch's worth of buffers each time, keeps the garbage collector quiet.
    */
   take(): Batch {
-    const keys = this.valueKeys.length > 0 ? new ValueKeys(this.valueKeys) : this.textKeys;
+    const keys = this.valueKeys.length > 0 || !this.textKeys ? new ValueKeys(this.valueKeys) : this.textKeys;
     const batch = { rows: this.count, features: this.values.subarray(0, this.count * this.width), keys };
-    if (keys === this.textKeys) this.textKeys = new TextKeys(this.capacity, this.keyCount);
+    this.handedOut = keys === this.textKeys;
     this.valueKeys = [];
     this.count = 0;
     return batch;
