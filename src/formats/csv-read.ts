@@ -73,12 +73,30 @@ export async function openCsv(stream: Readable, opts: CsvReadOptions): Promise<C
 }
 
 async function* scanRecords<T extends ScanTarget>(scanner: CsvScanner, chunks: AsyncIterator<Buffer>, first: Buffer, layout: ScanLayout, target: T, opts: CsvReadOptions): AsyncGenerator<T> {
+  const eol = scanner.lineEnd === 'cr' ? 0x0d : 0x0a;
   let carry = first;
   try {
     for (;;) {
       const { value, done } = await chunks.next();
-      const data = done ? carry : join(carry, value);
+      let data: Buffer = done ? carry : value;
       let pos = 0;
+      if (!done && carry.length > 0) {
+        // The record cut by the read usually ends at the next line end: finish it in a small
+        // buffer of its own, then scan the read in place, rather than copy the whole read
+        // behind the carried bytes. A record that goes on (a quoted line break) is joined whole.
+        const lineEnd = value.indexOf(eol);
+        const head = lineEnd === -1 ? undefined : Buffer.concat([carry, value.subarray(0, lineEnd + 1)]);
+        let used = 0;
+        if (head) {
+          for (;;) {
+            used = scanner.rows(head, used, false, layout, target);
+            if (!target.full) break;
+            yield target;
+          }
+        }
+        if (head && used >= carry.length) pos = used - carry.length;
+        else data = join(carry.subarray(used), value);
+      }
       for (;;) {
         pos = scanner.rows(data, pos, !!done, layout, target);
         if (!target.full) break;
