@@ -8,6 +8,9 @@ import { storageError } from '../errors.js';
 import { inputChanged } from './integrity.js';
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
 
+/** Read size: 64 KiB reads (the default) cost a stream round trip and a promise per 600 records. */
+const READ_BYTES = 256 * 1024;
+
 /** Local files. Writes go to a temporary sibling and are renamed into place, so a key is never half-written. */
 export class FileStorage implements Storage {
   uri(key: string): string {
@@ -50,7 +53,7 @@ export class FileStorage implements Storage {
       const now = await this.stat(key);
       if (now?.version !== version) throw inputChanged(this.uri(key));
     }
-    const stream = createReadStream(key, range ? { start: range.start, ...(range.end === undefined ? {} : { end: range.end }) } : {});
+    const stream = createReadStream(key, { highWaterMark: READ_BYTES, ...(range ? { start: range.start, ...(range.end === undefined ? {} : { end: range.end }) } : {}) });
     // Surface open errors (ENOENT, EACCES) here, as a clear error, rather than mid-parse.
     await new Promise<void>((resolve, reject) => {
       stream.once('open', () => resolve());
