@@ -4,6 +4,9 @@ import type { CsvText } from '../formats/csv-text.js';
 import { escapeFormula, keyText } from '../formats/csv-write.js';
 import { parquetFeature } from '../formats/parquet-read.js';
 
+/** Rows a builder holds room for at first; it doubles from there up to its capacity. */
+const FIRST_ROWS = 1024;
+
 /** A row that could not be scored, and why. */
 export interface Reject {
   source: string;
@@ -38,19 +41,20 @@ class TextKeys implements BatchKeys {
   private used = 0;
   /** Where the current row's keys begin: a row rejected or retried is rolled back to it. */
   private rowStart = 0;
-  private readonly starts: Int32Array;
-  private readonly ends: Int32Array;
+  private starts: Int32Array;
+  private ends: Int32Array;
 
   constructor(
-    capacity: number,
+    rows: number,
     private readonly width: number,
   ) {
-    this.bytes = Buffer.allocUnsafe(Math.max(4096, capacity * width * 16));
-    this.starts = new Int32Array(capacity * width);
-    this.ends = new Int32Array(capacity * width);
+    this.bytes = Buffer.allocUnsafe(Math.max(4096, rows * width * 16));
+    this.starts = new Int32Array(rows * width);
+    this.ends = new Int32Array(rows * width);
   }
 
   startRow(row: number): void {
+    if ((row + 1) * this.width > this.starts.length) this.growRows();
     this.used = this.rowStart;
     for (let slot = row * this.width, to = slot + this.width; slot < to; slot++) this.starts[slot] = this.ends[slot] = 0;
   }
@@ -99,6 +103,15 @@ class TextKeys implements BatchKeys {
   writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
     const slot = r * this.width + k;
     out.textBytes(this.bytes, this.starts[slot] as number, this.ends[slot] as number, escapeFormulas);
+  }
+
+  private growRows(): void {
+    const starts = new Int32Array(Math.max(this.width, this.starts.length * 2));
+    const ends = new Int32Array(starts.length);
+    starts.set(this.starts);
+    ends.set(this.ends);
+    this.starts = starts;
+    this.ends = ends;
   }
 
   private reserve(n: number): void {
@@ -171,7 +184,8 @@ function describeHeader(header: string[]): string {
  * into `values`; Parquet rows arrive a column batch at a time through `addColumns`.
  */
 export class BatchBuilder implements ScanTarget {
-  readonly values: Float32Array;
+  /** Grows to `capacity` rows as rows come, so a small or empty chunk does not pay for a full batch. */
+  private buffer: Float32Array;
   /** Made on the first CSV row: Parquet rows carry their keys as values. */
   private textKeys: TextKeys | undefined;
   /** The last batch handed out holds textKeys: clear it before the next row is written. */
@@ -190,7 +204,11 @@ export class BatchBuilder implements ScanTarget {
     private readonly keyCount: number,
   ) {
     this.width = featureNames.length;
-    this.values = new Float32Array(capacity * this.width);
+    this.buffer = new Float32Array(Math.min(capacity, FIRST_ROWS) * this.width);
+  }
+
+  get values(): Float32Array {
+    return this.buffer;
   }
 
   get rows(): number {
@@ -207,7 +225,7 @@ export class BatchBuilder implements ScanTarget {
   }
 
   startRow(): void {
-    if (!this.textKeys) this.textKeys = new TextKeys(this.capacity, this.keyCount);
+    if (!this.textKeys) this.textKeys = new TextKeys(Math.min(this.capacity, FIRST_ROWS), this.keyCount);
     else if (this.handedOut) this.textKeys.clear();
     this.handedOut = false;
     this.textKeys.startRow(this.count);
@@ -224,7 +242,7 @@ export class BatchBuilder implements ScanTarget {
   /** The row whose features and keys were just written is complete. */
   accept(): void {
     this.textKeys!.keep();
-    this.count++;
+    if (++this.count * this.width === this.buffer.length) this.grow();
   }
 
   reject(line: number, reason: string): void {
@@ -244,10 +262,18 @@ export class BatchBuilder implements ScanTarget {
         this.rejected.push({ source: this.source, line, key, reason: `column ${this.featureNames[j]}: ${value}` });
         return;
       }
-      this.values[base + j] = value;
+      this.buffer[base + j] = value;
     }
     this.valueKeys.push(key);
-    this.count++;
+    if (++this.count * this.width === this.buffer.length) this.grow();
+  }
+
+  /** Doubles the feature buffer, up to `capacity` rows (a full builder is drained, not grown). */
+  private grow(): void {
+    if (this.count >= this.capacity || this.width === 0) return;
+    const grown = new Float32Array(Math.min(this.capacity, this.count * 2) * this.width);
+    grown.set(this.buffer);
+    this.buffer = grown;
   }
 
   /**
@@ -257,7 +283,7 @@ export class BatchBuilder implements ScanTarget {
    */
   take(): Batch {
     const keys = this.valueKeys.length > 0 || !this.textKeys ? new ValueKeys(this.valueKeys) : this.textKeys;
-    const batch = { rows: this.count, features: this.values.subarray(0, this.count * this.width), keys };
+    const batch = { rows: this.count, features: this.buffer.subarray(0, this.count * this.width), keys };
     this.handedOut = keys === this.textKeys;
     this.valueKeys = [];
     this.count = 0;
