@@ -56,6 +56,11 @@ describe('runs on the queue', () => {
     const rows = await tq.waitFor(queued, DATES[0]!, DATES[2]!, allIn(['succeeded', 'failed']));
     if (rows.some((r) => r.state !== 'succeeded')) console.error(tq.workerLogs());
     expect(rows.map((r) => [r.state, r.error])).toEqual([['succeeded', undefined], ['succeeded', undefined], ['succeeded', undefined]]);
+    // The queue's own times: enqueued by the backfill just now, finished after that.
+    for (const r of rows) {
+      expect(Date.parse(r.enqueued_at!)).toBeGreaterThan(Date.now() - 120_000);
+      expect(Date.parse(r.finished_at!)).toBeGreaterThanOrEqual(Date.parse(r.enqueued_at!));
+    }
 
     for (const date of DATES) {
       expect((await runCli(['run', local, '--date', date], { env: tq.env })).code).toBe(0);

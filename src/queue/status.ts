@@ -14,6 +14,9 @@ export interface DateStatus {
   duration_ms?: number | null;
   sha256?: string;
   attempts?: number;
+  /** From the queue, while it keeps the run: when it was enqueued and when it ended (ISO 8601). */
+  enqueued_at?: string;
+  finished_at?: string;
   error?: string;
 }
 
@@ -35,11 +38,12 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
         : {};
       if (run) {
         const attempts = run.attemptsMade;
-        if (state === 'failed') return { date, state: 'failed', attempts, ...fromManifest, error: run.failedReason };
+        const ended = { attempts, enqueued_at: new Date(run.timestamp).toISOString(), ...(run.finishedOn ? { finished_at: new Date(run.finishedOn).toISOString() } : {}), ...fromManifest };
+        if (state === 'failed') return { date, state: 'failed', ...ended, error: run.failedReason };
         if (state === 'completed') {
           return success
-            ? { date, state: 'succeeded', attempts, ...fromManifest }
-            : { date, state: 'failed', attempts, ...fromManifest, error: 'the run completed, but its output has no _SUCCESS now (changed since?)' };
+            ? { date, state: 'succeeded', ...ended }
+            : { date, state: 'failed', ...ended, error: 'the run completed, but its output has no _SUCCESS now (changed since?)' };
         }
         const data = run.data as RunJobData;
         if (state === 'active' || state === 'waiting-children' || data.plan) {
