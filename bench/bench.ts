@@ -5,6 +5,8 @@
  * 1 and 2 worker processes, and measures onnxruntime alone, parsing alone, peak RSS at 1× and
  * 4× the rows, the workers' event-loop delay and the queue's cost per chunk. Medians over
  * --runs; a markdown table on stdout, every sample in .bench/results.json.
+ * In-process runs are timed as the CLI's wall time; queued runs as the queue records them,
+ * enqueued to finished, with the enqueuing CLI's wall time (its start-up included) beside.
  *
  *   npm run bench                                  # 1M rows, 3 runs, every case
  *   npm run bench -- --rows 20000 --runs 1         # a quick check that everything works

@@ -22,8 +22,10 @@ export interface Summary {
   eld_p99_ms?: number;
   /** Chunk overhead: median ms per chunk. */
   ms_per_chunk?: number;
-  /** Chunk overhead: median wall time of a queued run of one empty chunk (the fixed cost), in s. */
+  /** Chunk overhead: median time of a queued run of one empty chunk (the fixed cost), in s. */
   one_chunk_run_seconds?: number;
+  /** Queue: median wall time of the enqueuing CLI, its start-up included, in s. */
+  median_cli_seconds?: number;
 }
 
 export interface TargetCheck {
@@ -53,6 +55,7 @@ export function summarise(r: CaseResult): Summary {
     median_rows_per_s: overhead || seconds === 0 ? null : Math.round(r.rows / seconds),
     peak_rss_mb: Math.round(r.workerPeakRssMb ? Math.max(...r.workerPeakRssMb) : median(r.samples.map((s) => s.peakRssMb))),
     ...(eld === undefined ? {} : { eld_p99_ms: Math.round(eld * 10) / 10 }),
+    ...(r.samples.every((s) => s.cliSeconds !== undefined) ? { median_cli_seconds: median(r.samples.map((s) => s.cliSeconds!)) } : {}),
     ...(overhead ? { ms_per_chunk: Math.round(seconds * 1e4) / 10, one_chunk_run_seconds: median((r.detail?.pairs as Array<{ one_chunk_s: number }>).map((p) => p.one_chunk_s)) } : {}),
   };
 }
@@ -102,7 +105,8 @@ export function formatTable(all: Summary[], targets: TargetCheck[]): string {
   const lines = ['| case | rows | median s | median rows/s | peak RSS | other | target | ratio |', '| --- | ---: | ---: | ---: | ---: | --- | --- | --- |'];
   for (const s of all) {
     const mine = targets.filter((t) => t.case === s.id);
-    const other = s.ms_per_chunk !== undefined ? `${s.ms_per_chunk} ms/chunk; a 1-chunk run takes ${s.one_chunk_run_seconds?.toFixed(2)} s` : s.eld_p99_ms !== undefined ? `ELD p99 ${s.eld_p99_ms} ms` : '';
+    const cli = s.median_cli_seconds === undefined ? '' : `; CLI wall ${s.median_cli_seconds.toFixed(3)} s${s.median_rows_per_s === null ? '' : ` (${n(Math.round(s.rows / s.median_cli_seconds))} rows/s)`}`;
+    const other = s.ms_per_chunk !== undefined ? `${s.ms_per_chunk} ms/chunk; a 1-chunk run takes ${s.one_chunk_run_seconds?.toFixed(2)} s${cli}` : s.eld_p99_ms !== undefined ? `ELD p99 ${s.eld_p99_ms} ms${cli}` : '';
     const seconds = s.ms_per_chunk !== undefined ? '' : s.median_seconds.toFixed(3);
     lines.push(
       `| ${s.title} | ${n(s.rows)} | ${seconds} | ${s.median_rows_per_s === null ? '' : n(s.median_rows_per_s)} | ${s.peak_rss_mb} MB | ${other} | ${mine.map((t) => t.target).join('; ')} | ${mine.map((t) => `${t.ratio === Infinity ? '∞' : t.ratio.toFixed(2)} ${t.ratio >= 1 ? '✓' : '✗'}`).join('; ')} |`,
