@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { listInputs, planChunks } from '../src/run/plan.js';
-import { CLI, REPO, startWorkers, timeNode, type WorkerGroup } from './procs.js';
+import { CLI_ARGS, REPO, startWorkers, timeNode, type WorkerGroup } from './procs.js';
 
 /** One measured run. */
 export interface Sample {
@@ -46,7 +46,7 @@ export function dateOf(i: number): string {
 export async function measureInProcess(jobFile: string, rows: number, runs: number): Promise<Measured> {
   const samples: Sample[] = [];
   for (let i = 0; i < runs; i++) {
-    const t = await timeNode([CLI, 'run', jobFile, '--date', dateOf(0), '--json'], {}, deadline(limitFor(rows), 'nightscore run'));
+    const t = await timeNode([...CLI_ARGS, 'run', jobFile, '--date', dateOf(0), '--json'], {}, deadline(limitFor(rows), 'nightscore run'));
     const manifest = JSON.parse(t.stdout) as { status: string; rows: { read: number }; duration_ms: number | null };
     check(manifest.status === 'succeeded' && manifest.rows.read === rows, `run of ${jobFile}: status ${manifest.status}, read ${manifest.rows.read} of ${rows} rows`);
     samples.push({ seconds: t.seconds, peakRssMb: t.peakRssMb, runSeconds: manifest.duration_ms === null ? null : manifest.duration_ms / 1000 });
@@ -89,7 +89,7 @@ export async function measureQueue(jobFile: string, jobName: string, rows: numbe
 
 async function queuedRun(group: WorkerGroup, jobFile: string, date: string, rows: number, limitMs: number): Promise<Sample> {
   const abort = Promise.race([group.died, deadline(limitMs, `queued run of ${path.basename(jobFile)}`)]);
-  const t = await timeNode([CLI, 'run', jobFile, '--date', date, '--queue', '--wait', '--json'], group.env, abort);
+  const t = await timeNode([...CLI_ARGS, 'run', jobFile, '--date', date, '--queue', '--wait', '--json'], group.env, abort);
   const s = JSON.parse(t.stdout) as { state: string; rows?: { read: number }; duration_ms?: number | null; enqueued_at?: string; finished_at?: string; error?: string };
   check(s.state === 'succeeded', `queued run of ${jobFile} for ${date}: ${s.state}${s.error ? `: ${s.error}` : ''}`);
   if (rows >= 0) check(s.rows?.read === rows, `queued run of ${jobFile}: read ${s.rows?.read} of ${rows} rows`);

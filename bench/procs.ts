@@ -12,6 +12,19 @@ import { Redis } from 'ioredis';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(REPO, 'dist', 'cli.js');
+
+/**
+ * The node flags the Docker image runs nightscore with (its ENTRYPOINT, between "node" and
+ * the script), so the benchmark measures the CLI and workers as they are deployed.
+ */
+export const NODE_FLAGS: string[] = (() => {
+  const entry = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(path.join(REPO, 'Dockerfile'), 'utf8'));
+  const argv = entry ? (JSON.parse(entry[1]!) as string[]) : [];
+  return argv.slice(1, argv.findIndex((a) => a.endsWith('cli.js')));
+})();
+
+/** `node <NODE_FLAGS> dist/cli.js`, less the node: the start of every CLI command the benchmark runs. */
+export const CLI_ARGS = [...NODE_FLAGS, CLI];
 const TIME = '/usr/bin/time';
 const QUIET = { NIGHTSCORE_LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
 
@@ -154,7 +167,7 @@ export async function startWorkers(count: number, redisUrl: string, concurrency?
 }
 
 async function startWorker(env: Record<string, string>, concurrency?: number): Promise<BenchWorker> {
-  const args = [CLI, 'worker', '--port', '0', ...(concurrency ? ['--concurrency', String(concurrency)] : [])];
+  const args = [...CLI_ARGS, 'worker', '--port', '0', ...(concurrency ? ['--concurrency', String(concurrency)] : [])];
   // Info level: the "worker started" line carries the port; chunk lines are few.
   const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, ...QUIET, NIGHTSCORE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);

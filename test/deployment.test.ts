@@ -46,6 +46,6 @@ describe('deployment shape', () => {
     expect(text).toMatch(/^USER node$/m);
     expect(text).toMatch(/^HEALTHCHECK /m);
     expect(text).toMatch(/npm ci .*--ignore-scripts/);
-    expect(text).toMatch(/^ENTRYPOINT \["node", "\/app\/dist\/cli\.js"\]$/m);
+    expect(text).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=2", "\/app\/dist\/cli\.js"\]$/m);
   });
 });
