@@ -156,10 +156,11 @@ describe('Parquet types', () => {
     parquetWrite({
       writer: w,
       columnData: [
-        { name: 'id', data: [1, 2, 3, 4, 5] },
-        { name: 'big', data: [1n, 2n ** 53n, 2n ** 53n + 1n, 4n, 5n] },
-        { name: 'flag', data: [true, false, true, null, true] },
-        { name: 'dec', data: [1.25, 2.5, 3.75, 4, Number.NaN] },
+        // Row 6 fails all three ways (its first failing column is named); row 7 follows rejects.
+        { name: 'id', data: [1, 2, 3, 4, 5, 6, 7] },
+        { name: 'big', data: [1n, 2n ** 53n, 2n ** 53n + 1n, 4n, 5n, 2n ** 60n, 7n] },
+        { name: 'flag', data: [true, false, true, null, true, null, false] },
+        { name: 'dec', data: [1.25, 2.5, 3.75, 4, Number.NaN, Number.NaN, -0.5] },
       ],
       schema: [
         { name: 'root', num_children: 4 },
@@ -172,22 +173,25 @@ describe('Parquet types', () => {
     await ws.write('types/in/t.parquet', new Uint8Array(w.getBuffer()));
     const job = await jobFor('types', 'types/in/', ['big', 'flag', 'dec'], { key: ['id'] });
     const res = await runCli(['run', job, '--date', '2026-01-01', '--json']);
-    expect(JSON.parse(res.stdout).rows).toEqual({ read: 5, scored: 2, rejected: 3 });
+    expect(JSON.parse(res.stdout).rows).toEqual({ read: 7, scored: 3, rejected: 4 });
     const rejects = parseCsv(await ws.read('out/types/dt=2026-01-01/_rejects/part-00000.csv'));
     expect(rejects).toEqual([
       ['source', 'line', 'id', 'reason'],
       [expect.stringMatching(/t\.parquet$/), '2', '3', 'column big: INT64 value 9007199254740993 is beyond 2^53 and cannot be converted exactly'],
       [expect.stringMatching(/t\.parquet$/), '3', '4', 'column flag: null value'],
       [expect.stringMatching(/t\.parquet$/), '4', '5', 'column dec: not finite: NaN'],
+      [expect.stringMatching(/t\.parquet$/), '5', '6', 'column big: INT64 value 1152921504606846976 is beyond 2^53 and cannot be converted exactly'],
     ]);
     const expected = await direct(ws.path('models/types.onnx'), [
       [1, 1, 1.25],
       [2 ** 53, 0, 2.5],
+      [7, 0, -0.5],
     ]);
     const out = await ws.csv('out/types/dt=2026-01-01/part-00000.csv');
     expect(out.slice(1).map((r) => [r[0], Math.fround(Number(r[2]))])).toEqual([
       ['1', expected[1]],
       ['2', expected[3]],
+      ['7', expected[5]],
     ]);
   });
 

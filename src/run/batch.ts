@@ -7,6 +7,13 @@ import { parquetFeature } from '../formats/parquet-read.js';
 /** Rows a builder holds room for at first; it doubles from there up to its capacity. */
 const FIRST_ROWS = 1024;
 
+/** Marks row r bad at feature j (stored as j + 1), making the marks on first use. */
+function markBad(bad: Int32Array | undefined, rows: number, r: number, j: number): Int32Array {
+  const marks = bad ?? new Int32Array(rows);
+  marks[r] = j + 1;
+  return marks;
+}
+
 /** A row that could not be scored, and why. */
 export interface Reject {
   source: string;
@@ -122,7 +129,27 @@ class TextKeys implements BatchKeys {
   }
 }
 
-/** Keys as values, one array per row: Parquet keys keep their source types. */
+/**
+ * Parquet keys as the decoded key columns and, per batch row, its row in them: the keys keep
+ * their source types, and a batch costs no array per row.
+ */
+class ColumnKeys implements BatchKeys {
+  constructor(
+    private readonly columns: ArrayLike<unknown>[],
+    private readonly rows: Int32Array,
+  ) {}
+
+  value(r: number, k: number): unknown {
+    return (this.columns[k] as ArrayLike<unknown>)[this.rows[r] as number];
+  }
+
+  writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
+    const text = keyText(this.value(r, k));
+    out.text(escapeFormulas ? escapeFormula(text) : text);
+  }
+}
+
+/** Keys as values, one array per row. */
 export class ValueKeys implements BatchKeys {
   constructor(readonly rows: unknown[][]) {}
 
@@ -190,7 +217,8 @@ export class BatchBuilder implements ScanTarget {
   private textKeys: TextKeys | undefined;
   /** The last batch handed out holds textKeys: clear it before the next row is written. */
   private handedOut = false;
-  private valueKeys: unknown[][] = [];
+  /** Keys of the Parquet rows added since the last take(). */
+  private columnKeys: ColumnKeys | undefined;
   private rejected: Reject[] = [];
   private count = 0;
   private readonly width: number;
@@ -250,22 +278,55 @@ export class BatchBuilder implements ScanTarget {
   }
 
   /**
-   * Adds row `r` of column-oriented data (Parquet), or rejects it. `features[j]` and
-   * `keys[k]` are whole columns; `line` is the row's index in the file.
+   * Adds `count` rows of column-oriented data (Parquet) to an empty builder: `features[j]` and
+   * `keys[k]` are whole columns, `firstLine` the first row's index in the file. Values go
+   * column by column straight into the feature buffer; a row with a value that is not a
+   * finite number is rejected, naming its first such column, and the rows after it close up.
    */
-  addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], r: number, line: number): void {
-    const key = keys.map((k) => k[r]);
-    const base = this.offset;
-    for (let j = 0; j < features.length; j++) {
-      const value = parquetFeature((features[j] as ArrayLike<unknown>)[r]);
-      if (typeof value === 'string') {
-        this.rejected.push({ source: this.source, line, key, reason: `column ${this.featureNames[j]}: ${value}` });
-        return;
+  addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], count: number, firstLine: number): void {
+    if (this.count !== 0 || count > this.capacity) throw new Error(`addColumns takes at most ${this.capacity} rows into an empty builder`);
+    const width = this.width;
+    if (this.buffer.length < count * width) this.buffer = new Float32Array(Math.max(count, 1) * width);
+    const buffer = this.buffer;
+    // Per row, the first feature that failed (its index + 1), and why.
+    let bad: Int32Array | undefined;
+    const reasons = new Map<number, string>();
+    for (let j = 0; j < width; j++) {
+      const column = features[j] as ArrayLike<unknown>;
+      if (column instanceof Float64Array || column instanceof Float32Array || column instanceof Int32Array) {
+        // The common case, typed: only non-finite values need a look.
+        for (let r = 0, at = j; r < count; r++, at += width) {
+          const f = Math.fround(column[r] as number);
+          if (f - f === 0) buffer[at] = f;
+          else if (!bad?.[r]) {
+            bad = markBad(bad, count, r, j);
+            reasons.set(r, parquetFeature(column[r]) as string);
+          }
+        }
+      } else {
+        for (let r = 0, at = j; r < count; r++, at += width) {
+          const value = parquetFeature(column[r]);
+          if (typeof value === 'number') buffer[at] = value;
+          else if (!bad?.[r]) {
+            bad = markBad(bad, count, r, j);
+            reasons.set(r, value);
+          }
+        }
       }
-      this.buffer[base + j] = value;
     }
-    this.valueKeys.push(key);
-    if (++this.count * this.width === this.buffer.length) this.grow();
+    const rows = new Int32Array(count);
+    let kept = 0;
+    for (let r = 0; r < count; r++) {
+      const failed = bad?.[r];
+      if (failed) {
+        this.rejected.push({ source: this.source, line: firstLine + r, key: keys.map((k) => k[r]), reason: `column ${this.featureNames[failed - 1]}: ${reasons.get(r)}` });
+        continue;
+      }
+      if (kept !== r) buffer.copyWithin(kept * width, r * width, (r + 1) * width);
+      rows[kept++] = r;
+    }
+    this.count = kept;
+    this.columnKeys = new ColumnKeys(keys, rows.subarray(0, kept));
   }
 
   /** Doubles the feature buffer, up to `capacity` rows (a full builder is drained, not grown). */
@@ -282,10 +343,10 @@ export class BatchBuilder implements ScanTarget {
    * allocating a batch's worth of buffers each time, keeps the garbage collector quiet.
    */
   take(): Batch {
-    const keys = this.valueKeys.length > 0 || !this.textKeys ? new ValueKeys(this.valueKeys) : this.textKeys;
+    const keys = this.columnKeys ?? this.textKeys ?? new ValueKeys([]);
     const batch = { rows: this.count, features: this.buffer.subarray(0, this.count * this.width), keys };
     this.handedOut = keys === this.textKeys;
-    this.valueKeys = [];
+    this.columnKeys = undefined;
     this.count = 0;
     return batch;
   }
