@@ -180,7 +180,8 @@ describe('runs on the queue', () => {
     expect(res.code).toBe(0);
     expect((await runCli(['run', local, '--date', '2026-07-07'], { env: tq.env })).code).toBe(0);
     const q = await ws.manifest('out/pq-queued/dt=2026-07-07');
-    expect(q.chunks).toBe(8);
+    // One row group of 7,300 rows, chunk.rows 1000: four equal ranges of at most two batches.
+    expect(q.chunks).toBe(4);
     expect(q.rows).toEqual({ read: 7300, scored: 7300, rejected: 0 });
     const { parquetReadObjects } = await import('hyparquet');
     const { readFile } = await import('node:fs/promises');
