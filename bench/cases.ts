@@ -65,7 +65,8 @@ export interface QueueCaseOptions {
 
 /**
  * `nightscore run --queue --wait` on `workers` fresh worker processes, `runs` times, timed
- * from the command's start (enqueue) to its exit (run committed). Each run's event-loop delay
+ * from enqueued to finished as the queue records them (the command's own wall time, start-up
+ * included, is kept beside it). Each run's event-loop delay
  * p99 comes from the workers' /metrics: prom-client's nodejs_eventloop_lag_p99_seconds
  * covers the time since the previous scrape, so a scrape just before the run starts the window.
  */

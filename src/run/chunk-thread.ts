@@ -1,7 +1,7 @@
 /**
- * A worker thread that scores chunks for an in-process run, so `nightscore run` uses every
- * core. It runs the same code as a queue worker's chunk (and so writes the same parts), and
- * keeps its model session across the chunks it is given.
+ * A thread of a ChunkThreadPool: it scores the chunks of an in-process run (so `nightscore
+ * run` uses every core) and of a queue worker, with the same code either way (and so writes
+ * the same parts), keeping its model sessions across the chunks it is given.
  */
 import { parentPort } from 'node:worker_threads';
 import { toNightscoreError } from '../errors.js';
