@@ -76,10 +76,16 @@ export function checkTargets(all: Summary[], cpus: number): TargetCheck[] {
   };
   atLeast('queue2/csv/tree', '≥550,000 rows/s', rps('queue2/csv/tree'), 550_000);
   atLeast('queue2/csv/linear', '≥1,500,000 rows/s', rps('queue2/csv/linear'), 1_500_000);
+  // In process against 2 workers like for like: both as the command's wall time, start-up
+  // included (an in-process run cannot be timed any other way from outside).
+  const cliRps = (id: string) => {
+    const q = by.get(id);
+    return q?.median_cli_seconds ? q.rows / q.median_cli_seconds : undefined;
+  };
   for (const f of ['csv', 'parquet']) {
     for (const m of ['tree', 'linear']) {
-      const q2 = rps(`queue2/${f}/${m}`);
-      atLeast(`run/${f}/${m}`, '≥80% of 2 workers', rps(`run/${f}/${m}`), q2 === undefined ? undefined : 0.8 * q2);
+      const q2 = cliRps(`queue2/${f}/${m}`);
+      atLeast(`run/${f}/${m}`, '≥80% of 2 workers (both CLI wall time)', rps(`run/${f}/${m}`), q2 === undefined ? undefined : 0.8 * q2);
     }
   }
   const ort = rps(`ort/tree/t${cpus}`);
