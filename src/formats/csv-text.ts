@@ -112,7 +112,18 @@ export class CsvText {
 
   /** A float32 in the shortest text that reads back as the same float32 (formatFloat32's text). */
   float32(x: number): void {
-    if (!shortest(x)) return this.ascii(formatFloat32(x));
+    one[0] = x;
+    this.float32At(one, 0);
+  }
+
+  /**
+   * values[i] as float32() prints it. Taking the array and index rather than the number keeps
+   * the value unboxed: a double passed to a function V8 does not inline is allocated on the
+   * heap, and at two values a row that garbage cost more than the printing.
+   */
+  float32At(values: Float32Array | Float64Array, i: number): void {
+    const x = values[i] as number;
+    if (!shortest(values, i)) return this.ascii(formatFloat32(x));
     this.reserve(32);
     const buf = this.buf;
     let pos = this.pos;
@@ -186,6 +197,8 @@ const DEC = Float64Array.from({ length: 2 * DEC_OFFSET + 1 }, (_, i) => Number(`
 const POW2_OFFSET = 160;
 const POW2 = Float64Array.from({ length: 300 }, (_, i) => 2 ** (i - POW2_OFFSET));
 const bits = new Float32Array(1);
+/** float32()'s value, for float32At. */
+const one = new Float64Array(1);
 const bitsU32 = new Uint32Array(bits.buffer);
 
 /**
@@ -202,7 +215,7 @@ function decimalExponent(ax: number, binary: number): number {
 }
 
 /**
- * Finds the fewest significant digits (1..9) that read back as the float32 `x`, the way
+ * Finds the fewest significant digits (1..9) that read back as the float32 x = values[i], the way
  * formatFloat32 does (start at 7, walk down, else 8, else 9), in double arithmetic: one
  * correctly rounded product gives |x| at nine digits, P = |x|·10^(8-e) (within 1.2e-7 of
  * exact), and every p-digit rounding comes from P's integer part and fraction.
@@ -215,27 +228,37 @@ function decimalExponent(ax: number, binary: number): number {
  * A rounding within 1e-6 of a tie (where P's error could matter), a 10^k beyond 10^±22, or
  * zero/non-finite/subnormal input returns false, and the caller uses formatFloat32.
  */
-function shortest(x: number): boolean {
-  const ax = Math.abs(x);
+function shortest(values: Float32Array | Float64Array, i: number): boolean {
+  const ax = Math.abs(values[i] as number);
   if (!(ax > 0) || ax === Infinity) return false;
   bits[0] = ax;
   const word = bitsU32[0] as number;
   const binary = (word >>> 23) - 127;
   const e = decimalExponent(ax, binary);
-  const product = scaled(ax, 8 - e);
+  // scaled(), written out: a double returned from a call V8 does not inline is boxed.
+  const k9 = 8 - e;
+  if (k9 > 22 || k9 < -22) return false;
+  const ten = POW10[k9 >= 0 ? k9 : -k9] as number;
+  const product = k9 >= 0 ? ax * ten : ax / ten;
   if (!(product >= 1e8 && product <= 1e9) || bits[0] !== ax) return false;
   const whole = Math.floor(product);
   const fraction = product - whole;
   // Half the float32 spacing at ax, in P's units; below a power of two the spacing halves.
-  const half = scaled(POW2[binary - 24 + POW2_OFFSET] as number, 8 - e);
+  const spacing = POW2[binary - 24 + POW2_OFFSET] as number;
+  const half = k9 >= 0 ? spacing * ten : spacing / ten;
   const halfBelow = (word & 0x7fffff) === 0 ? half / 2 : half;
-  let m = roundTo(ax, whole, fraction, e, half, halfBelow, 7);
+  rounding[AX] = ax;
+  rounding[WHOLE] = whole;
+  rounding[FRACTION] = fraction;
+  rounding[HALF] = half;
+  rounding[HALF_BELOW] = halfBelow;
+  let m = roundTo(e, 7);
   if (m === -1) return false;
   if (m > 0) {
     let bestM = m;
     let bestN = roundedExponent + 1;
     for (let p = 6; p >= 1; p--) {
-      m = roundTo(ax, whole, fraction, e, half, halfBelow, p);
+      m = roundTo(e, p);
       if (m === -1) return false;
       if (m === 0) break;
       bestM = m;
@@ -244,8 +267,8 @@ function shortest(x: number): boolean {
     found.m = bestM;
     found.n = bestN;
   } else {
-    m = roundTo(ax, whole, fraction, e, half, halfBelow, 8);
-    if (m === 0) m = roundTo(ax, whole, fraction, e, half, halfBelow, 9);
+    m = roundTo(e, 8);
+    if (m === 0) m = roundTo(e, 9);
     if (m <= 0) return false;
     found.m = m;
     found.n = roundedExponent + 1;
@@ -266,16 +289,26 @@ function scaled(x: number, k: number): number {
 /** The decimal exponent of roundTo's last result (a carry can make it e + 1). */
 let roundedExponent = 0;
 
+/**
+ * What shortest() worked out for the value being printed, for roundTo: |x|, P's integer part
+ * and fraction, and half the float32 spacing above |x| and below it, in P's units. In a typed
+ * array rather than arguments, so the doubles are not boxed on every call.
+ */
+const rounding = new Float64Array(5);
+const [AX, WHOLE, FRACTION, HALF, HALF_BELOW] = [0, 1, 2, 3, 4];
+
 /** Tolerance, in P's units, for P's own error and the read-back's double rounding (both near 1e-7). */
 const EDGE = 1e-5;
 
 /**
- * `ax` rounded to p significant digits, half up as toPrecision rounds, as an integer m of p
- * digits; 0 if that does not read back as `ax`; -1 if it cannot be decided here. The other
- * arguments are what shortest() worked out: P's integer part and fraction, ax's decimal
- * exponent, and half the float32 spacing above ax and below it, in P's units.
+ * The value in `rounding` (decimal exponent e) rounded to p significant digits, half up as
+ * toPrecision rounds, as an integer m of p digits; 0 if that does not read back as the
+ * value; -1 if it cannot be decided here.
  */
-function roundTo(ax: number, whole: number, fraction: number, e: number, half: number, halfBelow: number, p: number): number {
+function roundTo(e: number, p: number): number {
+  const ax = rounding[AX] as number;
+  const whole = rounding[WHOLE] as number;
+  const fraction = rounding[FRACTION] as number;
   const k = p - 1 - e;
   const q = POW10[9 - p] as number;
   // whole / q by multiplication, corrected: a division costs several multiplications.
@@ -286,24 +319,25 @@ function roundTo(ax: number, whole: number, fraction: number, e: number, half: n
   const rest = whole - down * q + fraction;
   if (Math.abs(rest - q / 2) < 1e-6 * q) {
     // Too close to a tie to know which way toPrecision rounds; if neither neighbour reads
-    // back (2.5 at one digit), the answer does not depend on it.
-    const readsBack = (m: number) => Math.fround(scaled(m, -k)) === ax;
-    return readsBack(down) || readsBack(down + 1) ? -1 : 0;
+    // back (2.5 at one digit), the answer does not depend on it. (No closure here: a
+    // function that creates one allocates its context on every call.)
+    return Math.fround(scaled(down, -k)) === ax || Math.fround(scaled(down + 1, -k)) === ax ? -1 : 0;
   }
   const up = rest > q / 2;
   let m = up ? down + 1 : down;
   const distance = up ? q - rest : rest;
   // Rounding up lands above the value, where the spacing is `half`; down, below it.
-  const reach = up ? half : halfBelow;
+  const reach = (up ? rounding[HALF] : rounding[HALF_BELOW]) as number;
   roundedExponent = e;
   if (m === POW10[p]) {
     // 9.99…5 rounds up to 10.0…: one digit more before the point.
     m = POW10[p - 1] as number;
     roundedExponent = e + 1;
   }
-  if (distance < reach - EDGE) return m;
+  // m < 10^9: returned as an int32, which V8 passes without boxing.
+  if (distance < reach - EDGE) return m | 0;
   if (distance > reach + EDGE) return 0;
   const back = roundedExponent === e ? scaled(m, -k) : scaled(m, -k + 1);
   if (Number.isNaN(back)) return -1;
-  return Math.fround(back) === ax ? m : 0;
+  return Math.fround(back) === ax ? m | 0 : 0;
 }

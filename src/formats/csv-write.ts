@@ -32,7 +32,11 @@ export function rejectsHeader(keys: string[], opts: CsvWriteOptions): string {
 export function formatPredictions(keys: BatchKeys, keyCount: number, outputs: OutputValues[], count: number, opts: CsvWriteOptions): Buffer {
   // A delimiter that can occur in a number's text (a digit, '.', 'e', '-') quotes numbers too.
   const plainNumbers = !/[\w.+-]/.test(opts.delimiter);
-  const out = new CsvText(Math.max(1024, count * 32), opts.delimiter.charCodeAt(0), new RegExp(`["\r\n${escapeRegExp(opts.delimiter)}]`));
+  // Room for a row of short keys and shortest floats (up to 15 characters and a delimiter
+  // each), so the buffer is not outgrown and copied mid-batch; pages never written to cost
+  // no memory.
+  const cellsPerRow = keyCount + outputs.reduce((n, o) => n + o.columns.names.length, 0);
+  const out = new CsvText(Math.max(1024, count * 16 * (cellsPerRow + 1)), opts.delimiter.charCodeAt(0), new RegExp(`["\r\n${escapeRegExp(opts.delimiter)}]`));
   const cells = outputs.map((o) => cellWriter(out, o.columns.type, plainNumbers, opts.escapeFormulas));
   const escape = opts.escapeFormulas ?? false;
   for (let r = 0; r < count; r++) {
@@ -44,11 +48,11 @@ export function formatPredictions(keys: BatchKeys, keyCount: number, outputs: Ou
     for (let o = 0; o < outputs.length; o++) {
       const data = (outputs[o] as OutputValues).data as ArrayLike<unknown>;
       const width = (outputs[o] as OutputValues).columns.names.length;
-      const cell = cells[o] as (v: unknown) => void;
+      const cell = cells[o] as (data: ArrayLike<unknown>, i: number) => void;
       for (let c = 0; c < width; c++) {
         if (!first) out.separator();
         first = false;
-        cell(data[r * width + c]);
+        cell(data, r * width + c);
       }
     }
     out.endRow();
@@ -94,11 +98,12 @@ const INTEGER_TYPES = new Set(['int8', 'int16', 'int32', 'int64', 'uint8', 'uint
  * Per element type: float32 prints the shortest text that reads back as the same float32;
  * float64 as JavaScript's shortest round-trip; integers (int64 labels included) as integers.
  */
-function cellWriter(out: CsvText, type: string, plainNumbers: boolean, escapeFormulas = false): (v: unknown) => void {
-  if (type === 'string') return escapeFormulas ? (v) => out.text(escapeFormula(String(v))) : (v) => out.text(String(v));
-  if (!plainNumbers) return type === 'float32' ? (v) => out.text(formatFloat32(v as number)) : type === 'bool' ? (v) => out.text(v ? 'true' : 'false') : (v) => out.text(String(v));
-  if (type === 'float32') return (v) => out.float32(v as number);
-  if (type === 'bool') return (v) => out.ascii(v ? 'true' : 'false');
-  if (INTEGER_TYPES.has(type)) return (v) => out.integer(v as number | bigint);
-  return (v) => out.ascii(String(v));
+function cellWriter(out: CsvText, type: string, plainNumbers: boolean, escapeFormulas = false): (data: ArrayLike<unknown>, i: number) => void {
+  // Cells take the output array and an index, not the value: see CsvText.float32At.
+  if (type === 'string') return escapeFormulas ? (d, i) => out.text(escapeFormula(String(d[i]))) : (d, i) => out.text(String(d[i]));
+  if (!plainNumbers) return type === 'float32' ? (d, i) => out.text(formatFloat32(d[i] as number)) : type === 'bool' ? (d, i) => out.text(d[i] ? 'true' : 'false') : (d, i) => out.text(String(d[i]));
+  if (type === 'float32') return (d, i) => out.float32At(d as Float32Array, i);
+  if (type === 'bool') return (d, i) => out.ascii(d[i] ? 'true' : 'false');
+  if (INTEGER_TYPES.has(type)) return (d, i) => out.integer(d[i] as number | bigint);
+  return (d, i) => out.ascii(String(d[i]));
 }
