@@ -305,7 +305,14 @@ export class BatchBuilder implements ScanTarget {
         }
       } else {
         for (let r = 0, at = j; r < count; r++, at += width) {
-          const value = parquetFeature(column[r]);
+          const raw = column[r];
+          // Finite numbers inline: a number returned by a call V8 does not inline is boxed.
+          const f = typeof raw === 'number' ? Math.fround(raw) : NaN;
+          if (f - f === 0) {
+            buffer[at] = f;
+            continue;
+          }
+          const value = parquetFeature(raw);
           if (typeof value === 'number') buffer[at] = value;
           else if (!bad?.[r]) {
             bad = markBad(bad, count, r, j);
