@@ -35,6 +35,10 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
     // servers reject; send checksums only where the S3 API requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // 5 attempts rather than the SDK's 3: a busy bucket answers SlowDown to some requests, and
+    // with several chunks reading at once one read could meet it three times in a row (the
+    // flaky-storage test did, about one run in ten). AWS_MAX_ATTEMPTS still decides when set.
+    ...(env.AWS_MAX_ATTEMPTS ? {} : { maxAttempts: 5 }),
     requestHandler: s3TimeoutOptions(env),
   });
 }
