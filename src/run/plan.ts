@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { inputError } from '../errors.js';
-import { openParquet, rowGroups } from '../formats/parquet-read.js';
 import { openLocation } from '../storage/open.js';
 
 /** One input object of a run. */
@@ -86,6 +85,8 @@ export const PARQUET_CHUNK_BATCHES = 2;
  * ranges was decoded twice (a third of the read time of a 100,000-row group).
  */
 export async function planParquetChunks(inputs: InputObject[], batchRows: number): Promise<ChunkPlan[]> {
+  // Loaded here rather than with the module, so that planning CSV does not load hyparquet.
+  const { openParquet, rowGroups } = await import('../formats/parquet-read.js');
   const maxRows = PARQUET_CHUNK_BATCHES * batchRows;
   const chunks: ChunkPlan[] = [];
   for (const input of inputs) {

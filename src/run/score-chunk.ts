@@ -5,14 +5,19 @@ import { openCsv, type CsvHeader, type CsvStream } from '../formats/csv-read.js'
 import { scanLayout } from '../formats/csv-scan.js';
 import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
 import { sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
-import { openParquet, parquetColumnReader, resolveColumn } from '../formats/parquet-read.js';
-import { csvPartWriter, parquetPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
+import { csvPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import type { ObjectWriter } from '../storage/storage.js';
 import { BatchBuilder, mapColumns } from './batch.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
 import type { ChunkPlan, Segment } from './plan.js';
+
+/**
+ * hyparquet and its compressors (WebAssembly) and writer, loaded on first use: a scoring
+ * thread that only sees CSV never loads or compiles them.
+ */
+const parquetModules = async () => ({ read: await import('../formats/parquet-read.js'), writer: await import('../formats/parquet-part-writer.js') });
 
 /** What scoring a chunk needs besides the chunk: the bound model and the job's format options. */
 export interface ChunkContext {
@@ -73,7 +78,7 @@ class ChunkSink {
     const writer = await this.out.storage.createWriter(this.files.part);
     const { scorer, output } = this.ctx;
     this.part = output.format === 'parquet'
-      ? parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.codec)
+      ? (await parquetModules()).writer.parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.codec)
       : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.delimiter, escapeFormulas: output.escapeFormulas });
   }
 
@@ -172,6 +177,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
  * fetched, a batch of rows at a time; a reject's line is its 0-based row index in the file.
  */
 async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
+  const { openParquet, parquetColumnReader, resolveColumn } = (await parquetModules()).read;
   const source = await openParquet(segment.uri, segment.bytes, segment.version);
   const features = ctx.scorer.features.map((f) => resolveColumn(source.metadata, f, 'feature', segment.uri));
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));

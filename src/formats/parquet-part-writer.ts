@@ -1,0 +1,89 @@
+import { ParquetWriter, ByteWriter } from 'hyparquet-writer';
+import type { SchemaElement } from 'hyparquet';
+import type { OutputColumns } from '../model/scorer.js';
+import type { ObjectWriter } from '../storage/storage.js';
+import type { KeyColumn, PartWriter } from './part-writer.js';
+
+const PREDICTION_TYPE: Record<string, SchemaElement['type']> = {
+  float32: 'FLOAT',
+  float64: 'DOUBLE',
+  int64: 'INT64',
+  int32: 'INT32',
+  int8: 'INT32',
+  int16: 'INT32',
+  uint8: 'INT32',
+  uint16: 'INT32',
+  bool: 'BOOLEAN',
+};
+
+/** Schema element of a key column: its source type when it came from Parquet, else a UTF-8 string. */
+function keyElement(k: KeyColumn): SchemaElement {
+  const src = k.element;
+  if (!src) return { name: k.name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' };
+  // INT96 timestamps (Impala, old Spark) are read as dates; write them as standard millisecond timestamps.
+  if (src.type === 'INT96') return { name: k.name, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', repetition_type: 'OPTIONAL' };
+  const { type, type_length, converted_type, scale, precision, logical_type } = src;
+  return { name: k.name, type, type_length, converted_type, scale, precision, logical_type, repetition_type: 'OPTIONAL' };
+}
+
+function outputElements(outputs: OutputColumns[]): SchemaElement[] {
+  return outputs.flatMap((o) =>
+    o.names.map((name): SchemaElement =>
+      o.type === 'string'
+        ? { name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' }
+        : { name, type: PREDICTION_TYPE[o.type] ?? 'DOUBLE', repetition_type: 'REQUIRED' },
+    ),
+  );
+}
+
+/**
+ * Parquet parts: key columns in their source types, predictions as FLOAT/DOUBLE/INT64,
+ * snappy-compressed, one row group per batch, key-value metadata naming the job, date and
+ * model. Bytes stream to storage after every row group, so memory holds one batch.
+ */
+export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs: OutputColumns[], kv: Record<string, string>, codec: 'SNAPPY' | 'UNCOMPRESSED'): PartWriter {
+  const elements = [...keys.map(keyElement), ...outputElements(outputs)];
+  const bytes = new ByteWriter();
+  let pending: Promise<void> = Promise.resolve();
+  // Hand each finished row group's bytes to the upload and start the buffer over; `offset`
+  // keeps counting, so the footer's offsets stay right.
+  const drain = () => {
+    const chunk = Buffer.from(new Uint8Array(bytes.buffer, 0, bytes.index));
+    bytes.index = 0;
+    pending = pending.then(() => out.write(chunk));
+    return pending;
+  };
+  const writer = Object.assign(bytes, { flush: drain, finish: drain });
+  const parquet = new ParquetWriter({
+    writer,
+    schema: [{ name: 'root', num_children: elements.length }, ...elements],
+    codec,
+    kvMetadata: Object.entries(kv).map(([key, value]) => ({ key, value })),
+    createdBy: 'nightscore',
+  });
+  return {
+    async writeBatch(keyRows, values, rows) {
+      if (rows === 0) return;
+      const columnData = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => toKeyValue(keyRows.value(r, i), elements[i]!)) }));
+      for (const v of values) {
+        const width = v.columns.names.length;
+        v.columns.names.forEach((name, c) => {
+          const data = width === 1 ? v.data : Array.from({ length: rows }, (_, r) => (v.data as ArrayLike<unknown>)[r * width + c]);
+          columnData.push({ name, data: (v.columns.type === 'bool' ? Array.from(data as ArrayLike<number>, Boolean) : data) as unknown[] });
+        });
+      }
+      await parquet.write({ columnData, rowGroupSize: rows });
+    },
+    async close() {
+      await parquet.finish();
+      await pending;
+      await out.close();
+    },
+    abort: () => out.abort(),
+  };
+}
+
+function toKeyValue(v: unknown, element: SchemaElement): unknown {
+  if (v === undefined || v === '') return element.converted_type === 'UTF8' ? (v ?? null) : null;
+  return v;
+}
