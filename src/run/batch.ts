@@ -278,12 +278,13 @@ export class BatchBuilder implements ScanTarget {
   }
 
   /**
-   * Adds `count` rows of column-oriented data (Parquet) to an empty builder: `features[j]` and
-   * `keys[k]` are whole columns, `firstLine` the first row's index in the file. Values go
+   * Adds `count` rows of column-oriented data (Parquet) to an empty builder: rows `from` to
+   * `from + count` of the columns `features[j]` and `keys[k]` (taken in place, not sliced),
+   * `firstLine` the first one's index in the file. Values go
    * column by column straight into the feature buffer; a row with a value that is not a
    * finite number is rejected, naming its first such column, and the rows after it close up.
    */
-  addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], count: number, firstLine: number): void {
+  addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], from: number, count: number, firstLine: number): void {
     if (this.count !== 0 || count > this.capacity) throw new Error(`addColumns takes at most ${this.capacity} rows into an empty builder`);
     const width = this.width;
     if (this.buffer.length < count * width) this.buffer = new Float32Array(Math.max(count, 1) * width);
@@ -296,16 +297,16 @@ export class BatchBuilder implements ScanTarget {
       if (column instanceof Float64Array || column instanceof Float32Array || column instanceof Int32Array) {
         // The common case, typed: only non-finite values need a look.
         for (let r = 0, at = j; r < count; r++, at += width) {
-          const f = Math.fround(column[r] as number);
+          const f = Math.fround(column[from + r] as number);
           if (f - f === 0) buffer[at] = f;
           else if (!bad?.[r]) {
             bad = markBad(bad, count, r, j);
-            reasons.set(r, parquetFeature(column[r]) as string);
+            reasons.set(r, parquetFeature(column[from + r]) as string);
           }
         }
       } else {
         for (let r = 0, at = j; r < count; r++, at += width) {
-          const raw = column[r];
+          const raw = column[from + r];
           // Finite numbers inline: a number returned by a call V8 does not inline is boxed.
           const f = typeof raw === 'number' ? Math.fround(raw) : NaN;
           if (f - f === 0) {
@@ -326,11 +327,11 @@ export class BatchBuilder implements ScanTarget {
     for (let r = 0; r < count; r++) {
       const failed = bad?.[r];
       if (failed) {
-        this.rejected.push({ source: this.source, line: firstLine + r, key: keys.map((k) => k[r]), reason: `column ${this.featureNames[failed - 1]}: ${reasons.get(r)}` });
+        this.rejected.push({ source: this.source, line: firstLine + r, key: keys.map((k) => k[from + r]), reason: `column ${this.featureNames[failed - 1]}: ${reasons.get(r)}` });
         continue;
       }
       if (kept !== r) buffer.copyWithin(kept * width, r * width, (r + 1) * width);
-      rows[kept++] = r;
+      rows[kept++] = from + r;
     }
     this.count = kept;
     this.columnKeys = new ColumnKeys(keys, rows.subarray(0, kept));

@@ -188,19 +188,14 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   const { start, end } = segment.rows!;
   // The whole segment in one read per column (see planParquetChunks), then batches of it.
   const columns = await read(start, end);
+  const featureColumns = columns.slice(0, features.length);
+  const keyColumns = columns.slice(features.length);
   for (let from = start; from < end; from += ctx.batchRows) {
     const to = Math.min(end, from + ctx.batchRows);
-    const batch = columns.map((c) => sliceColumn(c, from - start, to - start));
-    builder.addColumns(batch.slice(0, features.length), batch.slice(features.length), to - from, from);
+    builder.addColumns(featureColumns, keyColumns, from - start, to - from, from);
     await sink.flush(builder, start);
   }
   return { uri: segment.uri, start, rows: end - start, newlines: 0 };
-}
-
-/** Rows [from, to) of a decoded column: a view of a typed array, a copy of a plain one. */
-function sliceColumn(column: ArrayLike<unknown>, from: number, to: number): ArrayLike<unknown> {
-  if (from === 0 && to === column.length) return column;
-  return ArrayBuffer.isView(column) ? (column as unknown as Float64Array).subarray(from, to) : Array.prototype.slice.call(column, from, to);
 }
 
 /** Opens a segment's CSV records; every stream it opens is pushed to `streams` for the caller to destroy. */
