@@ -162,11 +162,16 @@ export class CsvText {
   }
 
   private reserve(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(grown, 0, 0, this.pos);
-    this.buf = grown;
+    this.buf = withRoom(this.buf, this.pos, n);
   }
+}
+
+/** `buf` if it has room for `n` more bytes after the first `used`, else a copy of those in one at least twice as large. */
+export function withRoom(buf: Buffer, used: number, n: number): Buffer {
+  if (used + n <= buf.length) return buf;
+  const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, used + n));
+  buf.copy(grown, 0, 0, used);
+  return grown;
 }
 
 /** "00".."99" as ASCII pairs: two digits per step halves the divisions. */

@@ -1,6 +1,6 @@
 import { inputError } from '../errors.js';
 import type { ScanTarget } from '../formats/csv-scan.js';
-import type { CsvText } from '../formats/csv-text.js';
+import { withRoom, type CsvText } from '../formats/csv-text.js';
 import { escapeFormula, keyText } from '../formats/csv-write.js';
 import { parquetFeature } from '../formats/parquet-values.js';
 
@@ -122,10 +122,7 @@ class TextKeys implements BatchKeys {
   }
 
   private reserve(n: number): void {
-    if (this.used + n <= this.bytes.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + n));
-    this.bytes.copy(grown, 0, 0, this.used);
-    this.bytes = grown;
+    this.bytes = withRoom(this.bytes, this.used, n);
   }
 }
 
