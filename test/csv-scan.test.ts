@@ -22,11 +22,11 @@ const KEYS = ['id'];
 type Outcome = { rows: string[]; rejects: string[]; error?: string };
 
 /** What the previous reader (csv-parse + the per-row checks it fed) made of a file. */
-function reference(bytes: Buffer): Outcome {
+function reference(bytes: Buffer, delimiter = ','): Outcome {
   const out: Outcome = { rows: [], rejects: [] };
   let records: Array<{ record: string[]; info: { lines: number } }>;
   try {
-    records = parse(bytes, { bom: true, delimiter: ',', skip_empty_lines: true, relax_column_count: true, info: true, max_record_size: 1 << 20 }) as unknown as typeof records;
+    records = parse(bytes, { bom: true, delimiter, skip_empty_lines: true, relax_column_count: true, info: true, max_record_size: 1 << 20 }) as unknown as typeof records;
   } catch (err) {
     // csv-parse's line drifts after a quoted line break (see below), and a failed parse
     // returns no records to correct it by: compare the line only where nothing drifts.
@@ -75,10 +75,10 @@ function reference(bytes: Buffer): Outcome {
 }
 
 /** What the scanner makes of the same bytes, fed in the given pieces, in batches of `batchRows` rows. */
-async function scanned(pieces: Buffer[], batchRows = 7): Promise<Outcome> {
+async function scanned(pieces: Buffer[], batchRows = 7, delimiter = ','): Promise<Outcome> {
   const out: Outcome = { rows: [], rejects: [] };
   try {
-    const csv = await openCsv(Readable.from(pieces), { source: 'x.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
+    const csv = await openCsv(Readable.from(pieces), { source: 'x.csv', delimiter, maxRecordBytes: 1 << 20 });
     const columns = mapColumns(csv.header.names, FEATURES, KEYS, 'x.csv');
     const builder = new BatchBuilder(FEATURES, batchRows, 'x.csv', KEYS.length);
     const drain = (full: BatchBuilder) => {
@@ -101,11 +101,12 @@ async function scanned(pieces: Buffer[], batchRows = 7): Promise<Outcome> {
 const bits = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
 
 /** A random CSV file in the given line-end style, with a header naming id, a, b, c (and maybe extras). */
-function randomCsv(next: () => number, eol: string): string {
+function randomCsv(next: () => number, eol: string, delimiter = ','): string {
   const pick = <T>(xs: T[]) => xs[Math.floor(next() * xs.length)] as T;
   const columns = ['id', 'a', 'b', 'c', ...(next() < 0.3 ? ['extra'] : [])].sort(() => next() - 0.5);
   const numbers = ['0', '1', '-1', '3.25', '-0.5', '.5', '5.', '+2', '1e3', '1E-3', '-2.5e+2', ' 7 ', '\t8', '0.1', '123456789012345678', '1.0000000000000002',
     '3.4028235e38', '1e39', '-0', '0e0', '', 'nan', 'inf', 'x', '1,5', '١', '1_000', '0x10', '1e', '.', '-', '12abc', '4.9e-324', '7.0e-46', '00012.5000'];
+  const quote = (v: string) => (v.includes(delimiter) || /["\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
   const field = (name: string): string => {
     const quoteIt = next() < 0.15;
     let v: string;
@@ -119,25 +120,24 @@ function randomCsv(next: () => number, eol: string): string {
       else if (roll < 0.75) v = ((next() - 0.5) * 10 ** Math.floor(next() * 60 - 30)).toPrecision(1 + Math.floor(next() * 18)).replace('e+', pick(['e+', 'e', 'E']));
       else v = pick(numbers);
     }
-    const needsQuotes = /[",\r\n]/.test(v);
-    if (quoteIt || needsQuotes) return `"${v.replaceAll('"', '""')}"`;
-    return v;
+    return quoteIt ? `"${v.replaceAll('"', '""')}"` : quote(v);
   };
-  const lines = [columns.join(',')];
+  const lines = [columns.map(quote).join(delimiter)];
   const rows = Math.floor(next() * 12);
   for (let r = 0; r < rows; r++) {
     const roll = next();
     if (roll < 0.08) lines.push('');
-    else if (roll < 0.13) lines.push(columns.slice(0, Math.floor(next() * columns.length)).map(field).join(','));
-    else if (roll < 0.16) lines.push([...columns, 'id'].map(field).join(','));
-    else lines.push(columns.map(field).join(','));
+    else if (roll < 0.13) lines.push(columns.slice(0, Math.floor(next() * columns.length)).map(field).join(delimiter));
+    else if (roll < 0.16) lines.push([...columns, 'id'].map(field).join(delimiter));
+    else lines.push(columns.map(field).join(delimiter));
   }
   let text = lines.join(eol) + (next() < 0.8 ? eol : '');
   // Now and then, break the quoting the ways real files do.
   const damage = next();
-  if (damage < 0.03) text = text.replace(/,([^,"\r\n]+)(?=[,\r\n])/, ',$1"x');
-  else if (damage < 0.06) text = text.replace(/"([^"]*)"(?=[,\r\n])/, '"$1"y');
-  else if (damage < 0.08) text += '"unclosed,1,2,3';
+  const d = delimiter.replace(/[\\^$.*+?()[\]{}|-]/g, '\\$&');
+  if (damage < 0.03) text = text.replace(new RegExp(`${d}([^${d}"\\r\\n]+)(?=[${d}\\r\\n])`), `${delimiter}$1"x`);
+  else if (damage < 0.06) text = text.replace(new RegExp(`"([^"]*)"(?=[${d}\\r\\n])`), '"$1"y');
+  else if (damage < 0.08) text += ['"unclosed', 1, 2, 3].join(delimiter);
   return (next() < 0.1 ? '\ufeff' : '') + text;
 }
 
@@ -170,6 +170,22 @@ describe('CSV scanner vs csv-parse (differential)', () => {
       // The generator must actually produce the hard cases, or agreement proves little.
       expect(errors).toBeGreaterThan(50);
       expect(rejects).toBeGreaterThan(500);
+    });
+  }
+
+  // Tab, semicolon and space, where padding must not swallow the delimiter; '.' and 'e',
+  // characters of numbers, where the number scans must not read across it.
+  for (const [name, delimiter] of [['tab', '\t'], ['semicolon', ';'], ['space', ' '], ['point', '.'], ['e', 'e']] as const) {
+    it(`agrees on 500 random files delimited by ${name}`, async () => {
+      const next = rng(name.length * 104729);
+      let rejects = 0;
+      for (let i = 0; i < 500; i++) {
+        const bytes = Buffer.from(randomCsv(next, '\n', delimiter));
+        const expected = reference(bytes, delimiter);
+        expect(await scanned(randomPieces(next, bytes), 7, delimiter), `file ${i}: ${JSON.stringify(bytes.toString())}`).toEqual(expected);
+        rejects += expected.rejects.length;
+      }
+      expect(rejects).toBeGreaterThan(150);
     });
   }
 

@@ -97,10 +97,16 @@ export class CsvScanner {
   private breaks = 0;
   /** Index of the buffer's last line end (-1: none): number scans before it need no bounds checks. */
   private safe = -1;
+  /**
+   * False when the delimiter is a character a number can hold (a digit, . e E + -): the
+   * number scans would read across it, so every feature takes the exact text path.
+   */
+  private readonly numbers: boolean;
 
   constructor(private readonly opts: CsvScanOptions) {
     if (Buffer.byteLength(opts.delimiter) !== 1) throw new Error(`delimiter must be one byte, got ${JSON.stringify(opts.delimiter)}`);
     this.delim = opts.delimiter.charCodeAt(0);
+    this.numbers = !/[\d.eE+-]/.test(opts.delimiter);
     this.eol = opts.eol === 'cr' ? CR : LF;
     this.eolKnown = opts.eol !== undefined;
   }
@@ -140,7 +146,7 @@ export class CsvScanner {
     while (!target.full) {
       pos = this.skipBlankLines(buf, pos, final);
       if (pos >= end) break;
-      if (this.eol === LF && pos < this.safe) {
+      if (this.eol === LF && this.numbers && pos < this.safe) {
         if (quote !== -1 && quote < pos) quote = -1;
         if (quote === -1) quote = indexOrEnd(buf, QUOTE, pos);
         const next = quote > pos ? this.plainRecord(buf, pos, Math.min(quote, this.safe + 1), layout, target) : -1;
@@ -229,7 +235,7 @@ export class CsvScanner {
           }
         }
       } else {
-        stop = role >= 0 && pos <= this.safe ? scanNumber(buf, pos, delim, eol, values, base + role) : -1;
+        stop = role >= 0 && this.numbers && pos <= this.safe ? scanNumber(buf, pos, delim, eol, values, base + role) : -1;
         if (stop < 0) {
           stop = this.unquotedEnd(buf, pos, final, field, recordStart, startLine);
           if (stop === -1) return -1;
@@ -447,7 +453,8 @@ function scanNumber(buf: Buffer, pos: number, delim: number, eol: number, values
 function scanNumberFull(buf: Buffer, pos: number, delim: number, eol: number, values: Float32Array, at: number): number {
   let i = pos;
   let c = buf[i] as number;
-  while (c === SPACE || c === TAB) c = buf[++i] as number;
+  // Padding, but never the delimiter itself (a tab- or space-separated file).
+  while ((c === SPACE || c === TAB) && c !== delim) c = buf[++i] as number;
   const negative = c === MINUS;
   if (negative || c === PLUS) c = buf[++i] as number;
   let mantissa = 0;
@@ -483,7 +490,7 @@ function scanNumberFull(buf: Buffer, pos: number, delim: number, eol: number, va
     if (i === expStart) return -1;
     exponent += expNegative ? -e : e;
   }
-  while (c === SPACE || c === TAB) c = buf[++i] as number;
+  while ((c === SPACE || c === TAB) && c !== delim) c = buf[++i] as number;
   if (c !== delim && c !== eol && !(c === CR && buf[i + 1] === LF)) return -1;
   let value: number;
   if (mantissa === 0) value = 0;
