@@ -324,8 +324,10 @@ function roundTo(e: number, p: number): number {
   const rest = whole - down * q + fraction;
   if (Math.abs(rest - q / 2) < 1e-6 * q) {
     // Too close to a tie to know which way toPrecision rounds; if neither neighbour reads
-    // back (2.5 at one digit), the answer does not depend on it. (No closure here: a
-    // function that creates one allocates its context on every call.)
+    // back (2.5 at one digit), the answer does not depend on it. That needs 10^k exact: past
+    // 10^22 (values from 1e30 up) this cannot decide. (No closure here: a function that
+    // creates one allocates its context on every call.)
+    if (k > 22 || k < -22) return -1;
     return Math.fround(scaled(down, -k)) === ax || Math.fround(scaled(down + 1, -k)) === ax ? -1 : 0;
   }
   const up = rest > q / 2;
