@@ -202,15 +202,16 @@ function describeHeader(header: string[]): string {
 }
 
 /**
- * Accumulates rows into a fixed-capacity batch, and the rows rejected meanwhile. The
- * feature buffer is allocated once per builder and reused, so memory does not grow with
- * the input. CSV rows arrive from the scanner (csv-scan.ts), which writes features straight
- * into `values`; Parquet rows arrive a column batch at a time through `addColumns`.
+ * Accumulates rows into a batch of at most `capacity` rows, and the rows rejected meanwhile.
+ * The feature and key buffers grow to a batch's size and are then reused from batch to
+ * batch, so memory does not grow with the input. CSV rows arrive from the scanner
+ * (csv-scan.ts), which writes features straight into `values`; Parquet rows arrive a column
+ * batch at a time through `addColumns`.
  */
 export class BatchBuilder implements ScanTarget {
   /** Grows to `capacity` rows as rows come, so a small or empty chunk does not pay for a full batch. */
   private buffer: Float32Array;
-  /** Made on the first CSV row: Parquet rows carry their keys as values. */
+  /** Made on the first CSV row: Parquet batches keep their keys as the decoded columns. */
   private textKeys: TextKeys | undefined;
   /** The last batch handed out holds textKeys: clear it before the next row is written. */
   private handedOut = false;

@@ -79,7 +79,7 @@ export const PARQUET_CHUNK_BATCHES = 2;
 /**
  * Plans Parquet chunks from each object's footer: a chunk is one row group, and a row group
  * with more than PARQUET_CHUNK_BATCHES × `batchRows` rows is split into equal row ranges of
- * at most that many, so memory stays bounded by `chunk.rows` whatever the row groups' size.
+ * at most that many, so memory stays bounded by 2 × `chunk.rows` rows whatever the row groups' size.
  * A row group is not split any finer than that: a page is decoded whole, and without an
  * offset index so is every page before a range, so a row group of two batches read as two
  * ranges was decoded twice (a third of the read time of a 100,000-row group).

@@ -13,11 +13,10 @@ import { BatchBuilder, mapColumns } from './batch.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
 import type { ChunkPlan, Segment } from './plan.js';
 
-/**
- * hyparquet and its compressors (WebAssembly) and writer, loaded on first use: a scoring
- * thread that only sees CSV never loads or compiles them.
- */
-const parquetModules = async () => ({ read: await import('../formats/parquet-read.js'), writer: await import('../formats/parquet-part-writer.js') });
+// hyparquet with its compressors (WebAssembly), and hyparquet-writer, are loaded on first use:
+// a scoring thread that only sees CSV never loads or compiles them.
+const parquetReader = () => import('../formats/parquet-read.js');
+const parquetWriter = () => import('../formats/parquet-part-writer.js');
 
 /** What scoring a chunk needs besides the chunk: the bound model and the job's format options. */
 export interface ChunkContext {
@@ -78,7 +77,7 @@ class ChunkSink {
     const writer = await this.out.storage.createWriter(this.files.part);
     const { scorer, output } = this.ctx;
     this.part = output.format === 'parquet'
-      ? (await parquetModules()).writer.parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.codec)
+      ? (await parquetWriter()).parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.codec)
       : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.delimiter, escapeFormulas: output.escapeFormulas });
   }
 
@@ -123,7 +122,8 @@ class ChunkSink {
 
 /**
  * Scores one chunk into `part-<index>`. Rows stream through in batches of `batchRows`, so
- * memory is bounded by one batch whatever the chunk's size. Every record of the chunk's
+ * memory is bounded by one batch whatever the chunk's size (a Parquet chunk, at most two
+ * batches, is decoded whole: see planParquetChunks). Every record of the chunk's
  * segments lands in exactly one place: the part, or the staged rejects file that the run's
  * commit turns into `_rejects/part-<index>` with absolute line numbers.
  * The part is written under a deterministic name and only becomes visible when complete,
@@ -174,10 +174,11 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
 
 /**
  * A Parquet segment is a row range of one row group. Only the key and feature columns are
- * fetched, a batch of rows at a time; a reject's line is its 0-based row index in the file.
+ * fetched and decoded, the whole segment at once, then scored a batch at a time; a reject's
+ * line is its 0-based row index in the file.
  */
 async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
-  const { openParquet, parquetColumnReader, resolveColumn } = (await parquetModules()).read;
+  const { openParquet, parquetColumnReader, resolveColumn } = await parquetReader();
   const source = await openParquet(segment.uri, segment.bytes, segment.version);
   const features = ctx.scorer.features.map((f) => resolveColumn(source.metadata, f, 'feature', segment.uri));
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
