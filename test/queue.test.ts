@@ -150,11 +150,16 @@ describe('runs on the queue', () => {
     const res = await runCli(['backfill', job, '--from', dates[0]!, '--to', dates[3]!, '--max-parallel-runs', '1'], { env: tq.env });
     expect(res.stdout).toContain('4 of 4 dates enqueued (at most 1 run at a time)');
     let maxInFlight = 0;
+    let inFlightWithoutTime = 0;
     await tq.waitFor(job, dates[0]!, dates[3]!, (rows) => {
-      maxInFlight = Math.max(maxInFlight, rows.filter((r) => r.state === 'running' || r.state === 'scheduled').length);
+      const inFlight = rows.filter((r) => r.state === 'running' || r.state === 'scheduled');
+      maxInFlight = Math.max(maxInFlight, inFlight.length);
+      inFlightWithoutTime += inFlight.filter((r) => !r.enqueued_at).length;
       return rows.every((r) => r.state === 'succeeded');
     });
     expect(maxInFlight).toBe(1);
+    // A run in flight already says when it was enqueued.
+    expect(inFlightWithoutTime).toBe(0);
     const started = await Promise.all(dates.map(async (d) => (await ws.manifest(`out/dt=${d}`)).started_at));
     expect([...started].sort()).toEqual(started);
   });

@@ -14,7 +14,7 @@ export interface DateStatus {
   duration_ms?: number | null;
   sha256?: string;
   attempts?: number;
-  /** From the queue, while it keeps the run: when it was enqueued and when it ended (ISO 8601). */
+  /** From the queue, while it keeps the run: when it was enqueued, and once it ended, when (ISO 8601). */
   enqueued_at?: string;
   finished_at?: string;
   error?: string;
@@ -38,7 +38,8 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
         : {};
       if (run) {
         const attempts = run.attemptsMade;
-        const ended = { attempts, enqueued_at: new Date(run.timestamp).toISOString(), ...(run.finishedOn ? { finished_at: new Date(run.finishedOn).toISOString() } : {}), ...fromManifest };
+        const enqueued_at = new Date(run.timestamp).toISOString();
+        const ended = { attempts, enqueued_at, ...(run.finishedOn ? { finished_at: new Date(run.finishedOn).toISOString() } : {}), ...fromManifest };
         if (state === 'failed') return { date, state: 'failed', ...ended, error: run.failedReason };
         if (state === 'completed') {
           return success
@@ -49,9 +50,9 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
         if (state === 'active' || state === 'waiting-children' || data.plan) {
           const counts = await run.getDependenciesCount({ processed: true, ignored: true, failed: true });
           const done = (counts.processed ?? 0) + (counts.ignored ?? 0) + (counts.failed ?? 0);
-          return { date, state: 'running', attempts, chunks: { done, total: data.plan?.chunks.length ?? 0 } };
+          return { date, state: 'running', attempts, enqueued_at, chunks: { done, total: data.plan?.chunks.length ?? 0 } };
         }
-        return { date, state: 'scheduled', attempts };
+        return { date, state: 'scheduled', attempts, enqueued_at };
       }
       if (success) return { date, state: 'succeeded', ...fromManifest };
       if (manifest?.status === 'failed') return { date, state: 'failed', ...fromManifest };
