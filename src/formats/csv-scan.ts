@@ -13,7 +13,7 @@
  * Only complete records are consumed: a caller feeding a stream carries the unconsumed
  * tail over to the next buffer (see csv-read.ts), so a record may span any number of reads.
  */
-import { parseFeature } from './numbers.js';
+import { parseFeature, POW10 } from './numbers.js';
 
 const QUOTE = 0x22;
 const LF = 0x0a;
@@ -24,8 +24,6 @@ const DOT = 0x2e;
 const SPACE = 0x20;
 const TAB = 0x09;
 
-/** Exact powers of ten (10^0..10^22 are exact doubles, the range Clinger's fast path needs). */
-const POW10 = Float64Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 
 /** A malformed record: csv-parse's code, the 1-based line the problem is on, and what was found. */
 export class CsvScanError extends Error {

@@ -5,7 +5,7 @@
  * The output is byte for byte what csv-stringify with formatFloat32 printed: test/csv-text.test.ts
  * holds the two side by side.
  */
-import { formatFloat32 } from './numbers.js';
+import { formatFloat32, POW10 } from './numbers.js';
 
 const LF = 0x0a;
 const MINUS = 0x2d;
@@ -19,8 +19,6 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
  */
 export const FORMULA_START = [0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d];
 
-/** Exact powers of ten, 10^0..10^22. */
-const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 const INV_POW10 = POW10.map((p) => 1 / p);
 
 /** A growing byte buffer holding one batch of CSV rows. */

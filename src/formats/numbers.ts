@@ -3,6 +3,9 @@
  * feature value, and how predictions print so that they read back bit-for-bit.
  */
 
+/** Exact powers of ten: 10^0..10^22 are exact doubles, the range Clinger's fast path needs. */
+export const POW10 = Float64Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+
 const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const NON_FINITE_RE = /^[+-]?(?:nan|inf|infinity)$/i;
 
