@@ -74,7 +74,7 @@ export interface PlanOptions {
  * Rows a Parquet chunk may hold, in batches: a chunk is read whole, one decode per column, so
  * memory is bounded by this many batches of rows.
  */
-export const PARQUET_CHUNK_BATCHES = 2;
+const PARQUET_CHUNK_BATCHES = 2;
 
 /**
  * Plans Parquet chunks from each object's footer: a chunk is one row group, and a row group
@@ -92,16 +92,26 @@ export async function planParquetChunks(inputs: InputObject[], batchRows: number
   for (const input of inputs) {
     const { metadata } = await openParquet(input.uri, input.bytes, input.version, { checkHead: true });
     for (const group of rowGroups(metadata)) {
-      const rows = group.rowEnd - group.rowStart;
-      const parts = Math.ceil(rows / maxRows);
-      for (let p = 0; p < parts; p++) {
-        const start = group.rowStart + Math.floor((rows * p) / parts);
-        const end = group.rowStart + Math.floor((rows * (p + 1)) / parts);
+      for (const [from, to] of equalRanges(group.rowEnd - group.rowStart, maxRows)) {
+        const start = group.rowStart + from;
+        const end = group.rowStart + to;
         chunks.push({ index: chunks.length, segments: [{ uri: input.uri, bytes: input.bytes, start, end, gzip: false, version: input.version, rows: { start, end } }] });
       }
     }
   }
   return chunks;
+}
+
+/**
+ * [0, length) cut into the fewest ranges of at most `max`, of equal size but the last: chunks
+ * of like size keep every worker busy until the end (17 MB in 16 MB chunks is 8.5 + 8.5, not
+ * 16 + 1).
+ */
+function equalRanges(length: number, max: number): Array<[number, number]> {
+  const size = Math.ceil(length / Math.ceil(length / max));
+  const ranges: Array<[number, number]> = [];
+  for (let start = 0; start < length; start += size) ranges.push([start, Math.min(start + size, length)]);
+  return ranges;
 }
 
 /**
@@ -129,12 +139,7 @@ export function planChunks(inputs: InputObject[], opts: PlanOptions): ChunkPlan[
       continue;
     }
     close();
-    // Equal ranges rather than full ones and a remainder: chunks of like size keep every
-    // worker busy until the end (17 MB in 16 MB chunks is 8.5 + 8.5, not 16 + 1).
-    const size = Math.ceil(input.bytes / Math.ceil(input.bytes / opts.chunkBytes));
-    for (let start = 0; start < input.bytes; start += size) {
-      chunks.push({ index: chunks.length, segments: [{ ...whole, start, end: Math.min(start + size, input.bytes) }] });
-    }
+    for (const [start, end] of equalRanges(input.bytes, opts.chunkBytes)) chunks.push({ index: chunks.length, segments: [{ ...whole, start, end }] });
   }
   close();
   return chunks;
