@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CsvText } from '../src/formats/csv-text.js';
 import { escapeFormula, formatPredictions, keyText } from '../src/formats/csv-write.js';
 import type { OutputValues } from '../src/model/scorer.js';
-import { ValueKeys } from '../src/run/batch.js';
+import { ColumnKeys } from '../src/run/batch.js';
 import { formatFloat32 } from '../src/formats/numbers.js';
 import { rng } from '../src/demo/churn-data.js';
 
@@ -139,7 +139,9 @@ describe('prediction rows', () => {
           ]),
           { delimiter },
         );
-        expect(formatPredictions(new ValueKeys(keys), 3, outputs, rows, { delimiter, escapeFormulas }).toString('utf8')).toBe(expected);
+        const keyColumns = [0, 1, 2].map((k) => keys.map((key) => key[k]));
+        const batchKeys = new ColumnKeys(keyColumns, Int32Array.from({ length: rows }, (_, r) => r));
+        expect(formatPredictions(batchKeys, 3, outputs, rows, { delimiter, escapeFormulas }).toString('utf8')).toBe(expected);
       }
     }
   });

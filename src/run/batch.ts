@@ -127,10 +127,10 @@ class TextKeys implements BatchKeys {
 }
 
 /**
- * Parquet keys as the decoded key columns and, per batch row, its row in them: the keys keep
- * their source types, and a batch costs no array per row.
+ * Keys as values (Parquet's keep their source types): the key columns and, per batch row, its
+ * row in them, so a batch costs no array per row.
  */
-class ColumnKeys implements BatchKeys {
+export class ColumnKeys implements BatchKeys {
   constructor(
     private readonly columns: ArrayLike<unknown>[],
     private readonly rows: Int32Array,
@@ -138,20 +138,6 @@ class ColumnKeys implements BatchKeys {
 
   value(r: number, k: number): unknown {
     return (this.columns[k] as ArrayLike<unknown>)[this.rows[r] as number];
-  }
-
-  writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
-    const text = keyText(this.value(r, k));
-    out.text(escapeFormulas ? escapeFormula(text) : text);
-  }
-}
-
-/** Keys as values, one array per row. */
-export class ValueKeys implements BatchKeys {
-  constructor(readonly rows: unknown[][]) {}
-
-  value(r: number, k: number): unknown {
-    return (this.rows[r] as unknown[])[k];
   }
 
   writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
@@ -349,7 +335,7 @@ export class BatchBuilder implements ScanTarget {
    * allocating a batch's worth of buffers each time, keeps the garbage collector quiet.
    */
   take(): Batch {
-    const keys = this.columnKeys ?? this.textKeys ?? new ValueKeys([]);
+    const keys = this.columnKeys ?? this.textKeys ?? new ColumnKeys([], new Int32Array(0));
     const batch = { rows: this.count, features: this.buffer.subarray(0, this.count * this.width), keys };
     this.handedOut = keys === this.textKeys;
     this.columnKeys = undefined;
