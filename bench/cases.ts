@@ -107,7 +107,7 @@ async function queuedRun(group: WorkerGroup, jobFile: string, date: string, rows
  * time, over the extra chunks, is what a chunk costs with nothing to score.
  */
 export async function measureChunkOverhead(oneJob: string, manyJob: string, manyDir: string, chunkBytes: number, runs: number, o: QueueCaseOptions): Promise<Measured> {
-  const files = planChunks(await listInputs(`${manyDir}/`, 'csv', 'bench'), { chunkBytes, split: true }).length;
+  const files = planChunks((await listInputs(`${manyDir}/`, 'csv', 'bench')).objects, { chunkBytes, split: true }).length;
   const group = await startWorkers(1, o.redisUrl, o.concurrency);
   try {
     await queuedRun(group, o.warmJob, dateOf(0), -1, limitFor(0));

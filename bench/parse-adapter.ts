@@ -34,7 +34,7 @@ export interface ParseResult {
 
 /** Reads every object in `dir` through the chunk path, chunk after chunk on this thread. */
 export async function parseDataset(dir: string, opts: ParseOptions): Promise<ParseResult> {
-  const inputs = await listInputs(`${dir}/`, opts.format, 'bench');
+  const inputs = (await listInputs(`${dir}/`, opts.format, 'bench')).objects;
   const chunks = opts.format === 'parquet' ? await planParquetChunks(inputs, opts.batchRows) : planChunks(inputs, { chunkBytes: opts.chunkBytes, split: true });
   const out = await mkdtemp(path.join(opts.scratchDir, 'parse-'));
   let touched = 0;

@@ -6,8 +6,8 @@ import { writeDemoDay } from '../demo/demo.js';
 import { loadJob, locateRun } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { formatSummary, terminalProgress } from '../observe/progress.js';
-import { listInputs } from '../run/plan.js';
-import { prepareJob, runJob } from '../run/run.js';
+import { listInputs, type SkippedObject } from '../run/plan.js';
+import { checkOutputApart, prepareJob, runJob } from '../run/run.js';
 
 /** What every command gets from the CLI: a logger, and whether a person is watching. */
 export interface CommandContext {
@@ -33,11 +33,19 @@ export async function runCommand(ctx: CommandContext, jobFile: string, opts: { d
   const progress = interactive && !opts.json ? terminalProgress(process.stderr) : undefined;
   log.info({ job: job.name, date, model_sha256: prepared.model.sha256 }, 'run started');
   const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads }).finally(() => progress?.clear());
+  if (manifest.skipped.length && !opts.json) process.stderr.write(`${formatSkipped(manifest.skipped)}\n`);
   log[manifest.error ? 'error' : 'info']({ job: job.name, date, rows: manifest.rows, duration_ms: manifest.duration_ms, error: manifest.error }, `run ${manifest.status}`);
   process.stdout.write(opts.json ? `${JSON.stringify(manifest, null, 2)}\n` : `${formatSummary(manifest)}\n`);
   if (!manifest.error) return 0;
   if (!opts.json) process.stderr.write(`nightscore: ${manifest.error.code}: ${manifest.error.message}${manifest.error.hint ? `\n  hint: ${manifest.error.hint}` : ''}\n`);
   return exitCodeFor(manifest.error.kind);
+}
+
+/** The objects under the input prefix a run did not read, for the terminal (the manifest lists them all). */
+export function formatSkipped(skipped: SkippedObject[]): string {
+  const shown = skipped.slice(0, 10).map((s) => `  ${s.uri} (${s.reason})`);
+  if (skipped.length > shown.length) shown.push(`  … and ${skipped.length - shown.length} more (see the manifest's "skipped")`);
+  return `skipped  ${skipped.length} object(s) under the input that are not read:\n${shown.join('\n')}`;
 }
 
 /** nightscore validate: check the job file, the model signature and (with a date) the input. */
@@ -50,10 +58,14 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
     `         input "${prepared.scorer.inputName}" float32 [N, ${prepared.scorer.features.length}]; features ${prepared.scorer.features.join(', ')}`,
     `         columns ${prepared.scorer.outputs.flatMap((o) => o.names).join(', ')}`,
   ];
+  // Whether output and input overlap can depend on the date; without one, check yesterday's.
+  const date = opts.date ? parseLogicalDate(opts.date) : yesterday();
+  const where = locateRun(job, date);
+  await checkOutputApart(job, where.inputUri, where.outputUri, date);
   if (opts.date) {
-    const date = parseLogicalDate(opts.date);
-    const inputs = await listInputs(locateRun(job, date).inputUri, job.input.format, date);
-    lines.push(`input    ${date}: ${inputs.length} object(s), ${inputs.reduce((s, i) => s + i.bytes, 0)} bytes`);
+    const { objects, skipped } = await listInputs(where.inputUri, job.input.format, date);
+    lines.push(`input    ${date}: ${objects.length} object(s), ${objects.reduce((s, i) => s + i.bytes, 0)} bytes`);
+    if (skipped.length) lines.push(formatSkipped(skipped));
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;

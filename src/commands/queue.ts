@@ -1,7 +1,7 @@
 import { QueueEvents } from 'bullmq';
 import { usageError } from '../errors.js';
 import { dateRange } from '../job/dates.js';
-import { loadJob } from '../job/load.js';
+import { loadJob, loadJobsDir } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, planBackfill, type Reprocess } from '../queue/backfill.js';
 import { connectionOptions, queueConfig, runId } from '../queue/config.js';
@@ -73,7 +73,9 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
 
 /** nightscore schedule sync: one job scheduler per job file with a schedule. */
 export async function scheduleSyncCommand(ctx: CommandContext, dir: string): Promise<number> {
-  const result = await withQueues(ctx, (queues) => syncSchedules(queues, dir));
+  // Every file is read and checked before Redis is touched: nothing is half-applied.
+  const jobs = await loadJobsDir(dir);
+  const result = await withQueues(ctx, (queues) => syncSchedules(queues, jobs));
   process.stdout.write(`schedulers: ${result.upserted.join(', ') || '(none)'}\n${result.removed.length ? `removed: ${result.removed.join(', ')}\n` : ''}`);
   return 0;
 }

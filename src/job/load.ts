@@ -1,8 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { configError } from '../errors.js';
+import { configError, NightscoreError } from '../errors.js';
+import { parseUri, schemeOf } from '../storage/open.js';
 import { jobSchema, type JobFile } from './schema.js';
 import { checkTemplate, renderTemplate } from './template.js';
 
@@ -54,25 +55,47 @@ export function parseJob(text: string, file: string): JobDefinition {
       hint: 'Fix the YAML syntax at that line.',
     });
   }
-  const parsed = jobSchema.safeParse(doc.toJS() ?? {});
+  const lineOf = (keyPath: (string | number)[]): number | undefined => {
+    const node = doc.getIn(keyPath, true) as { range?: [number, number, number] } | undefined;
+    return node?.range ? lines.linePos(node.range[0]).line : undefined;
+  };
+  const invalid = (keyPath: (string | number)[], what: string, hint: string) => {
+    const line = lineOf(keyPath);
+    const key = keyPath.map(String).join('.') || '(top level)';
+    return configError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${what}`, { source: file, line, column: key, hint });
+  };
+  const parsed = jobSchema.safeParse(toJS(doc, invalid));
   if (!parsed.success) {
     const issue = parsed.error.issues[0] as z.core.$ZodIssue;
-    const keyPath = issue.path.map(String).join('.') || '(top level)';
-    const node = doc.getIn(issue.path as (string | number)[], true) as { range?: [number, number, number] } | undefined;
-    const line = node?.range ? lines.linePos(node.range[0]).line : undefined;
-    const found = doc.getIn(issue.path as (string | number)[]);
-    throw configError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: ${keyPath}: ${describeIssue(issue, found)}`, {
-      source: file,
-      line,
-      column: keyPath,
-      hint: 'See "Job file reference" in the README for every key and its type.',
-    });
+    throw invalid(issue.path as (string | number)[], describeIssue(issue, doc.getIn(issue.path as (string | number)[])), 'See "Job file reference" in the README for every key and its type.');
   }
   const job = parsed.data;
-  checkTemplate(job.input.uri, 'input.uri');
-  checkTemplate(job.output.uri, 'output.uri');
-  for (const [where, uri] of [['input.uri', job.input.uri], ['output.uri', job.output.uri]] as const) checkScheme(uri, where, file);
-  return { ...job, file, dir: path.dirname(file) };
+  const dir = path.dirname(file);
+  for (const [key, uri] of [['input', job.input.uri], ['output', job.output.uri], ['model', job.model.path]] as const) {
+    const keyPath = [key, key === 'model' ? 'path' : 'uri'];
+    try {
+      checkTemplate(uri, keyPath.join('.'));
+      // Every date renders the same shape, so one sample date proves the location's form.
+      const parsedUri = parseUri(resolveLocation(renderTemplate(uri, '2000-01-01'), dir));
+      if (key === 'model' && parsedUri.scheme !== 'file') throw configError('BAD_URI', `"${uri}" is not a local file; model.path takes a path or a file:// URL`, { hint: 'Copy the model next to the job file, or mount it, and point model.path at it.' });
+    } catch (err) {
+      if (!(err instanceof NightscoreError)) throw err;
+      throw invalid(keyPath, err.message.replace(`${keyPath.join('.')}: `, ''), err.hint ?? 'See "Job file reference" in the README.');
+    }
+  }
+  return { ...job, file, dir };
+}
+
+/**
+ * The document as plain data. Aliases are expanded with a bound: a "billion laughs" file
+ * would otherwise take all memory; the yaml library counts them and we say where.
+ */
+function toJS(doc: Document, invalid: (keyPath: (string | number)[], what: string, hint: string) => NightscoreError): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    throw invalid([], `cannot expand the document: ${(err as Error).message}`, 'Use fewer YAML aliases (*name); a job file needs none.');
+  }
 }
 
 function describeIssue(issue: z.core.$ZodIssue, found: unknown): string {
@@ -82,22 +105,40 @@ function describeIssue(issue: z.core.$ZodIssue, found: unknown): string {
   return issue.message.charAt(0).toLowerCase() + issue.message.slice(1);
 }
 
-const SCHEME_RE = /^([a-z][a-z0-9+.-]*):\/\//i;
-
-function checkScheme(uri: string, where: string, file: string): void {
-  const scheme = SCHEME_RE.exec(uri)?.[1]?.toLowerCase();
-  if (scheme !== undefined && scheme !== 's3' && scheme !== 'file') {
-    throw configError('JOB_INVALID', `${file}: ${where}: unsupported scheme "${scheme}://" in "${uri}"`, {
-      source: file,
-      column: where,
-      hint: 'Use s3://bucket/prefix, a file:// URL, or a plain path (relative to the job file).',
+/**
+ * Every job file of a folder, validated, for the commands that read a folder (schedule
+ * sync, worker --jobs-dir): one invalid file fails them all, and so do two files that give
+ * the same `name`, which would share one scheduler and one run id per date.
+ */
+export async function loadJobsDir(dir: string): Promise<JobDefinition[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    throw configError('JOBS_DIR_NOT_FOUND', `cannot read the jobs folder ${path.resolve(dir)}: ${(err as Error).message}`, {
+      source: path.resolve(dir),
+      hint: 'Pass the folder that holds the job files (*.yaml), for example jobs/.',
     });
   }
+  const jobs = await Promise.all(names.filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => loadJob(path.join(dir, f))));
+  const byName = new Map<string, JobDefinition>();
+  for (const job of jobs) {
+    const other = byName.get(job.name);
+    if (other) {
+      throw configError('JOB_NAME_DUPLICATE', `${other.file} and ${job.file} both have name: ${job.name}; a name identifies a job's schedule, runs and outputs`, {
+        source: job.file,
+        column: 'name',
+        hint: 'Give each job file a name of its own (a copied file keeps the name of its original).',
+      });
+    }
+    byName.set(job.name, job);
+  }
+  return jobs;
 }
 
 /** Absolute form of a location: `s3://…` and `file://…` stay; plain paths resolve against the job folder. */
 export function resolveLocation(uri: string, baseDir: string): string {
-  if (SCHEME_RE.test(uri)) return uri;
+  if (schemeOf(uri) !== undefined) return uri;
   const abs = path.resolve(baseDir, uri);
   // path.resolve drops a trailing slash, which is how a user says "this is a prefix".
   return uri.endsWith('/') || uri.endsWith(path.sep) ? `${abs}${path.sep}` : abs;
@@ -114,5 +155,7 @@ export function locateRun(job: JobDefinition, date: string): RunLocations {
 
 /** Absolute path of the job's model file. */
 export function modelPath(job: JobDefinition): string {
-  return job.model.path.startsWith('file://') ? new URL(job.model.path).pathname : path.resolve(job.dir, job.model.path);
+  const parsed = parseUri(resolveLocation(job.model.path, job.dir));
+  if (parsed.scheme !== 'file') throw configError('BAD_URI', `model.path "${job.model.path}" is not a local file`);
+  return parsed.path;
 }

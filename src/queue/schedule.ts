@@ -1,6 +1,4 @@
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { loadJob, type JobDefinition } from '../job/load.js';
+import { loadJobsDir, type JobDefinition } from '../job/load.js';
 import { schedulerId } from './config.js';
 import type { FireJobData, Queues } from './queues.js';
 
@@ -9,20 +7,14 @@ export interface SyncResult {
   removed: string[];
 }
 
-/** Every job file in a folder, validated; one invalid file fails the sync (nothing is half-applied). */
-export async function loadJobsDir(dir: string): Promise<JobDefinition[]> {
-  const files = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
-  return Promise.all(files.map((f) => loadJob(path.join(dir, f))));
-}
-
 /**
  * Makes the queue's job schedulers match the job files: one BullMQ job scheduler per job
  * with a `schedule`, upserted (so a second sync, or a sync on another machine at the same
  * time, changes nothing), and schedulers whose job file is gone removed. Each fire enqueues
  * the run of its logical date, whose deterministic id keeps it from running twice.
  */
-export async function syncSchedules(queues: Queues, dir: string): Promise<SyncResult> {
-  const jobs = (await loadJobsDir(dir)).filter((j) => j.schedule);
+export async function syncSchedules(queues: Queues, dir: string | JobDefinition[]): Promise<SyncResult> {
+  const jobs = (typeof dir === 'string' ? await loadJobsDir(dir) : dir).filter((j) => j.schedule);
   const wanted = new Set(jobs.map((j) => schedulerId(j.name)));
   for (const job of jobs) {
     const data: FireJobData = { jobFile: job.file };

@@ -2,22 +2,36 @@ import { parse } from 'csv-parse';
 import { escapeFormula, formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
 import { NightscoreError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
-import { chunkFiles, OUTPUT_FILES, OWNED_FILE_RE, type RunManifest } from './manifest.js';
+import { readText } from '../storage/storage.js';
+import { chunkFiles, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
 
 /**
  * The commit protocol of a run's output folder. Readers trust a folder only while it
  * holds `_SUCCESS`, so:
  *   1. `beginOutput` removes `_SUCCESS` first, then the files of earlier attempts, and
- *      writes a `running` manifest;
+ *      writes a `running` manifest that owns this attempt's names and theirs;
  *   2. chunks write their parts under deterministic names;
  *   3. `commitOutput` removes every owned file this attempt did not write, writes the
  *      manifest, and writes `_SUCCESS` last, only when the run succeeded.
- * A reader that waits for `_SUCCESS` therefore never sees a mix of two attempts.
+ * A reader that waits for `_SUCCESS` therefore never sees a mix of two attempts. Only the
+ * names the manifests own are ever removed (OutputNames): a folder shared with other files
+ * keeps them.
  */
 export async function beginOutput(out: Location, manifest: RunManifest): Promise<void> {
+  const previous = await readManifest(out);
+  manifest.owns = mergeOwns(previous ? ownsOf(previous) : {}, manifest.owns);
+  const names = new OutputNames(manifest.owns);
+  const files = await listRelative(out);
+  const strangers = files.filter((f) => PART_LIKE_RE.test(f.relative) && !names.isPart(f.relative));
+  if (strangers.length > 0) {
+    throw new NightscoreError('config', 'OUTPUT_NOT_OURS', `${out.storage.uri(out.storage.join(out.key, ''))} holds ${strangers.length} file(s) named like nightscore parts that no manifest there accounts for, such as ${strangers[0]!.relative}; this run would mix with them and left the folder untouched`, {
+      source: out.storage.uri(strangers[0]!.key),
+      hint: 'Readers of the folder would take those files for this date\'s predictions: remove them (they may be from a run whose _manifest.json was deleted), or point output.uri at a folder of its own.',
+    });
+  }
   await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.success));
-  await removeOwnedFiles(out, new Set());
+  for (const f of files) if (names.isPart(f.relative)) await out.storage.delete(f.key);
   await writeManifest(out, manifest);
 }
 
@@ -27,7 +41,8 @@ export async function beginOutput(out: Location, manifest: RunManifest): Promise
  * before each publishing write.
  */
 export async function commitOutput(out: Location, manifest: RunManifest, keep: Set<string>, fence: () => Promise<void>): Promise<void> {
-  await removeOwnedFiles(out, keep);
+  const names = new OutputNames(manifest.owns);
+  for (const f of await listRelative(out)) if (names.isPart(f.relative) && !keep.has(f.key)) await out.storage.delete(f.key);
   await fence();
   await writeManifest(out, manifest);
   if (manifest.status !== 'succeeded') return;
@@ -39,13 +54,23 @@ export async function writeManifest(out: Location, manifest: RunManifest): Promi
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
-/** Removes every file the run owns (parts, staged rejects, dead writers' temp files) that is not in `keep`. */
-async function removeOwnedFiles(out: Location, keep: Set<string>): Promise<void> {
-  const folder = out.storage.join(out.key, '');
-  for (const { key } of await out.storage.list(folder)) {
-    const relative = key.slice(folder.length).split('\\').join('/');
-    if (OWNED_FILE_RE.test(relative) && !keep.has(key)) await out.storage.delete(key);
+/** The folder's manifest; undefined when there is none, or none nightscore can read (then it owns nothing). */
+export async function readManifest(out: Location): Promise<RunManifest | undefined> {
+  const key = out.storage.join(out.key, OUTPUT_FILES.manifest);
+  if (!(await out.storage.stat(key))) return undefined;
+  try {
+    const parsed = JSON.parse(await readText(out.storage, key)) as RunManifest;
+    return parsed && typeof parsed === 'object' ? parsed : undefined;
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
   }
+}
+
+/** Every object of the output folder, with its name relative to the folder ('/'-separated). */
+async function listRelative(out: Location): Promise<Array<{ key: string; relative: string }>> {
+  const folder = out.storage.join(out.key, '');
+  return (await out.storage.list(folder)).map(({ key }) => ({ key, relative: key.slice(folder.length).split('\\').join('/') }));
 }
 
 /**
@@ -55,7 +80,13 @@ async function removeOwnedFiles(out: Location, keep: Set<string>): Promise<void>
  */
 export function lineOffsets(results: ChunkResult[]): Map<string, number> {
   const byObject = new Map<string, Array<{ start: number; newlines: number }>>();
-  for (const r of results) for (const s of r.segments) byObject.set(s.uri, [...(byObject.get(s.uri) ?? []), s]);
+  for (const r of results) {
+    for (const s of r.segments) {
+      const list = byObject.get(s.uri);
+      if (list) list.push(s);
+      else byObject.set(s.uri, [s]);
+    }
+  }
   const offsets = new Map<string, number>();
   for (const [uri, segments] of byObject) {
     let before = 0;

@@ -23,6 +23,8 @@ export interface RunManifest {
   chunks: number;
   rows: RowCounts;
   inputs: Array<{ uri: string; bytes: number; rows: number }>;
+  /** Objects under the input prefix that were not read, and why (names starting with _ or . are not listed). */
+  skipped: Array<{ uri: string; reason: string }>;
   parts: Array<{ uri: string; rows: number }>;
   rejects: Array<{ uri: string; rows: number }>;
   limits: { max_reject_rate: number; min_rows: number };
@@ -31,6 +33,12 @@ export interface RunManifest {
   finished_at: string | null;
   duration_ms: number | null;
   nightscore: { version: string; host: string; pid: number };
+  /**
+   * The part names this folder's attempts have used, as chunk counts per part format: this
+   * attempt's and every earlier one's, so that a commit removes exactly what nightscore
+   * wrote there (see OutputNames), even a part an earlier attempt was still writing.
+   */
+  owns: Record<string, number>;
 }
 
 /** Names of the files in a run's output folder. */
@@ -52,7 +60,55 @@ export function chunkFiles(out: Location, index: number, format = 'csv'): { part
 }
 
 /**
- * Matches, relative to the output folder, every file a run owns and may remove: prediction
- * and rejects parts, staged rejects, and the temporary files of writers that died.
+ * The files nightscore owns in an output folder, relative to it: the markers, the lock, and
+ * part-<i>.<format>, _rejects/part-<i>.csv and _rejects/.staged-<i>.csv for every chunk index
+ * an attempt recorded in `owns`, and the temporary siblings of any of them (a writer that
+ * died). A commit removes only these; anything else in the folder is left as it was.
  */
-export const OWNED_FILE_RE = /^(?:_rejects\/)?(?:part-\d{5,}\.[a-z]+|\.staged-\d{5,}\.csv|\.[^/]+\.\d+-[a-z0-9]+\.tmp)$/;
+export class OutputNames {
+  private readonly names = new Set<string>();
+
+  constructor(readonly owns: Record<string, number>) {
+    for (const [format, chunks] of Object.entries(owns)) {
+      for (let i = 0; i < chunks; i++) {
+        const n = String(i).padStart(5, '0');
+        this.names.add(`part-${n}.${format}`);
+        this.names.add(`${OUTPUT_FILES.rejectsDir}/part-${n}.csv`);
+        this.names.add(`${OUTPUT_FILES.rejectsDir}/.staged-${n}.csv`);
+      }
+    }
+  }
+
+  /** A part file of this attempt or an earlier one (not a marker): the commit may remove it. */
+  isPart(relative: string): boolean {
+    if (this.names.has(relative)) return true;
+    const tmp = TMP_RE.exec(relative);
+    return tmp !== null && (this.names.has(`${tmp[1] ?? ''}${tmp[2]}`) || MARKER_RE.test(tmp[2]!));
+  }
+}
+
+/** A temporary sibling (storage/file.ts): `<dir/>.<name>.<pid>-<random>.tmp`. */
+const TMP_RE = /^((?:[^/]+\/)*)\.([^/]+)\.\d+-[a-z0-9]+\.tmp$/;
+const MARKER_RE = /^(?:_manifest\.json|_SUCCESS|_LOCK\.\d{16})$/;
+
+/** Names that look like nightscore's parts: in a folder whose manifests do not own them, nightscore stops rather than guess. */
+export const PART_LIKE_RE = /^(?:_rejects\/)?part-\d{5,}\.(?:csv|parquet)$/;
+
+/** The chunk counts per format an earlier manifest owns; manifests older than `owns` by their chunks and parts. */
+export function ownsOf(manifest: Partial<RunManifest>): Record<string, number> {
+  const owns: Record<string, number> = { ...(manifest.owns ?? {}) };
+  const grow = (format: string, chunks: number) => (owns[format] = Math.max(owns[format] ?? 0, chunks));
+  if (manifest.output?.format && typeof manifest.chunks === 'number') grow(manifest.output.format, manifest.chunks);
+  for (const part of manifest.parts ?? []) {
+    const m = /part-(\d{5,})\.([a-z]+)$/.exec(part.uri);
+    if (m) grow(m[2]!, Number(m[1]) + 1);
+  }
+  return owns;
+}
+
+/** Both attempts' names: the larger chunk count of each format. */
+export function mergeOwns(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const owns = { ...a };
+  for (const [format, chunks] of Object.entries(b)) owns[format] = Math.max(owns[format] ?? 0, chunks);
+  return owns;
+}

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { inputError } from '../errors.js';
 import { openLocation } from '../storage/open.js';
+import type { ObjectInfo } from '../storage/storage.js';
 
 /** One input object of a run. */
 export interface InputObject {
@@ -37,30 +38,57 @@ export interface ChunkPlan {
 
 const EXTENSIONS: Record<string, string[]> = { csv: ['.csv', '.csv.gz'], parquet: ['.parquet'] };
 
+/** An object under an input prefix that is not read, and why: listed in the manifest and on the terminal. */
+export interface SkippedObject {
+  uri: string;
+  reason: string;
+}
+
+/** A run's input: the objects read, and every other object under the prefix, said out loud. */
+export interface InputListing {
+  objects: InputObject[];
+  skipped: SkippedObject[];
+}
+
 /**
  * Lists the objects a run reads. A URI naming an object reads that object; otherwise it is
- * a folder/prefix and every object under it with the format's extension is read, in key
- * order. Names starting with "_" or "." (markers like _SUCCESS, temp files) are skipped,
- * as Hadoop and Spark do.
+ * a folder/prefix and every object under it, at any depth, whose name ends in the format's
+ * extension in any case (`.csv`, `.CSV.GZ`) is read, in key order. Names starting with "_"
+ * or "." (markers like _SUCCESS, temp files) are skipped, as Hadoop and Spark do; every
+ * other object that is not read is returned in `skipped`.
  */
-export async function listInputs(uri: string, format: string, date: string): Promise<InputObject[]> {
+export async function listInputs(uri: string, format: string, date: string): Promise<InputListing> {
   const { storage, key } = openLocation(uri);
   const exts = EXTENSIONS[format] ?? [];
-  const single = key.endsWith('/') || key.endsWith(path.sep) ? undefined : await storage.stat(key);
-  const found = single ? [single] : (await storage.list(key)).filter((o) => isDataObject(o.key.slice(key.length), exts));
-  if (found.length === 0) {
-    throw inputError('INPUT_NOT_FOUND', `no input for ${date}: ${uri} has no ${exts.join(' or ')} objects`, {
+  const single = key === '' || key.endsWith('/') || key.endsWith(path.sep) ? undefined : await storage.stat(key);
+  const objects: ObjectInfo[] = [];
+  const skipped: SkippedObject[] = [];
+  if (single) objects.push(single);
+  else {
+    // Keys come back under the folder's own spelling (one separator after it), whatever the URI's.
+    const folder = storage.join(key, '');
+    for (const o of await storage.list(key)) {
+      const relative = o.key.slice(folder.length);
+      if (relative.split(/[\\/]/).some((s) => s.startsWith('_') || s.startsWith('.'))) continue;
+      if (hasExtension(relative, exts)) objects.push(o);
+      else skipped.push({ uri: storage.uri(o.key), reason: `not ${exts.join(' or ')}` });
+    }
+  }
+  if (objects.length === 0) {
+    throw inputError('INPUT_NOT_FOUND', `no input for ${date}: ${uri} has no ${exts.join(' or ')} objects${skipped.length ? ` (it has ${skipped.length} other object(s), such as ${skipped[0]!.uri})` : ''}`, {
       source: uri,
       hint: 'Check the date, and that the upstream export for it has landed; input.uri is templated with {date}.',
     });
   }
-  return found.map((o) => ({ uri: storage.uri(o.key), bytes: o.size, gzip: o.key.endsWith('.gz'), version: o.version }));
+  return {
+    objects: objects.map((o) => ({ uri: storage.uri(o.key), bytes: o.size, gzip: o.key.toLowerCase().endsWith('.gz'), version: o.version })),
+    skipped,
+  };
 }
 
-function isDataObject(relative: string, exts: string[]): boolean {
-  const segments = relative.split(/[\\/]/).filter(Boolean);
-  if (segments.some((s) => s.startsWith('_') || s.startsWith('.'))) return false;
-  return exts.some((e) => relative.endsWith(e));
+function hasExtension(name: string, exts: string[]): boolean {
+  const lower = name.toLowerCase();
+  return exts.some((e) => lower.endsWith(e));
 }
 
 export interface PlanOptions {

@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism, hostname } from 'node:os';
-import { modelError, NightscoreError, toNightscoreError } from '../errors.js';
+import { configError, modelError, NightscoreError, toNightscoreError } from '../errors.js';
 import { locateRun, modelPath, type JobDefinition } from '../job/load.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
-import { openLocation } from '../storage/open.js';
+import { locationsOverlap, openLocation, type Location } from '../storage/open.js';
 import { VERSION } from '../version.js';
-import { beginOutput, commitOutput, lineOffsets, publishRejects } from './commit.js';
+import { beginOutput, commitOutput, lineOffsets, publishRejects, readManifest } from './commit.js';
 import { acquireOutputLock, checkOutputLock, holdOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
-import { chunkFiles, type RowCounts, type RunManifest } from './manifest.js';
+import { chunkFiles, OUTPUT_FILES, type RowCounts, type RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
 import { ChunkThreadPool } from './thread-pool.js';
@@ -66,13 +66,15 @@ export interface RunPlan {
 export async function beginRun(prepared: PreparedJob, date: string, owner?: string): Promise<RunPlan> {
   const { job } = prepared;
   const where = locateRun(job, date);
-  const inputs = await listInputs(where.inputUri, job.input.format, date);
+  await checkOutputApart(job, where.inputUri, where.outputUri, date);
+  const { objects: inputs, skipped } = await listInputs(where.inputUri, job.input.format, date);
   const chunks = job.input.format === 'parquet'
     ? await planParquetChunks(inputs, job.chunk.rows)
     : planChunks(inputs, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
   const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
+  manifest.skipped = skipped;
   const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: job.name, date }, outputLeaseMs());
   try {
     await beginOutput(out, manifest);
@@ -112,6 +114,13 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   const keep = new Set<string>();
   const offsets = lineOffsets(done);
   const fence = () => checkOutputLock(out, plan.lock);
+  // A commit that runs again after it published (its queue lock lapsed, a retry, a duplicate
+  // delivery) finds its own attempt's result and reports it rather than fail at the fence.
+  const published = await publishedBy(out, plan.manifest.attempt);
+  if (published) {
+    await releaseOutputLock(out, plan.lock);
+    return published;
+  }
   await fence();
   try {
     if (failure !== undefined) throw failure;
@@ -128,11 +137,9 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
         manifest.rejects.push({ uri: out.storage.uri(key), rows: r.stagedRejects.rows });
       }
     }
-    manifest.inputs = plan.inputs.map((i) => ({
-      uri: i.uri,
-      bytes: i.bytes,
-      rows: done.flatMap((r) => r.segments).filter((s) => s.uri === i.uri).reduce((n, s) => n + s.rows, 0),
-    }));
+    const rowsOf = new Map<string, number>();
+    for (const r of done) for (const s of r.segments) rowsOf.set(s.uri, (rowsOf.get(s.uri) ?? 0) + s.rows);
+    manifest.inputs = plan.inputs.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: rowsOf.get(i.uri) ?? 0 }));
     checkLimits(manifest);
     manifest.status = 'succeeded';
   } catch (err) {
@@ -157,6 +164,28 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   await commitOutput(out, manifest, keep, fence);
   await releaseOutputLock(out, plan.lock);
   return manifest;
+}
+
+/** The final manifest of `attempt` when it was published whole: failed, or succeeded with `_SUCCESS`. */
+async function publishedBy(out: Location, attempt: string): Promise<RunManifest | undefined> {
+  const manifest = await readManifest(out);
+  if (manifest?.attempt !== attempt || manifest.status === 'running') return undefined;
+  if (manifest.status === 'succeeded' && !(await out.storage.stat(out.storage.join(out.key, OUTPUT_FILES.success)))) return undefined;
+  return manifest;
+}
+
+/**
+ * Refuses an output location equal to, inside or around the input's (after rendering the
+ * date, resolving relative paths and symlinks; on S3, one bucket and overlapping prefixes):
+ * nightscore replaces its own files in its output folder and must never share it with data.
+ */
+export async function checkOutputApart(job: JobDefinition, inputUri: string, outputUri: string, date: string): Promise<void> {
+  if (!(await locationsOverlap(inputUri, outputUri))) return;
+  throw configError('OUTPUT_OVERLAPS_INPUT', `${job.file}: output.uri ${outputUri} and input.uri ${inputUri} overlap for ${date}: one is inside the other, or they are the same folder`, {
+    source: job.file,
+    column: 'output.uri',
+    hint: 'Write predictions to a folder of their own, outside the input (for example a sibling: …/scores/dt={date}/ beside …/features/dt={date}/).',
+  });
 }
 
 /** Progress events for a terminal or a log. */
@@ -299,6 +328,7 @@ function newManifest({ job, model, scorer }: PreparedJob, date: string, inputUri
     chunks,
     rows: { read: 0, scored: 0, rejected: 0 },
     inputs: [],
+    skipped: [],
     parts: [],
     rejects: [],
     limits: { max_reject_rate: job.limits.max_reject_rate, min_rows: job.limits.min_rows },
@@ -307,5 +337,6 @@ function newManifest({ job, model, scorer }: PreparedJob, date: string, inputUri
     finished_at: null,
     duration_ms: null,
     nightscore: { version: VERSION, host: hostname(), pid: process.pid },
+    owns: { [job.output.format]: chunks },
   };
 }

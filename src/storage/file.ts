@@ -1,10 +1,10 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { link, mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { storageError } from '../errors.js';
+import { inputError, storageError } from '../errors.js';
 import { inputChanged } from './integrity.js';
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
 
@@ -22,18 +22,62 @@ export class FileStorage implements Storage {
     return path.join(prefix, name === '' ? path.sep : name);
   }
 
+  /**
+   * Walks the folder. Links to files are followed (the key is the link's path); links to
+   * folders too, once each: a link back to a folder already walked (`loop -> .`, or a second
+   * path to the same files) is an error naming it, so a listing ends in bounded time and
+   * never lists a file twice. A link to nothing is an error too: a name that looks like data
+   * is never dropped in silence.
+   */
   async list(prefix: string): Promise<ObjectInfo[]> {
-    let names: string[];
+    const root = path.resolve(prefix);
+    let rootReal: string;
     try {
-      names = await readdir(prefix, { recursive: true });
+      rootReal = await realpath(root);
+      if (!(await stat(rootReal)).isDirectory()) return [];
     } catch (err) {
       if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return [];
       throw fsError(err, prefix, 'list');
     }
+    const files: string[] = [];
+    const walked = new Set<string>([rootReal]);
+    const enter = async (dir: string, real: string): Promise<void> => {
+      if (walked.has(real)) {
+        throw inputError('INPUT_SYMLINK_LOOP', `${dir} is ${real}, a folder this listing already includes (a link loop, or a second path to the same files)`, {
+          source: this.uri(dir),
+          hint: 'Remove the link, or point the location at a folder without links back into itself.',
+        });
+      }
+      walked.add(real);
+      await walk(dir, real);
+    };
+    const walk = async (dir: string, real: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        throw fsError(err, dir, 'list');
+      }
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isFile()) files.push(full);
+        else if (entry.isDirectory()) await enter(full, path.join(real, entry.name));
+        else if (entry.isSymbolicLink()) {
+          const target = await realpath(full).catch((err: unknown) => {
+            if (isCode(err, 'ENOENT') || isCode(err, 'ELOOP')) throw inputError('INPUT_BROKEN_LINK', `${full} is a symbolic link to nothing`, { source: this.uri(full), hint: 'Remove the link, or restore what it points to.' });
+            throw fsError(err, full, 'list');
+          });
+          const s = await stat(target);
+          if (s.isFile()) files.push(full);
+          else if (s.isDirectory()) await enter(full, target);
+        }
+      }
+    };
+    await walk(root, rootReal);
+    // Sizes and versions, a bounded number of stats at a time: a day of 20,000 small files.
     const infos: ObjectInfo[] = [];
-    for (const name of names) {
-      const info = await this.stat(path.join(prefix, name));
-      if (info) infos.push(info);
+    for (let i = 0; i < files.length; i += 64) {
+      for (const info of await Promise.all(files.slice(i, i + 64).map((f) => this.stat(f)))) if (info) infos.push(info);
     }
     return infos.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
@@ -153,7 +197,7 @@ export class FileStorage implements Storage {
   }
 }
 
-/** A temporary sibling of `key`; the commit sweeps those of writers that died (OWNED_FILE_RE). */
+/** A temporary sibling of `key`; the commit sweeps those of writers that died (OutputNames). */
 function tmpFor(key: string): string {
   return path.join(path.dirname(key), `.${path.basename(key)}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
 }

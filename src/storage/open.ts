@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError } from '../errors.js';
@@ -11,28 +12,109 @@ export interface Location {
   key: string;
 }
 
+/** What a location URI says, before any storage is opened. */
+export type ParsedUri = { scheme: 's3'; bucket: string; key: string } | { scheme: 'file'; path: string };
+
 const s3Stores = new Map<string, LazyS3Storage>();
 const fileStore = new FileStorage();
 
+/** A URI scheme: two characters or more, so a Windows drive letter (`C:\…`) is a path. */
+const SCHEME_RE = /^([a-z][a-z0-9+.-]+):/i;
+
+/** The lower-cased scheme of a URI (`S3://` is `s3`), or undefined for a plain path. */
+export function schemeOf(uri: string): string | undefined {
+  return SCHEME_RE.exec(uri)?.[1]?.toLowerCase();
+}
+
 /**
- * Opens the storage behind a URI: `s3://bucket/key`, `file:///abs/path` or an absolute path.
- * A trailing slash is kept: it is how a URI says "prefix" rather than "object".
+ * Reads a location URI: `s3://bucket/key`, a `file:` URL (percent-decoded, as for every
+ * location), or an absolute path. Schemes are case-insensitive (RFC 3986). A trailing slash
+ * is kept: it is how a URI says "prefix" rather than "object". Anything else is a BAD_URI
+ * that says which form to write; the job loader turns it into JOB_INVALID at the key's line.
  */
+export function parseUri(uri: string): ParsedUri {
+  const scheme = schemeOf(uri);
+  if (scheme === 's3') {
+    const rest = uri.slice(scheme.length + 1);
+    if (!rest.startsWith('//')) throw badUri(uri, 'an s3 location starts with s3:// and the bucket');
+    const body = rest.slice(2);
+    const slash = body.indexOf('/');
+    const bucket = slash === -1 ? body : body.slice(0, slash);
+    if (!bucket) throw badUri(uri, 'it names no bucket');
+    return { scheme: 's3', bucket, key: slash === -1 ? '' : body.slice(slash + 1) };
+  }
+  if (scheme === 'file') {
+    let file: string;
+    // "file:rel" would parse as the absolute /rel: a file URL must carry its path's slash.
+    if (!uri.slice(scheme.length + 1).startsWith('/')) throw badUri(uri, 'a file URL is absolute: file:///path');
+    try {
+      file = fileURLToPath(new URL(`file:${uri.slice(scheme.length + 1)}`));
+    } catch (err) {
+      throw badUri(uri, `it is not an absolute file URL (${(err as Error).message})`);
+    }
+    return { scheme: 'file', path: keepSlash(uri, file) };
+  }
+  if (scheme !== undefined) {
+    throw configError('BAD_URI', `unsupported scheme "${scheme}://" in "${uri}"`, { hint: 'Use s3://bucket/prefix, a file:// URL, or a plain path (relative to the job file).' });
+  }
+  if (!path.isAbsolute(uri)) throw badUri(uri, 'it is a relative path');
+  return { scheme: 'file', path: uri };
+}
+
+function keepSlash(uri: string, file: string): string {
+  return uri.endsWith('/') && !file.endsWith(path.sep) ? `${file}${path.sep}` : file;
+}
+
+function badUri(uri: string, why: string) {
+  return configError('BAD_URI', `"${uri}" is not a location nightscore can read: ${why}`, {
+    hint: 'Write s3://bucket/prefix/, an absolute file URL such as file:///data/in/ (three slashes; percent-encode spaces as %20, never "/" as %2F), or a path (relative paths resolve against the job file).',
+  });
+}
+
+/** Opens the storage behind a URI (see parseUri). */
 export function openLocation(uri: string): Location {
-  if (uri.startsWith('s3://')) {
-    const rest = uri.slice('s3://'.length);
-    const slash = rest.indexOf('/');
-    const bucket = slash === -1 ? rest : rest.slice(0, slash);
-    if (!bucket) throw configError('BAD_URI', `"${uri}" names no bucket`, { hint: 'Write s3://bucket/prefix/.' });
-    let store = s3Stores.get(bucket);
-    if (!store) s3Stores.set(bucket, (store = new LazyS3Storage(bucket)));
-    return { storage: store, key: slash === -1 ? '' : rest.slice(slash + 1) };
+  const parsed = parseUri(uri);
+  if (parsed.scheme === 'file') return { storage: fileStore, key: parsed.path };
+  let store = s3Stores.get(parsed.bucket);
+  if (!store) s3Stores.set(parsed.bucket, (store = new LazyS3Storage(parsed.bucket)));
+  return { storage: store, key: parsed.key };
+}
+
+/**
+ * Whether two locations can hold each other's files: the same storage (file system, or S3
+ * bucket) and one path equal to or inside the other, compared by whole path segments after
+ * resolving symlinks, so `dt=1` and `dt=10` never overlap while `out -> in/` does.
+ */
+export async function locationsOverlap(a: string, b: string): Promise<boolean> {
+  const pa = parseUri(a);
+  const pb = parseUri(b);
+  if (pa.scheme === 'file' && pb.scheme === 'file') return segmentsOverlap(await realPrefix(pa.path), await realPrefix(pb.path), path.sep);
+  if (pa.scheme === 's3' && pb.scheme === 's3') return pa.bucket === pb.bucket && segmentsOverlap(pa.key, pb.key, '/');
+  return false;
+}
+
+function segmentsOverlap(a: string, b: string, sep: string): boolean {
+  const x = a.split(sep).filter(Boolean);
+  const y = b.split(sep).filter(Boolean);
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** The real path of `file`'s longest existing ancestor, with the rest of `file` after it. */
+async function realPrefix(file: string): Promise<string> {
+  const rest: string[] = [];
+  let at = path.resolve(file);
+  for (;;) {
+    try {
+      return path.join(await realpath(at), ...rest.reverse());
+    } catch {
+      const parent = path.dirname(at);
+      if (parent === at) return path.resolve(file);
+      rest.push(path.basename(at));
+      at = parent;
+    }
   }
-  const file = uri.startsWith('file://') ? fileURLToPath(uri) + (uri.endsWith('/') ? '/' : '') : uri;
-  if (!path.isAbsolute(file)) {
-    throw configError('BAD_URI', `"${uri}" is a relative path`, { hint: 'Relative paths resolve against the job file; pass an absolute one here.' });
-  }
-  return { storage: fileStore, key: file };
 }
 
 /** Forgets cached S3 clients, so a changed AWS_* environment takes effect (tests start servers on new ports). */
