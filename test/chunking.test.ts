@@ -2,7 +2,9 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rng } from '../src/demo/churn-data.js';
 import { sliceLineRange } from '../src/formats/line-range.js';
+import { parseJob } from '../src/job/load.js';
 import { planChunks } from '../src/run/plan.js';
+import { prepareJob, runJob } from '../src/run/run.js';
 import { csvOf } from './support/data.js';
 import { runCli, Workspace, REPO } from './support/workspace.js';
 
@@ -127,4 +129,33 @@ describe('split runs', () => {
     expect(whole.code).toBe(0);
     expect(JSON.parse(whole.stdout).rows).toEqual({ read: 60, scored: 60, rejected: 0 });
   });
+
+  it('splits honour each file\'s own line end: every style and chunk size gives the parts and rejects of a whole-file read', async () => {
+    const rows = csvOf(300, 9).trimEnd().split('\n');
+    for (const at of [1, 77, 150, 299]) rows[at] = rows[at]!.replace(/,[^,]*$/, ',bad');
+    for (const [style, eol] of [['lf', '\n'], ['crlf', '\r\n'], ['cr', '\r']] as const) {
+      // In a CR-only file an LF is data: keys holding one must neither split a record nor double it.
+      const body = rows.map((r, i) => (style === 'cr' && i > 0 && i % 7 === 0 ? r.replace(/^K/, 'K\nx') : r)).join(eol) + eol;
+      const date = `2026-08-0${['lf', 'crlf', 'cr'].indexOf(style) + 1}`;
+      await ws.write(`in/dt=${date}/a.csv`, body);
+      const results = [];
+      for (const bytes of [1_000_000, 300, 701, 1500, 4099]) {
+        const name = `eol-${style}-${bytes}`;
+        const file = await job(name, { rows: 32, bytes });
+        const prepared = await prepareJob(parseJob(await ws.read(`${name}.yaml`), file));
+        const manifest = await runJob(prepared, date);
+        expect(manifest.status, name).toBe('succeeded');
+        expect(manifest.rows, name).toEqual({ read: 300, scored: 296, rejected: 4 });
+        results.push({ name, chunks: manifest.chunks, ...(await outputs(name, date)) });
+      }
+      const [whole, ...splits] = results;
+      expect(whole!.chunks).toBe(1);
+      for (const split of splits) {
+        expect(split.chunks, split.name).toBeGreaterThan(1);
+        expect(split.predictions, split.name).toBe(whole!.predictions);
+        expect(split.rejects, split.name).toBe(whole!.rejects);
+      }
+    }
+  });
 });
+

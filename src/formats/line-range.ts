@@ -22,16 +22,23 @@ export interface LineRangeOptions {
   length?: number;
   /** Object URI, for the error. */
   source?: string;
+  /**
+   * The byte that ends a record in this object: LF (LF and CRLF files), or CR in a file whose
+   * lines end in CR alone, where an LF is data. @defaultValue LF
+   */
+  eol?: number;
 }
 
-/** Counts the newlines a slice emitted, for absolute line numbers later. */
+/** Counts the line ends a slice emitted, for absolute line numbers later. */
 export interface LineRangeStats {
   newlines: number;
 }
 
-const NL = 0x0a;
+export const LF = 0x0a;
+export const CR = 0x0d;
 
 export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineRangeOptions, stats: LineRangeStats): AsyncGenerator<Buffer> {
+  const NL = opts.eol ?? LF;
   let pos = 0;
   let skipping = opts.skipFirst;
   for await (const buf of source) {
@@ -58,7 +65,7 @@ export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineR
       }
     }
     const out = buf.subarray(from, to);
-    stats.newlines += countNewlines(out);
+    stats.newlines += countByte(out, NL);
     if (out.length > 0) yield out;
     pos += buf.length;
     if (done) return;
@@ -68,8 +75,8 @@ export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineR
   }
 }
 
-function countNewlines(buf: Buffer): number {
+function countByte(buf: Buffer, byte: number): number {
   let n = 0;
-  for (let i = buf.indexOf(NL); i !== -1; i = buf.indexOf(NL, i + 1)) n++;
+  for (let i = buf.indexOf(byte); i !== -1; i = buf.indexOf(byte, i + 1)) n++;
   return n;
 }

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { openCsv, type CsvHeader, type CsvStream } from '../formats/csv-read.js';
 import { scanLayout } from '../formats/csv-scan.js';
 import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
-import { sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
+import { CR, LF, sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
 import { csvPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
@@ -204,7 +204,9 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
   const { storage, key } = openLocation(segment.uri);
   const whole = segment.start === 0 && segment.end >= segment.bytes;
   const mid = segment.start > 0;
-  const header = mid ? await readHeader(segment, ctx) : undefined;
+  // A split point is a line end of the file's own kind (CR alone, or LF), which its header
+  // tells: every range of a split object reads it first, the one at byte 0 too.
+  const header = whole ? undefined : await readHeader(segment, ctx);
   const raw = await storage.read(key, mid ? { start: segment.start - 1 } : undefined, segment.version);
   streams.push(raw);
   let source: Readable = raw;
@@ -217,14 +219,14 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
   }
   const from = mid ? segment.start - 1 : 0;
   const sliced = Readable.from(
-    sliceLineRange(source, { skipFirst: mid, last: whole ? Infinity : segment.end - 1 - from, length: segment.gzip ? undefined : segment.bytes - from, source: segment.uri }, stats),
+    sliceLineRange(source, { skipFirst: mid, last: whole ? Infinity : segment.end - 1 - from, length: segment.gzip ? undefined : segment.bytes - from, source: segment.uri, eol: header?.eol === 'cr' ? CR : LF }, stats),
   );
   streams.push(sliced);
   return openCsv(sliced, {
     source: segment.uri,
     delimiter: ctx.delimiter,
     maxRecordBytes: ctx.maxRecordBytes,
-    header,
+    header: mid ? header : undefined,
     endsMidObject: !whole && segment.end < segment.bytes,
     range: mid ? { start: segment.start, end: segment.end } : undefined,
   });
