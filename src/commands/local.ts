@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { optionInteger } from '../env.js';
 import { exitCodeFor, usageError } from '../errors.js';
 import { writeDemoDay } from '../demo/demo.js';
 import { loadJob, locateRun } from '../job/load.js';
@@ -15,6 +16,9 @@ export interface CommandContext {
   interactive: boolean;
 }
 
+/** Each scoring thread costs a V8 heap and a model session: past this, threads only cost memory. */
+const MAX_THREADS = 256;
+
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Yesterday in UTC: the logical date a nightly run scores by default. */
@@ -26,18 +30,34 @@ export function yesterday(): string {
 export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string }): Promise<number> {
   const { log, interactive } = ctx;
   const date = parseLogicalDate(opts.date);
-  const threads = opts.threads === undefined ? undefined : Number(opts.threads);
-  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw usageError('BAD_OPTION', `--threads takes a positive whole number, got "${opts.threads}"`);
+  const threads = optionInteger('--threads', opts.threads, { min: 1, max: MAX_THREADS, unit: 'threads' });
   const job = await loadJob(jobFile);
   const prepared = await prepareJob(job);
   const progress = interactive && !opts.json ? terminalProgress(process.stderr) : undefined;
   log.info({ job: job.name, date, model_sha256: prepared.model.sha256 }, 'run started');
-  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads }).finally(() => progress?.clear());
+  // Ctrl-C or SIGTERM stops the run cleanly: a failed manifest, the lock released, no
+  // _SUCCESS. A second one exits at once (the lock is then taken over by the next run on
+  // this host, whose pid check sees this process gone).
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    process.stderr.write(`${interactive ? '\r\x1b[2K' : ''}nightscore: ${signal}: stopping the run, releasing its lock (again to exit at once)\n`);
+    stop.abort(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads, signal: stop.signal }).finally(() => {
+    progress?.clear();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  });
   if (manifest.skipped.length && !opts.json) process.stderr.write(`${formatSkipped(manifest.skipped)}\n`);
   log[manifest.error ? 'error' : 'info']({ job: job.name, date, rows: manifest.rows, duration_ms: manifest.duration_ms, error: manifest.error }, `run ${manifest.status}`);
   process.stdout.write(opts.json ? `${JSON.stringify(manifest, null, 2)}\n` : `${formatSummary(manifest)}\n`);
   if (!manifest.error) return 0;
   if (!opts.json) process.stderr.write(`nightscore: ${manifest.error.code}: ${manifest.error.message}${manifest.error.hint ? `\n  hint: ${manifest.error.hint}` : ''}\n`);
+  // Interrupted: the shell's convention for a process stopped by a signal.
+  if (stop.signal.aborted) return 128 + (stop.signal.reason === 'SIGINT' ? 2 : 15);
   return exitCodeFor(manifest.error.kind);
 }
 

@@ -4,7 +4,8 @@ import { dateRange } from '../job/dates.js';
 import { loadJob, loadJobsDir } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, planBackfill, type Reprocess } from '../queue/backfill.js';
-import { connectionOptions, queueConfig, runId } from '../queue/config.js';
+import { envInteger, optionInteger } from '../env.js';
+import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { enqueueRun, openQueues, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { syncSchedules } from '../queue/schedule.js';
@@ -28,37 +29,38 @@ async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promis
   }
 }
 
-const positive = (name: string, value: string | undefined): number | undefined => {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw usageError('BAD_OPTION', `${name} takes a positive whole number, got "${value}"`);
-  return n;
-};
+const positive = (name: string, value: string | undefined): number | undefined => optionInteger(name, value, { min: 1, max: 100_000, unit: 'runs' });
 
 /** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
 export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }): Promise<number> {
-  const port = opts.port ?? process.env.NIGHTSCORE_HTTP_PORT;
+  // Every setting is checked before anything starts: a bad one exits 2 naming it.
+  const config = queueConfig();
+  const timeoutMs = shutdownTimeoutMs();
+  const port = opts.port === undefined ? envInteger(process.env, 'NIGHTSCORE_HTTP_PORT', 9464, { min: 0, max: 65_535, unit: 'port' }, 'port 9464') : optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' });
+  const concurrency = optionInteger('--concurrency', opts.concurrency, { min: 1, max: 1_024, unit: 'threads' });
+  // A rejected promise in the worker's own plumbing is a bug, but one that must not take the
+  // other chunks of this process down with it: say so loudly and keep serving.
+  process.on('unhandledRejection', (reason) => {
+    ctx.log.error({ err: reason instanceof Error ? { message: reason.message, stack: reason.stack } : String(reason) }, 'unhandled rejection (a bug in nightscore; please report it): the worker goes on');
+  });
   // Listen for signals before anything starts: a SIGTERM that lands between "worker started"
-  // and a later listener would otherwise kill the process outright, mid-start.
+  // and a later listener would otherwise kill the process outright, mid-start. Whatever the
+  // state of Redis, storage or the health server, the process is gone by the timeout.
   let signalled: string | undefined;
   let stop: ((signal: string) => void) | undefined;
   const onSignal = (signal: string) => {
+    if (!signalled) {
+      setTimeout(() => {
+        ctx.log.warn({ signal, timeout_ms: timeoutMs }, 'shutdown timed out: exiting; running chunks are taken over by other workers');
+        process.exit(0);
+      }, timeoutMs).unref();
+    }
     signalled ??= signal;
     stop?.(signal);
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
-  const worker = await startWorker(
-    queueConfig(),
-    {
-      concurrency: positive('--concurrency', opts.concurrency),
-      port: port === undefined ? undefined : Number(port),
-      host: opts.host ?? process.env.NIGHTSCORE_HTTP_HOST,
-      jobsDir: opts.jobsDir,
-      shutdownTimeoutMs: Number(process.env.NIGHTSCORE_SHUTDOWN_TIMEOUT_MS || 30_000),
-    },
-    ctx.log,
-  );
+  const worker = await startWorker(config, { concurrency, port, host: opts.host ?? process.env.NIGHTSCORE_HTTP_HOST, jobsDir: opts.jobsDir, shutdownTimeoutMs: timeoutMs }, ctx.log);
   await new Promise<void>((resolve) => {
     stop = (signal: string) => {
       ctx.log.info({ signal }, 'stopping: no new work; finishing or releasing running chunks');

@@ -88,7 +88,7 @@ export const jobSchema = z.strictObject({
        * Input bytes per chunk, the unit of work (one queue job, one part file): larger objects
        * are split into ranges of this size, smaller ones packed together. @defaultValue 64 MiB
        */
-      bytes: z.number().int().min(1).default(64 * 1024 * 1024),
+      bytes: z.number().int().min(256, 'expected at least 256 bytes: a chunk is a queue job and a part file, and the default of 64 MiB suits most days').max(2 ** 40).default(64 * 1024 * 1024),
     })
     .default({ rows: 50_000, bytes: 64 * 1024 * 1024 }),
   limits: z

@@ -7,6 +7,8 @@
  * same, but loads BullMQ and ioredis again in every thread: about 70 MB more each.
  */
 import type { Job } from 'bullmq';
+import type { Logger } from 'pino';
+import type { RowCounts } from '../run/manifest.js';
 import type { JobDefinition } from '../job/load.js';
 import { checkOutputLock, type HeldLock } from '../run/lock.js';
 import type { ChunkPlan } from '../run/plan.js';
@@ -26,7 +28,7 @@ export interface ChunkJobData {
 }
 
 /** A processor for BullMQ running at most `pool.size` chunks at once, one per thread. */
-export function chunkProcessor(pool: ChunkThreadPool): (job: Job<ChunkJobData, ChunkResult>) => Promise<ChunkResult> {
+export function chunkProcessor(pool: ChunkThreadPool, log: Logger): (job: Job<ChunkJobData, ChunkResult>) => Promise<ChunkResult> {
   const free = Array.from({ length: pool.size }, (_, slot) => slot);
   return async (job) => {
     const slot = free.pop();
@@ -37,7 +39,11 @@ export function chunkProcessor(pool: ChunkThreadPool): (job: Job<ChunkJobData, C
       // was alive) must not write parts into that attempt's output.
       await checkOutputLock(openLocation(job.data.outputUri), job.data.lock);
       const { data } = job;
-      return await pool.run(slot, data.job, data.date, data.outputUri, data.chunk, (rows) => void job.updateProgress({ read: rows.read }));
+      // Progress is for watching only: a chunk that vanished from Redis (flushed, restarted
+      // empty, completed elsewhere after a stall) fails this update, and the chunk goes on.
+      const progress = (rows: RowCounts) =>
+        job.updateProgress({ read: rows.read }).catch((err: unknown) => log.warn({ chunk: job.id, run: data.run, err: (err as Error).message }, 'could not record chunk progress; the chunk may have been removed from Redis'));
+      return await pool.run(slot, data.job, data.date, data.outputUri, data.chunk, (rows) => void progress(rows));
     } catch (err) {
       throw toQueueError(err);
     } finally {

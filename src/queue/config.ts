@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { RedisOptions } from 'bullmq';
+import { envInteger, envMilliseconds } from '../env.js';
 import { configError } from '../errors.js';
 
 /** Where the queue lives and how it behaves; every field comes from the environment (README "Queue settings"). */
@@ -23,20 +24,31 @@ export interface QueueConfig {
   keepRuns: number;
 }
 
-const num = (value: string | undefined, fallback: number) => (value === undefined || value === '' ? fallback : Number(value));
+const HOUR_MS = 3_600_000;
 
+/** The queue's settings from the environment, each checked against the range it takes (BAD_ENV otherwise). */
 export function queueConfig(env: NodeJS.ProcessEnv = process.env): QueueConfig {
+  const prefix = env.NIGHTSCORE_QUEUE_PREFIX || 'nightscore';
+  // BullMQ builds every key as <prefix>:<queue>:…; a colon or a brace would change the key's shape.
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(prefix)) {
+    throw configError('BAD_ENV', `NIGHTSCORE_QUEUE_PREFIX must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${prefix}"`, { column: 'NIGHTSCORE_QUEUE_PREFIX', hint: 'Unset it for the default "nightscore".' });
+  }
   return {
     redisUrl: env.NIGHTSCORE_REDIS_URL || 'redis://127.0.0.1:6379',
     redisCaFile: env.NIGHTSCORE_REDIS_CA_FILE || undefined,
-    prefix: env.NIGHTSCORE_QUEUE_PREFIX || 'nightscore',
-    lockMs: num(env.NIGHTSCORE_LOCK_MS, 30_000),
-    stalledIntervalMs: num(env.NIGHTSCORE_STALLED_INTERVAL_MS, 30_000),
-    maxStalledCount: num(env.NIGHTSCORE_MAX_STALLED, 3),
-    attempts: num(env.NIGHTSCORE_ATTEMPTS, 5),
-    backoffMs: num(env.NIGHTSCORE_BACKOFF_MS, 2_000),
-    keepRuns: num(env.NIGHTSCORE_KEEP_RUNS, 10_000),
+    prefix,
+    lockMs: envMilliseconds(env, 'NIGHTSCORE_LOCK_MS', 30_000, 'a chunk is taken over 30 s after its worker stops renewing', 1_000),
+    stalledIntervalMs: envMilliseconds(env, 'NIGHTSCORE_STALLED_INTERVAL_MS', 30_000, 'look for stalled chunks every 30 s', 1_000),
+    maxStalledCount: envInteger(env, 'NIGHTSCORE_MAX_STALLED', 3, { min: 0, max: 1_000, unit: 'stalls' }, 'a chunk may stall 3 times'),
+    attempts: envInteger(env, 'NIGHTSCORE_ATTEMPTS', 5, { min: 1, max: 100, unit: 'attempts' }, '5 attempts'),
+    backoffMs: envInteger(env, 'NIGHTSCORE_BACKOFF_MS', 2_000, { min: 0, max: HOUR_MS, unit: 'milliseconds' }, 'backoff from 2 s'),
+    keepRuns: envInteger(env, 'NIGHTSCORE_KEEP_RUNS', 10_000, { min: 1, max: 10_000_000, unit: 'runs' }, 'keep 10,000 finished runs'),
   };
+}
+
+/** How long SIGTERM/SIGINT may take, end to end, before the worker exits whatever it was doing. */
+export function shutdownTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  return envMilliseconds(env, 'NIGHTSCORE_SHUTDOWN_TIMEOUT_MS', 30_000, 'SIGTERM exits within 30 s');
 }
 
 /**

@@ -1,10 +1,9 @@
 import { Worker, type Job } from 'bullmq';
-import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { NightscoreError } from '../errors.js';
-import { loadJob } from '../job/load.js';
+import { loadJobsDir } from '../job/load.js';
 import { startHealthServer } from '../observe/http.js';
 import { redactSecrets } from '../redact.js';
 import { createMetrics } from '../observe/metrics.js';
@@ -46,6 +45,8 @@ export interface RunningWorker {
  * in worker threads so parsing and inference never block the lock renewal here).
  */
 export async function startWorker(config: QueueConfig, opts: WorkerOptions, log: Logger): Promise<RunningWorker> {
+  // Every job file is checked once before any work is taken: two with one name share run ids.
+  if (opts.jobsDir) await loadJobsDir(opts.jobsDir);
   await checkRedisAtStart(config, log);
   const queues = openQueues(config, (err) => log.error({ err: err.message }, 'queue error'));
   const connection = connectionOptions(config);
@@ -60,9 +61,25 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
     return out;
   });
 
+  // The health server comes first: a worker that cannot serve /healthz and /metrics (its port
+  // is taken) stops before it takes any work, rather than run unseen.
+  let health: Awaited<ReturnType<typeof startHealthServer>>;
+  try {
+    health = await startHealthServer({
+      host: opts.host ?? '127.0.0.1',
+      port: opts.port ?? 9464,
+      registry: metrics.registry,
+      notReady: () => notReady(queues.runs, opts.jobsDir),
+    });
+  } catch (err) {
+    metrics.stop();
+    await queues.close();
+    throw err;
+  }
+
   const runs = new Worker(QUEUES.runs, runProcessor(queues, log), { ...common, concurrency: 4 });
   const pool = new ChunkThreadPool(concurrency);
-  const chunks = new Worker(QUEUES.chunks, chunkProcessor(pool), { ...common, concurrency });
+  const chunks = new Worker(QUEUES.chunks, chunkProcessor(pool, log), { ...common, concurrency });
   const started = new Map<string, number>();
   chunks.on('active', (job: Job) => {
     started.set(job.id!, Date.now());
@@ -88,12 +105,6 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
   });
   for (const w of [runs, chunks]) w.on('error', (err) => log.error({ err: err.message }, 'worker error'));
 
-  const health = await startHealthServer({
-    host: opts.host ?? '127.0.0.1',
-    port: opts.port ?? 9464,
-    registry: metrics.registry,
-    notReady: () => notReady(queues.runs, opts.jobsDir),
-  });
   const stopLeases = keepRunLeases(queues, outputLeaseMs(), log);
   log.info({ port: health.port, concurrency, prefix: config.prefix, redis: redactSecrets(config.redisUrl) }, 'worker started');
 
@@ -102,19 +113,32 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
     port: health.port,
     close: () =>
       (closing ??= (async () => {
-        const graceful = Promise.all([runs.close(), chunks.close()]).then(() => false);
-        const timeout = new Promise<boolean>((resolve) => setTimeout(resolve, opts.shutdownTimeoutMs ?? 30_000, true).unref());
-        // Past the timeout, running chunks are released: their locks lapse and another
-        // worker picks them up as stalled, and their deterministic parts are overwritten.
-        if (await Promise.race([graceful, timeout])) await Promise.all([runs.close(true), chunks.close(true)]);
+        // Every step is bounded: with Redis or storage gone, BullMQ's and ioredis's closes
+        // wait for a connection that never comes. The graceful part gets three quarters of
+        // the timeout; what is still running then is released (its chunk lock lapses, another
+        // worker takes it over as stalled, and its deterministic part is overwritten).
+        const timeoutMs = opts.shutdownTimeoutMs ?? 30_000;
+        const deadline = Date.now() + timeoutMs;
+        const graceful = await within(Promise.all([runs.close(), chunks.close()]), timeoutMs * 0.75);
+        if (!graceful) await within(Promise.all([runs.close(true), chunks.close(true)]), (deadline - Date.now()) / 3);
         stopLeases();
-        await pool.close();
-        await queues.close();
         metrics.stop();
-        await new Promise((resolve) => health.server.close(resolve));
-        log.info('worker stopped');
+        health.server.closeAllConnections();
+        await within(Promise.all([pool.close(), queues.close(), new Promise((resolve) => health.server.close(resolve))]), deadline - Date.now());
+        log.info({ graceful }, 'worker stopped');
       })()),
   };
+}
+
+/** Waits for `work` at most `ms`; true when it settled in time. A rejection counts as settled. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), false)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -141,12 +165,16 @@ async function notReady(queue: { getJobCounts(...states: string[]): Promise<unkn
   const problem = await Promise.race([redis, timeout]);
   if (problem) return problem;
   if (!jobsDir) return undefined;
-  for (const file of (await readdir(jobsDir)).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))) {
-    try {
-      await prepareJob(await loadJob(path.join(jobsDir, file)));
-    } catch (err) {
-      return `${file}: ${(err as Error).message}`;
+  try {
+    for (const job of await loadJobsDir(jobsDir)) {
+      try {
+        await prepareJob(job);
+      } catch (err) {
+        return `${path.basename(job.file)}: ${(err as Error).message}`;
+      }
     }
+  } catch (err) {
+    return (err as Error).message;
   }
   return undefined;
 }

@@ -1,3 +1,4 @@
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { storageError, toNightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
@@ -39,6 +40,12 @@ export interface LockRecord extends LockIdentity {
   date: string;
   host: string;
   pid: number;
+  /**
+   * Which process table `pid` belongs to: the kernel's boot id and the pid namespace, where
+   * the system says (Linux). Two containers may share a host name and a pid; only a holder of
+   * this very process table can be seen to be gone.
+   */
+  pid_space?: string;
   acquired_at: string;
   lease_ms: number;
 }
@@ -74,7 +81,37 @@ export function outputLeaseMs(env: NodeJS.ProcessEnv = process.env): number {
  * cannot be read counts as live for the default lease, so damage never hands a date over early.
  */
 export function isLive(lock: FoundLock, now = Date.now()): boolean {
-  return now - lock.modified < (lock.record?.lease_ms ?? DEFAULT_LEASE_MS);
+  return now - lock.modified < (lock.record?.lease_ms ?? DEFAULT_LEASE_MS) && !holderGone(lock.record);
+}
+
+/**
+ * True when the lock's holder ran in this process table and its pid is gone: an
+ * interrupted `nightscore run` on this host, whose lock need not block the date for a lease.
+ */
+export function holderGone(record: LockRecord | undefined): boolean {
+  // Only an in-process run's lock is its process's: a queued run's is renewed by every worker.
+  if (!record?.owner.startsWith('run:') || record.host !== hostname() || record.pid_space !== pidSpace() || record.pid === process.pid) return false;
+  try {
+    process.kill(record.pid, 0);
+    return false;
+  } catch (err) {
+    // EPERM: the process exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+let space: string | undefined | null = null;
+
+/** This process's pid space: boot id and pid namespace (Linux); undefined elsewhere. */
+export function pidSpace(): string | undefined {
+  if (space === null) {
+    try {
+      space = `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${readlinkSync('/proc/self/ns/pid')}`;
+    } catch {
+      space = undefined;
+    }
+  }
+  return space;
 }
 
 /**
@@ -84,7 +121,7 @@ export function isLive(lock: FoundLock, now = Date.now()): boolean {
  * list, a create and a list; no read.
  */
 export async function acquireOutputLock(out: Location, claim: LockIdentity & { job: string; date: string }, leaseMs: number): Promise<HeldLock> {
-  const record: LockRecord = { ...claim, host: hostname(), pid: process.pid, acquired_at: new Date().toISOString(), lease_ms: leaseMs };
+  const record: LockRecord = { ...claim, host: hostname(), pid: process.pid, pid_space: pidSpace(), acquired_at: new Date().toISOString(), lease_ms: leaseMs };
   const body = `${JSON.stringify(record, null, 2)}\n`;
   const mine = (l: FoundLock) => l.record?.owner === claim.owner;
   for (let tries = 0; tries < 5; tries++) {

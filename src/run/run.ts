@@ -15,6 +15,9 @@ import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputOb
 import { scoreChunk, type ChunkContext, type ChunkResult } from './score-chunk.js';
 import { ChunkThreadPool } from './thread-pool.js';
 
+/** Chunks one run may plan into: each is a queue job and a part file. */
+const MAX_CHUNKS = 100_000;
+
 /** A job bound to its model: everything checked that can be checked before reading data. */
 export interface PreparedJob {
   job: JobDefinition;
@@ -71,6 +74,13 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
   const chunks = job.input.format === 'parquet'
     ? await planParquetChunks(inputs, job.chunk.rows)
     : planChunks(inputs, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
+  if (chunks.length > MAX_CHUNKS) {
+    throw configError('PLAN_TOO_LARGE', `${job.file}: ${date} plans into ${chunks.length} chunks (chunk.bytes ${job.chunk.bytes}, chunk.rows ${job.chunk.rows}); a run takes at most ${MAX_CHUNKS}, each a queue job and a part file`, {
+      source: job.file,
+      column: 'chunk.bytes',
+      hint: 'Raise chunk.bytes (the default is 64 MiB; for Parquet, chunk.rows bounds a chunk) so a day plans into fewer, larger chunks.',
+    });
+  }
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
   const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
@@ -202,6 +212,12 @@ export interface RunJobOptions {
    * `model.threads` onnxruntime threads. @defaultValue the CPUs, at most one per chunk
    */
   threads?: number;
+  /**
+   * Aborted when the run is interrupted (Ctrl-C, SIGTERM): no further chunk starts, running
+   * ones stop at their next batch, and the run ends failed with RUN_INTERRUPTED, its lock
+   * released and no `_SUCCESS`.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -215,8 +231,11 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
   // Scoring threads take a few hundred ms to load their modules and model: start them now,
   // so that happens while this thread lists the input and plans. This thread is one of the
   // slots: it idles otherwise, and every extra thread costs a V8 heap and a model session.
+  // Only the threads the CPUs can run start before the plan; more, when asked for
+  // explicitly, start once the plan shows chunks for them.
   const wanted = THREAD_ENTRY_BUILT ? Math.max(1, opts.threads ?? availableParallelism()) : 1;
-  const pool = wanted > 1 ? new ChunkThreadPool(wanted - 1) : undefined;
+  const early = Math.min(wanted, availableParallelism());
+  const pool = wanted > 1 ? new ChunkThreadPool(early - 1) : undefined;
   try {
     return await planAndScore(prepared, date, opts, pool);
   } finally {
@@ -245,7 +264,8 @@ async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOpt
 
 async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJobOptions, pool: ChunkThreadPool | undefined, lost: () => boolean): Promise<RunManifest> {
   const { date } = plan;
-  const threads = Math.min(1 + (pool?.size ?? 0), plan.chunks.length);
+  const threads = Math.min(THREAD_ENTRY_BUILT ? Math.max(1, opts.threads ?? availableParallelism()) : 1, plan.chunks.length);
+  pool?.grow(threads - 1);
   const progress = new Map<number, RowCounts>();
   const report = (chunk: number) => (rows: RowCounts) => {
     progress.set(chunk, rows);
@@ -256,17 +276,21 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
   // The first chunk in plan order that failed explains the run best: a split inside a
   // quoted field fails the chunk before the split with the fix, the one after with garbage.
   const failures = new Map<number, unknown>();
+  const { signal } = opts;
+  // Threads stop at once; this thread's chunk stops at its next batch (ChunkContext.signal).
+  const onAbort = () => void pool?.close();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     // Each slot takes the next chunk in plan order until the plan is done or a chunk fails.
     let next = 0;
     await Promise.all(
       Array.from({ length: threads }, async (_, slot) => {
-        while (failures.size === 0 && !lost() && next < plan.chunks.length) {
+        while (failures.size === 0 && !lost() && !signal?.aborted && next < plan.chunks.length) {
           const chunk = plan.chunks[next++]!;
           try {
             const result = pool && slot > 0
               ? await pool.run(slot - 1, prepared.job, date, plan.outputUri, chunk, report(chunk.index))
-              : await scoreChunk(chunk, chunkContext(prepared, date, plan.outputUri, report(chunk.index)));
+              : await scoreChunk(chunk, { ...chunkContext(prepared, date, plan.outputUri, report(chunk.index)), signal });
             results.push(result);
           } catch (err) {
             failures.set(chunk.index, err);
@@ -275,10 +299,19 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
       }),
     );
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     await pool?.close();
   }
   const first = Math.min(...failures.keys());
-  return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job), failures.get(first));
+  const failure = signal?.aborted ? interrupted(signal) : failures.get(first);
+  return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job), failure);
+}
+
+/** The failure of a run stopped by a signal (the abort reason names it). */
+export function interrupted(signal: AbortSignal): NightscoreError {
+  return new NightscoreError('internal', 'RUN_INTERRUPTED', `the run was interrupted (${String(signal.reason ?? 'aborted')}) before it finished; nothing was published`, {
+    hint: 'Run the date again; its earlier parts are replaced.',
+  });
 }
 
 /** The CSV output options rejects files are written with. */

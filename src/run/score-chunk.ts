@@ -6,6 +6,7 @@ import { scanLayout } from '../formats/csv-scan.js';
 import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
 import { CR, LF, sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
 import { csvPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
+import { NightscoreError } from '../errors.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import type { ObjectWriter } from '../storage/storage.js';
@@ -33,6 +34,8 @@ export interface ChunkContext {
   outputUri: string;
   /** Called after each batch is written, for progress. */
   onBatch?: (counts: RowCounts) => void;
+  /** Stops the chunk at its next batch (an interrupted in-process run). */
+  signal?: AbortSignal;
 }
 
 /** Per segment: how many records it held, and how many newlines, for absolute reject line numbers. */
@@ -83,6 +86,7 @@ class ChunkSink {
 
   /** Scores what the builder holds and writes it, then writes the rows it rejected. */
   async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
+    if (this.ctx.signal?.aborted) throw new NightscoreError('internal', 'RUN_INTERRUPTED', 'the run was interrupted');
     if (builder.rows > 0) {
       const batch = builder.take();
       const outputs = await this.ctx.scorer.score(batch.features, batch.rows);

@@ -40,6 +40,11 @@ export class ChunkThreadPool {
     return this.threads.length;
   }
 
+  /** Adds threads until the pool has `size`. */
+  grow(size: number): void {
+    while (!this.closed && this.threads.length < size) this.threads.push(this.spawn(this.threads.length));
+  }
+
   /** Scores one chunk on thread `slot`. */
   run(slot: number, job: JobDefinition, date: string, outputUri: string, chunk: ChunkPlan, onProgress?: (rows: RowCounts) => void): Promise<ChunkResult> {
     const id = this.nextId++;
