@@ -1,11 +1,15 @@
+import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NightscoreError } from '../src/errors.js';
-import { acquireOutputLock, checkOutputLock, releaseOutputLock, renewOutputLock } from '../src/run/lock.js';
+import { writeDemoDay } from '../src/demo/demo.js';
+import { loadJob } from '../src/job/load.js';
+import { acquireOutputLock, checkOutputLock, pidSpace, releaseOutputLock, renewOutputLock } from '../src/run/lock.js';
 import { openLocation, resetStorageCache, type Location } from '../src/storage/open.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { startS3 } from './support/s3.js';
-import { Workspace } from './support/workspace.js';
+import { CLI, REPO, runCli, Workspace } from './support/workspace.js';
 
 /** The output lock on real local files: create-if-absent, leases, takeover and fencing. */
 
@@ -91,6 +95,64 @@ describe('output lock', () => {
     expect((err as NightscoreError).hint).toContain('(lease 120000 ms)');
   });
 });
+describe('locks of processes that are gone', () => {
+  /** The pid of a process that has exited. */
+  async function deadPid(): Promise<number> {
+    const child = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => child.once('exit', r));
+    return child.pid!;
+  }
+  const record = (owner: string, pid: number) =>
+    JSON.stringify({ owner, attempt: 'gone', job: 'j', date: '2026-01-01', host: hostname(), pid, pid_space: pidSpace(), acquired_at: new Date().toISOString(), lease_ms: 600_000 });
+
+  it('a live lock whose in-process holder on this host is gone is taken over at once; a live holder or a queued run keeps it', async () => {
+    await ws.write('out/_LOCK.0000000000000001', record('run:gone', await deadPid()));
+    expect(await codeOf(acquireOutputLock(out, claim('run:next'), 60_000))).toBe('ok');
+    expect(await lockFiles()).toEqual(['_LOCK.0000000000000002']);
+
+    const alive = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)']);
+    try {
+      await ws.remove();
+      await ws.write('out/_LOCK.0000000000000001', record('run:alive', alive.pid!));
+      expect(await codeOf(acquireOutputLock(out, claim('run:next'), 60_000))).toBe('RUN_IN_PROGRESS');
+    } finally {
+      alive.kill();
+    }
+    // A queued run's lock is renewed by every worker: its planner's pid says nothing.
+    await ws.remove();
+    await ws.write('out/_LOCK.0000000000000001', record('queue:p:j@2026-01-01', await deadPid()));
+    expect(await codeOf(acquireOutputLock(out, claim('run:next'), 60_000))).toBe('RUN_IN_PROGRESS');
+  });
+
+  it('Ctrl-C of nightscore run stops it: exit 130, a failed manifest, no _SUCCESS and no _LOCK, and the next run goes at once', async () => {
+    const file = await ws.job('t.yaml', {
+      name: 't',
+      input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
+      model: { path: `${REPO}/models/churn/model.onnx` },
+      output: { uri: 'scores/dt={date}/', format: 'csv' },
+      chunk: { rows: 200, bytes: 400_000 },
+    });
+    await writeDemoDay(await loadJob(file), '2026-01-01', { rows: 300_000, files: 2, seed: 2 });
+    const child = spawn(process.execPath, [CLI, 'run', file, '--date', '2026-01-01', '--threads', '1'], { cwd: REPO, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const dir = ws.path('scores/dt=2026-01-01');
+    for (let i = 0; i < 400 && !(await readdir(dir).catch(() => [] as string[])).some((f) => f.startsWith('part-')); i++) await sleep(25);
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(130);
+    expect(stderr).toContain('SIGINT: stopping the run, releasing its lock');
+    const files = await readdir(dir);
+    expect(files.filter((f) => f.startsWith('_LOCK') || f === '_SUCCESS')).toEqual([]);
+    const manifest = await ws.manifest('scores/dt=2026-01-01');
+    expect(manifest.status).toBe('failed');
+    expect(manifest.error?.code).toBe('RUN_INTERRUPTED');
+    expect(manifest.rows.read).toBeLessThan(300_000);
+    const again = await runCli(['run', file, '--date', '2026-01-01']);
+    expect(again.code, again.stderr).toBe(0);
+  });
+});
+
 describe('output lock on an S3 server', () => {
   // s3rver ignores If-None-Match, so it cannot show that racing creators get one lock (AWS S3
   // and MinIO honour it); it does show the rest of the protocol speaks S3.
