@@ -59,6 +59,9 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     data = { ...data, step: 'chunks', plan, job: def };
     await job.updateData(data);
     log.info({ run: job.id, chunks: plan.chunks.length, attempt: plan.manifest.attempt }, 'run planned');
+    if (plan.manifest.skipped.length > 0) {
+      log.warn({ run: job.id, skipped: plan.manifest.skipped.length, first: plan.manifest.skipped.slice(0, 10) }, 'input objects not read (see the manifest\'s "skipped")');
+    }
   }
   const plan = data.plan!;
   if (data.step === 'chunks') {

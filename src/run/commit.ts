@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse';
 import { escapeFormula, formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
-import { NightscoreError } from '../errors.js';
+import { NightscoreError, storageError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { readText } from '../storage/storage.js';
 import { chunkFiles, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, type RunManifest } from './manifest.js';
@@ -19,10 +19,11 @@ import type { ChunkResult } from './score-chunk.js';
  * keeps them.
  */
 export async function beginOutput(out: Location, manifest: RunManifest): Promise<void> {
-  const previous = await readManifest(out);
+  const files = await listRelative(out);
+  const listed = files.find((f) => f.relative === OUTPUT_FILES.manifest);
+  const previous = listed ? await readManifest(out, listed.size) : undefined;
   manifest.owns = mergeOwns(previous ? ownsOf(previous) : {}, manifest.owns);
   const names = new OutputNames(manifest.owns);
-  const files = await listRelative(out);
   const strangers = files.filter((f) => PART_LIKE_RE.test(f.relative) && !names.isPart(f.relative));
   if (strangers.length > 0) {
     throw new NightscoreError('config', 'OUTPUT_NOT_OURS', `${out.storage.uri(out.storage.join(out.key, ''))} holds ${strangers.length} file(s) named like nightscore parts that no manifest there accounts for, such as ${strangers[0]!.relative}; this run would mix with them and left the folder untouched`, {
@@ -54,23 +55,31 @@ export async function writeManifest(out: Location, manifest: RunManifest): Promi
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
-/** The folder's manifest; undefined when there is none, or none nightscore can read (then it owns nothing). */
-export async function readManifest(out: Location): Promise<RunManifest | undefined> {
+/**
+ * The folder's manifest; undefined when there is none, or none nightscore can parse (then it
+ * owns nothing). `size`, when the caller listed it, catches a body cut short in transit,
+ * which must never pass for a damaged manifest: that is a retryable error.
+ */
+export async function readManifest(out: Location, size?: number): Promise<RunManifest | undefined> {
   const key = out.storage.join(out.key, OUTPUT_FILES.manifest);
-  if (!(await out.storage.stat(key))) return undefined;
+  const expected = size ?? (await out.storage.stat(key))?.size;
+  if (expected === undefined) return undefined;
+  const text = await readText(out.storage, key);
+  if (Buffer.byteLength(text) !== expected) {
+    throw storageError('MANIFEST_READ_SHORT', `${out.storage.uri(key)}: read ${Buffer.byteLength(text)} of ${expected} bytes`, { retryable: true, source: out.storage.uri(key) });
+  }
   try {
-    const parsed = JSON.parse(await readText(out.storage, key)) as RunManifest;
+    const parsed = JSON.parse(text) as RunManifest;
     return parsed && typeof parsed === 'object' ? parsed : undefined;
-  } catch (err) {
-    if (err instanceof SyntaxError) return undefined;
-    throw err;
+  } catch {
+    return undefined;
   }
 }
 
 /** Every object of the output folder, with its name relative to the folder ('/'-separated). */
-async function listRelative(out: Location): Promise<Array<{ key: string; relative: string }>> {
+async function listRelative(out: Location): Promise<Array<{ key: string; relative: string; size: number }>> {
   const folder = out.storage.join(out.key, '');
-  return (await out.storage.list(folder)).map(({ key }) => ({ key, relative: key.slice(folder.length).split('\\').join('/') }));
+  return (await out.storage.list(folder)).map(({ key, size }) => ({ key, size, relative: key.slice(folder.length).split('\\').join('/') }));
 }
 
 /**

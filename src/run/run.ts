@@ -124,14 +124,15 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   const keep = new Set<string>();
   const offsets = lineOffsets(done);
   const fence = () => checkOutputLock(out, plan.lock);
-  // A commit that runs again after it published (its queue lock lapsed, a retry, a duplicate
-  // delivery) finds its own attempt's result and reports it rather than fail at the fence.
-  const published = await publishedBy(out, plan.manifest.attempt);
-  if (published) {
-    await releaseOutputLock(out, plan.lock);
-    return published;
+  try {
+    await fence();
+  } catch (err) {
+    // A commit that runs again after it published and released the lock (its queue lock
+    // lapsed, a retry, a duplicate delivery) finds its own attempt's result and reports it.
+    const published = toNightscoreError(err).code === 'RUN_LOCK_LOST' ? await publishedBy(out, plan.manifest.attempt) : undefined;
+    if (published) return published;
+    throw err;
   }
-  await fence();
   try {
     if (failure !== undefined) throw failure;
     if (done.length !== plan.chunks.length || done.some((r, i) => r.index !== i)) {
