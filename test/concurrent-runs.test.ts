@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { csvOf } from './support/data.js';
 import { createTestQueue, type TestQueue } from './support/queue.js';
-import { CLI, REPO, runCli, Workspace, type CliResult } from './support/workspace.js';
+import { REPO, runCli, startCli as startCliProcess, Workspace, type StartedCli } from './support/workspace.js';
 
 /**
  * Two attempts at the same date at once: one wins whole, the other fails with
@@ -47,19 +47,10 @@ async function day(files: number): Promise<number> {
 }
 
 /** Starts the CLI without waiting for it, so a test can pause or kill it. */
-function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: REPO,
-    env: { ...process.env, NIGHTSCORE_LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliResult>((resolve) => child.once('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
-  return { child, done };
+function startCli(args: string[], env: Record<string, string> = {}): StartedCli {
+  const started = startCliProcess(args, env);
+  children.push(started.child);
+  return started;
 }
 
 /** Resolves once the output folder holds a `running` manifest of a run of job `name`: that run has the date. */

@@ -9,7 +9,7 @@ import { acquireOutputLock, checkOutputLock, pidSpace, releaseOutputLock, renewO
 import { openLocation, resetStorageCache, type Location } from '../src/storage/open.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { startS3 } from './support/s3.js';
-import { CLI, REPO, runCli, Workspace } from './support/workspace.js';
+import { REPO, runCli, startCli, Workspace } from './support/workspace.js';
 
 /** The output lock on real local files: create-if-absent, leases, takeover and fencing. */
 
@@ -133,14 +133,12 @@ describe('locks of processes that are gone', () => {
       chunk: { rows: 200, bytes: 400_000 },
     });
     await writeDemoDay(await loadJob(file), '2026-01-01', { rows: 300_000, files: 2, seed: 2 });
-    const child = spawn(process.execPath, [CLI, 'run', file, '--date', '2026-01-01', '--threads', '1'], { cwd: REPO, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const run = startCli(['run', file, '--date', '2026-01-01', '--threads', '1'], { NIGHTSCORE_LOG_LEVEL: 'error' });
     const dir = ws.path('scores/dt=2026-01-01');
     for (let i = 0; i < 400 && !(await readdir(dir).catch(() => [] as string[])).some((f) => f.startsWith('part-')); i++) await sleep(25);
-    child.kill('SIGINT');
-    expect(await exited, stderr).toBe(130);
+    run.child.kill('SIGINT');
+    const { code, stderr } = await run.done;
+    expect(code, stderr).toBe(130);
     expect(stderr).toContain('SIGINT: stopping the run, releasing its lock');
     const files = await readdir(dir);
     expect(files.filter((f) => f.startsWith('_LOCK') || f === '_SUCCESS')).toEqual([]);

@@ -1,10 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { parseJob } from '../src/job/load.js';
 import { beginRun, chunkContext, csvOutput, finishRun, prepareJob } from '../src/run/run.js';
 import { scoreChunk } from '../src/run/score-chunk.js';
-import { REPO, runCli, Workspace } from './support/workspace.js';
+import { REPO, runCli, startCli, Workspace } from './support/workspace.js';
 
 /** A day of many small objects, and settings that would make one. */
 
@@ -68,20 +69,16 @@ describe('settings that would explode a day are refused', () => {
     }
     // One chunk: --threads 64 starts at most the CPUs' threads before the plan, none after it.
     const threadsOf = async (n: string) => {
-      const { spawn } = await import('node:child_process');
-      const { readFile } = await import('node:fs/promises');
-      const { CLI } = await import('./support/workspace.js');
-      const child = spawn(process.execPath, [CLI, 'run', file, '--date', DATE, '--threads', n], { cwd: REPO, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
-      const exited = new Promise<number | null>((r) => child.once('exit', r));
+      const run = startCli(['run', file, '--date', DATE, '--threads', n]);
       let max = 0;
       let done = false;
-      void exited.then(() => (done = true));
+      void run.done.then(() => (done = true));
       while (!done) {
-        const status = await readFile(`/proc/${child.pid}/status`, 'utf8').catch(() => '');
+        const status = await readFile(`/proc/${run.child.pid}/status`, 'utf8').catch(() => '');
         max = Math.max(max, Number(/Threads:\s+(\d+)/.exec(status)?.[1] ?? 0));
         await new Promise((r) => setTimeout(r, 5));
       }
-      expect(await exited).toBe(0);
+      expect((await run.done).code).toBe(0);
       return max;
     };
     const few = await threadsOf('2');

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,7 +6,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { loadJob } from '../src/job/load.js';
 import { connectionOptions } from '../src/queue/config.js';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
-import { CLI, REPO, runCli, Workspace } from './support/workspace.js';
+import { REPO, runCli, startCli, Workspace } from './support/workspace.js';
 
 /** Workers that stay alive through their plumbing's failures, and die cleanly when told. */
 
@@ -36,16 +35,6 @@ async function dayJob(name: string, rows: number, batch: number): Promise<string
   await writeDemoDay(await loadJob(file), DATE, { rows, files: 1, seed: 3 });
   await writeDemoDay(await loadJob(file), '2026-10-02', { rows: 500, files: 1, seed: 4 });
   return file;
-}
-
-/** Runs the CLI as a process the test can signal; resolves with its exit and what it printed. */
-function spawnCli(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (text += d.toString()));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
-  return { child, exited, text: () => text };
 }
 
 describe('a worker stays alive', () => {
@@ -131,15 +120,15 @@ describe('a worker always dies within its shutdown timeout', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const { port } = closed.address() as AddressInfo;
     await new Promise((r) => closed.close(r));
-    const worker = spawnCli(['worker', '--port', '0'], { NIGHTSCORE_REDIS_URL: `redis://127.0.0.1:${port}`, NIGHTSCORE_QUEUE_PREFIX: 'nstest-unreachable', NIGHTSCORE_SHUTDOWN_TIMEOUT_MS: '3000', NIGHTSCORE_LOG_LEVEL: 'info' });
-    for (let i = 0; i < 200 && !worker.text().includes('worker started'); i++) await sleep(50);
-    expect(worker.text()).toContain('worker started');
+    const worker = startCli(['worker', '--port', '0'], { NIGHTSCORE_REDIS_URL: `redis://127.0.0.1:${port}`, NIGHTSCORE_QUEUE_PREFIX: 'nstest-unreachable', NIGHTSCORE_SHUTDOWN_TIMEOUT_MS: '3000', NIGHTSCORE_LOG_LEVEL: 'info' });
+    for (let i = 0; i < 200 && !worker.output().includes('worker started'); i++) await sleep(50);
+    expect(worker.output()).toContain('worker started');
     await sleep(1_000);
     const t0 = Date.now();
     worker.child.kill('SIGTERM');
-    const code = await Promise.race([worker.exited, sleep(10_000).then(() => 'still running')]);
+    const code = await Promise.race([worker.done.then((r) => r.code), sleep(10_000).then(() => 'still running')]);
     if (code === 'still running') worker.child.kill('SIGKILL');
-    expect(code, worker.text()).toBe(0);
+    expect(code, worker.output()).toBe(0);
     expect(Date.now() - t0).toBeLessThan(3_800);
   });
 });

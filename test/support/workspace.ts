@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -32,6 +32,30 @@ export function runCli(args: string[], opts: { cwd?: string; env?: Record<string
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/** A CLI process a test can watch and signal while it runs. */
+export interface StartedCli {
+  child: ChildProcess;
+  /** Resolves when the process ends: its exit code (128 + n for a signal) and what it printed. */
+  done: Promise<CliResult>;
+  /** Everything printed so far, stdout then stderr. */
+  output(): string;
+}
+
+/** Starts the built CLI as `runCli` runs it, without waiting for it. */
+export function startCli(args: string[], env: Record<string, string> = {}): StartedCli {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: REPO,
+    env: { ...process.env, NIGHTSCORE_LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliResult>((resolve) => child.once('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
+  return { child, done, output: () => stdout + stderr };
 }
 
 /** A scratch folder for one test: job files, models and data, removed afterwards. */
