@@ -40,7 +40,7 @@ export async function runCommand(ctx: CommandContext, jobFile: string, opts: { d
   // this host, whose pid check sees this process gone).
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    if (stop.signal.aborted) process.exit(signalExitCode(signal));
     process.stderr.write(`${interactive ? '\r\x1b[2K' : ''}nightscore: ${signal}: stopping the run, releasing its lock (again to exit at once)\n`);
     stop.abort(signal);
   };
@@ -56,9 +56,13 @@ export async function runCommand(ctx: CommandContext, jobFile: string, opts: { d
   process.stdout.write(opts.json ? `${JSON.stringify(manifest, null, 2)}\n` : `${formatSummary(manifest)}\n`);
   if (!manifest.error) return 0;
   if (!opts.json) process.stderr.write(`nightscore: ${manifest.error.code}: ${manifest.error.message}${manifest.error.hint ? `\n  hint: ${manifest.error.hint}` : ''}\n`);
-  // Interrupted: the shell's convention for a process stopped by a signal.
-  if (stop.signal.aborted) return 128 + (stop.signal.reason === 'SIGINT' ? 2 : 15);
+  if (stop.signal.aborted) return signalExitCode(stop.signal.reason as NodeJS.Signals);
   return exitCodeFor(manifest.error.kind);
+}
+
+/** The shell's exit code for a process stopped by a signal: 130 for SIGINT, 143 for SIGTERM. */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (signal === 'SIGINT' ? 2 : 15);
 }
 
 /** The objects under the input prefix a run did not read, for the terminal (the manifest lists them all). */

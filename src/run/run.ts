@@ -234,7 +234,7 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
   // slots: it idles otherwise, and every extra thread costs a V8 heap and a model session.
   // Only the threads the CPUs can run start before the plan; more, when asked for
   // explicitly, start once the plan shows chunks for them.
-  const wanted = THREAD_ENTRY_BUILT ? Math.max(1, opts.threads ?? availableParallelism()) : 1;
+  const wanted = wantedThreads(opts);
   const early = Math.min(wanted, availableParallelism());
   const pool = wanted > 1 ? new ChunkThreadPool(early - 1) : undefined;
   try {
@@ -242,6 +242,11 @@ export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOp
   } finally {
     await pool?.close();
   }
+}
+
+/** Scoring threads asked for (this one included): `--threads`, else the CPUs; one without a built thread entry. */
+function wantedThreads(opts: RunJobOptions): number {
+  return THREAD_ENTRY_BUILT ? Math.max(1, opts.threads ?? availableParallelism()) : 1;
 }
 
 async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOptions, pool: ChunkThreadPool | undefined): Promise<RunManifest> {
@@ -265,7 +270,7 @@ async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOpt
 
 async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJobOptions, pool: ChunkThreadPool | undefined, lost: () => boolean): Promise<RunManifest> {
   const { date } = plan;
-  const threads = Math.min(THREAD_ENTRY_BUILT ? Math.max(1, opts.threads ?? availableParallelism()) : 1, plan.chunks.length);
+  const threads = Math.min(wantedThreads(opts), plan.chunks.length);
   pool?.grow(threads - 1);
   const progress = new Map<number, RowCounts>();
   const report = (chunk: number) => (rows: RowCounts) => {
