@@ -142,7 +142,7 @@ describe('flaky storage', () => {
     await tq.startWorker({}, ['--concurrency', '2']);
     expect((await runCli(['run', job, '--date', DATE, '--queue'], { env: tq.env })).code).toBe(0);
     const [status] = await tq.waitFor(job, DATE, DATE, allIn(['succeeded', 'failed']));
-    expect(status!.state).toBe('succeeded');
+    expect(status!.state, JSON.stringify(status)).toBe('succeeded');
     expect(proxy!.injected).toEqual(expect.arrayContaining(['reset', 'truncate', 'stall-body']));
     expect([...(await outputKeys('queued'))].sort()).toEqual([...expectedKeys].sort());
     expect(await outputKeys('queued')).toEqual(expectedKeys);

@@ -166,21 +166,11 @@ export class CsvScanner {
 
   /** LF or bare CR, from the first line end outside quotes, as csv-parse decides it. */
   private detectEol(buf: Buffer, from: number, final: boolean): boolean {
-    let quoted = false;
-    for (let i = from; i < buf.length; i++) {
-      const c = buf[i];
-      if (c === QUOTE) quoted = !quoted;
-      else if (quoted || (c !== LF && c !== CR)) continue;
-      else if (c === CR && i + 1 === buf.length && !final) return false;
-      else {
-        if (c === CR && buf[i + 1] !== LF) this.eol = CR;
-        this.eolKnown = true;
-        return true;
-      }
-    }
-    // No line end yet: wait for more bytes, or (at the end) a one-line file is LF as any.
-    this.eolKnown = final;
-    return final;
+    const found = detectLineEnd(buf, from, final);
+    if (found === undefined) return false;
+    this.eol = found === 'cr' ? CR : LF;
+    this.eolKnown = true;
+    return true;
   }
 
   /** Skips empty lines: LF, CRLF, and CR in CR mode (a lone CR at the very end too). */
@@ -517,4 +507,22 @@ function countByte(buf: Buffer, byte: number, from: number, to: number): number 
   let n = 0;
   for (let i = buf.indexOf(byte, from); i !== -1 && i < to; i = buf.indexOf(byte, i + 1)) n++;
   return n;
+}
+
+/**
+ * The line end of a CSV object from its first bytes: a bare CR at the first line end outside
+ * quotes means CR, anything else LF, as csv-parse decides it. Undefined while `buf` (from
+ * `from`, past a BOM) holds no line end yet and more bytes may come; at the end, LF.
+ */
+export function detectLineEnd(buf: Buffer, from: number, final: boolean): 'lf' | 'cr' | undefined {
+  let quoted = false;
+  for (let i = from; i < buf.length; i++) {
+    const c = buf[i];
+    if (c === QUOTE) quoted = !quoted;
+    else if (quoted || (c !== LF && c !== CR)) continue;
+    else if (c === CR && i + 1 === buf.length && !final) return undefined;
+    else return c === CR && buf[i + 1] !== LF ? 'cr' : 'lf';
+  }
+  // No line end yet: wait for more bytes, or (at the end) a one-line file is LF as any.
+  return final ? 'lf' : undefined;
 }

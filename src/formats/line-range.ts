@@ -1,4 +1,5 @@
 import { inputTruncated } from '../storage/integrity.js';
+import { detectLineEnd } from './csv-scan.js';
 
 /**
  * Reading a byte range of a line-oriented object so that consecutive ranges partition its
@@ -24,9 +25,10 @@ export interface LineRangeOptions {
   source?: string;
   /**
    * The byte that ends a record in this object: LF (LF and CRLF files), or CR in a file whose
-   * lines end in CR alone, where an LF is data. @defaultValue LF
+   * lines end in CR alone, where an LF is data; 'auto' reads it from the header, for a range
+   * that starts at the object's start. @defaultValue LF
    */
-  eol?: number;
+  eol?: number | 'auto';
 }
 
 /** Counts the line ends a slice emitted, for absolute line numbers later. */
@@ -38,6 +40,24 @@ export const LF = 0x0a;
 export const CR = 0x0d;
 
 export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineRangeOptions, stats: LineRangeStats): AsyncGenerator<Buffer> {
+  if (opts.eol === 'auto') {
+    // Hold the first bytes until the header's line end says which byte ends a record, then
+    // slice them and the rest with it.
+    const reads = source[Symbol.asyncIterator]();
+    let held: Buffer = Buffer.alloc(0);
+    let found: 'lf' | 'cr' | undefined;
+    while (found === undefined) {
+      const { value, done } = await reads.next();
+      if (!done) held = held.length === 0 ? value : Buffer.concat([held, value]);
+      found = detectLineEnd(held, hasBom(held) ? 3 : 0, !!done);
+    }
+    const replay = async function* () {
+      if (held.length > 0) yield held;
+      for (let r = await reads.next(); !r.done; r = await reads.next()) yield r.value;
+    };
+    yield* sliceLineRange(replay(), { ...opts, eol: found === 'cr' ? CR : LF }, stats);
+    return;
+  }
   const NL = opts.eol ?? LF;
   let pos = 0;
   let skipping = opts.skipFirst;
@@ -73,6 +93,10 @@ export async function* sliceLineRange(source: AsyncIterable<Buffer>, opts: LineR
   if (opts.length !== undefined && pos !== opts.length) {
     throw inputTruncated(opts.source ?? 'input', `the body ended after ${pos} of ${opts.length} bytes`);
   }
+}
+
+function hasBom(buf: Buffer): boolean {
+  return buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf;
 }
 
 function countByte(buf: Buffer, byte: number): number {

@@ -209,8 +209,8 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
   const whole = segment.start === 0 && segment.end >= segment.bytes;
   const mid = segment.start > 0;
   // A split point is a line end of the file's own kind (CR alone, or LF), which its header
-  // tells: every range of a split object reads it first, the one at byte 0 too.
-  const header = whole ? undefined : await readHeader(segment, ctx);
+  // tells: a range from mid-object reads the header first, the one at byte 0 as it goes.
+  const header = mid ? await readHeader(segment, ctx) : undefined;
   const raw = await storage.read(key, mid ? { start: segment.start - 1 } : undefined, segment.version);
   streams.push(raw);
   let source: Readable = raw;
@@ -223,17 +223,27 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
   }
   const from = mid ? segment.start - 1 : 0;
   const sliced = Readable.from(
-    sliceLineRange(source, { skipFirst: mid, last: whole ? Infinity : segment.end - 1 - from, length: segment.gzip ? undefined : segment.bytes - from, source: segment.uri, eol: header?.eol === 'cr' ? CR : LF }, stats),
+    sliceLineRange(source, { skipFirst: mid, last: whole ? Infinity : segment.end - 1 - from, length: segment.gzip ? undefined : segment.bytes - from, source: segment.uri, eol: lineEnd(header, whole) }, stats),
   );
   streams.push(sliced);
   return openCsv(sliced, {
     source: segment.uri,
     delimiter: ctx.delimiter,
     maxRecordBytes: ctx.maxRecordBytes,
-    header: mid ? header : undefined,
+    header,
     endsMidObject: !whole && segment.end < segment.bytes,
     range: mid ? { start: segment.start, end: segment.end } : undefined,
   });
+}
+
+/**
+ * The byte that ends a record, for slicing: from the header a mid-object range read, read
+ * from the stream by the first range of a split object, and moot for a whole object (it has
+ * no split point, and its line count is only needed to number later ranges, of which it has none).
+ */
+function lineEnd(header: CsvHeader | undefined, whole: boolean): number | 'auto' {
+  if (header) return header.eol === 'cr' ? CR : LF;
+  return whole ? LF : 'auto';
 }
 
 /** The header of an object, for a range that starts mid-object: parsed from the object's first record. */
