@@ -1,3 +1,4 @@
+import { Agent, get } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -124,11 +125,17 @@ describe('a worker always dies within its shutdown timeout', () => {
     for (let i = 0; i < 200 && !worker.output().includes('worker started'); i++) await sleep(50);
     expect(worker.output()).toContain('worker started');
     await sleep(1_000);
+    // A scraper holding a keep-alive connection to /metrics must not hold the process either.
+    const healthPort = Number(/"port":(\d+)/.exec(worker.output())?.[1]);
+    const agent = new Agent({ keepAlive: true });
+    const healthz = await new Promise<number | undefined>((resolve) => get({ host: '127.0.0.1', port: healthPort, path: '/healthz', agent }, (res) => res.resume().on('end', () => resolve(res.statusCode))));
+    expect(healthz).toBe(200);
     const t0 = Date.now();
     worker.child.kill('SIGTERM');
     const code = await Promise.race([worker.done.then((r) => r.code), sleep(10_000).then(() => 'still running')]);
     if (code === 'still running') worker.child.kill('SIGKILL');
     expect(code, worker.output()).toBe(0);
     expect(Date.now() - t0).toBeLessThan(3_800);
+    agent.destroy();
   });
 });

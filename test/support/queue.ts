@@ -92,6 +92,9 @@ export async function createTestQueue(extraEnv: Record<string, string> = {}): Pr
       await queues.runs.obliterate({ force: true }).catch(() => undefined);
       await queues.chunks.obliterate({ force: true }).catch(() => undefined);
       await queues.close();
+      // A rejection nothing handled is a bug in the worker, whatever the test was about.
+      const unhandled = workers.map((w) => w.log()).find((log) => log.includes('unhandled rejection'));
+      if (unhandled) throw new Error(`a worker logged an unhandled rejection:\n${unhandled}`);
     },
   };
 }
