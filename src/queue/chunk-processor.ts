@@ -25,6 +25,8 @@ export interface ChunkJobData {
   /** The run attempt that holds the output lock; a chunk of an attempt that lost it writes nothing. */
   lock: HeldLock;
   chunk: ChunkPlan;
+  /** The model's sha256 at plan time: a chunk scored by another model fails with MODEL_CHANGED. */
+  modelSha256?: string;
 }
 
 /** A processor for BullMQ running at most `pool.size` chunks at once, one per thread. */
@@ -43,7 +45,7 @@ export function chunkProcessor(pool: ChunkThreadPool, log: Logger): (job: Job<Ch
       // empty, completed elsewhere after a stall) fails this update, and the chunk goes on.
       const progress = (rows: RowCounts) =>
         job.updateProgress({ read: rows.read }).catch((err: unknown) => log.warn({ chunk: job.id, run: data.run, err: (err as Error).message }, 'could not record chunk progress; the chunk may have been removed from Redis'));
-      return await pool.run(slot, data.job, data.date, data.outputUri, data.chunk, (rows) => void progress(rows));
+      return await pool.run(slot, data.job, data.date, data.outputUri, data.chunk, data.modelSha256, (rows) => void progress(rows));
     } catch (err) {
       throw toQueueError(err);
     } finally {

@@ -67,7 +67,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   if (data.step === 'chunks') {
     await queues.chunks.addBulk(
       plan.chunks.map((chunk) => {
-        const chunkData: ChunkJobData = { run: job.id!, date: data.date, job: data.job!, outputUri: plan.outputUri, lock: plan.lock, chunk };
+        const chunkData: ChunkJobData = { run: job.id!, date: data.date, job: data.job!, outputUri: plan.outputUri, lock: plan.lock, chunk, modelSha256: plan.manifest.model.sha256 };
         return {
           name: 'chunk',
           data: chunkData,

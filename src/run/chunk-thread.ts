@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { toNightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import type { ChunkPlan } from './plan.js';
-import { chunkContext, prepareJob } from './run.js';
+import { checkModelUnchanged, chunkContext, prepareJob } from './run.js';
 import { scoreChunk } from './score-chunk.js';
 
 export interface ChunkTask {
@@ -16,12 +16,15 @@ export interface ChunkTask {
   date: string;
   outputUri: string;
   chunk: ChunkPlan;
+  /** The model's sha256 when the run was planned; undefined for chunks queued before it was recorded. */
+  modelSha256: string | undefined;
 }
 
 parentPort?.on('message', (task: ChunkTask) => {
   void (async () => {
     try {
       const prepared = await prepareJob(task.job);
+      if (task.modelSha256 !== undefined) checkModelUnchanged(prepared, task.modelSha256);
       const ctx = chunkContext(prepared, task.date, task.outputUri, (rows) => parentPort!.postMessage({ id: task.id, progress: rows }));
       parentPort!.postMessage({ id: task.id, result: await scoreChunk(task.chunk, ctx) });
     } catch (err) {

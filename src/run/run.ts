@@ -45,6 +45,21 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
 }
 
 /**
+ * Fails a chunk with MODEL_CHANGED (not retried) when the model file this thread loaded is
+ * not the one the run was planned with: a model deployed mid-run must not score the later
+ * chunks of a run whose manifest names the first.
+ */
+export function checkModelUnchanged(prepared: PreparedJob, planned: string): void {
+  const { model } = prepared;
+  if (model.sha256 === planned) return;
+  throw modelError('MODEL_CHANGED', `${model.path} changed during the run: it has sha256 ${model.sha256} now, but the run was planned with sha256 ${planned}`, {
+    source: model.path,
+    column: 'model.path',
+    hint: 'A model file was replaced while the date was being scored. Run the date again to score it whole with the new model, and deploy models between runs (or pin model.sha256).',
+  });
+}
+
+/**
  * A planned run: plain JSON, so that in the queue it travels in the run job's data and any
  * worker can score its chunks or commit it.
  */
@@ -295,7 +310,7 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
           const chunk = plan.chunks[next++]!;
           try {
             const result = pool && slot > 0
-              ? await pool.run(slot - 1, prepared.job, date, plan.outputUri, chunk, report(chunk.index))
+              ? await pool.run(slot - 1, prepared.job, date, plan.outputUri, chunk, plan.manifest.model.sha256, report(chunk.index))
               : await scoreChunk(chunk, { ...chunkContext(prepared, date, plan.outputUri, report(chunk.index)), signal });
             results.push(result);
           } catch (err) {

@@ -45,10 +45,10 @@ export class ChunkThreadPool {
     while (!this.closed && this.threads.length < size) this.threads.push(this.spawn(this.threads.length));
   }
 
-  /** Scores one chunk on thread `slot`. */
-  run(slot: number, job: JobDefinition, date: string, outputUri: string, chunk: ChunkPlan, onProgress?: (rows: RowCounts) => void): Promise<ChunkResult> {
+  /** Scores one chunk on thread `slot`, with the model the run was planned with (`modelSha256`). */
+  run(slot: number, job: JobDefinition, date: string, outputUri: string, chunk: ChunkPlan, modelSha256: string | undefined, onProgress?: (rows: RowCounts) => void): Promise<ChunkResult> {
     const id = this.nextId++;
-    const task: ChunkTask = { id, job, date, outputUri, chunk };
+    const task: ChunkTask = { id, job, date, outputUri, chunk, modelSha256 };
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { slot, resolve, reject, onProgress });
       this.threads[slot]!.postMessage(task);
