@@ -57,17 +57,69 @@ export class NightscoreError extends Error {
     return this.hint ? `${this.code}: ${this.message}\n  hint: ${this.hint}` : `${this.code}: ${this.message}`;
   }
 
-  toJSON(): Record<string, unknown> {
-    return {
-      code: this.code,
-      kind: this.kind,
-      message: this.message,
-      hint: this.hint,
-      source: this.source,
-      line: this.line,
-      column: this.column,
-    };
+  toJSON(): ErrorRecord {
+    return errorRecord(this);
   }
+}
+
+/**
+ * An error as plain data: what crosses a thread, a queue failure reason and a manifest, and
+ * what `status` and metrics read back. One shape, written and read by the functions below
+ * only, so a failure reads the same however the date was run.
+ */
+export interface ErrorRecord {
+  code: string;
+  kind: ErrorKind;
+  message: string;
+  hint?: string;
+  source?: string;
+  line?: number;
+  column?: string;
+  retryable?: boolean;
+}
+
+export function errorRecord(e: NightscoreError): ErrorRecord {
+  return {
+    code: e.code,
+    kind: e.kind,
+    message: e.message,
+    ...(e.hint === undefined ? {} : { hint: e.hint }),
+    ...(e.source === undefined ? {} : { source: e.source }),
+    ...(e.line === undefined ? {} : { line: e.line }),
+    ...(e.column === undefined ? {} : { column: e.column }),
+    ...(e.retryable ? { retryable: true } : {}),
+  };
+}
+
+export function fromErrorRecord(r: ErrorRecord): NightscoreError {
+  return new NightscoreError(r.kind, r.code, r.message, { hint: r.hint, source: r.source, line: r.line, column: r.column, retryable: r.retryable });
+}
+
+/** The text a queue job fails with: the error's record as JSON (BullMQ keeps it as the job's failedReason). */
+export function encodeFailure(err: unknown): string {
+  return JSON.stringify(errorRecord(toNightscoreError(err)));
+}
+
+/**
+ * Reads a failure reason back. Reasons nightscore did not write (BullMQ's own, "job stalled
+ * more than allowable limit") are internal failures quoting it.
+ */
+export function decodeFailure(reason: string): NightscoreError {
+  try {
+    const r = JSON.parse(reason) as Partial<ErrorRecord>;
+    if (r && typeof r.code === 'string' && typeof r.kind === 'string' && typeof r.message === 'string') return fromErrorRecord(r as ErrorRecord);
+  } catch {
+    // not one of ours
+  }
+  return new NightscoreError('internal', 'CHUNK_FAILED', reason, { hint: 'The queue failed the job for a reason of its own; see the worker logs.' });
+}
+
+/**
+ * The one retry rule: transient failures (storage 5xx, timeouts, cut bodies) and unexpected
+ * ones may succeed when tried again; config, input, model and limit errors never do.
+ */
+export function worthRetrying(e: NightscoreError): boolean {
+  return e.retryable || e.code === 'INTERNAL';
 }
 
 /** Exit code contract (README "Exit codes"): 2 usage/config, 3 data-quality limit, 1 anything else. */

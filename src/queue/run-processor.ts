@@ -6,7 +6,8 @@ import type { ChunkResult } from '../run/score-chunk.js';
 import { beginRun, csvOutput, finishRun, prepareJob } from '../run/run.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
-import { fromFailedReason, toQueueError } from './errors.js';
+import { decodeFailure, encodeFailure, fromErrorRecord } from '../errors.js';
+import { toQueueError } from './errors.js';
 import { chunkJobOptions, enqueueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
@@ -87,10 +88,10 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   const values = await job.getChildrenValues<ChunkResult>();
   // The first failed chunk in plan order explains the run best (see runJob).
   const failed = Object.entries(await job.getIgnoredChildrenFailures()).sort(([a], [b]) => chunkIndexOf(a) - chunkIndexOf(b));
-  const failure = failed.length > 0 ? fromFailedReason(failed[0]![1]) : undefined;
+  const failure = failed.length > 0 ? decodeFailure(failed[0]![1]) : undefined;
   const manifest = await finishRun(plan, Object.values(values), data.job!.input.key, csvOutput(data.job!), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
-  if (manifest.error) throw new UnrecoverableError(`${manifest.error.code}: ${manifest.error.message}`);
+  if (manifest.error) throw new UnrecoverableError(encodeFailure(fromErrorRecord(manifest.error)));
   return { status: 'succeeded', chunks: manifest.chunks, rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256 };
 }
 

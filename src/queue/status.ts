@@ -1,3 +1,4 @@
+import { decodeFailure, fromErrorRecord, type NightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import { runId } from './config.js';
 import { outputState } from './backfill.js';
@@ -34,13 +35,13 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       const run = state === 'unknown' ? undefined : await queues.runs.getJob(id);
       const { success, manifest } = await outputState(job, date);
       const fromManifest = manifest && manifest.status !== 'running'
-        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.error ? { error: `${manifest.error.code}: ${manifest.error.message}` } : {}) }
+        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}) }
         : {};
       if (run) {
         const attempts = run.attemptsMade;
         const enqueued_at = new Date(run.timestamp).toISOString();
         const ended = { attempts, enqueued_at, ...(run.finishedOn ? { finished_at: new Date(run.finishedOn).toISOString() } : {}), ...fromManifest };
-        if (state === 'failed') return { date, state: 'failed', ...ended, error: run.failedReason };
+        if (state === 'failed') return { date, state: 'failed', ...ended, error: summary(decodeFailure(run.failedReason)) };
         if (state === 'completed') {
           return success
             ? { date, state: 'succeeded', ...ended }
@@ -74,4 +75,9 @@ export function formatStatus(rows: DateStatus[]): string {
     return parts.join('  ');
   });
   return lines.join('\n');
+}
+
+/** A failure in one line: its code and message. */
+function summary(e: NightscoreError): string {
+  return `${e.code}: ${e.message}`;
 }

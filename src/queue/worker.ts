@@ -2,7 +2,7 @@ import { Worker, type Job } from 'bullmq';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { NightscoreError } from '../errors.js';
+import { decodeFailure, NightscoreError } from '../errors.js';
 import { loadJobsDir } from '../job/load.js';
 import { startHealthServer } from '../observe/http.js';
 import { redactSecrets } from '../redact.js';
@@ -96,12 +96,14 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
   });
   chunks.on('failed', (job: Job | undefined, err: Error) => {
     if (job && started.delete(job.id!)) metrics.chunksInFlight.dec();
-    metrics.failures.inc({ reason: /^([A-Z0-9_]+):/.exec(err.message)?.[1] ?? err.name });
-    log.warn({ chunk: job?.id, attempts: job?.attemptsMade, err: err.message }, 'chunk failed');
+    const e = decodeFailure(err.message);
+    metrics.failures.inc({ reason: e.code });
+    log.warn({ chunk: job?.id, attempts: job?.attemptsMade, err: e.toJSON() }, 'chunk failed');
   });
   runs.on('failed', (job: Job | undefined, err: Error) => {
-    metrics.failures.inc({ reason: /^([A-Z0-9_]+):/.exec(err.message)?.[1] ?? err.name });
-    log.warn({ run: job?.id, attempts: job?.attemptsMade, err: err.message }, 'run failed');
+    const e = decodeFailure(err.message);
+    metrics.failures.inc({ reason: e.code });
+    log.warn({ run: job?.id, attempts: job?.attemptsMade, err: e.toJSON() }, 'run failed');
   });
   for (const w of [runs, chunks]) w.on('error', (err) => log.error({ err: err.message }, 'worker error'));
 

@@ -4,7 +4,7 @@
  * the same parts), keeping its model sessions across the chunks it is given.
  */
 import { parentPort } from 'node:worker_threads';
-import { toNightscoreError } from '../errors.js';
+import { errorRecord, toNightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import type { ChunkPlan } from './plan.js';
 import { checkModelUnchanged, chunkContext, prepareJob } from './run.js';
@@ -28,8 +28,7 @@ parentPort?.on('message', (task: ChunkTask) => {
       const ctx = chunkContext(prepared, task.date, task.outputUri, (rows) => parentPort!.postMessage({ id: task.id, progress: rows }));
       parentPort!.postMessage({ id: task.id, result: await scoreChunk(task.chunk, ctx) });
     } catch (err) {
-      const e = toNightscoreError(err);
-      parentPort!.postMessage({ id: task.id, error: { ...e.toJSON(), retryable: e.retryable } });
+      parentPort!.postMessage({ id: task.id, error: errorRecord(toNightscoreError(err)) });
     }
   })();
 });

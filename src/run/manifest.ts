@@ -1,4 +1,4 @@
-import type { ErrorKind } from '../errors.js';
+import type { ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
 
 /** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
@@ -28,7 +28,7 @@ export interface RunManifest {
   parts: Array<{ uri: string; rows: number }>;
   rejects: Array<{ uri: string; rows: number }>;
   limits: { max_reject_rate: number; min_rows: number };
-  error: { code: string; kind: ErrorKind; message: string; hint?: string } | null;
+  error: ErrorRecord | null;
   started_at: string;
   finished_at: string | null;
   duration_ms: number | null;

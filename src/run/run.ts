@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism, hostname } from 'node:os';
-import { configError, modelError, NightscoreError, toNightscoreError } from '../errors.js';
+import { configError, errorRecord, modelError, NightscoreError, toNightscoreError, worthRetrying } from '../errors.js';
 import { locateRun, modelPath, type JobDefinition } from '../job/load.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
@@ -172,9 +172,9 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
     const error = toNightscoreError(err);
     // A storage hiccup while committing is not the run's fault: let the caller try the
     // commit again (the queue retries it with backoff) rather than fail a good night.
-    if (err !== failure && (error.retryable || error.code === 'INTERNAL')) throw error;
+    if (err !== failure && worthRetrying(error)) throw error;
     manifest.status = 'failed';
-    manifest.error = { code: error.code, kind: error.kind, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+    manifest.error = errorRecord(error);
     // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);

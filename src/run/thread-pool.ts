@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { NightscoreError, type ErrorKind } from '../errors.js';
+import { fromErrorRecord, type ErrorRecord } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import type { RowCounts } from './manifest.js';
 import type { ChunkPlan } from './plan.js';
@@ -10,7 +10,7 @@ interface ThreadMessage {
   id: number;
   progress?: RowCounts;
   result?: ChunkResult;
-  error?: { code: string; kind: ErrorKind; message: string; hint?: string; source?: string; line?: number; column?: string; retryable: boolean };
+  error?: ErrorRecord;
 }
 
 interface Waiting {
@@ -81,8 +81,7 @@ export class ChunkThreadPool {
     if (m.progress) return w.onProgress?.(m.progress);
     this.waiting.delete(m.id);
     if (m.result) return w.resolve(m.result);
-    const e = m.error!;
-    w.reject(new NightscoreError(e.kind, e.code, e.message, { hint: e.hint, source: e.source, line: e.line, column: e.column, retryable: e.retryable }));
+    w.reject(fromErrorRecord(m.error!));
   }
 
   private failSlot(slot: number, err: Error): void {
