@@ -4,7 +4,8 @@ import { rng } from '../src/demo/churn-data.js';
 import { sliceLineRange } from '../src/formats/line-range.js';
 import { parseJob } from '../src/job/load.js';
 import { planChunks } from '../src/run/plan.js';
-import { prepareJob, runJob } from '../src/run/run.js';
+import { prepareJob } from '../src/run/bind.js';
+import { runJob } from '../src/run/run.js';
 import { csvOf } from './support/data.js';
 import { runCli, Workspace, REPO } from './support/workspace.js';
 

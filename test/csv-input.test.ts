@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { openCsv } from '../src/formats/csv-read.js';
 import { scanLayout } from '../src/formats/csv-scan.js';
-import { BatchBuilder, mapColumns } from '../src/run/batch.js';
+import { BatchBuilder, mapColumns } from '../src/formats/batch.js';
 
 /** Opens CSV text (as one buffer, or in pieces) the way a run does. */
 async function open(text: string | Buffer | Array<string | Buffer>, features: string[], keys: string[], capacity: number) {

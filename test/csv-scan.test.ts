@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { openCsv } from '../src/formats/csv-read.js';
 import { scanLayout } from '../src/formats/csv-scan.js';
 import { parseFeature } from '../src/formats/numbers.js';
-import { BatchBuilder, mapColumns } from '../src/run/batch.js';
+import { BatchBuilder, mapColumns } from '../src/formats/batch.js';
 import { rng } from '../src/demo/churn-data.js';
 
 /**

@@ -1,9 +1,10 @@
 import { stringify } from 'csv-stringify/sync';
 import { describe, expect, it } from 'vitest';
 import { CsvText } from '../src/formats/csv-text.js';
-import { escapeFormula, formatPredictions, keyText } from '../src/formats/csv-write.js';
+import { escapeFormula, keyText } from '../src/formats/csv-text.js';
+import { formatPredictions } from '../src/formats/csv-write.js';
 import type { OutputValues } from '../src/model/scorer.js';
-import { ColumnKeys } from '../src/run/batch.js';
+import { ColumnKeys } from '../src/formats/batch.js';
 import { formatFloat32 } from '../src/formats/numbers.js';
 import { rng } from '../src/demo/churn-data.js';
 

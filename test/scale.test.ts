@@ -3,7 +3,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { parseJob } from '../src/job/load.js';
-import { beginRun, chunkContext, csvOutput, finishRun, prepareJob } from '../src/run/run.js';
+import { beginRun } from '../src/run/begin.js';
+import { chunkContext, csvOutput, prepareJob } from '../src/run/bind.js';
+import { finishRun } from '../src/run/finish.js';
 import { scoreChunk } from '../src/run/score-chunk.js';
 import { REPO, runCli, startCli, Workspace } from './support/workspace.js';
 

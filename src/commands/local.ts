@@ -8,7 +8,9 @@ import { loadJob, locateRun } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { formatSummary, terminalProgress } from '../observe/progress.js';
 import { listInputs, type SkippedObject } from '../run/plan.js';
-import { checkOutputApart, prepareJob, runJob } from '../run/run.js';
+import { checkOutputApart } from '../run/begin.js';
+import { prepareJob } from '../run/bind.js';
+import { runJob } from '../run/run.js';
 
 /** What every command gets from the CLI: a logger, and whether a person is watching. */
 export interface CommandContext {

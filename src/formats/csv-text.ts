@@ -22,6 +22,18 @@ export const FORMULA_START = [0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d];
 const INV_POW10 = POW10.map((p) => 1 / p);
 
 /** A growing byte buffer holding one batch of CSV rows. */
+/** A text cell a spreadsheet would treat as a formula gets a leading single quote (OWASP's advice). */
+export function escapeFormula(text: string): string {
+  return FORMULA_START.includes(text.charCodeAt(0)) ? `'${text}` : text;
+}
+
+/** Key values as text: CSV keys are text already; Parquet keys may be numbers, bigints or dates. */
+export function keyText(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (v instanceof Date) return v.toISOString();
+  return String(v);
+}
+
 export class CsvText {
   private buf: Buffer;
   private pos = 0;

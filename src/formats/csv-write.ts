@@ -1,18 +1,13 @@
 import { stringify } from 'csv-stringify/sync';
 import type { OutputValues } from '../model/scorer.js';
-import type { BatchKeys, Reject } from '../run/batch.js';
-import { CsvText, FORMULA_START } from './csv-text.js';
+import type { BatchKeys, Reject } from './batch.js';
+import { CsvText, escapeFormula, keyText } from './csv-text.js';
 import { formatFloat32 } from './numbers.js';
 
 export interface CsvWriteOptions {
   delimiter: string;
   /** Quote-prefix text cells a spreadsheet would run as formulas. */
   escapeFormulas?: boolean;
-}
-
-/** A text cell a spreadsheet would treat as a formula gets a leading single quote (OWASP's advice). */
-export function escapeFormula(text: string): string {
-  return FORMULA_START.includes(text.charCodeAt(0)) ? `'${text}` : text;
 }
 
 /** Header of a prediction part: key columns, then prediction columns. */
@@ -78,13 +73,6 @@ export function formatStagedRejects(rejects: Reject[], segmentStart: number, opt
     rejects.map((r) => [r.source, String(segmentStart), String(r.line), ...r.key.map(keyText), r.reason]),
     { delimiter: opts.delimiter },
   );
-}
-
-/** Key values as text: CSV keys are text already; Parquet keys may be numbers, bigints or dates. */
-export function keyText(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  if (v instanceof Date) return v.toISOString();
-  return String(v);
 }
 
 /** Formats final reject rows (source, line, keys…, reason), no header. */

@@ -1,6 +1,6 @@
 import type { SchemaElement } from 'hyparquet';
 import type { OutputColumns, OutputValues } from '../model/scorer.js';
-import type { BatchKeys } from '../run/batch.js';
+import type { BatchKeys } from './batch.js';
 import type { ObjectWriter } from '../storage/storage.js';
 import { formatPredictions, predictionHeader, type CsvWriteOptions } from './csv-write.js';
 

@@ -7,7 +7,7 @@ export interface RunJobData {
   date: string;
   step?: 'plan' | 'chunks' | 'finalize';
   /** Set by the plan step; chunks and the commit work from it. */
-  plan?: import('../run/run.js').RunPlan;
+  plan?: import('../run/begin.js').RunPlan;
   /** The job definition as planned, so every chunk of a run scores with the same one. */
   job?: import('../job/load.js').JobDefinition;
 }

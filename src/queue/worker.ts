@@ -8,7 +8,7 @@ import { startHealthServer } from '../observe/http.js';
 import { redactSecrets } from '../redact.js';
 import { createMetrics } from '../observe/metrics.js';
 import { outputLeaseMs } from '../run/lock.js';
-import { prepareJob } from '../run/run.js';
+import { prepareJob } from '../run/bind.js';
 import type { ChunkResult } from '../run/score-chunk.js';
 import { ChunkThreadPool } from '../run/thread-pool.js';
 import { chunkProcessor } from './chunk-processor.js';

@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { errorRecord, toNightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import type { ChunkPlan } from './plan.js';
-import { checkModelUnchanged, chunkContext, prepareJob } from './run.js';
+import { checkModelUnchanged, chunkContext, prepareJob } from './bind.js';
 import { scoreChunk } from './score-chunk.js';
 
 export interface ChunkTask {

@@ -1,5 +1,6 @@
 import { parse } from 'csv-parse';
-import { escapeFormula, formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
+import { escapeFormula } from '../formats/csv-text.js';
+import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
 import { NightscoreError, storageError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { readText } from '../storage/storage.js';

@@ -10,7 +10,7 @@ import { NightscoreError } from '../errors.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import type { ObjectWriter } from '../storage/storage.js';
-import { BatchBuilder, mapColumns } from './batch.js';
+import { BatchBuilder, mapColumns } from '../formats/batch.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
 import type { ChunkPlan, Segment } from './plan.js';
 

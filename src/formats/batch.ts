@@ -1,8 +1,7 @@
 import { inputError } from '../errors.js';
-import type { ScanTarget } from '../formats/csv-scan.js';
-import { withRoom, type CsvText } from '../formats/csv-text.js';
-import { escapeFormula, keyText } from '../formats/csv-write.js';
-import { parquetFeature } from '../formats/parquet-values.js';
+import type { ScanTarget } from './csv-scan.js';
+import { escapeFormula, keyText, withRoom, type CsvText } from './csv-text.js';
+import { parquetFeature } from './parquet-values.js';
 
 /** Rows a builder holds room for at first; it doubles from there up to its capacity. */
 const FIRST_ROWS = 1024;

@@ -1,0 +1,115 @@
+/** Starting a run: listing and planning the date, taking the output lock, opening the output folder. */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { configError } from '../errors.js';
+import { locateRun, type JobDefinition } from '../job/load.js';
+import { locationsOverlap, openLocation } from '../storage/open.js';
+import { VERSION } from '../version.js';
+import type { PreparedJob } from './bind.js';
+import { beginOutput } from './commit.js';
+import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
+import type { RunManifest } from './manifest.js';
+import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
+
+/** Chunks one run may plan into: each is a queue job and a part file. */
+const MAX_CHUNKS = 100_000;
+
+/**
+ * A planned run: plain JSON, so that in the queue it travels in the run job's data and any
+ * worker can score its chunks or commit it.
+ */
+export interface RunPlan {
+  date: string;
+  outputUri: string;
+  inputs: InputObject[];
+  chunks: ChunkPlan[];
+  /** The `running` manifest written at the start; the final one completes it. */
+  manifest: RunManifest;
+  /** The attempt holding the output lock (see lock.ts): chunks and the commit check it. */
+  lock: HeldLock;
+}
+
+/**
+ * Lists a date's inputs, plans its chunks, takes the output lock, and opens the output folder
+ * for this attempt (removes `_SUCCESS` and earlier parts, writes a `running` manifest).
+ * Throws, leaving the output untouched, when there is no input for the date, or with
+ * RUN_IN_PROGRESS when another attempt holds the lock. `owner` names the run across tries
+ * (a queued run's id); an in-process run is its own attempt.
+ */
+export async function beginRun(prepared: PreparedJob, date: string, owner?: string): Promise<RunPlan> {
+  const { job } = prepared;
+  const where = locateRun(job, date);
+  await checkOutputApart(job, where.inputUri, where.outputUri, date);
+  const { objects: inputs, skipped } = await listInputs(where.inputUri, job.input.format, date);
+  const chunks = job.input.format === 'parquet'
+    ? await planParquetChunks(inputs, job.chunk.rows)
+    : planChunks(inputs, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
+  if (chunks.length > MAX_CHUNKS) {
+    throw configError('PLAN_TOO_LARGE', `${job.file}: ${date} plans into ${chunks.length} chunks (chunk.bytes ${job.chunk.bytes}, chunk.rows ${job.chunk.rows}); a run takes at most ${MAX_CHUNKS}, each a queue job and a part file`, {
+      source: job.file,
+      column: 'chunk.bytes',
+      hint: 'Raise chunk.bytes (the default is 64 MiB; for Parquet, chunk.rows bounds a chunk) so a day plans into fewer, larger chunks.',
+    });
+  }
+  const out = openLocation(where.outputUri);
+  const outputUri = out.storage.uri(out.storage.join(out.key, ''));
+  const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
+  manifest.skipped = skipped;
+  const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: job.name, date }, outputLeaseMs());
+  try {
+    await beginOutput(out, manifest);
+  } catch (err) {
+    await releaseOutputLock(out, lock);
+    throw err;
+  }
+  return { date, outputUri, inputs, chunks, manifest, lock };
+}
+
+/**
+ * Refuses an output location equal to, inside or around the input's (after rendering the
+ * date, resolving relative paths and symlinks; on S3, one bucket and overlapping prefixes):
+ * nightscore replaces its own files in its output folder and must never share it with data.
+ */
+export async function checkOutputApart(job: JobDefinition, inputUri: string, outputUri: string, date: string): Promise<void> {
+  if (!(await locationsOverlap(inputUri, outputUri))) return;
+  throw configError('OUTPUT_OVERLAPS_INPUT', `${job.file}: output.uri ${outputUri} and input.uri ${inputUri} overlap for ${date}: one is inside the other, or they are the same folder`, {
+    source: job.file,
+    column: 'output.uri',
+    hint: 'Write predictions to a folder of their own, outside the input (for example a sibling: …/scores/dt={date}/ beside …/features/dt={date}/).',
+  });
+}
+
+function uriOf(location: string): string {
+  const { storage, key } = openLocation(location);
+  return storage.uri(key);
+}
+
+function newManifest({ job, model, scorer }: PreparedJob, date: string, inputUri: string, outputUri: string, chunks: number): RunManifest {
+  return {
+    job: job.name,
+    date,
+    status: 'running',
+    attempt: randomUUID(),
+    model: {
+      path: model.path,
+      sha256: model.sha256,
+      features: scorer.features,
+      outputs: Object.fromEntries(scorer.outputs.map((o) => [o.output, o.names])),
+    },
+    input: { uri: inputUri, format: job.input.format },
+    output: { uri: outputUri, format: job.output.format },
+    chunks,
+    rows: { read: 0, scored: 0, rejected: 0 },
+    inputs: [],
+    skipped: [],
+    parts: [],
+    rejects: [],
+    limits: { max_reject_rate: job.limits.max_reject_rate, min_rows: job.limits.min_rows },
+    error: null,
+    started_at: new Date().toISOString(),
+    finished_at: null,
+    duration_ms: null,
+    nightscore: { version: VERSION, host: hostname(), pid: process.pid },
+    owns: { [job.output.format]: chunks },
+  };
+}

@@ -1,0 +1,102 @@
+/** Finishing a run: merging its chunks' results, checking the limits, and committing the output. */
+import { errorRecord, NightscoreError, toNightscoreError, worthRetrying } from '../errors.js';
+import { openLocation, type Location } from '../storage/open.js';
+import type { RunPlan } from './begin.js';
+import { commitOutput, lineOffsets, publishRejects, readManifest } from './commit.js';
+import { checkOutputLock, releaseOutputLock } from './lock.js';
+import { chunkFiles, OUTPUT_FILES, type RowCounts, type RunManifest } from './manifest.js';
+import type { ChunkResult } from './score-chunk.js';
+
+/**
+ * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
+ * checks the limits, writes the final manifest and, on success, `_SUCCESS`, then releases
+ * the output lock. A `failure` (a chunk that could not be scored) fails the run with that
+ * error. Throws RUN_LOCK_LOST, writing nothing, when the attempt no longer holds the lock.
+ */
+export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: string[], csv: { delimiter: string; escapeFormulas: boolean }, failure?: unknown): Promise<RunManifest> {
+  const manifest: RunManifest = structuredClone(plan.manifest);
+  const out = openLocation(plan.outputUri);
+  const done = [...results].sort((a, b) => a.index - b.index);
+  const keep = new Set<string>();
+  const offsets = lineOffsets(done);
+  const fence = () => checkOutputLock(out, plan.lock);
+  try {
+    await fence();
+  } catch (err) {
+    // A commit that runs again after it published and released the lock (its queue lock
+    // lapsed, a retry, a duplicate delivery) finds its own attempt's result and reports it.
+    const published = toNightscoreError(err).code === 'RUN_LOCK_LOST' ? await publishedBy(out, plan.manifest.attempt) : undefined;
+    if (published) return published;
+    throw err;
+  }
+  try {
+    if (failure !== undefined) throw failure;
+    if (done.length !== plan.chunks.length || done.some((r, i) => r.index !== i)) {
+      throw new NightscoreError('internal', 'RUN_INCOMPLETE', `expected results for ${plan.chunks.length} chunks, got [${done.map((r) => r.index).join(', ')}]`);
+    }
+    for (const r of done) {
+      keep.add(openLocation(r.part.uri).key);
+      manifest.parts.push(r.part);
+      manifest.rows = add(manifest.rows, r.rows);
+      if (r.stagedRejects) {
+        const key = await publishRejects(out, r, offsets, keys, csv);
+        keep.add(key);
+        manifest.rejects.push({ uri: out.storage.uri(key), rows: r.stagedRejects.rows });
+      }
+    }
+    const rowsOf = new Map<string, number>();
+    for (const r of done) for (const s of r.segments) rowsOf.set(s.uri, (rowsOf.get(s.uri) ?? 0) + s.rows);
+    manifest.inputs = plan.inputs.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: rowsOf.get(i.uri) ?? 0 }));
+    checkLimits(manifest);
+    manifest.status = 'succeeded';
+  } catch (err) {
+    const error = toNightscoreError(err);
+    // A storage hiccup while committing is not the run's fault: let the caller try the
+    // commit again (the queue retries it with backoff) rather than fail a good night.
+    if (err !== failure && worthRetrying(error)) throw error;
+    manifest.status = 'failed';
+    manifest.error = errorRecord(error);
+    // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
+    for (const r of done) {
+      keep.add(openLocation(r.part.uri).key);
+      if (r.stagedRejects) {
+        keep.add(openLocation(r.stagedRejects.uri).key);
+        keep.add(chunkFiles(out, r.index).rejects);
+      }
+    }
+  }
+  const finished = Date.now();
+  manifest.finished_at = new Date(finished).toISOString();
+  manifest.duration_ms = finished - Date.parse(manifest.started_at);
+  await commitOutput(out, manifest, keep, fence);
+  await releaseOutputLock(out, plan.lock);
+  return manifest;
+}
+
+/** The final manifest of `attempt` when it was published whole: failed, or succeeded with `_SUCCESS`. */
+async function publishedBy(out: Location, attempt: string): Promise<RunManifest | undefined> {
+  const manifest = await readManifest(out);
+  if (manifest?.attempt !== attempt || manifest.status === 'running') return undefined;
+  if (manifest.status === 'succeeded' && !(await out.storage.stat(out.storage.join(out.key, OUTPUT_FILES.success)))) return undefined;
+  return manifest;
+}
+
+function checkLimits(manifest: RunManifest): void {
+  const { rows } = manifest;
+  const { max_reject_rate: maxRate, min_rows: minRows } = manifest.limits;
+  if (rows.read < minRows) {
+    throw new NightscoreError('limit', 'TOO_FEW_ROWS', `read ${rows.read} rows; limits.min_rows is ${minRows}`, {
+      hint: 'An empty day usually means the upstream export failed; check it, or lower limits.min_rows.',
+    });
+  }
+  const rate = rows.read === 0 ? 0 : rows.rejected / rows.read;
+  if (rate > maxRate) {
+    throw new NightscoreError('limit', 'REJECT_RATE_EXCEEDED', `rejected ${rows.rejected} of ${rows.read} rows (${(rate * 100).toFixed(2)}%); limits.max_reject_rate is ${(maxRate * 100).toFixed(2)}%`, {
+      hint: 'See the rejects file for each row\'s line and reason; fix the input, or raise limits.max_reject_rate.',
+    });
+  }
+}
+
+export function add(a: RowCounts, b: RowCounts): RowCounts {
+  return { read: a.read + b.read, scored: a.scored + b.scored, rejected: a.rejected + b.rejected };
+}
