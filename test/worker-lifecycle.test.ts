@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeDemoDay } from '../src/demo/demo.js';
-import { loadJob } from '../src/job/load.js';
+import { loadJob, loadJobsDir } from '../src/job/load.js';
 import { syncSchedules } from '../src/queue/schedule.js';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
 import { parseCsv, REPO, runCli, Workspace } from './support/workspace.js';
@@ -158,7 +158,8 @@ describe('schedules', () => {
     await ws.job('jobs/b.yaml', { name: 'b', schedule: { cron: '30 4 * * *', tz: 'Europe/Berlin' }, ...base });
     await ws.job('jobs/c.yaml', { name: 'c', ...base });
 
-    await Promise.all([syncSchedules(tq.queues, dir), syncSchedules(tq.queues, dir)]);
+    const jobs = await loadJobsDir(dir);
+    await Promise.all([syncSchedules(tq.queues, jobs), syncSchedules(tq.queues, jobs)]);
     const cli = await runCli(['schedule', 'sync', dir], { env: tq.env });
     expect(cli.stdout).toBe('schedulers: job.a, job.b\n');
     const schedulers = await tq.queues.runs.getJobSchedulers(0, -1);

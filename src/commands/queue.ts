@@ -29,8 +29,6 @@ async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promis
   }
 }
 
-const positive = (name: string, value: string | undefined): number | undefined => optionInteger(name, value, { min: 1, max: 100_000, unit: 'runs' });
-
 /** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
 export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }): Promise<number> {
   // Every setting is checked before anything starts: a bad one exits 2 naming it.
@@ -113,7 +111,7 @@ export async function backfillCommand(
   if (!['missing', 'failed', 'all'].includes(opts.reprocess)) {
     throw usageError('BAD_OPTION', `--reprocess takes missing, failed or all, got "${opts.reprocess}"`);
   }
-  const maxParallel = positive('--max-parallel-runs', opts.maxParallelRuns);
+  const maxParallel = optionInteger('--max-parallel-runs', opts.maxParallelRuns, { min: 1, max: 100_000, unit: 'runs' });
   const job = await loadJob(jobFile);
   const dates = dateRange(opts.from, opts.to);
   if (opts.reverse) dates.reverse();

@@ -74,13 +74,13 @@ export function parseJob(text: string, file: string): JobDefinition {
   for (const [key, uri] of [['input', job.input.uri], ['output', job.output.uri], ['model', job.model.path]] as const) {
     const keyPath = [key, key === 'model' ? 'path' : 'uri'];
     try {
-      checkTemplate(uri, keyPath.join('.'));
+      checkTemplate(uri);
       // Every date renders the same shape, so one sample date proves the location's form.
       const parsedUri = parseUri(resolveLocation(renderTemplate(uri, '2000-01-01'), dir));
       if (key === 'model' && parsedUri.scheme !== 'file') throw configError('BAD_URI', `"${uri}" is not a local file; model.path takes a path or a file:// URL`, { hint: 'Copy the model next to the job file, or mount it, and point model.path at it.' });
     } catch (err) {
       if (!(err instanceof NightscoreError)) throw err;
-      throw invalid(keyPath, err.message.replace(`${keyPath.join('.')}: `, ''), err.hint ?? 'See "Job file reference" in the README.');
+      throw invalid(keyPath, err.message, err.hint ?? 'See "Job file reference" in the README.');
     }
   }
   return { ...job, file, dir };

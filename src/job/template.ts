@@ -22,14 +22,13 @@ export function parseLogicalDate(text: string): string {
   });
 }
 
-/** Throws if a template names a placeholder nightscore does not know; called when a job loads. */
-export function checkTemplate(template: string, where: string): void {
+/** Throws if a template names a placeholder nightscore does not know; the job loader says where. */
+export function checkTemplate(template: string): void {
   for (const m of template.matchAll(PLACEHOLDER_RE)) {
     const name = m[1] ?? '';
     if (!(PLACEHOLDERS as readonly string[]).includes(name)) {
-      throw configError('JOB_INVALID', `${where}: unknown placeholder {${name}} in "${template}"`, {
+      throw configError('BAD_TEMPLATE', `unknown placeholder {${name}} in "${template}"`, {
         hint: `Use one of ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}.`,
-        column: where,
       });
     }
   }

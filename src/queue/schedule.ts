@@ -1,4 +1,4 @@
-import { loadJobsDir, type JobDefinition } from '../job/load.js';
+import type { JobDefinition } from '../job/load.js';
 import { schedulerId } from './config.js';
 import type { FireJobData, Queues } from './queues.js';
 
@@ -13,8 +13,8 @@ export interface SyncResult {
  * time, changes nothing), and schedulers whose job file is gone removed. Each fire enqueues
  * the run of its logical date, whose deterministic id keeps it from running twice.
  */
-export async function syncSchedules(queues: Queues, dir: string | JobDefinition[]): Promise<SyncResult> {
-  const jobs = (typeof dir === 'string' ? await loadJobsDir(dir) : dir).filter((j) => j.schedule);
+export async function syncSchedules(queues: Queues, all: JobDefinition[]): Promise<SyncResult> {
+  const jobs = all.filter((j) => j.schedule);
   const wanted = new Set(jobs.map((j) => schedulerId(j.name)));
   for (const job of jobs) {
     const data: FireJobData = { jobFile: job.file };

@@ -94,16 +94,18 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
     metrics.rowsRejected.inc(result.rows.rejected);
     log.info({ chunk: job.id, rows: result.rows }, 'chunk scored');
   });
+  // A failure reason is the error's record (queue/errors.ts): counted and logged by its code.
+  const countFailure = (what: 'chunk' | 'run', job: Job | undefined, err: Error) => {
+    const e = decodeFailure(err.message);
+    metrics.failures.inc({ reason: e.code });
+    log.warn({ [what]: job?.id, attempts: job?.attemptsMade, err: e.toJSON() }, `${what} failed`);
+  };
   chunks.on('failed', (job: Job | undefined, err: Error) => {
     if (job && started.delete(job.id!)) metrics.chunksInFlight.dec();
-    const e = decodeFailure(err.message);
-    metrics.failures.inc({ reason: e.code });
-    log.warn({ chunk: job?.id, attempts: job?.attemptsMade, err: e.toJSON() }, 'chunk failed');
+    countFailure('chunk', job, err);
   });
   runs.on('failed', (job: Job | undefined, err: Error) => {
-    const e = decodeFailure(err.message);
-    metrics.failures.inc({ reason: e.code });
-    log.warn({ run: job?.id, attempts: job?.attemptsMade, err: e.toJSON() }, 'run failed');
+    countFailure('run', job, err);
   });
   for (const w of [runs, chunks]) w.on('error', (err) => log.error({ err: err.message }, 'worker error'));
 

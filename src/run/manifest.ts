@@ -50,13 +50,19 @@ export const OUTPUT_FILES = {
 
 /** The keys chunk `index` writes in an output folder: deterministic, so a retried chunk overwrites its own. */
 export function chunkFiles(out: Location, index: number, format = 'csv'): { part: string; stagedRejects: string; rejects: string } {
-  const n = String(index).padStart(5, '0');
+  const names = chunkNames(index, format);
   const rejectsDir = out.storage.join(out.key, OUTPUT_FILES.rejectsDir);
   return {
-    part: out.storage.join(out.key, `part-${n}.${format}`),
-    stagedRejects: out.storage.join(rejectsDir, `.staged-${n}.csv`),
-    rejects: out.storage.join(rejectsDir, `part-${n}.csv`),
+    part: out.storage.join(out.key, names.part),
+    stagedRejects: out.storage.join(rejectsDir, names.stagedRejects),
+    rejects: out.storage.join(rejectsDir, names.rejects),
   };
+}
+
+/** The names chunk `index` writes: the part in the output folder, the other two in its `_rejects/`. */
+function chunkNames(index: number, format: string): { part: string; stagedRejects: string; rejects: string } {
+  const n = String(index).padStart(5, '0');
+  return { part: `part-${n}.${format}`, stagedRejects: `.staged-${n}.csv`, rejects: `part-${n}.csv` };
 }
 
 /**
@@ -71,10 +77,10 @@ export class OutputNames {
   constructor(readonly owns: Record<string, number>) {
     for (const [format, chunks] of Object.entries(owns)) {
       for (let i = 0; i < chunks; i++) {
-        const n = String(i).padStart(5, '0');
-        this.names.add(`part-${n}.${format}`);
-        this.names.add(`${OUTPUT_FILES.rejectsDir}/part-${n}.csv`);
-        this.names.add(`${OUTPUT_FILES.rejectsDir}/.staged-${n}.csv`);
+        const names = chunkNames(i, format);
+        this.names.add(names.part);
+        this.names.add(`${OUTPUT_FILES.rejectsDir}/${names.rejects}`);
+        this.names.add(`${OUTPUT_FILES.rejectsDir}/${names.stagedRejects}`);
       }
     }
   }
@@ -96,12 +102,11 @@ export const PART_LIKE_RE = /^(?:_rejects\/)?part-\d{5,}\.(?:csv|parquet)$/;
 
 /** The chunk counts per format an earlier manifest owns; manifests older than `owns` by their chunks and parts. */
 export function ownsOf(manifest: Partial<RunManifest>): Record<string, number> {
-  const owns: Record<string, number> = { ...(manifest.owns ?? {}) };
-  const grow = (format: string, chunks: number) => (owns[format] = Math.max(owns[format] ?? 0, chunks));
-  if (manifest.output?.format && typeof manifest.chunks === 'number') grow(manifest.output.format, manifest.chunks);
+  let owns = manifest.owns ?? {};
+  if (manifest.output?.format && typeof manifest.chunks === 'number') owns = mergeOwns(owns, { [manifest.output.format]: manifest.chunks });
   for (const part of manifest.parts ?? []) {
     const m = /part-(\d{5,})\.([a-z]+)$/.exec(part.uri);
-    if (m) grow(m[2]!, Number(m[1]) + 1);
+    if (m) owns = mergeOwns(owns, { [m[2]!]: Number(m[1]) + 1 });
   }
   return owns;
 }

@@ -2,14 +2,13 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
-import { NightscoreError } from '../errors.js';
 import { openLocation } from '../storage/open.js';
 import { chunkContext, csvOutput, type PreparedJob } from './bind.js';
 import { beginRun, type RunPlan } from './begin.js';
 import { add, finishRun } from './finish.js';
 import { holdOutputLock, outputLeaseMs, releaseOutputLock } from './lock.js';
 import type { RowCounts, RunManifest } from './manifest.js';
-import { scoreChunk, type ChunkResult } from './score-chunk.js';
+import { interrupted, scoreChunk, type ChunkResult } from './score-chunk.js';
 import { ChunkThreadPool } from './thread-pool.js';
 
 /** Progress events for a terminal or a log. */
@@ -124,11 +123,4 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
   const first = Math.min(...failures.keys());
   const failure = signal?.aborted ? interrupted(signal) : failures.get(first);
   return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job), failure);
-}
-
-/** The failure of a run stopped by a signal (the abort reason names it). */
-export function interrupted(signal: AbortSignal): NightscoreError {
-  return new NightscoreError('internal', 'RUN_INTERRUPTED', `the run was interrupted (${String(signal.reason ?? 'aborted')}) before it finished; nothing was published`, {
-    hint: 'Run the date again; its earlier parts are replaced.',
-  });
 }

@@ -86,7 +86,7 @@ class ChunkSink {
 
   /** Scores what the builder holds and writes it, then writes the rows it rejected. */
   async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
-    if (this.ctx.signal?.aborted) throw new NightscoreError('internal', 'RUN_INTERRUPTED', 'the run was interrupted');
+    if (this.ctx.signal?.aborted) throw interrupted(this.ctx.signal);
     if (builder.rows > 0) {
       const batch = builder.take();
       const outputs = await this.ctx.scorer.score(batch.features, batch.rows);
@@ -255,4 +255,11 @@ async function readHeader(segment: Segment, ctx: ChunkContext): Promise<CsvHeade
   } finally {
     stream.destroy();
   }
+}
+
+/** The failure of a run stopped by a signal (the abort reason names it). */
+export function interrupted(signal: AbortSignal): NightscoreError {
+  return new NightscoreError('internal', 'RUN_INTERRUPTED', `the run was interrupted (${String(signal.reason ?? 'aborted')}) before it finished; nothing was published`, {
+    hint: 'Run the date again; its earlier parts are replaced.',
+  });
 }
