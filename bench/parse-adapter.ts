@@ -4,14 +4,15 @@
  * scoring pays besides inference: reading the object, the line ranges, the CSV scan or
  * Parquet decode into float32 batches, and writing the key column to a CSV part. Calling
  * scoreChunk rather than the readers keeps this measuring whatever reader scoring uses,
- * whichever that is; only a change to ChunkContext or Scorer needs a change here (the
+ * whichever that is; only a change to ChunkSpec or Scorer needs a change here (the
  * typecheck points at it).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Scorer } from '../src/model/scorer.js';
 import { listInputs, planChunks, planParquetChunks } from '../src/run/plan.js';
-import { scoreChunk, type ChunkContext } from '../src/run/score-chunk.js';
+import { scoreChunk } from '../src/run/score-chunk.js';
+import type { ChunkSpec } from '../src/run/spec.js';
 
 export interface ParseOptions {
   format: 'csv' | 'parquet';
@@ -48,23 +49,23 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
       return [];
     },
   };
-  const ctx: ChunkContext = {
-    scorer,
-    keys: opts.keys,
-    batchRows: opts.batchRows,
-    delimiter: ',',
-    maxRecordBytes: 1024 * 1024,
-    output: { format: 'csv', delimiter: ',', escapeFormulas: false, codec: 'SNAPPY' },
-    metadata: {},
-    outputUri: `${out}/`,
-  };
+  // The spec of a chunk scored by the stand-in: it names a model no thread loads.
+  const spec = (chunk: (typeof chunks)[number]): ChunkSpec => ({
+    run: { job: 'bench', date: 'bench', attempt: 'bench' },
+    index: chunk.index,
+    segments: chunk.segments,
+    input: { format: opts.format, key: opts.keys, csv: { delimiter: ',', max_record_bytes: 1024 * 1024, split: true } },
+    output: { uri: `${out}/`, format: 'csv', csv: { delimiter: ',', escape_formulas: false }, parquet: { codec: 'SNAPPY' } },
+    batch: { rows: opts.batchRows },
+    models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { input: 'input', features: opts.features }, outputs: [], engine: { name: 'onnxruntime', threads: 1 } }],
+  });
   const total = { rows: 0, rejected: 0 };
   try {
     const started = performance.now();
     for (const chunk of chunks) {
-      const result = await scoreChunk(chunk, ctx);
-      total.rows += result.rows.read;
-      total.rejected += result.rows.rejected;
+      const { stats } = await scoreChunk(spec(chunk), scorer);
+      total.rows += stats.rows.read;
+      total.rejected += stats.rows.rejected;
     }
     const seconds = (performance.now() - started) / 1000;
     if (Number.isNaN(touched)) throw new Error('unreachable: keeps the batches observed');

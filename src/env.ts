@@ -1,4 +1,4 @@
-import { configError, usageError } from './errors.js';
+import { NightscoreError } from './errors.js';
 
 /**
  * Numbers from the environment and the command line, parsed and range-checked where the
@@ -18,7 +18,7 @@ export function envInteger(env: NodeJS.ProcessEnv, name: string, fallback: numbe
   if (raw === undefined || raw === '') return fallback;
   const n = wholeNumber(raw, range);
   if (n === undefined) {
-    throw configError('BAD_ENV', `${name} must be a whole number of ${range.unit} from ${range.min} to ${range.max}, got "${raw}"`, {
+    throw new NightscoreError('BAD_ENV', `${name} must be a whole number of ${range.unit} from ${range.min} to ${range.max}, got "${raw}"`, {
       column: name,
       hint: `Unset it for the default of ${fallback} (${meaning}).`,
     });
@@ -38,7 +38,7 @@ export function envMilliseconds(env: NodeJS.ProcessEnv, name: string, fallback: 
 export function optionInteger(name: string, raw: string | undefined, range: Range): number | undefined {
   if (raw === undefined) return undefined;
   const n = wholeNumber(raw, range);
-  if (n === undefined) throw usageError('BAD_OPTION', `${name} takes a whole number of ${range.unit} from ${range.min} to ${range.max}, got "${raw}"`);
+  if (n === undefined) throw new NightscoreError('BAD_OPTION', `${name} takes a whole number of ${range.unit} from ${range.min} to ${range.max}, got "${raw}"`);
   return n;
 }
 

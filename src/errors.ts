@@ -5,11 +5,111 @@ import { redactSecrets } from './redact.js';
  * for scripts and alerting, a message that names where the problem is (file, key
  * path, line, column), and a hint that says what to do about it.
  *
- * `kind` decides two things elsewhere: the CLI exit code, and (in the queue) whether
- * a failure is worth retrying. Config, usage, input-schema and model errors never
- * get better on retry; storage hiccups may.
+ * A code's kind decides the CLI exit code; whether it is retried (in the queue, and by a
+ * commit) is the code's too. Both come from ERROR_CODES, the one table, so a failure reads
+ * the same — and is treated the same — however and wherever it was raised.
  */
 export type ErrorKind = 'usage' | 'config' | 'input' | 'model' | 'storage' | 'limit' | 'internal';
+
+export interface ErrorContract {
+  kind: ErrorKind;
+  /** Transient failures (network, 5xx, a cut body) may succeed when tried again; nothing else is retried. */
+  retryable: boolean;
+  /** What it means, in a few words (README "Error codes" lists the table). */
+  means: string;
+}
+
+const code = (kind: ErrorKind, means: string, retryable = false): ErrorContract => ({ kind, retryable, means });
+
+/** Every code nightscore raises, with its kind and retry rule. README "Error codes" is this table. */
+export const ERROR_CODES = {
+  BAD_DATE: code('usage', 'a --date, --from or --to that is not a calendar date'),
+  BAD_OPTION: code('usage', 'a command-line option out of its range or missing'),
+  BAD_RANGE: code('usage', 'a backfill range that ends before it starts, or is too long'),
+
+  BAD_ENV: code('config', 'an environment setting out of its range'),
+  BAD_REDIS_URL: code('config', 'NIGHTSCORE_REDIS_URL is not a redis:// or rediss:// URL'),
+  BAD_TEMPLATE: code('config', 'a URI template with an unknown placeholder'),
+  BAD_URI: code('config', 'a location that is not a local path, file:// or s3:// URI'),
+  HTTP_LISTEN: code('config', 'the health server cannot listen on its address'),
+  HTTP_PORT_IN_USE: code('config', 'the health server\'s port is taken'),
+  JOB_INVALID: code('config', 'a job file that is not valid YAML or breaks the schema'),
+  JOB_NAME_DUPLICATE: code('config', 'two job files with one name'),
+  JOB_NOT_FOUND: code('config', 'a job file that cannot be read'),
+  JOBS_DIR_NOT_FOUND: code('config', 'a jobs folder that cannot be read'),
+  MODEL_NO_FEATURES: code('config', 'no model.features and no feature_names in the model'),
+  OUTPUT_COLUMN_CLASH: code('config', 'a prediction column named like a key or another output'),
+  OUTPUT_COLUMNS_WIDTH: code('config', 'output.columns names more or fewer columns than the output has'),
+  OUTPUT_NOT_OURS: code('config', 'the output folder holds part files nightscore did not write'),
+  OUTPUT_OVERLAPS_INPUT: code('config', 'the output folder is, or is inside, the input (or around it)'),
+  OUTPUT_UNKNOWN: code('config', 'output.columns names an output the model does not have'),
+  PLAN_TOO_LARGE: code('config', 'a date that plans into more chunks than a run takes'),
+  REDIS_AUTH: code('config', 'Redis refused the credentials'),
+  REDIS_CA_FILE: code('config', 'the Redis CA file cannot be read'),
+  REDIS_TLS: code('config', 'the Redis server\'s certificate is not trusted'),
+
+  CSV_MALFORMED: code('input', 'a CSV record that cannot be parsed (quotes, column count)'),
+  CSV_QUOTED_NEWLINE_AT_SPLIT: code('input', 'a quoted newline where a large object was split'),
+  CSV_RECORD_TOO_LARGE: code('input', 'a CSV record larger than input.csv.max_record_bytes'),
+  INPUT_BROKEN_LINK: code('input', 'a symbolic link in the input that points nowhere'),
+  INPUT_CHANGED: code('input', 'an input object changed or vanished after the run was planned'),
+  INPUT_COLUMN_TYPE: code('input', 'a Parquet column of a type that cannot be a feature or key'),
+  INPUT_CORRUPT: code('input', 'an input object that cannot be decoded (gzip, Parquet pages)'),
+  INPUT_DUPLICATE_COLUMN: code('input', 'a header that names one column twice'),
+  INPUT_EMPTY: code('input', 'an input object with no header'),
+  INPUT_MISSING_COLUMN: code('input', 'a feature or key column missing from an input'),
+  INPUT_NOT_FOUND: code('input', 'no input objects for the date'),
+  INPUT_SYMLINK_LOOP: code('input', 'symbolic links in the input that loop'),
+  PARQUET_INVALID: code('input', 'a file that is not valid Parquet'),
+
+  MODEL_CHANGED: code('model', 'the model file changed after the run was planned'),
+  MODEL_INVALID: code('model', 'a file that is not a loadable ONNX model'),
+  MODEL_NON_TENSOR_OUTPUT: code('model', 'a selected output that is not a tensor (ZipMap)'),
+  MODEL_NOT_FOUND: code('model', 'a model file that cannot be read'),
+  MODEL_OUTPUT_SHAPE: code('model', 'an output without one row per input row'),
+  MODEL_SHA_MISMATCH: code('model', 'a model file whose sha256 is not the pinned model.sha256'),
+  MODEL_SIGNATURE: code('model', 'a model whose inputs do not fit the job\'s features'),
+
+  FILE_ACCESS_DENIED: code('storage', 'the file system refused access (permissions)'),
+  FILE_IO: code('storage', 'a local file operation failed', true),
+  FILE_IS_FOLDER: code('storage', 'a folder stands where a file is expected'),
+  FILE_NO_SPACE: code('storage', 'the disk is full'),
+  FILE_NOT_FOLDER: code('storage', 'a file stands where a folder is expected'),
+  FILE_READ_ONLY: code('storage', 'the file system is read-only'),
+  FILE_TOO_MANY_OPEN: code('storage', 'the process ran out of file descriptors', true),
+  INPUT_TRUNCATED: code('storage', 'an object read back shorter than its size', true),
+  LOCK_CONTENDED: code('storage', 'the output lock kept changing while being taken'),
+  LOCK_READ_SHORT: code('storage', 'the output lock read back shorter than its size', true),
+  MANIFEST_READ_SHORT: code('storage', 'the manifest read back shorter than its size', true),
+  NOT_FOUND: code('storage', 'an object or file that does not exist'),
+  REDIS_UNAVAILABLE: code('storage', 'Redis does not answer', true),
+  REJECTS_MISSING: code('storage', 'a chunk\'s rejects vanished from the output folder'),
+  RUN_IN_PROGRESS: code('storage', 'another attempt holds the date\'s output lock'),
+  RUN_LOCK_LOST: code('storage', 'the attempt lost its output lock to another'),
+  S3_ACCESS_DENIED: code('storage', 'S3 refused the credentials or the bucket policy'),
+  S3_REQUEST_REJECTED: code('storage', 'S3 refused the request (4xx)'),
+  S3_UNAVAILABLE: code('storage', 'S3 did not answer, or answered 5xx or throttled', true),
+
+  REJECT_RATE_EXCEEDED: code('limit', 'more rejected rows than limits.max_reject_rate'),
+  TOO_FEW_ROWS: code('limit', 'fewer rows read than limits.min_rows'),
+
+  CHUNK_FAILED: code('internal', 'the queue failed a chunk for a reason of its own (stalled)'),
+  INTERNAL: code('internal', 'an unexpected error: a bug to report', true),
+  QUEUE_JOB_OUTDATED: code('internal', 'a job queued by an older nightscore, without a run spec'),
+  RUN_INCOMPLETE: code('internal', 'a commit without a result for every chunk'),
+  RUN_INTERRUPTED: code('internal', 'the run was stopped by a signal'),
+  STATS_NOT_EXACT: code('internal', 'a row count that is not an exact integer'),
+  THREAD_EXITED: code('internal', 'a scoring thread died (out of memory, a crash)', true),
+} as const satisfies Record<string, ErrorContract>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The contract of a code; codes from another nightscore version (a queue failure reason) keep what their record says. */
+export function contractOf(code: string, recorded?: { kind: ErrorKind; retryable?: boolean }): ErrorContract {
+  const known = (ERROR_CODES as Record<string, ErrorContract>)[code];
+  if (known) return known;
+  return { kind: recorded?.kind ?? 'internal', retryable: recorded?.retryable ?? false, means: 'a code this version does not know' };
+}
 
 export interface ErrorDetails {
   /** What to do about it, in one sentence. */
@@ -20,24 +120,23 @@ export interface ErrorDetails {
   line?: number;
   /** Column name (CSV header) or key path (job file). */
   column?: string;
-  /** Transient failures (network, 5xx) may succeed when tried again. */
-  retryable?: boolean;
   cause?: unknown;
 }
 
 export class NightscoreError extends Error {
   override readonly name: string = 'NightscoreError';
+  readonly kind: ErrorKind;
+  readonly retryable: boolean;
   readonly hint: string | undefined;
   readonly source: string | undefined;
   readonly line: number | undefined;
   readonly column: string | undefined;
-  readonly retryable: boolean;
 
   constructor(
-    readonly kind: ErrorKind,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     details: ErrorDetails = {},
+    contract: Pick<ErrorContract, 'kind' | 'retryable'> = contractOf(code),
   ) {
     // Messages often quote a URL or a library's error; neither may carry a credential out.
     super(redactSecrets(message), details.cause === undefined ? undefined : { cause: details.cause });
@@ -45,7 +144,8 @@ export class NightscoreError extends Error {
     this.source = details.source === undefined ? undefined : redactSecrets(details.source);
     this.line = details.line;
     this.column = details.column;
-    this.retryable = details.retryable ?? false;
+    this.kind = contract.kind;
+    this.retryable = contract.retryable;
   }
 
   get exitCode(): number {
@@ -92,7 +192,7 @@ export function errorRecord(e: NightscoreError): ErrorRecord {
 }
 
 export function fromErrorRecord(r: ErrorRecord): NightscoreError {
-  return new NightscoreError(r.kind, r.code, r.message, { hint: r.hint, source: r.source, line: r.line, column: r.column, retryable: r.retryable });
+  return new NightscoreError(r.code as ErrorCode, r.message, { hint: r.hint, source: r.source, line: r.line, column: r.column }, contractOf(r.code, r));
 }
 
 /** The text a queue job fails with: the error's record as JSON (BullMQ keeps it as the job's failedReason). */
@@ -111,15 +211,15 @@ export function decodeFailure(reason: string): NightscoreError {
   } catch {
     // not one of ours
   }
-  return new NightscoreError('internal', 'CHUNK_FAILED', reason, { hint: 'The queue failed the job for a reason of its own; see the worker logs.' });
+  return new NightscoreError('CHUNK_FAILED', reason, { hint: 'The queue failed the job for a reason of its own; see the worker logs.' });
 }
 
 /**
- * The one retry rule: transient failures (storage 5xx, timeouts, cut bodies) and unexpected
- * ones may succeed when tried again; config, input, model and limit errors never do.
+ * The one retry rule, the table's: transient failures (storage 5xx, timeouts, cut bodies)
+ * and unexpected ones may succeed when tried again; config, input, model and limit errors never do.
  */
 export function worthRetrying(e: NightscoreError): boolean {
-  return e.retryable || e.code === 'INTERNAL';
+  return e.retryable;
 }
 
 /** Exit code contract (README "Exit codes"): 2 usage/config, 3 data-quality limit, 1 anything else. */
@@ -129,22 +229,11 @@ export function exitCodeFor(kind: ErrorKind): number {
   return 1;
 }
 
-export const usageError = (code: string, message: string, details?: ErrorDetails) =>
-  new NightscoreError('usage', code, message, details);
-export const configError = (code: string, message: string, details?: ErrorDetails) =>
-  new NightscoreError('config', code, message, details);
-export const inputError = (code: string, message: string, details?: ErrorDetails) =>
-  new NightscoreError('input', code, message, details);
-export const modelError = (code: string, message: string, details?: ErrorDetails) =>
-  new NightscoreError('model', code, message, details);
-export const storageError = (code: string, message: string, details?: ErrorDetails) =>
-  new NightscoreError('storage', code, message, details);
-
 /** Wraps anything thrown into a NightscoreError so the CLI never prints a bare stack trace. */
 export function toNightscoreError(err: unknown): NightscoreError {
   if (err instanceof NightscoreError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return new NightscoreError('internal', 'INTERNAL', message, {
+  return new NightscoreError('INTERNAL', message, {
     cause: err,
     hint: 'This is unexpected; rerun with NIGHTSCORE_LOG_LEVEL=debug and report the log.',
   });

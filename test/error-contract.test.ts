@@ -10,22 +10,30 @@ import { REPO, runCli, Workspace } from './support/workspace.js';
 
 /**
  * One error contract: a chunk's failure reads the same — code, kind, message, hint, source,
- * line, column — in the manifest whether the date was scored in process or on the queue, and
- * `status` shows that code and message.
+ * line, column — in the manifest whether the date was scored in process or on the queue;
+ * `status` shows that code and message either way, and the worker's /metrics counts it under
+ * that code.
  */
 
 let ws: Workspace;
 let s3: S3Server;
 let proxy: FaultProxy;
 let tq: TestQueue;
+let metricsUrl: string;
 beforeAll(async () => {
   ws = await Workspace.create();
   s3 = await startS3(['raw']);
   proxy = await startFaultProxy(s3.endpoint, () => 'truncate');
   const env = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, NIGHTSCORE_ATTEMPTS: '1' };
   tq = await createTestQueue(env);
-  await tq.startWorker();
+  metricsUrl = `http://127.0.0.1:${(await tq.startWorker()).port}/metrics`;
 });
+
+/** nightscore_failures_total of one code, as the worker's /metrics says now. */
+async function failuresCounted(code: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  return Number(new RegExp(`^nightscore_failures_total\\{reason="${code}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+}
 afterAll(async () => {
   await tq?.close();
   await proxy?.close();
@@ -118,11 +126,15 @@ describe('a failure reads the same in process and on the queue', () => {
     expect(local.code, local.stderr).not.toBe(0);
     const inProcess = (JSON.parse(local.stdout) as RunManifest).error!;
     expect(inProcess).toMatchObject({ code, kind, ...place });
+    expect((await tq.status(file, DATE, DATE))[0]).toMatchObject({ state: 'failed', error: `${inProcess.code}: ${inProcess.message}` });
+    expect(await failuresCounted(code)).toBe(0);
 
     expect((await runCli(['run', file, '--date', DATE, '--queue'], { env: tq.env })).code).toBe(0);
     const [status] = await tq.waitFor(file, DATE, DATE, allIn(['succeeded', 'failed']));
     const queued = (await ws.manifest(`out/${name}/dt=${DATE}`)).error;
     expect(queued).toEqual(inProcess);
     expect(status!.error).toBe(`${inProcess.code}: ${inProcess.message}`);
+    // The chunk's failure (a commit's limits, the run's) and the run's, both under the code.
+    expect(await failuresCounted(code)).toBeGreaterThanOrEqual(kind === 'limit' ? 1 : 2);
   });
 });

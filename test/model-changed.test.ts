@@ -58,14 +58,20 @@ describe('a model replaced during a run', () => {
     expect(await ws.list(`out/dt=${DATE}`)).not.toContain('_SUCCESS');
   });
 
-  it('in process, with model.sha256 pinned: the replacement is refused at once', async () => {
+  it('in process, with model.sha256 pinned: the run in flight fails, and the next is refused at once', async () => {
     const { createHash } = await import('node:crypto');
     const file = await job({ sha256: createHash('sha256').update(model(0)).digest('hex') });
     const run = startCli(['run', file, '--date', DATE, '--threads', '2']);
     await replaceModelOnceScoring();
     const { code, stderr } = await run.done;
     expect(code, stderr).toBe(1);
-    expect(stderr).toMatch(/MODEL_SHA_MISMATCH/);
+    expect(stderr).toMatch(/MODEL_CHANGED/);
+    const failed = await ws.manifest(`out/dt=${DATE}`);
+    const again = await runCli(['run', file, '--date', DATE]);
+    expect(again.code, again.stderr).toBe(1);
+    expect(again.stderr).toMatch(/MODEL_SHA_MISMATCH: .*m\.onnx has sha256 [0-9a-f]{64}, but the job pins model\.sha256/);
+    // Refused before planning: the failed attempt's record is untouched.
+    expect(await ws.manifest(`out/dt=${DATE}`)).toEqual(failed);
     expect(await ws.list(`out/dt=${DATE}`)).not.toContain('_SUCCESS');
   });
 

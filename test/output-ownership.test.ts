@@ -4,10 +4,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseJob } from '../src/job/load.js';
 import { locationsOverlap } from '../src/storage/open.js';
 import { beginRun } from '../src/run/begin.js';
-import { chunkContext, csvOutput, prepareJob } from '../src/run/bind.js';
+import { prepareJob } from '../src/run/bind.js';
 import { finishRun } from '../src/run/finish.js';
 import { runJob } from '../src/run/run.js';
-import { scoreChunk } from '../src/run/score-chunk.js';
+import { runChunk } from '../src/run/chunk.js';
+import { chunkSpec } from '../src/run/spec.js';
 import { csvOf } from './support/data.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
@@ -123,10 +124,10 @@ describe('a commit is idempotent after it published', () => {
     const prepared = await prepareJob(parseJob(await ws.read('t.yaml'), ws.path('t.yaml')));
     const plan = await beginRun(prepared, DATE, 'queue:test:t@2026-04-01');
     const results = [];
-    for (const chunk of plan.chunks) results.push(await scoreChunk(chunk, chunkContext(prepared, DATE, plan.outputUri)));
-    const first = await finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job));
+    for (const chunk of plan.chunks) results.push(await runChunk(chunkSpec(plan.spec, chunk)));
+    const first = await finishRun(plan, results);
     expect(first.status).toBe('succeeded');
-    const again = await finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job));
+    const again = await finishRun(plan, results);
     expect(again).toEqual(first);
     expect(await ws.list('out')).toContain('_SUCCESS');
     expect((await ws.list('out')).filter((f) => f.startsWith('_LOCK'))).toEqual([]);

@@ -4,9 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { parseJob } from '../src/job/load.js';
 import { beginRun } from '../src/run/begin.js';
-import { chunkContext, csvOutput, prepareJob } from '../src/run/bind.js';
+import { prepareJob } from '../src/run/bind.js';
 import { finishRun } from '../src/run/finish.js';
-import { scoreChunk } from '../src/run/score-chunk.js';
+import { runChunk } from '../src/run/chunk.js';
+import { chunkSpec } from '../src/run/spec.js';
 import { REPO, runCli, startCli, Workspace } from './support/workspace.js';
 
 /** A day of many small objects, and settings that would make one. */
@@ -35,11 +36,11 @@ describe('a day of 20,000 one-row files', () => {
     const prepared = await prepareJob(parseJob(jobText(), ws.path('many.yaml')));
     const plan = await beginRun(prepared, DATE);
     const results = [];
-    for (const chunk of plan.chunks) results.push(await scoreChunk(chunk, chunkContext(prepared, DATE, plan.outputUri)));
+    for (const chunk of plan.chunks) results.push(await runChunk(chunkSpec(plan.spec, chunk)));
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     const commitStarted = Date.now();
-    const manifest = await finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job));
+    const manifest = await finishRun(plan, results);
     const commitMs = Date.now() - commitStarted;
     delay.disable();
     expect(manifest.status).toBe('succeeded');

@@ -3,8 +3,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadJob } from '../src/job/load.js';
 import { beginRun } from '../src/run/begin.js';
-import { chunkContext, prepareJob } from '../src/run/bind.js';
-import { scoreChunk } from '../src/run/score-chunk.js';
+import { prepareJob } from '../src/run/bind.js';
+import { runChunk } from '../src/run/chunk.js';
+import { chunkSpec } from '../src/run/spec.js';
 import { openLocation } from '../src/storage/open.js';
 import { csvOf } from './support/data.js';
 import { startS3, type S3Server } from './support/s3.js';
@@ -36,7 +37,7 @@ describe('inputs that change under a run', () => {
     expect(plan.chunks.length).toBeGreaterThan(1);
     await new Promise((r) => setTimeout(r, 20));
     await ws.write('in/dt=2026-02-01/a.csv', csvOf(90, 2));
-    await expect(scoreChunk(plan.chunks[1]!, chunkContext(prepared, '2026-02-01', plan.outputUri))).rejects.toMatchObject({
+    await expect(runChunk(chunkSpec(plan.spec, plan.chunks[1]!))).rejects.toMatchObject({
       code: 'INPUT_CHANGED',
       message: expect.stringMatching(/a\.csv changed \(or vanished\) after the run was planned$/),
     });
@@ -80,7 +81,7 @@ describe('local disk faults', () => {
       const job = await churnJob('full', 'in/dt={date}/', `${full}/dt={date}/`);
       const res = await runCli(['run', job, '--date', '2026-02-02']);
       expect(res.code).toBe(1);
-      expect(res.stderr).toMatch(/FILE_ENOSPC: cannot write .*full\/dt=2026-02-02\/.*no space left on device/i);
+      expect(res.stderr).toMatch(/FILE_NO_SPACE: cannot write .*full\/dt=2026-02-02\/.*no space left on device/i);
       expect(res.stderr).toContain('hint: The disk is full');
       expect(res.stderr).not.toMatch(/\n\s+at /);
       expect(execFileSync('ls', ['-a', `${full}/dt=2026-02-02`], { encoding: 'utf8' })).not.toContain('_SUCCESS');
@@ -96,7 +97,7 @@ describe('local disk faults', () => {
     const job = await churnJob('blocked', 'in/dt={date}/', 'blocked/dt={date}/');
     const res = await runCli(['run', job, '--date', '2026-02-03']);
     expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/FILE_ENOTDIR: cannot (write|list|delete) .*blocked/);
+    expect(res.stderr).toMatch(/FILE_NOT_FOLDER: cannot (write|list|delete) .*blocked/);
     expect(res.stderr).not.toMatch(/\n\s+at /);
   });
 });

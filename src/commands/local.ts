@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { optionInteger } from '../env.js';
-import { exitCodeFor, usageError } from '../errors.js';
+import { exitCodeFor, NightscoreError } from '../errors.js';
 import { writeDemoDay } from '../demo/demo.js';
 import { loadJob, locateRun } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
@@ -103,11 +103,11 @@ export async function demoCommand(ctx: CommandContext, opts: { date: string; row
   const rows = Number(opts.rows);
   const files = Number(opts.files);
   if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(files) || files < 1) {
-    throw usageError('BAD_OPTION', '--rows and --files take positive whole numbers');
+    throw new NightscoreError('BAD_OPTION', '--rows and --files take positive whole numbers');
   }
   const jobFile = path.join(REPO, 'jobs', 'churn-daily.yaml');
   const job = await loadJob(jobFile);
-  if (job.input.uri.startsWith('s3://')) throw usageError('BAD_OPTION', 'the demo writes its input locally; the example job must use local paths');
+  if (job.input.uri.startsWith('s3://')) throw new NightscoreError('BAD_OPTION', 'the demo writes its input locally; the example job must use local paths');
   process.stderr.write(`writing a demo day of ${rows.toLocaleString('en-US')} customers for ${date}…\n`);
   const input = await writeDemoDay(job, date, { rows, files, seed: 7 });
   process.stderr.write(`input ready at ${input}\nscoring: nightscore run ${path.relative(process.cwd(), jobFile)} --date ${date}\n\n`);

@@ -1,5 +1,5 @@
 import { QueueEvents } from 'bullmq';
-import { usageError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { dateRange } from '../job/dates.js';
 import { loadJob, loadJobsDir } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
@@ -109,7 +109,7 @@ export async function backfillCommand(
   opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean },
 ): Promise<number> {
   if (!['missing', 'failed', 'all'].includes(opts.reprocess)) {
-    throw usageError('BAD_OPTION', `--reprocess takes missing, failed or all, got "${opts.reprocess}"`);
+    throw new NightscoreError('BAD_OPTION', `--reprocess takes missing, failed or all, got "${opts.reprocess}"`);
   }
   const maxParallel = optionInteger('--max-parallel-runs', opts.maxParallelRuns, { min: 1, max: 100_000, unit: 'runs' });
   const job = await loadJob(jobFile);

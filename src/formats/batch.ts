@@ -1,4 +1,4 @@
-import { inputError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import type { ScanTarget } from './csv-scan.js';
 import { escapeFormula, keyText, withRoom, type CsvText } from './csv-text.js';
 import { parquetFeature } from './parquet-values.js';
@@ -161,7 +161,7 @@ export function mapColumns(header: string[], features: string[], keys: string[],
   const find = (name: string, role: string): number => {
     const at = header.indexOf(name);
     if (at === -1) {
-      throw inputError('INPUT_MISSING_COLUMN', `${source}:1: no column "${name}" (${role}); the header has ${describeHeader(header)}`, {
+      throw new NightscoreError('INPUT_MISSING_COLUMN', `${source}:1: no column "${name}" (${role}); the header has ${describeHeader(header)}`, {
         source,
         line: 1,
         column: name,
@@ -169,7 +169,7 @@ export function mapColumns(header: string[], features: string[], keys: string[],
       });
     }
     if (header.indexOf(name, at + 1) !== -1) {
-      throw inputError('INPUT_DUPLICATE_COLUMN', `${source}:1: column "${name}" appears more than once in the header`, {
+      throw new NightscoreError('INPUT_DUPLICATE_COLUMN', `${source}:1: column "${name}" appears more than once in the header`, {
         source,
         line: 1,
         column: name,

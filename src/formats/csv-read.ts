@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { inputError, NightscoreError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { CsvScanError, CsvScanner, type ScanLayout, type ScanTarget } from './csv-scan.js';
 
 export interface CsvReadOptions {
@@ -54,7 +54,7 @@ export async function openCsv(stream: Readable, opts: CsvReadOptions): Promise<C
         header = { names: found.fields.map((h) => h.trim()), eol: scanner.lineEnd };
         carry = data.subarray(found.next);
       } else if (done) {
-        throw inputError('INPUT_EMPTY', `${opts.source}: the file is empty; expected a header row naming the columns`, {
+        throw new NightscoreError('INPUT_EMPTY', `${opts.source}: the file is empty; expected a header row naming the columns`, {
           source: opts.source,
           line: 1,
           hint: 'Check the upstream export for this date; every CSV input needs a header row.',
@@ -119,7 +119,7 @@ function join(carry: Buffer, next: Buffer): Buffer {
 function toCsvError(err: unknown, { source, endsMidObject, range }: CsvReadOptions): unknown {
   if (err instanceof NightscoreError) return err;
   if (err instanceof CsvScanError && err.code === 'CSV_QUOTE_NOT_CLOSED' && endsMidObject) {
-    return inputError('CSV_QUOTED_NEWLINE_AT_SPLIT', `${source}: a quoted field is still open where nightscore split the object into chunks (or a quote is never closed): ${err.message}`, {
+    return new NightscoreError('CSV_QUOTED_NEWLINE_AT_SPLIT', `${source}: a quoted field is still open where nightscore split the object into chunks (or a quote is never closed): ${err.message}`, {
       source,
       hint: 'If fields of this input contain newlines, set input.csv.split: false so each object is read whole; otherwise fix the unclosed quote.',
       cause: err,
@@ -129,7 +129,7 @@ function toCsvError(err: unknown, { source, endsMidObject, range }: CsvReadOptio
     const tooBig = err.code === 'CSV_MAX_RECORD_SIZE';
     // Inside a byte range lines count from the range's start; say so rather than mislead.
     const where = range ? `${source} (line ${err.line} of the chunk starting at byte ${range.start})` : `${source}:${err.line}`;
-    return inputError(tooBig ? 'CSV_RECORD_TOO_LARGE' : 'CSV_MALFORMED', `${where}: malformed CSV: ${err.message}`, {
+    return new NightscoreError(tooBig ? 'CSV_RECORD_TOO_LARGE' : 'CSV_MALFORMED', `${where}: malformed CSV: ${err.message}`, {
       source,
       line: range ? undefined : err.line,
       hint: tooBig
@@ -140,7 +140,7 @@ function toCsvError(err: unknown, { source, endsMidObject, range }: CsvReadOptio
   }
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') {
-    return inputError('INPUT_CORRUPT', `${source}: cannot decompress: ${(err as Error).message}`, {
+    return new NightscoreError('INPUT_CORRUPT', `${source}: cannot decompress: ${(err as Error).message}`, {
       source,
       hint: 'The gzip stream is corrupt or truncated; re-export the file.',
       cause: err,

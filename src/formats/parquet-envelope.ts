@@ -1,4 +1,4 @@
-import { inputError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 
 /**
  * The envelope every Parquet file has, checked before a footer is decoded:
@@ -54,7 +54,7 @@ export async function checkParquetEnvelope(uri: string, bytes: number, slice: Sl
 const CUT_HINT = 'Check that the object is a complete Parquet file; re-export or re-upload it if it was cut short.';
 
 function invalid(uri: string, reason: string, hint: string) {
-  return inputError('PARQUET_INVALID', `${uri}: not a readable Parquet file: ${reason}`, { source: uri, hint });
+  return new NightscoreError('PARQUET_INVALID', `${uri}: not a readable Parquet file: ${reason}`, { source: uri, hint });
 }
 
 function hex(view: DataView): string {

@@ -1,6 +1,6 @@
 import { cachedAsyncBuffer, parquetMetadataAsync, parquetScan, parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { inputError, NightscoreError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { inputTruncated } from '../storage/integrity.js';
 import { openLocation } from '../storage/open.js';
 import { checkParquetEnvelope } from './parquet-envelope.js';
@@ -52,7 +52,7 @@ export async function openParquet(uri: string, bytes: number, version?: string, 
   } catch (err) {
     // Storage errors keep their own kind, so a transient one is retried, not called corrupt.
     if (err instanceof NightscoreError) throw err;
-    throw inputError('PARQUET_INVALID', `${uri}: not a readable Parquet file: ${(err as Error).message}`, {
+    throw new NightscoreError('PARQUET_INVALID', `${uri}: not a readable Parquet file: ${(err as Error).message}`, {
       source: uri,
       hint: 'Check that the object is a complete Parquet file (magic bytes PAR1, a footer); re-export it if it was cut short.',
       cause: err,
@@ -102,7 +102,7 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: 'featu
   }
   if (!node) {
     const names = root.children.map((c) => JSON.stringify(c.element.name));
-    throw inputError('INPUT_MISSING_COLUMN', `${uri}: no column "${name}" (${role}); the file has ${names.slice(0, 12).join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`, {
+    throw new NightscoreError('INPUT_MISSING_COLUMN', `${uri}: no column "${name}" (${role}); the file has ${names.slice(0, 12).join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`, {
       source: uri,
       column: name,
       hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : 'Fix model.features in the job file, or the upstream export.',
@@ -112,14 +112,14 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: 'featu
   const numeric = node.children.length === 0 && (NUMERIC_PHYSICAL.has(String(e.type)) || e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL');
   const excluded = NOT_A_NUMBER.has(String(e.converted_type)) || ['DATE', 'TIME', 'TIMESTAMP', 'STRING', 'ENUM', 'JSON', 'BSON', 'UUID'].includes(String(e.logical_type?.type));
   if (role === 'feature' && (!numeric || excluded)) {
-    throw inputError('INPUT_COLUMN_TYPE', `${uri}: feature column "${name}" is ${describeType(node)}; expected a number (INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL)`, {
+    throw new NightscoreError('INPUT_COLUMN_TYPE', `${uri}: feature column "${name}" is ${describeType(node)}; expected a number (INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL)`, {
       source: uri,
       column: name,
       hint: 'Cast the column to a numeric type upstream, or drop it from model.features.',
     });
   }
   if (role === 'key' && node.children.length > 0) {
-    throw inputError('INPUT_COLUMN_TYPE', `${uri}: key column "${name}" is a nested group; expected a scalar column`, { source: uri, column: name, hint: 'Use scalar columns as keys.' });
+    throw new NightscoreError('INPUT_COLUMN_TYPE', `${uri}: key column "${name}" is a nested group; expected a scalar column`, { source: uri, column: name, hint: 'Use scalar columns as keys.' });
   }
   return { name, top: name.split('.')[0]!, path };
 }
@@ -135,7 +135,7 @@ export async function parquetColumnReader(source: ParquetSource, refs: ColumnRef
   const tops = [...new Set(refs.map((r) => r.top))];
   const decodeError = (err: unknown, what: string) => {
     if (err instanceof NightscoreError) return err;
-    return inputError('PARQUET_INVALID', `${source.uri}: cannot decode ${what}: ${(err as Error).message}`, {
+    return new NightscoreError('PARQUET_INVALID', `${source.uri}: cannot decode ${what}: ${(err as Error).message}`, {
       source: source.uri,
       hint: 'The file is corrupt or uses a feature the reader does not support; re-export it.',
       cause: err,

@@ -1,4 +1,4 @@
-import { usageError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { parseLogicalDate } from './template.js';
 
 const DAY = 86_400_000;
@@ -7,8 +7,8 @@ const DAY = 86_400_000;
 export function dateRange(from: string, to: string): string[] {
   const start = Date.parse(`${parseLogicalDate(from)}T00:00:00Z`);
   const end = Date.parse(`${parseLogicalDate(to)}T00:00:00Z`);
-  if (end < start) throw usageError('BAD_RANGE', `--to ${to} is before --from ${from}`, { hint: 'Give the oldest date as --from.' });
-  if ((end - start) / DAY > 3660) throw usageError('BAD_RANGE', `${from}..${to} spans more than ten years`, { hint: 'Backfill in smaller ranges.' });
+  if (end < start) throw new NightscoreError('BAD_RANGE', `--to ${to} is before --from ${from}`, { hint: 'Give the oldest date as --from.' });
+  if ((end - start) / DAY > 3660) throw new NightscoreError('BAD_RANGE', `${from}..${to} spans more than ten years`, { hint: 'Backfill in smaller ranges.' });
   const dates: string[] = [];
   for (let t = start; t <= end; t += DAY) dates.push(new Date(t).toISOString().slice(0, 10));
   return dates;

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { configError, NightscoreError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { parseUri, schemeOf } from '../storage/open.js';
 import { jobSchema, type JobFile } from './schema.js';
 import { checkTemplate, renderTemplate } from './template.js';
@@ -33,7 +33,7 @@ export async function loadJob(file: string): Promise<JobDefinition> {
   try {
     text = await readFile(abs, 'utf8');
   } catch (err) {
-    throw configError('JOB_NOT_FOUND', `cannot read job file ${abs}: ${(err as Error).message}`, {
+    throw new NightscoreError('JOB_NOT_FOUND', `cannot read job file ${abs}: ${(err as Error).message}`, {
       source: abs,
       hint: 'Pass the path of a job definition, for example jobs/churn-daily.yaml.',
       cause: err,
@@ -49,7 +49,7 @@ export function parseJob(text: string, file: string): JobDefinition {
   const yamlError = doc.errors[0];
   if (yamlError) {
     const line = lines.linePos(yamlError.pos[0]).line;
-    throw configError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: not valid YAML: ${yamlError.message.split('\n')[0]}`, {
+    throw new NightscoreError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: not valid YAML: ${yamlError.message.split('\n')[0]}`, {
       source: file,
       line,
       hint: 'Fix the YAML syntax at that line.',
@@ -62,7 +62,7 @@ export function parseJob(text: string, file: string): JobDefinition {
   const invalid = (keyPath: (string | number)[], what: string, hint: string) => {
     const line = lineOf(keyPath);
     const key = keyPath.map(String).join('.') || '(top level)';
-    return configError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${what}`, { source: file, line, column: key, hint });
+    return new NightscoreError('JOB_INVALID', `${file}${line ? `:${line}` : ''}: ${key}: ${what}`, { source: file, line, column: key, hint });
   };
   const parsed = jobSchema.safeParse(toJS(doc, invalid));
   if (!parsed.success) {
@@ -77,7 +77,7 @@ export function parseJob(text: string, file: string): JobDefinition {
       checkTemplate(uri);
       // Every date renders the same shape, so one sample date proves the location's form.
       const parsedUri = parseUri(resolveLocation(renderTemplate(uri, '2000-01-01'), dir));
-      if (key === 'model' && parsedUri.scheme !== 'file') throw configError('BAD_URI', `"${uri}" is not a local file; model.path takes a path or a file:// URL`, { hint: 'Copy the model next to the job file, or mount it, and point model.path at it.' });
+      if (key === 'model' && parsedUri.scheme !== 'file') throw new NightscoreError('BAD_URI', `"${uri}" is not a local file; model.path takes a path or a file:// URL`, { hint: 'Copy the model next to the job file, or mount it, and point model.path at it.' });
     } catch (err) {
       if (!(err instanceof NightscoreError)) throw err;
       throw invalid(keyPath, err.message, err.hint ?? 'See "Job file reference" in the README.');
@@ -115,7 +115,7 @@ export async function loadJobsDir(dir: string): Promise<JobDefinition[]> {
   try {
     names = await readdir(dir);
   } catch (err) {
-    throw configError('JOBS_DIR_NOT_FOUND', `cannot read the jobs folder ${path.resolve(dir)}: ${(err as Error).message}`, {
+    throw new NightscoreError('JOBS_DIR_NOT_FOUND', `cannot read the jobs folder ${path.resolve(dir)}: ${(err as Error).message}`, {
       source: path.resolve(dir),
       hint: 'Pass the folder that holds the job files (*.yaml), for example jobs/.',
     });
@@ -125,7 +125,7 @@ export async function loadJobsDir(dir: string): Promise<JobDefinition[]> {
   for (const job of jobs) {
     const other = byName.get(job.name);
     if (other) {
-      throw configError('JOB_NAME_DUPLICATE', `${other.file} and ${job.file} both have name: ${job.name}; a name identifies a job's schedule, runs and outputs`, {
+      throw new NightscoreError('JOB_NAME_DUPLICATE', `${other.file} and ${job.file} both have name: ${job.name}; a name identifies a job's schedule, runs and outputs`, {
         source: job.file,
         column: 'name',
         hint: 'Give each job file a name of its own (a copied file keeps the name of its original).',
@@ -156,6 +156,6 @@ export function locateRun(job: JobDefinition, date: string): RunLocations {
 /** Absolute path of the job's model file. */
 export function modelPath(job: JobDefinition): string {
   const parsed = parseUri(resolveLocation(job.model.path, job.dir));
-  if (parsed.scheme !== 'file') throw configError('BAD_URI', `model.path "${job.model.path}" is not a local file`);
+  if (parsed.scheme !== 'file') throw new NightscoreError('BAD_URI', `model.path "${job.model.path}" is not a local file`);
   return parsed.path;
 }

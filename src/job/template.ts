@@ -1,4 +1,4 @@
-import { configError, usageError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 
 /** Placeholders a URI template may use; all derive from the logical date. */
 export const PLACEHOLDERS = ['date', 'yyyy', 'mm', 'dd'] as const;
@@ -17,7 +17,7 @@ export function parseLogicalDate(text: string): string {
     const t = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d)));
     if (t.toISOString().slice(0, 10) === text) return text;
   }
-  throw usageError('BAD_DATE', `"${text}" is not a calendar date in YYYY-MM-DD form`, {
+  throw new NightscoreError('BAD_DATE', `"${text}" is not a calendar date in YYYY-MM-DD form`, {
     hint: 'Pass the logical date to score, for example --date 2026-11-21.',
   });
 }
@@ -27,7 +27,7 @@ export function checkTemplate(template: string): void {
   for (const m of template.matchAll(PLACEHOLDER_RE)) {
     const name = m[1] ?? '';
     if (!(PLACEHOLDERS as readonly string[]).includes(name)) {
-      throw configError('BAD_TEMPLATE', `unknown placeholder {${name}} in "${template}"`, {
+      throw new NightscoreError('BAD_TEMPLATE', `unknown placeholder {${name}} in "${template}"`, {
         hint: `Use one of ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}.`,
       });
     }

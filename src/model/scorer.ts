@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { configError, modelError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import type { LoadedModel } from './session.js';
 
 /** One model output as it becomes output columns. */
@@ -47,7 +47,7 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
   const { session, path } = model;
   const features = opts.features ?? model.featureNames;
   if (!features) {
-    throw configError('MODEL_NO_FEATURES', `model.features is not set and ${path} has no feature_names metadata`, {
+    throw new NightscoreError('MODEL_NO_FEATURES', `model.features is not set and ${path} has no feature_names metadata`, {
       source: path,
       column: 'model.features',
       hint: 'List the feature columns, in the order the model expects, under model.features.',
@@ -59,7 +59,7 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
   const taken = new Set(opts.keys ?? []);
   for (const name of outputs.flatMap((o) => o.names)) {
     if (taken.has(name)) {
-      throw configError('OUTPUT_COLUMN_CLASH', `prediction column "${name}" would appear twice in the output (key or another output)`, {
+      throw new NightscoreError('OUTPUT_COLUMN_CLASH', `prediction column "${name}" would appear twice in the output (key or another output)`, {
         column: 'output.columns',
         hint: 'Rename it under output.columns.',
       });
@@ -77,7 +77,7 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
       return outputs.map((columns) => {
         const value = result[columns.output] as ort.Tensor;
         if (value.data.length !== rows * columns.names.length) {
-          throw modelError('MODEL_OUTPUT_SHAPE', `output "${columns.output}" has shape [${value.dims.join(',')}] for ${rows} rows; expected [${rows}${columns.names.length > 1 ? `,${columns.names.length}` : ''}]`, {
+          throw new NightscoreError('MODEL_OUTPUT_SHAPE', `output "${columns.output}" has shape [${value.dims.join(',')}] for ${rows} rows; expected [${rows}${columns.names.length > 1 ? `,${columns.names.length}` : ''}]`, {
             source: path,
             hint: 'nightscore needs one output row per input row; check the model export.',
           });
@@ -95,7 +95,7 @@ function pickInput(session: ort.InferenceSession, wanted: string | undefined, pa
   const names = inputs.map((i) => `"${i.name}"`).join(', ');
   const input = wanted === undefined ? (inputs.length === 1 ? inputs[0] : undefined) : inputs.find((i) => i.name === wanted);
   if (!input) {
-    throw modelError('MODEL_SIGNATURE', wanted === undefined
+    throw new NightscoreError('MODEL_SIGNATURE', wanted === undefined
       ? `${path} has ${inputs.length} inputs (${names}); nightscore feeds one [rows, features] tensor`
       : `${path} has no input "${wanted}"; its inputs are ${names}`, {
       source: path,
@@ -104,14 +104,14 @@ function pickInput(session: ort.InferenceSession, wanted: string | undefined, pa
     });
   }
   if (!input.isTensor) {
-    throw modelError('MODEL_SIGNATURE', `${path}: input "${input.name}" is not a tensor`, { source: path, hint: 'Re-export the model with a float tensor input.' });
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" is not a tensor`, { source: path, hint: 'Re-export the model with a float tensor input.' });
   }
   return input;
 }
 
 function checkInput(input: TensorMeta, featureCount: number, path: string): void {
   if (input.type !== 'float32') {
-    throw modelError('MODEL_SIGNATURE', `${path}: input "${input.name}" takes ${input.type}; nightscore feeds float32`, {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" takes ${input.type}; nightscore feeds float32`, {
       source: path,
       hint: 'Re-export with a float input, e.g. skl2onnx initial_types=[("input", FloatTensorType([None, n_features]))].',
     });
@@ -119,7 +119,7 @@ function checkInput(input: TensorMeta, featureCount: number, path: string): void
   const { shape } = input;
   const width = shape[1];
   if (shape.length !== 0 && (shape.length !== 2 || (typeof width === 'number' && width !== featureCount))) {
-    throw modelError('MODEL_SIGNATURE', `${path}: input "${input.name}" has shape [${shape.join(', ')}], but the job has ${featureCount} features; expected [N, ${featureCount}]`, {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" has shape [${shape.join(', ')}], but the job has ${featureCount} features; expected [N, ${featureCount}]`, {
       source: path,
       column: 'model.features',
       hint: 'model.features (or the model\'s feature_names) must list exactly the columns the model was trained on, in order.',
@@ -140,14 +140,14 @@ async function describeOutputs(
   for (const name of selected) {
     const m = meta.find((o) => o.name === name);
     if (!m) {
-      throw configError('OUTPUT_UNKNOWN', `output.columns names "${name}", but ${path} has outputs ${all}`, {
+      throw new NightscoreError('OUTPUT_UNKNOWN', `output.columns names "${name}", but ${path} has outputs ${all}`, {
         column: `output.columns.${name}`,
         hint: 'Use the model\'s output names as the keys of output.columns.',
       });
     }
     if (!m.isTensor) {
       const tensors = meta.filter((o) => o.isTensor).map((o) => o.name);
-      throw modelError('MODEL_NON_TENSOR_OUTPUT', `${path}: output "${name}" is not a tensor (scikit-learn's ZipMap returns a list of maps), so it cannot become columns`, {
+      throw new NightscoreError('MODEL_NON_TENSOR_OUTPUT', `${path}: output "${name}" is not a tensor (scikit-learn's ZipMap returns a list of maps), so it cannot become columns`, {
         source: path,
         column: `output.columns.${name}`,
         hint: `Re-export with skl2onnx options={"zipmap": False}${tensors.length ? `, or select only tensor outputs: output.columns: { ${tensors.map((t) => `${t}: ${t}`).join(', ')} }` : ''}.`,
@@ -159,7 +159,7 @@ async function describeOutputs(
   // A graph whose declared input passes the checks above can still refuse [1, features]
   // (a symbolic width the weights contradict): that is the model's signature, not a bug.
   const probe = await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(featureCount), [1, featureCount]) }, selected).catch((err: unknown) => {
-    throw modelError('MODEL_SIGNATURE', `${path}: the model does not run on one row of ${featureCount} float32 features: ${String((err as Error).message).split('\n')[0]}`, {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: the model does not run on one row of ${featureCount} float32 features: ${String((err as Error).message).split('\n')[0]}`, {
       source: path,
       column: 'model.features',
       hint: 'model.features (or the model\'s feature_names) must list exactly the columns the model was trained on, in order; check the model\'s input shape with onnx.checker or Netron.',
@@ -178,7 +178,7 @@ function columnNames(output: string, width: number, rename: string | string[] | 
   if (rename === undefined && width > 1) return Array.from({ length: width }, (_, i) => `${output}_${i}`);
   if (names.length === width) return names;
   if (names.length === 1 && width > 1) return Array.from({ length: width }, (_, i) => `${names[0]}_${i}`);
-  throw configError('OUTPUT_COLUMNS_WIDTH', `output.columns.${output} names ${names.length} columns, but output "${output}" of ${path} has ${width} per row`, {
+  throw new NightscoreError('OUTPUT_COLUMNS_WIDTH', `output.columns.${output} names ${names.length} columns, but output "${output}" of ${path} has ${width} per row`, {
     column: `output.columns.${output}`,
     hint: `Give one name (used as a prefix) or exactly ${width} names.`,
   });

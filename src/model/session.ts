@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { modelError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
 
 /** A model file loaded once per process: its identity, metadata and onnxruntime session. */
@@ -28,14 +28,15 @@ const cache = new Map<string, Promise<LoadedModel>>();
 
 /**
  * Loads a model, once per (file version, threads) per process: a long-lived worker picks up
- * a model file replaced on disk, because its size or modification time changes. The bytes
+ * a model file replaced on disk, because its inode, size or times change. The bytes
  * hashed for the manifest are the bytes handed to onnxruntime, so the recorded sha256 is
  * what actually scored.
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const threads = opts.threads ?? 1;
   const version = await stat(path).then(
-    (s) => `${s.size}\0${s.mtimeMs}`,
+    // A deploy renames a new file into place (a new inode) or rewrites it (new times).
+    (s) => `${s.ino}\0${s.size}\0${s.mtimeMs}\0${s.ctimeMs}`,
     () => 'missing',
   );
   const id = `${path}\0${version}\0${threads}`;
@@ -53,14 +54,14 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
   try {
     bytes = await readFile(path);
   } catch (err) {
-    throw modelError('MODEL_NOT_FOUND', `cannot read model ${path}: ${(err as Error).message}`, {
+    throw new NightscoreError('MODEL_NOT_FOUND', `cannot read model ${path}: ${(err as Error).message}`, {
       source: path,
       hint: 'Check model.path in the job file; relative paths resolve against the job file.',
       cause: err,
     });
   }
   const notAModel = (reason: string, cause?: unknown) =>
-    modelError('MODEL_INVALID', `${path} is not a loadable ONNX model: ${reason}`, {
+    new NightscoreError('MODEL_INVALID', `${path} is not a loadable ONNX model: ${reason}`, {
       source: path,
       hint: 'Re-export the model to ONNX (skl2onnx, onnxmltools, torch.onnx.export) and check it with onnx.checker.',
       cause,

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { configError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 
 export interface HealthServerOptions {
   host: string;
@@ -49,12 +49,12 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ se
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number) {
   if (err.code === 'EADDRINUSE') {
-    return configError('HTTP_PORT_IN_USE', `cannot serve /healthz and /metrics on ${host}:${port}: the port is in use (another worker on this host?)`, {
+    return new NightscoreError('HTTP_PORT_IN_USE', `cannot serve /healthz and /metrics on ${host}:${port}: the port is in use (another worker on this host?)`, {
       hint: 'Give each worker on a host its own port: --port, or NIGHTSCORE_HTTP_PORT (0 picks a free one).',
       cause: err,
     });
   }
-  return configError('HTTP_LISTEN', `cannot serve /healthz and /metrics on ${host}:${port}: ${err.message}`, {
+  return new NightscoreError('HTTP_LISTEN', `cannot serve /healthz and /metrics on ${host}:${port}: ${err.message}`, {
     hint: 'Check --host / NIGHTSCORE_HTTP_HOST (an address of this machine) and --port / NIGHTSCORE_HTTP_PORT.',
     cause: err,
   });

@@ -9,24 +9,19 @@
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { RowCounts } from '../run/manifest.js';
-import type { JobDefinition } from '../job/load.js';
 import { checkOutputLock, type HeldLock } from '../run/lock.js';
-import type { ChunkPlan } from '../run/plan.js';
 import type { ChunkResult } from '../run/score-chunk.js';
+import type { ChunkSpec } from '../run/spec.js';
 import type { ChunkThreadPool } from '../run/thread-pool.js';
 import { openLocation } from '../storage/open.js';
-import { toQueueError } from './errors.js';
+import { outdatedJob, toQueueError } from './errors.js';
 
 export interface ChunkJobData {
   run: string;
-  date: string;
-  job: JobDefinition;
-  outputUri: string;
   /** The run attempt that holds the output lock; a chunk of an attempt that lost it writes nothing. */
   lock: HeldLock;
-  chunk: ChunkPlan;
-  /** The model's sha256 at plan time: a chunk scored by another model fails with MODEL_CHANGED. */
-  modelSha256?: string;
+  /** What to score, with which models, into which part: frozen when the run was planned. */
+  spec: ChunkSpec;
 }
 
 /** A processor for BullMQ running at most `pool.size` chunks at once, one per thread. */
@@ -37,15 +32,16 @@ export function chunkProcessor(pool: ChunkThreadPool, log: Logger): (job: Job<Ch
     // BullMQ runs at most `concurrency` jobs at once, and the pool has that many threads.
     if (slot === undefined) throw new Error('more chunks at once than scoring threads');
     try {
+      const { data } = job;
+      if (!data.spec) throw outdatedJob('chunk', job.id!);
       // A run that lost its output lock to another attempt (its lease lapsed while no worker
       // was alive) must not write parts into that attempt's output.
-      await checkOutputLock(openLocation(job.data.outputUri), job.data.lock);
-      const { data } = job;
+      await checkOutputLock(openLocation(data.spec.output.uri), data.lock);
       // Progress is for watching only: a chunk that vanished from Redis (flushed, restarted
       // empty, completed elsewhere after a stall) fails this update, and the chunk goes on.
       const progress = (rows: RowCounts) =>
         job.updateProgress({ read: rows.read }).catch((err: unknown) => log.warn({ chunk: job.id, run: data.run, err: (err as Error).message }, 'could not record chunk progress; the chunk may have been removed from Redis'));
-      return await pool.run(slot, data.job, data.date, data.outputUri, data.chunk, data.modelSha256, (rows) => void progress(rows));
+      return await pool.run(slot, data.spec, (rows) => void progress(rows));
     } catch (err) {
       throw toQueueError(err);
     } finally {

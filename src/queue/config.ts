@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { RedisOptions } from 'bullmq';
 import { envInteger, envMilliseconds } from '../env.js';
-import { configError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 
 /** Where the queue lives and how it behaves; every field comes from the environment (README "Queue settings"). */
 export interface QueueConfig {
@@ -31,7 +31,7 @@ export function queueConfig(env: NodeJS.ProcessEnv = process.env): QueueConfig {
   const prefix = env.NIGHTSCORE_QUEUE_PREFIX || 'nightscore';
   // BullMQ builds every key as <prefix>:<queue>:…; a colon or a brace would change the key's shape.
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(prefix)) {
-    throw configError('BAD_ENV', `NIGHTSCORE_QUEUE_PREFIX must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${prefix}"`, { column: 'NIGHTSCORE_QUEUE_PREFIX', hint: 'Unset it for the default "nightscore".' });
+    throw new NightscoreError('BAD_ENV', `NIGHTSCORE_QUEUE_PREFIX must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${prefix}"`, { column: 'NIGHTSCORE_QUEUE_PREFIX', hint: 'Unset it for the default "nightscore".' });
   }
   return {
     redisUrl: env.NIGHTSCORE_REDIS_URL || 'redis://127.0.0.1:6379',
@@ -78,7 +78,7 @@ function parseRedisUrl(text: string): URL {
     // falls through to the error below
   }
   if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || (url.pathname.length > 1 && !/^\/\d+$/.test(url.pathname))) {
-    throw configError('BAD_REDIS_URL', `NIGHTSCORE_REDIS_URL "${text}" is not a Redis URL`, {
+    throw new NightscoreError('BAD_REDIS_URL', `NIGHTSCORE_REDIS_URL "${text}" is not a Redis URL`, {
       hint: 'Write redis://[user:password@]host[:port][/db], or rediss:// for TLS; percent-encode special characters in the password.',
     });
   }
@@ -89,7 +89,7 @@ function readCa(file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw configError('REDIS_CA_FILE', `cannot read NIGHTSCORE_REDIS_CA_FILE ${file}: ${(err as Error).message}`, {
+    throw new NightscoreError('REDIS_CA_FILE', `cannot read NIGHTSCORE_REDIS_CA_FILE ${file}: ${(err as Error).message}`, {
       hint: 'Point NIGHTSCORE_REDIS_CA_FILE at the PEM file of the CA that signed the Redis server certificate.',
     });
   }

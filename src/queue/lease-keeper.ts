@@ -22,9 +22,9 @@ export function keepRunLeases(queues: Queues, leaseMs: number, log: Logger): () 
     try {
       for (const job of await queues.runs.getJobs([...IN_FLIGHT])) {
         const plan = (job.data as RunJobData | undefined)?.plan;
-        // Older runs' plans carry no lock; a run not yet planned holds none.
-        if (!plan?.lock || stopped) continue;
-        await renewOutputLock(openLocation(plan.outputUri), plan.lock).catch((err: unknown) => {
+        // Older runs' plans carry no spec (they fail as QUEUE_JOB_OUTDATED); a run not yet planned holds no lock.
+        if (!plan?.lock || !plan.spec || stopped) continue;
+        await renewOutputLock(openLocation(plan.spec.output.uri), plan.lock).catch((err: unknown) => {
           const e = toNightscoreError(err);
           // A run that just committed released its lock; one that lost it fails at its fence.
           if (e.code !== 'RUN_LOCK_LOST') log.warn({ run: job.id, err: e.message }, 'could not renew the output lock');

@@ -6,10 +6,8 @@ export interface RunJobData {
   jobFile: string;
   date: string;
   step?: 'plan' | 'chunks' | 'finalize';
-  /** Set by the plan step; chunks and the commit work from it. */
+  /** Set by the plan step; chunks and the commit work from its spec, never from the job file again. */
   plan?: import('../run/begin.js').RunPlan;
-  /** The job definition as planned, so every chunk of a run scores with the same one. */
-  job?: import('../job/load.js').JobDefinition;
 }
 
 export interface FireJobData {

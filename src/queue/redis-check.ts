@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { configError, NightscoreError, storageError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { connectionOptions, type QueueConfig } from './config.js';
 
 /**
@@ -50,20 +50,19 @@ export function redisError(url: string, err: Error): NightscoreError {
   const code = (err as { code?: string }).code;
   // The URL is quoted whole: NightscoreError redacts its password.
   if (AUTH.test(err.message)) {
-    return configError('REDIS_AUTH', `Redis at ${url} refused the credentials: ${err.message}`, {
+    return new NightscoreError('REDIS_AUTH', `Redis at ${url} refused the credentials: ${err.message}`, {
       hint: 'Check the user and password in NIGHTSCORE_REDIS_URL (percent-encode any of : / @ % in them).',
       cause: err,
     });
   }
   if (code && TLS_CODES.has(code)) {
-    return configError('REDIS_TLS', `Redis at ${url}: the server's TLS certificate is not trusted: ${err.message} (${code})`, {
+    return new NightscoreError('REDIS_TLS', `Redis at ${url}: the server's TLS certificate is not trusted: ${err.message} (${code})`, {
       hint: 'Set NIGHTSCORE_REDIS_CA_FILE to the CA certificate (PEM) that signed the server certificate, and connect by a name or address the certificate holds.',
       cause: err,
     });
   }
-  return storageError('REDIS_UNAVAILABLE', `cannot reach Redis at ${url}: ${err.message}${code ? ` (${code})` : ''}`, {
+  return new NightscoreError('REDIS_UNAVAILABLE', `cannot reach Redis at ${url}: ${err.message}${code ? ` (${code})` : ''}`, {
     hint: 'Check that Redis runs and that NIGHTSCORE_REDIS_URL names it, with rediss:// if (and only if) it speaks TLS.',
-    retryable: true,
     cause: err,
   });
 }

@@ -4,12 +4,13 @@ import { loadJob } from '../job/load.js';
 import { logicalDateFor } from '../job/dates.js';
 import type { ChunkResult } from '../run/score-chunk.js';
 import { beginRun } from '../run/begin.js';
-import { csvOutput, prepareJob } from '../run/bind.js';
+import { prepareJob } from '../run/bind.js';
 import { finishRun } from '../run/finish.js';
+import { chunkSpec } from '../run/spec.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { decodeFailure, encodeFailure, fromErrorRecord } from '../errors.js';
-import { toQueueError } from './errors.js';
+import { outdatedJob, toQueueError } from './errors.js';
 import { chunkJobOptions, enqueueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
@@ -59,7 +60,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     // The run's id is its lock owner: a retry of this run (its worker died) takes the lock
     // over at once, while any other attempt at the date fails with RUN_IN_PROGRESS.
     const plan = await beginRun(await prepareJob(def), data.date, `queue:${queues.config.prefix}:${job.id!}`);
-    data = { ...data, step: 'chunks', plan, job: def };
+    data = { ...data, step: 'chunks', plan };
     await job.updateData(data);
     log.info({ run: job.id, chunks: plan.chunks.length, attempt: plan.manifest.attempt }, 'run planned');
     if (plan.manifest.skipped.length > 0) {
@@ -67,10 +68,11 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     }
   }
   const plan = data.plan!;
+  if (!plan.spec) throw outdatedJob('run', job.id!);
   if (data.step === 'chunks') {
     await queues.chunks.addBulk(
       plan.chunks.map((chunk) => {
-        const chunkData: ChunkJobData = { run: job.id!, date: data.date, job: data.job!, outputUri: plan.outputUri, lock: plan.lock, chunk, modelSha256: plan.manifest.model.sha256 };
+        const chunkData: ChunkJobData = { run: job.id!, lock: plan.lock, spec: chunkSpec(plan.spec, chunk) };
         return {
           name: 'chunk',
           data: chunkData,
@@ -91,7 +93,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   // The first failed chunk in plan order explains the run best (see runJob).
   const failed = Object.entries(await job.getIgnoredChildrenFailures()).sort(([a], [b]) => chunkIndexOf(a) - chunkIndexOf(b));
   const failure = failed.length > 0 ? decodeFailure(failed[0]![1]) : undefined;
-  const manifest = await finishRun(plan, Object.values(values), data.job!.input.key, csvOutput(data.job!), failure);
+  const manifest = await finishRun(plan, Object.values(values), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
   if (manifest.error) throw new UnrecoverableError(encodeFailure(fromErrorRecord(manifest.error)));
   return { status: 'succeeded', chunks: manifest.chunks, rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256 };

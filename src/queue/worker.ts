@@ -89,10 +89,11 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
     metrics.chunksInFlight.dec();
     metrics.chunkSeconds.observe((Date.now() - (started.get(job.id!) ?? Date.now())) / 1000);
     started.delete(job.id!);
-    metrics.rowsRead.inc(result.rows.read);
-    metrics.rowsScored.inc(result.rows.scored);
-    metrics.rowsRejected.inc(result.rows.rejected);
-    log.info({ chunk: job.id, rows: result.rows }, 'chunk scored');
+    const { rows } = result.stats;
+    metrics.rowsRead.inc(rows.read);
+    metrics.rowsScored.inc(rows.scored);
+    metrics.rowsRejected.inc(rows.rejected);
+    log.info({ chunk: job.id, rows }, 'chunk scored');
   });
   // A failure reason is the error's record (queue/errors.ts): counted and logged by its code.
   const countFailure = (what: 'chunk' | 'run', job: Job | undefined, err: Error) => {

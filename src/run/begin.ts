@@ -1,7 +1,7 @@
 /** Starting a run: listing and planning the date, taking the output lock, opening the output folder. */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { configError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { locationsOverlap, openLocation } from '../storage/open.js';
 import { VERSION } from '../version.js';
@@ -10,6 +10,7 @@ import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import type { RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
+import type { ModelSpec, RunSpec } from './spec.js';
 
 /** Chunks one run may plan into: each is a queue job and a part file. */
 const MAX_CHUNKS = 100_000;
@@ -19,9 +20,8 @@ const MAX_CHUNKS = 100_000;
  * worker can score its chunks or commit it.
  */
 export interface RunPlan {
-  date: string;
-  outputUri: string;
-  inputs: InputObject[];
+  /** Everything the chunks and the commit need, frozen now. */
+  spec: RunSpec;
   chunks: ChunkPlan[];
   /** The `running` manifest written at the start; the final one completes it. */
   manifest: RunManifest;
@@ -45,7 +45,7 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
     ? await planParquetChunks(inputs, job.chunk.rows)
     : planChunks(inputs, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
   if (chunks.length > MAX_CHUNKS) {
-    throw configError('PLAN_TOO_LARGE', `${job.file}: ${date} plans into ${chunks.length} chunks (chunk.bytes ${job.chunk.bytes}, chunk.rows ${job.chunk.rows}); a run takes at most ${MAX_CHUNKS}, each a queue job and a part file`, {
+    throw new NightscoreError('PLAN_TOO_LARGE', `${job.file}: ${date} plans into ${chunks.length} chunks (chunk.bytes ${job.chunk.bytes}, chunk.rows ${job.chunk.rows}); a run takes at most ${MAX_CHUNKS}, each a queue job and a part file`, {
       source: job.file,
       column: 'chunk.bytes',
       hint: 'Raise chunk.bytes (the default is 64 MiB; for Parquet, chunk.rows bounds a chunk) so a day plans into fewer, larger chunks.',
@@ -53,7 +53,8 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
   }
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
-  const manifest = newManifest(prepared, date, uriOf(where.inputUri), outputUri, chunks.length);
+  const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), outputUri, inputs, [prepared.spec]);
+  const manifest = newManifest(prepared, spec, chunks.length);
   manifest.skipped = skipped;
   const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: job.name, date }, outputLeaseMs());
   try {
@@ -62,7 +63,7 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
     await releaseOutputLock(out, lock);
     throw err;
   }
-  return { date, outputUri, inputs, chunks, manifest, lock };
+  return { spec, chunks, manifest, lock };
 }
 
 /**
@@ -72,7 +73,7 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
  */
 export async function checkOutputApart(job: JobDefinition, inputUri: string, outputUri: string, date: string): Promise<void> {
   if (!(await locationsOverlap(inputUri, outputUri))) return;
-  throw configError('OUTPUT_OVERLAPS_INPUT', `${job.file}: output.uri ${outputUri} and input.uri ${inputUri} overlap for ${date}: one is inside the other, or they are the same folder`, {
+  throw new NightscoreError('OUTPUT_OVERLAPS_INPUT', `${job.file}: output.uri ${outputUri} and input.uri ${inputUri} overlap for ${date}: one is inside the other, or they are the same folder`, {
     source: job.file,
     column: 'output.uri',
     hint: 'Write predictions to a folder of their own, outside the input (for example a sibling: …/scores/dt={date}/ beside …/features/dt={date}/).',
@@ -84,32 +85,48 @@ function uriOf(location: string): string {
   return storage.uri(key);
 }
 
-function newManifest({ job, model, scorer }: PreparedJob, date: string, inputUri: string, outputUri: string, chunks: number): RunManifest {
+/** The job resolved for one date and attempt: see RunSpec. */
+function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: string, outputUri: string, objects: InputObject[], models: ModelSpec[]): RunSpec {
+  const { input, output } = job;
   return {
-    job: job.name,
+    job: { name: job.name, file: job.file },
     date,
+    attempt,
+    input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, objects },
+    output: { uri: outputUri, format: output.format, csv: output.csv, parquet: output.parquet },
+    batch: { rows: job.chunk.rows, chunk_bytes: job.chunk.bytes },
+    limits: { ...job.limits },
+    models,
+  };
+}
+
+function newManifest({ model, scorer }: PreparedJob, spec: RunSpec, chunks: number): RunManifest {
+  return {
+    job: spec.job.name,
+    date: spec.date,
     status: 'running',
-    attempt: randomUUID(),
+    attempt: spec.attempt,
     model: {
       path: model.path,
       sha256: model.sha256,
       features: scorer.features,
       outputs: Object.fromEntries(scorer.outputs.map((o) => [o.output, o.names])),
     },
-    input: { uri: inputUri, format: job.input.format },
-    output: { uri: outputUri, format: job.output.format },
+    models: spec.models,
+    input: { uri: spec.input.uri, format: spec.input.format },
+    output: { uri: spec.output.uri, format: spec.output.format },
     chunks,
     rows: { read: 0, scored: 0, rejected: 0 },
     inputs: [],
     skipped: [],
     parts: [],
     rejects: [],
-    limits: { max_reject_rate: job.limits.max_reject_rate, min_rows: job.limits.min_rows },
+    limits: { ...spec.limits },
     error: null,
     started_at: new Date().toISOString(),
     finished_at: null,
     duration_ms: null,
     nightscore: { version: VERSION, host: hostname(), pid: process.pid },
-    owns: { [job.output.format]: chunks },
+    owns: { [spec.output.format]: chunks },
   };
 }

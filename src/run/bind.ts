@@ -1,26 +1,28 @@
 /**
- * Binding a job to its model: loading it, checking its signature against the job, and the
- * context a chunk of the job scores in.
+ * Binding models: a job to its model at plan time (loading it, checking its signature against
+ * the job, pinning it as a ModelSpec), and a spec's model on a scoring thread (once per
+ * sha256, checked against the spec).
  */
-import { modelError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { modelPath, type JobDefinition } from '../job/load.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
-import type { RowCounts } from './manifest.js';
-import type { ChunkContext } from './score-chunk.js';
+import type { ModelSpec } from './spec.js';
 
 /** A job bound to its model: everything checked that can be checked before reading data. */
 export interface PreparedJob {
   job: JobDefinition;
   model: LoadedModel;
   scorer: Scorer;
+  /** The model as a run of this job pins it. */
+  spec: ModelSpec;
 }
 
-/** Loads the model once per process and checks its signature against the job. */
+/** Loads the model once per process, checks its signature against the job, and pins it. */
 export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
   const model = await loadModel(modelPath(job), { threads: job.model.threads });
   if (job.model.sha256 && job.model.sha256 !== model.sha256) {
-    throw modelError('MODEL_SHA_MISMATCH', `${model.path} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
+    throw new NightscoreError('MODEL_SHA_MISMATCH', `${model.path} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
       source: model.path,
       column: 'model.sha256',
       hint: 'The model file changed. Deploy the pinned model, or update model.sha256 after checking the new one.',
@@ -32,41 +34,60 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
     columns: job.output.columns,
     keys: job.input.key,
   });
-  return { job, model, scorer };
+  const spec: ModelSpec = {
+    role: 'champion',
+    location: model.path,
+    sha256: model.sha256,
+    files: [{ path: model.path, sha256: model.sha256, bytes: model.bytes }],
+    binding: { input: scorer.inputName, features: scorer.features },
+    outputs: scorer.outputs,
+    engine: { name: 'onnxruntime', threads: job.model.threads },
+  };
+  // This thread scores chunks too (an in-process run): it binds the spec to this scorer.
+  scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
+  return { job, model, scorer, spec };
+}
+
+const scorers = new WeakMap<LoadedModel, Map<string, Promise<Scorer>>>();
+
+function scorersOf(model: LoadedModel): Map<string, Promise<Scorer>> {
+  let bound = scorers.get(model);
+  if (!bound) scorers.set(model, (bound = new Map()));
+  return bound;
+}
+
+function bindingKey(spec: ModelSpec, keys: string[]): string {
+  return JSON.stringify([spec.binding, spec.outputs.map((o) => [o.output, o.names]), keys]);
 }
 
 /**
- * Fails a chunk with MODEL_CHANGED (not retried) when the model file this thread loaded is
- * not the one the run was planned with: a model deployed mid-run must not score the later
- * chunks of a run whose manifest names the first.
+ * The scorer of a spec's model on this thread. The model is loaded and its signature checked
+ * (one probe inference) once per sha256 and binding; every call checks that the file still
+ * holds the bytes the run was planned with. A model file replaced since (a deploy mid-run;
+ * on the queue chunks can run long after the plan) fails the chunk with MODEL_CHANGED (not
+ * retried), so no run ends with parts from two models and a manifest naming one.
  */
-export function checkModelUnchanged(prepared: PreparedJob, planned: string): void {
-  const { model } = prepared;
-  if (model.sha256 === planned) return;
-  throw modelError('MODEL_CHANGED', `${model.path} changed during the run: it has sha256 ${model.sha256} now, but the run was planned with sha256 ${planned}`, {
-    source: model.path,
-    column: 'model.path',
-    hint: 'A model file was replaced while the date was being scored. Run the date again to score it whole with the new model, and deploy models between runs (or pin model.sha256).',
-  });
-}
-
-/** The context chunks of this date of this job score in. */
-export function chunkContext(prepared: PreparedJob, date: string, outputUri: string, onBatch?: (rows: RowCounts) => void): ChunkContext {
-  const { job, scorer, model } = prepared;
-  return {
-    scorer,
-    keys: job.input.key,
-    batchRows: job.chunk.rows,
-    delimiter: job.input.csv.delimiter,
-    maxRecordBytes: job.input.csv.max_record_bytes,
-    output: { format: job.output.format, delimiter: job.output.csv.delimiter, escapeFormulas: job.output.csv.escape_formulas, codec: job.output.parquet.codec },
-    metadata: { 'nightscore.job': job.name, 'nightscore.date': date, 'nightscore.model_sha256': model.sha256 },
-    outputUri,
-    onBatch,
-  };
-}
-
-/** The CSV output options rejects files are written with. */
-export function csvOutput(job: JobDefinition): { delimiter: string; escapeFormulas: boolean } {
-  return { delimiter: job.output.csv.delimiter, escapeFormulas: job.output.csv.escape_formulas };
+export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer> {
+  const model = await loadModel(spec.location, { threads: spec.engine.threads });
+  if (model.sha256 !== spec.sha256) {
+    throw new NightscoreError('MODEL_CHANGED', `${model.path} changed during the run: it has sha256 ${model.sha256} now, but the run was planned with sha256 ${spec.sha256}`, {
+      source: model.path,
+      column: 'model.path',
+      hint: 'A model file was replaced while the date was being scored. Run the date again to score it whole with the new model, and deploy models between runs (or pin model.sha256).',
+    });
+  }
+  const bound = scorersOf(model);
+  const key = bindingKey(spec, keys);
+  let scorer = bound.get(key);
+  if (!scorer) {
+    scorer = createScorer(model, {
+      features: spec.binding.features,
+      input: spec.binding.input,
+      columns: Object.fromEntries(spec.outputs.map((o) => [o.output, o.names])),
+      keys,
+    });
+    bound.set(key, scorer);
+    scorer.catch(() => bound.delete(key));
+  }
+  return scorer;
 }

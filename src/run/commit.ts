@@ -1,7 +1,7 @@
 import { parse } from 'csv-parse';
 import { escapeFormula } from '../formats/csv-text.js';
 import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
-import { NightscoreError, storageError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { readText } from '../storage/storage.js';
 import { chunkFiles, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, type RunManifest } from './manifest.js';
@@ -27,7 +27,7 @@ export async function beginOutput(out: Location, manifest: RunManifest): Promise
   const names = new OutputNames(manifest.owns);
   const strangers = files.filter((f) => PART_LIKE_RE.test(f.relative) && !names.isPart(f.relative));
   if (strangers.length > 0) {
-    throw new NightscoreError('config', 'OUTPUT_NOT_OURS', `${out.storage.uri(out.storage.join(out.key, ''))} holds ${strangers.length} file(s) named like nightscore parts that no manifest there accounts for, such as ${strangers[0]!.relative}; this run would mix with them and left the folder untouched`, {
+    throw new NightscoreError('OUTPUT_NOT_OURS', `${out.storage.uri(out.storage.join(out.key, ''))} holds ${strangers.length} file(s) named like nightscore parts that no manifest there accounts for, such as ${strangers[0]!.relative}; this run would mix with them and left the folder untouched`, {
       source: out.storage.uri(strangers[0]!.key),
       hint: 'Readers of the folder would take those files for this date\'s predictions: remove them (they may be from a run whose _manifest.json was deleted), or point output.uri at a folder of its own.',
     });
@@ -67,7 +67,7 @@ export async function readManifest(out: Location, size?: number): Promise<RunMan
   if (expected === undefined) return undefined;
   const text = await readText(out.storage, key);
   if (Buffer.byteLength(text) !== expected) {
-    throw storageError('MANIFEST_READ_SHORT', `${out.storage.uri(key)}: read ${Buffer.byteLength(text)} of ${expected} bytes`, { retryable: true, source: out.storage.uri(key) });
+    throw new NightscoreError('MANIFEST_READ_SHORT', `${out.storage.uri(key)}: read ${Buffer.byteLength(text)} of ${expected} bytes`, { source: out.storage.uri(key) });
   }
   try {
     const parsed = JSON.parse(text) as RunManifest;
@@ -119,7 +119,7 @@ export async function publishRejects(out: Location, result: ChunkResult, offsets
   if (!(await staged.storage.stat(staged.key))) {
     // Published by an earlier try of this commit that died before the manifest.
     if (await out.storage.stat(files.rejects)) return files.rejects;
-    throw new NightscoreError('storage', 'REJECTS_MISSING', `${result.stagedRejects!.uri} and ${out.storage.uri(files.rejects)} are both missing; ${result.stagedRejects!.rows} rejected rows cannot be accounted for`, {
+    throw new NightscoreError('REJECTS_MISSING', `${result.stagedRejects!.uri} and ${out.storage.uri(files.rejects)} are both missing; ${result.stagedRejects!.rows} rejected rows cannot be accounted for`, {
       hint: 'Something removed files from the output folder during the run; re-run the date.',
     });
   }

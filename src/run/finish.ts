@@ -4,8 +4,9 @@ import { openLocation, type Location } from '../storage/open.js';
 import type { RunPlan } from './begin.js';
 import { commitOutput, lineOffsets, publishRejects, readManifest } from './commit.js';
 import { checkOutputLock, releaseOutputLock } from './lock.js';
-import { chunkFiles, OUTPUT_FILES, type RowCounts, type RunManifest } from './manifest.js';
+import { chunkFiles, OUTPUT_FILES, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
+import { mergeStats } from './stats.js';
 
 /**
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
@@ -13,9 +14,12 @@ import type { ChunkResult } from './score-chunk.js';
  * the output lock. A `failure` (a chunk that could not be scored) fails the run with that
  * error. Throws RUN_LOCK_LOST, writing nothing, when the attempt no longer holds the lock.
  */
-export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: string[], csv: { delimiter: string; escapeFormulas: boolean }, failure?: unknown): Promise<RunManifest> {
+export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?: unknown): Promise<RunManifest> {
   const manifest: RunManifest = structuredClone(plan.manifest);
-  const out = openLocation(plan.outputUri);
+  const { spec } = plan;
+  const out = openLocation(spec.output.uri);
+  const keys = spec.input.key;
+  const csv = { delimiter: spec.output.csv.delimiter, escapeFormulas: spec.output.csv.escape_formulas };
   const done = [...results].sort((a, b) => a.index - b.index);
   const keep = new Set<string>();
   const offsets = lineOffsets(done);
@@ -32,21 +36,20 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], keys: str
   try {
     if (failure !== undefined) throw failure;
     if (done.length !== plan.chunks.length || done.some((r, i) => r.index !== i)) {
-      throw new NightscoreError('internal', 'RUN_INCOMPLETE', `expected results for ${plan.chunks.length} chunks, got [${done.map((r) => r.index).join(', ')}]`);
+      throw new NightscoreError('RUN_INCOMPLETE', `expected results for ${plan.chunks.length} chunks, got [${done.map((r) => r.index).join(', ')}]`);
     }
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);
       manifest.parts.push(r.part);
-      manifest.rows = add(manifest.rows, r.rows);
       if (r.stagedRejects) {
         const key = await publishRejects(out, r, offsets, keys, csv);
         keep.add(key);
         manifest.rejects.push({ uri: out.storage.uri(key), rows: r.stagedRejects.rows });
       }
     }
-    const rowsOf = new Map<string, number>();
-    for (const r of done) for (const s of r.segments) rowsOf.set(s.uri, (rowsOf.get(s.uri) ?? 0) + s.rows);
-    manifest.inputs = plan.inputs.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: rowsOf.get(i.uri) ?? 0 }));
+    const stats = mergeStats(done.map((r) => r.stats));
+    manifest.rows = stats.rows;
+    manifest.inputs = spec.input.objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
     checkLimits(manifest);
     manifest.status = 'succeeded';
   } catch (err) {
@@ -85,18 +88,14 @@ function checkLimits(manifest: RunManifest): void {
   const { rows } = manifest;
   const { max_reject_rate: maxRate, min_rows: minRows } = manifest.limits;
   if (rows.read < minRows) {
-    throw new NightscoreError('limit', 'TOO_FEW_ROWS', `read ${rows.read} rows; limits.min_rows is ${minRows}`, {
+    throw new NightscoreError('TOO_FEW_ROWS', `read ${rows.read} rows; limits.min_rows is ${minRows}`, {
       hint: 'An empty day usually means the upstream export failed; check it, or lower limits.min_rows.',
     });
   }
   const rate = rows.read === 0 ? 0 : rows.rejected / rows.read;
   if (rate > maxRate) {
-    throw new NightscoreError('limit', 'REJECT_RATE_EXCEEDED', `rejected ${rows.rejected} of ${rows.read} rows (${(rate * 100).toFixed(2)}%); limits.max_reject_rate is ${(maxRate * 100).toFixed(2)}%`, {
+    throw new NightscoreError('REJECT_RATE_EXCEEDED', `rejected ${rows.rejected} of ${rows.read} rows (${(rate * 100).toFixed(2)}%); limits.max_reject_rate is ${(maxRate * 100).toFixed(2)}%`, {
       hint: 'See the rejects file for each row\'s line and reason; fix the input, or raise limits.max_reject_rate.',
     });
   }
-}
-
-export function add(a: RowCounts, b: RowCounts): RowCounts {
-  return { read: a.read + b.read, scored: a.scored + b.scored, rejected: a.rejected + b.rejected };
 }

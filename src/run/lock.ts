@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { storageError, toNightscoreError } from '../errors.js';
+import { NightscoreError, toNightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import { readText } from '../storage/storage.js';
 import { envMilliseconds } from '../env.js';
@@ -146,7 +146,7 @@ export async function acquireOutputLock(out: Location, claim: LockIdentity & { j
     return { ...claim, key };
   }
   const top = await findOutputLock(out);
-  throw top ? runInProgress(out, top) : storageError('LOCK_CONTENDED', `could not take the lock on ${folderUri(out)}: it kept changing`, { hint: 'Several runs of this date are starting at once; run one.' });
+  throw top ? runInProgress(out, top) : new NightscoreError('LOCK_CONTENDED', `could not take the lock on ${folderUri(out)}: it kept changing`, { hint: 'Several runs of this date are starting at once; run one.' });
 }
 
 /**
@@ -235,7 +235,7 @@ async function readLock(out: Location, lock: ListedLock): Promise<FoundLock | un
       const text = await readText(out.storage, lock.key);
       // Lock objects are never rewritten, so a body of another size was cut short in transit.
       if (Buffer.byteLength(text) !== lock.size) {
-        throw storageError('LOCK_READ_SHORT', `${out.storage.uri(lock.key)}: read ${Buffer.byteLength(text)} of ${lock.size} bytes`, { retryable: true });
+        throw new NightscoreError('LOCK_READ_SHORT', `${out.storage.uri(lock.key)}: read ${Buffer.byteLength(text)} of ${lock.size} bytes`);
       }
       return { ...lock, record: parseRecord(text) };
     } catch (err) {
@@ -290,7 +290,7 @@ export function describeHolder(lock: FoundLock, now = Date.now()): string {
 function runInProgress(out: Location, lock: FoundLock) {
   const lease = lock.record?.lease_ms ?? DEFAULT_LEASE_MS;
   const lapses = new Date(lock.modified + lease).toISOString();
-  return storageError('RUN_IN_PROGRESS', `${folderUri(out)} is being written by ${describeHolder(lock)}; this attempt left it untouched`, {
+  return new NightscoreError('RUN_IN_PROGRESS', `${folderUri(out)} is being written by ${describeHolder(lock)}; this attempt left it untouched`, {
     source: out.storage.uri(lock.key),
     hint: `Wait for that run to finish (nightscore status, or its process), then run the date again. If it died, its lock lapses at ${lapses} (lease ${lease} ms); delete ${out.storage.uri(lock.key)} sooner only if you are sure nothing is writing.`,
   });
@@ -300,7 +300,7 @@ async function lockLost(out: Location, held: HeldLock, top: ListedLock | undefin
   // Only to name the new holder: a read that fails here must not hide the loss.
   const now = top ? await readLock(out, top).catch(() => undefined) : undefined;
   const holder = now ? describeHolder(now) : top ? `another lock object (${top.key})` : 'nobody (the lock object is gone)';
-  return storageError('RUN_LOCK_LOST', `attempt ${held.attempt.slice(0, 8)} no longer holds the lock on ${folderUri(out)}: it is held by ${holder}`, {
+  return new NightscoreError('RUN_LOCK_LOST', `attempt ${held.attempt.slice(0, 8)} no longer holds the lock on ${folderUri(out)}: it is held by ${holder}`, {
     source: folderUri(out),
     hint: 'This attempt stalled longer than its lease (NIGHTSCORE_OUTPUT_LEASE_MS) or its lock was removed, and another run may have taken the date over; it stopped without publishing. Check that run\'s result, or run the date again.',
   });

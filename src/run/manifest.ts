@@ -1,5 +1,6 @@
 import type { ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
+import type { ModelSpec } from './spec.js';
 
 /** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
 export type RunStatus = 'running' | 'succeeded' | 'failed';
@@ -16,7 +17,10 @@ export interface RunManifest {
   status: RunStatus;
   /** Unique per attempt: tells two attempts at the same date apart. */
   attempt: string;
+  /** The model that wrote the parts (the champion of `models`), as manifests before `models` named it. */
   model: { path: string; sha256: string; features: string[]; outputs: Record<string, string[]> };
+  /** The run spec's models: every file with its sha256 and size, the binding, the outputs and the engine settings. */
+  models: ModelSpec[];
   input: { uri: string; format: string };
   output: { uri: string; format: string };
   /** Chunks the run was planned into: one part each. */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { inputError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { openLocation } from '../storage/open.js';
 import type { ObjectInfo } from '../storage/storage.js';
 
@@ -75,7 +75,7 @@ export async function listInputs(uri: string, format: string, date: string): Pro
     }
   }
   if (objects.length === 0) {
-    throw inputError('INPUT_NOT_FOUND', `no input for ${date}: ${uri} has no ${exts.join(' or ')} objects${skipped.length ? ` (it has ${skipped.length} other object(s), such as ${skipped[0]!.uri})` : ''}`, {
+    throw new NightscoreError('INPUT_NOT_FOUND', `no input for ${date}: ${uri} has no ${exts.join(' or ')} objects${skipped.length ? ` (it has ${skipped.length} other object(s), such as ${skipped[0]!.uri})` : ''}`, {
       source: uri,
       hint: 'Check the date, and that the upstream export for it has landed; input.uri is templated with {date}.',
     });

@@ -3,12 +3,15 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { openLocation } from '../storage/open.js';
-import { chunkContext, csvOutput, type PreparedJob } from './bind.js';
+import type { PreparedJob } from './bind.js';
 import { beginRun, type RunPlan } from './begin.js';
-import { add, finishRun } from './finish.js';
+import { runChunk } from './chunk.js';
+import { finishRun } from './finish.js';
 import { holdOutputLock, outputLeaseMs, releaseOutputLock } from './lock.js';
 import type { RowCounts, RunManifest } from './manifest.js';
-import { interrupted, scoreChunk, type ChunkResult } from './score-chunk.js';
+import { interrupted, type ChunkResult } from './score-chunk.js';
+import { chunkSpec } from './spec.js';
+import { addRows } from './stats.js';
 import { ChunkThreadPool } from './thread-pool.js';
 
 /** Progress events for a terminal or a log. */
@@ -63,13 +66,13 @@ function wantedThreads(opts: RunJobOptions): number {
 
 async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOptions, pool: ChunkThreadPool | undefined): Promise<RunManifest> {
   const plan = await beginRun(prepared, date);
-  const out = openLocation(plan.outputUri);
+  const out = openLocation(plan.spec.output.uri);
   // Lost to another run (this process stalled past its lease): score no further chunk; the
   // commit's fence then fails the attempt without publishing anything.
   let lost = false;
   const stopHeartbeat = holdOutputLock(out, plan.lock, outputLeaseMs(), () => (lost = true));
   try {
-    return await scoreAndFinish(prepared, plan, opts, pool, () => lost);
+    return await scoreAndFinish(plan, opts, pool, () => lost);
   } catch (err) {
     // finishRun releases the lock whenever it returns a manifest; only a throw leaves it held.
     stopHeartbeat();
@@ -80,14 +83,13 @@ async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOpt
   }
 }
 
-async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJobOptions, pool: ChunkThreadPool | undefined, lost: () => boolean): Promise<RunManifest> {
-  const { date } = plan;
+async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThreadPool | undefined, lost: () => boolean): Promise<RunManifest> {
   const threads = Math.min(wantedThreads(opts), plan.chunks.length);
   pool?.grow(threads - 1);
   const progress = new Map<number, RowCounts>();
   const report = (chunk: number) => (rows: RowCounts) => {
     progress.set(chunk, rows);
-    const total = [...progress.values()].reduce(add, { read: 0, scored: 0, rejected: 0 });
+    const total = [...progress.values()].reduce(addRows, { read: 0, scored: 0, rejected: 0 });
     opts.onEvent?.({ type: 'progress', rows: total, chunk, chunks: plan.chunks.length });
   };
   const results: ChunkResult[] = [];
@@ -95,7 +97,7 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
   // quoted field fails the chunk before the split with the fix, the one after with garbage.
   const failures = new Map<number, unknown>();
   const { signal } = opts;
-  // Threads stop at once; this thread's chunk stops at its next batch (ChunkContext.signal).
+  // Threads stop at once; this thread's chunk stops at its next batch (ScoreOptions.signal).
   const onAbort = () => void pool?.close();
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -104,11 +106,11 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
     await Promise.all(
       Array.from({ length: threads }, async (_, slot) => {
         while (failures.size === 0 && !lost() && !signal?.aborted && next < plan.chunks.length) {
-          const chunk = plan.chunks[next++]!;
+          const chunk = chunkSpec(plan.spec, plan.chunks[next++]!);
           try {
             const result = pool && slot > 0
-              ? await pool.run(slot - 1, prepared.job, date, plan.outputUri, chunk, plan.manifest.model.sha256, report(chunk.index))
-              : await scoreChunk(chunk, { ...chunkContext(prepared, date, plan.outputUri, report(chunk.index)), signal });
+              ? await pool.run(slot - 1, chunk, report(chunk.index))
+              : await runChunk(chunk, { onBatch: report(chunk.index), signal });
             results.push(result);
           } catch (err) {
             failures.set(chunk.index, err);
@@ -122,5 +124,5 @@ async function scoreAndFinish(prepared: PreparedJob, plan: RunPlan, opts: RunJob
   }
   const first = Math.min(...failures.keys());
   const failure = signal?.aborted ? interrupted(signal) : failures.get(first);
-  return finishRun(plan, results, prepared.job.input.key, csvOutput(prepared.job), failure);
+  return finishRun(plan, results, failure);
 }

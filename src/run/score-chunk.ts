@@ -12,44 +12,42 @@ import { openLocation, type Location } from '../storage/open.js';
 import type { ObjectWriter } from '../storage/storage.js';
 import { BatchBuilder, mapColumns } from '../formats/batch.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
-import type { ChunkPlan, Segment } from './plan.js';
+import type { Segment } from './plan.js';
+import { champion, type ChunkSpec } from './spec.js';
+import { emptyStats, type ChunkStats } from './stats.js';
 
 // hyparquet with its compressors (WebAssembly), and hyparquet-writer, are loaded on first use:
 // a scoring thread that only sees CSV never loads or compiles them.
 const parquetReader = () => import('../formats/parquet-read.js');
 const parquetWriter = () => import('../formats/parquet-part-writer.js');
 
-/** What scoring a chunk needs besides the chunk: the bound model and the job's format options. */
-export interface ChunkContext {
-  scorer: Scorer;
-  keys: string[];
-  /** Rows per inference call. */
-  batchRows: number;
-  delimiter: string;
-  maxRecordBytes: number;
-  output: { format: 'csv' | 'parquet'; delimiter: string; escapeFormulas: boolean; codec: 'SNAPPY' | 'UNCOMPRESSED' };
-  /** Key-value metadata for Parquet parts: job, date, model sha. */
-  metadata: Record<string, string>;
-  /** The run's output folder URI. */
-  outputUri: string;
+/** What scoring a chunk needs besides its spec: the champion bound on this thread, and who is watching. */
+export interface ScoreOptions {
   /** Called after each batch is written, for progress. */
   onBatch?: (counts: RowCounts) => void;
   /** Stops the chunk at its next batch (an interrupted in-process run). */
   signal?: AbortSignal;
 }
 
-/** Per segment: how many records it held, and how many newlines, for absolute reject line numbers. */
+interface ChunkContext extends ScoreOptions {
+  spec: ChunkSpec;
+  scorer: Scorer;
+  keys: string[];
+  /** Key-value metadata for Parquet parts: job, date, model sha. */
+  metadata: Record<string, string>;
+}
+
+/** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
 export interface SegmentResult {
   uri: string;
   start: number;
-  rows: number;
   newlines: number;
 }
 
 /** A chunk's outcome; plain JSON, because in the queue it is the chunk job's return value. */
 export interface ChunkResult {
   index: number;
-  rows: RowCounts;
+  stats: ChunkStats;
   part: { uri: string; rows: number };
   /** Staged rejects (lines relative to their segment) when any row was rejected. */
   stagedRejects: { uri: string; rows: number } | null;
@@ -71,17 +69,17 @@ class ChunkSink {
     private readonly out: Location,
     index: number,
   ) {
-    this.files = chunkFiles(out, index, ctx.output.format);
+    this.files = chunkFiles(out, index, ctx.spec.output.format);
   }
 
   /** Opens the part once the key columns' source types are known (Parquet keys keep theirs). */
   async open(keys: KeyColumn[]): Promise<void> {
     if (this.part) return;
     const writer = await this.out.storage.createWriter(this.files.part);
-    const { scorer, output } = this.ctx;
+    const { scorer, spec: { output } } = this.ctx;
     this.part = output.format === 'parquet'
-      ? (await parquetWriter()).parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.codec)
-      : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.delimiter, escapeFormulas: output.escapeFormulas });
+      ? (await parquetWriter()).parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.parquet.codec)
+      : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.csv.delimiter, escapeFormulas: output.csv.escape_formulas });
   }
 
   /** Scores what the builder holds and writes it, then writes the rows it rejected. */
@@ -96,7 +94,7 @@ class ChunkSink {
     }
     const rejects = builder.takeRejects();
     if (rejects.length > 0) {
-      const csv = { delimiter: this.ctx.output.delimiter };
+      const csv = { delimiter: this.ctx.spec.output.csv.delimiter };
       if (!this.rejects) {
         this.rejects = await this.out.storage.createWriter(this.files.stagedRejects);
         await this.rejects.write(stagedRejectsHeader(this.ctx.keys, csv));
@@ -134,22 +132,34 @@ class ChunkSink {
  * so a chunk that runs twice (a retry, a crashed worker) overwrites its own part and
  * nothing else.
  */
-export async function scoreChunk(chunk: ChunkPlan, ctx: ChunkContext): Promise<ChunkResult> {
-  const out = openLocation(ctx.outputUri);
-  const sink = new ChunkSink(ctx, out, chunk.index);
+export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOptions = {}): Promise<ChunkResult> {
+  const out = openLocation(spec.output.uri);
+  const model = champion(spec);
+  const ctx: ChunkContext = {
+    ...opts,
+    spec,
+    scorer,
+    keys: spec.input.key,
+    metadata: { 'nightscore.job': spec.run.job, 'nightscore.date': spec.run.date, 'nightscore.model_sha256': model.sha256 },
+  };
+  const sink = new ChunkSink(ctx, out, spec.index);
   const segments: SegmentResult[] = [];
+  const stats = emptyStats();
   try {
-    for (const segment of chunk.segments) {
+    for (const segment of spec.segments) {
+      const before = sink.rows.read;
       segments.push(segment.rows ? await scoreParquetSegment(segment, ctx, sink) : await scoreCsvSegment(segment, ctx, sink));
+      stats.inputs[segment.uri] = (stats.inputs[segment.uri] ?? 0) + sink.rows.read - before;
     }
     await sink.close();
   } catch (err) {
     await sink.abort();
     throw err;
   }
+  stats.rows = { ...sink.rows };
   return {
-    index: chunk.index,
-    rows: sink.rows,
+    index: spec.index,
+    stats,
     part: { uri: out.storage.uri(sink.files.part), rows: sink.rows.scored },
     stagedRejects: sink.stagedRejects,
     segments,
@@ -164,12 +174,11 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
     const { features } = ctx.scorer;
     const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
     const layout = scanLayout(columns.width, columns.features, columns.keys, features);
-    const builder = new BatchBuilder(features, ctx.batchRows, segment.uri, ctx.keys.length);
+    const builder = new BatchBuilder(features, ctx.spec.batch.rows, segment.uri, ctx.keys.length);
     await sink.open(ctx.keys.map((name) => ({ name })));
-    const before = sink.rows.read;
     for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
     await sink.flush(builder, segment.start);
-    return { uri: segment.uri, start: segment.start, rows: sink.rows.read - before, newlines: stats.newlines };
+    return { uri: segment.uri, start: segment.start, newlines: stats.newlines };
   } finally {
     // Whatever happened, release the object's connection (S3) or file descriptor.
     for (const stream of streams) stream.destroy();
@@ -188,19 +197,20 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
   const schema = source.metadata.schema;
   await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
-  const builder = new BatchBuilder(ctx.scorer.features, ctx.batchRows, segment.uri, ctx.keys.length);
+  const { rows: batchRows } = ctx.spec.batch;
+  const builder = new BatchBuilder(ctx.scorer.features, batchRows, segment.uri, ctx.keys.length);
   const read = await parquetColumnReader(source, [...features, ...keys]);
   const { start, end } = segment.rows!;
   // The whole segment in one read per column (see planParquetChunks), then batches of it.
   const columns = await read(start, end);
   const featureColumns = columns.slice(0, features.length);
   const keyColumns = columns.slice(features.length);
-  for (let from = start; from < end; from += ctx.batchRows) {
-    const to = Math.min(end, from + ctx.batchRows);
+  for (let from = start; from < end; from += batchRows) {
+    const to = Math.min(end, from + batchRows);
     builder.addColumns(featureColumns, keyColumns, from - start, to - from, from);
     await sink.flush(builder, start);
   }
-  return { uri: segment.uri, start, rows: end - start, newlines: 0 };
+  return { uri: segment.uri, start, newlines: 0 };
 }
 
 /** Opens a segment's CSV records; every stream it opens is pushed to `streams` for the caller to destroy. */
@@ -228,8 +238,8 @@ async function openSegment(segment: Segment, ctx: ChunkContext, stats: LineRange
   streams.push(sliced);
   return openCsv(sliced, {
     source: segment.uri,
-    delimiter: ctx.delimiter,
-    maxRecordBytes: ctx.maxRecordBytes,
+    delimiter: ctx.spec.input.csv.delimiter,
+    maxRecordBytes: ctx.spec.input.csv.max_record_bytes,
     header,
     endsMidObject: !whole && segment.end < segment.bytes,
     range: mid ? { start: segment.start, end: segment.end } : undefined,
@@ -251,7 +261,7 @@ async function readHeader(segment: Segment, ctx: ChunkContext): Promise<CsvHeade
   const { storage, key } = openLocation(segment.uri);
   const stream = await storage.read(key, undefined, segment.version);
   try {
-    return (await openCsv(stream, { source: segment.uri, delimiter: ctx.delimiter, maxRecordBytes: ctx.maxRecordBytes })).header;
+    return (await openCsv(stream, { source: segment.uri, delimiter: ctx.spec.input.csv.delimiter, maxRecordBytes: ctx.spec.input.csv.max_record_bytes })).header;
   } finally {
     stream.destroy();
   }
@@ -259,7 +269,7 @@ async function readHeader(segment: Segment, ctx: ChunkContext): Promise<CsvHeade
 
 /** The failure of a run stopped by a signal (the abort reason names it). */
 export function interrupted(signal: AbortSignal): NightscoreError {
-  return new NightscoreError('internal', 'RUN_INTERRUPTED', `the run was interrupted (${String(signal.reason ?? 'aborted')}) before it finished; nothing was published`, {
+  return new NightscoreError('RUN_INTERRUPTED', `the run was interrupted (${String(signal.reason ?? 'aborted')}) before it finished; nothing was published`, {
     hint: 'Run the date again; its earlier parts are replaced.',
   });
 }

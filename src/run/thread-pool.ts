@@ -1,10 +1,9 @@
 import { Worker } from 'node:worker_threads';
-import { fromErrorRecord, type ErrorRecord } from '../errors.js';
-import type { JobDefinition } from '../job/load.js';
+import { fromErrorRecord, NightscoreError, type ErrorRecord } from '../errors.js';
 import type { RowCounts } from './manifest.js';
-import type { ChunkPlan } from './plan.js';
 import type { ChunkResult } from './score-chunk.js';
 import type { ChunkTask } from './chunk-thread.js';
+import type { ChunkSpec } from './spec.js';
 
 interface ThreadMessage {
   id: number;
@@ -45,10 +44,10 @@ export class ChunkThreadPool {
     while (!this.closed && this.threads.length < size) this.threads.push(this.spawn(this.threads.length));
   }
 
-  /** Scores one chunk on thread `slot`, with the model the run was planned with (`modelSha256`). */
-  run(slot: number, job: JobDefinition, date: string, outputUri: string, chunk: ChunkPlan, modelSha256: string | undefined, onProgress?: (rows: RowCounts) => void): Promise<ChunkResult> {
+  /** Scores one chunk on thread `slot`. */
+  run(slot: number, spec: ChunkSpec, onProgress?: (rows: RowCounts) => void): Promise<ChunkResult> {
     const id = this.nextId++;
-    const task: ChunkTask = { id, job, date, outputUri, chunk, modelSha256 };
+    const task: ChunkTask = { id, spec };
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { slot, resolve, reject, onProgress });
       this.threads[slot]!.postMessage(task);
@@ -67,9 +66,9 @@ export class ChunkThreadPool {
     // (a 1-thread queue worker peaked at 213 MB with the default, 194 MB with this).
     const thread = new Worker(new URL('./chunk-thread.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     thread.on('message', (m: ThreadMessage) => this.onMessage(m));
-    thread.on('error', (err) => this.failSlot(slot, err));
+    thread.on('error', (err) => this.failSlot(slot, threadExited(`failed: ${err.message}`)));
     thread.on('exit', (code) => {
-      this.failSlot(slot, new Error(`a scoring thread exited (code ${code})`));
+      this.failSlot(slot, threadExited(`exited (code ${code})`));
       if (!this.closed) this.threads[slot] = this.spawn(slot);
     });
     return thread;
@@ -92,3 +91,11 @@ export class ChunkThreadPool {
     }
   }
 }
+
+/** A chunk whose thread died under it (out of memory, a native crash): retried, on a new thread. */
+function threadExited(how: string): NightscoreError {
+  return new NightscoreError('THREAD_EXITED', `the scoring thread of this chunk ${how}`, {
+    hint: 'The chunk is retried on a new thread. If it keeps failing, give the worker more memory or lower chunk.rows and chunk.bytes.',
+  });
+}
+

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import { inputError, storageError } from '../errors.js';
+import { NightscoreError, type ErrorCode } from '../errors.js';
 import { inputChanged } from './integrity.js';
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage } from './storage.js';
 
@@ -43,7 +43,7 @@ export class FileStorage implements Storage {
     const walked = new Set<string>([rootReal]);
     const enter = async (dir: string, real: string): Promise<void> => {
       if (walked.has(real)) {
-        throw inputError('INPUT_SYMLINK_LOOP', `${dir} is ${real}, a folder this listing already includes (a link loop, or a second path to the same files)`, {
+        throw new NightscoreError('INPUT_SYMLINK_LOOP', `${dir} is ${real}, a folder this listing already includes (a link loop, or a second path to the same files)`, {
           source: this.uri(dir),
           hint: 'Remove the link, or point the location at a folder without links back into itself.',
         });
@@ -64,7 +64,7 @@ export class FileStorage implements Storage {
         else if (entry.isDirectory()) await enter(full, path.join(real, entry.name));
         else if (entry.isSymbolicLink()) {
           const target = await realpath(full).catch((err: unknown) => {
-            if (isCode(err, 'ENOENT') || isCode(err, 'ELOOP')) throw inputError('INPUT_BROKEN_LINK', `${full} is a symbolic link to nothing`, { source: this.uri(full), hint: 'Remove the link, or restore what it points to.' });
+            if (isCode(err, 'ENOENT') || isCode(err, 'ELOOP')) throw new NightscoreError('INPUT_BROKEN_LINK', `${full} is a symbolic link to nothing`, { source: this.uri(full), hint: 'Remove the link, or restore what it points to.' });
             throw fsError(err, full, 'list');
           });
           const s = await stat(target);
@@ -221,20 +221,22 @@ function isCode(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === code;
 }
 
-const HINTS: Record<string, string> = {
-  ENOENT: 'Check that the path exists.',
-  EACCES: 'Check the permissions of the file or folder.',
-  EPERM: 'Check the permissions of the file or folder.',
-  EROFS: 'The file system is read-only; write the output somewhere else.',
-  ENOSPC: 'The disk is full; free space or write the output somewhere else.',
-  EISDIR: 'A folder stands where a file is expected.',
+/** Each errno as a code of the table, with what to do; the message keeps the errno itself. */
+const ERRNO: Record<string, [ErrorCode, string]> = {
+  ENOENT: ['NOT_FOUND', 'Check that the path exists.'],
+  EACCES: ['FILE_ACCESS_DENIED', 'Check the permissions of the file or folder.'],
+  EPERM: ['FILE_ACCESS_DENIED', 'Check the permissions of the file or folder.'],
+  EROFS: ['FILE_READ_ONLY', 'The file system is read-only; write the output somewhere else.'],
+  ENOSPC: ['FILE_NO_SPACE', 'The disk is full; free space or write the output somewhere else.'],
+  EDQUOT: ['FILE_NO_SPACE', 'The disk quota is used up; free space or write the output somewhere else.'],
+  EISDIR: ['FILE_IS_FOLDER', 'A folder stands where a file is expected.'],
+  ENOTDIR: ['FILE_NOT_FOLDER', 'A file stands where a folder is expected; move it, or choose another location.'],
+  EMFILE: ['FILE_TOO_MANY_OPEN', 'Raise the open-file limit (ulimit -n), or lower --concurrency.'],
+  ENFILE: ['FILE_TOO_MANY_OPEN', 'Raise the system\'s open-file limit, or lower --concurrency.'],
 };
 
 function fsError(err: unknown, key: string, action: string) {
-  const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-  return storageError(code === 'ENOENT' ? 'NOT_FOUND' : `FILE_${code}`, `cannot ${action} ${key}: ${(err as Error).message}`, {
-    source: key,
-    hint: HINTS[code] ?? 'Check the local file system.',
-    cause: err,
-  });
+  const errno = (err as NodeJS.ErrnoException).code ?? 'EIO';
+  const [code, hint] = ERRNO[errno] ?? ['FILE_IO', 'Check the local file system.'];
+  return new NightscoreError(code, `cannot ${action} ${key}: ${(err as Error).message}`, { source: key, hint, cause: err });
 }

@@ -1,4 +1,4 @@
-import { inputError, storageError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 
 /**
  * The two ways a read can be of the wrong bytes. Both are decided at the storage edge and
@@ -8,7 +8,7 @@ import { inputError, storageError } from '../errors.js';
 
 /** The object is not the version a run was planned on: its byte ranges no longer fit it. */
 export function inputChanged(uri: string) {
-  return inputError('INPUT_CHANGED', `${uri} changed (or vanished) after the run was planned`, {
+  return new NightscoreError('INPUT_CHANGED', `${uri} changed (or vanished) after the run was planned`, {
     source: uri,
     hint: 'An upstream job rewrote the input during the run; re-run the date once the input is final.',
   });
@@ -16,9 +16,8 @@ export function inputChanged(uri: string) {
 
 /** A body that ended before the bytes it should hold: retryable, because the next read may be whole. */
 export function inputTruncated(uri: string, detail: string) {
-  return storageError('INPUT_TRUNCATED', `${uri}: ${detail}`, {
+  return new NightscoreError('INPUT_TRUNCATED', `${uri}: ${detail}`, {
     source: uri,
-    retryable: true,
     hint: 'The transfer was cut short (or the object changed); it is read again on retry.',
   });
 }

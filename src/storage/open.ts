@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { FileStorage } from './file.js';
 import type { S3Storage } from './s3.js';
 import { joinPrefix, type ByteRange, type Storage } from './storage.js';
@@ -55,7 +55,7 @@ export function parseUri(uri: string): ParsedUri {
     return { scheme: 'file', path: keepSlash(uri, file) };
   }
   if (scheme !== undefined) {
-    throw configError('BAD_URI', `unsupported scheme "${scheme}://" in "${uri}"`, { hint: 'Use s3://bucket/prefix, a file:// URL, or a plain path (relative to the job file).' });
+    throw new NightscoreError('BAD_URI', `unsupported scheme "${scheme}://" in "${uri}"`, { hint: 'Use s3://bucket/prefix, a file:// URL, or a plain path (relative to the job file).' });
   }
   if (!path.isAbsolute(uri)) throw badUri(uri, 'it is a relative path');
   return { scheme: 'file', path: uri };
@@ -66,7 +66,7 @@ function keepSlash(uri: string, file: string): string {
 }
 
 function badUri(uri: string, why: string) {
-  return configError('BAD_URI', `"${uri}" is not a location nightscore can read: ${why}`, {
+  return new NightscoreError('BAD_URI', `"${uri}" is not a location nightscore can read: ${why}`, {
     hint: 'Write s3://bucket/prefix/, an absolute file URL such as file:///data/in/ (three slashes; percent-encode spaces as %20, never "/" as %2F), or a path (relative paths resolve against the job file).',
   });
 }

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { finished, PassThrough, type Readable } from 'node:stream';
-import { storageError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { inputChanged } from './integrity.js';
 import { s3TimeoutOptions } from './s3-timeouts.js';
 import { joinPrefix, type ByteRange, type ObjectInfo, type ObjectWriter, type Storage } from './storage.js';
@@ -223,22 +223,21 @@ function s3Error(err: unknown, uri: string, action: string) {
   const name = err instanceof S3ServiceException ? err.name : ((err as Error | undefined)?.name ?? 'Error');
   const message = `cannot ${action} ${uri}: ${name}${status ? ` (HTTP ${status})` : ''}: ${(err as Error).message}`;
   if (status === 404 || name === 'NoSuchKey' || name === 'NoSuchBucket') {
-    return storageError('NOT_FOUND', message, { source: uri, hint: 'Check the bucket and key, and the date.', cause: err });
+    return new NightscoreError('NOT_FOUND', message, { source: uri, hint: 'Check the bucket and key, and the date.', cause: err });
   }
   if (status === 403 || status === 401) {
-    return storageError('S3_ACCESS_DENIED', message, {
+    return new NightscoreError('S3_ACCESS_DENIED', message, {
       source: uri,
       hint: 'Check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and the bucket policy.',
       cause: err,
     });
   }
   if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
-    return storageError('S3_REQUEST_REJECTED', message, { source: uri, hint: 'The storage service refused the request; check the bucket, key and permissions.', cause: err });
+    return new NightscoreError('S3_REQUEST_REJECTED', message, { source: uri, hint: 'The storage service refused the request; check the bucket, key and permissions.', cause: err });
   }
   // Everything else (5xx, throttling, resets, timeouts) may pass on another try.
-  return storageError('S3_UNAVAILABLE', message, {
+  return new NightscoreError('S3_UNAVAILABLE', message, {
     source: uri,
-    retryable: true,
     hint: 'The storage service did not answer; this is usually transient. Check AWS_ENDPOINT_URL_S3 if it persists.',
     cause: err,
   });

@@ -1,0 +1,107 @@
+/**
+ * The frozen spec of a run: everything its chunks and its commit need, resolved once at plan
+ * time from the job file and the model, as plain JSON. In the queue it travels in the run
+ * job's data (RunSpec) and in every chunk job's (ChunkSpec); threads, workers and the commit
+ * work from it and never read the job file or trust a model path again, so a run is scored
+ * and committed as it was planned, whatever changed on disk since.
+ */
+import type { OutputColumns } from '../model/scorer.js';
+import type { ChunkPlan, InputObject, Segment } from './plan.js';
+
+/** One file a model is made of, as it was when the run was planned. */
+export interface ModelFile {
+  /** Absolute path. */
+  path: string;
+  sha256: string;
+  bytes: number;
+}
+
+/**
+ * What a model contributes to a run. Today one `champion` writes the parts; the roles keep
+ * room for models that score beside it without writing parts (shadow scoring).
+ */
+export type ModelRole = 'champion';
+
+/** A model pinned for a run: its files and hashes, how it is fed, and what it writes. */
+export interface ModelSpec {
+  role: ModelRole;
+  /** The model as the job names it (its main file), resolved to an absolute path. */
+  location: string;
+  /** sha256 of the main file: the model's identity in the manifest, metrics and part metadata. */
+  sha256: string;
+  /** Every file the model is made of, the main file first; each is checked when a thread loads the model. */
+  files: ModelFile[];
+  /** The model input fed, and the columns that become its feature matrix, in order. */
+  binding: { input: string; features: string[] };
+  /** The outputs selected and the column names each becomes. */
+  outputs: OutputColumns[];
+  /**
+   * onnxruntime's settings. `threads` is recorded because it can change a tree ensemble's
+   * sums in their last bits: the same model and data score identically only with the same.
+   */
+  engine: { name: 'onnxruntime'; threads: number };
+}
+
+export interface CsvReadSpec {
+  delimiter: string;
+  max_record_bytes: number;
+  split: boolean;
+}
+
+export interface OutputSpec {
+  /** The run's output folder, as a URI ending in `/`. */
+  uri: string;
+  format: 'csv' | 'parquet';
+  csv: { delimiter: string; escape_formulas: boolean };
+  parquet: { codec: 'SNAPPY' | 'UNCOMPRESSED' };
+}
+
+export interface RunSpec {
+  job: { name: string; file: string };
+  date: string;
+  /** The attempt this spec was planned for (the manifest's `attempt`). */
+  attempt: string;
+  input: {
+    uri: string;
+    format: 'csv' | 'parquet';
+    /** Columns copied to every prediction and reject row. */
+    key: string[];
+    csv: CsvReadSpec;
+    /** The objects read, each with the version every read must find. */
+    objects: InputObject[];
+  };
+  output: OutputSpec;
+  /** Rows per inference call, and input bytes per chunk. */
+  batch: { rows: number; chunk_bytes: number };
+  limits: { max_reject_rate: number; min_rows: number };
+  models: ModelSpec[];
+}
+
+/** One chunk of a run, with what scoring it needs of the run's spec (not the run's whole input list). */
+export interface ChunkSpec {
+  run: { job: string; date: string; attempt: string };
+  index: number;
+  segments: Segment[];
+  input: { format: 'csv' | 'parquet'; key: string[]; csv: CsvReadSpec };
+  output: OutputSpec;
+  batch: { rows: number };
+  models: ModelSpec[];
+}
+
+export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
+  const { input } = spec;
+  return {
+    run: { job: spec.job.name, date: spec.date, attempt: spec.attempt },
+    index: chunk.index,
+    segments: chunk.segments,
+    input: { format: input.format, key: input.key, csv: input.csv },
+    output: spec.output,
+    batch: { rows: spec.batch.rows },
+    models: spec.models,
+  };
+}
+
+/** The model whose predictions the parts hold. */
+export function champion(spec: { models: ModelSpec[] }): ModelSpec {
+  return spec.models.find((m) => m.role === 'champion')!;
+}

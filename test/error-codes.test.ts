@@ -1,0 +1,31 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { decodeFailure, encodeFailure, ERROR_CODES, exitCodeFor, NightscoreError, worthRetrying, type ErrorCode } from '../src/errors.js';
+import { REPO } from './support/workspace.js';
+
+/** The one error table: code → kind, retried, exit code. The README lists it for operators. */
+
+describe('the error table', () => {
+  it('is the README\'s "Error codes" table, row for row', async () => {
+    const readme = await readFile(`${REPO}/README.md`, 'utf8');
+    const section = readme.slice(readme.indexOf('### Error codes'), readme.indexOf('## The queue'));
+    const rows = [...section.matchAll(/^\| `([A-Z0-9_]+)` \| (\w+) \| (yes|no) \| (\d) \| (.+) \|$/gm)].map((m) => m.slice(1, 6));
+    const table = Object.entries(ERROR_CODES).map(([code, c]) => [code, c.kind, c.retryable ? 'yes' : 'no', String(exitCodeFor(c.kind)), c.means]);
+    expect(rows).toEqual(table);
+  });
+
+  it('decides kind and retry for every error of a code, and survives a queue failure reason whole', () => {
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      const e = new NightscoreError(code, 'm', { hint: 'h', source: 's', line: 3, column: 'c' });
+      expect(e.kind).toBe(ERROR_CODES[code].kind);
+      expect(worthRetrying(e)).toBe(ERROR_CODES[code].retryable);
+      expect(decodeFailure(encodeFailure(e)).toJSON()).toEqual(e.toJSON());
+    }
+  });
+
+  it('keeps what a record of another version says of a code this one does not know', () => {
+    const e = decodeFailure(JSON.stringify({ code: 'FROM_THE_FUTURE', kind: 'storage', message: 'm', retryable: true }));
+    expect(e.toJSON()).toEqual({ code: 'FROM_THE_FUTURE', kind: 'storage', message: 'm', retryable: true });
+    expect(decodeFailure('job stalled more than allowable limit').toJSON()).toMatchObject({ code: 'CHUNK_FAILED', kind: 'internal' });
+  });
+});
