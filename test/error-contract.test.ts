@@ -53,6 +53,15 @@ const batchBlind = () =>
     nodes: [{ op: 'ReduceMean', inputs: ['input'], outputs: ['o'], attrs: { axes: [0], keepdims: 1 } }],
   });
 
+/** A model that passes the one-row probe (broadcast against two rows), then refuses a batch of ten. */
+const batchRefusing = () =>
+  buildModel({
+    inputs: [{ name: 'input', elem: 'float', shape: ['N', CHURN_FEATURES.length] }],
+    outputs: [{ name: 'o', elem: 'float', shape: ['N', CHURN_FEATURES.length] }],
+    floats: { two: { dims: [2, CHURN_FEATURES.length], values: new Array(2 * CHURN_FEATURES.length).fill(0) } },
+    nodes: [{ op: 'Add', inputs: ['input', 'two'], outputs: ['o'] }],
+  });
+
 /** Each case: the code and kind, where the record says the problem is, and how to make it. */
 const CASES: Array<{ code: string; kind: string; place: Record<string, unknown>; setup: (name: string) => Promise<Record<string, unknown>> }> = [
   {
@@ -98,6 +107,15 @@ const CASES: Array<{ code: string; kind: string; place: Record<string, unknown>;
     setup: async (name) => {
       await ws.write(`in/${name}/dt=${DATE}/a.csv`, csvOf(50, 2));
       return { model: { path: await ws.write(`${name}.onnx`, batchBlind()), features: CHURN_FEATURES } };
+    },
+  },
+  {
+    code: 'MODEL_RUN_FAILED',
+    place: { source: expect.stringMatching(/model-run-failed\.onnx$/), message: expect.stringMatching(/onnxruntime failed on a batch of 10 rows: /) },
+    kind: 'model',
+    setup: async (name) => {
+      await ws.write(`in/${name}/dt=${DATE}/a.csv`, csvOf(50, 3));
+      return { model: { path: await ws.write(`${name}.onnx`, batchRefusing()), features: CHURN_FEATURES } };
     },
   },
   {

@@ -135,6 +135,50 @@ describe('flaky storage', () => {
     expect(res.stderr).not.toContain('PARQUET_INVALID');
   });
 
+  describe('staged rejects read back short at commit', () => {
+    /** A day whose chunks each stage one reject; the output on S3 behind the proxy. */
+    async function withRejects(name: string, plan: (n: number, path: string) => Fault | undefined) {
+      const bad = (p: string) => `${csvOf(ROWS, p.charCodeAt(0))}bad-${p},x\n`;
+      for (const p of ['d', 'e']) await s3.put('raw', `${name}/dt=${DATE}/${p}.csv`, bad(p));
+      proxy = await startFaultProxy(s3.endpoint, plan);
+      const job = await ws.job(`${name}.yaml`, {
+        name,
+        input: { uri: `s3://raw/${name}/dt={date}/`, format: 'csv', key: ['customer_id'] },
+        model: { path: `${REPO}/models/churn/model.onnx` },
+        output: { uri: `s3://out/${name}/dt={date}/`, format: 'csv' },
+        chunk: { rows: 50, bytes: 3000 },
+        limits: { max_reject_rate: 0.5 },
+      });
+      return { job, env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, NIGHTSCORE_S3_TIMEOUT_MS: String(TIMEOUT_MS) } };
+    }
+    const staged = (path: string) => path.includes('/_rejects/.staged-');
+
+    it('in process: the run fails with REJECTS_READ_SHORT and a failed manifest, never a short rejects file', async () => {
+      const { job, env } = await withRejects('short-rejects', (_, path) => (staged(path) ? 'truncate' : undefined));
+      const res = await runCli(['run', job, '--date', DATE], { env });
+      expect(res.code, res.stderr).toBe(1);
+      expect(res.stderr).toMatch(/REJECTS_READ_SHORT: s3:\/\/out\/short-rejects\/.*\.staged-\d+\.csv read back \d+ of the \d+ bytes its chunk staged/);
+      const manifest = JSON.parse(await s3.get('out', `short-rejects/dt=${DATE}/_manifest.json`));
+      expect(manifest).toMatchObject({ status: 'failed', error: { code: 'REJECTS_READ_SHORT', kind: 'storage', retryable: true } });
+      expect(await s3.keys('out', `short-rejects/dt=${DATE}/`)).not.toContain(`short-rejects/dt=${DATE}/_SUCCESS`);
+    });
+
+    it('on the queue: the commit is tried again, and publishes every reject once', async () => {
+      let cut = 0;
+      const { job, env } = await withRejects('retried-rejects', (_, path) => (staged(path) && cut++ === 0 ? 'truncate' : undefined));
+      tq = await createTestQueue(env);
+      await tq.startWorker();
+      expect((await runCli(['run', job, '--date', DATE, '--queue'], { env: tq.env })).code).toBe(0);
+      const [status] = await tq.waitFor(job, DATE, DATE, allIn(['succeeded', 'failed']));
+      expect(status!.state, JSON.stringify(status)).toBe('succeeded');
+      expect(proxy!.injected).toEqual(['truncate']);
+      const manifest = JSON.parse(await s3.get('out', `retried-rejects/dt=${DATE}/_manifest.json`));
+      const rejected = [];
+      for (const r of manifest.rejects as Array<{ uri: string }>) rejected.push(...parseCsv(await s3.get('out', r.uri.replace('s3://out/', ''))).slice(1).map((row) => row[2]));
+      expect(rejected.sort()).toEqual(['bad-d', 'bad-e']);
+    });
+  });
+
   it('on the queue, resets and cut bodies are retried per chunk: the run succeeds with every row exactly once', async () => {
     const faults: Fault[] = ['reset', 'truncate', 'slowdown', 'stall-body', 'reset', 'truncate'];
     const { job, env } = await withFaults('queued', (n) => (n >= 2 && n % 2 === 0 ? faults[(n / 2 - 1) % faults.length] : undefined));

@@ -5,6 +5,10 @@ import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { writeDemoDay } from '../src/demo/demo.js';
 import { decodeFailure } from '../src/errors.js';
 import { loadJob } from '../src/job/load.js';
+import { loadModel, releaseModels, type LoadedModel } from '../src/model/session.js';
+import { runId } from '../src/queue/config.js';
+import { beginRun } from '../src/run/begin.js';
+import { prepareJob } from '../src/run/bind.js';
 import { mergeStats, type ChunkStats } from '../src/run/stats.js';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
@@ -118,6 +122,47 @@ describe('chunks score from the spec', () => {
     expect(decodeFailure(job.failedReason).toJSON()).toMatchObject({ code: 'QUEUE_JOB_OUTDATED', kind: 'internal', message: expect.stringMatching(/queued by an earlier nightscore/) });
     worker.child.kill('SIGTERM');
     await worker.exited;
+  });
+});
+
+describe('a run queued by an earlier nightscore', () => {
+  it('fails with QUEUE_JOB_OUTDATED: its manifest says so and its output lock is released at once', async () => {
+    const DATE = '2026-10-03';
+    const file = await ws.job('legacy.yaml', churnJob('legacy'));
+    const def = await loadJob(file);
+    await writeDemoDay(def, DATE, { rows: 1_000, files: 1, seed: 6 });
+    // An attempt begun as the earlier version did: output opened, lock held, a plan without a spec.
+    const id = runId(def.name, DATE);
+    const { spec, chunks, manifest, lock } = await beginRun(await prepareJob(def), DATE, `queue:${tq.config.prefix}:${id}`);
+    const legacyPlan = { date: DATE, outputUri: spec.output.uri, inputs: spec.input.objects, chunks, manifest, lock };
+    await tq.queues.runs.add('run', { jobFile: file, date: DATE, step: 'finalize', plan: legacyPlan, job: def }, { jobId: id, attempts: 3 });
+    const worker = await tq.startWorker();
+    const [status] = await tq.waitFor(file, DATE, DATE, allIn(['succeeded', 'failed']));
+    expect(status).toMatchObject({ state: 'failed', attempts: 1, error: expect.stringMatching(/^QUEUE_JOB_OUTDATED: /) });
+    const after = await ws.manifest(`out/legacy/dt=${DATE}`);
+    expect(after).toMatchObject({ attempt: manifest.attempt, status: 'failed', error: { code: 'QUEUE_JOB_OUTDATED', kind: 'internal' } });
+    expect((await ws.list(`out/legacy/dt=${DATE}`)).filter((f) => f.startsWith('_LOCK'))).toEqual([]);
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+});
+
+describe('a long-lived process', () => {
+  it('keeps two loaded versions of a model file, however many deploys it sees, and releases older ones', async () => {
+    const path = ws.path('deployed.onnx');
+    const loaded: LoadedModel[] = [];
+    for (let v = 0; v < 4; v++) {
+      await ws.model('deployed.onnx', { weights: CHURN_FEATURES.map(() => v), bias: v });
+      loaded.push(await loadModel(path));
+    }
+    const one = async (m: LoadedModel) => {
+      const { Tensor } = await import('onnxruntime-node');
+      return m.session.run({ input: new Tensor('float32', new Float32Array(CHURN_FEATURES.length), [1, CHURN_FEATURES.length]) });
+    };
+    expect(new Set(loaded.map((m) => m.sha256)).size).toBe(4);
+    for (const m of loaded.slice(2)) await expect(one(m)).resolves.toBeDefined();
+    for (const m of loaded.slice(0, 2)) await expect(one(m)).rejects.toThrow();
+    await releaseModels();
   });
 });
 

@@ -73,7 +73,15 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
     outputs,
     async score(data, rows) {
       const tensor = new ort.Tensor('float32', data, [rows, features.length]);
-      const result = await session.run({ [input.name]: tensor }, fetches);
+      const result = await session.run({ [input.name]: tensor }, fetches).catch((err: unknown) => {
+        // The model ran on the one-row probe: a batch it refuses is the model's (or the
+        // batch size's) doing, and the same batch fails the same way on every try.
+        throw new NightscoreError('MODEL_RUN_FAILED', `${path}: onnxruntime failed on a batch of ${rows} rows: ${String((err as Error).message).split('\n')[0]}`, {
+          source: path,
+          hint: 'The model runs on one row but not on this batch: export it with a dynamic batch dimension [N, features] (torch.onnx.export dynamic_axes), or, if it ran out of memory, lower chunk.rows.',
+          cause: err,
+        });
+      });
       return outputs.map((columns) => {
         const value = result[columns.output] as ort.Tensor;
         if (value.data.length !== rows * columns.names.length) {

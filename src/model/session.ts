@@ -25,6 +25,14 @@ export interface LoadModelOptions {
 }
 
 const cache = new Map<string, Promise<LoadedModel>>();
+/** Per (path, threads): the cache ids of its versions, oldest first. */
+const versions = new Map<string, string[]>();
+/**
+ * Versions of one file kept loaded: the current one and the one before, which a thread that
+ * planned or probed with it a moment ago may still hold. Older ones are released, so a
+ * long-lived worker keeps two sessions per model file however many deploys it sees.
+ */
+const KEEP_VERSIONS = 2;
 
 /**
  * Loads a model, once per (file version, threads) per process: a long-lived worker picks up
@@ -39,12 +47,20 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     (s) => `${s.ino}\0${s.size}\0${s.mtimeMs}\0${s.ctimeMs}`,
     () => 'missing',
   );
-  const id = `${path}\0${version}\0${threads}`;
+  const file = `${path}\0${threads}`;
+  const id = `${file}\0${version}`;
   let loaded = cache.get(id);
   if (!loaded) {
     loaded = createModel(path, threads);
     cache.set(id, loaded);
     loaded.catch(() => cache.delete(id));
+    const seen = [...(versions.get(file) ?? []), id];
+    for (const old of seen.splice(0, Math.max(0, seen.length - KEEP_VERSIONS))) {
+      const model = cache.get(old);
+      cache.delete(old);
+      void model?.then((m) => m.session.release()).catch(() => undefined);
+    }
+    versions.set(file, seen);
   }
   return loaded;
 }
@@ -96,5 +112,6 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
 export async function releaseModels(): Promise<void> {
   const all = [...cache.values()];
   cache.clear();
+  versions.clear();
   await Promise.all(all.map(async (m) => (await m.catch(() => undefined))?.session.release()));
 }

@@ -5,7 +5,9 @@ import { logicalDateFor } from '../job/dates.js';
 import type { ChunkResult } from '../run/score-chunk.js';
 import { beginRun } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
-import { finishRun } from '../run/finish.js';
+import { abandonRun, finishRun } from '../run/finish.js';
+import type { HeldLock } from '../run/lock.js';
+import type { RunManifest } from '../run/manifest.js';
 import { chunkSpec } from '../run/spec.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
@@ -68,7 +70,16 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     }
   }
   const plan = data.plan!;
-  if (!plan.spec) throw outdatedJob('run', job.id!);
+  if (!plan.spec) {
+    const error = outdatedJob('run', job.id!);
+    const legacy = plan as unknown as Partial<{ outputUri: string; manifest: RunManifest; lock: HeldLock }>;
+    if (legacy.outputUri && legacy.manifest && legacy.lock) {
+      await abandonRun(legacy.outputUri, legacy.manifest, legacy.lock, error).catch((err: unknown) =>
+        log.warn({ run: job.id, err: (err as Error).message }, 'could not mark the outdated run failed in its output; its lock lapses after the lease'),
+      );
+    }
+    throw error;
+  }
   if (data.step === 'chunks') {
     await queues.chunks.addBulk(
       plan.chunks.map((chunk) => {

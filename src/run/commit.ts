@@ -132,6 +132,8 @@ export async function publishRejects(out: Location, result: ChunkResult, offsets
     // commit would hang or the error would go unhandled.
     source.once('error', (err) => parser.destroy(err));
     let batch: string[][] = [];
+    let bytes = 0;
+    source.on('data', (d: Buffer) => (bytes += d.length));
     for await (const row of parser as AsyncIterable<string[]>) {
       const [source = '', start = '0', line = '0', ...rest] = row;
       const cells = csv.escapeFormulas ? rest.map(escapeFormula) : rest;
@@ -142,6 +144,15 @@ export async function publishRejects(out: Location, result: ChunkResult, offsets
       }
     }
     if (batch.length) await writer.write(formatRejectRows(batch, csv));
+    // The chunk counted the bytes it staged: a staged file that reads back shorter (a body cut
+    // short behind a matching length) must not publish a short rejects file.
+    const { bytes: staged = bytes } = result.stagedRejects!;
+    if (bytes !== staged) {
+      throw new NightscoreError('REJECTS_READ_SHORT', `${result.stagedRejects!.uri} read back ${bytes} of the ${staged} bytes its chunk staged`, {
+        source: result.stagedRejects!.uri,
+        hint: 'The storage returned the staged rejects incompletely; the commit is tried again on the queue. Run the date again if it persists.',
+      });
+    }
     await writer.close();
   } catch (err) {
     await writer.abort();

@@ -2,8 +2,8 @@
 import { errorRecord, NightscoreError, toNightscoreError, worthRetrying } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import type { RunPlan } from './begin.js';
-import { commitOutput, lineOffsets, publishRejects, readManifest } from './commit.js';
-import { checkOutputLock, releaseOutputLock } from './lock.js';
+import { commitOutput, lineOffsets, publishRejects, readManifest, writeManifest } from './commit.js';
+import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
 import { chunkFiles, OUTPUT_FILES, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
 import { mergeStats } from './stats.js';
@@ -12,9 +12,10 @@ import { mergeStats } from './stats.js';
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
  * checks the limits, writes the final manifest and, on success, `_SUCCESS`, then releases
  * the output lock. A `failure` (a chunk that could not be scored) fails the run with that
- * error. Throws RUN_LOCK_LOST, writing nothing, when the attempt no longer holds the lock.
+ * error. Throws RUN_LOCK_LOST, writing nothing, when the attempt no longer holds the lock,
+ * and a retried code (ERROR_CODES) met while committing unless `retried` is false.
  */
-export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?: unknown): Promise<RunManifest> {
+export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?: unknown, opts: { retried?: boolean } = {}): Promise<RunManifest> {
   const manifest: RunManifest = structuredClone(plan.manifest);
   const { spec } = plan;
   const out = openLocation(spec.output.uri);
@@ -54,9 +55,10 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     manifest.status = 'succeeded';
   } catch (err) {
     const error = toNightscoreError(err);
-    // A storage hiccup while committing is not the run's fault: let the caller try the
-    // commit again (the queue retries it with backoff) rather than fail a good night.
-    if (err !== failure && worthRetrying(error)) throw error;
+    // A storage hiccup while committing is not the run's fault: where the commit is retried
+    // (the queue, with backoff), let it be rather than fail a good night. Where it is not (in
+    // process), the run ends failed with the error, not with a `running` manifest.
+    if (err !== failure && worthRetrying(error) && opts.retried !== false) throw error;
     manifest.status = 'failed';
     manifest.error = errorRecord(error);
     // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
@@ -73,6 +75,22 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
   manifest.duration_ms = finished - Date.parse(manifest.started_at);
   await commitOutput(out, manifest, keep, fence);
   await releaseOutputLock(out, plan.lock);
+  return manifest;
+}
+
+/**
+ * Ends an attempt that cannot go on (a run queued by an older nightscore, whose plan this one
+ * cannot score): its manifest says failed with `error`, its files stay for whoever looks, and
+ * its lock is released so the next attempt need not wait out the lease. Throws
+ * RUN_LOCK_LOST, writing nothing, when the attempt no longer holds the lock.
+ */
+export async function abandonRun(outputUri: string, running: RunManifest, lock: HeldLock, error: NightscoreError): Promise<RunManifest> {
+  const out = openLocation(outputUri);
+  await checkOutputLock(out, lock);
+  const finished = Date.now();
+  const manifest: RunManifest = { ...running, status: 'failed', error: errorRecord(error), finished_at: new Date(finished).toISOString(), duration_ms: finished - Date.parse(running.started_at) };
+  await writeManifest(out, manifest);
+  await releaseOutputLock(out, lock);
   return manifest;
 }
 

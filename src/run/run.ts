@@ -40,8 +40,9 @@ export interface RunJobOptions {
  * Scores one logical date in this process, end to end, with the same plan, chunks and
  * commit as the queue, so both produce identical output. Chunks are scored on worker
  * threads when there are several, so the run uses the machine's cores. Returns the final
- * manifest, whose `status` and `error` say how the run ended; throws only when the run
- * could not start (no input for the date), leaving the output folder as it was.
+ * manifest, whose `status` and `error` say how the run ended; throws when the run could not
+ * start (no input for the date), leaving the output folder as it was, and when its final
+ * manifest could not be written (the lock is then released, and the manifest says running).
  */
 export async function runJob(prepared: PreparedJob, date: string, opts: RunJobOptions = {}): Promise<RunManifest> {
   // Scoring threads take a few hundred ms to load their modules and model: start them now,
@@ -124,5 +125,5 @@ async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThr
   }
   const first = Math.min(...failures.keys());
   const failure = signal?.aborted ? interrupted(signal) : failures.get(first);
-  return finishRun(plan, results, failure);
+  return finishRun(plan, results, failure, { retried: false });
 }

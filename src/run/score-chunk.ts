@@ -49,8 +49,8 @@ export interface ChunkResult {
   index: number;
   stats: ChunkStats;
   part: { uri: string; rows: number };
-  /** Staged rejects (lines relative to their segment) when any row was rejected. */
-  stagedRejects: { uri: string; rows: number } | null;
+  /** Staged rejects (lines relative to their segment) when any row was rejected, with the bytes written. */
+  stagedRejects: { uri: string; rows: number; bytes?: number } | null;
   segments: SegmentResult[];
 }
 
@@ -62,6 +62,7 @@ class ChunkSink {
   readonly rows: RowCounts = { read: 0, scored: 0, rejected: 0 };
   private part: PartWriter | undefined;
   private rejects: ObjectWriter | undefined;
+  private rejectBytes = 0;
   readonly files: ReturnType<typeof chunkFiles>;
 
   constructor(
@@ -97,13 +98,18 @@ class ChunkSink {
       const csv = { delimiter: this.ctx.spec.output.csv.delimiter };
       if (!this.rejects) {
         this.rejects = await this.out.storage.createWriter(this.files.stagedRejects);
-        await this.rejects.write(stagedRejectsHeader(this.ctx.keys, csv));
+        await this.writeRejects(stagedRejectsHeader(this.ctx.keys, csv));
       }
-      await this.rejects.write(formatStagedRejects(rejects, segmentStart, csv));
+      await this.writeRejects(formatStagedRejects(rejects, segmentStart, csv));
       this.rows.rejected += rejects.length;
       this.rows.read += rejects.length;
     }
     this.ctx.onBatch?.({ ...this.rows });
+  }
+
+  private async writeRejects(text: string | Buffer): Promise<void> {
+    await this.rejects!.write(text);
+    this.rejectBytes += Buffer.byteLength(text);
   }
 
   async close(): Promise<void> {
@@ -118,7 +124,7 @@ class ChunkSink {
   }
 
   get stagedRejects() {
-    return this.rejects ? { uri: this.out.storage.uri(this.files.stagedRejects), rows: this.rows.rejected } : null;
+    return this.rejects ? { uri: this.out.storage.uri(this.files.stagedRejects), rows: this.rows.rejected, bytes: this.rejectBytes } : null;
   }
 }
 

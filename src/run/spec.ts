@@ -29,7 +29,10 @@ export interface ModelSpec {
   location: string;
   /** sha256 of the main file: the model's identity in the manifest, metrics and part metadata. */
   sha256: string;
-  /** Every file the model is made of, the main file first; each is checked when a thread loads the model. */
+  /**
+   * Every file the model is made of, the main file first. A thread checks the main file's
+   * sha256 when it binds the model (today a model is one file; external data files join it here).
+   */
   files: ModelFile[];
   /** The model input fed, and the columns that become its feature matrix, in order. */
   binding: { input: string; features: string[] };

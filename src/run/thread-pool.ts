@@ -92,10 +92,10 @@ export class ChunkThreadPool {
   }
 }
 
-/** A chunk whose thread died under it (out of memory, a native crash): retried, on a new thread. */
+/** A chunk whose thread died under it (out of memory, a native crash); the pool replaces the thread. */
 function threadExited(how: string): NightscoreError {
   return new NightscoreError('THREAD_EXITED', `the scoring thread of this chunk ${how}`, {
-    hint: 'The chunk is retried on a new thread. If it keeps failing, give the worker more memory or lower chunk.rows and chunk.bytes.',
+    hint: 'On the queue the chunk is retried on a new thread; run the date again otherwise. If it keeps failing, give the process more memory, or lower chunk.rows and chunk.bytes.',
   });
 }
 

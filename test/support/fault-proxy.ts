@@ -13,8 +13,8 @@ export type Fault = 'slowdown' | 'error500' | 'reset' | 'truncate' | 'stall' | '
 
 /**
  * An HTTP proxy in front of the S3 server that injects faults into object reads (GETs of
- * a key): `plan(n)` says what the n-th such read gets (0-based), undefined passes it
- * through. Lists, writes and deletes always pass.
+ * a key): `plan(n, path)` says what the n-th such read (0-based, of `path`) gets, undefined
+ * passes it through. Lists, writes and deletes always pass.
  */
 export interface FaultProxy {
   endpoint: string;
@@ -24,12 +24,12 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(upstream: string, plan: (n: number) => Fault | undefined): Promise<FaultProxy> {
+export async function startFaultProxy(upstream: string, plan: (n: number, path: string) => Fault | undefined): Promise<FaultProxy> {
   const target = new URL(upstream);
   const state = { reads: 0, injected: [] as Fault[] };
   const server: Server = createServer((req, res) => {
     const isRead = req.method === 'GET' && !/[?&](list-type|uploads|location)=?/.test(req.url ?? '') && (req.url ?? '/').split('?')[0]!.split('/').length > 2;
-    const fault = isRead ? plan(state.reads++) : undefined;
+    const fault = isRead ? plan(state.reads++, decodeURIComponent((req.url ?? '/').split('?')[0]!)) : undefined;
     if (fault) state.injected.push(fault);
     if (fault === 'slowdown' || fault === 'error500') {
       req.resume();
