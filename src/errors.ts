@@ -63,6 +63,9 @@ export const ERROR_CODES = {
   PARQUET_INVALID: code('input', 'a file that is not valid Parquet'),
 
   MODEL_CHANGED: code('model', 'the model file changed after the run was planned'),
+  MODEL_EXTERNAL_DATA_INVALID: code('model', 'a model whose external data is named outside its folder'),
+  MODEL_EXTERNAL_DATA_MISSING: code('model', 'an external data file of the model that cannot be read'),
+  MODEL_FIXED_BATCH: code('model', 'a model whose input takes a fixed number of rows'),
   MODEL_INVALID: code('model', 'a file that is not a loadable ONNX model'),
   MODEL_NON_TENSOR_OUTPUT: code('model', 'a selected output that is not a tensor (ZipMap)'),
   MODEL_NOT_FOUND: code('model', 'a model file that cannot be read'),

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildModel } from '../scripts/onnx-builder.js';
 import { runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -64,6 +65,24 @@ describe('bad input gets a clear error', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/MODEL_SIGNATURE: .*double\.onnx: input "input" takes float64; nightscore feeds float32/);
     expect(res.stderr).toContain('FloatTensorType');
+  });
+
+  it.each([1, 64])('a model with a fixed batch dimension of %i rows is MODEL_FIXED_BATCH at validate, naming the size and the fix', async (rows) => {
+    const model = buildModel({
+      inputs: [{ name: 'input', elem: 'float', shape: [rows, 3] }],
+      outputs: [{ name: 'y', elem: 'float', shape: [rows, 1] }],
+      nodes: [{ op: 'MatMul', inputs: ['input', 'W'], outputs: ['y'] }],
+      floats: { W: { dims: [3, 1], values: [1, 1, 1] } },
+    });
+    const file = await job(`fixed-${rows}`, { model: { path: await ws.write(`models/fixed-${rows}.onnx`, model) } });
+    for (const args of [['validate', file], ['run', file, '--date', '2026-01-01']]) {
+      const res = await runCli(args);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`MODEL_FIXED_BATCH: ${ws.path(`models/fixed-${rows}.onnx`)}: input "input" has a fixed batch dimension of ${rows} rows ([${rows}, 3])`);
+      expect(res.stderr).toContain('dynamic batch dimension');
+      expectNoStack(res.stderr);
+    }
+    await expect(ws.list(`out/fixed-${rows}`)).rejects.toThrow(/ENOENT/);
   });
 
   it('ZipMap model: names the output and the fix, and works once only tensor outputs are selected', async () => {

@@ -125,7 +125,16 @@ function checkInput(input: TensorMeta, featureCount: number, path: string): void
     });
   }
   const { shape } = input;
-  const width = shape[1];
+  const [batch, width] = shape;
+  // onnxruntime enforces a fixed dimension: such a model scores batches of exactly that many
+  // rows, and nightscore's batches are chunk.rows long, with a shorter last one.
+  if (shape.length === 2 && typeof batch === 'number' && batch > 0) {
+    throw new NightscoreError('MODEL_FIXED_BATCH', `${path}: input "${input.name}" has a fixed batch dimension of ${batch} rows ([${shape.join(', ')}]); nightscore feeds batches of any number of rows`, {
+      source: path,
+      column: 'model.path',
+      hint: 'Re-export the model with a dynamic batch dimension: torch.onnx.export(..., dynamic_shapes={"x": {0: "N"}}) (or dynamic_axes={"input": {0: "N"}}), skl2onnx FloatTensorType([None, n_features]).',
+    });
+  }
   if (shape.length !== 0 && (shape.length !== 2 || (typeof width === 'number' && width !== featureCount))) {
     throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" has shape [${shape.join(', ')}], but the job has ${featureCount} features; expected [N, ${featureCount}]`, {
       source: path,

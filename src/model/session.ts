@@ -1,14 +1,35 @@
 import { createHash } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { NightscoreError } from '../errors.js';
 import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
 
-/** A model file loaded once per process: its identity, metadata and onnxruntime session. */
-export interface LoadedModel {
+/** One file a model is made of. */
+export interface ModelFile {
+  /** Absolute path. */
   path: string;
   sha256: string;
   bytes: number;
+}
+
+/** A model file loaded once per process: its identity, metadata and onnxruntime session. */
+export interface LoadedModel {
+  path: string;
+  /**
+   * The model's identity. A model in one file: that file's sha256. A model with external data
+   * (weights in `model.onnx.data` beside `model.onnx`): the sha256 of the `sha256sum` listing
+   * of the model file, then its external data files by name, relative to the model's folder,
+   * so `sha256sum model.onnx model.onnx.data | sha256sum` in that folder gives it.
+   */
+  sha256: string;
+  /** The size of the model file. */
+  bytes: number;
+  /** The model file, then each external data file, by name. */
+  files: ModelFile[];
+  /** The external data files as they were when hashed: a change on disk reloads the model. */
+  external: Array<{ path: string; version: string }>;
   metadata: OnnxMetadata;
   /** From the model's `feature_names` property, when it has one. */
   featureNames: string[] | undefined;
@@ -42,14 +63,15 @@ const KEEP_VERSIONS = 2;
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const threads = opts.threads ?? 1;
-  const version = await stat(path).then(
-    // A deploy renames a new file into place (a new inode) or rewrites it (new times).
-    (s) => `${s.ino}\0${s.size}\0${s.mtimeMs}\0${s.ctimeMs}`,
-    () => 'missing',
-  );
+  const version = await stat(path).then(versionOf, () => 'missing');
   const file = `${path}\0${threads}`;
   const id = `${file}\0${version}`;
   let loaded = cache.get(id);
+  // Weights deployed without the model file that names them are a new version too.
+  if (loaded && !(await externalUnchanged(loaded))) {
+    cache.delete(id);
+    loaded = undefined;
+  }
   if (!loaded) {
     loaded = createModel(path, threads);
     cache.set(id, loaded);
@@ -63,6 +85,24 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     versions.set(file, seen);
   }
   return loaded;
+}
+
+/** A file's version: a deploy renames a new file into place (a new inode) or rewrites it (new times). */
+function versionOf(s: Stats): string {
+  return `${s.ino}\0${s.size}\0${s.mtimeMs}\0${s.ctimeMs}`;
+}
+
+async function externalUnchanged(loaded: Promise<LoadedModel>): Promise<boolean> {
+  const model = await loaded.catch(() => undefined);
+  if (!model) return true;
+  for (const f of model.external) if ((await stat(f.path).then(versionOf, () => 'missing')) !== f.version) return false;
+  return true;
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 async function createModel(path: string, threads: number): Promise<LoadedModel> {
@@ -90,6 +130,9 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
   } catch (err) {
     throw notAModel((err as Error).message, err);
   }
+  const main = { path, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+  const folder = dirname(path);
+  const external = await Promise.all(metadata.externalData.map((location) => externalFile(path, folder, location)));
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(bytes, {
@@ -100,12 +143,52 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
       // Every native error also rejects the call, and nightscore reports it with a code; the
       // native log line would only repeat it, colourised, outside the JSON log on stderr.
       logSeverityLevel: 4,
+      // From bytes, onnxruntime would look for external data in the working directory, where
+      // another export's model.onnx.data may sit: it must be the model's own folder.
+      ...(external.length > 0 ? { extra: { session: { model_external_initializers_file_folder_path: folder } } } : {}),
     });
   } catch (err) {
     throw notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
   }
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  return { path, sha256, bytes: bytes.length, metadata, featureNames, session };
+  // onnxruntime read the external files itself: they must still be the bytes hashed.
+  for (const f of external) {
+    if ((await stat(f.path).then(versionOf, () => 'missing')) !== f.version) {
+      await session.release();
+      throw new NightscoreError('MODEL_CHANGED', `${f.path}, external data of ${path}, changed while the model was being loaded`, {
+        source: f.path,
+        hint: 'A model was being deployed while nightscore loaded it; run again once the deploy is done.',
+      });
+    }
+  }
+  const files = [main, ...external.map(({ path: p, sha256, bytes: size }) => ({ path: p, sha256, bytes: size }))];
+  const sha256 = external.length === 0 ? main.sha256 : createHash('sha256').update(files.map((f, i) => `${f.sha256}  ${i === 0 ? basename(path) : metadata.externalData[i - 1]}\n`).join('')).digest('hex');
+  return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, session };
+}
+
+/**
+ * An external data file of `model`: the ONNX `location` resolved against the model's folder
+ * (as the ONNX spec says), hashed, with its version as it was before hashing.
+ */
+async function externalFile(model: string, folder: string, location: string): Promise<ModelFile & { version: string }> {
+  const relative = normalize(location);
+  if (location === '' || location.includes('\0') || isAbsolute(location) || relative === '..' || relative.startsWith('../')) {
+    throw new NightscoreError('MODEL_EXTERNAL_DATA_INVALID', `${model} keeps tensors in "${location}", which is not a file inside the model's folder`, {
+      source: model,
+      hint: 'External data must sit beside the model (or below its folder) under a relative name; re-save it with onnx.save_model(..., save_as_external_data=True, location="model.onnx.data").',
+    });
+  }
+  const file = join(folder, relative);
+  let before: Stats;
+  try {
+    before = await stat(file);
+  } catch (err) {
+    throw new NightscoreError('MODEL_EXTERNAL_DATA_MISSING', `${model} keeps tensors in ${file} ("${location}"), which cannot be read: ${(err as Error).message}`, {
+      source: file,
+      hint: 'Deploy the external data file beside the model file, under the name the model gives it: exporters write it next to model.onnx (for example model.onnx.data).',
+      cause: err,
+    });
+  }
+  return { path: file, sha256: await sha256Of(file), bytes: before.size, version: versionOf(before) };
 }
 
 /** Drops cached sessions (tests that rewrite a model file in place). */

@@ -22,10 +22,10 @@ export interface PreparedJob {
 export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
   const model = await loadModel(modelPath(job), { threads: job.model.threads });
   if (job.model.sha256 && job.model.sha256 !== model.sha256) {
-    throw new NightscoreError('MODEL_SHA_MISMATCH', `${model.path} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
+    throw new NightscoreError('MODEL_SHA_MISMATCH', `${model.path}${model.files.length > 1 ? ` with its external data (${model.files.slice(1).map((f) => f.path).join(', ')})` : ''} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
       source: model.path,
       column: 'model.sha256',
-      hint: 'The model file changed. Deploy the pinned model, or update model.sha256 after checking the new one.',
+      hint: 'The model changed (its file, or its external data). Deploy the pinned model, or update model.sha256 after checking the new one (README "Model identity").',
     });
   }
   const scorer = await createScorer(model, {
@@ -38,7 +38,7 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
     role: 'champion',
     location: model.path,
     sha256: model.sha256,
-    files: [{ path: model.path, sha256: model.sha256, bytes: model.bytes }],
+    files: model.files,
     binding: { input: scorer.inputName, features: scorer.features },
     outputs: scorer.outputs,
     engine: { name: 'onnxruntime', threads: job.model.threads },

@@ -6,15 +6,8 @@
  * and committed as it was planned, whatever changed on disk since.
  */
 import type { OutputColumns } from '../model/scorer.js';
+import type { ModelFile } from '../model/session.js';
 import type { ChunkPlan, InputObject, Segment } from './plan.js';
-
-/** One file a model is made of, as it was when the run was planned. */
-export interface ModelFile {
-  /** Absolute path. */
-  path: string;
-  sha256: string;
-  bytes: number;
-}
 
 /**
  * What a model contributes to a run. Today one `champion` writes the parts; the roles keep
@@ -27,11 +20,11 @@ export interface ModelSpec {
   role: ModelRole;
   /** The model as the job names it (its main file), resolved to an absolute path. */
   location: string;
-  /** sha256 of the main file: the model's identity in the manifest, metrics and part metadata. */
+  /** The model's identity over all its files (LoadedModel.sha256): in the manifest, the pin, metrics and part metadata. */
   sha256: string;
   /**
-   * Every file the model is made of, the main file first. A thread checks the main file's
-   * sha256 when it binds the model (today a model is one file; external data files join it here).
+   * Every file the model is made of: the model file, then its external data files by name.
+   * A thread binding the model checks `sha256`, which covers them all.
    */
   files: ModelFile[];
   /** The model input fed, and the columns that become its feature matrix, in order. */
