@@ -135,6 +135,16 @@ describe('flaky storage', () => {
     expect(res.stderr).not.toContain('PARQUET_INVALID');
   });
 
+  it('a manifest read reset mid-body is read again: a re-run of the date succeeds', async () => {
+    let resets = 0;
+    const { job, env } = await withFaults('reread', (_, path) => (path.endsWith('/_manifest.json') && resets++ === 0 ? 'reset' : undefined));
+    expect((await runCli(['run', job, '--date', DATE], { env })).code).toBe(0);
+    const res = await runCli(['run', job, '--date', DATE], { env });
+    expect(res.code, res.stderr).toBe(0);
+    expect(proxy!.injected).toEqual(['reset']);
+    expect(await outputKeys('reread')).toEqual(expectedKeys);
+  });
+
   describe('staged rejects read back short at commit', () => {
     /** A day whose chunks each stage one reject; the output on S3 behind the proxy. */
     async function withRejects(name: string, plan: (n: number, path: string) => Fault | undefined) {

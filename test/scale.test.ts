@@ -47,7 +47,8 @@ describe('a day of 20,000 one-row files', () => {
     expect(manifest.rows).toEqual({ read: FILES, scored: FILES, rejected: 0 });
     expect(manifest.inputs).toHaveLength(FILES);
     expect(manifest.inputs.every((i) => i.rows === 1)).toBe(true);
-    expect(Date.now() - started).toBeLessThan(30_000);
+    // A quadratic plan or commit takes many minutes here; a linear one tens of seconds on a busy 2-core machine.
+    expect(Date.now() - started).toBeLessThan(60_000);
     // A worker renews its locks every few seconds from this thread (lock renewal at half of
     // NIGHTSCORE_LOCK_MS, 15 s by default): the commit must leave it room.
     expect(delay.max / 1e6, `commit took ${commitMs} ms`).toBeLessThan(500);

@@ -3,7 +3,7 @@ import { escapeFormula } from '../formats/csv-text.js';
 import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
 import { NightscoreError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
-import { readText } from '../storage/storage.js';
+import { readAgainWhileTransient, readText } from '../storage/storage.js';
 import { chunkFiles, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
 
@@ -63,12 +63,19 @@ export async function writeManifest(out: Location, manifest: RunManifest): Promi
  */
 export async function readManifest(out: Location, size?: number): Promise<RunManifest | undefined> {
   const key = out.storage.join(out.key, OUTPUT_FILES.manifest);
-  const expected = size ?? (await out.storage.stat(key))?.size;
-  if (expected === undefined) return undefined;
-  const text = await readText(out.storage, key);
-  if (Buffer.byteLength(text) !== expected) {
-    throw new NightscoreError('MANIFEST_READ_SHORT', `${out.storage.uri(key)}: read ${Buffer.byteLength(text)} of ${expected} bytes`, { source: out.storage.uri(key) });
-  }
+  let listed = size;
+  const text = await readAgainWhileTransient(async () => {
+    // A size from a listing holds for the first read only: a running attempt may rewrite the manifest since.
+    const expected = listed ?? (await out.storage.stat(key))?.size;
+    listed = undefined;
+    if (expected === undefined) return undefined;
+    const body = await readText(out.storage, key);
+    if (Buffer.byteLength(body) !== expected) {
+      throw new NightscoreError('MANIFEST_READ_SHORT', `${out.storage.uri(key)}: read ${Buffer.byteLength(body)} of ${expected} bytes`, { source: out.storage.uri(key) });
+    }
+    return body;
+  });
+  if (text === undefined) return undefined;
   try {
     const parsed = JSON.parse(text) as RunManifest;
     return parsed && typeof parsed === 'object' ? parsed : undefined;

@@ -2,7 +2,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
-import { readText } from '../storage/storage.js';
+import { readAgainWhileTransient, readText } from '../storage/storage.js';
 import { envMilliseconds } from '../env.js';
 
 /**
@@ -230,20 +230,18 @@ async function readLocks(out: Location, except: string): Promise<FoundLock[]> {
 
 /** Reads a lock's record; undefined when the object is gone. Transient failures and short bodies are read again. */
 async function readLock(out: Location, lock: ListedLock): Promise<FoundLock | undefined> {
-  for (let attempt = 1; ; attempt++) {
-    try {
+  try {
+    return await readAgainWhileTransient(async () => {
       const text = await readText(out.storage, lock.key);
       // Lock objects are never rewritten, so a body of another size was cut short in transit.
       if (Buffer.byteLength(text) !== lock.size) {
         throw new NightscoreError('LOCK_READ_SHORT', `${out.storage.uri(lock.key)}: read ${Buffer.byteLength(text)} of ${lock.size} bytes`);
       }
       return { ...lock, record: parseRecord(text) };
-    } catch (err) {
-      const e = toNightscoreError(err);
-      if (e.code === 'NOT_FOUND') return undefined;
-      if (!e.retryable || attempt >= 4) throw e;
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-    }
+    });
+  } catch (err) {
+    if (toNightscoreError(err).code === 'NOT_FOUND') return undefined;
+    throw err;
   }
 }
 

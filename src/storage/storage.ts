@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { toNightscoreError } from '../errors.js';
 
 /** An object (S3) or file (local) and its size in bytes. */
 export interface ObjectInfo {
@@ -70,4 +71,22 @@ export async function readText(storage: Storage, key: string): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of await storage.read(key)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Runs a small read again while it fails with a retried code (a reset mid-body, a body cut
+ * short, an object rewritten between its stat and its read), with a short backoff: a manifest
+ * or a lock is read in one request, and a transient failure there must not fail a commit or
+ * a `status`. Other failures, and the last attempt's, are thrown.
+ */
+export async function readAgainWhileTransient<T>(read: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (err) {
+      const e = toNightscoreError(err);
+      if (!e.retryable || attempt >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+  }
 }
