@@ -54,7 +54,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     run: { job: 'bench', date: 'bench', attempt: 'bench' },
     index: chunk.index,
     segments: chunk.segments,
-    input: { format: opts.format, key: opts.keys, csv: { delimiter: ',', max_record_bytes: 1024 * 1024, split: true } },
+    input: { format: opts.format, key: opts.keys, csv: { delimiter: ',', max_record_bytes: 1024 * 1024, split: true }, missing: [] },
     output: { uri: `${out}/`, format: 'csv', csv: { delimiter: ',', escape_formulas: false }, parquet: { codec: 'SNAPPY' } },
     batch: { rows: opts.batchRows },
     models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { input: 'input', features: opts.features }, outputs: [], engine: { name: 'onnxruntime', threads: 1 } }],

@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   JOB_NAME_DUPLICATE: code('config', 'two job files with one name'),
   JOB_NOT_FOUND: code('config', 'a job file that cannot be read'),
   JOBS_DIR_NOT_FOUND: code('config', 'a jobs folder that cannot be read'),
+  MISSING_COLUMN_UNKNOWN: code('config', 'input.missing names a column that is not a feature'),
   MODEL_NO_FEATURES: code('config', 'no model.features and no feature_names in the model'),
   OUTPUT_COLUMN_CLASH: code('config', 'a prediction column named like a key or another output'),
   OUTPUT_COLUMNS_WIDTH: code('config', 'output.columns names more or fewer columns than the output has'),

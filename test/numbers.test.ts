@@ -18,14 +18,14 @@ describe('feature values', () => {
   });
 
   it.each([
-    ['', 'empty value'],
-    ['   ', 'empty value'],
+    ['', 'empty value (set input.missing: nan to score it as a missing value)'],
+    ['   ', 'empty value (set input.missing: nan to score it as a missing value)'],
     ['abc', 'expected a number, got "abc"'],
     ['0x10', 'expected a number, got "0x10"'],
     ['1,5', 'expected a number, got "1,5"'],
     ['12abc', 'expected a number, got "12abc"'],
     ['1_000', 'expected a number, got "1_000"'],
-    ['NaN', 'not finite: "NaN"'],
+    ['NaN', 'not finite: "NaN" (set input.missing: nan to score it as a missing value)'],
     ['-inf', 'not finite: "-inf"'],
     ['Infinity', 'not finite: "Infinity"'],
     ['1e39', 'out of float32 range: "1e39"'],

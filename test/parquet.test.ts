@@ -72,7 +72,7 @@ describe('Parquet input from other writers (apache/parquet-testing)', () => {
     if (good.length < rows.length) {
       const rejects = parseCsv(await ws.read(`out/${name}/dt=2026-01-01/_rejects/part-00000.csv`)).slice(1);
       expect(rejects.length).toBe(rows.length - good.length);
-      for (const r of rejects) expect(r.at(-1)).toMatch(/^column .*: null value$/);
+      for (const r of rejects) expect(r.at(-1)).toMatch(/^column .*: null value \(set input\.missing: nan to score it as a missing value\)$/);
     }
     if (good.length === 0) return;
     const expected = await direct(ws.path(`models/${name}.onnx`), good.map(([v]) => v.map(asNumber)));
@@ -184,8 +184,8 @@ describe('Parquet types', () => {
     expect(rejects).toEqual([
       ['source', 'line', 'id', 'reason'],
       [expect.stringMatching(/t\.parquet$/), '2', '3', 'column big: INT64 value 9007199254740993 is beyond 2^53 and cannot be converted exactly'],
-      [expect.stringMatching(/t\.parquet$/), '3', '4', 'column flag: null value'],
-      [expect.stringMatching(/t\.parquet$/), '4', '5', 'column dec: not finite: NaN'],
+      [expect.stringMatching(/t\.parquet$/), '3', '4', 'column flag: null value (set input.missing: nan to score it as a missing value)'],
+      [expect.stringMatching(/t\.parquet$/), '4', '5', 'column dec: not finite: NaN (set input.missing: nan to score it as a missing value)'],
       [expect.stringMatching(/t\.parquet$/), '5', '6', 'column big: INT64 value 1152921504606846976 is beyond 2^53 and cannot be converted exactly'],
     ]);
     const expected = await direct(ws.path('models/types.onnx'), [

@@ -151,9 +151,9 @@ describe('nightscore run, local files', () => {
     const rejects = await ws.csv('jobs/out/dt=2026-03-03/_rejects/part-00000.csv');
     expect(rejects[0]).toEqual(['source', 'line', 'customer_id', 'reason']);
     expect(rejects.slice(1).map(([source, line, key, reason]) => [source!.split('/').pop(), line, key, reason])).toEqual([
-      ['a.csv', '3', 'empty', 'column tenure_months: empty value'],
+      ['a.csv', '3', 'empty', 'column tenure_months: empty value (set input.missing: nan to score it as a missing value)'],
       ['a.csv', '4', 'word', 'column monthly_charges: expected a number, got "abc"'],
-      ['a.csv', '6', 'nan', 'column total_charges: not finite: "NaN"'],
+      ['a.csv', '6', 'nan', 'column total_charges: not finite: "NaN" (set input.missing: nan to score it as a missing value)'],
       ['a.csv', '7', 'huge', 'column contract_months: out of float32 range: "1e39"'],
       ['a.csv', '8', 'short', `expected ${CHURN_FEATURES.length + 1} fields, got 3`],
       ['a.csv', '9', 'quoted\nnewline', 'column support_tickets_90d: expected a number, got "x"'],

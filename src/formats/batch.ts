@@ -213,6 +213,8 @@ export class BatchBuilder implements ScanTarget {
     private readonly source: string,
     /** Key columns per row. */
     private readonly keyCount: number,
+    /** Per feature: true when a missing value (null, NaN) is scored as NaN rather than rejected. */
+    private readonly missing: readonly boolean[] = [],
   ) {
     this.width = featureNames.length;
     this.buffer = new Float32Array(Math.min(capacity, FIRST_ROWS) * this.width);
@@ -277,11 +279,12 @@ export class BatchBuilder implements ScanTarget {
     const reasons = new Map<number, string>();
     for (let j = 0; j < width; j++) {
       const column = features[j] as ArrayLike<unknown>;
+      const missing = this.missing[j] === true;
       if (column instanceof Float64Array || column instanceof Float32Array || column instanceof Int32Array) {
         // The common case, typed: only non-finite values need a look.
         for (let r = 0, at = j; r < count; r++, at += width) {
           const f = Math.fround(column[from + r] as number);
-          if (f - f === 0) buffer[at] = f;
+          if (f - f === 0 || (missing && f !== f)) buffer[at] = f;
           else if (!bad?.[r]) {
             bad = markBad(bad, count, r, j);
             reasons.set(r, parquetFeature(column[from + r]) as string);
@@ -296,7 +299,7 @@ export class BatchBuilder implements ScanTarget {
             buffer[at] = f;
             continue;
           }
-          const value = parquetFeature(raw);
+          const value = missing && (raw === null || raw === undefined || (typeof raw === 'number' && Number.isNaN(raw))) ? NaN : parquetFeature(raw);
           if (typeof value === 'number') buffer[at] = value;
           else if (!bad?.[r]) {
             bad = markBad(bad, count, r, j);

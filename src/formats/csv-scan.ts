@@ -52,6 +52,8 @@ export interface CsvScanOptions {
  */
 export interface ScanLayout {
   roles: Int32Array;
+  /** Per feature slot: 1 when a missing value is scored as NaN (input.missing), 0 when it rejects the row. */
+  missing: Uint8Array;
   /** Feature names, for reject reasons. */
   names: string[];
   features: number;
@@ -78,11 +80,11 @@ export interface ScanTarget {
   reject(line: number, reason: string): void;
 }
 
-export function scanLayout(width: number, features: number[], keys: number[], names: string[]): ScanLayout {
+export function scanLayout(width: number, features: number[], keys: number[], names: string[], missing: readonly boolean[] = []): ScanLayout {
   const roles = new Int32Array(width).fill(-1);
   features.forEach((at, j) => (roles[at] = j));
   keys.forEach((at, k) => (roles[at] = -2 - k));
-  return { roles, names, features: features.length, keys: keys.length };
+  return { roles, missing: Uint8Array.from(features, (_, j) => (missing[j] ? 1 : 0)), names, features: features.length, keys: keys.length };
 }
 
 export class CsvScanner {
@@ -217,7 +219,7 @@ export class CsvScanner {
           const value = quotedText(buf, pos, stop);
           if (role < -1) target.keyText(-2 - role, value);
           else {
-            const parsed = parseFeature(value);
+            const parsed = parseFeature(value, layout.missing[role] === 1);
             if (parsed.ok) values[base + role] = parsed.value;
             else if (role < badFeature) [badFeature, badReason] = [role, parsed.reason];
           }
@@ -229,7 +231,7 @@ export class CsvScanner {
           if (stop === -1) return -1;
           if (role < -1) target.keyBytes(-2 - role, buf, pos, trimCr(buf, pos, stop));
           else if (role >= 0) {
-            const parsed = parseFeature(buf.toString('utf8', pos, trimCr(buf, pos, stop)));
+            const parsed = parseFeature(buf.toString('utf8', pos, trimCr(buf, pos, stop)), layout.missing[role] === 1);
             if (parsed.ok) values[base + role] = parsed.value;
             else if (role < badFeature) [badFeature, badReason] = [role, parsed.reason];
           }

@@ -8,6 +8,8 @@ export const POW10 = Float64Array.from({ length: 23 }, (_, i) => Number(`1e${i}`
 
 const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const NON_FINITE_RE = /^[+-]?(?:nan|inf|infinity)$/i;
+const NAN_RE = /^nan$/i;
+const MISSING_HINT = 'set input.missing: nan to score it as a missing value';
 
 /** Outcome of reading one feature field: a float32 value, or why the row is rejected. */
 export type FeatureValue = { ok: true; value: number } | { ok: false; reason: string };
@@ -15,12 +17,14 @@ export type FeatureValue = { ok: true; value: number } | { ok: false; reason: st
 /**
  * Reads one feature field as float32. Only plain decimal notation passes: "0x10", "1_000",
  * "12abc" and "" are rejected rather than guessed at, and so is anything that is not
- * finite once narrowed to float32 (1e39 becomes Infinity).
+ * finite once narrowed to float32 (1e39 becomes Infinity). Where `missing` allows it, an
+ * empty field and `NaN` (any case) are the missing value, NaN.
  */
-export function parseFeature(raw: string): FeatureValue {
+export function parseFeature(raw: string, missing = false): FeatureValue {
   const text = raw.trim();
-  if (text === '') return { ok: false, reason: 'empty value' };
+  if (text === '') return missing ? { ok: true, value: NaN } : { ok: false, reason: `empty value (${MISSING_HINT})` };
   if (!DECIMAL_RE.test(text)) {
+    if (NAN_RE.test(text)) return missing ? { ok: true, value: NaN } : { ok: false, reason: `not finite: ${quote(text)} (${MISSING_HINT})` };
     if (NON_FINITE_RE.test(text)) return { ok: false, reason: `not finite: ${quote(text)}` };
     return { ok: false, reason: `expected a number, got ${quote(text)}` };
   }

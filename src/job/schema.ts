@@ -11,6 +11,8 @@ const name = z
 
 const columnName = z.string().min(1, 'expected a non-empty column name');
 
+const missingPolicy = z.enum(['reject', 'nan']);
+
 const csvInputOptions = z.strictObject({
   /** Field delimiter, one character. @defaultValue "," */
   delimiter: z.string().length(1, 'expected a single character').default(','),
@@ -51,6 +53,13 @@ export const jobSchema = z.strictObject({
     /** Columns copied to every output and rejects row to identify it. */
     key: z.array(columnName).default([]),
     csv: csvInputOptions.default({ delimiter: ',', max_record_bytes: 1024 * 1024, split: true }),
+    /**
+     * What a missing feature value (an empty CSV cell, `NaN`/`nan` text, a Parquet null or
+     * NaN) does: `reject` the row, or feed `nan` to the model (tree models route NaN down a
+     * learned branch). One policy for every feature, or a map of features to policies, the
+     * others rejecting. @defaultValue reject
+     */
+    missing: z.union([missingPolicy, z.record(columnName, missingPolicy)]).default('reject'),
   }),
   model: z.strictObject({
     path: z.string().min(1),

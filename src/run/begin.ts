@@ -92,12 +92,18 @@ function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: st
     job: { name: job.name, file: job.file },
     date,
     attempt,
-    input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, objects },
+    input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, missing: missingAsNan(job, models[0]!.binding.features), objects },
     output: { uri: outputUri, format: output.format, csv: output.csv, parquet: output.parquet },
     batch: { rows: job.chunk.rows, chunk_bytes: job.chunk.bytes },
     limits: { ...job.limits },
     models,
   };
+}
+
+/** The features input.missing scores as NaN (prepareJob has checked that a map names only features). */
+function missingAsNan(job: JobDefinition, features: string[]): string[] {
+  const { missing } = job.input;
+  return typeof missing === 'string' ? (missing === 'nan' ? [...features] : []) : features.filter((f) => missing[f] === 'nan');
 }
 
 function newManifest({ model, scorer }: PreparedJob, spec: RunSpec, chunks: number): RunManifest {

@@ -34,6 +34,15 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
     columns: job.output.columns,
     keys: job.input.key,
   });
+  const { missing } = job.input;
+  const unknown = typeof missing === 'string' ? [] : Object.keys(missing).filter((c) => !scorer.features.includes(c));
+  if (unknown.length > 0) {
+    throw new NightscoreError('MISSING_COLUMN_UNKNOWN', `${job.file}: input.missing names ${unknown.map((c) => `"${c}"`).join(', ')}, which ${unknown.length > 1 ? 'are not features' : 'is not a feature'} of the model; its features are ${scorer.features.map((f) => `"${f}"`).join(', ')}`, {
+      source: job.file,
+      column: `input.missing.${unknown[0]}`,
+      hint: 'List features only (keys are copied as they are, never scored); check the spelling.',
+    });
+  }
   const spec: ModelSpec = {
     role: 'champion',
     location: model.path,

@@ -35,6 +35,8 @@ interface ChunkContext extends ScoreOptions {
   keys: string[];
   /** Key-value metadata for Parquet parts: job, date, model sha. */
   metadata: Record<string, string>;
+  /** Per feature of the scorer: whether a missing value is scored as NaN. */
+  missing: boolean[];
 }
 
 /** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
@@ -147,6 +149,7 @@ export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOpt
     scorer,
     keys: spec.input.key,
     metadata: { 'nightscore.job': spec.run.job, 'nightscore.date': spec.run.date, 'nightscore.model_sha256': model.sha256 },
+    missing: scorer.features.map((f) => spec.input.missing.includes(f)),
   };
   const sink = new ChunkSink(ctx, out, spec.index);
   const segments: SegmentResult[] = [];
@@ -179,7 +182,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
     const csv = await openSegment(segment, ctx, stats, streams);
     const { features } = ctx.scorer;
     const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
-    const layout = scanLayout(columns.width, columns.features, columns.keys, features);
+    const layout = scanLayout(columns.width, columns.features, columns.keys, features, ctx.missing);
     const builder = new BatchBuilder(features, ctx.spec.batch.rows, segment.uri, ctx.keys.length);
     await sink.open(ctx.keys.map((name) => ({ name })));
     for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
@@ -204,7 +207,7 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   const schema = source.metadata.schema;
   await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
   const { rows: batchRows } = ctx.spec.batch;
-  const builder = new BatchBuilder(ctx.scorer.features, batchRows, segment.uri, ctx.keys.length);
+  const builder = new BatchBuilder(ctx.scorer.features, batchRows, segment.uri, ctx.keys.length, ctx.missing);
   const read = await parquetColumnReader(source, [...features, ...keys]);
   const { start, end } = segment.rows!;
   // The whole segment in one read per column (see planParquetChunks), then batches of it.

@@ -63,6 +63,8 @@ export interface RunSpec {
     /** Columns copied to every prediction and reject row. */
     key: string[];
     csv: CsvReadSpec;
+    /** The features whose missing values are scored as NaN (input.missing); a missing value of any other rejects its row. */
+    missing: string[];
     /** The objects read, each with the version every read must find. */
     objects: InputObject[];
   };
@@ -78,7 +80,7 @@ export interface ChunkSpec {
   run: { job: string; date: string; attempt: string };
   index: number;
   segments: Segment[];
-  input: { format: 'csv' | 'parquet'; key: string[]; csv: CsvReadSpec };
+  input: { format: 'csv' | 'parquet'; key: string[]; csv: CsvReadSpec; missing: string[] };
   output: OutputSpec;
   batch: { rows: number };
   models: ModelSpec[];
@@ -90,7 +92,7 @@ export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
     run: { job: spec.job.name, date: spec.date, attempt: spec.attempt },
     index: chunk.index,
     segments: chunk.segments,
-    input: { format: input.format, key: input.key, csv: input.csv },
+    input: { format: input.format, key: input.key, csv: input.csv, missing: input.missing },
     output: spec.output,
     batch: { rows: spec.batch.rows },
     models: spec.models,
