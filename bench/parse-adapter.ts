@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Scorer } from '../src/model/scorer.js';
 import { listInputs, planChunks, planParquetChunks } from '../src/run/plan.js';
 import { scoreChunk } from '../src/run/score-chunk.js';
-import type { ChunkSpec } from '../src/run/spec.js';
+import { SPEC_VERSION, type ChunkSpec } from '../src/run/spec.js';
 
 export interface ParseOptions {
   format: 'csv' | 'parquet';
@@ -51,6 +51,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
   };
   // The spec of a chunk scored by the stand-in: it names a model no thread loads.
   const spec = (chunk: (typeof chunks)[number]): ChunkSpec => ({
+    version: SPEC_VERSION,
     run: { job: 'bench', date: 'bench', attempt: 'bench' },
     index: chunk.index,
     segments: chunk.segments,

@@ -140,7 +140,7 @@ describe('a model with external data', () => {
     await writeFile(model, onnx.ModelProto.encode(proto).finish());
     const res = await runCli(['run', await job('escape', model), '--date', DATE]);
     expect(res.code).toBe(1);
-    expect(res.stderr).toContain(`MODEL_EXTERNAL_DATA_INVALID: ${model} keeps tensors in "../m/model.onnx.data", which is not a file inside the model's folder`);
+    expect(res.stderr).toContain(`MODEL_EXTERNAL_DATA_INVALID: ${model} keeps tensors in "../m/model.onnx.data", which is not a plain file name inside the model's folder`);
   });
 
   it('is reloaded by a long-lived process when only its external data is replaced', async () => {
@@ -156,5 +156,14 @@ describe('a model with external data', () => {
     const now = await ort.InferenceSession.create(model);
     expect((await after.session.run({ input: x })).p!.data).toEqual((await now.run({ input: x })).p!.data);
     expect((await after.session.run({ input: x })).p!.data).not.toEqual((await before.session.run({ input: x })).p!.data);
+    // And again: every redeploy of the weights alone is a version of its own.
+    await copyFile(`${EXPORT}/model.onnx.data`, `${model}.data.new`);
+    await rename(`${model}.data.new`, `${model}.data`);
+    const again = await loadModel(model);
+    expect(again.sha256).toBe(before.sha256);
+    expect((await again.session.run({ input: x })).p!.data).toEqual((await (await ort.InferenceSession.create(model)).run({ input: x })).p!.data);
+    // The first version is the third back now: released, as a long-lived worker keeps two.
+    await expect(before.session.run({ input: x })).rejects.toThrow(/disposed/);
+    expect(await loadModel(model)).toBe(again);
   });
 });

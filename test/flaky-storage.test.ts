@@ -39,7 +39,7 @@ afterAll(async () => {
 /** S3 idle timeout for the runs under test (NIGHTSCORE_S3_TIMEOUT_MS), so a stall costs a second, not 30. */
 const TIMEOUT_MS = 1000;
 
-async function withFaults(name: string, plan: (n: number) => Fault | undefined) {
+async function withFaults(name: string, plan: (n: number, path: string) => Fault | undefined) {
   proxy = await startFaultProxy(s3.endpoint, plan);
   const job = await ws.job(`${name}.yaml`, {
     name,

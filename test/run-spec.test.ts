@@ -120,6 +120,12 @@ describe('chunks score from the spec', () => {
     const job = (await tq.queues.chunks.getJob(old.id!))!;
     expect(job.attemptsMade).toBe(1);
     expect(decodeFailure(job.failedReason).toJSON()).toMatchObject({ code: 'QUEUE_JOB_OUTDATED', kind: 'internal', message: expect.stringMatching(/queued by an earlier nightscore/) });
+    // A spec of another version is refused too, not scored by a guess.
+    const other = await tq.queues.chunks.add('chunk', { run: 'other@2026-01-01', lock: {}, spec: { version: 999 } }, { attempts: 3 });
+    for (let i = 0; i < 200 && !['failed', 'completed'].includes(await other.getState()); i++) await sleep(50);
+    const refused = (await tq.queues.chunks.getJob(other.id!))!;
+    expect(refused.attemptsMade).toBe(1);
+    expect(decodeFailure(refused.failedReason).toJSON()).toMatchObject({ code: 'QUEUE_JOB_OUTDATED', message: expect.stringMatching(/planned with run spec version 999, and this worker reads version 1/) });
     worker.child.kill('SIGTERM');
     await worker.exited;
   });

@@ -14,6 +14,7 @@ const MODEL_GRAPH = 7;
 const MODEL_METADATA_PROPS = 14;
 const MODEL_FUNCTIONS = 25;
 const FUNCTION_NODE = 7;
+const FUNCTION_ATTRIBUTE_PROTO = 11;
 const GRAPH_NODE = 1;
 const GRAPH_INITIALIZER = 5;
 const GRAPH_SPARSE_INITIALIZER = 15;
@@ -55,7 +56,10 @@ export function readOnnxMetadata(bytes: Uint8Array): OnnxMetadata {
     } else if (field === MODEL_GRAPH) {
       graph(reader.bytes(), external, 0);
     } else if (field === MODEL_FUNCTIONS) {
-      eachMessage(reader.bytes(), (f, body) => f === FUNCTION_NODE && node(body, external, 0));
+      eachMessage(reader.bytes(), (f, body) => {
+        if (f === FUNCTION_NODE) node(body, external, 0);
+        else if (f === FUNCTION_ATTRIBUTE_PROTO) attribute(body, external, 0);
+      });
     } else {
       reader.skipType(tag & 7);
     }
@@ -83,13 +87,14 @@ function graph(bytes: Uint8Array, out: Set<string>, depth: number): void {
 }
 
 function node(bytes: Uint8Array, out: Set<string>, depth: number): void {
-  eachMessage(bytes, (field, attribute) => {
-    if (field !== NODE_ATTRIBUTE) return;
-    eachMessage(attribute, (f, body) => {
-      if (ATTRIBUTE_TENSOR.includes(f)) tensor(body, out);
-      else if (ATTRIBUTE_GRAPH.includes(f)) graph(body, out, depth + 1);
-      else if (ATTRIBUTE_SPARSE_TENSOR.includes(f)) sparse(body, out);
-    });
+  eachMessage(bytes, (field, body) => field === NODE_ATTRIBUTE && attribute(body, out, depth));
+}
+
+function attribute(bytes: Uint8Array, out: Set<string>, depth: number): void {
+  eachMessage(bytes, (f, body) => {
+    if (ATTRIBUTE_TENSOR.includes(f)) tensor(body, out);
+    else if (ATTRIBUTE_GRAPH.includes(f)) graph(body, out, depth + 1);
+    else if (ATTRIBUTE_SPARSE_TENSOR.includes(f)) sparse(body, out);
   });
 }
 

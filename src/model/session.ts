@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { NightscoreError } from '../errors.js';
 import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
@@ -54,12 +55,13 @@ const versions = new Map<string, string[]>();
  * long-lived worker keeps two sessions per model file however many deploys it sees.
  */
 const KEEP_VERSIONS = 2;
+let staleVersions = 0;
 
 /**
  * Loads a model, once per (file version, threads) per process: a long-lived worker picks up
  * a model file replaced on disk, because its inode, size or times change. The bytes
- * hashed for the manifest are the bytes handed to onnxruntime, so the recorded sha256 is
- * what actually scored.
+ * hashed for the manifest are the bytes handed to onnxruntime (the model file's, and private
+ * copies of its external data), so the recorded sha256 is what actually scored.
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const threads = opts.threads ?? 1;
@@ -67,9 +69,13 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const file = `${path}\0${threads}`;
   const id = `${file}\0${version}`;
   let loaded = cache.get(id);
-  // Weights deployed without the model file that names them are a new version too.
+  // Weights deployed without the model file that names them are a new version too: the
+  // stale one keeps its place among the versions kept, under a name of its own.
   if (loaded && !(await externalUnchanged(loaded))) {
+    const stale = `${id}\0stale-${++staleVersions}`;
+    cache.set(stale, loaded);
     cache.delete(id);
+    versions.set(file, (versions.get(file) ?? []).map((v) => (v === id ? stale : v)));
     loaded = undefined;
   }
   if (!loaded) {
@@ -132,55 +138,66 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
   }
   const main = { path, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
   const folder = dirname(path);
-  const external = await Promise.all(metadata.externalData.map((location) => externalFile(path, folder, location)));
-  let session: ort.InferenceSession;
+  for (const location of metadata.externalData) checkLocation(path, location);
+  // onnxruntime may map external data rather than read it: it loads private copies, which no
+  // deploy rewrites under it, and the bytes hashed are those copies'.
+  const copies = metadata.externalData.length > 0 ? await mkdtemp(join(tmpdir(), 'nightscore-model-')) : undefined;
   try {
-    session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      // Every native error also rejects the call, and nightscore reports it with a code; the
-      // native log line would only repeat it, colourised, outside the JSON log on stderr.
-      logSeverityLevel: 4,
-      // From bytes, onnxruntime would look for external data in the working directory, where
-      // another export's model.onnx.data may sit: it must be the model's own folder.
-      ...(external.length > 0 ? { extra: { session: { model_external_initializers_file_folder_path: folder } } } : {}),
-    });
-  } catch (err) {
-    throw notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
-  }
-  // onnxruntime read the external files itself: they must still be the bytes hashed.
-  for (const f of external) {
-    if ((await stat(f.path).then(versionOf, () => 'missing')) !== f.version) {
-      await session.release();
-      throw new NightscoreError('MODEL_CHANGED', `${f.path}, external data of ${path}, changed while the model was being loaded`, {
-        source: f.path,
-        hint: 'A model was being deployed while nightscore loaded it; run again once the deploy is done.',
+    const external = await Promise.all(metadata.externalData.map((location) => externalFile(path, folder, location, copies!)));
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+        // Every native error also rejects the call, and nightscore reports it with a code; the
+        // native log line would only repeat it, colourised, outside the JSON log on stderr.
+        logSeverityLevel: 4,
+        // From bytes, onnxruntime would look for external data in the working directory, where
+        // another export's model.onnx.data may sit.
+        ...(copies ? { extra: { session: { model_external_initializers_file_folder_path: copies } } } : {}),
       });
+    } catch (err) {
+      throw notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
     }
+    const files = [main, ...external.map(({ path: p, sha256, bytes: size }) => ({ path: p, sha256, bytes: size }))];
+    const sha256 = external.length === 0 ? main.sha256 : createHash('sha256').update(files.map((f, i) => `${f.sha256}  ${i === 0 ? basename(path) : metadata.externalData[i - 1]}\n`).join('')).digest('hex');
+    return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, session };
+  } finally {
+    // A mapping outlives its file's name: the copies go once the session holds them.
+    if (copies) await rm(copies, { recursive: true, force: true });
   }
-  const files = [main, ...external.map(({ path: p, sha256, bytes: size }) => ({ path: p, sha256, bytes: size }))];
-  const sha256 = external.length === 0 ? main.sha256 : createHash('sha256').update(files.map((f, i) => `${f.sha256}  ${i === 0 ? basename(path) : metadata.externalData[i - 1]}\n`).join('')).digest('hex');
-  return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, session };
 }
 
 /**
- * An external data file of `model`: the ONNX `location` resolved against the model's folder
- * (as the ONNX spec says), hashed, with its version as it was before hashing.
+ * An external data `location` must name a file below the model's folder in plain segments
+ * (no ".", "..", empty segment, backslash or control character), so that the name hashed, the
+ * name listed and the file onnxruntime opens are one and the same.
  */
-async function externalFile(model: string, folder: string, location: string): Promise<ModelFile & { version: string }> {
-  const relative = normalize(location);
-  if (location === '' || location.includes('\0') || isAbsolute(location) || relative === '..' || relative.startsWith('../')) {
-    throw new NightscoreError('MODEL_EXTERNAL_DATA_INVALID', `${model} keeps tensors in "${location}", which is not a file inside the model's folder`, {
+function checkLocation(model: string, location: string): void {
+  const segments = location.split('/');
+  // eslint-disable-next-line no-control-regex
+  if (isAbsolute(location) || /[\\\u0000-\u001f]/.test(location) || segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw new NightscoreError('MODEL_EXTERNAL_DATA_INVALID', `${model} keeps tensors in "${location}", which is not a plain file name inside the model's folder`, {
       source: model,
-      hint: 'External data must sit beside the model (or below its folder) under a relative name; re-save it with onnx.save_model(..., save_as_external_data=True, location="model.onnx.data").',
+      hint: 'External data must sit beside the model (or below its folder) under a plain relative name; re-save it with onnx.save_model(..., save_as_external_data=True, location="model.onnx.data").',
     });
   }
-  const file = join(folder, relative);
+}
+
+/**
+ * An external data file of `model`: the ONNX `location` in the model's folder (as the ONNX
+ * spec says), copied into `copies` and hashed there, with the original's version before the copy.
+ */
+async function externalFile(model: string, folder: string, location: string, copies: string): Promise<ModelFile & { version: string }> {
+  const file = join(folder, location);
+  const copy = join(copies, location);
   let before: Stats;
   try {
     before = await stat(file);
+    await mkdir(dirname(copy), { recursive: true });
+    await copyFile(file, copy);
   } catch (err) {
     throw new NightscoreError('MODEL_EXTERNAL_DATA_MISSING', `${model} keeps tensors in ${file} ("${location}"), which cannot be read: ${(err as Error).message}`, {
       source: file,
@@ -188,7 +205,8 @@ async function externalFile(model: string, folder: string, location: string): Pr
       cause: err,
     });
   }
-  return { path: file, sha256: await sha256Of(file), bytes: before.size, version: versionOf(before) };
+  const bytes = (await stat(copy)).size;
+  return { path: file, sha256: await sha256Of(copy), bytes, version: versionOf(before) };
 }
 
 /** Drops cached sessions (tests that rewrite a model file in place). */

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { RowCounts } from '../run/manifest.js';
 import { checkOutputLock, type HeldLock } from '../run/lock.js';
 import type { ChunkResult } from '../run/score-chunk.js';
-import type { ChunkSpec } from '../run/spec.js';
+import { SPEC_VERSION, type ChunkSpec } from '../run/spec.js';
 import type { ChunkThreadPool } from '../run/thread-pool.js';
 import { openLocation } from '../storage/open.js';
 import { outdatedJob, toQueueError } from './errors.js';
@@ -34,6 +34,7 @@ export function chunkProcessor(pool: ChunkThreadPool, log: Logger): (job: Job<Ch
     try {
       const { data } = job;
       if (!data.spec) throw outdatedJob('chunk', job.id!);
+      if (data.spec.version !== SPEC_VERSION) throw outdatedJob('chunk', job.id!, data.spec.version);
       // A run that lost its output lock to another attempt (its lease lapsed while no worker
       // was alive) must not write parts into that attempt's output.
       await checkOutputLock(openLocation(data.spec.output.uri), data.lock);

@@ -1,5 +1,6 @@
 import { UnrecoverableError } from 'bullmq';
 import { encodeFailure, NightscoreError, toNightscoreError, worthRetrying } from '../errors.js';
+import { SPEC_VERSION } from '../run/spec.js';
 
 /**
  * The error a queue job fails with: its message is the error's record (encodeFailure), which
@@ -12,11 +13,12 @@ export function toQueueError(err: unknown): Error {
 }
 
 /**
- * A run or chunk job queued by a nightscore older than this worker, without the spec it
- * now works from: it fails (not retried) rather than be scored from a guess.
+ * A run or chunk job queued by another nightscore version, without the spec this worker works
+ * from or with a spec of another version: it fails (not retried) rather than be scored by a guess.
  */
-export function outdatedJob(what: 'run' | 'chunk', id: string): NightscoreError {
-  return new NightscoreError('QUEUE_JOB_OUTDATED', `${what} job ${id} was queued by an earlier nightscore and has no run spec; it is not scored`, {
+export function outdatedJob(what: 'run' | 'chunk', id: string, version?: number): NightscoreError {
+  const why = version === undefined ? 'was queued by an earlier nightscore and has no run spec' : `was planned with run spec version ${version}, and this worker reads version ${SPEC_VERSION}`;
+  return new NightscoreError('QUEUE_JOB_OUTDATED', `${what} job ${id} ${why}; it is not scored`, {
     hint: 'Run the date again (nightscore backfill <job> --from <date> --to <date> --reprocess failed): its new run is planned by this version.',
   });
 }

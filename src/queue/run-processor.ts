@@ -8,7 +8,7 @@ import { prepareJob } from '../run/bind.js';
 import { abandonRun, finishRun } from '../run/finish.js';
 import type { HeldLock } from '../run/lock.js';
 import type { RunManifest } from '../run/manifest.js';
-import { chunkSpec } from '../run/spec.js';
+import { chunkSpec, SPEC_VERSION } from '../run/spec.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { decodeFailure, encodeFailure, fromErrorRecord } from '../errors.js';
@@ -78,6 +78,13 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
         log.warn({ run: job.id, err: (err as Error).message }, 'could not mark the outdated run failed in its output; its lock lapses after the lease'),
       );
     }
+    throw error;
+  }
+  if (plan.spec.version !== SPEC_VERSION) {
+    const error = outdatedJob('run', job.id!, plan.spec.version);
+    await abandonRun(plan.spec.output.uri, plan.manifest, plan.lock, error).catch((err: unknown) =>
+      log.warn({ run: job.id, err: (err as Error).message }, 'could not mark the outdated run failed in its output; its lock lapses after the lease'),
+    );
     throw error;
   }
   if (data.step === 'chunks') {

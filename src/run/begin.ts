@@ -10,7 +10,7 @@ import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import type { RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
-import type { ModelSpec, RunSpec } from './spec.js';
+import { SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
 
 /** Chunks one run may plan into: each is a queue job and a part file. */
 const MAX_CHUNKS = 100_000;
@@ -89,6 +89,7 @@ function uriOf(location: string): string {
 function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: string, outputUri: string, objects: InputObject[], models: ModelSpec[]): RunSpec {
   const { input, output } = job;
   return {
+    version: SPEC_VERSION,
     job: { name: job.name, file: job.file },
     date,
     attempt,

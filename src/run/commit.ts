@@ -1,7 +1,7 @@
 import { parse } from 'csv-parse';
 import { escapeFormula } from '../formats/csv-text.js';
 import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
-import { NightscoreError } from '../errors.js';
+import { NightscoreError, toNightscoreError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { readAgainWhileTransient, readText } from '../storage/storage.js';
 import { chunkFiles, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, type RunManifest } from './manifest.js';
@@ -69,7 +69,12 @@ export async function readManifest(out: Location, size?: number): Promise<RunMan
     const expected = listed ?? (await out.storage.stat(key))?.size;
     listed = undefined;
     if (expected === undefined) return undefined;
-    const body = await readText(out.storage, key);
+    // Removed between its stat and its read (a re-run beginning): there is none.
+    const body = await readText(out.storage, key).catch((err: unknown) => {
+      if (toNightscoreError(err).code === 'NOT_FOUND') return undefined;
+      throw err;
+    });
+    if (body === undefined) return undefined;
     if (Buffer.byteLength(body) !== expected) {
       throw new NightscoreError('MANIFEST_READ_SHORT', `${out.storage.uri(key)}: read ${Buffer.byteLength(body)} of ${expected} bytes`, { source: out.storage.uri(key) });
     }

@@ -52,7 +52,15 @@ export interface OutputSpec {
   parquet: { codec: 'SNAPPY' | 'UNCOMPRESSED' };
 }
 
+/**
+ * The shape of the specs this version writes and reads. A worker refuses a spec of another
+ * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
+ * (input.missing) would be silently ignored. Raise it with every change to the shape.
+ */
+export const SPEC_VERSION = 1;
+
 export interface RunSpec {
+  version: number;
   job: { name: string; file: string };
   date: string;
   /** The attempt this spec was planned for (the manifest's `attempt`). */
@@ -77,6 +85,7 @@ export interface RunSpec {
 
 /** One chunk of a run, with what scoring it needs of the run's spec (not the run's whole input list). */
 export interface ChunkSpec {
+  version: number;
   run: { job: string; date: string; attempt: string };
   index: number;
   segments: Segment[];
@@ -89,6 +98,7 @@ export interface ChunkSpec {
 export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
   const { input } = spec;
   return {
+    version: spec.version,
     run: { job: spec.job.name, date: spec.date, attempt: spec.attempt },
     index: chunk.index,
     segments: chunk.segments,
