@@ -4,7 +4,7 @@ import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, releaseModels } from '../src/model/session.js';
-import { allIn, createTestQueue } from './support/queue.js';
+import { runOnQueue } from './support/queue.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -80,15 +80,8 @@ describe('a model with external data', () => {
   it('scores the same on the queue, from a worker whose working directory is elsewhere', async () => {
     const model = await deploy('q');
     const file = await job('queued', model);
-    const tq = await createTestQueue();
-    try {
-      await tq.startWorker();
-      expect((await runCli(['run', file, '--date', DATE, '--queue'], { env: tq.env })).code).toBe(0);
-      const [status] = await tq.waitFor(file, DATE, DATE, allIn(['succeeded', 'failed']));
-      expect(status!.state, status!.error).toBe('succeeded');
-    } finally {
-      await tq.close();
-    }
+    const status = await runOnQueue(file, DATE);
+    expect(status.state, status.error).toBe('succeeded');
     const expected = await reference(model);
     const out = (await ws.csv(`out/queued/dt=${DATE}/part-00000.csv`)).slice(1);
     expect(out.map(([, p]) => Math.fround(Number(p)))).toEqual([...expected]);

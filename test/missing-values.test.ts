@@ -2,7 +2,7 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel } from '../scripts/onnx-builder.js';
-import { allIn, createTestQueue } from './support/queue.js';
+import { runOnQueue } from './support/queue.js';
 import { runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -135,15 +135,8 @@ describe('input.missing: nan', () => {
 
   it('holds on the queue: the run spec carries the policy to every chunk', async () => {
     const file = await job('queued', 'nan');
-    const tq = await createTestQueue();
-    try {
-      await tq.startWorker();
-      expect((await runCli(['run', file, '--date', DATE, '--queue'], { env: tq.env })).code).toBe(0);
-      const [status] = await tq.waitFor(file, DATE, DATE, allIn(['succeeded', 'failed']));
-      expect(status!.state, status!.error).toBe('succeeded');
-    } finally {
-      await tq.close();
-    }
+    const status = await runOnQueue(file, DATE);
+    expect(status.state, status.error).toBe('succeeded');
     expect(await scored('queued')).toEqual(expected);
   });
 });

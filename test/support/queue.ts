@@ -5,7 +5,7 @@ import { dateRange } from '../../src/job/dates.js';
 import { queueConfig, type QueueConfig } from '../../src/queue/config.js';
 import { openQueues, type Queues } from '../../src/queue/queues.js';
 import { readStatus, type DateStatus } from '../../src/queue/status.js';
-import { CLI, REPO } from './workspace.js';
+import { CLI, REPO, runCli } from './workspace.js';
 
 /**
  * A queue of one's own on the real Redis at 127.0.0.1:6379: a random prefix, so tests never
@@ -100,3 +100,17 @@ export async function createTestQueue(extraEnv: Record<string, string> = {}): Pr
 }
 
 export const allIn = (states: string[]) => (rows: DateStatus[]) => rows.every((r) => states.includes(r.state));
+
+/** Scores one date of a job on a queue of its own, with one worker process, and returns the date's final status. */
+export async function runOnQueue(jobFile: string, date: string): Promise<DateStatus> {
+  const tq = await createTestQueue();
+  try {
+    await tq.startWorker();
+    const res = await runCli(['run', jobFile, '--date', date, '--queue'], { env: tq.env });
+    if (res.code !== 0) throw new Error(`run --queue exited with ${res.code}: ${res.stderr}`);
+    const [status] = await tq.waitFor(jobFile, date, date, allIn(['succeeded', 'failed']));
+    return status!;
+  } finally {
+    await tq.close();
+  }
+}
