@@ -125,6 +125,20 @@ describe('a model with external data', () => {
     expect(res.stderr).not.toMatch(/re-export/i);
   });
 
+  it('whose external data arrives after a failed load loads once it is there, and keeps working', async () => {
+    const model = await deploy('late');
+    await rm(`${model}.data`);
+    await expect(loadModel(model)).rejects.toMatchObject({ code: 'MODEL_EXTERNAL_DATA_MISSING' });
+    await copyFile(`${EXPORT}/model.onnx.data`, `${model}.data`);
+    const loaded = await loadModel(model);
+    const x = new ort.Tensor('float32', Float32Array.from(rows[0]!), [1, FEATURES.length]);
+    const first = (await loaded.session.run({ input: x })).p!.data;
+    // A later deploy of the model file keeps the version before it loaded.
+    await writeFile(model, await readFile(model));
+    await loadModel(model);
+    expect((await loaded.session.run({ input: x })).p!.data).toEqual(first);
+  });
+
   it('whose external data is named outside its folder is refused with MODEL_EXTERNAL_DATA_INVALID', async () => {
     const { onnx } = onnxProto;
     const model = await deploy('escape');

@@ -82,7 +82,8 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
     loaded = createModel(path, threads);
     cache.set(id, loaded);
     loaded.catch(() => cache.delete(id));
-    const seen = [...(versions.get(file) ?? []), id];
+    // An id seen before (its load failed) is listed once, as the newest.
+    const seen = [...(versions.get(file) ?? []).filter((v) => v !== id), id];
     for (const old of seen.splice(0, Math.max(0, seen.length - KEEP_VERSIONS))) {
       const model = cache.get(old);
       cache.delete(old);
