@@ -33,8 +33,8 @@ export function chunkProcessor(pool: ChunkThreadPool, log: Logger): (job: Job<Ch
     if (slot === undefined) throw new Error('more chunks at once than scoring threads');
     try {
       const { data } = job;
-      if (!data.spec) throw outdatedJob('chunk', job.id!);
-      if (data.spec.version !== SPEC_VERSION) throw outdatedJob('chunk', job.id!, data.spec.version);
+      const version = (data.spec as ChunkSpec | undefined)?.version;
+      if (version !== SPEC_VERSION) throw outdatedJob('chunk', job.id!, version);
       // A run that lost its output lock to another attempt (its lease lapsed while no worker
       // was alive) must not write parts into that attempt's output.
       await checkOutputLock(openLocation(data.spec.output.uri), data.lock);

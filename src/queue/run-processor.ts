@@ -3,11 +3,9 @@ import type { Logger } from 'pino';
 import { loadJob } from '../job/load.js';
 import { logicalDateFor } from '../job/dates.js';
 import type { ChunkResult } from '../run/score-chunk.js';
-import { beginRun } from '../run/begin.js';
+import { beginRun, type RunPlan } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
 import { abandonRun, finishRun } from '../run/finish.js';
-import type { HeldLock } from '../run/lock.js';
-import type { RunManifest } from '../run/manifest.js';
 import { chunkSpec, SPEC_VERSION } from '../run/spec.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
@@ -70,21 +68,16 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     }
   }
   const plan = data.plan!;
-  if (!plan.spec) {
-    const error = outdatedJob('run', job.id!);
-    const legacy = plan as unknown as Partial<{ outputUri: string; manifest: RunManifest; lock: HeldLock }>;
-    if (legacy.outputUri && legacy.manifest && legacy.lock) {
-      await abandonRun(legacy.outputUri, legacy.manifest, legacy.lock, error).catch((err: unknown) =>
+  if ((plan.spec as RunPlan['spec'] | undefined)?.version !== SPEC_VERSION) {
+    // Planned by another version: plans before the spec kept the output folder as `outputUri`.
+    const other = plan as Partial<RunPlan> & { outputUri?: string };
+    const error = outdatedJob('run', job.id!, other.spec?.version);
+    const outputUri = other.spec?.output.uri ?? other.outputUri;
+    if (outputUri && other.manifest && other.lock) {
+      await abandonRun(outputUri, other.manifest, other.lock, error).catch((err: unknown) =>
         log.warn({ run: job.id, err: (err as Error).message }, 'could not mark the outdated run failed in its output; its lock lapses after the lease'),
       );
     }
-    throw error;
-  }
-  if (plan.spec.version !== SPEC_VERSION) {
-    const error = outdatedJob('run', job.id!, plan.spec.version);
-    await abandonRun(plan.spec.output.uri, plan.manifest, plan.lock, error).catch((err: unknown) =>
-      log.warn({ run: job.id, err: (err as Error).message }, 'could not mark the outdated run failed in its output; its lock lapses after the lease'),
-    );
     throw error;
   }
   if (data.step === 'chunks') {

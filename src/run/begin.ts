@@ -10,7 +10,7 @@ import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import type { RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
-import { SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
+import { champion, SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
 
 /** Chunks one run may plan into: each is a queue job and a part file. */
 const MAX_CHUNKS = 100_000;
@@ -54,7 +54,7 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
   const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), outputUri, inputs, [prepared.spec]);
-  const manifest = newManifest(prepared, spec, chunks.length);
+  const manifest = newManifest(spec, chunks.length);
   manifest.skipped = skipped;
   const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: job.name, date }, outputLeaseMs());
   try {
@@ -93,7 +93,7 @@ function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: st
     job: { name: job.name, file: job.file },
     date,
     attempt,
-    input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, missing: missingAsNan(job, models[0]!.binding.features), objects },
+    input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, missing: missingAsNan(job, champion({ models }).binding.features), objects },
     output: { uri: outputUri, format: output.format, csv: output.csv, parquet: output.parquet },
     batch: { rows: job.chunk.rows, chunk_bytes: job.chunk.bytes },
     limits: { ...job.limits },
@@ -107,17 +107,18 @@ function missingAsNan(job: JobDefinition, features: string[]): string[] {
   return typeof missing === 'string' ? (missing === 'nan' ? [...features] : []) : features.filter((f) => missing[f] === 'nan');
 }
 
-function newManifest({ model, scorer }: PreparedJob, spec: RunSpec, chunks: number): RunManifest {
+function newManifest(spec: RunSpec, chunks: number): RunManifest {
+  const scored = champion(spec);
   return {
     job: spec.job.name,
     date: spec.date,
     status: 'running',
     attempt: spec.attempt,
     model: {
-      path: model.path,
-      sha256: model.sha256,
-      features: scorer.features,
-      outputs: Object.fromEntries(scorer.outputs.map((o) => [o.output, o.names])),
+      path: scored.location,
+      sha256: scored.sha256,
+      features: scored.binding.features,
+      outputs: Object.fromEntries(scored.outputs.map((o) => [o.output, o.names])),
     },
     models: spec.models,
     input: { uri: spec.input.uri, format: spec.input.format },
