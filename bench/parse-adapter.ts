@@ -39,13 +39,14 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
   const chunks = opts.format === 'parquet' ? await planParquetChunks(inputs, opts.batchRows) : planChunks(inputs, { chunkBytes: opts.chunkBytes, split: true });
   const out = await mkdtemp(path.join(opts.scratchDir, 'parse-'));
   let touched = 0;
+  const binding = [{ name: 'input', type: 'float32' as const, columns: opts.features, rank: 2 as const }];
   const scorer: Scorer = {
+    inputs: binding,
     features: opts.features,
-    inputName: 'input',
     outputs: [],
     // Read the batch as inference would, so nothing upstream is skipped; produce nothing.
-    score: async (features) => {
-      touched += features[0] ?? 0;
+    score: async (batch) => {
+      touched += batch.features[0] ?? 0;
       return [];
     },
   };
@@ -56,9 +57,9 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     index: chunk.index,
     segments: chunk.segments,
     input: { format: opts.format, key: opts.keys, csv: { delimiter: ',', max_record_bytes: 1024 * 1024, split: true }, missing: [] },
-    output: { uri: `${out}/`, format: 'csv', csv: { delimiter: ',', escape_formulas: false }, parquet: { codec: 'SNAPPY' } },
+    output: { uri: `${out}/`, rejects_uri: `${out}/_rejects/`, format: 'csv', csv: { delimiter: ',', escape_formulas: false }, parquet: { codec: 'SNAPPY' } },
     batch: { rows: opts.batchRows },
-    models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { input: 'input', features: opts.features }, outputs: [], engine: { name: 'onnxruntime', threads: 1 } }],
+    models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'onnxruntime', threads: 1 } }],
   });
   const total = { rows: 0, rejected: 0 };
   try {

@@ -7,11 +7,15 @@ import onnxProto from 'onnx-proto';
 import { rng } from '../src/demo/churn-data.js';
 
 const { onnx } = onnxProto;
-type ElemType = 'float' | 'double' | 'int64' | 'string';
-const ELEM: Record<ElemType, number> = {
+export type ElemType = 'float' | 'double' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8' | 'string';
+export const ELEM: Record<ElemType, number> = {
   float: onnx.TensorProto.DataType.FLOAT,
   double: onnx.TensorProto.DataType.DOUBLE,
+  float16: onnx.TensorProto.DataType.FLOAT16,
   int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
+  bool: onnx.TensorProto.DataType.BOOL,
+  uint8: onnx.TensorProto.DataType.UINT8,
   string: onnx.TensorProto.DataType.STRING,
 };
 
@@ -44,6 +48,8 @@ export interface ModelSpec {
   nodes: NodeSpec[];
   /** Float initializers by name, with their shape. */
   floats?: Record<string, { dims: number[]; values: number[] }>;
+  /** int64 initializers by name, with their shape (axes, shapes). */
+  ints?: Record<string, { dims: number[]; values: number[] }>;
   metadata?: Record<string, string>;
   producer?: string;
 }
@@ -93,7 +99,10 @@ export function buildModel(spec: ModelSpec): Uint8Array {
       name: 'graph',
       input: spec.inputs.map(valueInfo),
       output: spec.outputs.map(valueInfo),
-      initializer: Object.entries(spec.floats ?? {}).map(([name, t]) => ({ name, dims: t.dims, dataType: ELEM.float, floatData: t.values })),
+      initializer: [
+        ...Object.entries(spec.floats ?? {}).map(([name, t]) => ({ name, dims: t.dims, dataType: ELEM.float, floatData: t.values })),
+        ...Object.entries(spec.ints ?? {}).map(([name, t]) => ({ name, dims: t.dims, dataType: ELEM.int64, int64Data: t.values })),
+      ],
       node: spec.nodes.map((n, i) => ({
         name: `${n.op}_${i}`,
         opType: n.op,

@@ -16,7 +16,7 @@ beforeAll(async () => {
   await ws.model('models/named.onnx', { weights: [0.1, -0.2, 0.3], bias: 0.05, featureNames: FEATURES });
   await ws.model('models/five.onnx', { weights: [1, 1, 1, 1, 1], bias: 0 });
   await ws.model('models/zipmap.onnx', { weights: [0.1, -0.2, 0.3], bias: 0, zipmap: true });
-  await ws.model('models/double.onnx', { weights: [0.1, -0.2, 0.3], bias: 0, inputElem: 'double' });
+  await ws.model('models/bytes.onnx', { weights: [0.1, -0.2, 0.3], bias: 0, inputElem: 'uint8' });
   await ws.write('models/garbage.onnx', 'this is not a model');
   await ws.write('in/dt=2026-01-01/x.csv', GOOD_CSV);
 });
@@ -59,12 +59,12 @@ describe('bad input gets a clear error', () => {
     await expect(ws.list('out/five')).rejects.toThrow(/ENOENT/);
   });
 
-  it('a float64 input is refused with the re-export fix', async () => {
-    const file = await job('double', { model: { path: 'models/double.onnx' } });
+  it('an input of a type nightscore does not read (uint8) is refused, naming the types it reads and the fix', async () => {
+    const file = await job('bytes', { model: { path: 'models/bytes.onnx' } });
     const res = await runCli(['validate', file]);
     expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/MODEL_SIGNATURE: .*double\.onnx: input "input" takes float64; nightscore feeds float32/);
-    expect(res.stderr).toContain('FloatTensorType');
+    expect(res.stderr).toMatch(/MODEL_SIGNATURE: .*bytes\.onnx: input "input" takes uint8; nightscore reads float32, float64, float16, int64, int32, bool, string/);
+    expect(res.stderr).toContain('hint: Re-export the input with one of those element types');
   });
 
   it.each([1, 64])('a model with a fixed batch dimension of %i rows is MODEL_FIXED_BATCH at validate, naming the size and the fix', async (rows) => {

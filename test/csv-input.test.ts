@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { openCsv } from '../src/formats/csv-read.js';
 import { scanLayout } from '../src/formats/csv-scan.js';
+import { float32Columns, scanColumns } from './support/columns.js';
 import { BatchBuilder, mapColumns } from '../src/formats/batch.js';
 
 /** Opens CSV text (as one buffer, or in pieces) the way a run does. */
@@ -9,8 +10,8 @@ async function open(text: string | Buffer | Array<string | Buffer>, features: st
   const pieces = (Array.isArray(text) ? text : [text]).map((t) => Buffer.from(t));
   const csv = await openCsv(Readable.from(pieces), { source: 'mem.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
   const columns = mapColumns(csv.header.names, features, keys, 'mem.csv');
-  const builder = new BatchBuilder(features, capacity, 'mem.csv', keys.length);
-  return { batches: csv.scan(scanLayout(columns.width, columns.features, columns.keys, features), builder), builder };
+  const builder = new BatchBuilder(float32Columns(features), capacity, 'mem.csv', keys.length);
+  return { batches: csv.scan(scanLayout(columns.width, scanColumns(columns.features), columns.keys, features), builder), builder };
 }
 
 /** Reads CSV text the way a run does, returning scored rows and rejects. */

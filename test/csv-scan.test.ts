@@ -3,6 +3,7 @@ import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { openCsv } from '../src/formats/csv-read.js';
 import { scanLayout } from '../src/formats/csv-scan.js';
+import { float32Columns, scanColumns } from './support/columns.js';
 import { parseFeature } from '../src/formats/numbers.js';
 import { BatchBuilder, mapColumns } from '../src/formats/batch.js';
 import { rng } from '../src/demo/churn-data.js';
@@ -80,7 +81,7 @@ async function scanned(pieces: Buffer[], batchRows = 7, delimiter = ','): Promis
   try {
     const csv = await openCsv(Readable.from(pieces), { source: 'x.csv', delimiter, maxRecordBytes: 1 << 20 });
     const columns = mapColumns(csv.header.names, FEATURES, KEYS, 'x.csv');
-    const builder = new BatchBuilder(FEATURES, batchRows, 'x.csv', KEYS.length);
+    const builder = new BatchBuilder(float32Columns(FEATURES), batchRows, 'x.csv', KEYS.length);
     const drain = (full: BatchBuilder) => {
       const batch = full.take();
       for (let r = 0; r < batch.rows; r++) {
@@ -88,7 +89,7 @@ async function scanned(pieces: Buffer[], batchRows = 7, delimiter = ','): Promis
       }
       for (const r of full.takeRejects()) out.rejects.push(`${r.line} ${r.key.join('|')}: ${r.reason}`);
     };
-    for await (const full of csv.scan(scanLayout(columns.width, columns.features, columns.keys, FEATURES), builder)) drain(full);
+    for await (const full of csv.scan(scanLayout(columns.width, scanColumns(columns.features), columns.keys, FEATURES), builder)) drain(full);
     drain(builder);
   } catch (err) {
     const e = err as { code: string; cause?: { code: string; line: number } };

@@ -173,8 +173,8 @@ describe('hostile input', () => {
     await expectCleanFailure(await modelJob('m-empty', new Uint8Array(0)), /MODEL_INVALID: .*m-empty\/model\.onnx is not a loadable ONNX model/);
   });
 
-  it('a model that takes strings', async () => {
-    await expectCleanFailure(await modelJob('m-string', logisticModel({ weights: [1, 1, 1], bias: 0, inputElem: 'string' })), /MODEL_SIGNATURE: .*m-string\/model\.onnx: input "input" takes string; nightscore feeds float32/);
+  it('a model that takes an element type nightscore does not read', async () => {
+    await expectCleanFailure(await modelJob('m-uint8', logisticModel({ weights: [1, 1, 1], bias: 0, inputElem: 'uint8' })), /MODEL_SIGNATURE: .*m-uint8\/model\.onnx: input "input" takes uint8; nightscore reads float32, float64/);
   });
 
   it('a model with a 3-D input', async () => {
@@ -203,8 +203,8 @@ describe('hostile input', () => {
       ],
       floats: W3,
     });
-    const res = await expectCleanFailure(await modelJob('m-two', model), /MODEL_SIGNATURE: .*m-two\/model\.onnx has 2 inputs \("a", "b"\); nightscore feeds one \[rows, features\] tensor/);
-    expect(res.stderr).toContain('hint: Set model.input');
+    const res = await expectCleanFailure(await modelJob('m-two', model), /MODEL_SIGNATURE: .*m-two\/model\.onnx has 2 inputs \("a", "b"\); model.features feeds one \[rows, features\] tensor/);
+    expect(res.stderr).toContain('hint: Map every input to its columns under model.inputs, e.g. model.inputs: { a: [column, …], b: [column, …] }');
   });
 
   it('a model whose symbolic input width its weights contradict', async () => {

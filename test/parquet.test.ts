@@ -285,7 +285,7 @@ describe('Parquet and CSV', () => {
     const schema = (await conn.runAndReadAll(`select column_name, column_type from (describe select * from read_parquet('${part}', hive_partitioning = false))`)).getRowObjects();
     expect(schema.slice(0, 2)).toEqual([
       { column_name: 'id', column_type: 'INTEGER' },
-      { column_name: 'timestamp_col', column_type: 'TIMESTAMP' },
+      { column_name: 'timestamp_col', column_type: 'TIMESTAMP_NS' },
     ]);
     const rows = (await conn.runAndReadAll(`select id, strftime(timestamp_col, '%Y-%m-%d %H:%M') as t from read_parquet('${part}', hive_partitioning = false)`)).getRowObjects();
     expect(rows[0]).toEqual({ id: 4, t: '2009-03-01 00:00' });

@@ -59,7 +59,7 @@ describe('the manifest names the models the run pinned', () => {
         location: MODEL,
         sha256,
         files: [{ path: MODEL, sha256, bytes: bytes.length }],
-        binding: { input: 'input', features: CHURN_FEATURES },
+        binding: { inputs: [{ name: 'input', type: 'float32', columns: CHURN_FEATURES, rank: 2 }] },
         outputs: [
           { output: 'label', type: 'int64', names: ['churn_predicted'] },
           { output: 'probabilities', type: 'float32', names: ['p_stay', 'p_churn'] },
@@ -125,7 +125,7 @@ describe('chunks score from the spec', () => {
     for (let i = 0; i < 200 && !['failed', 'completed'].includes(await other.getState()); i++) await sleep(50);
     const refused = (await tq.queues.chunks.getJob(other.id!))!;
     expect(refused.attemptsMade).toBe(1);
-    expect(decodeFailure(refused.failedReason).toJSON()).toMatchObject({ code: 'QUEUE_JOB_OUTDATED', message: expect.stringMatching(/planned with run spec version 999, and this worker reads version 1/) });
+    expect(decodeFailure(refused.failedReason).toJSON()).toMatchObject({ code: 'QUEUE_JOB_OUTDATED', message: expect.stringMatching(/planned with run spec version 999, and this worker reads version 2/) });
     worker.child.kill('SIGTERM');
     await worker.exited;
   });

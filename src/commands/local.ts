@@ -81,13 +81,13 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
   const lines = [
     `job      ${job.name} (${job.file}): valid`,
     `model    ${prepared.model.path}  sha256 ${prepared.model.sha256.slice(0, 16)}…`,
-    `         input "${prepared.scorer.inputName}" float32 [N, ${prepared.scorer.features.length}]; features ${prepared.scorer.features.join(', ')}`,
+    ...prepared.scorer.inputs.map((i) => `         input "${i.name}" ${i.type} [N${i.rank === 2 ? `, ${i.columns.length}` : ''}]; features ${i.columns.join(', ')}`),
     `         columns ${prepared.scorer.outputs.flatMap((o) => o.names).join(', ')}`,
   ];
   // Whether output and input overlap can depend on the date; without one, check yesterday's.
   const date = opts.date ? parseLogicalDate(opts.date) : yesterday();
   const where = locateRun(job, date);
-  await checkOutputApart(job, where.inputUri, where.outputUri, date);
+  await checkOutputApart(job, where, date);
   if (opts.date) {
     const { objects, skipped } = await listInputs(where.inputUri, job.input.format, date);
     lines.push(`input    ${date}: ${objects.length} object(s), ${objects.reduce((s, i) => s + i.bytes, 0)} bytes`);

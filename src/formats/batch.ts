@@ -1,7 +1,10 @@
 import { NightscoreError } from '../errors.js';
 import type { ScanTarget } from './csv-scan.js';
-import { escapeFormula, keyText, withRoom, type CsvText } from './csv-text.js';
+import { escapeFormula, withRoom, type CsvText } from './csv-text.js';
+import { keyText } from './key-values.js';
+import { columnValues, type ColumnValues, type FeatureBatch, type FeatureColumn } from '../model/features.js';
 import { parquetFeature } from './parquet-values.js';
+import { storeText, storeValue } from './typed-values.js';
 
 /** Rows a builder holds room for at first; it doubles from there up to its capacity. */
 const FIRST_ROWS = 1024;
@@ -22,18 +25,17 @@ export interface Reject {
   reason: string;
 }
 
-/** Rows gathered for one inference call: features as one row-major float32 block. */
-export interface Batch {
-  rows: number;
-  /** rows × features values, row-major: the tensor's backing data. */
-  features: Float32Array;
+/** Rows gathered for one inference call: their feature values (see FeatureBatch) and keys. */
+export interface Batch extends FeatureBatch {
   keys: BatchKeys;
 }
 
 /** The key values of a batch's rows. */
 export interface BatchKeys {
-  /** Row r's key k: text from CSV, the source type's value from Parquet. */
+  /** Row r's key k: text from CSV (an empty field, quoted or not, is ''), the source type's value from Parquet. */
   value(r: number, k: number): unknown;
+  /** Row r's key k is null: a Parquet null, or an empty unquoted CSV field (`""` is the empty string). */
+  isNull(r: number, k: number): boolean;
   /** Writes row r's key k as one CSV cell. */
   writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void;
 }
@@ -49,6 +51,11 @@ class TextKeys implements BatchKeys {
   private rowStart = 0;
   private starts: Int32Array;
   private ends: Int32Array;
+  /**
+   * Per slot: 1 when the key is the empty string (a quoted empty field, `""`). An empty
+   * unquoted field is null, as CSV readers take it, so the two stay apart in the output.
+   */
+  private emptyText: Uint8Array;
 
   constructor(
     rows: number,
@@ -57,12 +64,13 @@ class TextKeys implements BatchKeys {
     this.bytes = Buffer.allocUnsafe(Math.max(4096, rows * width * 16));
     this.starts = new Int32Array(rows * width);
     this.ends = new Int32Array(rows * width);
+    this.emptyText = new Uint8Array(rows * width);
   }
 
   startRow(row: number): void {
     if ((row + 1) * this.width > this.starts.length) this.growRows();
     this.used = this.rowStart;
-    for (let slot = row * this.width, to = slot + this.width; slot < to; slot++) this.starts[slot] = this.ends[slot] = 0;
+    for (let slot = row * this.width, to = slot + this.width; slot < to; slot++) this.starts[slot] = this.ends[slot] = this.emptyText[slot] = 0;
   }
 
   setBytes(row: number, k: number, src: Buffer, start: number, end: number): void {
@@ -78,6 +86,7 @@ class TextKeys implements BatchKeys {
   setText(row: number, k: number, text: string): void {
     this.reserve(text.length * 3);
     const slot = row * this.width + k;
+    this.emptyText[slot] = text === '' ? 1 : 0;
     this.starts[slot] = this.used;
     this.used += this.bytes.write(text, this.used, 'utf8');
     this.ends[slot] = this.used;
@@ -106,18 +115,27 @@ class TextKeys implements BatchKeys {
     return this.bytes.toString('utf8', this.starts[slot], this.ends[slot]);
   }
 
+  isNull(r: number, k: number): boolean {
+    const slot = r * this.width + k;
+    return this.starts[slot] === this.ends[slot] && this.emptyText[slot] === 0;
+  }
+
   writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
     const slot = r * this.width + k;
-    out.textBytes(this.bytes, this.starts[slot] as number, this.ends[slot] as number, escapeFormulas);
+    if (this.emptyText[slot] === 1) out.ascii('""');
+    else out.textBytes(this.bytes, this.starts[slot] as number, this.ends[slot] as number, escapeFormulas);
   }
 
   private growRows(): void {
     const starts = new Int32Array(Math.max(this.width, this.starts.length * 2));
     const ends = new Int32Array(starts.length);
+    const emptyText = new Uint8Array(starts.length);
     starts.set(this.starts);
     ends.set(this.ends);
+    emptyText.set(this.emptyText);
     this.starts = starts;
     this.ends = ends;
+    this.emptyText = emptyText;
   }
 
   private reserve(n: number): void {
@@ -139,9 +157,19 @@ export class ColumnKeys implements BatchKeys {
     return (this.columns[k] as ArrayLike<unknown>)[this.rows[r] as number];
   }
 
+  isNull(r: number, k: number): boolean {
+    const value = this.value(r, k);
+    return value === null || value === undefined;
+  }
+
   writeCsv(r: number, k: number, out: CsvText, escapeFormulas: boolean): void {
-    const text = keyText(this.value(r, k));
-    out.text(escapeFormulas ? escapeFormula(text) : text);
+    const value = this.value(r, k);
+    // A null is an empty cell; an empty string is quoted, so readers can tell them apart.
+    if (value === '') out.ascii('""');
+    else {
+      const text = keyText(value);
+      out.text(escapeFormulas ? escapeFormula(text) : text);
+    }
   }
 }
 
@@ -190,12 +218,15 @@ function describeHeader(header: string[]): string {
  * Accumulates rows into a batch of at most `capacity` rows, and the rows rejected meanwhile.
  * The feature and key buffers grow to a batch's size and are then reused from batch to
  * batch, so memory does not grow with the input. CSV rows arrive from the scanner
- * (csv-scan.ts), which writes features straight into `values`; Parquet rows arrive a column
- * batch at a time through `addColumns`.
+ * (csv-scan.ts), which writes float32 features straight into `values` and hands every other
+ * field over as text (text slot k: key k, then the other columns in order); Parquet rows
+ * arrive a column batch at a time through `addColumns`.
  */
 export class BatchBuilder implements ScanTarget {
-  /** Grows to `capacity` rows as rows come, so a small or empty chunk does not pay for a full batch. */
+  /** float32 columns, row-major. Grows to `capacity` rows as rows come, so a small or empty chunk does not pay for a full batch. */
   private buffer: Float32Array;
+  /** Per column: its values when it is not float32 (grown with `buffer`), else undefined. */
+  private typed: (ColumnValues | undefined)[];
   /** Made on the first CSV row: Parquet batches keep their keys as the decoded columns. */
   private textKeys: TextKeys | undefined;
   /** The last batch handed out holds textKeys: clear it before the next row is written. */
@@ -204,20 +235,34 @@ export class BatchBuilder implements ScanTarget {
   private columnKeys: ColumnKeys | undefined;
   private rejected: Reject[] = [];
   private count = 0;
+  /** float32 columns per row. */
   private readonly width: number;
+  /** Per column: its slot among the float32 columns, or -1. */
+  private readonly floatSlot: Int32Array;
+  /** Per text slot past the keys: the column it fills. */
+  private readonly textColumn: number[];
+  /** Room, in rows, of the buffers. */
+  private room: number;
 
   constructor(
-    private readonly featureNames: string[],
+    private readonly columns: FeatureColumn[],
     readonly capacity: number,
     /** URI of the object the rows come from, for rejects. */
     private readonly source: string,
     /** Key columns per row. */
     private readonly keyCount: number,
-    /** Per feature: true when a missing value (null, NaN) is scored as NaN rather than rejected. */
-    private readonly missing: readonly boolean[] = [],
   ) {
-    this.width = featureNames.length;
-    this.buffer = new Float32Array(Math.min(capacity, FIRST_ROWS) * this.width);
+    this.floatSlot = new Int32Array(columns.length).fill(-1);
+    this.textColumn = [];
+    let width = 0;
+    columns.forEach((c, j) => {
+      if (c.type === 'float32') this.floatSlot[j] = width++;
+      else this.textColumn.push(j);
+    });
+    this.width = width;
+    this.room = Math.min(capacity, FIRST_ROWS);
+    this.buffer = new Float32Array(this.room * width);
+    this.typed = columns.map((c) => (c.type === 'float32' ? undefined : columnValues(c.type, this.room)));
   }
 
   get values(): Float32Array {
@@ -244,18 +289,28 @@ export class BatchBuilder implements ScanTarget {
     this.textKeys.startRow(this.count);
   }
 
-  keyBytes(k: number, buf: Buffer, start: number, end: number): void {
-    this.textKeys!.setBytes(this.count, k, buf, start, end);
+  textBytes(slot: number, buf: Buffer, start: number, end: number): string | undefined {
+    if (slot < this.keyCount) {
+      this.textKeys!.setBytes(this.count, slot, buf, start, end);
+      return undefined;
+    }
+    return this.textField(slot, buf.toString('utf8', start, end));
   }
 
-  keyText(k: number, text: string): void {
-    this.textKeys!.setText(this.count, k, text);
+  textField(slot: number, text: string): string | undefined {
+    if (slot < this.keyCount) {
+      this.textKeys!.setText(this.count, slot, text);
+      return undefined;
+    }
+    const j = this.textColumn[slot - this.keyCount] as number;
+    const column = this.columns[j] as FeatureColumn;
+    return storeText(column.type as Exclude<FeatureColumn['type'], 'float32'>, this.typed[j] as ColumnValues, this.count, text, column.missing);
   }
 
   /** The row whose features and keys were just written is complete. */
   accept(): void {
     this.textKeys!.keep();
-    if (++this.count * this.width === this.buffer.length) this.grow();
+    if (++this.count === this.room) this.grow(Math.min(this.capacity, this.count * 2));
   }
 
   reject(line: number, reason: string): void {
@@ -266,23 +321,33 @@ export class BatchBuilder implements ScanTarget {
    * Adds `count` rows of column-oriented data (Parquet) to an empty builder: rows `from` to
    * `from + count` of the columns `features[j]` and `keys[k]` (taken in place, not sliced),
    * `firstLine` the first one's index in the file. Values go
-   * column by column straight into the feature buffer; a row with a value that is not a
-   * finite number is rejected, naming its first such column, and the rows after it close up.
+   * column by column straight into the feature buffers; a row with a value its column's type
+   * does not take is rejected, naming its first such column, and the rows after it close up.
    */
   addColumns(features: ArrayLike<unknown>[], keys: ArrayLike<unknown>[], from: number, count: number, firstLine: number): void {
     if (this.count !== 0 || count > this.capacity) throw new Error(`addColumns takes at most ${this.capacity} rows into an empty builder`);
     const width = this.width;
-    if (this.buffer.length < count * width) this.buffer = new Float32Array(Math.max(count, 1) * width);
+    if (this.room < count) this.grow(count);
     const buffer = this.buffer;
     // Per row, the first feature that failed (its index + 1), and why.
     let bad: Int32Array | undefined;
     const reasons = new Map<number, string>();
-    for (let j = 0; j < width; j++) {
+    for (let j = 0; j < this.columns.length; j++) {
       const column = features[j] as ArrayLike<unknown>;
-      const missing = this.missing[j] === true;
-      if (column instanceof Float64Array || column instanceof Float32Array || column instanceof Int32Array) {
+      const { type, missing } = this.columns[j] as FeatureColumn;
+      const slot = this.floatSlot[j] as number;
+      if (slot === -1) {
+        const values = this.typed[j] as ColumnValues;
+        for (let r = 0; r < count; r++) {
+          const reason = storeValue(type as Exclude<FeatureColumn['type'], 'float32'>, values, r, column[from + r], missing);
+          if (reason !== undefined && !bad?.[r]) {
+            bad = markBad(bad, count, r, j);
+            reasons.set(r, reason);
+          }
+        }
+      } else if (column instanceof Float64Array || column instanceof Float32Array || column instanceof Int32Array) {
         // The common case, typed: only non-finite values need a look.
-        for (let r = 0, at = j; r < count; r++, at += width) {
+        for (let r = 0, at = slot; r < count; r++, at += width) {
           const f = Math.fround(column[from + r] as number);
           if (f - f === 0 || (missing && f !== f)) buffer[at] = f;
           else if (!bad?.[r]) {
@@ -291,7 +356,7 @@ export class BatchBuilder implements ScanTarget {
           }
         }
       } else {
-        for (let r = 0, at = j; r < count; r++, at += width) {
+        for (let r = 0, at = slot; r < count; r++, at += width) {
           const raw = column[from + r];
           // Finite numbers inline: a number returned by a call V8 does not inline is boxed.
           const f = typeof raw === 'number' ? Math.fround(raw) : NaN;
@@ -313,22 +378,33 @@ export class BatchBuilder implements ScanTarget {
     for (let r = 0; r < count; r++) {
       const failed = bad?.[r];
       if (failed) {
-        this.rejected.push({ source: this.source, line: firstLine + r, key: keys.map((k) => k[from + r]), reason: `column ${this.featureNames[failed - 1]}: ${reasons.get(r)}` });
+        this.rejected.push({ source: this.source, line: firstLine + r, key: keys.map((k) => k[from + r]), reason: `column ${this.columns[failed - 1]!.name}: ${reasons.get(r)}` });
         continue;
       }
-      if (kept !== r) buffer.copyWithin(kept * width, r * width, (r + 1) * width);
+      if (kept !== r) {
+        buffer.copyWithin(kept * width, r * width, (r + 1) * width);
+        for (const values of this.typed) if (values) values[kept] = values[r] as never;
+      }
       rows[kept++] = from + r;
     }
     this.count = kept;
     this.columnKeys = new ColumnKeys(keys, rows.subarray(0, kept));
   }
 
-  /** Doubles the feature buffer, up to `capacity` rows (a full builder is drained, not grown). */
-  private grow(): void {
-    if (this.count >= this.capacity || this.width === 0) return;
-    const grown = new Float32Array(Math.min(this.capacity, this.count * 2) * this.width);
+  /** Grows the feature buffers to `rows` rows, keeping what they hold (a full builder is drained, not grown). */
+  private grow(rows: number): void {
+    if (rows <= this.room) return;
+    const grown = new Float32Array(rows * this.width);
     grown.set(this.buffer);
     this.buffer = grown;
+    this.typed = this.typed.map((values, j) => {
+      if (!values) return undefined;
+      const more = columnValues(this.columns[j]!.type as Exclude<FeatureColumn['type'], 'float32'>, rows);
+      if (Array.isArray(more)) (values as string[]).forEach((v, i) => (more[i] = v));
+      else (more as Float64Array).set(values as Float64Array);
+      return more;
+    });
+    this.room = rows;
   }
 
   /**
@@ -338,7 +414,7 @@ export class BatchBuilder implements ScanTarget {
    */
   take(): Batch {
     const keys = this.columnKeys ?? this.textKeys ?? new ColumnKeys([], new Int32Array(0));
-    const batch = { rows: this.count, features: this.buffer.subarray(0, this.count * this.width), keys };
+    const batch = { rows: this.count, features: this.buffer.subarray(0, this.count * this.width), columns: this.typed, keys };
     this.handedOut = keys === this.textKeys;
     this.columnKeys = undefined;
     this.count = 0;

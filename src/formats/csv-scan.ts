@@ -47,44 +47,68 @@ export interface CsvScanOptions {
 }
 
 /**
- * Where a record's fields go. `roles[i]` says what field i is for: a feature slot (>= 0),
- * a key slot (`-2 - k`), or nothing (-1). Fields past `roles.length` are counted only.
+ * Where a record's fields go. `roles[i]` says what field i is for: a float32 feature slot
+ * (>= 0), a text slot (`-2 - t`: keys first, then the feature columns of other types, whose
+ * text the target parses), or nothing (-1). Fields past `roles.length` are counted only.
  */
 export interface ScanLayout {
   roles: Int32Array;
-  /** Per feature slot: 1 when a missing value is scored as NaN (input.missing), 0 when it rejects the row. */
+  /** Per float32 slot: 1 when a missing value is scored as NaN (input.missing), 0 when it rejects the row. */
   missing: Uint8Array;
-  /** Feature names, for reject reasons. */
+  /** Per float32 slot, then per text slot: the feature column it fills (-1 for a key), so the first bad column is named. */
+  floatColumn: Int32Array;
+  textColumn: Int32Array;
+  /** Feature column names, for reject reasons. */
   names: string[];
   features: number;
   keys: number;
 }
 
 /**
- * Where scanned rows go: features into `values` at `offset`, keys by call (as bytes where
- * the field needs no unquoting, so no string is made), then the row accepted or rejected.
+ * Where scanned rows go: float32 features into `values` at `offset`, text fields by call (as
+ * bytes where the field needs no unquoting, so no string is made), then the row accepted or
+ * rejected.
  */
 export interface ScanTarget {
   readonly values: Float32Array;
-  /** Index in `values` of the next row's first feature. */
+  /** Index in `values` of the next row's first float32 feature. */
   readonly offset: number;
   /** True when the caller must drain the target before more rows are scanned. */
   readonly full: boolean;
   /** A row begins (again, if the last attempt ran out of bytes): its keys are empty until set. */
   startRow(): void;
-  /** Key k of the row is the UTF-8 in buf[start, end). */
-  keyBytes(k: number, buf: Buffer, start: number, end: number): void;
-  /** Key k of the row is this text (a quoted field, unquoted). */
-  keyText(k: number, text: string): void;
+  /** Text slot t of the row is the UTF-8 in buf[start, end); returns why the value is refused, if it is. */
+  textBytes(slot: number, buf: Buffer, start: number, end: number): string | undefined;
+  /** Text slot t of the row is this text (a quoted field, unquoted); returns why the value is refused, if it is. */
+  textField(slot: number, text: string): string | undefined;
   accept(): void;
   reject(line: number, reason: string): void;
 }
 
-export function scanLayout(width: number, features: number[], keys: number[], names: string[], missing: readonly boolean[] = []): ScanLayout {
+/** A feature column's place in the header, and whether the scanner reads it as float32. */
+export interface ScanColumn {
+  at: number;
+  float32: boolean;
+  missing: boolean;
+}
+
+export function scanLayout(width: number, columns: ScanColumn[], keys: number[], names: string[]): ScanLayout {
   const roles = new Int32Array(width).fill(-1);
-  features.forEach((at, j) => (roles[at] = j));
+  const floatColumn: number[] = [];
+  const textColumn: number[] = keys.map(() => -1);
+  const missing: number[] = [];
   keys.forEach((at, k) => (roles[at] = -2 - k));
-  return { roles, missing: Uint8Array.from(features, (_, j) => (missing[j] ? 1 : 0)), names, features: features.length, keys: keys.length };
+  columns.forEach((c, j) => {
+    if (c.float32) {
+      roles[c.at] = floatColumn.length;
+      floatColumn.push(j);
+      missing.push(c.missing ? 1 : 0);
+    } else {
+      roles[c.at] = -2 - textColumn.length;
+      textColumn.push(j);
+    }
+  });
+  return { roles, missing: Uint8Array.from(missing), floatColumn: Int32Array.from(floatColumn), textColumn: Int32Array.from(textColumn), names, features: columns.length, keys: keys.length };
 }
 
 export class CsvScanner {
@@ -217,11 +241,13 @@ export class CsvScanner {
         if (stop === -1) return -1;
         if (role !== -1) {
           const value = quotedText(buf, pos, stop);
-          if (role < -1) target.keyText(-2 - role, value);
-          else {
+          if (role < -1) {
+            const refused = target.textField(-2 - role, value);
+            if (refused !== undefined && (layout.textColumn[-2 - role] as number) < badFeature) [badFeature, badReason] = [layout.textColumn[-2 - role] as number, refused];
+          } else {
             const parsed = parseFeature(value, layout.missing[role] === 1);
             if (parsed.ok) values[base + role] = parsed.value;
-            else if (role < badFeature) [badFeature, badReason] = [role, parsed.reason];
+            else if ((layout.floatColumn[role] as number) < badFeature) [badFeature, badReason] = [layout.floatColumn[role] as number, parsed.reason];
           }
         }
       } else {
@@ -229,11 +255,13 @@ export class CsvScanner {
         if (stop < 0) {
           stop = this.unquotedEnd(buf, pos, final, field, recordStart, startLine);
           if (stop === -1) return -1;
-          if (role < -1) target.keyBytes(-2 - role, buf, pos, trimCr(buf, pos, stop));
-          else if (role >= 0) {
+          if (role < -1) {
+            const refused = target.textBytes(-2 - role, buf, pos, trimCr(buf, pos, stop));
+            if (refused !== undefined && (layout.textColumn[-2 - role] as number) < badFeature) [badFeature, badReason] = [layout.textColumn[-2 - role] as number, refused];
+          } else if (role >= 0) {
             const parsed = parseFeature(buf.toString('utf8', pos, trimCr(buf, pos, stop)), layout.missing[role] === 1);
             if (parsed.ok) values[base + role] = parsed.value;
-            else if (role < badFeature) [badFeature, badReason] = [role, parsed.reason];
+            else if ((layout.floatColumn[role] as number) < badFeature) [badFeature, badReason] = [layout.floatColumn[role] as number, parsed.reason];
           }
         }
       }
@@ -278,7 +306,8 @@ export class CsvScanner {
         const start = pos;
         let c = buf[pos] as number;
         while (c !== delim && c !== LF) c = buf[++pos] as number;
-        if (role < -1) target.keyBytes(-2 - role, buf, start, trimCr(buf, start, pos));
+        // A refused value leaves the record to `record`, which names the column.
+        if (role < -1 && target.textBytes(-2 - role, buf, start, trimCr(buf, start, pos)) !== undefined) return -1;
       }
       const c = buf[pos];
       if (field === last) {

@@ -27,13 +27,6 @@ export function escapeFormula(text: string): string {
   return FORMULA_START.includes(text.charCodeAt(0)) ? `'${text}` : text;
 }
 
-/** Key values as text: CSV keys are text already; Parquet keys may be numbers, bigints or dates. */
-export function keyText(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  if (v instanceof Date) return v.toISOString();
-  return String(v);
-}
-
 export class CsvText {
   private buf: Buffer;
   private pos = 0;

@@ -1,7 +1,8 @@
 import { stringify } from 'csv-stringify/sync';
 import type { OutputValues } from '../model/scorer.js';
 import type { BatchKeys, Reject } from './batch.js';
-import { CsvText, escapeFormula, keyText } from './csv-text.js';
+import { CsvText, escapeFormula } from './csv-text.js';
+import { keyText } from './key-values.js';
 import { formatFloat32 } from './numbers.js';
 
 export interface CsvWriteOptions {

@@ -2,6 +2,7 @@ import { ParquetWriter, ByteWriter } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet';
 import type { OutputColumns } from '../model/scorer.js';
 import type { ObjectWriter } from '../storage/storage.js';
+import { DateKey, DecimalKey, TimestampKey } from './key-values.js';
 import type { KeyColumn, PartWriter } from './part-writer.js';
 
 const PREDICTION_TYPE: Record<string, SchemaElement['type']> = {
@@ -20,8 +21,9 @@ const PREDICTION_TYPE: Record<string, SchemaElement['type']> = {
 function keyElement(k: KeyColumn): SchemaElement {
   const src = k.element;
   if (!src) return { name: k.name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' };
-  // INT96 timestamps (Impala, old Spark) are read as dates; write them as standard millisecond timestamps.
-  if (src.type === 'INT96') return { name: k.name, type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', repetition_type: 'OPTIONAL' };
+  // INT96 timestamps (Impala, old Spark) hold nanoseconds: written as the standard type that
+  // holds them whole, without a zone, as pyarrow and DuckDB read INT96.
+  if (src.type === 'INT96') return { name: k.name, type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'NANOS' }, repetition_type: 'OPTIONAL' };
   const { type, type_length, converted_type, scale, precision, logical_type } = src;
   return { name: k.name, type, type_length, converted_type, scale, precision, logical_type, repetition_type: 'OPTIONAL' };
 }
@@ -64,7 +66,7 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
   return {
     async writeBatch(keyRows, values, rows) {
       if (rows === 0) return;
-      const columnData = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => toKeyValue(keyRows.value(r, i), elements[i]!)) }));
+      const columnData = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => (keyRows.isNull(r, i) ? null : toKeyValue(keyRows.value(r, i), elements[i]!))) }));
       for (const v of values) {
         const width = v.columns.names.length;
         v.columns.names.forEach((name, c) => {
@@ -83,7 +85,12 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
   };
 }
 
+/** A key value as hyparquet-writer takes it for the key's element: exact values as their stored integers. */
 function toKeyValue(v: unknown, element: SchemaElement): unknown {
-  if (v === undefined || v === '') return element.converted_type === 'UTF8' ? (v ?? null) : null;
+  if (v instanceof DecimalKey) return v.unscaled;
+  if (v instanceof TimestampKey) return v.ticks;
+  if (v instanceof DateKey) return v.days;
+  // A CSV key is text: an empty one goes to a column of another type (none today) as null.
+  if (v === '' && element.converted_type !== 'UTF8') return null;
   return v;
 }

@@ -1,8 +1,10 @@
-import { cachedAsyncBuffer, parquetMetadataAsync, parquetScan, parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
+import { cachedAsyncBuffer, parquetMetadataAsync, parquetScan, parquetSchema, type FileMetaData, type ParquetParsers, type SchemaElement, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { NightscoreError } from '../errors.js';
+import type { ElementType } from '../model/features.js';
 import { inputTruncated } from '../storage/integrity.js';
 import { openLocation } from '../storage/open.js';
+import { DateKey, DecimalKey, TimestampKey } from './key-values.js';
 import { checkParquetEnvelope } from './parquet-envelope.js';
 
 /**
@@ -88,9 +90,10 @@ function describeType(tree: SchemaTree): string {
 
 /**
  * Finds a column by name, where a dotted name (`b_struct.b_c_int`) reaches into a struct.
- * Feature columns must be numeric: INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL.
+ * A feature column is checked for its input's element type (`role`): text for a string
+ * input, else a number (INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL).
  */
-export function resolveColumn(metadata: FileMetaData, name: string, role: 'feature' | 'key', uri: string): ColumnRef {
+export function resolveColumn(metadata: FileMetaData, name: string, role: ElementType | 'key', uri: string): ColumnRef {
   const root = parquetSchema(metadata);
   let node: SchemaTree | undefined = root.children.find((c) => c.element.name === name);
   let path: string[] = [];
@@ -105,14 +108,25 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: 'featu
     throw new NightscoreError('INPUT_MISSING_COLUMN', `${uri}: no column "${name}" (${role}); the file has ${names.slice(0, 12).join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`, {
       source: uri,
       column: name,
-      hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : 'Fix model.features in the job file, or the upstream export.',
+      hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : 'Fix model.features (or model.inputs) in the job file, or the upstream export.',
     });
   }
   const e = node.element;
+  if (role === 'string') {
+    const text = node.children.length === 0 && e.type === 'BYTE_ARRAY' && [undefined, 'UTF8', 'ENUM', 'JSON'].includes(e.converted_type) && [undefined, 'STRING', 'ENUM', 'JSON'].includes(e.logical_type?.type);
+    if (!text) {
+      throw new NightscoreError('INPUT_COLUMN_TYPE', `${uri}: feature column "${name}" is ${describeType(node)}; its model input takes string, so expected text (BYTE_ARRAY, STRING)`, {
+        source: uri,
+        column: name,
+        hint: 'Cast the column to a string upstream, or feed it to a numeric input.',
+      });
+    }
+    return { name, top: name.split('.')[0]!, path: [] };
+  }
   const numeric = node.children.length === 0 && (NUMERIC_PHYSICAL.has(String(e.type)) || e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL');
   const excluded = NOT_A_NUMBER.has(String(e.converted_type)) || ['DATE', 'TIME', 'TIMESTAMP', 'STRING', 'ENUM', 'JSON', 'BSON', 'UUID'].includes(String(e.logical_type?.type));
-  if (role === 'feature' && (!numeric || excluded)) {
-    throw new NightscoreError('INPUT_COLUMN_TYPE', `${uri}: feature column "${name}" is ${describeType(node)}; expected a number (INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL)`, {
+  if (role !== 'key' && (!numeric || excluded)) {
+    throw new NightscoreError('INPUT_COLUMN_TYPE', `${uri}: feature column "${name}" is ${describeType(node)}; expected a number (INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL)${role === 'float32' ? '' : ` for its ${role} input`}`, {
       source: uri,
       column: name,
       hint: 'Cast the column to a numeric type upstream, or drop it from model.features.',
@@ -131,7 +145,69 @@ export type ColumnReader = (rowStart: number, rowEnd: number) => Promise<ArrayLi
  * Prepares one scan of `refs` for a whole segment (the page indexes are loaded once), and
  * returns a reader of row ranges within it.
  */
-export async function parquetColumnReader(source: ParquetSource, refs: ColumnRef[]): Promise<ColumnReader> {
+export function parquetColumnReader(source: ParquetSource, refs: ColumnRef[]): Promise<ColumnReader> {
+  return columnReader(source, refs, {});
+}
+
+/**
+ * A reader of key columns, whose values must be copied exactly (key-values.ts): DECIMALs,
+ * timestamps and dates are read from their stored integers, not as the numbers and
+ * millisecond Dates hyparquet makes of them for everyone else.
+ */
+export async function parquetKeyReader(source: ParquetSource, refs: ColumnRef[]): Promise<ColumnReader> {
+  if (refs.length === 0) return async () => [];
+  const elements = refs.map((r) => source.metadata.schema.find((e) => e.name === r.top)!);
+  // hyparquet scales DECIMALs through a float64 whatever the parsers: undeclared, they come
+  // as their stored integers or bytes.
+  const metadata = { ...source.metadata, schema: source.metadata.schema.map((e) => (elements.includes(e) && isDecimal(e) ? { ...e, converted_type: undefined, logical_type: undefined } : e)) };
+  const read = await columnReader(source, refs, { metadata, utf8: false, parsers: RAW_TIME });
+  return async (rowStart, rowEnd) => (await read(rowStart, rowEnd)).map((values, i) => keyValues(values, elements[i]!));
+}
+
+/** Timestamps and dates as their stored integers; keyValues gives them their unit. */
+const RAW_TIME = {
+  timestampFromMilliseconds: (v: bigint) => v,
+  timestampFromMicroseconds: (v: bigint) => v,
+  timestampFromNanoseconds: (v: bigint) => v,
+  dateFromDays: (v: number) => v,
+} as unknown as Partial<ParquetParsers>;
+
+function isDecimal(e: SchemaElement): boolean {
+  return e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL';
+}
+
+const utf8 = new TextDecoder();
+
+/** A key column's stored values as the exact values key-values.ts defines; nulls stay null. */
+function keyValues(values: ArrayLike<unknown>, e: SchemaElement): ArrayLike<unknown> {
+  const map = (f: (v: never) => unknown) => Array.from(values, (v) => (v === null || v === undefined ? null : f(v as never)));
+  if (isDecimal(e)) {
+    const scale = e.scale ?? (e.logical_type?.type === 'DECIMAL' ? e.logical_type.scale : 0);
+    return map((v: number | bigint | Uint8Array) => new DecimalKey(v instanceof Uint8Array ? signedBigEndian(v) : BigInt(v), scale));
+  }
+  // INT96 holds nanoseconds; pyarrow and DuckDB read it as a timestamp without a zone, and so does nightscore.
+  if (e.type === 'INT96') return map((v: bigint) => new TimestampKey(v, 'NANOS', false));
+  if (e.converted_type === 'TIMESTAMP_MILLIS') return map((v: bigint) => new TimestampKey(v, 'MILLIS', true));
+  if (e.converted_type === 'TIMESTAMP_MICROS') return map((v: bigint) => new TimestampKey(v, 'MICROS', true));
+  if (e.logical_type?.type === 'TIMESTAMP') {
+    const { unit, isAdjustedToUTC } = e.logical_type;
+    return map((v: bigint) => new TimestampKey(v, unit, isAdjustedToUTC));
+  }
+  if (e.converted_type === 'DATE' || e.logical_type?.type === 'DATE') return map((v: number) => new DateKey(v));
+  // Read with utf8 off (so undeclared DECIMAL bytes stay bytes): undeclared BYTE_ARRAY is text, as hyparquet reads it.
+  if (e.type === 'BYTE_ARRAY' && values.length > 0) return map((v: string | Uint8Array) => (typeof v === 'string' ? v : utf8.decode(v)));
+  return values;
+}
+
+/** A two's-complement big-endian integer, as DECIMAL bytes store it. */
+function signedBigEndian(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
+  const bits = BigInt(bytes.length * 8);
+  return bytes.length > 0 && (bytes[0]! & 0x80) !== 0 ? value - (1n << bits) : value;
+}
+
+async function columnReader(source: ParquetSource, refs: ColumnRef[], scanOptions: { metadata?: FileMetaData; utf8?: boolean; parsers?: Partial<ParquetParsers> }): Promise<ColumnReader> {
   const tops = [...new Set(refs.map((r) => r.top))];
   const decodeError = (err: unknown, what: string) => {
     if (err instanceof NightscoreError) return err;
@@ -141,7 +217,7 @@ export async function parquetColumnReader(source: ParquetSource, refs: ColumnRef
       cause: err,
     });
   };
-  const scan = await parquetScan({ file: source.file, metadata: source.metadata, columns: tops, compressors, useOffsetIndex: true }).catch((err: unknown) => {
+  const scan = await parquetScan({ file: source.file, metadata: source.metadata, columns: tops, compressors, useOffsetIndex: true, ...scanOptions }).catch((err: unknown) => {
     throw decodeError(err, 'its page indexes');
   });
   return async (rowStart, rowEnd) => {

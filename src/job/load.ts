@@ -20,6 +20,8 @@ export interface RunLocations {
   date: string;
   inputUri: string;
   outputUri: string;
+  /** output.rejects_uri for the date; undefined for the default, `_rejects/` in the output folder. */
+  rejectsUri?: string;
 }
 
 /**
@@ -71,8 +73,9 @@ export function parseJob(text: string, file: string): JobDefinition {
   }
   const job = parsed.data;
   const dir = path.dirname(file);
-  for (const [key, uri] of [['input', job.input.uri], ['output', job.output.uri], ['model', job.model.path]] as const) {
-    const keyPath = [key, key === 'model' ? 'path' : 'uri'];
+  const locations = [['input', 'uri', job.input.uri], ['output', 'uri', job.output.uri], ['model', 'path', job.model.path], ...(job.output.rejects_uri === undefined ? [] : [['output', 'rejects_uri', job.output.rejects_uri]])] as const;
+  for (const [key, field, uri] of locations) {
+    const keyPath = [key, field];
     try {
       checkTemplate(uri);
       // Every date renders the same shape, so one sample date proves the location's form.
@@ -82,6 +85,12 @@ export function parseJob(text: string, file: string): JobDefinition {
       if (!(err instanceof NightscoreError)) throw err;
       throw invalid(keyPath, err.message, err.hint ?? 'See "Job file reference" in the README.');
     }
+  }
+  // The rejects folder is written and cleaned like the output folder, per date: one shared by
+  // every date would have each run remove the others' rejects.
+  const dated = (uri: string) => renderTemplate(uri, '2000-01-01') !== renderTemplate(uri, '2000-01-02');
+  if (job.output.rejects_uri !== undefined && dated(job.output.uri) && !dated(job.output.rejects_uri)) {
+    throw invalid(['output', 'rejects_uri'], `"${job.output.rejects_uri}" names no date, but output.uri does: every date's rejects would land in one folder`, 'Put the date in it as in output.uri, e.g. rejects_uri: "s3://scores-rejects/churn/dt={date}/".');
   }
   return { ...job, file, dir };
 }
@@ -150,6 +159,7 @@ export function locateRun(job: JobDefinition, date: string): RunLocations {
     date,
     inputUri: resolveLocation(renderTemplate(job.input.uri, date), job.dir),
     outputUri: resolveLocation(renderTemplate(job.output.uri, date), job.dir),
+    rejectsUri: job.output.rejects_uri === undefined ? undefined : resolveLocation(renderTemplate(job.output.rejects_uri, date), job.dir),
   };
 }
 

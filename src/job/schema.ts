@@ -67,10 +67,22 @@ export const jobSchema = z.strictObject({
     features: z.array(columnName).min(1).optional(),
     /** Name of the model input to feed; optional when the model has exactly one input. */
     input: z.string().optional(),
+    /**
+     * Every model input and the columns that fill it, in order: `{ num: [a, b], region: region }`.
+     * Each input's element type comes from the model. Instead of `features` and `input`.
+     */
+    inputs: z
+      .record(z.string().min(1), z.union([columnName, z.array(columnName).min(1)]))
+      .refine((m) => Object.keys(m).length > 0, 'expected at least one input')
+      .transform((m) => Object.fromEntries(Object.entries(m).map(([input, columns]) => [input, Array.isArray(columns) ? columns : [columns]])))
+      .optional(),
     /** Pins the model: a model file whose SHA-256 differs is refused. */
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (sha256sum of the model file)').optional(),
     /** Intra-op threads for onnxruntime. @defaultValue 1 (parallelism comes from chunks, not from ORT) */
     threads: z.number().int().min(1).max(256).default(1),
+  }).refine((m) => m.inputs === undefined || (m.features === undefined && m.input === undefined), {
+    message: 'model.inputs names every input and its columns, so model.features and model.input go with it: use one or the other',
+    path: ['inputs'],
   }),
   output: z.strictObject({
     uri: z.string().min(1),
@@ -81,6 +93,12 @@ export const jobSchema = z.strictObject({
      * under its own name (`o`, or `o_0 … o_{C-1}`).
      */
     columns: z.record(z.string(), z.union([columnName, z.array(columnName).min(1)])).optional(),
+    /**
+     * Where the rejects files go, a folder (a template, like uri) of their own: by default
+     * `_rejects/` inside the output folder. Set it when downstream globs over the output
+     * (`out/**\/*.csv`) must see predictions only.
+     */
+    rejects_uri: z.string().min(1).optional(),
     csv: csvOutputOptions.default({ delimiter: ',', escape_formulas: false }),
     parquet: z
       .strictObject({

@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { NightscoreError } from '../errors.js';
+import { columnValues, ELEMENT_TYPES, type ColumnValues, type ElementType, type FeatureBatch, type InputBinding } from './features.js';
 import type { LoadedModel } from './session.js';
 
 /** One model output as it becomes output columns. */
@@ -17,21 +18,25 @@ export interface OutputValues {
 }
 
 /**
- * The inference interface the rest of nightscore sees: float32 rows in, column values out.
- * Keeping it this small lets the queue move inference off the event loop later.
+ * The inference interface the rest of nightscore sees: a batch of column values in, output
+ * column values out. Keeping it this small lets the queue move inference off the event loop later.
  */
 export interface Scorer {
+  /** The model inputs fed, each with its element type and columns. */
+  inputs: InputBinding[];
+  /** Every column read, in the order of the batch (featureColumns of `inputs`). */
   features: string[];
-  inputName: string;
   outputs: OutputColumns[];
-  score(features: Float32Array, rows: number): Promise<OutputValues[]>;
+  score(batch: FeatureBatch): Promise<OutputValues[]>;
 }
 
 export interface ScorerOptions {
-  /** Feature columns from the job; falls back to the model's feature_names. */
+  /** model.features: the columns of the model's one input; falls back to the model's feature_names. */
   features?: string[];
-  /** Input to feed; needed only when the model has several. */
+  /** Input to feed the features to; needed only when the model has several. */
   input?: string;
+  /** model.inputs: every model input and its columns (instead of features and input). */
+  inputs?: Record<string, string[]>;
   /** Output name → column name(s); selects outputs too. */
   columns?: Record<string, string | string[]>;
   /** Key columns, to catch a prediction column that would shadow one. */
@@ -40,22 +45,23 @@ export interface ScorerOptions {
 
 /**
  * Checks the model's signature against the job before any data is read, and returns a
- * scorer. Every mismatch (input name, element type, feature count, non-tensor output,
- * rename of the wrong width) is a clear error here rather than a failure on row one.
+ * scorer. Every mismatch (input names, element types, column counts, non-tensor outputs,
+ * renames of the wrong width) is a clear error here rather than a failure on row one.
  */
 export async function createScorer(model: LoadedModel, opts: ScorerOptions): Promise<Scorer> {
   const { session, path } = model;
-  const features = opts.features ?? model.featureNames;
-  if (!features) {
-    throw new NightscoreError('MODEL_NO_FEATURES', `model.features is not set and ${path} has no feature_names metadata`, {
+  const inputs = opts.inputs ? bindInputs(session, opts.inputs, path) : [bindFeatures(session, model, opts)];
+  const features = inputs.flatMap((i) => i.columns);
+  const duplicate = features.find((c, i) => features.indexOf(c) !== i);
+  if (duplicate !== undefined) {
+    throw new NightscoreError('MODEL_SIGNATURE', `column "${duplicate}" is fed to the model twice (${inputs.filter((i) => i.columns.includes(duplicate)).map((i) => `input "${i.name}"`).join(', ')})`, {
       source: path,
-      column: 'model.features',
-      hint: 'List the feature columns, in the order the model expects, under model.features.',
+      column: opts.inputs ? 'model.inputs' : 'model.features',
+      hint: 'Name each column once; a model that reads one column in two inputs needs it upstream under two names.',
     });
   }
-  const input = pickInput(session, opts.input, path);
-  checkInput(input, features.length, path);
-  const outputs = await describeOutputs(session, features.length, input.name, opts.columns, path);
+  const feed = tensorFeeds(inputs);
+  const outputs = await describeOutputs(session, feed, inputs, opts.columns, path);
   const taken = new Set(opts.keys ?? []);
   for (const name of outputs.flatMap((o) => o.names)) {
     if (taken.has(name)) {
@@ -68,12 +74,12 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
   }
   const fetches = outputs.map((o) => o.output);
   return {
+    inputs,
     features,
-    inputName: input.name,
     outputs,
-    async score(data, rows) {
-      const tensor = new ort.Tensor('float32', data, [rows, features.length]);
-      const result = await session.run({ [input.name]: tensor }, fetches).catch((err: unknown) => {
+    async score(batch) {
+      const { rows } = batch;
+      const result = await session.run(feed(batch), fetches).catch((err: unknown) => {
         // The model ran on the one-row probe: a batch it refuses is the model's (or the
         // batch size's) doing, and the same batch fails the same way on every try.
         throw new NightscoreError('MODEL_RUN_FAILED', `${path}: onnxruntime failed on a batch of ${rows} rows: ${String((err as Error).message).split('\n')[0]}`, {
@@ -98,56 +104,157 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
 
 type TensorMeta = ort.InferenceSession.ValueMetadata & { isTensor: true };
 
-function pickInput(session: ort.InferenceSession, wanted: string | undefined, path: string): TensorMeta {
+/** model.features: one input (the only one, or model.input), of any element type nightscore reads. */
+function bindFeatures(session: ort.InferenceSession, model: LoadedModel, opts: ScorerOptions): InputBinding {
+  const { path } = model;
+  const columns = opts.features ?? model.featureNames;
+  if (!columns) {
+    throw new NightscoreError('MODEL_NO_FEATURES', `model.features is not set and ${path} has no feature_names metadata`, {
+      source: path,
+      column: 'model.features',
+      hint: 'List the feature columns, in the order the model expects, under model.features.',
+    });
+  }
   const inputs = session.inputMetadata;
   const names = inputs.map((i) => `"${i.name}"`).join(', ');
+  const wanted = opts.input;
   const input = wanted === undefined ? (inputs.length === 1 ? inputs[0] : undefined) : inputs.find((i) => i.name === wanted);
   if (!input) {
     throw new NightscoreError('MODEL_SIGNATURE', wanted === undefined
-      ? `${path} has ${inputs.length} inputs (${names}); nightscore feeds one [rows, features] tensor`
+      ? `${path} has ${inputs.length} inputs (${names}); model.features feeds one [rows, features] tensor`
       : `${path} has no input "${wanted}"; its inputs are ${names}`, {
       source: path,
-      column: 'model.input',
-      hint: 'Set model.input to the input that takes the feature matrix, or re-export the model with a single float input.',
+      column: wanted === undefined ? 'model.features' : 'model.input',
+      hint: wanted === undefined
+        ? `Map every input to its columns under model.inputs, e.g. model.inputs: { ${inputs.slice(0, 2).map((i) => `${i.name}: [column, …]`).join(', ')} }.`
+        : 'Set model.input to one of the model\'s inputs, or map every input to its columns under model.inputs.',
     });
   }
-  if (!input.isTensor) {
-    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" is not a tensor`, { source: path, hint: 'Re-export the model with a float tensor input.' });
+  const unfed = inputs.filter((i) => i !== input);
+  if (unfed.length > 0) {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path} also has input${unfed.length > 1 ? 's' : ''} ${unfed.map((i) => `"${i.name}"`).join(', ')}, which model.features does not feed`, {
+      source: path,
+      column: 'model.inputs',
+      hint: 'Map every input to its columns under model.inputs (instead of model.features and model.input).',
+    });
   }
-  return input;
+  return checkInput(input, columns, path, 'model.features');
 }
 
-function checkInput(input: TensorMeta, featureCount: number, path: string): void {
-  if (input.type !== 'float32') {
-    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" takes ${input.type}; nightscore feeds float32`, {
+/** model.inputs: every input of the model, and only those, each with its columns. */
+function bindInputs(session: ort.InferenceSession, map: Record<string, string[]>, path: string): InputBinding[] {
+  const inputs = session.inputMetadata;
+  const unknown = Object.keys(map).filter((name) => !inputs.some((i) => i.name === name));
+  const unfed = inputs.filter((i) => !(i.name in map));
+  if (unknown.length > 0 || unfed.length > 0) {
+    throw new NightscoreError('MODEL_SIGNATURE', `model.inputs ${unknown.length > 0 ? `names ${unknown.map((n) => `"${n}"`).join(', ')}, which ${path} does not have` : `does not feed ${unfed.map((i) => `"${i.name}"`).join(', ')}`}; the model's inputs are ${inputs.map((i) => `"${i.name}" (${i.isTensor ? i.type : 'not a tensor'})`).join(', ')}`, {
       source: path,
-      hint: 'Re-export with a float input, e.g. skl2onnx initial_types=[("input", FloatTensorType([None, n_features]))].',
+      column: `model.inputs${unknown.length > 0 ? `.${unknown[0]}` : ''}`,
+      hint: 'Give every model input, by its name in the model, the columns that fill it.',
     });
   }
-  const { shape } = input;
+  return inputs.map((input) => checkInput(input, map[input.name]!, path, `model.inputs.${input.name}`));
+}
+
+function checkInput(input: ort.InferenceSession.ValueMetadata, columns: string[], path: string, key: string): InputBinding {
+  if (!input.isTensor) {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" is not a tensor`, { source: path, column: key, hint: 'Re-export the model with tensor inputs.' });
+  }
+  const meta = input as TensorMeta;
+  const type = meta.type as ElementType;
+  if (!(ELEMENT_TYPES as readonly string[]).includes(type)) {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" takes ${meta.type}; nightscore reads ${ELEMENT_TYPES.join(', ')}`, {
+      source: path,
+      column: key,
+      hint: 'Re-export the input with one of those element types (a Cast node in front of the graph does it).',
+    });
+  }
+  const { shape } = meta;
   const [batch, width] = shape;
   // onnxruntime enforces a fixed dimension: such a model scores batches of exactly that many
   // rows, and nightscore's batches are chunk.rows long, with a shorter last one.
-  if (shape.length === 2 && typeof batch === 'number' && batch > 0) {
+  if ((shape.length === 1 || shape.length === 2) && typeof batch === 'number' && batch > 0) {
     throw new NightscoreError('MODEL_FIXED_BATCH', `${path}: input "${input.name}" has a fixed batch dimension of ${batch} rows ([${shape.join(', ')}]); nightscore feeds batches of any number of rows`, {
       source: path,
       column: 'model.path',
       hint: 'Re-export the model with a dynamic batch dimension: torch.onnx.export(..., dynamic_shapes={"x": {0: "N"}}) (or dynamic_axes={"input": {0: "N"}}), skl2onnx FloatTensorType([None, n_features]).',
     });
   }
-  if (shape.length !== 0 && (shape.length !== 2 || (typeof width === 'number' && width !== featureCount))) {
-    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" has shape [${shape.join(', ')}], but the job has ${featureCount} features; expected [N, ${featureCount}]`, {
+  const fits = shape.length === 0 || (shape.length === 2 && (typeof width !== 'number' || width === columns.length)) || (shape.length === 1 && columns.length === 1);
+  if (!fits) {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" has shape [${shape.join(', ')}], but ${key === 'model.features' ? `the job has ${columns.length} features` : `${key} names ${columns.length} column${columns.length === 1 ? '' : 's'}`}; expected [N, ${columns.length}]${columns.length === 1 ? ' or [N]' : ''}`, {
       source: path,
-      column: 'model.features',
-      hint: 'model.features (or the model\'s feature_names) must list exactly the columns the model was trained on, in order.',
+      column: key,
+      hint: `${key} must list exactly the columns the model was trained on for this input, in order.`,
     });
   }
+  return { name: input.name, type, columns, rank: shape.length === 1 ? 1 : 2 };
+}
+
+/**
+ * How a batch becomes the model's feeds. The common case, one float32 input, is the batch's
+ * float32 block itself; any other input is gathered from its columns.
+ */
+function tensorFeeds(inputs: InputBinding[]): (batch: FeatureBatch) => Record<string, ort.Tensor> {
+  const floatCount = inputs.reduce((n, i) => n + (i.type === 'float32' ? i.columns.length : 0), 0);
+  let column = 0;
+  let slot = 0;
+  const plans = inputs.map((input) => {
+    const first = column;
+    const firstSlot = slot;
+    column += input.columns.length;
+    if (input.type === 'float32') slot += input.columns.length;
+    return { input, first, firstSlot, whole: input.type === 'float32' && input.columns.length === floatCount };
+  });
+  return (batch) => {
+    const { rows } = batch;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const { input, first, firstSlot, whole } of plans) {
+      const width = input.columns.length;
+      const dims = input.rank === 1 ? [rows] : [rows, width];
+      if (input.type === 'float32') {
+        feeds[input.name] = new ort.Tensor('float32', whole ? batch.features : gatherFloats(batch.features, rows, floatCount, firstSlot, width), dims);
+        continue;
+      }
+      const own = batch.columns.slice(first, first + width) as ColumnValues[];
+      feeds[input.name] = new ort.Tensor(input.type, (width === 1 ? head(own[0]!, rows) : interleave(own, rows)) as never, dims);
+    }
+    return feeds;
+  };
+}
+
+/** Columns [from, from + width) of a rows × stride float32 block, as their own block. */
+function gatherFloats(block: Float32Array, rows: number, stride: number, from: number, width: number): Float32Array {
+  const out = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) out.set(block.subarray(r * stride + from, r * stride + from + width), r * width);
+  return out;
+}
+
+function head(values: ColumnValues, rows: number): ColumnValues {
+  return Array.isArray(values) ? values.slice(0, rows) : values.subarray(0, rows);
+}
+
+/** Columns side by side, row-major. */
+function interleave(columns: ColumnValues[], rows: number): ColumnValues {
+  const width = columns.length;
+  const first = columns[0]!;
+  const out: ColumnValues = Array.isArray(first) ? new Array<string>(rows * width) : new (first.constructor as new (n: number) => Exclude<ColumnValues, string[]>)(rows * width);
+  columns.forEach((values, c) => {
+    for (let r = 0; r < rows; r++) out[r * width + c] = values[r] as never;
+  });
+  return out;
+}
+
+/** One row of zeros (empty text for strings) for every input. */
+function probeBatch(floats: number, inputs: InputBinding[]): FeatureBatch {
+  const columns = inputs.flatMap((i) => i.columns.map(() => (i.type === 'float32' ? undefined : columnValues(i.type, 1))));
+  return { rows: 1, features: new Float32Array(floats), columns };
 }
 
 async function describeOutputs(
   session: ort.InferenceSession,
-  featureCount: number,
-  inputName: string,
+  feed: ReturnType<typeof tensorFeeds>,
+  inputs: InputBinding[],
   columns: Record<string, string | string[]> | undefined,
   path: string,
 ): Promise<OutputColumns[]> {
@@ -175,8 +282,9 @@ async function describeOutputs(
   // metadata) and proves the session runs before any data is read.
   // A graph whose declared input passes the checks above can still refuse [1, features]
   // (a symbolic width the weights contradict): that is the model's signature, not a bug.
-  const probe = await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(featureCount), [1, featureCount]) }, selected).catch((err: unknown) => {
-    throw new NightscoreError('MODEL_SIGNATURE', `${path}: the model does not run on one row of ${featureCount} float32 features: ${String((err as Error).message).split('\n')[0]}`, {
+  const floats = inputs.reduce((n, i) => n + (i.type === 'float32' ? i.columns.length : 0), 0);
+  const probe = await session.run(feed(probeBatch(floats, inputs)), selected).catch((err: unknown) => {
+    throw new NightscoreError('MODEL_SIGNATURE', `${path}: the model does not run on one row of ${inputs.length === 1 ? `${inputs[0]!.columns.length} ${inputs[0]!.type} features` : inputs.map((i) => `${i.columns.length} ${i.type} ("${i.name}")`).join(', ')}: ${String((err as Error).message).split('\n')[0]}`, {
       source: path,
       column: 'model.features',
       hint: 'model.features (or the model\'s feature_names) must list exactly the columns the model was trained on, in order; check the model\'s input shape with onnx.checker or Netron.',

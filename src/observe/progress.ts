@@ -38,6 +38,12 @@ export function terminalProgress(stream: NodeJS.WriteStream): { onEvent: (e: Run
 export function formatSummary(m: RunManifest): string {
   const seconds = (m.duration_ms ?? 0) / 1000;
   const bytes = m.inputs.reduce((s, i) => s + i.bytes, 0);
+  // Rejects in a folder of their own (output.rejects_uri) are named where they are.
+  const rejectsAt = (r: RunManifest) => {
+    const folder = r.rejects[0]?.uri.replace(/[^/]*$/, '');
+    if (folder === undefined) return '';
+    return `; rejected rows in ${folder === `${r.output.uri}_rejects/` ? '_rejects/' : folder}`;
+  };
   const rate = m.rows.read ? ((m.rows.rejected / m.rows.read) * 100).toFixed(2) : '0.00';
   const lines = [
     `${m.job} ${m.date}: ${m.status} in ${seconds.toFixed(1)} s`,
@@ -46,7 +52,7 @@ export function formatSummary(m: RunManifest): string {
     `  input    ${m.input.uri}  (${m.inputs.length} object${m.inputs.length === 1 ? '' : 's'}, ${formatBytes(bytes)})`,
     `  rows     ${n(m.rows.read)} read · ${n(m.rows.scored)} scored · ${n(m.rows.rejected)} rejected (${rate}%)`,
     `  speed    ${n(Math.round(m.rows.read / Math.max(seconds, 0.001)))} rows/s`,
-    `  output   ${m.output.uri}  (${m.chunks} chunk${m.chunks === 1 ? '' : 's'}, ${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${m.rejects.length ? '; rejected rows in _rejects/' : ''})`,
+    `  output   ${m.output.uri}  (${m.chunks} chunk${m.chunks === 1 ? '' : 's'}, ${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${rejectsAt(m)})`,
   ];
   if (m.error) lines.push(`  error    ${m.error.code}: ${m.error.message}`);
   return lines.join('\n');

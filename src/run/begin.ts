@@ -2,13 +2,14 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { NightscoreError } from '../errors.js';
-import { locateRun, type JobDefinition } from '../job/load.js';
+import { locateRun, type JobDefinition, type RunLocations } from '../job/load.js';
 import { locationsOverlap, openLocation } from '../storage/open.js';
+import { takesNan, type InputBinding } from '../model/features.js';
 import { VERSION } from '../version.js';
 import type { PreparedJob } from './bind.js';
 import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
-import type { RunManifest } from './manifest.js';
+import { OUTPUT_FILES, rejectsApart, type RunManifest } from './manifest.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { champion, SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
 
@@ -39,7 +40,7 @@ export interface RunPlan {
 export async function beginRun(prepared: PreparedJob, date: string, owner?: string): Promise<RunPlan> {
   const { job } = prepared;
   const where = locateRun(job, date);
-  await checkOutputApart(job, where.inputUri, where.outputUri, date);
+  await checkOutputApart(job, where, date);
   const { objects: inputs, skipped } = await listInputs(where.inputUri, job.input.format, date);
   const chunks = job.input.format === 'parquet'
     ? await planParquetChunks(inputs, job.chunk.rows)
@@ -53,12 +54,13 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
   }
   const out = openLocation(where.outputUri);
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
-  const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), outputUri, inputs, [prepared.spec]);
+  const rejectsUri = where.rejectsUri === undefined ? out.storage.uri(out.storage.join(out.storage.join(out.key, OUTPUT_FILES.rejectsDir), '')) : folderUri(where.rejectsUri);
+  const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), { uri: outputUri, rejects: rejectsUri }, inputs, [prepared.spec]);
   const manifest = newManifest(spec, chunks.length);
   manifest.skipped = skipped;
   const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: job.name, date }, outputLeaseMs());
   try {
-    await beginOutput(out, manifest);
+    await beginOutput(out, manifest, rejectsApart(spec.output) ? openLocation(rejectsUri) : undefined);
   } catch (err) {
     await releaseOutputLock(out, lock);
     throw err;
@@ -71,13 +73,36 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
  * date, resolving relative paths and symlinks; on S3, one bucket and overlapping prefixes):
  * nightscore replaces its own files in its output folder and must never share it with data.
  */
-export async function checkOutputApart(job: JobDefinition, inputUri: string, outputUri: string, date: string): Promise<void> {
-  if (!(await locationsOverlap(inputUri, outputUri))) return;
-  throw new NightscoreError('OUTPUT_OVERLAPS_INPUT', `${job.file}: output.uri ${outputUri} and input.uri ${inputUri} overlap for ${date}: one is inside the other, or they are the same folder`, {
-    source: job.file,
-    column: 'output.uri',
-    hint: 'Write predictions to a folder of their own, outside the input (for example a sibling: …/scores/dt={date}/ beside …/features/dt={date}/).',
-  });
+export async function checkOutputApart(job: JobDefinition, where: RunLocations, date: string): Promise<void> {
+  const { inputUri, outputUri, rejectsUri } = where;
+  if (await locationsOverlap(inputUri, outputUri)) {
+    throw new NightscoreError('OUTPUT_OVERLAPS_INPUT', `${job.file}: output.uri ${outputUri} and input.uri ${inputUri} overlap for ${date}: one is inside the other, or they are the same folder`, {
+      source: job.file,
+      column: 'output.uri',
+      hint: 'Write predictions to a folder of their own, outside the input (for example a sibling: …/scores/dt={date}/ beside …/features/dt={date}/).',
+    });
+  }
+  if (rejectsUri === undefined) return;
+  if (await locationsOverlap(inputUri, rejectsUri)) {
+    throw new NightscoreError('OUTPUT_OVERLAPS_INPUT', `${job.file}: output.rejects_uri ${rejectsUri} and input.uri ${inputUri} overlap for ${date}: one is inside the other, or they are the same folder`, {
+      source: job.file,
+      column: 'output.rejects_uri',
+      hint: 'Write rejects to a folder of their own, outside the input.',
+    });
+  }
+  if (folderUri(rejectsUri) === folderUri(outputUri)) {
+    throw new NightscoreError('REJECTS_URI_CLASH', `${job.file}: output.rejects_uri is the output folder ${outputUri} itself for ${date}, where the rejects files would take the names of the prediction parts`, {
+      source: job.file,
+      column: 'output.rejects_uri',
+      hint: 'Give the rejects a folder of their own (a sibling tree such as …/rejects/dt={date}/), or leave rejects_uri out for _rejects/ in the output folder.',
+    });
+  }
+}
+
+/** A location as a folder URI ending in `/`. */
+function folderUri(location: string): string {
+  const { storage, key } = openLocation(location);
+  return storage.uri(storage.join(key, ''));
 }
 
 function uriOf(location: string): string {
@@ -86,24 +111,25 @@ function uriOf(location: string): string {
 }
 
 /** The job resolved for one date and attempt: see RunSpec. */
-function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: string, outputUri: string, objects: InputObject[], models: ModelSpec[]): RunSpec {
-  const { input, output } = job;
+function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: string, output: { uri: string; rejects: string }, objects: InputObject[], models: ModelSpec[]): RunSpec {
+  const { input } = job;
   return {
     version: SPEC_VERSION,
     job: { name: job.name, file: job.file },
     date,
     attempt,
-    input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, missing: missingAsNan(job, champion({ models }).binding.features), objects },
-    output: { uri: outputUri, format: output.format, csv: output.csv, parquet: output.parquet },
+    input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, missing: missingAsNan(job, champion({ models }).binding.inputs), objects },
+    output: { uri: output.uri, rejects_uri: output.rejects, format: job.output.format, csv: job.output.csv, parquet: job.output.parquet },
     batch: { rows: job.chunk.rows, chunk_bytes: job.chunk.bytes },
     limits: { ...job.limits },
     models,
   };
 }
 
-/** The features input.missing scores as NaN (prepareJob has checked that a map names only features). */
-function missingAsNan(job: JobDefinition, features: string[]): string[] {
+/** The columns input.missing scores as NaN (prepareJob has checked that a map names only columns of float inputs). */
+function missingAsNan(job: JobDefinition, inputs: InputBinding[]): string[] {
   const { missing } = job.input;
+  const features = inputs.filter((i) => takesNan(i.type)).flatMap((i) => i.columns);
   return typeof missing === 'string' ? (missing === 'nan' ? [...features] : []) : features.filter((f) => missing[f] === 'nan');
 }
 
@@ -117,7 +143,7 @@ function newManifest(spec: RunSpec, chunks: number): RunManifest {
     model: {
       path: scored.location,
       sha256: scored.sha256,
-      features: scored.binding.features,
+      features: scored.binding.inputs.flatMap((i) => i.columns),
       outputs: Object.fromEntries(scored.outputs.map((o) => [o.output, o.names])),
     },
     models: spec.models,

@@ -5,6 +5,7 @@
  */
 import { NightscoreError } from '../errors.js';
 import { modelPath, type JobDefinition } from '../job/load.js';
+import { takesNan, type ElementType } from '../model/features.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
 import type { ModelSpec } from './spec.js';
@@ -31,6 +32,7 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
   const scorer = await createScorer(model, {
     features: job.model.features,
     input: job.model.input,
+    inputs: job.model.inputs,
     columns: job.output.columns,
     keys: job.input.key,
   });
@@ -43,12 +45,21 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
       hint: 'List features only (keys are copied as they are, never scored); check the spelling.',
     });
   }
+  const cannotBeNan = typeof missing === 'string' ? [] : Object.keys(missing).filter((c) => missing[c] === 'nan' && !takesNan(typeOf(scorer, c)));
+  if (cannotBeNan.length > 0) {
+    const c = cannotBeNan[0]!;
+    throw new NightscoreError('JOB_INVALID', `${job.file}: input.missing.${c} is nan, but "${c}" feeds ${typeOf(scorer, c)} input "${scorer.inputs.find((i) => i.columns.includes(c))!.name}", which has no NaN`, {
+      source: job.file,
+      column: `input.missing.${c}`,
+      hint: 'Only columns of float inputs (float32, float64, float16) can take a missing value; fill the others upstream, or let their rows be rejected.',
+    });
+  }
   const spec: ModelSpec = {
     role: 'champion',
     location: model.path,
     sha256: model.sha256,
     files: model.files,
-    binding: { input: scorer.inputName, features: scorer.features },
+    binding: { inputs: scorer.inputs },
     outputs: scorer.outputs,
     engine: { name: 'onnxruntime', threads: job.model.threads },
   };
@@ -90,8 +101,7 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
   let scorer = bound.get(key);
   if (!scorer) {
     scorer = createScorer(model, {
-      features: spec.binding.features,
-      input: spec.binding.input,
+      inputs: Object.fromEntries(spec.binding.inputs.map((i) => [i.name, i.columns])),
       columns: Object.fromEntries(spec.outputs.map((o) => [o.output, o.names])),
       keys,
     });
@@ -99,4 +109,8 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
     scorer.catch(() => bound.delete(key));
   }
   return scorer;
+}
+
+function typeOf(scorer: Scorer, column: string): ElementType {
+  return scorer.inputs.find((i) => i.columns.includes(column))!.type;
 }

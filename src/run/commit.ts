@@ -4,7 +4,7 @@ import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { readAgainWhileTransient, readText } from '../storage/storage.js';
-import { chunkFiles, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, type RunManifest } from './manifest.js';
+import { isOwnedRejects, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, rejectsFile, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
 
 /**
@@ -19,7 +19,7 @@ import type { ChunkResult } from './score-chunk.js';
  * names the manifests own are ever removed (OutputNames): a folder shared with other files
  * keeps them.
  */
-export async function beginOutput(out: Location, manifest: RunManifest): Promise<void> {
+export async function beginOutput(out: Location, manifest: RunManifest, rejects?: Location): Promise<void> {
   const files = await listRelative(out);
   const listed = files.find((f) => f.relative === OUTPUT_FILES.manifest);
   const previous = listed ? await readManifest(out, listed.size) : undefined;
@@ -32,8 +32,18 @@ export async function beginOutput(out: Location, manifest: RunManifest): Promise
       hint: 'Readers of the folder would take those files for this date\'s predictions: remove them (they may be from a run whose _manifest.json was deleted), or point output.uri at a folder of its own.',
     });
   }
+  // A rejects folder of its own holds only rejects files, named as the output's manifests own them.
+  const rejectsFiles = rejects ? await listRelative(rejects) : [];
+  const foreign = rejectsFiles.filter((f) => /^part-\d{5,}\.csv$/.test(f.relative) && !isOwnedRejects(f.relative, manifest.owns));
+  if (rejects && foreign.length > 0) {
+    throw new NightscoreError('OUTPUT_NOT_OURS', `${rejects.storage.uri(rejects.storage.join(rejects.key, ''))} (output.rejects_uri) holds ${foreign.length} file(s) named like nightscore rejects that no manifest of ${out.storage.uri(out.storage.join(out.key, ''))} accounts for, such as ${foreign[0]!.relative}; this run would mix with them and left both folders untouched`, {
+      source: rejects.storage.uri(foreign[0]!.key),
+      hint: 'Readers of the folder would take those files for this date\'s rejects: remove them, or point output.rejects_uri at a folder of its own for each job and date.',
+    });
+  }
   await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.success));
   for (const f of files) if (names.isPart(f.relative)) await out.storage.delete(f.key);
+  for (const f of rejectsFiles) if (isOwnedRejects(f.relative, manifest.owns)) await rejects!.storage.delete(f.key);
   await writeManifest(out, manifest);
 }
 
@@ -42,9 +52,10 @@ export async function beginOutput(out: Location, manifest: RunManifest): Promise
  * wrote; `fence` throws when the attempt no longer holds the output lock, and is checked
  * before each publishing write.
  */
-export async function commitOutput(out: Location, manifest: RunManifest, keep: Set<string>, fence: () => Promise<void>): Promise<void> {
+export async function commitOutput(out: Location, manifest: RunManifest, keep: Set<string>, fence: () => Promise<void>, rejects?: Location): Promise<void> {
   const names = new OutputNames(manifest.owns);
   for (const f of await listRelative(out)) if (names.isPart(f.relative) && !keep.has(f.key)) await out.storage.delete(f.key);
+  if (rejects) for (const f of await listRelative(rejects)) if (isOwnedRejects(f.relative, manifest.owns) && !keep.has(f.key)) await rejects.storage.delete(f.key);
   await fence();
   await writeManifest(out, manifest);
   if (manifest.status !== 'succeeded') return;
@@ -121,21 +132,22 @@ export function lineOffsets(results: ChunkResult[]): Map<string, number> {
 }
 
 /**
- * Turns a chunk's staged rejects into `_rejects/part-<index>` with absolute line numbers,
- * streaming, then removes the staged file. Rerunning it after a crash gives the same file.
+ * Turns a chunk's staged rejects into `part-<index>.csv` of the rejects folder, with
+ * absolute line numbers, streaming, then removes the staged file. Rerunning it after a crash
+ * gives the same file.
  */
-export async function publishRejects(out: Location, result: ChunkResult, offsets: Map<string, number>, keys: string[], csv: { delimiter: string; escapeFormulas: boolean }): Promise<string> {
+export async function publishRejects(rejects: Location, result: ChunkResult, offsets: Map<string, number>, keys: string[], csv: { delimiter: string; escapeFormulas: boolean }): Promise<string> {
   const { delimiter } = csv;
-  const files = chunkFiles(out, result.index);
+  const published = rejectsFile(rejects, result.index);
   const staged = openLocation(result.stagedRejects!.uri);
   if (!(await staged.storage.stat(staged.key))) {
     // Published by an earlier try of this commit that died before the manifest.
-    if (await out.storage.stat(files.rejects)) return files.rejects;
-    throw new NightscoreError('REJECTS_MISSING', `${result.stagedRejects!.uri} and ${out.storage.uri(files.rejects)} are both missing; ${result.stagedRejects!.rows} rejected rows cannot be accounted for`, {
+    if (await rejects.storage.stat(published)) return published;
+    throw new NightscoreError('REJECTS_MISSING', `${result.stagedRejects!.uri} and ${rejects.storage.uri(published)} are both missing; ${result.stagedRejects!.rows} rejected rows cannot be accounted for`, {
       hint: 'Something removed files from the output folder during the run; re-run the date.',
     });
   }
-  const writer = await out.storage.createWriter(files.rejects);
+  const writer = await rejects.storage.createWriter(published);
   const source = await staged.storage.read(staged.key);
   try {
     await writer.write(rejectsHeader(keys, { delimiter }));
@@ -173,5 +185,5 @@ export async function publishRejects(out: Location, result: ChunkResult, offsets
     source.destroy();
   }
   await staged.storage.delete(staged.key);
-  return files.rejects;
+  return published;
 }

@@ -4,7 +4,7 @@ import { openLocation, type Location } from '../storage/open.js';
 import type { RunPlan } from './begin.js';
 import { commitOutput, lineOffsets, publishRejects, readManifest, writeManifest } from './commit.js';
 import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
-import { chunkFiles, OUTPUT_FILES, type RunManifest } from './manifest.js';
+import { OUTPUT_FILES, rejectsApart, rejectsFile, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
 import { mergeStats } from './stats.js';
 
@@ -19,6 +19,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
   const manifest: RunManifest = structuredClone(plan.manifest);
   const { spec } = plan;
   const out = openLocation(spec.output.uri);
+  const rejects = openLocation(spec.output.rejects_uri);
   const keys = spec.input.key;
   const csv = { delimiter: spec.output.csv.delimiter, escapeFormulas: spec.output.csv.escape_formulas };
   const done = [...results].sort((a, b) => a.index - b.index);
@@ -43,9 +44,9 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
       keep.add(openLocation(r.part.uri).key);
       manifest.parts.push(r.part);
       if (r.stagedRejects) {
-        const key = await publishRejects(out, r, offsets, keys, csv);
+        const key = await publishRejects(rejects, r, offsets, keys, csv);
         keep.add(key);
-        manifest.rejects.push({ uri: out.storage.uri(key), rows: r.stagedRejects.rows });
+        manifest.rejects.push({ uri: rejects.storage.uri(key), rows: r.stagedRejects.rows });
       }
     }
     const stats = mergeStats(done.map((r) => r.stats));
@@ -66,14 +67,14 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
       keep.add(openLocation(r.part.uri).key);
       if (r.stagedRejects) {
         keep.add(openLocation(r.stagedRejects.uri).key);
-        keep.add(chunkFiles(out, r.index).rejects);
+        keep.add(rejectsFile(rejects, r.index));
       }
     }
   }
   const finished = Date.now();
   manifest.finished_at = new Date(finished).toISOString();
   manifest.duration_ms = finished - Date.parse(manifest.started_at);
-  await commitOutput(out, manifest, keep, fence);
+  await commitOutput(out, manifest, keep, fence, rejectsApart(spec.output) ? rejects : undefined);
   await releaseOutputLock(out, plan.lock);
   return manifest;
 }

@@ -53,14 +53,30 @@ export const OUTPUT_FILES = {
 } as const;
 
 /** The keys chunk `index` writes in an output folder: deterministic, so a retried chunk overwrites its own. */
-export function chunkFiles(out: Location, index: number, format = 'csv'): { part: string; stagedRejects: string; rejects: string } {
+export function chunkFiles(out: Location, index: number, format = 'csv'): { part: string; stagedRejects: string } {
   const names = chunkNames(index, format);
-  const rejectsDir = out.storage.join(out.key, OUTPUT_FILES.rejectsDir);
   return {
     part: out.storage.join(out.key, names.part),
-    stagedRejects: out.storage.join(rejectsDir, names.stagedRejects),
-    rejects: out.storage.join(rejectsDir, names.rejects),
+    stagedRejects: out.storage.join(out.storage.join(out.key, OUTPUT_FILES.rejectsDir), names.stagedRejects),
   };
+}
+
+/** Whether the rejects go to a folder of their own (output.rejects_uri), rather than `_rejects/` of the output folder. */
+export function rejectsApart(output: { uri: string; rejects_uri: string }): boolean {
+  return output.rejects_uri !== `${output.uri}${OUTPUT_FILES.rejectsDir}/`;
+}
+
+/** The key of chunk `index`'s rejects file in the rejects folder (`_rejects/` of the output, or output.rejects_uri). */
+export function rejectsFile(rejects: Location, index: number): string {
+  return rejects.storage.join(rejects.key, chunkNames(index, 'csv').rejects);
+}
+
+/** The names nightscore owns in a rejects folder of its own (output.rejects_uri): the rejects files of every chunk index `owns` records, and their temporary siblings. */
+export function isOwnedRejects(relative: string, owns: Record<string, number>): boolean {
+  const tmp = TMP_RE.exec(relative);
+  const name = tmp ? `${tmp[1] ?? ''}${tmp[2]}` : relative;
+  const m = /^part-(\d{5,})\.csv$/.exec(name);
+  return m !== null && Number(m[1]) < Math.max(0, ...Object.values(owns));
 }
 
 /** The names chunk `index` writes: the part in the output folder, the other two in its `_rejects/`. */

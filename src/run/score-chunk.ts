@@ -7,6 +7,7 @@ import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.j
 import { CR, LF, sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
 import { csvPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
 import { NightscoreError } from '../errors.js';
+import { featureColumns, type FeatureColumn } from '../model/features.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import type { ObjectWriter } from '../storage/storage.js';
@@ -35,8 +36,8 @@ interface ChunkContext extends ScoreOptions {
   keys: string[];
   /** Key-value metadata for Parquet parts: job, date, model sha. */
   metadata: Record<string, string>;
-  /** Per feature of the scorer: whether a missing value is scored as NaN. */
-  missing: boolean[];
+  /** The columns the model reads, in batch order, with their types and missing policies. */
+  columns: FeatureColumn[];
 }
 
 /** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
@@ -90,7 +91,7 @@ class ChunkSink {
     if (this.ctx.signal?.aborted) throw interrupted(this.ctx.signal);
     if (builder.rows > 0) {
       const batch = builder.take();
-      const outputs = await this.ctx.scorer.score(batch.features, batch.rows);
+      const outputs = await this.ctx.scorer.score(batch);
       await this.part!.writeBatch(batch.keys, outputs, batch.rows);
       this.rows.scored += batch.rows;
       this.rows.read += batch.rows;
@@ -149,7 +150,7 @@ export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOpt
     scorer,
     keys: spec.input.key,
     metadata: { 'nightscore.job': spec.run.job, 'nightscore.date': spec.run.date, 'nightscore.model_sha256': model.sha256 },
-    missing: scorer.features.map((f) => spec.input.missing.includes(f)),
+    columns: featureColumns(scorer.inputs, spec.input.missing),
   };
   const sink = new ChunkSink(ctx, out, spec.index);
   const segments: SegmentResult[] = [];
@@ -182,8 +183,9 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
     const csv = await openSegment(segment, ctx, stats, streams);
     const { features } = ctx.scorer;
     const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
-    const layout = scanLayout(columns.width, columns.features, columns.keys, features, ctx.missing);
-    const builder = new BatchBuilder(features, ctx.spec.batch.rows, segment.uri, ctx.keys.length);
+    const scan = ctx.columns.map((c, j) => ({ at: columns.features[j]!, float32: c.type === 'float32', missing: c.missing }));
+    const layout = scanLayout(columns.width, scan, columns.keys, features);
+    const builder = new BatchBuilder(ctx.columns, ctx.spec.batch.rows, segment.uri, ctx.keys.length);
     await sink.open(ctx.keys.map((name) => ({ name })));
     for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
     await sink.flush(builder, segment.start);
@@ -200,20 +202,20 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
  * line is its 0-based row index in the file.
  */
 async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
-  const { openParquet, parquetColumnReader, resolveColumn } = await parquetReader();
+  const { openParquet, parquetColumnReader, parquetKeyReader, resolveColumn } = await parquetReader();
   const source = await openParquet(segment.uri, segment.bytes, segment.version);
-  const features = ctx.scorer.features.map((f) => resolveColumn(source.metadata, f, 'feature', segment.uri));
+  const features = ctx.columns.map((c) => resolveColumn(source.metadata, c.name, c.type, segment.uri));
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
   const schema = source.metadata.schema;
   await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
   const { rows: batchRows } = ctx.spec.batch;
-  const builder = new BatchBuilder(ctx.scorer.features, batchRows, segment.uri, ctx.keys.length, ctx.missing);
-  const read = await parquetColumnReader(source, [...features, ...keys]);
+  const builder = new BatchBuilder(ctx.columns, batchRows, segment.uri, ctx.keys.length);
+  const readFeatures = await parquetColumnReader(source, features);
+  const readKeys = await parquetKeyReader(source, keys);
   const { start, end } = segment.rows!;
   // The whole segment in one read per column (see planParquetChunks), then batches of it.
-  const columns = await read(start, end);
-  const featureColumns = columns.slice(0, features.length);
-  const keyColumns = columns.slice(features.length);
+  const featureColumns = await readFeatures(start, end);
+  const keyColumns = await readKeys(start, end);
   for (let from = start; from < end; from += batchRows) {
     const to = Math.min(end, from + batchRows);
     builder.addColumns(featureColumns, keyColumns, from - start, to - from, from);

@@ -5,6 +5,7 @@
  * work from it and never read the job file or trust a model path again, so a run is scored
  * and committed as it was planned, whatever changed on disk since.
  */
+import type { InputBinding } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
 import type { ModelFile } from '../model/session.js';
 import type { ChunkPlan, InputObject, Segment } from './plan.js';
@@ -27,8 +28,8 @@ export interface ModelSpec {
    * A thread binding the model checks `sha256`, which covers them all.
    */
   files: ModelFile[];
-  /** The model input fed, and the columns that become its feature matrix, in order. */
-  binding: { input: string; features: string[] };
+  /** Every model input fed, with its element type and the columns that fill it, in order. */
+  binding: { inputs: InputBinding[] };
   /** The outputs selected and the column names each becomes. */
   outputs: OutputColumns[];
   /**
@@ -47,6 +48,8 @@ export interface CsvReadSpec {
 export interface OutputSpec {
   /** The run's output folder, as a URI ending in `/`. */
   uri: string;
+  /** The folder of the rejects files, a URI ending in `/`: `_rejects/` in the output folder, or output.rejects_uri. */
+  rejects_uri: string;
   format: 'csv' | 'parquet';
   csv: { delimiter: string; escape_formulas: boolean };
   parquet: { codec: 'SNAPPY' | 'UNCOMPRESSED' };
@@ -57,7 +60,7 @@ export interface OutputSpec {
  * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
  * (input.missing) would be silently ignored. Raise it with every change to the shape.
  */
-export const SPEC_VERSION = 1;
+export const SPEC_VERSION = 2;
 
 export interface RunSpec {
   version: number;
@@ -71,7 +74,7 @@ export interface RunSpec {
     /** Columns copied to every prediction and reject row. */
     key: string[];
     csv: CsvReadSpec;
-    /** The features whose missing values are scored as NaN (input.missing); a missing value of any other rejects its row. */
+    /** The feature columns (of float inputs) whose missing values are scored as NaN (input.missing); a missing value of any other rejects its row. */
     missing: string[];
     /** The objects read, each with the version every read must find. */
     objects: InputObject[];
