@@ -1,6 +1,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
@@ -119,5 +120,47 @@ describe('keys are copied losslessly', () => {
       { id: '2', name: '' },
       { id: '9007199254740993', name: '  padded ' },
     ]);
+  });
+
+  it('keys inside a struct keep their own type (a DECIMAL, a timestamp), as top-level keys do', async () => {
+    await mkdir(ws.path(`nested/dt=${DATE}`), { recursive: true });
+    await copyFile(path.join(FIXTURES, 'nested.parquet'), ws.path(`nested/dt=${DATE}/nested.parquet`));
+    await score('nested-csv', 'nested', ['id', 's.d', 's.ts', 'ts_local'], 'csv');
+    expect((await ws.csv(`out/nested-csv/dt=${DATE}/part-00000.csv`)).map((r) => r.slice(0, 4))).toEqual([
+      ['id', 's.d', 's.ts', 'ts_local'],
+      ['0', '9007199254740993007', '2023-11-14T22:13:20.123457', '2023-11-14T22:13:20.123457'],
+      ['1', '-1', '1969-12-31T23:59:59.999999', '1970-01-01T00:00:00.000000'],
+      ['2', '', '', ''],
+    ]);
+  });
+
+  it('a local timestamp declared with both a logical and a converted type prints without a zone', async () => {
+    const element = { name: 't', type: 'INT64', converted_type: 'TIMESTAMP_MICROS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'MICROS' }, repetition_type: 'OPTIONAL' } as const;
+    const bytes = parquetWriteBuffer({
+      schema: [{ name: 'root', num_children: 2 }, element, { name: 'x', type: 'DOUBLE', repetition_type: 'REQUIRED' }],
+      columnData: [{ name: 't', data: [1_700_000_000_123_457n] }, { name: 'x', data: [1] }],
+    });
+    await ws.write(`both/dt=${DATE}/a.parquet`, new Uint8Array(bytes));
+    await score('both', 'both', ['t'], 'csv');
+    expect((await ws.csv(`out/both/dt=${DATE}/part-00000.csv`))[1]![0]).toBe('2023-11-14T22:13:20.123457');
+  });
+
+  it('a key that is a feature too is copied and scored, from CSV as from Parquet', async () => {
+    await ws.write(`dual/dt=${DATE}/a.csv`, 'x,id\n1.5,a\n"-2",b\n');
+    const file = await ws.job('dual.yaml', {
+      name: 'dual',
+      input: { uri: 'dual/dt={date}/', format: 'csv', key: ['x', 'id'] },
+      model: { path: 'model.onnx', features: ['x'] },
+      output: { uri: 'out/dual/dt={date}/', format: 'csv', columns: { probabilities: ['p0', 'score'] } },
+    });
+    expect((await runCli(['run', file, '--date', DATE])).code).toBe(0);
+    const rows = (await ws.csv(`out/dual/dt=${DATE}/part-00000.csv`)).slice(1);
+    expect(rows.map((r) => [r[0], r[1]])).toEqual([['1.5', 'a'], ['-2', 'b']]);
+    const sigmoid = (v: number) => Math.fround(1 / (1 + Math.exp(-0.5 * v)));
+    expect(rows.map((r) => Number(r[3]))).toEqual([1.5, -2].map((v) => expect.closeTo(sigmoid(v), 6)));
+    // The same rows from Parquet score the same.
+    await score('dual-pq', 'pq', ['x', 'id'], 'csv');
+    const pqRows = (await ws.csv(`out/dual-pq/dt=${DATE}/part-00000.csv`)).slice(1);
+    expect(pqRows.map((r) => [r[0], Number(r[3])])).toEqual([1, 2, 3, 4].map((v) => [String(v), expect.closeTo(sigmoid(v), 6)]));
   });
 });

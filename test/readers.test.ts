@@ -79,7 +79,7 @@ describe('output.rejects_uri: rejects in a tree of their own', () => {
     await ws.write(`in/dt=${date}/a.csv`, ['id,a', 'k1,1', 'k2,2'].join('\n') + '\n');
     try {
       expect((await runCli(['run', file, '--date', date])).code).toBe(0);
-      expect(await ws.list(`apart-rejects/dt=${date}`)).toEqual(['notes.md']);
+      expect(await ws.list(`apart-rejects/dt=${date}`)).toEqual(['_OWNER.json', 'notes.md']);
       await ws.write(`apart-rejects/dt=${date}/part-00007.csv`, 'source,line,id,reason\n');
       const res = await runCli(['run', file, '--date', date]);
       expect(res.code).toBe(2);
@@ -88,6 +88,23 @@ describe('output.rejects_uri: rejects in a tree of their own', () => {
     } finally {
       await ws.write(`in/dt=${date}/a.csv`, DAY);
     }
+  });
+
+  it('a rejects folder belongs to one output: another job pointed at it is refused before it touches anything', async () => {
+    const date = DATES[0]!;
+    const before = await ws.list(`apart-rejects/dt=${date}`);
+    const file = await ws.job('intruder.yaml', {
+      name: 'intruder',
+      input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'] },
+      model: { path: 'model.onnx', features: ['a'] },
+      output: { uri: 'intruder/dt={date}/', format: 'csv', rejects_uri: 'apart-rejects/dt={date}/' },
+      limits: { max_reject_rate: 0.5 },
+    });
+    const res = await runCli(['run', file, '--date', date]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`OUTPUT_NOT_OURS: file://${ws.path(`apart-rejects/dt=${date}`)}/ (output.rejects_uri) holds the rejects of file://${ws.path(`apart/dt=${date}`)}/`);
+    expect(await ws.list(`apart-rejects/dt=${date}`)).toEqual(before);
+    expect(await ids(`SELECT id FROM read_csv('${ws.path(`apart-rejects/dt=${date}`)}/*.csv')`)).toEqual(['bad1', 'bad2']);
   });
 
   it('is refused when it is the output folder itself, or names no date where output.uri does', async () => {

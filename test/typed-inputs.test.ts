@@ -1,9 +1,10 @@
+import { copyFile, mkdir } from 'node:fs/promises';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel, ELEM } from '../scripts/onnx-builder.js';
 import { runOnQueue } from './support/queue.js';
-import { runCli, Workspace } from './support/workspace.js';
+import { REPO, runCli, Workspace } from './support/workspace.js';
 
 /**
  * Models with several named inputs of their own element types: `model.inputs` maps each to
@@ -311,6 +312,36 @@ describe('an embedding model: float numerics and int64 category indices', () => 
       expect(status.state, status.error).toBe('succeeded');
       expect(await scored(dir)).toEqual(expected);
     }
+  });
+});
+
+describe('a string input from a field inside a Parquet struct', () => {
+  it('reads the field, not the struct, and scores as onnxruntime does', async () => {
+    const model = await ws.write(
+      'region.onnx',
+      buildModel({
+        inputs: [{ name: 'region', elem: 'string', shape: ['N', 1] }],
+        outputs: [{ name: 'score', elem: 'float', shape: ['N', 1] }],
+        nodes: [
+          { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['r3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
+          { op: 'Flatten', inputs: ['r3'], outputs: ['r'], attrs: { axis: 1 } },
+          { op: 'MatMul', inputs: ['r', 'W'], outputs: ['score'] },
+        ],
+        floats: { W: { dims: [4, 1], values: [1, 2, 3, 4] } },
+      }),
+    );
+    await mkdir(ws.path(`nested/dt=${DATE}`), { recursive: true });
+    await copyFile(`${REPO}/test/fixtures/keys/nested.parquet`, ws.path(`nested/dt=${DATE}/nested.parquet`));
+    const file = await ws.job('struct-string.yaml', {
+      name: 'struct-string',
+      input: { uri: 'nested/dt={date}/', format: 'parquet', key: ['id'] },
+      model: { path: model, inputs: { region: 's.region' } },
+      output: { uri: 'out/struct-string/dt={date}/', format: 'csv' },
+    });
+    const res = await runCli(['run', file, '--date', DATE]);
+    expect(res.code, res.stderr).toBe(0);
+    // north, west and an unseen region, as the fixture holds them.
+    expect([...(await scored('struct-string')).values()]).toEqual([1, 4, 0]);
   });
 });
 

@@ -3,6 +3,7 @@ import type { ScanTarget } from './csv-scan.js';
 import { escapeFormula, withRoom, type CsvText } from './csv-text.js';
 import { keyText } from './key-values.js';
 import { columnValues, type ColumnValues, type FeatureBatch, type FeatureColumn } from '../model/features.js';
+import { parseFeature } from './numbers.js';
 import { parquetFeature } from './parquet-values.js';
 import { storeText, storeValue } from './typed-values.js';
 
@@ -251,6 +252,8 @@ export class BatchBuilder implements ScanTarget {
     private readonly source: string,
     /** Key columns per row. */
     private readonly keyCount: number,
+    /** Per key: the feature column it also is (CSV), or -1. */
+    private readonly keyFeeds: readonly number[] = [],
   ) {
     this.floatSlot = new Int32Array(columns.length).fill(-1);
     this.textColumn = [];
@@ -292,19 +295,29 @@ export class BatchBuilder implements ScanTarget {
   textBytes(slot: number, buf: Buffer, start: number, end: number): string | undefined {
     if (slot < this.keyCount) {
       this.textKeys!.setBytes(this.count, slot, buf, start, end);
-      return undefined;
+      return this.keyFeeds.length === 0 || this.keyFeeds[slot] === -1 ? undefined : this.feature(this.keyFeeds[slot] as number, buf.toString('utf8', start, end));
     }
-    return this.textField(slot, buf.toString('utf8', start, end));
+    return this.feature(this.textColumn[slot - this.keyCount] as number, buf.toString('utf8', start, end));
   }
 
   textField(slot: number, text: string): string | undefined {
     if (slot < this.keyCount) {
       this.textKeys!.setText(this.count, slot, text);
+      return this.keyFeeds.length === 0 || this.keyFeeds[slot] === -1 ? undefined : this.feature(this.keyFeeds[slot] as number, text);
+    }
+    return this.feature(this.textColumn[slot - this.keyCount] as number, text);
+  }
+
+  /** Reads column j of the current row from its text; returns why it is refused, if it is. */
+  private feature(j: number, text: string): string | undefined {
+    const column = this.columns[j] as FeatureColumn;
+    if (column.type === 'float32') {
+      const parsed = parseFeature(text, column.missing);
+      if (!parsed.ok) return parsed.reason;
+      this.buffer[this.count * this.width + (this.floatSlot[j] as number)] = parsed.value;
       return undefined;
     }
-    const j = this.textColumn[slot - this.keyCount] as number;
-    const column = this.columns[j] as FeatureColumn;
-    return storeText(column.type as Exclude<FeatureColumn['type'], 'float32'>, this.typed[j] as ColumnValues, this.count, text, column.missing);
+    return storeText(column.type, this.typed[j] as ColumnValues, this.count, text, column.missing);
   }
 
   /** The row whose features and keys were just written is complete. */

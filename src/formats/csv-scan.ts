@@ -99,7 +99,16 @@ export function scanLayout(width: number, columns: ScanColumn[], keys: number[],
   const missing: number[] = [];
   keys.forEach((at, k) => (roles[at] = -2 - k));
   columns.forEach((c, j) => {
-    if (c.float32) {
+    // A key that is a feature too stays a key's text slot, and the target reads the feature from
+    // its text (its float32 slot is still counted, so slots match the target's).
+    const key = (roles[c.at] as number) <= -2 ? -2 - (roles[c.at] as number) : -1;
+    if (key !== -1 && key < keys.length) {
+      textColumn[key] = j;
+      if (c.float32) {
+        floatColumn.push(j);
+        missing.push(c.missing ? 1 : 0);
+      }
+    } else if (c.float32) {
       roles[c.at] = floatColumn.length;
       floatColumn.push(j);
       missing.push(c.missing ? 1 : 0);

@@ -77,6 +77,8 @@ export interface ColumnRef {
   name: string;
   top: string;
   path: string[];
+  /** The column's own schema element (the leaf, for a field inside a struct). */
+  element: SchemaElement;
 }
 
 const NUMERIC_PHYSICAL = new Set(['INT32', 'INT64', 'FLOAT', 'DOUBLE', 'BOOLEAN']);
@@ -113,7 +115,8 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: Elemen
   }
   const e = node.element;
   if (role === 'string') {
-    const text = node.children.length === 0 && e.type === 'BYTE_ARRAY' && [undefined, 'UTF8', 'ENUM', 'JSON'].includes(e.converted_type) && [undefined, 'STRING', 'ENUM', 'JSON'].includes(e.logical_type?.type);
+    // Not JSON: hyparquet parses it, and a string input takes the text.
+    const text = node.children.length === 0 && e.type === 'BYTE_ARRAY' && [undefined, 'UTF8', 'ENUM'].includes(e.converted_type) && [undefined, 'STRING', 'ENUM'].includes(e.logical_type?.type);
     if (!text) {
       throw new NightscoreError('INPUT_COLUMN_TYPE', `${uri}: feature column "${name}" is ${describeType(node)}; its model input takes string, so expected text (BYTE_ARRAY, STRING)`, {
         source: uri,
@@ -121,7 +124,7 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: Elemen
         hint: 'Cast the column to a string upstream, or feed it to a numeric input.',
       });
     }
-    return { name, top: name.split('.')[0]!, path: [] };
+    return { name, top: path.length > 0 ? name.split('.')[0]! : name, path, element: e };
   }
   const numeric = node.children.length === 0 && (NUMERIC_PHYSICAL.has(String(e.type)) || e.converted_type === 'DECIMAL' || e.logical_type?.type === 'DECIMAL');
   const excluded = NOT_A_NUMBER.has(String(e.converted_type)) || ['DATE', 'TIME', 'TIMESTAMP', 'STRING', 'ENUM', 'JSON', 'BSON', 'UUID'].includes(String(e.logical_type?.type));
@@ -135,7 +138,8 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: Elemen
   if (role === 'key' && node.children.length > 0) {
     throw new NightscoreError('INPUT_COLUMN_TYPE', `${uri}: key column "${name}" is a nested group; expected a scalar column`, { source: uri, column: name, hint: 'Use scalar columns as keys.' });
   }
-  return { name, top: name.split('.')[0]!, path };
+  // A name with a dot that a top-level column has is that column, not a path into a struct.
+  return { name, top: path.length > 0 ? name.split('.')[0]! : name, path, element: e };
 }
 
 /** Reads batches of rows of some columns; only those columns' chunks are fetched. */
@@ -156,7 +160,7 @@ export function parquetColumnReader(source: ParquetSource, refs: ColumnRef[]): P
  */
 export async function parquetKeyReader(source: ParquetSource, refs: ColumnRef[]): Promise<ColumnReader> {
   if (refs.length === 0) return async () => [];
-  const elements = refs.map((r) => source.metadata.schema.find((e) => e.name === r.top)!);
+  const elements = refs.map((r) => r.element);
   // hyparquet scales DECIMALs through a float64 whatever the parsers: undeclared, they come
   // as their stored integers or bytes.
   const metadata = { ...source.metadata, schema: source.metadata.schema.map((e) => (elements.includes(e) && isDecimal(e) ? { ...e, converted_type: undefined, logical_type: undefined } : e)) };
@@ -187,12 +191,14 @@ function keyValues(values: ArrayLike<unknown>, e: SchemaElement): ArrayLike<unkn
   }
   // INT96 holds nanoseconds; pyarrow and DuckDB read it as a timestamp without a zone, and so does nightscore.
   if (e.type === 'INT96') return map((v: bigint) => new TimestampKey(v, 'NANOS', false));
-  if (e.converted_type === 'TIMESTAMP_MILLIS') return map((v: bigint) => new TimestampKey(v, 'MILLIS', true));
-  if (e.converted_type === 'TIMESTAMP_MICROS') return map((v: bigint) => new TimestampKey(v, 'MICROS', true));
+  // The logical type says whether the time is UTC; writers set the converted type beside it
+  // for local times too, so only a file without a logical type is read by the converted one.
   if (e.logical_type?.type === 'TIMESTAMP') {
     const { unit, isAdjustedToUTC } = e.logical_type;
     return map((v: bigint) => new TimestampKey(v, unit, isAdjustedToUTC));
   }
+  if (e.converted_type === 'TIMESTAMP_MILLIS') return map((v: bigint) => new TimestampKey(v, 'MILLIS', true));
+  if (e.converted_type === 'TIMESTAMP_MICROS') return map((v: bigint) => new TimestampKey(v, 'MICROS', true));
   if (e.converted_type === 'DATE' || e.logical_type?.type === 'DATE') return map((v: number) => new DateKey(v));
   // Read with utf8 off (so undeclared DECIMAL bytes stay bytes): undeclared BYTE_ARRAY is text, as hyparquet reads it.
   if (e.type === 'BYTE_ARRAY' && values.length > 0) return map((v: string | Uint8Array) => (typeof v === 'string' ? v : utf8.decode(v)));

@@ -23,7 +23,8 @@ export async function beginOutput(out: Location, manifest: RunManifest, rejects?
   const files = await listRelative(out);
   const listed = files.find((f) => f.relative === OUTPUT_FILES.manifest);
   const previous = listed ? await readManifest(out, listed.size) : undefined;
-  manifest.owns = mergeOwns(previous ? ownsOf(previous) : {}, manifest.owns);
+  const ownedBefore = previous ? ownsOf(previous) : {};
+  manifest.owns = mergeOwns(ownedBefore, manifest.owns);
   const names = new OutputNames(manifest.owns);
   const strangers = files.filter((f) => PART_LIKE_RE.test(f.relative) && !names.isPart(f.relative));
   if (strangers.length > 0) {
@@ -32,19 +33,44 @@ export async function beginOutput(out: Location, manifest: RunManifest, rejects?
       hint: 'Readers of the folder would take those files for this date\'s predictions: remove them (they may be from a run whose _manifest.json was deleted), or point output.uri at a folder of its own.',
     });
   }
-  // A rejects folder of its own holds only rejects files, named as the output's manifests own them.
-  const rejectsFiles = rejects ? await listRelative(rejects) : [];
-  const foreign = rejectsFiles.filter((f) => /^part-\d{5,}\.csv$/.test(f.relative) && !isOwnedRejects(f.relative, manifest.owns));
-  if (rejects && foreign.length > 0) {
-    throw new NightscoreError('OUTPUT_NOT_OURS', `${rejects.storage.uri(rejects.storage.join(rejects.key, ''))} (output.rejects_uri) holds ${foreign.length} file(s) named like nightscore rejects that no manifest of ${out.storage.uri(out.storage.join(out.key, ''))} accounts for, such as ${foreign[0]!.relative}; this run would mix with them and left both folders untouched`, {
+  const rejectsFiles = rejects ? await claimRejects(out, rejects, ownedBefore) : [];
+  await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.success));
+  for (const f of files) if (names.isPart(f.relative)) await out.storage.delete(f.key);
+  for (const f of rejectsFiles) if (isOwnedRejects(f.relative, ownedBefore)) await rejects!.storage.delete(f.key);
+  await writeManifest(out, manifest);
+}
+
+/**
+ * A rejects folder of its own (output.rejects_uri) names the output folder it belongs to in
+ * `_OWNER.json`, written by the first run there: its files are that output's, owned by the
+ * chunk counts of that output's manifests. A folder of another output's, or files named like
+ * rejects that the output's earlier attempts did not write, stop the run before anything is
+ * touched. Returns the folder's files.
+ */
+async function claimRejects(out: Location, rejects: Location, ownedBefore: Record<string, number>): Promise<Array<{ key: string; relative: string; size: number }>> {
+  const outUri = out.storage.uri(out.storage.join(out.key, ''));
+  const folderUri = rejects.storage.uri(rejects.storage.join(rejects.key, ''));
+  const files = await listRelative(rejects);
+  const ownerKey = rejects.storage.join(rejects.key, OUTPUT_FILES.rejectsOwner);
+  const owner = files.some((f) => f.relative === OUTPUT_FILES.rejectsOwner)
+    ? await readAgainWhileTransient(() => readText(rejects.storage, ownerKey)).then((text) => (JSON.parse(text) as { output?: unknown }).output, () => null)
+    : undefined;
+  if (owner !== undefined && owner !== outUri) {
+    throw new NightscoreError('OUTPUT_NOT_OURS', `${folderUri} (output.rejects_uri) holds the rejects of ${typeof owner === 'string' ? owner : 'another output (its _OWNER.json cannot be read)'}, not of ${outUri}; this run left both folders untouched`, {
+      source: rejects.storage.uri(ownerKey),
+      hint: 'Give each job and date a rejects folder of its own (output.rejects_uri with the job\'s name and {date} in it).',
+    });
+  }
+  const owned = owner === undefined ? {} : ownedBefore;
+  const foreign = files.filter((f) => /^part-\d{5,}\.csv$/.test(f.relative) && !isOwnedRejects(f.relative, owned));
+  if (foreign.length > 0) {
+    throw new NightscoreError('OUTPUT_NOT_OURS', `${folderUri} (output.rejects_uri) holds ${foreign.length} file(s) named like nightscore rejects that no manifest of ${outUri} accounts for, such as ${foreign[0]!.relative}; this run would mix with them and left both folders untouched`, {
       source: rejects.storage.uri(foreign[0]!.key),
       hint: 'Readers of the folder would take those files for this date\'s rejects: remove them, or point output.rejects_uri at a folder of its own for each job and date.',
     });
   }
-  await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.success));
-  for (const f of files) if (names.isPart(f.relative)) await out.storage.delete(f.key);
-  for (const f of rejectsFiles) if (isOwnedRejects(f.relative, manifest.owns)) await rejects!.storage.delete(f.key);
-  await writeManifest(out, manifest);
+  if (owner === undefined) await rejects.storage.put(ownerKey, `${JSON.stringify({ output: outUri })}\n`);
+  return files;
 }
 
 /**

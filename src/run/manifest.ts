@@ -50,6 +50,8 @@ export const OUTPUT_FILES = {
   manifest: '_manifest.json',
   success: '_SUCCESS',
   rejectsDir: '_rejects',
+  /** In a rejects folder of its own (output.rejects_uri): the output folder it belongs to. */
+  rejectsOwner: '_OWNER.json',
 } as const;
 
 /** The keys chunk `index` writes in an output folder: deterministic, so a retried chunk overwrites its own. */

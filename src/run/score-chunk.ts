@@ -185,7 +185,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
     const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
     const scan = ctx.columns.map((c, j) => ({ at: columns.features[j]!, float32: c.type === 'float32', missing: c.missing }));
     const layout = scanLayout(columns.width, scan, columns.keys, features);
-    const builder = new BatchBuilder(ctx.columns, ctx.spec.batch.rows, segment.uri, ctx.keys.length);
+    const builder = new BatchBuilder(ctx.columns, ctx.spec.batch.rows, segment.uri, ctx.keys.length, columns.keys.map((at) => columns.features.indexOf(at)));
     await sink.open(ctx.keys.map((name) => ({ name })));
     for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
     await sink.flush(builder, segment.start);
@@ -206,8 +206,7 @@ async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: Ch
   const source = await openParquet(segment.uri, segment.bytes, segment.version);
   const features = ctx.columns.map((c) => resolveColumn(source.metadata, c.name, c.type, segment.uri));
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
-  const schema = source.metadata.schema;
-  await sink.open(ctx.keys.map((name) => ({ name, element: schema.find((e) => e.name === name) })));
+  await sink.open(keys.map((k) => ({ name: k.name, element: k.element })));
   const { rows: batchRows } = ctx.spec.batch;
   const builder = new BatchBuilder(ctx.columns, batchRows, segment.uri, ctx.keys.length);
   const readFeatures = await parquetColumnReader(source, features);
