@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { locateRun, modelPath, parseJob } from '../src/job/load.js';
+import { locateRun, modelLocation, parseJob } from '../src/job/load.js';
 import { parseLogicalDate, renderTemplate } from '../src/job/template.js';
 
 const base = {
@@ -24,7 +24,7 @@ describe('job files', () => {
     const where = locateRun(job(), '2026-11-21');
     expect(where.inputUri).toBe('/etc/nightscore/jobs/features/dt=2026-11-21/');
     expect(where.outputUri).toBe('s3://scores/2026/11/21/');
-    expect(modelPath(job())).toBe('/etc/nightscore/models/m.onnx');
+    expect(modelLocation(job())).toBe('/etc/nightscore/models/m.onnx');
     expect(locateRun(job({ input: { uri: 'file:///data/in/{date}.csv', format: 'csv' } }), '2026-01-02').inputUri).toBe('file:///data/in/2026-01-02.csv');
   });
 

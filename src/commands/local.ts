@@ -80,7 +80,7 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
   const prepared = await prepareJob(job);
   const lines = [
     `job      ${job.name} (${job.file}): valid`,
-    `model    ${prepared.model.path}  sha256 ${prepared.model.sha256.slice(0, 16)}…`,
+    `model    ${prepared.spec.location}  sha256 ${prepared.model.sha256.slice(0, 16)}…`,
     ...prepared.scorer.inputs.map((i) => `         input "${i.name}" ${i.type} [N${i.rank === 2 ? `, ${i.columns.length}` : ''}]; features ${i.columns.join(', ')}`),
     `         columns ${prepared.scorer.outputs.flatMap((o) => o.names).join(', ')}`,
   ];

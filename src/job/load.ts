@@ -73,14 +73,14 @@ export function parseJob(text: string, file: string): JobDefinition {
   }
   const job = parsed.data;
   const dir = path.dirname(file);
-  const locations = [['input', 'uri', job.input.uri], ['output', 'uri', job.output.uri], ['model', 'path', job.model.path], ...(job.output.rejects_uri === undefined ? [] : [['output', 'rejects_uri', job.output.rejects_uri]])] as const;
+  const locations = [['input', 'uri', job.input.uri], ['output', 'uri', job.output.uri], ['model', job.model.uri === undefined ? 'path' : 'uri', (job.model.uri ?? job.model.path)!], ...(job.output.rejects_uri === undefined ? [] : [['output', 'rejects_uri', job.output.rejects_uri]])] as const;
   for (const [key, field, uri] of locations) {
     const keyPath = [key, field];
     try {
       checkTemplate(uri);
       // Every date renders the same shape, so one sample date proves the location's form.
-      const parsedUri = parseUri(resolveLocation(renderTemplate(uri, '2000-01-01'), dir));
-      if (key === 'model' && parsedUri.scheme !== 'file') throw new NightscoreError('BAD_URI', `"${uri}" is not a local file; model.path takes a path or a file:// URL`, { hint: 'Copy the model next to the job file, or mount it, and point model.path at it.' });
+      parseUri(resolveLocation(renderTemplate(uri, '2000-01-01'), dir));
+
     } catch (err) {
       if (!(err instanceof NightscoreError)) throw err;
       throw invalid(keyPath, err.message, err.hint ?? 'See "Job file reference" in the README.');
@@ -163,9 +163,9 @@ export function locateRun(job: JobDefinition, date: string): RunLocations {
   };
 }
 
-/** Absolute path of the job's model file. */
-export function modelPath(job: JobDefinition): string {
-  const parsed = parseUri(resolveLocation(job.model.path, job.dir));
-  if (parsed.scheme !== 'file') throw new NightscoreError('BAD_URI', `model.path "${job.model.path}" is not a local file`);
-  return parsed.path;
+/** The job's model: an absolute path, or an s3:// URI. */
+export function modelLocation(job: JobDefinition): string {
+  const location = resolveLocation((job.model.uri ?? job.model.path)!, job.dir);
+  const parsed = parseUri(location);
+  return parsed.scheme === 'file' ? parsed.path : location;
 }

@@ -62,7 +62,10 @@ export const jobSchema = z.strictObject({
     missing: z.union([missingPolicy, z.record(columnName, missingPolicy)]).default('reject'),
   }),
   model: z.strictObject({
-    path: z.string().min(1),
+    /** Where the model is: a local path, a file:// URL or an s3:// object (fetched into the model cache). */
+    uri: z.string().min(1).optional(),
+    /** The name model.uri had first; either may be given. */
+    path: z.string().min(1).optional(),
     /** Feature columns in the order the model expects; optional when the model carries `feature_names`. */
     features: z.array(columnName).min(1).optional(),
     /** Name of the model input to feed; optional when the model has exactly one input. */
@@ -83,6 +86,12 @@ export const jobSchema = z.strictObject({
   }).refine((m) => m.inputs === undefined || (m.features === undefined && m.input === undefined), {
     message: 'model.inputs names every input and its columns, so model.features and model.input go with it: use one or the other',
     path: ['inputs'],
+  }).refine((m) => m.uri !== undefined || m.path !== undefined, {
+    message: 'missing; expected model.uri (or model.path): the model file, a local path or an s3:// URI',
+    path: ['uri'],
+  }).refine((m) => m.uri === undefined || m.path === undefined, {
+    message: 'model.path is the older name of model.uri: give one of them',
+    path: ['path'],
   }),
   output: z.strictObject({
     uri: z.string().min(1),

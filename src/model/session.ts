@@ -119,7 +119,7 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
   } catch (err) {
     throw new NightscoreError('MODEL_NOT_FOUND', `cannot read model ${path}: ${(err as Error).message}`, {
       source: path,
-      hint: 'Check model.path in the job file; relative paths resolve against the job file.',
+      hint: 'Check model.uri (or model.path) in the job file; relative paths resolve against the job file.',
       cause: err,
     });
   }
@@ -163,7 +163,7 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
       throw notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
     }
     const files = [main, ...external.map(({ path: p, sha256, bytes: size }) => ({ path: p, sha256, bytes: size }))];
-    const sha256 = external.length === 0 ? main.sha256 : createHash('sha256').update(files.map((f, i) => `${f.sha256}  ${i === 0 ? basename(path) : metadata.externalData[i - 1]}\n`).join('')).digest('hex');
+    const sha256 = modelIdentity(files, [basename(path), ...metadata.externalData]);
     return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, session };
   } finally {
     // A mapping outlives its file's name: the copies go once the session holds them.
@@ -172,11 +172,20 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
 }
 
 /**
+ * A model's identity over its files (see LoadedModel.sha256): the model file's sha256 alone,
+ * or the sha256 of the `sha256sum` listing of the model file and its external data files.
+ */
+export function modelIdentity(files: Array<{ sha256: string }>, names: string[]): string {
+  if (files.length === 1) return files[0]!.sha256;
+  return createHash('sha256').update(files.map((f, i) => `${f.sha256}  ${names[i]}\n`).join('')).digest('hex');
+}
+
+/**
  * An external data `location` must name a file below the model's folder in plain segments
  * (no ".", "..", empty segment, backslash or control character), so that the name hashed, the
  * name listed and the file onnxruntime opens are one and the same.
  */
-function checkLocation(model: string, location: string): void {
+export function checkLocation(model: string, location: string): void {
   const segments = location.split('/');
   // eslint-disable-next-line no-control-regex
   if (isAbsolute(location) || /[\\\u0000-\u001f]/.test(location) || segments.some((s) => s === '' || s === '.' || s === '..')) {

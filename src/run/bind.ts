@@ -4,7 +4,8 @@
  * sha256, checked against the spec).
  */
 import { NightscoreError } from '../errors.js';
-import { modelPath, type JobDefinition } from '../job/load.js';
+import { modelLocation, type JobDefinition } from '../job/load.js';
+import { fileUris, isRemote, localModel } from '../model/fetch.js';
 import { takesNan, type ElementType } from '../model/features.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
@@ -21,10 +22,13 @@ export interface PreparedJob {
 
 /** Loads the model once per process, checks its signature against the job, and pins it. */
 export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
-  const model = await loadModel(modelPath(job), { threads: job.model.threads });
+  const location = modelLocation(job);
+  const model = await loadModel(await localModel(location), { threads: job.model.threads });
+  // A remote model's files are named by their URIs: the cache path is this machine's alone.
+  const files = isRemote(location) ? fileUris(location, model.metadata.externalData).map((path, i) => ({ ...model.files[i]!, path })) : model.files;
   if (job.model.sha256 && job.model.sha256 !== model.sha256) {
-    throw new NightscoreError('MODEL_SHA_MISMATCH', `${model.path}${model.files.length > 1 ? ` with its external data (${model.files.slice(1).map((f) => f.path).join(', ')})` : ''} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
-      source: model.path,
+    throw new NightscoreError('MODEL_SHA_MISMATCH', `${location}${files.length > 1 ? ` with its external data (${files.slice(1).map((f) => f.path).join(', ')})` : ''} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
+      source: location,
       column: 'model.sha256',
       hint: 'The model changed (its file, or its external data). Deploy the pinned model, or update model.sha256 after checking the new one (README "Model identity").',
     });
@@ -56,9 +60,9 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
   }
   const spec: ModelSpec = {
     role: 'champion',
-    location: model.path,
+    location,
     sha256: model.sha256,
-    files: model.files,
+    files,
     binding: { inputs: scorer.inputs },
     outputs: scorer.outputs,
     engine: { name: 'onnxruntime', threads: job.model.threads },
@@ -88,11 +92,11 @@ function bindingKey(spec: ModelSpec, keys: string[]): string {
  * retried), so no run ends with parts from two models and a manifest naming one.
  */
 export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer> {
-  const model = await loadModel(spec.location, { threads: spec.engine.threads });
+  const model = await loadModel(await localModel(spec.location, spec), { threads: spec.engine.threads });
   if (model.sha256 !== spec.sha256) {
-    throw new NightscoreError('MODEL_CHANGED', `${model.path} changed during the run: it has sha256 ${model.sha256} now, but the run was planned with sha256 ${spec.sha256}`, {
-      source: model.path,
-      column: 'model.path',
+    throw new NightscoreError('MODEL_CHANGED', `${spec.location} changed during the run: it has sha256 ${model.sha256} now, but the run was planned with sha256 ${spec.sha256}`, {
+      source: spec.location,
+      column: 'model.uri',
       hint: 'A model file was replaced while the date was being scored. Run the date again to score it whole with the new model, and deploy models between runs (or pin model.sha256).',
     });
   }
