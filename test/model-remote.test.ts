@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localModel } from '../src/model/fetch.js';
+import { modelIdentity } from '../src/model/session.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { allIn, createTestQueue } from './support/queue.js';
 import { startS3, type S3Server } from './support/s3.js';
@@ -151,5 +154,27 @@ describe('a model in S3', () => {
     const left = await folders();
     expect(left).toHaveLength(1);
     expect(res.stdout).toContain(`sha256 ${left[0]!.slice(0, 16)}`);
+  });
+
+  it('a scoring thread whose pinned bytes are no longer at the URI fails with MODEL_CHANGED, never loads the new bytes', async () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const model = await readFile(`${EXPORT}/model.onnx`);
+    const planned = await readFile(`${EXPORT}/model.onnx.data`);
+    await s3.put('models', 'swap/model.onnx', model);
+    // The weights were replaced after the run was planned with the export's.
+    await s3.put('models', 'swap/model.onnx.data', await readFile(`${REPO}/test/fixtures/torch-mlp-seed4/model.onnx.data`));
+    process.env.NIGHTSCORE_MODEL_CACHE = ws.path('cache-swap');
+    const files = [
+      { path: 's3://models/swap/model.onnx', sha256: sha(model), bytes: model.length },
+      { path: 's3://models/swap/model.onnx.data', sha256: sha(planned), bytes: planned.length },
+    ];
+    const pinned = { location: 's3://models/swap/model.onnx', sha256: modelIdentity(files, ['model.onnx', 'model.onnx.data']), files };
+    await expect(localModel(pinned.location, pinned)).rejects.toMatchObject({ code: 'MODEL_CHANGED', message: expect.stringMatching(/^s3:\/\/models\/swap\/model\.onnx\.data changed during the run/) });
+    expect(await readdir(ws.path('cache-swap'))).not.toContain(pinned.sha256);
+    // Put back, the planned bytes are fetched and published under the model's identity.
+    await s3.put('models', 'swap/model.onnx.data', planned);
+    const path = await localModel(pinned.location, pinned);
+    expect(path).toBe(ws.path(`cache-swap/${pinned.sha256}/model.onnx`));
+    expect(sha(await readFile(ws.path(`cache-swap/${pinned.sha256}/model.onnx.data`)))).toBe(sha(planned));
   });
 });
