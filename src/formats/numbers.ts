@@ -6,10 +6,10 @@
 /** Exact powers of ten: 10^0..10^22 are exact doubles, the range Clinger's fast path needs. */
 export const POW10 = Float64Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 
-const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+export const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const NON_FINITE_RE = /^[+-]?(?:nan|inf|infinity)$/i;
-const NAN_RE = /^nan$/i;
-const MISSING_HINT = 'set input.missing: nan to score it as a missing value';
+export const NAN_RE = /^nan$/i;
+export const MISSING_HINT = 'set input.missing: nan to score it as a missing value';
 
 /** Outcome of reading one feature field: a float32 value, or why the row is rejected. */
 export type FeatureValue = { ok: true; value: number } | { ok: false; reason: string };
@@ -33,7 +33,8 @@ export function parseFeature(raw: string, missing = false): FeatureValue {
   return { ok: true, value };
 }
 
-function quote(text: string): string {
+/** A value in a reject reason, quoted and cut at 40 characters. */
+export function quote(text: string): string {
   return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 }
 

@@ -7,13 +7,11 @@
  */
 import { setFloat16 } from '@petamoriken/float16';
 import type { ColumnValues, ElementType } from '../model/features.js';
+import { DECIMAL_RE, MISSING_HINT, NAN_RE, quote } from './numbers.js';
 
 type TypedType = Exclude<ElementType, 'float32'>;
 
-const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const INTEGER_RE = /^[+-]?\d+$/;
-const NAN_RE = /^nan$/i;
-const MISSING_HINT = 'set input.missing: nan to score it as a missing value';
 const INT_RANGE = {
   int64: [-(2n ** 63n), 2n ** 63n - 1n],
   int32: [-(2n ** 31n), 2n ** 31n - 1n],
@@ -116,8 +114,4 @@ function describe(value: unknown): string {
   if (value instanceof Uint8Array) return 'binary data';
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
   return typeof value;
-}
-
-function quote(text: string): string {
-  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 }

@@ -11,7 +11,7 @@
  * folders are removed while the cache holds more than NIGHTSCORE_MODEL_CACHE_BYTES.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { createWriteStream, type Stats } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import { openLocation, parseUri } from '../storage/open.js';
 import { readOnnxMetadata } from './metadata.js';
-import { checkLocation, modelIdentity, type ModelFile } from './session.js';
+import { checkLocation, modelIdentity, sha256Of, type ModelFile } from './session.js';
 
 /** The files a run pinned for a model: each by its location (a URI for a remote model) with sha256 and size. */
 export interface PinnedModel {
@@ -77,12 +77,6 @@ const verified = new Map<string, string>();
 
 function versionOf(s: Stats): string {
   return `${s.ino}\0${s.size}\0${s.mtimeMs}`;
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** Whether `file` holds bytes of `sha256` (hashed once per file version per process). */

@@ -106,7 +106,7 @@ async function externalUnchanged(loaded: Promise<LoadedModel>): Promise<boolean>
   return true;
 }
 
-async function sha256Of(file: string): Promise<string> {
+export async function sha256Of(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
