@@ -12,6 +12,8 @@ const ctx: CommandContext = { log: createLogger({ interactive }), interactive };
 // The queue commands load BullMQ, ioredis and prom-client (half a second of start-up);
 // `run` on local files, the embedded default, does without them.
 const queue = () => import('./commands/queue.js');
+const models = () => import('./commands/model.js');
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Runs a command and records its exit code. */
 const exit = (fn: () => Promise<number>) => async () => {
@@ -71,11 +73,12 @@ function buildProgram(): Command {
     .argument('<job.yaml>', 'job definition')
     .addOption(new Option('--from <YYYY-MM-DD>', 'first date').makeOptionMandatory())
     .addOption(new Option('--to <YYYY-MM-DD>', 'last date').makeOptionMandatory())
-    .option('--reprocess <which>', 'missing (no _SUCCESS, never run), failed, or all', 'missing')
+    .option('--reprocess <which>', 'missing (no _SUCCESS, never run), failed, all, or stale (succeeded, scored by another model version than this backfill would use)', 'missing')
+    .option('--model-as-of <when>', 'registry alias as of: date (the end of each logical date), now, or a YYYY-MM-DD', 'now')
     .option('--max-parallel-runs <n>', 'runs of this backfill in flight at once')
     .option('--reverse', 'newest date first')
     .option('--dry-run', 'print what would be enqueued, enqueue nothing')
-    .action((job: string, opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean }) =>
+    .action((job: string, opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string }) =>
       exit(async () => (await queue()).backfillCommand(ctx, job, opts))(),
     );
   program
@@ -86,6 +89,43 @@ function buildProgram(): Command {
     .option('--to <YYYY-MM-DD>', 'last date (default: today)')
     .option('--json', 'print JSON')
     .action((job: string, opts: { from?: string; to?: string; json?: boolean }) => exit(async () => (await queue()).statusCommand(ctx, job, opts))());
+  const model = program.command('model').description('the model registry: versions, aliases and their history (NIGHTSCORE_REGISTRY_URI, or --registry)');
+  const registryOptions = (c: Command) => c.option('--registry <uri>', 'registry root: s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)').option('--json', 'print JSON');
+  registryOptions(
+    model
+      .command('register')
+      .description('register a model file (and its external data beside it) as the next version of <name>')
+      .argument('<name>', 'model name')
+      .argument('<file.onnx>', 'the model file')
+      .option('--alias <alias>', 'also point this alias at the new version')
+      .option('--tag <key=value>', 'a tag (repeatable)', collect)
+      .option('--metric <key=value>', 'a metric to record with the version (repeatable)', collect)
+      .option('--description <text>', 'what this version is')
+      .option('--reason <text>', 'why, for the events log'),
+  ).action((name: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).registerCommand(name, file, opts))());
+  registryOptions(model.command('list').description('models, or the versions of one').argument('[name]', 'model name')).action((name: string | undefined, opts: Record<string, never>) =>
+    exit(async () => (await models()).listCommand(name, opts))(),
+  );
+  registryOptions(model.command('show').description('what a reference resolves to: version, files, signature, aliases').argument('<ref>', 'models:/name@alias, models:/name/3, models:/name/latest (or name@alias)')).action(
+    (ref: string, opts: Record<string, never>) => exit(async () => (await models()).showCommand(ref, opts))(),
+  );
+  registryOptions(model.command('verify').description('re-hash the stored bytes of a version against its record').argument('<ref>', 'a model reference')).action((ref: string, opts: Record<string, never>) =>
+    exit(async () => (await models()).verifyCommand(ref, opts))(),
+  );
+  registryOptions(model.command('download').description('copy a version (and its external data) to a file, verified').argument('<ref>', 'a model reference').argument('<file>', 'where to write it')).action(
+    (ref: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).downloadCommand(ref, file, opts))(),
+  );
+  const alias = model.command('alias').description('move, delete and trace aliases');
+  const moveOptions = (c: Command) => registryOptions(c.option('--reason <text>', 'why, for the history').option('--if-generation <n>', 'only if the aliases are still at this generation (see model alias history)'));
+  moveOptions(alias.command('set').description('point an alias at a version (compare-and-swap: a concurrent move makes this fail with ALIAS_CONFLICT)').argument('<name>').argument('<alias>').argument('<version>')).action(
+    (name: string, a: string, version: string, opts: Record<string, never>) => exit(async () => (await models()).aliasSetCommand(name, a, version, opts))(),
+  );
+  moveOptions(alias.command('delete').description('remove an alias').argument('<name>').argument('<alias>')).action((name: string, a: string, opts: Record<string, never>) =>
+    exit(async () => (await models()).aliasDeleteCommand(name, a, opts))(),
+  );
+  registryOptions(alias.command('history').description('every move of the aliases: when, from, to, who, why').argument('<name>').argument('[alias]')).action(
+    (name: string, a: string | undefined, opts: Record<string, never>) => exit(async () => (await models()).aliasHistoryCommand(name, a, opts))(),
+  );
   return program;
 }
 

@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   JOBS_DIR_NOT_FOUND: code('config', 'a jobs folder that cannot be read'),
   MISSING_COLUMN_UNKNOWN: code('config', 'input.missing names a column that is not a feature'),
   MODEL_NO_FEATURES: code('config', 'no model.features and no feature_names in the model'),
+  MODEL_REF_INVALID: code('config', 'a models:/ reference that is not one of its forms'),
   OUTPUT_COLUMN_CLASH: code('config', 'a prediction column named like a key or another output'),
   OUTPUT_COLUMNS_WIDTH: code('config', 'output.columns names more or fewer columns than the output has'),
   OUTPUT_NOT_OURS: code('config', 'the output folder holds part files nightscore did not write'),
@@ -48,6 +49,7 @@ export const ERROR_CODES = {
   REDIS_AUTH: code('config', 'Redis refused the credentials'),
   REDIS_CA_FILE: code('config', 'the Redis CA file cannot be read'),
   REDIS_TLS: code('config', 'the Redis server\'s certificate is not trusted'),
+  REGISTRY_NOT_SET: code('config', 'a models:/ reference, and no registry location set'),
   REJECTS_URI_CLASH: code('config', 'output.rejects_uri is the output folder itself'),
 
   CSV_MALFORMED: code('input', 'a CSV record that cannot be parsed (quotes, column count)'),
@@ -64,6 +66,7 @@ export const ERROR_CODES = {
   INPUT_SYMLINK_LOOP: code('input', 'symbolic links in the input that loop'),
   PARQUET_INVALID: code('input', 'a file that is not valid Parquet'),
 
+  MODEL_ALIAS_NOT_FOUND: code('model', 'a registry alias that is not set (or was not, at the date asked)'),
   MODEL_CHANGED: code('model', 'the model file changed after the run was planned'),
   MODEL_EXTERNAL_DATA_INVALID: code('model', 'a model whose external data is named outside its folder'),
   MODEL_EXTERNAL_DATA_MISSING: code('model', 'an external data file of the model that cannot be read'),
@@ -75,7 +78,10 @@ export const ERROR_CODES = {
   MODEL_RUN_FAILED: code('model', 'onnxruntime failed on a batch the one-row probe passed'),
   MODEL_SHA_MISMATCH: code('model', 'a model file whose sha256 is not the pinned model.sha256'),
   MODEL_SIGNATURE: code('model', 'a model whose inputs do not fit the job\'s features'),
+  REGISTRY_CORRUPT: code('model', 'a registered version whose stored bytes or records are not what was registered'),
+  REGISTRY_HISTORY_INCOMPLETE: code('model', 'a registry whose alias history has a hole (a deleted event)'),
 
+  ALIAS_CONFLICT: code('storage', 'another move of the model\'s aliases landed first'),
   FILE_ACCESS_DENIED: code('storage', 'the file system refused access (permissions)'),
   FILE_IO: code('storage', 'a local file operation failed'),
   FILE_IS_FOLDER: code('storage', 'a folder stands where a file is expected'),
@@ -89,6 +95,7 @@ export const ERROR_CODES = {
   MANIFEST_READ_SHORT: code('storage', 'the manifest read back shorter than its size', true),
   NOT_FOUND: code('storage', 'an object or file that does not exist'),
   REDIS_UNAVAILABLE: code('storage', 'Redis does not answer', true),
+  REGISTRY_CONFLICT: code('storage', 'a version number or record taken by another writer'),
   REJECTS_MISSING: code('storage', 'a chunk\'s rejects vanished from the output folder'),
   REJECTS_READ_SHORT: code('storage', 'a chunk\'s staged rejects read back shorter than staged', true),
   RUN_IN_PROGRESS: code('storage', 'another attempt holds the date\'s output lock'),

@@ -7,6 +7,7 @@ import { decodeFailure } from '../src/errors.js';
 import { loadJob } from '../src/job/load.js';
 import { loadModel, releaseModels, type LoadedModel } from '../src/model/session.js';
 import { runId } from '../src/queue/config.js';
+import { SPEC_VERSION } from '../src/run/spec.js';
 import { beginRun } from '../src/run/begin.js';
 import { prepareJob } from '../src/run/bind.js';
 import { mergeStats, type ChunkStats } from '../src/run/stats.js';
@@ -65,6 +66,7 @@ describe('the manifest names the models the run pinned', () => {
           { output: 'probabilities', type: 'float32', names: ['p_stay', 'p_churn'] },
         ],
         engine: { name: 'onnxruntime', threads: 2 },
+        registry: null,
       },
     ]);
     expect(inProcess.model.sha256).toBe(sha256);
@@ -125,7 +127,7 @@ describe('chunks score from the spec', () => {
     for (let i = 0; i < 200 && !['failed', 'completed'].includes(await other.getState()); i++) await sleep(50);
     const refused = (await tq.queues.chunks.getJob(other.id!))!;
     expect(refused.attemptsMade).toBe(1);
-    expect(decodeFailure(refused.failedReason).toJSON()).toMatchObject({ code: 'QUEUE_JOB_OUTDATED', message: expect.stringMatching(/planned with run spec version 999, and this worker reads version 2/) });
+    expect(decodeFailure(refused.failedReason).toJSON()).toMatchObject({ code: 'QUEUE_JOB_OUTDATED', message: expect.stringMatching(new RegExp(`planned with run spec version 999, and this worker reads version ${SPEC_VERSION};`)) });
     worker.child.kill('SIGTERM');
     await worker.exited;
   });

@@ -1,9 +1,9 @@
 import { QueueEvents } from 'bullmq';
 import { NightscoreError } from '../errors.js';
-import { dateRange } from '../job/dates.js';
-import { loadJob, loadJobsDir } from '../job/load.js';
+import { checkModelAsOf, dateRange, modelAsOf } from '../job/dates.js';
+import { loadJob, loadJobsDir, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
-import { applyBackfill, planBackfill, type Reprocess } from '../queue/backfill.js';
+import { applyBackfill, planBackfill, type ExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { envInteger, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { enqueueRun, openQueues, type Queues } from '../queue/queues.js';
@@ -11,6 +11,9 @@ import { checkRedis } from '../queue/redis-check.js';
 import { syncSchedules } from '../queue/schedule.js';
 import { formatStatus, readStatus } from '../queue/status.js';
 import { startWorker } from '../queue/worker.js';
+import { isModelRef } from '../registry/ref.js';
+import { Registry, registryRoot } from '../registry/registry.js';
+import { prepareJob } from '../run/bind.js';
 import type { CommandContext } from './local.js';
 
 /**
@@ -106,26 +109,48 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
 export async function backfillCommand(
   ctx: CommandContext,
   jobFile: string,
-  opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean },
+  opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string },
 ): Promise<number> {
-  if (!['missing', 'failed', 'all'].includes(opts.reprocess)) {
-    throw new NightscoreError('BAD_OPTION', `--reprocess takes missing, failed or all, got "${opts.reprocess}"`);
+  if (!['missing', 'failed', 'all', 'stale'].includes(opts.reprocess)) {
+    throw new NightscoreError('BAD_OPTION', `--reprocess takes missing, failed, all or stale, got "${opts.reprocess}"`);
   }
+  checkModelAsOf(opts.modelAsOf);
   const maxParallel = optionInteger('--max-parallel-runs', opts.maxParallelRuns, { min: 1, max: 100_000, unit: 'runs' });
   const job = await loadJob(jobFile);
   const dates = dateRange(opts.from, opts.to);
   if (opts.reverse) dates.reverse();
   return withQueues(ctx, async (queues) => {
-    const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess);
+    const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess, expectedModel(job, opts.modelAsOf));
     for (const d of decisions) process.stdout.write(`${d.date}  ${d.enqueue ? 'enqueue' : 'skip   '}  ${d.reason}\n`);
     if (opts.dryRun) {
       process.stdout.write(`dry run: ${decisions.filter((d) => d.enqueue).length} of ${dates.length} dates would be enqueued\n`);
       return 0;
     }
-    const n = await applyBackfill(queues, job, decisions, { maxParallel });
+    const n = await applyBackfill(queues, job, decisions, { maxParallel, modelAsOf: opts.modelAsOf });
     process.stdout.write(`${n} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} run${maxParallel === 1 ? "" : "s"} at a time)` : ''}\n`);
     return 0;
   });
+}
+
+/**
+ * What a run of each date would pin now (for --reprocess stale): a registry reference resolved
+ * per date (with --model-as-of) or once; a model by location loaded once, for its sha256.
+ */
+function expectedModel(job: JobDefinition, asOf: string | undefined): (date: string) => Promise<ExpectedModel> {
+  const written = modelLocation(job);
+  if (!isModelRef(written)) {
+    let sha256: Promise<string> | undefined;
+    return async () => ({ version: null, sha256: await (sha256 ??= prepareJob(job).then((p) => p.spec.sha256)) });
+  }
+  const registry = new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`));
+  const now = new Map<string, Promise<ExpectedModel>>();
+  return (date) => {
+    const at = modelAsOf(asOf, date, job.schedule?.tz ?? 'UTC');
+    const key = at?.toISOString() ?? 'now';
+    let found = now.get(key);
+    if (!found) now.set(key, (found = registry.resolve(written, { asOf: at }).then((r) => ({ version: `${r.name}@${r.version}`, sha256: r.record.sha256 }))));
+    return found;
+  };
 }
 
 /** nightscore status: one line per date. */

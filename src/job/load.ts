@@ -3,6 +3,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { NightscoreError } from '../errors.js';
+import { isModelRef, parseModelRef } from '../registry/ref.js';
 import { parseUri, schemeOf } from '../storage/open.js';
 import { jobSchema, type JobFile } from './schema.js';
 import { checkTemplate, renderTemplate } from './template.js';
@@ -73,9 +74,23 @@ export function parseJob(text: string, file: string): JobDefinition {
   }
   const job = parsed.data;
   const dir = path.dirname(file);
-  const locations = [['input', 'uri', job.input.uri], ['output', 'uri', job.output.uri], ['model', job.model.uri === undefined ? 'path' : 'uri', (job.model.uri ?? job.model.path)!], ...(job.output.rejects_uri === undefined ? [] : [['output', 'rejects_uri', job.output.rejects_uri]])] as const;
-  for (const [key, field, uri] of locations) {
-    const keyPath = [key, field];
+  const model = (job.model.uri ?? job.model.path)!;
+  const locations: Array<[string[], string]> = [
+    [['input', 'uri'], job.input.uri],
+    [['output', 'uri'], job.output.uri],
+    ...(isModelRef(model) ? [] : [[['model', job.model.uri === undefined ? 'path' : 'uri'], model] as [string[], string]]),
+    ...(job.output.rejects_uri === undefined ? [] : [[['output', 'rejects_uri'], job.output.rejects_uri] as [string[], string]]),
+    ...(job.registry === undefined ? [] : [[['registry'], job.registry] as [string[], string]]),
+  ];
+  if (isModelRef(model)) {
+    try {
+      parseModelRef(model);
+    } catch (err) {
+      if (!(err instanceof NightscoreError)) throw err;
+      throw invalid(['model', job.model.uri === undefined ? 'path' : 'uri'], err.message, err.hint ?? 'See "Model registry" in the README.');
+    }
+  }
+  for (const [keyPath, uri] of locations) {
     try {
       checkTemplate(uri);
       // Every date renders the same shape, so one sample date proves the location's form.
@@ -163,9 +178,16 @@ export function locateRun(job: JobDefinition, date: string): RunLocations {
   };
 }
 
-/** The job's model: an absolute path, or an s3:// URI. */
+/** The job's model: an absolute path, an s3:// URI, or a models:/ reference (see registryOf). */
 export function modelLocation(job: JobDefinition): string {
-  const location = resolveLocation((job.model.uri ?? job.model.path)!, job.dir);
+  const written = (job.model.uri ?? job.model.path)!;
+  if (isModelRef(written)) return written;
+  const location = resolveLocation(written, job.dir);
   const parsed = parseUri(location);
   return parsed.scheme === 'file' ? parsed.path : location;
+}
+
+/** The registry the job's models:/ reference resolves against: its `registry:` (relative to the job file), else NIGHTSCORE_REGISTRY_URI. */
+export function registryOf(job: JobDefinition): string | undefined {
+  return job.registry === undefined ? undefined : resolveLocation(job.registry, job.dir);
 }

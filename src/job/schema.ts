@@ -38,6 +38,11 @@ const csvOutputOptions = z.strictObject({
 export const jobSchema = z.strictObject({
   name,
   description: z.string().optional(),
+  /**
+   * The model registry that `models:/` references in model.uri resolve against: an s3://
+   * prefix or a folder. @defaultValue NIGHTSCORE_REGISTRY_URI
+   */
+  registry: z.string().min(1).optional(),
   schedule: z
     .strictObject({
       // Checked with the parser BullMQ's schedulers use, so a schedule that loads also fires.
@@ -62,7 +67,7 @@ export const jobSchema = z.strictObject({
     missing: z.union([missingPolicy, z.record(columnName, missingPolicy)]).default('reject'),
   }),
   model: z.strictObject({
-    /** Where the model is: a local path, a file:// URL or an s3:// object (fetched into the model cache). */
+    /** Where the model is: a local path, a file:// URL, an s3:// object (fetched into the model cache), or a registry reference models:/name@alias, models:/name/3, models:/name/latest. */
     uri: z.string().min(1).optional(),
     /** The name model.uri had first; either may be given. */
     path: z.string().min(1).optional(),

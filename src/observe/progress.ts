@@ -47,7 +47,7 @@ export function formatSummary(m: RunManifest): string {
   const rate = m.rows.read ? ((m.rows.rejected / m.rows.read) * 100).toFixed(2) : '0.00';
   const lines = [
     `${m.job} ${m.date}: ${m.status} in ${seconds.toFixed(1)} s`,
-    `  model    ${m.model.path}`,
+    `  model    ${m.model.name === null ? m.model.path : `${m.model.name}@${m.model.version} (${m.model.ref}; ${m.model.uri})`}`,
     `           sha256 ${m.model.sha256.slice(0, 16)}…  ${m.model.features.length} features`,
     `  input    ${m.input.uri}  (${m.inputs.length} object${m.inputs.length === 1 ? '' : 's'}, ${formatBytes(bytes)})`,
     `  rows     ${n(m.rows.read)} read · ${n(m.rows.scored)} scored · ${n(m.rows.rejected)} rejected (${rate}%)`,

@@ -5,7 +5,13 @@ import type { RunManifest } from '../run/manifest.js';
 import { runId } from './config.js';
 import { enqueueRun, type BackfillJobData, type Queues } from './queues.js';
 
-export type Reprocess = 'missing' | 'failed' | 'all';
+export type Reprocess = 'missing' | 'failed' | 'all' | 'stale';
+
+/** The model a run of a date would pin: a registry version, or (a model by location) its sha256. */
+export interface ExpectedModel {
+  version: string | null;
+  sha256: string;
+}
 
 export interface BackfillDecision {
   date: string;
@@ -44,9 +50,11 @@ async function readManifest(storage: Storage, key: string): Promise<RunManifest 
  * Decides, per date, whether a backfill enqueues it. A run in flight is never touched.
  *   missing: dates with no `_SUCCESS` and no run record in the queue;
  *   failed:  dates whose run failed (in the queue, or per the manifest once trimmed);
- *   all:     every date not in flight.
+ *   all:     every date not in flight;
+ *   stale:   succeeded dates whose manifest names another model than `expected(date)`: for a
+ *            registry reference another name@version, for a model by location other bytes.
  */
-export async function planBackfill(queues: Queues, job: JobDefinition, dates: string[], mode: Reprocess): Promise<BackfillDecision[]> {
+export async function planBackfill(queues: Queues, job: JobDefinition, dates: string[], mode: Reprocess, expected?: (date: string) => Promise<ExpectedModel>): Promise<BackfillDecision[]> {
   const decisions: BackfillDecision[] = [];
   for (const date of dates) {
     const state = await queues.runs.getJobState(runId(job.name, date));
@@ -55,6 +63,7 @@ export async function planBackfill(queues: Queues, job: JobDefinition, dates: st
     let decision: [boolean, string];
     if (IN_FLIGHT.has(state)) decision = [false, `in flight (${state})`];
     else if (mode === 'all') decision = [true, state === 'unknown' ? 'reprocess all' : `reprocess all (was ${state})`];
+    else if (mode === 'stale') decision = success && manifest ? await staleness(manifest, await expected!(date)) : [false, success ? 'succeeded, no manifest' : 'not succeeded; use --reprocess missing or failed'];
     else if (mode === 'failed') decision = failed ? [true, 'failed before'] : [false, success ? 'succeeded' : 'not failed'];
     else if (success) decision = [false, 'succeeded'];
     else if (state !== 'unknown') decision = [false, `already ran (${state}); use --reprocess failed or all`];
@@ -64,9 +73,21 @@ export async function planBackfill(queues: Queues, job: JobDefinition, dates: st
   return decisions;
 }
 
+async function staleness(manifest: RunManifest, expected: ExpectedModel): Promise<[boolean, string]> {
+  const scored = manifest.model.name === null || manifest.model.name === undefined ? null : `${manifest.model.name}@${manifest.model.version}`;
+  if (expected.version !== null) {
+    if (scored === expected.version) return [false, `scored by ${scored}`];
+    return [true, `scored by ${scored ?? `sha256 ${manifest.model.sha256.slice(0, 12)}`}, now ${expected.version}`];
+  }
+  if (manifest.model.sha256 === expected.sha256) return [false, `scored by sha256 ${expected.sha256.slice(0, 12)}`];
+  return [true, `scored by sha256 ${manifest.model.sha256.slice(0, 12)}, now ${expected.sha256.slice(0, 12)}`];
+}
+
 export interface ApplyOptions {
   /** Runs of this backfill in flight at once; undefined enqueues every date now. */
   maxParallel?: number;
+  /** --model-as-of, carried to every run. */
+  modelAsOf?: string;
 }
 
 /**
@@ -83,10 +104,10 @@ export async function applyBackfill(queues: Queues, job: JobDefinition, decision
   if (dates.length === 0) return 0;
   if (opts.maxParallel === undefined) {
     let added = 0;
-    for (const date of dates) if (await enqueueRun(queues, job.name, job.file, date)) added++;
+    for (const date of dates) if (await enqueueRun(queues, job.name, job.file, date, { modelAsOf: opts.modelAsOf })) added++;
     return added;
   }
-  const data: BackfillJobData = { jobFile: job.file, dates, next: 0, maxParallel: opts.maxParallel };
+  const data: BackfillJobData = { jobFile: job.file, dates, next: 0, maxParallel: opts.maxParallel, ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }) };
   await queues.runs.add('backfill', data, {
     // One feeder per invocation: the run ids already keep dates from being enqueued twice,
     // and a reused id would silently drop a backfill whose old feeder record still exists.

@@ -8,6 +8,8 @@ export interface RunJobData {
   step?: 'plan' | 'chunks' | 'finalize';
   /** Set by the plan step; chunks and the commit work from its spec, never from the job file again. */
   plan?: import('../run/begin.js').RunPlan;
+  /** backfill --model-as-of: `date`, or a YYYY-MM-DD (see modelAsOf); absent: the alias when planned. */
+  modelAsOf?: string;
 }
 
 export interface FireJobData {
@@ -20,6 +22,7 @@ export interface BackfillJobData {
   /** Index of the next date to enqueue. */
   next: number;
   maxParallel: number;
+  modelAsOf?: string;
 }
 
 /**
@@ -93,10 +96,10 @@ export function chunkJobOptions(config: QueueConfig): JobsOptions {
 }
 
 /** Enqueues the run of one date; returns false when a run with that id already exists. */
-export async function enqueueRun(queues: Queues, jobName: string, jobFile: string, date: string): Promise<boolean> {
+export async function enqueueRun(queues: Queues, jobName: string, jobFile: string, date: string, opts: { modelAsOf?: string } = {}): Promise<boolean> {
   const id = runId(jobName, date);
   if ((await queues.runs.getJobState(id)) !== 'unknown') return false;
-  const data: RunJobData = { jobFile, date, step: 'plan' };
+  const data: RunJobData = { jobFile, date, step: 'plan', ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }) };
   await queues.runs.add('run', data, runJobOptions(queues.config, jobName, date));
   return true;
 }

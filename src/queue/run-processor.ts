@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { loadJob } from '../job/load.js';
-import { logicalDateFor } from '../job/dates.js';
+import { logicalDateFor, modelAsOf } from '../job/dates.js';
 import type { ChunkResult } from '../run/score-chunk.js';
 import { beginRun, type RunPlan } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
@@ -59,7 +59,8 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     const def = await loadJob(data.jobFile);
     // The run's id is its lock owner: a retry of this run (its worker died) takes the lock
     // over at once, while any other attempt at the date fails with RUN_IN_PROGRESS.
-    const plan = await beginRun(await prepareJob(def), data.date, `queue:${queues.config.prefix}:${job.id!}`);
+    const asOf = modelAsOf(data.modelAsOf, data.date, def.schedule?.tz ?? 'UTC');
+    const plan = await beginRun(await prepareJob(def, { asOf }), data.date, `queue:${queues.config.prefix}:${job.id!}`);
     data = { ...data, step: 'chunks', plan };
     await job.updateData(data);
     log.info({ run: job.id, chunks: plan.chunks.length, attempt: plan.manifest.attempt }, 'run planned');
@@ -130,7 +131,7 @@ async function feedBackfill(queues: Queues, job: Job<BackfillJobData>, token: st
   let inFlight = 0;
   for (const date of dates.slice(0, next)) if (ACTIVE_STATES.has(await queues.runs.getJobState(`${def.name}@${date}`))) inFlight++;
   while (next < dates.length && inFlight < maxParallel) {
-    if (await enqueueRun(queues, def.name, def.file, dates[next]!)) inFlight++;
+    if (await enqueueRun(queues, def.name, def.file, dates[next]!, { modelAsOf: job.data.modelAsOf })) inFlight++;
     next++;
   }
   await job.updateData({ ...job.data, next });

@@ -14,6 +14,8 @@ export interface DateStatus {
   rows?: { read: number; scored: number; rejected: number };
   duration_ms?: number | null;
   sha256?: string;
+  /** The registry version that scored the date (name@version), when the job names one. */
+  model?: string;
   attempts?: number;
   /** From the queue, while it keeps the run: when it was enqueued, and once it ended, when (ISO 8601). */
   enqueued_at?: string;
@@ -35,7 +37,7 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       const run = state === 'unknown' ? undefined : await queues.runs.getJob(id);
       const { success, manifest } = await outputState(job, date);
       const fromManifest = manifest && manifest.status !== 'running'
-        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}) }
+        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}) }
         : {};
       if (run) {
         const attempts = run.attemptsMade;
@@ -69,7 +71,7 @@ export function formatStatus(rows: DateStatus[]): string {
     const parts = [r.date, state.padEnd(22)];
     if (r.rows) parts.push(`${r.rows.scored.toLocaleString('en-US')} scored, ${r.rows.rejected.toLocaleString('en-US')} rejected`);
     if (r.duration_ms != null) parts.push(`${(r.duration_ms / 1000).toFixed(1)} s`);
-    if (r.sha256) parts.push(`model ${r.sha256.slice(0, 12)}`);
+    if (r.sha256) parts.push(`model ${r.model ? `${r.model} ` : ''}${r.sha256.slice(0, 12)}`);
     if (r.attempts !== undefined) parts.push(`attempts ${r.attempts}`);
     if (r.error) parts.push(`error: ${r.error}`);
     return parts.join('  ');

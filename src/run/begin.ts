@@ -1,9 +1,11 @@
 /** Starting a run: listing and planning the date, taking the output lock, opening the output folder. */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition, type RunLocations } from '../job/load.js';
 import { locationsOverlap, openLocation } from '../storage/open.js';
+import { isRemote } from '../model/fetch.js';
 import { takesNan, type InputBinding } from '../model/features.js';
 import { VERSION } from '../version.js';
 import type { PreparedJob } from './bind.js';
@@ -141,8 +143,13 @@ function newManifest(spec: RunSpec, chunks: number): RunManifest {
     status: 'running',
     attempt: spec.attempt,
     model: {
-      path: scored.location,
+      ref: scored.registry?.ref ?? scored.location,
+      name: scored.registry?.name ?? null,
+      version: scored.registry?.version ?? null,
+      alias: scored.registry?.alias ?? null,
       sha256: scored.sha256,
+      uri: isRemote(scored.location) ? scored.location : pathToFileURL(scored.location).href,
+      path: scored.location,
       features: scored.binding.inputs.flatMap((i) => i.columns),
       outputs: Object.fromEntries(scored.outputs.map((o) => [o.output, o.names])),
     },

@@ -4,12 +4,15 @@
  * sha256, checked against the spec).
  */
 import { NightscoreError } from '../errors.js';
-import { modelLocation, type JobDefinition } from '../job/load.js';
+import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { fileUris, isRemote, localModel } from '../model/fetch.js';
+import { isModelRef } from '../registry/ref.js';
+import { corrupt, Registry, registryRoot, type ResolvedModel } from '../registry/registry.js';
+import { parseUri } from '../storage/open.js';
 import { takesNan, type ElementType } from '../model/features.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
-import type { ModelSpec } from './spec.js';
+import type { ModelSpec, RegistryPin } from './spec.js';
 
 /** A job bound to its model: everything checked that can be checked before reading data. */
 export interface PreparedJob {
@@ -20,14 +23,26 @@ export interface PreparedJob {
   spec: ModelSpec;
 }
 
-/** Loads the model once per process, checks its signature against the job, and pins it. */
-export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
-  const location = modelLocation(job);
-  const model = await loadModel(await localModel(location), { threads: job.model.threads });
+export interface PrepareOptions {
+  /** Resolve a registry alias as it was at this instant (backfill --model-as-of), not as it is now. */
+  asOf?: Date;
+}
+
+/**
+ * Loads the model once per process, checks its signature against the job, and pins it. A
+ * registry reference is resolved here, once: the run pins the version's files and hashes,
+ * and no chunk resolves it again.
+ */
+export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}): Promise<PreparedJob> {
+  const written = modelLocation(job);
+  const resolved = isModelRef(written) ? await new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`)).resolve(written, opts) : undefined;
+  const location = resolved ? localPath(resolved.uri) : written;
+  const model = await loadRegistered(location, resolved, job.model.threads);
   // A remote model's files are named by their URIs: the cache path is this machine's alone.
   const files = isRemote(location) ? fileUris(location, model.metadata.externalData).map((path, i) => ({ ...model.files[i]!, path })) : model.files;
   if (job.model.sha256 && job.model.sha256 !== model.sha256) {
-    throw new NightscoreError('MODEL_SHA_MISMATCH', `${location}${files.length > 1 ? ` with its external data (${files.slice(1).map((f) => f.path).join(', ')})` : ''} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
+    const what = resolved ? `${resolved.ref} resolves to ${resolved.name} version ${resolved.version}, which` : `${location}${files.length > 1 ? ` with its external data (${files.slice(1).map((f) => f.path).join(', ')})` : ''}`;
+    throw new NightscoreError('MODEL_SHA_MISMATCH', `${what} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
       source: location,
       column: 'model.sha256',
       hint: 'The model changed (its file, or its external data). Deploy the pinned model, or update model.sha256 after checking the new one (README "Model identity").',
@@ -66,6 +81,7 @@ export async function prepareJob(job: JobDefinition): Promise<PreparedJob> {
     binding: { inputs: scorer.inputs },
     outputs: scorer.outputs,
     engine: { name: 'onnxruntime', threads: job.model.threads },
+    registry: resolved ? registryPin(resolved) : null,
   };
   // This thread scores chunks too (an in-process run): it binds the spec to this scorer.
   scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
@@ -113,6 +129,40 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
     scorer.catch(() => bound.delete(key));
   }
   return scorer;
+}
+
+/**
+ * A model by its location; a registered version's files fetched (when remote) and checked
+ * against the sha256 its record gives, so bytes changed in storage after registering are
+ * never scored.
+ */
+async function loadRegistered(location: string, resolved: ResolvedModel | undefined, threads: number): Promise<LoadedModel> {
+  if (!resolved) return loadModel(await localModel(location), { threads });
+  const { record } = resolved;
+  let path: string;
+  try {
+    path = await localModel(location, { location, sha256: record.sha256, files: resolved.files });
+  } catch (err) {
+    const e = err as NightscoreError;
+    if (e.code !== 'MODEL_CHANGED') throw err;
+    throw new NightscoreError('REGISTRY_CORRUPT', `${resolved.ref} (${resolved.name} version ${resolved.version}): ${e.message.replace(/ changed during the run.*$/, '')} does not hold the bytes the version was registered with`, { source: e.source, hint: corrupt(resolved, location, record.sha256, '').hint });
+  }
+  const model = await loadModel(path, { threads });
+  if (model.sha256 !== record.sha256) {
+    const bad = model.files.find((f, i) => f.sha256 !== record.files[i]?.sha256) ?? model.files[0]!;
+    throw corrupt(resolved, bad.path, record.files[model.files.indexOf(bad)]?.sha256 ?? record.sha256, bad.sha256);
+  }
+  return model;
+}
+
+/** A file URI as a path; any other URI as it is. */
+function localPath(uri: string): string {
+  const parsed = parseUri(uri);
+  return parsed.scheme === 'file' ? parsed.path : uri;
+}
+
+function registryPin(resolved: ResolvedModel): RegistryPin {
+  return { ref: resolved.ref, name: resolved.name, version: resolved.version, alias: resolved.alias, as_of: resolved.as_of };
 }
 
 function typeOf(scorer: Scorer, column: string): ElementType {

@@ -17,8 +17,22 @@ export interface RunManifest {
   status: RunStatus;
   /** Unique per attempt: tells two attempts at the same date apart. */
   attempt: string;
-  /** The model that wrote the parts (the champion of `models`), as manifests before `models` named it. */
-  model: { path: string; sha256: string; features: string[]; outputs: Record<string, string[]> };
+  /**
+   * The model that wrote the parts (the champion of `models`): `ref` as the job named it (a
+   * models:/ reference, or the location), and for a registry version its name, version and
+   * the alias it went through (else null); `uri` and `path` where its bytes were read.
+   */
+  model: {
+    ref: string;
+    name: string | null;
+    version: number | null;
+    alias: string | null;
+    sha256: string;
+    uri: string;
+    path: string;
+    features: string[];
+    outputs: Record<string, string[]>;
+  };
   /** The run spec's models: every file with its sha256 and size, the binding, the outputs and the engine settings. */
   models: ModelSpec[];
   input: { uri: string; format: string };

@@ -149,7 +149,12 @@ export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOpt
     spec,
     scorer,
     keys: spec.input.key,
-    metadata: { 'nightscore.job': spec.run.job, 'nightscore.date': spec.run.date, 'nightscore.model_sha256': model.sha256 },
+    metadata: {
+      'nightscore.job': spec.run.job,
+      'nightscore.date': spec.run.date,
+      'nightscore.model_sha256': model.sha256,
+      ...(model.registry ? { 'nightscore.model_name': model.registry.name, 'nightscore.model_version': String(model.registry.version), 'nightscore.model_ref': model.registry.ref } : {}),
+    },
     columns: featureColumns(scorer.inputs, spec.input.missing),
   };
   const sink = new ChunkSink(ctx, out, spec.index);

@@ -16,6 +16,18 @@ import type { ChunkPlan, InputObject, Segment } from './plan.js';
  */
 export type ModelRole = 'champion';
 
+/** How a model pinned from the registry was named, and which version that resolved to. */
+export interface RegistryPin {
+  /** The reference as the job wrote it: models:/churn@champion. */
+  ref: string;
+  name: string;
+  version: number;
+  /** The alias it went through, if any. */
+  alias: string | null;
+  /** The instant an alias was read at (backfill --model-as-of); null: when the run was planned. */
+  as_of: string | null;
+}
+
 /** A model pinned for a run: its files and hashes, how it is fed, and what it writes. */
 export interface ModelSpec {
   role: ModelRole;
@@ -37,6 +49,8 @@ export interface ModelSpec {
    * sums in their last bits: the same model and data score identically only with the same.
    */
   engine: { name: 'onnxruntime'; threads: number };
+  /** The registry version this is, when the job named the model by a models:/ reference. */
+  registry: RegistryPin | null;
 }
 
 export interface CsvReadSpec {
@@ -60,7 +74,7 @@ export interface OutputSpec {
  * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
  * (input.missing) would be silently ignored. Raise it with every change to the shape.
  */
-export const SPEC_VERSION = 2;
+export const SPEC_VERSION = 3;
 
 export interface RunSpec {
   version: number;

@@ -1,6 +1,7 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { link, mkdir, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
@@ -152,7 +153,32 @@ export class FileStorage implements Storage {
     }
   }
 
-  async createIfAbsent(key: string, body: string): Promise<boolean> {
+  async replaceIfMatch(key: string, body: string, version: string): Promise<boolean> {
+    let release: (() => Promise<void>) | undefined;
+    try {
+      // A lock of a crashed writer is taken over once its heartbeat is older than `stale`.
+      release = await lockfile.lock(key, { realpath: false, stale: 10_000, update: 2_000, retries: { retries: 50, minTimeout: 10, maxTimeout: 200 } });
+    } catch (err) {
+      if (isCode(err, 'ELOCKED')) return false;
+      throw fsError(err, key, 'write');
+    }
+    try {
+      if ((await this.stat(key))?.version !== version) return false;
+      const tmp = tmpFor(key);
+      try {
+        await writeFile(tmp, body, { flag: 'wx' });
+        await rename(tmp, key);
+      } catch (err) {
+        await rm(tmp, { force: true });
+        throw fsError(err, key, 'write');
+      }
+      return true;
+    } finally {
+      await release();
+    }
+  }
+
+  async createIfAbsent(key: string, body: string | Buffer): Promise<boolean> {
     await this.mkdirFor(key);
     // Written whole to a temporary name first, then linked: link(2) fails with EEXIST when the
     // name is taken, so the object appears atomically and complete, or not at all.

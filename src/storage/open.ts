@@ -149,7 +149,8 @@ class LazyS3Storage implements Storage {
   read = async (key: string, range?: ByteRange, version?: string) => (await this.s3()).read(key, range, version);
   createWriter = async (key: string) => (await this.s3()).createWriter(key);
   put = async (key: string, body: string | Buffer) => (await this.s3()).put(key, body);
-  createIfAbsent = async (key: string, body: string) => (await this.s3()).createIfAbsent(key, body);
+  createIfAbsent = async (key: string, body: string | Buffer) => (await this.s3()).createIfAbsent(key, body);
+  replaceIfMatch = async (key: string, body: string, version: string) => (await this.s3()).replaceIfMatch(key, body, version);
   touch = async (key: string) => (await this.s3()).touch(key);
   delete = async (key: string) => (await this.s3()).delete(key);
 

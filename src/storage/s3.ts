@@ -138,7 +138,20 @@ export class S3Storage implements Storage {
     await this.call('write', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body) })));
   }
 
-  async createIfAbsent(key: string, body: string): Promise<boolean> {
+  async replaceIfMatch(key: string, body: string, version: string): Promise<boolean> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body), IfMatch: version }));
+      return true;
+    } catch (err) {
+      // 412: another version is there now (or none). 409: a concurrent conditional write won.
+      // Never retried: a retry of a write that landed would see its own version and say false.
+      const status = statusOf(err);
+      if (status === 412 || status === 409 || status === 404) return false;
+      throw s3Error(err, this.uri(key), 'write');
+    }
+  }
+
+  async createIfAbsent(key: string, body: string | Buffer): Promise<boolean> {
     try {
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body), IfNoneMatch: '*' }));
       return true;

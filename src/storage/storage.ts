@@ -53,7 +53,14 @@ export interface Storage {
    * name exists; S3 sends `If-None-Match: *`, which AWS S3 and MinIO honour (s3rver does not,
    * and overwrites).
    */
-  createIfAbsent(key: string, body: string): Promise<boolean>;
+  createIfAbsent(key: string, body: string | Buffer): Promise<boolean>;
+  /**
+   * Replaces a small object only if it is still the version `version` (from `stat`),
+   * atomically: of two racing writers that saw one version, exactly one gets true. S3 sends
+   * `If-Match: <ETag>`, which AWS S3 and MinIO honour (s3rver does not); local files compare
+   * the version under a lock file beside the key and rename the new bytes into place.
+   */
+  replaceIfMatch(key: string, body: string, version: string): Promise<boolean>;
   /** Marks an existing object modified now (a heartbeat); false when it is gone. Never creates one. */
   touch(key: string): Promise<boolean>;
   /** Removes an object; removing one that is not there is not an error. */

@@ -1,0 +1,513 @@
+/**
+ * The model registry: versioned models and their aliases in object storage (or a local
+ * folder), with nothing else to run. The layout is a contract (README "Model registry"):
+ *
+ *   <root>/<name>/versions/<n>/model.onnx      the model, and its external data files by name
+ *   <root>/<name>/versions/<n>/version.json    VersionRecord; a version exists once this does
+ *   <root>/<name>/aliases.json                 AliasesDoc: { generation, aliases, last }
+ *   <root>/<name>/events/<time>-<kind>-<n>.json  RegistryEvent, one per register and alias move
+ *
+ * Versions are immutable: a number is claimed by creating its model.onnx only if absent, and
+ * nothing ever writes under a claimed number again. Alias moves are compare-and-swap on
+ * aliases.json: of two moves that read one generation, exactly one lands. The event of a
+ * move is also kept in aliases.json (`last`) and written to events/ before the next move, so
+ * a writer stopped between the two leaves a history that any reader completes.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createWriteStream } from 'node:fs';
+import { NightscoreError, toNightscoreError } from '../errors.js';
+import { loadModel } from '../model/session.js';
+import { openLocation } from '../storage/open.js';
+import { readAgainWhileTransient, readText, type Storage } from '../storage/storage.js';
+import { VERSION } from '../version.js';
+import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
+
+/** One file of a version: by its name in the version's folder. */
+export interface VersionFile {
+  name: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface TensorSignature {
+  name: string;
+  type: string;
+  shape: Array<number | string>;
+}
+
+/** `version.json`: what a version is, written once when it is registered. */
+export interface VersionRecord {
+  name: string;
+  version: number;
+  /** The model's identity over its files (README "Model identity"): what manifests and pins compare. */
+  sha256: string;
+  /** Size of the model file. */
+  bytes: number;
+  /** `model.onnx`, then its external data files by name. */
+  files: VersionFile[];
+  created_at: string;
+  created_by: string;
+  /** Where the model was registered from. */
+  source: string;
+  description: string;
+  signature: { inputs: TensorSignature[]; outputs: TensorSignature[] };
+  /** The model's `feature_names`, when it carries them. */
+  features: string[] | null;
+  tags: Record<string, string>;
+  /** Free-form: whatever the team records (AUC, the training run's id). */
+  metrics: Record<string, unknown>;
+  nightscore: { version: string };
+}
+
+export interface AliasEvent {
+  kind: 'alias';
+  /** The aliases.json generation this move created: moves are numbered 1, 2, … without gaps. */
+  generation: number;
+  alias: string;
+  /** The version the alias pointed to before (null: it was not set), and after (null: deleted). */
+  from: number | null;
+  to: number | null;
+  at: string;
+  by: string;
+  reason: string;
+}
+
+export interface RegisterEvent {
+  kind: 'register';
+  version: number;
+  sha256: string;
+  at: string;
+  by: string;
+  reason: string;
+}
+
+export type RegistryEvent = AliasEvent | RegisterEvent;
+
+/** `aliases.json`. */
+export interface AliasesDoc {
+  generation: number;
+  aliases: Record<string, number>;
+  /** The move that made this generation (null before the first). */
+  last: AliasEvent | null;
+}
+
+/** A reference resolved to one version: what a run pins and its manifest names. */
+export interface ResolvedModel {
+  ref: string;
+  name: string;
+  version: number;
+  /** The alias the reference went through, if any. */
+  alias: string | null;
+  /** For a time-travelling resolution: the instant whose alias was read (ISO 8601). */
+  as_of: string | null;
+  /** The URI of the version's model.onnx. */
+  uri: string;
+  record: VersionRecord;
+  /** The version's files, each by its URI. */
+  files: Array<{ path: string; sha256: string; bytes: number }>;
+}
+
+export interface RegisterOptions {
+  alias?: string;
+  tags?: Record<string, string>;
+  metrics?: Record<string, unknown>;
+  description?: string;
+  reason?: string;
+}
+
+export interface RegistryOptions {
+  /** The clock events are stamped with (tests replay a history of past days). */
+  clock?: () => Date;
+  /** Who acts, for records and events: NIGHTSCORE_USER, else user@host. */
+  by?: string;
+}
+
+const MODEL_FILE = 'model.onnx';
+const RECORD_FILE = 'version.json';
+
+export function actor(): string {
+  if (process.env.NIGHTSCORE_USER) return process.env.NIGHTSCORE_USER;
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (a container's arbitrary uid).
+  }
+  return `${user}@${hostname()}`;
+}
+
+/** The registry root: the job's `registry:`, else NIGHTSCORE_REGISTRY_URI. */
+export function registryRoot(explicit: string | undefined, what = 'a models:/ reference'): string {
+  const root = explicit ?? process.env.NIGHTSCORE_REGISTRY_URI;
+  if (!root) {
+    throw new NightscoreError('REGISTRY_NOT_SET', `${what} needs a registry, and none is set`, {
+      column: 'registry',
+      hint: 'Set NIGHTSCORE_REGISTRY_URI (s3://bucket/models/ or a local folder), or registry: in the job file.',
+    });
+  }
+  return root;
+}
+
+export class Registry {
+  private readonly storage: Storage;
+  private readonly base: string;
+  private readonly clock: () => Date;
+  private readonly by: string;
+
+  constructor(readonly root: string, opts: RegistryOptions = {}) {
+    const { storage, key } = openLocation(root);
+    this.storage = storage;
+    this.base = key;
+    this.clock = opts.clock ?? (() => new Date());
+    this.by = opts.by ?? actor();
+  }
+
+  private key(...segments: string[]): string {
+    return segments.reduce((prefix, s) => this.storage.join(prefix, s), this.base);
+  }
+
+  uri(...segments: string[]): string {
+    return this.storage.uri(this.key(...segments));
+  }
+
+  /** Registers a model file (and its external data beside it) as the next version of `name`. */
+  async register(name: string, file: string, opts: RegisterOptions = {}): Promise<VersionRecord> {
+    checkName(name, name);
+    if (opts.alias !== undefined) checkAlias(opts.alias, opts.alias);
+    // Registering checks the model loads, and records what it takes and gives.
+    const model = await loadModel(file);
+    const names = [MODEL_FILE, ...model.metadata.externalData];
+    const clash = model.metadata.externalData.find((n) => n === MODEL_FILE || n === RECORD_FILE);
+    if (clash) {
+      throw new NightscoreError('MODEL_EXTERNAL_DATA_INVALID', `${file} keeps tensors in "${clash}", a name the registry gives its own files`, {
+        source: file,
+        hint: 'Re-save the model with its external data under another name, e.g. location="model.onnx.data".',
+      });
+    }
+    const session = model.session;
+    const signature = (metas: readonly unknown[]): TensorSignature[] =>
+      (metas as Array<{ name: string; isTensor: boolean; type?: string; shape?: Array<number | string> }>).map((m) => ({ name: m.name, type: m.isTensor ? String(m.type) : 'not a tensor', shape: m.isTensor ? [...(m.shape ?? [])] : [] }));
+    const bytes = await readFile(file);
+    let version = (await this.versionNumbers(name, true)).reduce((a, b) => Math.max(a, b), 0) + 1;
+    // A number is claimed by its model file; a racing register takes the next one.
+    for (let tries = 0; !(await this.storage.createIfAbsent(this.key(name, 'versions', String(version), MODEL_FILE), bytes)); tries++, version++) {
+      if (tries >= 100) throw new NightscoreError('REGISTRY_CONFLICT', `could not claim a version number for ${name} after 100 tries`, { hint: 'Other registers of this model are running; try again.' });
+    }
+    for (const [i, ext] of model.metadata.externalData.entries()) {
+      const writer = await this.storage.createWriter(this.key(name, 'versions', String(version), ext));
+      try {
+        for await (const chunk of createReadStream(model.files[i + 1]!.path)) await writer.write(chunk as Buffer);
+        await writer.close();
+      } catch (err) {
+        await writer.abort();
+        throw err;
+      }
+    }
+    const at = this.clock().toISOString();
+    const record: VersionRecord = {
+      name,
+      version,
+      sha256: model.sha256,
+      bytes: model.bytes,
+      files: model.files.map((f, i) => ({ name: names[i]!, sha256: f.sha256, bytes: f.bytes })),
+      created_at: at,
+      created_by: this.by,
+      source: file,
+      description: opts.description ?? '',
+      signature: { inputs: signature(session.inputMetadata), outputs: signature(session.outputMetadata) },
+      features: model.featureNames ?? null,
+      tags: opts.tags ?? {},
+      metrics: opts.metrics ?? {},
+      nightscore: { version: VERSION },
+    };
+    if (!(await this.storage.createIfAbsent(this.key(name, 'versions', String(version), RECORD_FILE), JSON.stringify(record, null, 2)))) {
+      throw new NightscoreError('REGISTRY_CONFLICT', `${this.uri(name, 'versions', String(version), RECORD_FILE)} appeared while this register held version ${version}`, {
+        hint: 'Something other than nightscore writes under the registry; registered versions must not be written by hand.',
+      });
+    }
+    await this.writeEvent(name, { kind: 'register', version, sha256: record.sha256, at, by: this.by, reason: opts.reason ?? opts.description ?? '' });
+    if (opts.alias !== undefined) await this.setAlias(name, opts.alias, version, { reason: opts.reason ?? `registered version ${version}` });
+    return record;
+  }
+
+  /** Every model name in the registry, sorted. */
+  async names(): Promise<string[]> {
+    const folder = this.storage.join(this.base, '');
+    const names = new Set<string>();
+    for (const o of await this.storage.list(this.base)) {
+      const parts = o.key.slice(folder.length).split(/[\\/]/);
+      if (parts.length === 4 && parts[1] === 'versions' && parts[3] === RECORD_FILE) names.add(parts[0]!);
+    }
+    return [...names].sort();
+  }
+
+  /** The registered version numbers of a model, ascending (with `claimed`, numbers whose register never finished too). */
+  async versionNumbers(name: string, claimed = false): Promise<number[]> {
+    const folder = this.storage.join(this.key(name, 'versions'), '');
+    const numbers = new Set<number>();
+    for (const o of await this.storage.list(this.key(name, 'versions'))) {
+      const [n, file] = o.key.slice(folder.length).split(/[\\/]/);
+      if (n && /^[1-9][0-9]*$/.test(n) && (claimed || file === RECORD_FILE)) numbers.add(Number(n));
+    }
+    return [...numbers].sort((a, b) => a - b);
+  }
+
+  async versions(name: string): Promise<VersionRecord[]> {
+    return Promise.all((await this.versionNumbers(name)).map((n) => this.record(name, n)));
+  }
+
+  async record(name: string, version: number): Promise<VersionRecord> {
+    const key = this.key(name, 'versions', String(version), RECORD_FILE);
+    const text = await this.readIfThere(key);
+    if (text === undefined) {
+      const known = await this.versionNumbers(name);
+      throw new NightscoreError('MODEL_NOT_FOUND', `${versionRef(name, version)}: ${name} has no version ${version} in the registry ${this.root}${known.length ? ` (its versions are ${summarize(known)})` : ' (it has no versions)'}`, {
+        source: this.storage.uri(key),
+        hint: known.length ? 'Pick a registered version (nightscore model list <name>).' : 'Register it first: nightscore model register <name> <file.onnx>, and check the registry location.',
+      });
+    }
+    return parseJson<VersionRecord>(text, this.storage.uri(key));
+  }
+
+  async aliases(name: string): Promise<AliasesDoc> {
+    return (await this.aliasesWithVersion(name)).doc;
+  }
+
+  private async aliasesWithVersion(name: string): Promise<{ doc: AliasesDoc; version: string | undefined }> {
+    const key = this.key(name, 'aliases.json');
+    return readAgainWhileTransient(async () => {
+      const info = await this.storage.stat(key);
+      if (!info) return { doc: { generation: 0, aliases: {}, last: null }, version: undefined };
+      // Read at the version stat saw, so the swap's If-Match compares what was parsed.
+      const chunks: Buffer[] = [];
+      for await (const chunk of await this.storage.read(key, undefined, info.version)) chunks.push(chunk as Buffer);
+      return { doc: parseJson<AliasesDoc>(Buffer.concat(chunks).toString('utf8'), this.storage.uri(key)), version: info.version };
+    }).catch((err: unknown) => {
+      // Moved between the stat and the read: a move landed; the caller reads it on its next try.
+      if (toNightscoreError(err).code === 'INPUT_CHANGED') throw aliasConflict(name, 'aliases.json changed while it was read');
+      throw err;
+    });
+  }
+
+  /**
+   * Points `alias` at `version` (null deletes it), as a compare-and-swap on aliases.json: with
+   * `ifGeneration`, only when the aliases are still at that generation; either way, when no
+   * other move lands between the read and the write. The loser of a race gets ALIAS_CONFLICT.
+   */
+  async setAlias(name: string, alias: string, version: number | null, opts: { reason?: string; ifGeneration?: number } = {}): Promise<AliasEvent> {
+    checkName(name, name);
+    checkAlias(alias, alias);
+    if (version !== null) await this.record(name, version);
+    const { doc, version: etag } = await this.aliasesWithVersion(name);
+    if (opts.ifGeneration !== undefined && doc.generation !== opts.ifGeneration) {
+      throw aliasConflict(name, `the aliases are at generation ${doc.generation}, not ${opts.ifGeneration}${doc.last ? ` (the last move: ${describeMove(doc.last)})` : ''}`);
+    }
+    // The previous move's event first: a writer stopped after its swap left it only in `last`.
+    if (doc.last) await this.writeEvent(name, doc.last);
+    const from = doc.aliases[alias] ?? null;
+    const event: AliasEvent = { kind: 'alias', generation: doc.generation + 1, alias, from, to: version, at: this.clock().toISOString(), by: this.by, reason: opts.reason ?? '' };
+    const aliases = { ...doc.aliases };
+    if (version === null) delete aliases[alias];
+    else aliases[alias] = version;
+    const next: AliasesDoc = { generation: event.generation, aliases: Object.fromEntries(Object.entries(aliases).sort(([a], [b]) => (a < b ? -1 : 1))), last: event };
+    const key = this.key(name, 'aliases.json');
+    const body = JSON.stringify(next, null, 2);
+    const won = etag === undefined ? await this.storage.createIfAbsent(key, body) : await this.storage.replaceIfMatch(key, body, etag);
+    if (!won) {
+      const now = await this.aliases(name).catch(() => undefined);
+      throw aliasConflict(name, `another move landed first${now?.last ? ` (${describeMove(now.last)})` : ''}`);
+    }
+    await this.writeEvent(name, event).catch(() => undefined);
+    return event;
+  }
+
+  /** Every event of a model, oldest first: registers and alias moves, the last move included even if its event file is not written yet. */
+  async events(name: string): Promise<RegistryEvent[]> {
+    const folder = this.key(name, 'events');
+    const objects = (await this.storage.list(folder)).filter((o) => o.key.endsWith('.json'));
+    const events = await Promise.all(objects.map(async (o) => parseJson<RegistryEvent>(await readAgainWhileTransient(() => readText(this.storage, o.key)), this.storage.uri(o.key))));
+    const { last } = await this.aliases(name);
+    if (last && !events.some((e) => e.kind === 'alias' && e.generation === last.generation)) events.push(last);
+    return events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : order(a) - order(b)));
+  }
+
+  /**
+   * The alias moves of a model in generation order, checked whole: every generation from 1 to
+   * the current one, once. A history with a hole (an event file deleted by hand) is refused
+   * rather than read as if the missing move never happened.
+   */
+  async aliasHistory(name: string, alias?: string): Promise<AliasEvent[]> {
+    const [doc, events] = await Promise.all([this.aliases(name), this.events(name)]);
+    const moves = events.filter((e): e is AliasEvent => e.kind === 'alias').sort((a, b) => a.generation - b.generation);
+    const missing: number[] = [];
+    for (let g = 1, i = 0; g <= doc.generation; g++) {
+      if (moves[i]?.generation === g) i++;
+      else missing.push(g);
+    }
+    if (missing.length > 0 || moves.length !== doc.generation) {
+      throw new NightscoreError('REGISTRY_HISTORY_INCOMPLETE', `${this.uri(name, 'events')} lacks the alias move(s) of generation ${summarize(missing)} of ${doc.generation}: which version an alias pointed to when cannot be told`, {
+        source: this.uri(name, 'events'),
+        hint: 'Event files are append-only: restore the deleted ones from a backup (or the bucket\'s object versions). Resolving aliases as they are now still works.',
+      });
+    }
+    return alias === undefined ? moves : moves.filter((m) => m.alias === alias);
+  }
+
+  /**
+   * Resolves a reference to one version. With `asOf`, an alias is read as it was at that
+   * instant, from the events: the last move of that alias at or before it.
+   */
+  async resolve(ref: string | ModelRef, opts: { asOf?: Date } = {}): Promise<ResolvedModel> {
+    const parsed = typeof ref === 'string' ? parseModelRef(ref) : ref;
+    const { name } = parsed;
+    let version: number;
+    let asOf: string | null = null;
+    if (parsed.kind === 'version') version = parsed.version;
+    else if (parsed.kind === 'latest') {
+      const known = await this.versionNumbers(name);
+      if (known.length === 0) throw noModel(this, name, parsed.ref);
+      version = known.at(-1)!;
+    } else if (opts.asOf) {
+      asOf = opts.asOf.toISOString();
+      const moves = (await this.aliasHistory(name, parsed.alias)).filter((m) => Date.parse(m.at) <= opts.asOf!.getTime());
+      const to = moves.at(-1)?.to ?? null;
+      if (to === null) {
+        const first = (await this.aliasHistory(name, parsed.alias))[0];
+        throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${parsed.ref}: ${name}@${parsed.alias} pointed to no version at ${asOf}${first ? ` (it was first set at ${first.at})` : ' (it was never set)'}`, {
+          hint: 'Backfill dates from when the alias was set, or score them with a version: --model-as-of now, or model.uri: models:/<name>/<version>.',
+        });
+      }
+      version = to;
+    } else {
+      const doc = await this.aliases(name);
+      const to = doc.aliases[parsed.alias];
+      if (to === undefined) {
+        const known = Object.keys(doc.aliases);
+        if (known.length === 0 && (await this.versionNumbers(name)).length === 0) throw noModel(this, name, parsed.ref);
+        throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${parsed.ref}: ${name} has no alias "${parsed.alias}"${known.length ? ` (its aliases are ${known.map((a) => `${a} → ${doc.aliases[a]}`).join(', ')})` : ' (it has none)'}`, {
+          hint: `Point it at a version: nightscore model alias set ${name} ${parsed.alias} <version>.`,
+        });
+      }
+      version = to;
+    }
+    const record = await this.record(name, version);
+    const uriOf = (file: string) => this.uri(name, 'versions', String(version), file);
+    return {
+      ref: parsed.ref,
+      name,
+      version,
+      alias: parsed.kind === 'alias' ? parsed.alias : null,
+      as_of: asOf,
+      uri: uriOf(MODEL_FILE),
+      record,
+      files: record.files.map((f) => ({ path: uriOf(f.name), sha256: f.sha256, bytes: f.bytes })),
+    };
+  }
+
+  /** Re-hashes a version's stored files against its record; lists the files that differ (empty: sound). */
+  async verify(resolved: ResolvedModel): Promise<Array<{ file: string; expected: string; found: string | null }>> {
+    const bad: Array<{ file: string; expected: string; found: string | null }> = [];
+    for (const f of resolved.files) {
+      const { storage, key } = openLocation(f.path);
+      const hash = createHash('sha256');
+      try {
+        for await (const chunk of await storage.read(key)) hash.update(chunk as Buffer);
+      } catch (err) {
+        if (toNightscoreError(err).code !== 'NOT_FOUND') throw err;
+        bad.push({ file: f.path, expected: f.sha256, found: null });
+        continue;
+      }
+      const found = hash.digest('hex');
+      if (found !== f.sha256) bad.push({ file: f.path, expected: f.sha256, found });
+    }
+    return bad;
+  }
+
+  /** Copies a version's model (and its external data, beside it by name) to `file`, verified. */
+  async download(resolved: ResolvedModel, file: string): Promise<void> {
+    const folder = dirname(file);
+    await mkdir(folder, { recursive: true });
+    const targets = [file, ...resolved.record.files.slice(1).map((f) => join(folder, f.name))];
+    for (const [i, f] of resolved.files.entries()) {
+      const { storage, key } = openLocation(f.path);
+      const tmp = join(dirname(targets[i]!), `.${basename(targets[i]!)}.${process.pid}.tmp`);
+      await mkdir(dirname(tmp), { recursive: true });
+      const hash = createHash('sha256');
+      const body = await storage.read(key);
+      body.on('data', (chunk: Buffer) => hash.update(chunk));
+      await pipeline(body, createWriteStream(tmp));
+      const found = hash.digest('hex');
+      if (found !== f.sha256) {
+        await rm(tmp, { force: true });
+        throw corrupt(resolved, f.path, f.sha256, found);
+      }
+      await rename(tmp, targets[i]!);
+    }
+  }
+
+  private async writeEvent(name: string, event: RegistryEvent): Promise<void> {
+    const n = event.kind === 'alias' ? `g${event.generation}` : `v${event.version}`;
+    const key = this.key(name, 'events', `${event.at.replace(/[-:.]/g, '')}-${event.kind}-${n}.json`);
+    // The name is the event's: writing one twice (a repair of a `last`) is a no-op.
+    await this.storage.createIfAbsent(key, JSON.stringify(event, null, 2));
+  }
+
+  private async readIfThere(key: string): Promise<string | undefined> {
+    return readAgainWhileTransient(async () => {
+      try {
+        return await readText(this.storage, key);
+      } catch (err) {
+        if (toNightscoreError(err).code === 'NOT_FOUND') return undefined;
+        throw err;
+      }
+    });
+  }
+}
+
+export function corrupt(resolved: { name: string; version: number }, file: string, expected: string, found: string): NightscoreError {
+  return new NightscoreError('REGISTRY_CORRUPT', `${file} (${resolved.name} version ${resolved.version}) has sha256 ${found}, but the version was registered with sha256 ${expected}`, {
+    source: file,
+    hint: 'A registered version\'s bytes were changed in storage. Restore them from a backup (or the bucket\'s object versions), or register the model again as a new version; nightscore never scores them.',
+  });
+}
+
+function noModel(registry: Registry, name: string, ref: string): NightscoreError {
+  return new NightscoreError('MODEL_NOT_FOUND', `${ref}: there is no model "${name}" in the registry ${registry.root}`, {
+    source: registry.uri(name),
+    hint: 'Check the name (nightscore model list) and the registry location (NIGHTSCORE_REGISTRY_URI, or registry: in the job file).',
+  });
+}
+
+function aliasConflict(name: string, why: string): NightscoreError {
+  return new NightscoreError('ALIAS_CONFLICT', `the aliases of ${name} were not moved: ${why}`, {
+    hint: 'Another alias move of this model landed meanwhile. Look at where the aliases are now (nightscore model show models:/<name>@<alias>) and move again if it is still wanted.',
+  });
+}
+
+export function describeMove(e: AliasEvent): string {
+  return `${e.alias} ${e.from ?? '(unset)'} → ${e.to ?? '(deleted)'} at ${e.at} by ${e.by}`;
+}
+
+function order(e: RegistryEvent): number {
+  return e.kind === 'alias' ? e.generation : -1;
+}
+
+function parseJson<T>(text: string, uri: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new NightscoreError('REGISTRY_CORRUPT', `${uri} is not valid JSON: ${(err as Error).message}`, {
+      source: uri,
+      hint: 'Registry files are written by nightscore only; restore this one from a backup or the bucket\'s object versions.',
+    });
+  }
+}
+
+function summarize(numbers: number[]): string {
+  return numbers.length > 10 ? `${numbers.slice(0, 10).join(', ')}, …` : numbers.join(', ');
+}
