@@ -15,12 +15,14 @@ export interface ConditionalProxy {
   /** Conditional writes let through, and refused with 412. */
   passed: number;
   refused: number;
+  /** The path of every GET seen (object reads and lists), in order. */
+  gets: string[];
   close(): Promise<void>;
 }
 
 export async function startConditionalProxy(upstream: string, client: S3Client, opts: { holdMs?: number } = {}): Promise<ConditionalProxy> {
   const target = new URL(upstream);
-  const state = { passed: 0, refused: 0 };
+  const state = { passed: 0, refused: 0, gets: [] as string[] };
   let queue: Promise<void> = Promise.resolve();
   const forward = (req: IncomingMessage, res: import('node:http').ServerResponse, body?: Buffer) =>
     new Promise<void>((resolve) => {
@@ -52,6 +54,7 @@ export async function startConditionalProxy(upstream: string, client: S3Client, 
     const [path, query = ''] = (req.url ?? '/').split('?');
     const conditionalPut = req.method === 'PUT' && (ifMatch !== undefined || ifNoneMatch !== undefined) && !/(^|&)(uploadId|partNumber)=/.test(query);
     if (!conditionalPut) {
+      if (req.method === 'GET') state.gets.push(decodeURIComponent(path!));
       void forward(req, res);
       return;
     }
@@ -84,6 +87,9 @@ export async function startConditionalProxy(upstream: string, client: S3Client, 
     },
     get refused() {
       return state.refused;
+    },
+    get gets() {
+      return state.gets;
     },
     close: () =>
       new Promise<void>((resolve) => {

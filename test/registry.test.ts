@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHURN_FEATURES } from '../src/demo/churn-data.js';
+import { toNightscoreError } from '../src/errors.js';
+import { loadJob } from '../src/job/load.js';
+import { Registry } from '../src/registry/registry.js';
+import { prepareJob } from '../src/run/bind.js';
+import { openLocation, resetStorageCache } from '../src/storage/open.js';
+import { logisticModel } from '../scripts/onnx-builder.js';
+import { startConditionalProxy, type ConditionalProxy } from './support/conditional-proxy.js';
+import { startS3, type S3Server } from './support/s3.js';
+import { Workspace } from './support/workspace.js';
+
+/**
+ * The registry on both its backends: a local folder, and S3 behind a proxy that enforces
+ * If-None-Match / If-Match as AWS S3 and MinIO do (s3rver ignores them). Versions are
+ * immutable, alias moves are compare-and-swap, and the history says where an alias pointed when.
+ */
+
+const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const modelA = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 3) - 1), bias: 0, featureNames: CHURN_FEATURES });
+const modelB = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 2) - 0.5), bias: 1, featureNames: CHURN_FEATURES });
+
+let ws: Workspace;
+let s3: S3Server;
+let proxy: ConditionalProxy;
+beforeAll(async () => {
+  ws = await Workspace.create();
+  await ws.write('a.onnx', modelA);
+  await ws.write('b.onnx', modelB);
+  s3 = await startS3(['registry']);
+  // Racing conditional writes wait a little each, so that every racer has read first.
+  proxy = await startConditionalProxy(s3.endpoint, s3.client, { holdMs: 30 });
+  process.env.AWS_ENDPOINT_URL_S3 = proxy.endpoint;
+  resetStorageCache();
+});
+afterAll(async () => {
+  await proxy?.close();
+  await s3?.close();
+  await ws?.remove();
+});
+
+const codeOf = (r: PromiseSettledResult<unknown>) => (r.status === 'rejected' ? toNightscoreError(r.reason).code : 'ok');
+
+describe.each([
+  ['a local folder', () => ws.path('registry')],
+  ['S3', () => 's3://registry/models/'],
+])('a registry in %s', (_, rootOf) => {
+  let root: string;
+  let registry: Registry;
+  beforeAll(() => {
+    root = rootOf();
+    registry = new Registry(root, { by: 'test@ci' });
+  });
+
+  it('registers versions 1 and 2 with their record, an alias, and events; refs resolve by alias, version and latest', async () => {
+    const v1 = await registry.register('churn', ws.path('a.onnx'), { alias: 'champion', tags: { team: 'growth' }, metrics: { auc: 0.81 }, description: 'first' });
+    const v2 = await registry.register('churn', ws.path('b.onnx'), { description: 'second' });
+    expect([v1.version, v2.version]).toEqual([1, 2]);
+    expect(v1).toMatchObject({
+      name: 'churn',
+      sha256: sha(modelA),
+      bytes: modelA.length,
+      files: [{ name: 'model.onnx', sha256: sha(modelA), bytes: modelA.length }],
+      created_by: 'test@ci',
+      source: ws.path('a.onnx'),
+      description: 'first',
+      features: CHURN_FEATURES,
+      tags: { team: 'growth' },
+      metrics: { auc: 0.81 },
+      signature: { inputs: [{ name: 'input', type: 'float32', shape: ['N', CHURN_FEATURES.length] }], outputs: [{ name: 'label', type: 'int64' }, { name: 'probabilities', type: 'float32' }] },
+    });
+    expect(v2.sha256).toBe(sha(modelB));
+    const byAlias = await registry.resolve('models:/churn@champion');
+    expect(byAlias).toMatchObject({ name: 'churn', version: 1, alias: 'champion', uri: registry.uri('churn', 'versions', '1', 'model.onnx') });
+    expect((await registry.resolve('models:/churn/2')).record.sha256).toBe(sha(modelB));
+    expect((await registry.resolve('models:/churn/latest')).version).toBe(2);
+    const { storage, key } = openLocation(byAlias.uri);
+    const stored = Buffer.concat(await (await storage.read(key)).toArray());
+    expect(sha(stored)).toBe(sha(modelA));
+    expect((await registry.events('churn')).map((e) => (e.kind === 'register' ? `register ${e.version}` : `alias ${e.alias} ${e.from}→${e.to}`))).toEqual(['register 1', 'alias champion null→1', 'register 2']);
+    expect(await registry.names()).toEqual(['churn']);
+  });
+
+  it('never writes under a registered version again: racing registers get numbers of their own', async () => {
+    const { storage, key } = openLocation(registry.uri('churn', 'versions', '1', 'model.onnx'));
+    expect(await storage.createIfAbsent(key, 'not a model')).toBe(false);
+    const racers = await Promise.all([1, 2, 3, 4].map(() => new Registry(root).register('churn', ws.path('b.onnx'))));
+    expect(racers.map((r) => r.version).sort()).toEqual([3, 4, 5, 6]);
+    expect(await registry.versionNumbers('churn')).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(sha(Buffer.concat(await (await storage.read(key)).toArray()))).toBe(sha(modelA));
+  });
+
+  it('moves an alias by compare-and-swap: of six moves racing from one generation exactly one lands, the others get ALIAS_CONFLICT', async () => {
+    const { generation } = await registry.aliases('churn');
+    const refusedBefore = proxy.refused;
+    const results = await Promise.allSettled([1, 2, 3, 4, 5, 6].map((v) => new Registry(root, { by: `racer-${v}` }).setAlias('churn', 'champion', v, { ifGeneration: generation, reason: `race ${v}` })));
+    expect(results.map(codeOf).filter((c) => c === 'ok')).toHaveLength(1);
+    expect(results.map(codeOf).filter((c) => c !== 'ok')).toEqual(Array(5).fill('ALIAS_CONFLICT'));
+    const winner = results.findIndex((r) => r.status === 'fulfilled') + 1;
+    const after = await registry.aliases('churn');
+    expect(after).toMatchObject({ generation: generation + 1, aliases: { champion: winner }, last: { by: `racer-${winner}`, from: 1, to: winner } });
+    const moves = await registry.aliasHistory('churn', 'champion');
+    expect(moves.map((m) => [m.from, m.to, m.by])).toEqual([[null, 1, 'test@ci'], [1, winner, `racer-${winner}`]]);
+    // On S3 the losers reached the server and were refused by If-Match, not by a read.
+    if (root.startsWith('s3://')) expect(proxy.refused - refusedBefore).toBeGreaterThan(0);
+  });
+
+  it('reads an alias as it was at an instant, from a history that a writer stopped mid-move leaves whole', async () => {
+    let now = new Date('2026-03-01T12:00:00Z');
+    const timed = new Registry(root, { clock: () => now, by: 'ops@ci' });
+    await timed.register('fraud', ws.path('a.onnx'), { alias: 'champion' });
+    now = new Date('2026-03-05T09:00:00Z');
+    await timed.register('fraud', ws.path('b.onnx'));
+    now = new Date('2026-03-10T12:00:00Z');
+    await timed.setAlias('fraud', 'champion', 2, { reason: 'promote' });
+    const at = async (iso: string) => (await timed.resolve('models:/fraud@champion', { asOf: new Date(iso) })).version;
+    expect(await at('2026-03-01T12:00:00Z')).toBe(1);
+    expect(await at('2026-03-10T11:59:59Z')).toBe(1);
+    expect(await at('2026-03-10T12:00:00Z')).toBe(2);
+    expect((await timed.resolve('models:/fraud@champion')).version).toBe(2);
+    await expect(timed.resolve('models:/fraud@champion', { asOf: new Date('2026-02-28T00:00:00Z') })).rejects.toMatchObject({ code: 'MODEL_ALIAS_NOT_FOUND', message: expect.stringContaining('first set at 2026-03-01T12:00:00.000Z') });
+    // A writer stopped between its swap and its event file: aliases.json still tells the move.
+    const events = openLocation(timed.uri('fraud', 'events', ''));
+    const files = (await events.storage.list(events.key)).map((o) => o.key);
+    const promote = files.find((k) => k.endsWith('-alias-g2.json'))!;
+    await events.storage.delete(promote);
+    expect(await at('2026-03-11T00:00:00Z')).toBe(2);
+    // … and the next move writes it before its own.
+    now = new Date('2026-03-12T00:00:00Z');
+    await timed.setAlias('fraud', 'challenger', 1);
+    expect((await events.storage.list(events.key)).map((o) => o.key)).toContain(promote);
+    // A hole in the history (an event deleted by hand) is refused, not read past.
+    await events.storage.delete(files.find((k) => k.endsWith('-alias-g1.json'))!);
+    await expect(at('2026-03-11T00:00:00Z')).rejects.toMatchObject({ code: 'REGISTRY_HISTORY_INCOMPLETE' });
+  });
+
+  it('finds a version whose stored bytes were changed, and a run refuses to score them', async () => {
+    await registry.register('tampered', ws.path('a.onnx'), { alias: 'champion' });
+    const resolved = await registry.resolve('models:/tampered@champion');
+    expect(await registry.verify(resolved)).toEqual([]);
+    const { storage, key } = openLocation(resolved.uri);
+    await storage.put(key, Buffer.from(modelB));
+    expect(await registry.verify(resolved)).toEqual([{ file: resolved.uri, expected: sha(modelA), found: sha(modelB) }]);
+    const file = await ws.job(`tampered-${root.startsWith('s3') ? 's3' : 'local'}.yaml`, {
+      name: 'tampered',
+      registry: root,
+      input: { uri: 'in/', format: 'csv' },
+      model: { uri: 'models:/tampered@champion' },
+      output: { uri: 'out/', format: 'csv' },
+    });
+    process.env.NIGHTSCORE_MODEL_CACHE = ws.path(`cache-${root.startsWith('s3') ? 's3' : 'local'}`);
+    try {
+      await expect(prepareJob(await loadJob(file))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT', message: expect.stringContaining('tampered version 1') });
+    } finally {
+      delete process.env.NIGHTSCORE_MODEL_CACHE;
+    }
+    await expect(registry.download(resolved, ws.path('dl', 'm.onnx'))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
+  });
+});
+
+describe('registry references in a job file', () => {
+  it('are checked at load: a malformed one is JOB_INVALID at its line; none resolves without a registry', async () => {
+    const base = { name: 'r', input: { uri: 'in/', format: 'csv' }, output: { uri: 'out/', format: 'csv' } };
+    const bad = await ws.job('bad-ref.yaml', { ...base, model: { uri: 'models:/churn' } });
+    const line = (await readFile(bad, 'utf8')).split('\n').findIndex((l) => l.includes('models:/churn')) + 1;
+    await expect(loadJob(bad)).rejects.toMatchObject({ code: 'JOB_INVALID', line, message: expect.stringContaining('models:/churn" is not a model reference: it names no alias or version') });
+    const unset = await ws.job('no-registry.yaml', { ...base, model: { uri: 'models:/churn@champion' } });
+    const saved = process.env.NIGHTSCORE_REGISTRY_URI;
+    delete process.env.NIGHTSCORE_REGISTRY_URI;
+    try {
+      await expect(prepareJob(await loadJob(unset))).rejects.toMatchObject({ code: 'REGISTRY_NOT_SET' });
+    } finally {
+      if (saved !== undefined) process.env.NIGHTSCORE_REGISTRY_URI = saved;
+    }
+  });
+
+  it('pin the version they resolve to; a job pinning model.sha256 is checked against it', async () => {
+    const root = ws.path('pins');
+    const registry = new Registry(root);
+    await registry.register('churn', ws.path('a.onnx'), { alias: 'champion' });
+    await registry.register('churn', ws.path('b.onnx'), { alias: 'challenger' });
+    const job = (model: Record<string, unknown>) => ws.job('pinned.yaml', { name: 'p', registry: 'pins', input: { uri: 'in/', format: 'csv' }, model, output: { uri: 'out/', format: 'csv' } });
+    const prepared = await prepareJob(await loadJob(await job({ uri: 'models:/churn@challenger' })));
+    expect(prepared.spec).toMatchObject({ sha256: sha(modelB), location: ws.path('pins', 'churn', 'versions', '2', 'model.onnx'), registry: { ref: 'models:/churn@challenger', name: 'churn', version: 2, alias: 'challenger', as_of: null } });
+    await expect(prepareJob(await loadJob(await job({ uri: 'models:/churn@champion', sha256: sha(modelB) })))).rejects.toMatchObject({
+      code: 'MODEL_SHA_MISMATCH',
+      message: expect.stringContaining('models:/churn@champion resolves to churn version 1'),
+    });
+    await writeFile(ws.path('pins', 'churn', 'aliases.json'), (await readFile(ws.path('pins', 'churn', 'aliases.json'), 'utf8')).replace('"champion": 1', '"champion": 7'));
+    await expect(prepareJob(await loadJob(await job({ uri: 'models:/churn@champion' })))).rejects.toMatchObject({ code: 'MODEL_NOT_FOUND', message: expect.stringContaining('churn has no version 7') });
+    await rm(ws.path('pins'), { recursive: true });
+  });
+});
