@@ -59,7 +59,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     input: { format: opts.format, key: opts.keys, csv: { delimiter: ',', max_record_bytes: 1024 * 1024, split: true }, missing: [] },
     output: { uri: `${out}/`, rejects_uri: `${out}/_rejects/`, format: 'csv', csv: { delimiter: ',', escape_formulas: false }, parquet: { codec: 'SNAPPY' } },
     batch: { rows: opts.batchRows },
-    models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'onnxruntime', threads: 1 } }],
+    models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'onnxruntime', threads: 1 }, registry: null }],
   });
   const total = { rows: 0, rejected: 0 };
   try {

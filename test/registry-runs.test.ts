@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from '../src/registry/registry.js';

@@ -19,8 +19,8 @@ import { Workspace } from './support/workspace.js';
  */
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-const modelA = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 3) - 1), bias: 0, featureNames: CHURN_FEATURES });
-const modelB = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 2) - 0.5), bias: 1, featureNames: CHURN_FEATURES });
+const modelA = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 3) - 1), bias: 0, featureNames: [...CHURN_FEATURES] });
+const modelB = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 2) - 0.5), bias: 1, featureNames: [...CHURN_FEATURES] });
 
 let ws: Workspace;
 let s3: S3Server;
