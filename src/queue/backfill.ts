@@ -77,6 +77,8 @@ async function staleness(manifest: RunManifest, expected: ExpectedModel): Promis
   const scored = manifest.model.name === null || manifest.model.name === undefined ? null : `${manifest.model.name}@${manifest.model.version}`;
   if (expected.version !== null) {
     if (scored === expected.version) return [false, `scored by ${scored}`];
+    // Scored by path before the job named the registry: the same bytes are the same model.
+    if (scored === null && manifest.model.sha256 === expected.sha256) return [false, `scored by the bytes of ${expected.version}`];
     return [true, `scored by ${scored ?? `sha256 ${manifest.model.sha256.slice(0, 12)}`}, now ${expected.version}`];
   }
   if (manifest.model.sha256 === expected.sha256) return [false, `scored by sha256 ${expected.sha256.slice(0, 12)}`];
