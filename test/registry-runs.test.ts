@@ -139,5 +139,20 @@ describe('a job that names a registered model', () => {
       const after = await Promise.all(DATES.slice(2).map((d) => ws.manifest(`out/timeline/dt=${d}`)));
       expect(after.map((m) => m.attempt)).toEqual(before.map((m) => m.attempt));
     }, 120_000);
+
+    it('adopting the registry from a path keeps the dates the same bytes scored: --reprocess stale skips them', async () => {
+      await ws.job('adopt.yaml', { name: 'adopt', input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'] }, model: { path: 'v2.onnx' }, output: { uri: 'out/adopt/dt={date}/', format: 'csv' } });
+      expect((await runCli(['run', ws.path('adopt.yaml'), '--date', DATES[0]!], { env })).code).toBe(0);
+      await job('adopt', 'models:/churn@champion');
+      const dry = await runCli(['backfill', ws.path('adopt.yaml'), '--from', DATES[0]!, '--to', DATES[0]!, '--reprocess', 'stale', '--dry-run'], { env: tq.env });
+      expect(dry.stdout).toContain(`${DATES[0]}  skip     scored by the bytes of churn@2`);
+    });
+  });
+
+  it('fails with S3_UNAVAILABLE naming the registry object (a code the queue retries) when the registry does not answer', async () => {
+    const file = await job('unreachable', 'models:/churn@champion');
+    const res = await runCli(['run', file, '--date', DATES[0]!], { env: { ...env, AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9', AWS_MAX_ATTEMPTS: '1' } });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/nightscore: S3_UNAVAILABLE: .*s3:\/\/registry\/models\/churn\/aliases\.json/);
   });
 });
