@@ -69,6 +69,20 @@ describe('nightscore model', () => {
     expect(gone.stderr).toContain('nightscore: MODEL_ALIAS_NOT_FOUND: models:/churn@champion: churn has no alias "champion"');
   });
 
+  it('scores a job that names the alias from a local registry, with the version it points to', async () => {
+    await cli('register', 'local', 'v1.onnx', '--alias', 'champion');
+    await cli('register', 'local', 'v2.onnx');
+    await cli('alias', 'set', 'local', 'champion', '2');
+    await ws.write('in/dt=2026-05-01/a.csv', 'id,x,y\nr1,1,0\nr2,0,1\n');
+    const file = await ws.job('local.yaml', { name: 'local', registry: 'registry', input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'] }, model: { uri: 'models:/local@champion' }, output: { uri: 'out/dt={date}/', format: 'csv', columns: { probabilities: ['p0', 'p1'] } } });
+    const res = await runCli(['run', file, '--date', '2026-05-01'], { env: { NIGHTSCORE_REGISTRY_URI: '' } });
+    expect(res.code, res.stderr).toBe(0);
+    // v2 has weights [2, 1]: r1 scores sigmoid(2), r2 sigmoid(1).
+    const rows = (await ws.csv('out/dt=2026-05-01/part-00000.csv')).slice(1);
+    expect(rows.map((r) => [r[0], Number(r[2]).toFixed(5)])).toEqual([['r1', (1 / (1 + Math.exp(-2))).toFixed(5)], ['r2', (1 / (1 + Math.exp(-1))).toFixed(5)]]);
+    expect((await ws.manifest('out/dt=2026-05-01')).model).toMatchObject({ ref: 'models:/local@champion', name: 'local', version: 2, alias: 'champion', sha256: sha(v2), path: ws.path('registry', 'local', 'versions', '2', 'model.onnx') });
+  });
+
   it('lets exactly one of four processes racing to move an alias from one generation win; the others say ALIAS_CONFLICT once and exit 1', async () => {
     await cli('register', 'race', 'v1.onnx', '--alias', 'champion');
     await cli('register', 'race', 'v2.onnx');
