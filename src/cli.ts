@@ -36,7 +36,9 @@ function buildProgram(): Command {
     .option('--threads <n>', 'in process: chunks scored at once on worker threads (default: the CPUs)')
     .option('--queue', 'enqueue the run for the workers instead of scoring here')
     .option('--wait', 'with --queue: wait until the run finishes')
-    .action((job: string, opts: { date: string; json?: boolean; queue?: boolean; wait?: boolean; threads?: string }) =>
+    .option('--force', 'with --queue: run the date again even if it succeeded (a failed date is always run again)')
+    .option('--wait-for-input', 'in process: wait for late input as input.wait says, with a countdown')
+    .action((job: string, opts: { date: string; json?: boolean; queue?: boolean; wait?: boolean; threads?: string; force?: boolean; waitForInput?: boolean }) =>
       exit(async () => (opts.queue ? (await queue()).enqueueCommand(ctx, job, opts) : runCommand(ctx, job, opts)))(),
     );
   program

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import { optionInteger } from '../env.js';
 import { exitCodeFor, NightscoreError } from '../errors.js';
 import { writeDemoDay } from '../demo/demo.js';
-import { loadJob, locateRun } from '../job/load.js';
+import { loadJob, locateRun, type JobDefinition } from '../job/load.js';
+import { waitForInput, type WaitState } from '../run/wait.js';
 import { parseLogicalDate } from '../job/template.js';
 import { formatSummary, terminalProgress } from '../observe/progress.js';
 import { listInputs, type SkippedObject } from '../run/plan.js';
@@ -29,11 +30,16 @@ export function yesterday(): string {
 }
 
 /** nightscore run: score one date in this process. */
-export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string }): Promise<number> {
+export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string; waitForInput?: boolean }): Promise<number> {
   const { log, interactive } = ctx;
   const date = parseLogicalDate(opts.date);
   const threads = optionInteger('--threads', opts.threads, { min: 1, max: MAX_THREADS, unit: 'threads' });
   const job = await loadJob(jobFile);
+  if (opts.waitForInput && !job.input.wait) {
+    throw new NightscoreError('BAD_OPTION', `--wait-for-input waits as input.wait says, and ${job.file} sets no input.wait`, {
+      hint: 'Add input: { wait: { timeout: "6h", poll: "5m" } } to the job file.',
+    });
+  }
   const prepared = await prepareJob(job);
   const progress = interactive && !opts.json ? terminalProgress(process.stderr) : undefined;
   log.info({ job: job.name, date, model_sha256: prepared.model.sha256 }, 'run started');
@@ -48,6 +54,13 @@ export async function runCommand(ctx: CommandContext, jobFile: string, opts: { d
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (opts.waitForInput) {
+    await waitWithCountdown(ctx, job, date, stop.signal).catch((err: unknown) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      throw err;
+    });
+  }
   const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads, signal: stop.signal }).finally(() => {
     progress?.clear();
     process.off('SIGINT', onSignal);
@@ -60,6 +73,30 @@ export async function runCommand(ctx: CommandContext, jobFile: string, opts: { d
   if (!opts.json) process.stderr.write(`nightscore: ${manifest.error.code}: ${manifest.error.message}${manifest.error.hint ? `\n  hint: ${manifest.error.hint}` : ''}\n`);
   if (stop.signal.aborted) return signalExitCode(stop.signal.reason as NodeJS.Signals);
   return exitCodeFor(manifest.error.kind);
+}
+
+/** Waits for late input: a countdown line on a terminal, a log line per look otherwise. */
+async function waitWithCountdown(ctx: CommandContext, job: JobDefinition, date: string, signal: AbortSignal): Promise<void> {
+  let state: WaitState | undefined;
+  const line = () => {
+    if (!state) return;
+    const s = (t: number) => `${Math.max(0, Math.round((t - Date.now()) / 1000))} s`;
+    process.stderr.write(`\r\x1b[2Kwaiting for input: ${state.reason}; looking again in ${s(state.next)}, giving up in ${s(state.deadline)}`);
+  };
+  const timer = ctx.interactive ? setInterval(line, 1000) : undefined;
+  try {
+    await waitForInput(job, date, job.input.wait!, {
+      signal,
+      onWait: (s) => {
+        state = s;
+        if (ctx.interactive) line();
+        else ctx.log.info({ job: job.name, date, reason: s.reason, next_look: new Date(s.next).toISOString(), gives_up: new Date(s.deadline).toISOString() }, 'input not there yet: waiting');
+      },
+    });
+  } finally {
+    if (timer) clearInterval(timer);
+    if (ctx.interactive && state) process.stderr.write('\r\x1b[2K');
+  }
 }
 
 /** The shell's exit code for a process stopped by a signal: 130 for SIGINT, 143 for SIGTERM. */

@@ -6,7 +6,7 @@ import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, planBackfill, type ExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { envInteger, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
-import { enqueueRun, openQueues, type Queues } from '../queue/queues.js';
+import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { syncSchedules } from '../queue/schedule.js';
 import { formatStatus, readStatus } from '../queue/status.js';
@@ -84,12 +84,19 @@ export async function scheduleSyncCommand(ctx: CommandContext, dir: string): Pro
 }
 
 /** nightscore run --queue: enqueue one date, and with --wait follow it to the end. */
-export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts: { date: string; wait?: boolean; json?: boolean }): Promise<number> {
+export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts: { date: string; wait?: boolean; json?: boolean; force?: boolean }): Promise<number> {
   const date = parseLogicalDate(opts.date);
   const job = await loadJob(jobFile);
   return withQueues(ctx, async (queues) => {
-    const added = await enqueueRun(queues, job.name, job.file, date);
-    process.stderr.write(`${added ? 'enqueued' : 'already queued'}: ${runId(job.name, date)}\n`);
+    const id = runId(job.name, date);
+    const { added, was } = await requeueRun(queues, job.name, job.file, date, { force: opts.force });
+    if (!added && opts.force && IN_FLIGHT_STATES.has(was)) {
+      throw new NightscoreError('RUN_IN_PROGRESS', `${id} is in flight on the queue (${was}); --force re-runs a date that failed or succeeded, never one being run`, {
+        hint: 'Wait for it to finish (nightscore status), then force it again.',
+      });
+    }
+    const told = added ? (was === 'unknown' ? 'enqueued' : `enqueued again (it had ${was === 'completed' ? 'succeeded' : was})`) : was === 'completed' ? 'already succeeded (--force runs it again)' : `already queued (${was})`;
+    process.stderr.write(`${told}: ${id}\n`);
     if (!opts.wait) return 0;
     const events = new QueueEvents(queues.runs.name, { connection: connectionOptions(queues.config), prefix: queues.config.prefix });
     events.on('error', (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));

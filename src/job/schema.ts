@@ -1,3 +1,4 @@
+import ms, { type StringValue } from 'ms';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 
@@ -35,6 +36,16 @@ const csvOutputOptions = z.strictObject({
   escape_formulas: z.boolean().default(false),
 });
 
+/** A duration as people write it, "6h", "5m", "30s", "1d" (the `ms` package reads it), in ms. */
+const duration = z.union([z.string(), z.number()]).transform((raw, ctx) => {
+  const n = typeof raw === 'number' ? Number.NaN : ms(raw as StringValue);
+  if (!Number.isFinite(n) || n <= 0 || n > 30 * 86_400_000) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration such as "30s", "5m", "6h" or "1d" (at most 30 days), got ${JSON.stringify(raw)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+
 export const jobSchema = z.strictObject({
   name,
   description: z.string().optional(),
@@ -55,6 +66,18 @@ export const jobSchema = z.strictObject({
   input: z.strictObject({
     uri: z.string().min(1),
     format: z.enum(['csv', 'parquet']),
+    /**
+     * Late upstream data: a run whose input is not there (or not ready) waits, polling every
+     * `poll`, and fails with INPUT_NOT_FOUND once `timeout` has passed since it first looked.
+     * On the queue it waits as a delayed job, holding no worker slot and no lock.
+     * @defaultValue no waiting: a missing input fails the run at once
+     */
+    wait: z.strictObject({ timeout: duration, poll: duration.default(300_000) }).optional(),
+    /**
+     * An object the upstream writes last in the input folder (`_SUCCESS`): the input is ready
+     * only once it is there, so a day still being written is never scored.
+     */
+    ready_marker: z.string().regex(/^[^/\\]+$/, 'expected a file name in the input folder, such as _SUCCESS').optional(),
     /** Columns copied to every output and rejects row to identify it. */
     key: z.array(columnName).default([]),
     csv: csvInputOptions.default({ delimiter: ',', max_record_bytes: 1024 * 1024, split: true }),

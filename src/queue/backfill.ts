@@ -3,7 +3,7 @@ import { openLocation } from '../storage/open.js';
 import { readText, type Storage } from '../storage/storage.js';
 import type { RunManifest } from '../run/manifest.js';
 import { runId } from './config.js';
-import { enqueueRun, type BackfillJobData, type Queues } from './queues.js';
+import { enqueueRun, IN_FLIGHT_STATES, type BackfillJobData, type Queues } from './queues.js';
 
 export type Reprocess = 'missing' | 'failed' | 'all' | 'stale';
 
@@ -19,7 +19,6 @@ export interface BackfillDecision {
   reason: string;
 }
 
-const IN_FLIGHT = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 
 /** What the output folder of a date says: `_SUCCESS`, and the manifest's status. */
 export async function outputState(job: JobDefinition, date: string): Promise<{ success: boolean; manifest: RunManifest | undefined }> {
@@ -61,7 +60,7 @@ export async function planBackfill(queues: Queues, job: JobDefinition, dates: st
     const { success, manifest } = await outputState(job, date);
     const failed = state === 'failed' || (state === 'unknown' && manifest?.status === 'failed' && !success);
     let decision: [boolean, string];
-    if (IN_FLIGHT.has(state)) decision = [false, `in flight (${state})`];
+    if (IN_FLIGHT_STATES.has(state)) decision = [false, `in flight (${state})`];
     else if (mode === 'all') decision = [true, state === 'unknown' ? 'reprocess all' : `reprocess all (was ${state})`];
     else if (mode === 'stale') decision = success && manifest ? await staleness(manifest, await expected!(date)) : [false, success ? 'succeeded, no manifest' : 'not succeeded; use --reprocess missing or failed'];
     else if (mode === 'failed') decision = failed ? [true, 'failed before'] : [false, success ? 'succeeded' : 'not failed'];

@@ -10,6 +10,9 @@ export interface RunJobData {
   plan?: import('../run/begin.js').RunPlan;
   /** backfill --model-as-of: `date`, or a YYYY-MM-DD (see modelAsOf); absent: the alias when planned. */
   modelAsOf?: string;
+  /** input.wait: when the run first found its input missing (ms since the epoch), and why. */
+  waitingSince?: number;
+  waitingFor?: string;
 }
 
 export interface FireJobData {
@@ -102,4 +105,20 @@ export async function enqueueRun(queues: Queues, jobName: string, jobFile: strin
   const data: RunJobData = { jobFile, date, step: 'plan', ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }) };
   await queues.runs.add('run', data, runJobOptions(queues.config, jobName, date));
   return true;
+}
+
+/** States of a run that is queued or running: never replaced by a re-run. */
+export const IN_FLIGHT_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused']);
+
+/**
+ * Enqueues a date's run again where the rule says so: a date whose run failed is re-run (by a
+ * later fire, or `run --queue`); with `force`, one that succeeded too. A run in flight is
+ * never replaced. Returns whether a run was added, and the state of the run found.
+ */
+export async function requeueRun(queues: Queues, jobName: string, jobFile: string, date: string, opts: { force?: boolean } = {}): Promise<{ added: boolean; was: string }> {
+  const existing = await queues.runs.getJob(runId(jobName, date));
+  const was = existing ? await existing.getState() : 'unknown';
+  if (existing && (was === 'failed' || (opts.force && was === 'completed'))) await existing.remove();
+  else if (was !== 'unknown') return { added: false, was };
+  return { added: await enqueueRun(queues, jobName, jobFile, date), was };
 }

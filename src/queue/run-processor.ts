@@ -9,9 +9,10 @@ import { abandonRun, finishRun } from '../run/finish.js';
 import { chunkSpec, SPEC_VERSION } from '../run/spec.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
-import { decodeFailure, encodeFailure, fromErrorRecord } from '../errors.js';
+import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError } from '../errors.js';
+import { afterWaiting, nextLook } from '../run/wait.js';
 import { outdatedJob, toQueueError } from './errors.js';
-import { chunkJobOptions, enqueueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
+import { chunkJobOptions, enqueueRun, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
 export interface RunSummary {
@@ -41,8 +42,9 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
   const def = await loadJob(job.data.jobFile);
   const fireMillis = job.opts.prevMillis ?? job.timestamp;
   const date = logicalDateFor(fireMillis, def.schedule?.tz ?? 'UTC', def.schedule?.lag ?? 1);
-  const added = await enqueueRun(queues, def.name, def.file, date);
-  log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added }, 'schedule fired');
+  // A fire for a date whose run failed runs it again (its input may have landed since).
+  const { added, was } = await requeueRun(queues, def.name, def.file, date);
+  log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added, was }, 'schedule fired');
   return date;
 }
 
@@ -60,7 +62,22 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     // The run's id is its lock owner: a retry of this run (its worker died) takes the lock
     // over at once, while any other attempt at the date fails with RUN_IN_PROGRESS.
     const asOf = modelAsOf(data.modelAsOf, data.date, def.schedule?.tz ?? 'UTC');
-    const plan = await beginRun(await prepareJob(def, { asOf }), data.date, `queue:${queues.config.prefix}:${job.id!}`);
+    let plan: RunPlan;
+    try {
+      plan = await beginRun(await prepareJob(def, { asOf }), data.date, `queue:${queues.config.prefix}:${job.id!}`);
+    } catch (err) {
+      const missing = toNightscoreError(err);
+      if (missing.code !== 'INPUT_NOT_FOUND' || !def.input.wait) throw err;
+      // Late input waits as a delayed job: no worker slot, no lock (none is taken before the
+      // input is listed), and no attempt used; the next look is another worker's as likely.
+      const since = data.waitingSince ?? Date.now();
+      const next = nextLook(def.input.wait, since, Date.now());
+      if (next === undefined) throw afterWaiting(missing, def.input.wait, since);
+      await job.updateData({ ...data, waitingSince: since, waitingFor: missing.message });
+      log.info({ run: job.id, reason: missing.message, next_look: new Date(next).toISOString(), gives_up: new Date(since + def.input.wait.timeout).toISOString() }, 'input not there yet: waiting');
+      await job.moveToDelayed(next, token);
+      throw new DelayedError();
+    }
     data = { ...data, step: 'chunks', plan };
     await job.updateData(data);
     log.info({ run: job.id, chunks: plan.chunks.length, attempt: plan.manifest.attempt }, 'run planned');

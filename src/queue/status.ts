@@ -21,6 +21,8 @@ export interface DateStatus {
   enqueued_at?: string;
   finished_at?: string;
   error?: string;
+  /** input.wait: a queued run whose input is not there yet, since when, and why. */
+  waiting_for_input?: { since: string; reason: string };
 }
 
 /**
@@ -55,7 +57,8 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
           const done = (counts.processed ?? 0) + (counts.ignored ?? 0) + (counts.failed ?? 0);
           return { date, state: 'running', attempts, enqueued_at, chunks: { done, total: data.plan?.chunks.length ?? 0 } };
         }
-        return { date, state: 'scheduled', attempts, enqueued_at };
+        const waiting = data.waitingSince === undefined ? {} : { waiting_for_input: { since: new Date(data.waitingSince).toISOString(), reason: data.waitingFor ?? '' } };
+        return { date, state: 'scheduled', attempts, enqueued_at, ...waiting };
       }
       if (success) return { date, state: 'succeeded', ...fromManifest };
       if (manifest?.status === 'failed') return { date, state: 'failed', ...fromManifest };
@@ -67,13 +70,14 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
 /** A status table for a terminal. */
 export function formatStatus(rows: DateStatus[]): string {
   const lines = rows.map((r) => {
-    const state = r.state === 'running' && r.chunks ? `running ${r.chunks.done}/${r.chunks.total} chunks` : r.state;
+    const state = r.state === 'running' && r.chunks ? `running ${r.chunks.done}/${r.chunks.total} chunks` : r.waiting_for_input ? 'waiting for input' : r.state;
     const parts = [r.date, state.padEnd(22)];
     if (r.rows) parts.push(`${r.rows.scored.toLocaleString('en-US')} scored, ${r.rows.rejected.toLocaleString('en-US')} rejected`);
     if (r.duration_ms != null) parts.push(`${(r.duration_ms / 1000).toFixed(1)} s`);
     if (r.sha256) parts.push(`model ${r.model ? `${r.model} ` : ''}${r.sha256.slice(0, 12)}`);
     if (r.attempts !== undefined) parts.push(`attempts ${r.attempts}`);
     if (r.error) parts.push(`error: ${r.error}`);
+    if (r.waiting_for_input) parts.push(`since ${r.waiting_for_input.since}: ${r.waiting_for_input.reason}`);
     return parts.join('  ');
   });
   return lines.join('\n');

@@ -12,7 +12,7 @@ import type { PreparedJob } from './bind.js';
 import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import { OUTPUT_FILES, rejectsApart, type RunManifest } from './manifest.js';
-import { listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
+import { checkReady, listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
 import { champion, SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
 
 /** Chunks one run may plan into: each is a queue job and a part file. */
@@ -43,6 +43,9 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
   const { job } = prepared;
   const where = locateRun(job, date);
   await checkOutputApart(job, where, date);
+  // The marker before the listing: files listed before the upstream's marker lands may be a
+  // day still being written.
+  await checkReady(where.inputUri, job.input.ready_marker, date);
   const { objects: inputs, skipped } = await listInputs(where.inputUri, job.input.format, date);
   const chunks = job.input.format === 'parquet'
     ? await planParquetChunks(inputs, job.chunk.rows)

@@ -86,6 +86,22 @@ export async function listInputs(uri: string, format: string, date: string): Pro
   };
 }
 
+/**
+ * Whether the upstream says the input is complete: its marker object (input.ready_marker)
+ * in the input folder, or beside the input object. INPUT_NOT_FOUND naming it otherwise.
+ */
+export async function checkReady(uri: string, marker: string | undefined, date: string): Promise<void> {
+  if (marker === undefined) return;
+  const { storage, key } = openLocation(uri);
+  const folder = key === '' || key.endsWith('/') || key.endsWith(path.sep) ? key : key.slice(0, Math.max(key.lastIndexOf('/'), key.lastIndexOf(path.sep)) + 1);
+  const markerKey = storage.join(folder, marker);
+  if (await storage.stat(markerKey)) return;
+  throw new NightscoreError('INPUT_NOT_FOUND', `the input for ${date} is not ready: ${storage.uri(markerKey)} is not there (input.ready_marker)`, {
+    source: storage.uri(markerKey),
+    hint: 'The upstream writes the marker once the day is complete. Let the run wait for it (input.wait), or check the upstream export.',
+  });
+}
+
 function hasExtension(name: string, exts: string[]): boolean {
   const lower = name.toLowerCase();
   return exts.some((e) => lower.endsWith(e));

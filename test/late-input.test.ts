@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
+import { runCli, Workspace } from './support/workspace.js';
+
+/**
+ * Late upstream data and re-runs (README "Operating nightscore"): a run waits for its input
+ * as a delayed job (input.wait), holding no worker slot; a failed date is run again by the
+ * next `run --queue` (or fire); `--force` runs a succeeded date again, never one in flight.
+ */
+
+let ws: Workspace;
+let tq: TestQueue;
+const FEATURES = ['x', 'y'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+beforeAll(async () => {
+  ws = await Workspace.create();
+  await ws.model('m.onnx', { weights: [1, -1], bias: 0, featureNames: FEATURES });
+  tq = await createTestQueue();
+  await tq.startWorker();
+});
+afterAll(async () => {
+  await tq?.close();
+  await ws?.remove();
+});
+
+const day = (date: string) => ws.write(`in/dt=${date}/a.csv`, `id,x,y\n${date}-1,1,2\n${date}-2,3,1\n`);
+
+async function job(name: string, input: Record<string, unknown> = {}): Promise<string> {
+  return ws.job(`${name}.yaml`, {
+    name,
+    input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'], ...input },
+    model: { path: 'm.onnx' },
+    output: { uri: `out/${name}/dt={date}/`, format: 'csv' },
+  });
+}
+
+describe('late input', () => {
+  it('waits on the queue for input that lands 3 s after the run started, then scores it', async () => {
+    const file = await job('late', { wait: { timeout: '60s', poll: '1s' } });
+    const date = '2026-04-02';
+    expect((await runCli(['run', file, '--date', date, '--queue'], { env: tq.env })).code).toBe(0);
+    await sleep(1500);
+    const [waiting] = await tq.status(file, date, date);
+    expect(waiting).toMatchObject({ state: 'scheduled', waiting_for_input: { reason: expect.stringContaining(`no input for ${date}`) } });
+    await sleep(1500);
+    await day(date);
+    const [done] = await tq.waitFor(file, date, date, allIn(['succeeded', 'failed']), 30_000);
+    expect(done).toMatchObject({ state: 'succeeded', rows: { scored: 2, rejected: 0 }, attempts: 1 });
+  });
+
+  it('with input.ready_marker, does not score a day whose files are there until the marker is', async () => {
+    const file = await job('marked', { wait: { timeout: '60s', poll: '1s' }, ready_marker: '_SUCCESS' });
+    const date = '2026-04-01';
+    const enq = await runCli(['run', file, '--date', date, '--queue'], { env: tq.env });
+    expect(enq.code, enq.stderr).toBe(0);
+    await day(date);
+    await sleep(2500);
+    // The data is there, its marker is not: a day still being written is not scored.
+    const [notReady] = await tq.status(file, date, date);
+    expect(notReady).toMatchObject({ state: 'scheduled', waiting_for_input: { reason: expect.stringContaining('_SUCCESS is not there (input.ready_marker)') } });
+    await ws.write(`in/dt=${date}/_SUCCESS`, '');
+    const [done] = await tq.waitFor(file, date, date, allIn(['succeeded', 'failed']), 30_000);
+    expect(done).toMatchObject({ state: 'succeeded', rows: { scored: 2, rejected: 0 }, attempts: 1 });
+  });
+
+  it('gives up after the timeout with INPUT_NOT_FOUND, having held no worker slot meanwhile: another date is scored while five wait', async () => {
+    const waiter = await job('never', { wait: { timeout: '8s', poll: '1s' } });
+    const dates = ['2026-05-01', '2026-05-02', '2026-05-03', '2026-05-04', '2026-05-05'];
+    for (const d of dates) expect((await runCli(['run', waiter, '--date', d, '--queue'], { env: tq.env })).code).toBe(0);
+    // The worker takes four runs at a time: five waiting in slots would hold them all.
+    const other = await job('other');
+    await day('2026-05-09');
+    await sleep(1000);
+    const res = await runCli(['run', other, '--date', '2026-05-09', '--queue', '--wait'], { env: tq.env });
+    expect(res.code, res.stderr).toBe(0);
+    const meanwhile = await tq.status(waiter, dates[0]!, dates.at(-1)!);
+    expect(meanwhile.map((r) => r.state)).toEqual(Array(5).fill('scheduled'));
+    const failed = await tq.waitFor(waiter, dates[0]!, dates.at(-1)!, allIn(['failed', 'succeeded']), 30_000);
+    for (const r of failed) {
+      expect(r.state).toBe('failed');
+      expect(r.error).toMatch(/^INPUT_NOT_FOUND: no input for 2026-05-0\d: .* after waiting 8 seconds \(since /);
+      expect(r.attempts).toBe(1);
+    }
+  }, 60_000);
+});
+
+describe('re-runs', () => {
+  it('runs a failed date again on the next run --queue, a succeeded one only with --force, and refuses --force while it is in flight', async () => {
+    const file = await job('rerun');
+    const date = '2026-06-01';
+    const first = await runCli(['run', file, '--date', date, '--queue', '--wait'], { env: tq.env });
+    expect(first.code).toBe(1);
+    expect(first.stdout).toContain('INPUT_NOT_FOUND');
+    await day(date);
+    const second = await runCli(['run', file, '--date', date, '--queue', '--wait'], { env: tq.env });
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain(`enqueued again (it had failed): rerun@${date}`);
+    const attempt = (await ws.manifest(`out/rerun/dt=${date}`)).attempt;
+    const again = await runCli(['run', file, '--date', date, '--queue', '--wait'], { env: tq.env });
+    expect(again.stderr).toContain('already succeeded (--force runs it again)');
+    expect((await ws.manifest(`out/rerun/dt=${date}`)).attempt).toBe(attempt);
+    const forced = await runCli(['run', file, '--date', date, '--queue', '--force', '--wait'], { env: tq.env });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain('enqueued again (it had succeeded)');
+    expect((await ws.manifest(`out/rerun/dt=${date}`)).attempt).not.toBe(attempt);
+
+    // In flight: a run waiting for its input.
+    const waiting = await job('inflight', { wait: { timeout: '30s', poll: '1s' } });
+    expect((await runCli(['run', waiting, '--date', '2026-06-02', '--queue'], { env: tq.env })).code).toBe(0);
+    await sleep(500);
+    const refused = await runCli(['run', waiting, '--date', '2026-06-02', '--queue', '--force'], { env: tq.env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('nightscore: RUN_IN_PROGRESS: inflight@2026-06-02 is in flight on the queue');
+  }, 60_000);
+
+  it('a later scheduler fire for a date whose run failed runs it again; one for a date that succeeded does not', async () => {
+    const file = await ws.job('fired.yaml', { name: 'fired', schedule: { cron: '0 2 * * *', tz: 'UTC' }, input: { uri: 'in/dt={date}/', format: 'csv' }, model: { path: 'm.onnx' }, output: { uri: 'out/fired/dt={date}/', format: 'csv' } });
+    const date = '2026-08-09';
+    const fire = Date.parse('2026-08-10T02:00:00Z');
+    await tq.queues.runs.add('fire', { jobFile: file }, { timestamp: fire });
+    await tq.waitFor(file, date, date, allIn(['failed']));
+    await day(date);
+    await tq.queues.runs.add('fire', { jobFile: file }, { timestamp: fire + 60_000 });
+    const [done] = await tq.waitFor(file, date, date, allIn(['succeeded']));
+    const attempt = (await ws.manifest(`out/fired/dt=${date}`)).attempt;
+    const third = await tq.queues.runs.add('fire', { jobFile: file }, { timestamp: fire + 120_000 });
+    while (!['completed', 'failed'].includes(await third.getState())) await sleep(100);
+    expect((await ws.manifest(`out/fired/dt=${date}`)).attempt).toBe(attempt);
+    expect(done!.attempts).toBe(1);
+  });
+
+  it('in process, run --wait-for-input waits for the input with a countdown, then scores', async () => {
+    const file = await job('local-wait', { wait: { timeout: '30s', poll: '1s' } });
+    const date = '2026-07-01';
+    setTimeout(() => void day(date), 2500);
+    const res = await runCli(['run', file, '--date', date, '--wait-for-input'], { env: { NIGHTSCORE_LOG_LEVEL: 'info' } });
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toContain('"msg":"input not there yet: waiting"');
+    expect((await ws.manifest(`out/local-wait/dt=${date}`)).rows).toMatchObject({ read: 2, scored: 2 });
+    const noWait = await job('local-nowait');
+    const bad = await runCli(['run', noWait, '--date', date, '--wait-for-input'], {});
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('sets no input.wait');
+  });
+});
