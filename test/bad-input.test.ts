@@ -155,6 +155,20 @@ describe('bad input gets a clear error', () => {
     expect(res.stdout).toMatch(/input {4}2026-01-01: 1 object\(s\), \d+ bytes/);
   });
 
+  it('validate --date reads every input header: a feature column missing from one file is INPUT_MISSING_COLUMN with a suggestion, as the run says it', async () => {
+    await ws.write('in/dt=2026-01-15/a.csv', GOOD_CSV);
+    await ws.write('in/dt=2026-01-15/b.csv', 'id,a,bb,c\n3,1,2,3\n');
+    const file = await job('header', { model: { features: ['a', 'b', 'c'] } });
+    const res = await runCli(['validate', file, '--date', '2026-01-15']);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/nightscore: INPUT_MISSING_COLUMN: file:\/\/.*\/in\/dt=2026-01-15\/b\.csv:1: no column "b" \(feature\); did you mean "bb"\?; the header has/);
+    expect(res.stdout).toBe('');
+    const run = await runCli(['run', file, '--date', '2026-01-15']);
+    expect(run.stderr).toContain('no column "b" (feature); did you mean "bb"?');
+    const good = await runCli(['validate', file, '--date', '2026-01-01']);
+    expect(good.stdout).toContain('every feature and key column is there');
+  });
+
   it('malformed CSV: names the file and line, and the run fails', async () => {
     await ws.write('in/dt=2026-01-02/x.csv', 'id,a,b,c\n1,0.5,1,2\n2,"1.5"x,2,3\n3,1,1,1\n');
     const file = await job('malformed');
@@ -210,7 +224,9 @@ describe('bad input gets a clear error', () => {
   });
 
   it.each([
-    ['a typo in a key', 'name: t\ninput: { uri: in/, format: csv }\nmodel: { path: m.onnx }\noutput: { uri: out/, format: csv }\nchunck: { rows: 5 }\n', /t\.yaml:\d?:? ?\(top level\): unknown key "chunck"|unknown key "chunck"/],
+    ['a typo in a key, at its own line', 'name: t\ninput: { uri: in/, format: csv }\nmodel: { path: m.onnx }\noutput: { uri: out/, format: csv }\n\n\n\nchunck:\n  rows: 5\n', /t\.yaml:8: chunck: unknown key; did you mean "chunk"\?/],
+    ['a typo of a required key, named as a typo rather than the key missing', 'name: t\ninput: { uri: in/, format: csv }\nmodel: { path: m.onnx }\noutptu: { uri: out/, format: csv }\n', /t\.yaml:4: outptu: unknown key; did you mean "output"\?/],
+    ['a typo in a nested key', 'name: t\ninput: { uri: in/, format: csv }\nmodel:\n  path: m.onnx\n  featurs: [a]\noutput: { uri: out/, format: csv }\n', /t\.yaml:5: model\.featurs: unknown key; did you mean "features"\?/],
     ['a missing key', 'name: t\ninput: { uri: in/, format: csv }\noutput: { uri: out/, format: csv }\n', /model: missing; invalid input: expected object, received undefined/],
     ['a wrong type', 'name: t\ninput: { uri: in/, format: csv }\nmodel: { path: m.onnx }\noutput: { uri: out/, format: csv }\nchunk: { rows: many }\n', /t\.yaml:5: chunk\.rows: invalid input: expected number, received string/],
     ['broken YAML', 'name: t\ninput: [unclosed\n', /t\.yaml:\d+: not valid YAML/],

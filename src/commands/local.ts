@@ -11,6 +11,8 @@ import { formatSummary, terminalProgress } from '../observe/progress.js';
 import { listInputs, type SkippedObject } from '../run/plan.js';
 import { checkOutputApart } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
+import { checkInputColumns } from '../run/inspect.js';
+import { featureColumns } from '../model/features.js';
 import { runJob } from '../run/run.js';
 
 /** What every command gets from the CLI: a logger, and whether a person is watching. */
@@ -127,7 +129,8 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
   await checkOutputApart(job, where, date);
   if (opts.date) {
     const { objects, skipped } = await listInputs(where.inputUri, job.input.format, date);
-    lines.push(`input    ${date}: ${objects.length} object(s), ${objects.reduce((s, i) => s + i.bytes, 0)} bytes`);
+    await checkInputColumns(objects, job.input.format, job.input.csv, featureColumns(prepared.scorer.inputs, []), job.input.key);
+    lines.push(`input    ${date}: ${objects.length} object(s), ${objects.reduce((s, i) => s + i.bytes, 0)} bytes; every feature and key column is there`);
     if (skipped.length) lines.push(formatSkipped(skipped));
   }
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -6,6 +6,7 @@ import { columnValues, type ColumnValues, type FeatureBatch, type FeatureColumn 
 import { parseFeature } from './numbers.js';
 import { parquetFeature } from './parquet-values.js';
 import { storeText, storeValue } from './typed-values.js';
+import { didYouMean } from '../suggest.js';
 
 /** Rows a builder holds room for at first; it doubles from there up to its capacity. */
 const FIRST_ROWS = 1024;
@@ -190,7 +191,7 @@ export function mapColumns(header: string[], features: string[], keys: string[],
   const find = (name: string, role: string): number => {
     const at = header.indexOf(name);
     if (at === -1) {
-      throw new NightscoreError('INPUT_MISSING_COLUMN', `${source}:1: no column "${name}" (${role}); the header has ${describeHeader(header)}`, {
+      throw new NightscoreError('INPUT_MISSING_COLUMN', `${source}:1: no column "${name}" (${role})${didYouMean(name, header.filter((h) => !features.includes(h) && !keys.includes(h)))}; the header has ${describeHeader(header)}`, {
         source,
         line: 1,
         column: name,

@@ -6,6 +6,7 @@ import { inputTruncated } from '../storage/integrity.js';
 import { openLocation } from '../storage/open.js';
 import { DateKey, DecimalKey, TimestampKey } from './key-values.js';
 import { checkParquetEnvelope } from './parquet-envelope.js';
+import { didYouMean } from '../suggest.js';
 
 /**
  * A Parquet object read straight from storage by byte ranges: the footer first, then only
@@ -107,7 +108,7 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: Elemen
   }
   if (!node) {
     const names = root.children.map((c) => JSON.stringify(c.element.name));
-    throw new NightscoreError('INPUT_MISSING_COLUMN', `${uri}: no column "${name}" (${role}); the file has ${names.slice(0, 12).join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`, {
+    throw new NightscoreError('INPUT_MISSING_COLUMN', `${uri}: no column "${name}" (${role})${didYouMean(name, root.children.map((c) => c.element.name))}; the file has ${names.slice(0, 12).join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`, {
       source: uri,
       column: name,
       hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : 'Fix model.features (or model.inputs) in the job file, or the upstream export.',

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { didYouMean } from '../suggest.js';
 import type { z } from 'zod';
 import { NightscoreError } from '../errors.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
@@ -59,7 +60,10 @@ export function parseJob(text: string, file: string): JobDefinition {
     });
   }
   const lineOf = (keyPath: (string | number)[]): number | undefined => {
-    const node = doc.getIn(keyPath, true) as { range?: [number, number, number] } | undefined;
+    // The key's own line (a block mapping's value starts on the next one), else the value's.
+    const parent = keyPath.length > 0 ? doc.getIn(keyPath.slice(0, -1), true) : undefined;
+    const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === keyPath.at(-1)) : undefined;
+    const node = (pair?.key ?? doc.getIn(keyPath, true)) as { range?: [number, number, number] } | undefined;
     return node?.range ? lines.linePos(node.range[0]).line : undefined;
   };
   const invalid = (keyPath: (string | number)[], what: string, hint: string) => {
@@ -69,8 +73,16 @@ export function parseJob(text: string, file: string): JobDefinition {
   };
   const parsed = jobSchema.safeParse(toJS(doc, invalid));
   if (!parsed.success) {
-    const issue = parsed.error.issues[0] as z.core.$ZodIssue;
-    throw invalid(issue.path as (string | number)[], describeIssue(issue, doc.getIn(issue.path as (string | number)[])), 'See "Job file reference" in the README for every key and its type.');
+    // An unknown key first: `outptu:` is a typo of output, which is then also "missing".
+    const issues = parsed.error.issues as z.core.$ZodIssue[];
+    const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]!;
+    const at = issue.path as (string | number)[];
+    if (issue.code === 'unrecognized_keys') {
+      const key = issue.keys[0]!;
+      const others = issue.keys.slice(1).map((k) => `"${k}"${didYouMean(k, keysAt(at)).replace(/^; (.*)$/, ' ($1)')}`);
+      throw invalid([...at, key], `unknown key${didYouMean(key, keysAt(at))}${others.length ? ` (and unknown here too: ${others.join(', ')})` : ''}`, `The keys here are ${keysAt(at).join(', ')}; see "Job file reference" in the README.`);
+    }
+    throw invalid(at, describeIssue(issue, doc.getIn(at)), 'See "Job file reference" in the README for every key and its type.');
   }
   const job = parsed.data;
   const dir = path.dirname(file);
@@ -120,6 +132,21 @@ function toJS(doc: Document, invalid: (keyPath: (string | number)[], what: strin
   } catch (err) {
     throw invalid([], `cannot expand the document: ${(err as Error).message}`, 'Use fewer YAML aliases (*name); a job file needs none.');
   }
+}
+
+/** The keys the schema allows at a key path (for "did you mean"). */
+function keysAt(keyPath: (string | number)[]): string[] {
+  type Node = { shape?: Record<string, unknown>; def?: { innerType?: unknown; in?: unknown; schema?: unknown } } | undefined;
+  const unwrap = (s: Node): Node => {
+    for (let i = 0; s && i < 10; i++) {
+      if (s.shape) return s;
+      s = (s.def?.innerType ?? s.def?.in ?? s.def?.schema) as Node;
+    }
+    return undefined;
+  };
+  let node = unwrap(jobSchema as unknown as Node);
+  for (const k of keyPath) node = unwrap(node?.shape?.[k] as Node);
+  return node?.shape ? Object.keys(node.shape) : [];
 }
 
 function describeIssue(issue: z.core.$ZodIssue, found: unknown): string {
