@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   REDIS_TLS: code('config', 'the Redis server\'s certificate is not trusted'),
   REGISTRY_NOT_SET: code('config', 'a models:/ reference, and no registry location set'),
   REJECTS_URI_CLASH: code('config', 'output.rejects_uri is the output folder itself'),
+  S3_CREDENTIALS: code('config', 'no AWS credentials were found, or S3 rejected them'),
 
   CSV_MALFORMED: code('input', 'a CSV record that cannot be parsed (quotes, column count)'),
   CSV_QUOTED_NEWLINE_AT_SPLIT: code('input', 'a quoted newline where a large object was split'),

@@ -231,10 +231,42 @@ function statusOf(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
 
+/** S3 error codes that mean the credentials themselves are refused, not the permissions they carry. */
+const REJECTED_CREDENTIALS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'InvalidClientTokenId']);
+
+/**
+ * The sources the AWS SDK's default chain reads, in its order, and which of them this process
+ * has: what a person checks first. Values are never printed, only whether they are set.
+ */
+export function credentialSources(env: NodeJS.ProcessEnv = process.env): string {
+  const set = (...names: string[]) => {
+    const there = names.filter((n) => env[n]);
+    return there.length === 0 ? `none of ${names.join(', ')} is set` : `${there.join(' and ')} ${there.length === 1 ? 'is' : 'are'} set`;
+  };
+  const sources = [
+    `environment (${set('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN')})`,
+    `shared files (~/.aws/credentials and ~/.aws/config, profile ${env.AWS_PROFILE ?? 'default'})`,
+    `web identity (${set('AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_ROLE_ARN')})`,
+    `container credentials (${set('AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_CREDENTIALS_FULL_URI')})`,
+    `EC2 instance metadata${env.AWS_EC2_METADATA_DISABLED === 'true' ? ' (disabled)' : ''}`,
+  ];
+  return `sources tried: ${sources.join('; ')}`;
+}
+
 function s3Error(err: unknown, uri: string, action: string) {
   const status = statusOf(err);
   const name = err instanceof S3ServiceException ? err.name : ((err as Error | undefined)?.name ?? 'Error');
   const message = `cannot ${action} ${uri}: ${name}${status ? ` (HTTP ${status})` : ''}: ${(err as Error).message}`;
+  if (name === 'CredentialsProviderError' || REJECTED_CREDENTIALS.has(name)) {
+    const missing = name === 'CredentialsProviderError';
+    return new NightscoreError('S3_CREDENTIALS', `cannot ${action} ${uri}: ${missing ? 'no AWS credentials were found' : `S3 rejected the credentials (${name}${status ? `, HTTP ${status}` : ''})`}; ${credentialSources()}`, {
+      source: uri,
+      hint: missing
+        ? 'Give the process credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE with ~/.aws/credentials, a web identity (IRSA) or an instance role.'
+        : 'The credentials are wrong, expired or for another endpoint: check the key pair (and AWS_SESSION_TOKEN) against AWS_ENDPOINT_URL_S3, or renew them.',
+      cause: err,
+    });
+  }
   if (status === 404 || name === 'NoSuchKey' || name === 'NoSuchBucket') {
     return new NightscoreError('NOT_FOUND', message, { source: uri, hint: 'Check the bucket and key, and the date.', cause: err });
   }
