@@ -141,7 +141,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     const error = toNightscoreError(err);
-    ctx.log.error({ err: error.toJSON() }, error.message);
+    // On a terminal the line below is the error; the log line would say it a second time.
+    if (!interactive) ctx.log.error({ err: error.toJSON() }, error.message);
     process.stderr.write(`${interactive ? '\r\x1b[2K' : ''}nightscore: ${error.describe()}\n`);
     if (error.code === 'INTERNAL' && err instanceof Error && err.stack) ctx.log.debug({ stack: err.stack }, 'stack');
     process.exitCode = error.exitCode;

@@ -34,6 +34,8 @@ async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promis
 
 /** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
 export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }): Promise<number> {
+  // A worker's log is its only output: on a terminal too, it says what it does.
+  if (process.env.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
   // Every setting is checked before anything starts: a bad one exits 2 naming it.
   const config = queueConfig();
   const timeoutMs = shutdownTimeoutMs();

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
 import { CENSOR, redactSecrets } from '../redact.js';
 
@@ -14,12 +15,16 @@ const REDACT_PATHS = [
 ];
 
 /**
- * The process logger: JSON lines on stderr, so stdout stays for results (`--json`).
- * Level from NIGHTSCORE_LOG_LEVEL; on a terminal the default is "warn" because the
- * progress line says the rest.
+ * The process logger, on stderr so stdout stays for results (`--json`): JSON lines, or on a
+ * terminal lines for people (time, level, message, fields). Level from NIGHTSCORE_LOG_LEVEL;
+ * on a terminal the default is "warn" because the progress line says the rest.
  */
 export function createLogger(opts: { interactive: boolean }): Logger {
   const level = process.env.NIGHTSCORE_LOG_LEVEL ?? (opts.interactive ? 'warn' : 'info');
+  // Loaded only for a terminal: pipelines and containers get JSON and skip the module.
+  const stream = opts.interactive
+    ? (createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty'))({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true })
+    : pino.destination(2);
   return pino(
     {
       level,
@@ -30,6 +35,6 @@ export function createLogger(opts: { interactive: boolean }): Logger {
       redact: { paths: REDACT_PATHS, censor: CENSOR },
       hooks: { streamWrite: (line) => redactSecrets(line) },
     },
-    pino.destination(2),
+    stream,
   );
 }
