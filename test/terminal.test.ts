@@ -22,6 +22,7 @@ function onTerminal(args: string[], env: Record<string, string> = {}): string {
   const quoted = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   const res = spawnSync('script', ['-qec', quoted, '/dev/null'], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
   if (res.error) throw res.error;
+  // eslint-disable-next-line no-control-regex
   return res.stdout.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, '');
 }
 
