@@ -64,6 +64,9 @@ describe('nightscore model', () => {
 
     const deleted = await cli('alias', 'delete', 'churn', 'champion', '--reason', 'retired');
     expect(deleted.code, deleted.stderr).toBe(0);
+    const twice = await cli('alias', 'delete', 'churn', 'champion');
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain('MODEL_ALIAS_NOT_FOUND: churn has no alias "champion" to delete');
     const gone = await cli('show', 'churn@champion');
     expect(gone.code).toBe(1);
     expect(gone.stderr).toContain('nightscore: MODEL_ALIAS_NOT_FOUND: models:/churn@champion: churn has no alias "champion"');

@@ -92,7 +92,7 @@ describe('a model in S3', () => {
 
   it('a cached file corrupted on disk is found by its sha256 and fetched again, never scored', async () => {
     const cache = ws.path('cache-a');
-    const [folder] = (await readdir(cache)).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    const [folder] = (await readdir(cache)).filter((n) => /^[0-9a-f]{64}-[0-9a-f]{8}$/.test(n));
     const data = `${cache}/${folder}/model.onnx.data`;
     const bytes = await readFile(data);
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
@@ -115,7 +115,7 @@ describe('a model in S3', () => {
       const [status] = await tq.waitFor(file, DATE, DATE, allIn(['succeeded', 'failed']));
       expect(status!.state, status!.error).toBe('succeeded');
       await expectScored('queued');
-      expect((await readdir(ws.path('cache-worker'))).filter((n) => /^[0-9a-f]{64}$/.test(n))).toHaveLength(1);
+      expect((await readdir(ws.path('cache-worker'))).filter((n) => /^[0-9a-f]{64}-[0-9a-f]{8}$/.test(n))).toHaveLength(1);
     } finally {
       await tq.close();
     }
@@ -146,7 +146,7 @@ describe('a model in S3', () => {
       model: { uri: 's3://models/small/model.onnx' },
       output: { uri: 'out/small/dt={date}/', format: 'csv' },
     });
-    const folders = async () => (await readdir(ws.path('cache-a'))).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    const folders = async () => (await readdir(ws.path('cache-a'))).filter((n) => /^[0-9a-f]{64}-[0-9a-f]{8}$/.test(n));
     expect(await folders()).toHaveLength(1);
     const res = await runCli(['validate', file], { env: { ...env('cache-a'), NIGHTSCORE_MODEL_CACHE_BYTES: '1' } });
     expect(res.code, res.stderr).toBe(0);
@@ -170,11 +170,11 @@ describe('a model in S3', () => {
     ];
     const pinned = { location: 's3://models/swap/model.onnx', sha256: modelIdentity(files, ['model.onnx', 'model.onnx.data']), files };
     await expect(localModel(pinned.location, pinned)).rejects.toMatchObject({ code: 'MODEL_CHANGED', message: expect.stringMatching(/^s3:\/\/models\/swap\/model\.onnx\.data changed during the run/) });
-    expect(await readdir(ws.path('cache-swap'))).not.toContain(pinned.sha256);
+    expect((await readdir(ws.path('cache-swap'))).filter((n) => n.startsWith(pinned.sha256))).toEqual([]);
     // Put back, the planned bytes are fetched and published under the model's identity.
     await s3.put('models', 'swap/model.onnx.data', planned);
     const path = await localModel(pinned.location, pinned);
-    expect(path).toBe(ws.path(`cache-swap/${pinned.sha256}/model.onnx`));
-    expect(sha(await readFile(ws.path(`cache-swap/${pinned.sha256}/model.onnx.data`)))).toBe(sha(planned));
+    expect(path).toMatch(new RegExp(`/cache-swap/${pinned.sha256}-[0-9a-f]{8}/model\\.onnx$`));
+    expect(sha(await readFile(path.replace(/model\.onnx$/, 'model.onnx.data')))).toBe(sha(planned));
   });
 });

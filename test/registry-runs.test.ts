@@ -146,7 +146,20 @@ describe('a job that names a registered model', () => {
       await job('adopt', 'models:/churn@champion');
       const dry = await runCli(['backfill', ws.path('adopt.yaml'), '--from', DATES[0]!, '--to', DATES[0]!, '--reprocess', 'stale', '--dry-run'], { env: tq.env });
       expect(dry.stdout).toContain(`${DATES[0]}  skip     scored by the bytes of churn@2`);
+      // A date before the alias was first set has no model to compare with: kept, and said why.
+      await ws.write('in/dt=2026-02-27/a.csv', `id,${FEATURES.join(',')}\nk,1,2,3\n`);
+      expect((await runCli(['run', ws.path('adopt.yaml'), '--date', '2026-02-27'], { env })).code).toBe(0);
+      const before = await runCli(['backfill', ws.path('adopt.yaml'), '--from', '2026-02-27', '--to', '2026-02-27', '--reprocess', 'stale', '--model-as-of', 'date', '--dry-run'], { env: tq.env });
+      expect(before.code, before.stderr).toBe(0);
+      expect(before.stdout).toMatch(/2026-02-27 {2}skip {5}no model to compare with: .*pointed to no version at 2026-02-28T00:00:00\.000Z/);
     });
+  });
+
+  it('--model-as-of is refused for a job whose model is a version, not an alias', async () => {
+    const file = await job('fixed', 'models:/churn/1');
+    const res = await runCli(['backfill', file, '--from', DATES[0]!, '--to', DATES[1]!, '--model-as-of', 'date'], { env });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('BAD_OPTION: --model-as-of reads a registry alias as it was');
   });
 
   it('fails with S3_UNAVAILABLE naming the registry object (a code the queue retries) when the registry does not answer', async () => {

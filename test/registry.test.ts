@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { toNightscoreError } from '../src/errors.js';
@@ -10,7 +10,7 @@ import { openLocation, resetStorageCache } from '../src/storage/open.js';
 import { logisticModel } from '../scripts/onnx-builder.js';
 import { startConditionalProxy, type ConditionalProxy } from './support/conditional-proxy.js';
 import { startS3, type S3Server } from './support/s3.js';
-import { Workspace } from './support/workspace.js';
+import { REPO, Workspace } from './support/workspace.js';
 
 /**
  * The registry on both its backends: a local folder, and S3 behind a proxy that enforces
@@ -116,9 +116,10 @@ describe.each([
     now = new Date('2026-03-10T12:00:00Z');
     await timed.setAlias('fraud', 'champion', 2, { reason: 'promote' });
     const at = async (iso: string) => (await timed.resolve('models:/fraud@champion', { asOf: new Date(iso) })).version;
-    expect(await at('2026-03-01T12:00:00Z')).toBe(1);
-    expect(await at('2026-03-10T11:59:59Z')).toBe(1);
-    expect(await at('2026-03-10T12:00:00Z')).toBe(2);
+    // As of an instant: the moves before it (a move at the first instant of a day is that day's).
+    expect(await at('2026-03-01T12:00:00.001Z')).toBe(1);
+    expect(await at('2026-03-10T12:00:00Z')).toBe(1);
+    expect(await at('2026-03-10T12:00:00.001Z')).toBe(2);
     expect((await timed.resolve('models:/fraud@champion')).version).toBe(2);
     await expect(timed.resolve('models:/fraud@champion', { asOf: new Date('2026-02-28T00:00:00Z') })).rejects.toMatchObject({ code: 'MODEL_ALIAS_NOT_FOUND', message: expect.stringContaining('first set at 2026-03-01T12:00:00.000Z') });
     // A writer stopped between its swap and its event file: aliases.json still tells the move.
@@ -134,6 +135,56 @@ describe.each([
     // A hole in the history (an event deleted by hand) is refused, not read past.
     await events.storage.delete(files.find((k) => k.endsWith('-alias-g1.json'))!);
     await expect(at('2026-03-11T00:00:00Z')).rejects.toMatchObject({ code: 'REGISTRY_HISTORY_INCOMPLETE' });
+  });
+
+  it('compares what was read, byte for byte: a swap from a version already replaced fails, however alike the bodies', async () => {
+    const { storage, key } = openLocation(registry.uri('cas-probe.json'));
+    await storage.put(key, '{"n":0}');
+    const v0 = (await storage.readVersioned(key))!.version;
+    expect(await storage.replaceIfMatch(key, '{"n":1}', v0)).toBe(true);
+    // Same size, within the same clock tick: only the bytes tell them apart.
+    expect(await storage.replaceIfMatch(key, '{"n":2}', v0)).toBe(false);
+    expect((await storage.readVersioned(key))!.body.toString()).toBe('{"n":1}');
+  });
+
+  it('resolves while aliases move: no read meets a half-seen history', async () => {
+    await registry.register('busy', ws.path('a.onnx'), { alias: 'champion' });
+    await registry.register('busy', ws.path('b.onnx'));
+    let moving = true;
+    const mover = (async () => {
+      for (let i = 0; i < 12; i++) await registry.setAlias('busy', 'champion', (i % 2) + 1);
+      moving = false;
+    })();
+    const errors: string[] = [];
+    while (moving) {
+      await Promise.all([
+        registry.resolve('models:/busy@champion').catch((e: unknown) => errors.push(toNightscoreError(e).code)),
+        registry.resolve('models:/busy@champion', { asOf: new Date(Date.now() + 86_400_000) }).catch((e: unknown) => errors.push(toNightscoreError(e).code)),
+      ]);
+    }
+    await mover;
+    expect(errors).toEqual([]);
+    expect((await registry.aliasHistory('busy', 'champion')).length).toBe(13);
+  });
+
+  it('names a model with external data registered from any file name by the files it is stored as, and scores it', async () => {
+    await copyFile(`${REPO}/models/torch-mlp/model.onnx`, ws.path('mlp.onnx'));
+    await copyFile(`${REPO}/models/torch-mlp/model.onnx.data`, ws.path('model.onnx.data'));
+    const record = await registry.register('mlp', ws.path('mlp.onnx'), { alias: 'champion' });
+    expect(record.files.map((f) => f.name)).toEqual(['model.onnx', 'model.onnx.data']);
+    const file = await ws.job(`mlp-${root.startsWith('s3') ? 's3' : 'local'}.yaml`, { name: 'mlp', registry: root, input: { uri: 'in/', format: 'csv' }, model: { uri: 'models:/mlp@champion', features: Array.from({ length: 20 }, (_, i) => `f${i}`) }, output: { uri: 'out/', format: 'csv' } });
+    process.env.NIGHTSCORE_MODEL_CACHE = ws.path(`cache-mlp-${root.startsWith('s3') ? 's3' : 'local'}`);
+    try {
+      expect((await prepareJob(await loadJob(file))).spec.sha256).toBe(record.sha256);
+    } finally {
+      delete process.env.NIGHTSCORE_MODEL_CACHE;
+    }
+    // A download beside another model's weights would pair them: refused.
+    const resolved = await registry.resolve('models:/mlp@champion');
+    await ws.write(`beside-${root.length}/model.onnx.data`, 'other weights');
+    await expect(registry.download(resolved, ws.path(`beside-${root.length}`, 'x.onnx'))).rejects.toMatchObject({ code: 'FILE_IO', message: expect.stringContaining('would pair another model with these weights') });
+    await registry.download(resolved, ws.path(`own-${root.length}`, 'x.onnx'));
+    expect(sha(await readFile(ws.path(`own-${root.length}`, 'model.onnx.data')))).toBe(record.files[1]!.sha256);
   });
 
   it('finds a version whose stored bytes were changed, and a run refuses to score them', async () => {

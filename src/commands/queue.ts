@@ -1,9 +1,9 @@
 import { QueueEvents } from 'bullmq';
-import { NightscoreError } from '../errors.js';
+import { NightscoreError, toNightscoreError } from '../errors.js';
 import { checkModelAsOf, dateRange, modelAsOf } from '../job/dates.js';
 import { loadJob, loadJobsDir, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
-import { applyBackfill, planBackfill, type ExpectedModel, type Reprocess } from '../queue/backfill.js';
+import { applyBackfill, planBackfill, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { envInteger, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
@@ -11,7 +11,7 @@ import { checkRedis } from '../queue/redis-check.js';
 import { syncSchedules } from '../queue/schedule.js';
 import { formatStatus, readStatus } from '../queue/status.js';
 import { startWorker } from '../queue/worker.js';
-import { isModelRef } from '../registry/ref.js';
+import { isModelRef, parseModelRef } from '../registry/ref.js';
 import { Registry, registryRoot } from '../registry/registry.js';
 import { prepareJob } from '../run/bind.js';
 import type { CommandContext } from './local.js';
@@ -126,6 +126,14 @@ export async function backfillCommand(
   checkModelAsOf(opts.modelAsOf);
   const maxParallel = optionInteger('--max-parallel-runs', opts.maxParallelRuns, { min: 1, max: 100_000, unit: 'runs' });
   const job = await loadJob(jobFile);
+  if (opts.modelAsOf !== undefined && opts.modelAsOf !== 'now') {
+    const written = modelLocation(job);
+    if (!isModelRef(written) || parseModelRef(written).kind !== 'alias') {
+      throw new NightscoreError('BAD_OPTION', `--model-as-of reads a registry alias as it was, and ${job.file} names its model by ${written}, which is not one`, {
+        hint: 'Give the job model.uri: models:/<name>@<alias>, or leave --model-as-of out (a version or a path is the same model on every date).',
+      });
+    }
+  }
   const dates = dateRange(opts.from, opts.to);
   if (opts.reverse) dates.reverse();
   return withQueues(ctx, async (queues) => {
@@ -145,19 +153,29 @@ export async function backfillCommand(
  * What a run of each date would pin now (for --reprocess stale): a registry reference resolved
  * per date (with --model-as-of) or once; a model by location loaded once, for its sha256.
  */
-function expectedModel(job: JobDefinition, asOf: string | undefined): (date: string) => Promise<ExpectedModel> {
+function expectedModel(job: JobDefinition, asOf: string | undefined): (date: string) => Promise<ExpectedModel | NoExpectedModel> {
   const written = modelLocation(job);
   if (!isModelRef(written)) {
     let sha256: Promise<string> | undefined;
     return async () => ({ version: null, sha256: await (sha256 ??= prepareJob(job).then((p) => p.spec.sha256)) });
   }
   const registry = new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`));
-  const now = new Map<string, Promise<ExpectedModel>>();
+  const now = new Map<string, Promise<ExpectedModel | NoExpectedModel>>();
   return (date) => {
     const at = modelAsOf(asOf, date, job.schedule?.tz ?? 'UTC');
     const key = at?.toISOString() ?? 'now';
     let found = now.get(key);
-    if (!found) now.set(key, (found = registry.resolve(written, { asOf: at }).then((r) => ({ version: `${r.name}@${r.version}`, sha256: r.record.sha256 }))));
+    if (!found) {
+      found = registry.resolve(written, { asOf: at }).then(
+        (r): ExpectedModel => ({ version: `${r.name}@${r.version}`, sha256: r.record.sha256 }),
+        (err: unknown) => {
+          const e = toNightscoreError(err);
+          if (e.code === 'MODEL_ALIAS_NOT_FOUND') return { none: `no model to compare with: ${e.message}` };
+          throw e;
+        },
+      );
+      now.set(key, found);
+    }
     return found;
   };
 }

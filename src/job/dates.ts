@@ -25,26 +25,22 @@ export function logicalDateFor(fireMillis: number, tz: string, lag: number): str
 }
 
 /**
- * The instant a logical date ends in a time zone: the first moment of the next date there
- * (23, 24 or 25 hours after it began, across daylight-saving changes).
+ * The instant a logical date ends in a time zone: the first instant whose date there is a
+ * later one. Found by bisection on the zone's calendar, so days of 23 or 25 hours, and zones
+ * whose clocks jump at midnight (the next day then starts at 01:00), come out right.
  */
 export function endOfDate(date: string, tz: string): Date {
-  const next = Date.parse(`${parseLogicalDate(date)}T00:00:00Z`) + DAY;
-  // The zone's offset at a guess, then at the instant that guess gives: twice settles it.
-  let t = next;
-  for (let i = 0; i < 2; i++) t = next - offsetAt(t, tz);
-  return new Date(t);
-}
-
-/** How far the zone's wall clock is ahead of UTC at an instant, in ms. */
-function offsetAt(instant: number, tz: string): number {
-  const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
-      .formatToParts(new Date(instant))
-      .map((p) => [p.type, p.value]),
-  );
-  const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
-  return wall - Math.floor(instant / 1000) * 1000;
+  const next = new Date(Date.parse(`${parseLogicalDate(date)}T00:00:00Z`) + DAY).toISOString().slice(0, 10);
+  const format = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' });
+  // Zones are within 14 hours of UTC: the day ends in this window.
+  let lo = Date.parse(`${next}T00:00:00Z`) - 15 * 3_600_000;
+  let hi = Date.parse(`${next}T00:00:00Z`) + 15 * 3_600_000;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (format.format(new Date(mid)) >= next) hi = mid;
+    else lo = mid;
+  }
+  return new Date(hi);
 }
 
 /**

@@ -4,7 +4,7 @@
  * beforehand. A local model is loaded where it is.
  *
  * Cache layout (NIGHTSCORE_MODEL_CACHE, default `<tmp>/nightscore-models`):
- *   <identity sha256>/<model file name>           the model, and its external data files by name
+ *   <identity sha256>-<names>/<model file name>   the model, and its external data files by name
  *   sources/<sha256 of uri + object version>      the identity an object's version was found to have
  * A folder is published whole (renamed into place) and re-hashed before a process first uses
  * it, so a file corrupted on disk is fetched again, never scored. The least recently used
@@ -92,8 +92,8 @@ async function holds(file: string, sha256: string): Promise<boolean> {
 
 /** The files of a pinned model in its cache folder, fetched where missing or not the pinned bytes. */
 async function pinnedCopy(pinned: PinnedModel): Promise<string> {
-  const folder = join(cacheRoot(), pinned.sha256);
   const names = pinned.files.map((f) => f.path.slice(dirname(pinned.location).length + 1));
+  const folder = join(cacheRoot(), folderName(pinned.sha256, names));
   const paths = names.map((n) => join(folder, n));
   const check = async () => (await Promise.all(pinned.files.map((f, i) => holds(paths[i]!, f.sha256)))).every(Boolean);
   const present = await Promise.all(pinned.files.map((f, i) => holds(paths[i]!, f.sha256)));
@@ -183,7 +183,7 @@ async function latestCopy(location: string): Promise<string> {
       files.push({ path: uris[i + 1]!, sha256, bytes: (await stat(file)).size });
     }
     const sha256 = modelIdentity(files, [name, ...names]);
-    const folder = join(root, sha256);
+    const folder = join(root, folderName(sha256, [name, ...names]));
     const paths = [name, ...names].map((n) => join(folder, n));
     await publish(incoming, folder, async () => (await Promise.all(files.map((f, i) => holds(paths[i]!, f.sha256)))).every(Boolean));
     await mkdir(dirname(source), { recursive: true });
@@ -194,6 +194,18 @@ async function latestCopy(location: string): Promise<string> {
     await rm(incoming, { recursive: true, force: true });
   }
 }
+
+/**
+ * A model's cache folder: its identity and the names of its files. One model file's identity
+ * is its bytes' sha256 whatever its name, and two jobs may know it by two names (a path's
+ * churn.onnx, the registry's model.onnx): each gets a folder of its own rather than taking
+ * the other's for damaged.
+ */
+function folderName(sha256: string, names: string[]): string {
+  return `${sha256}-${createHash('sha256').update(names.join('\0')).digest('hex').slice(0, 8)}`;
+}
+
+const FOLDER_RE = /^[0-9a-f]{64}-[0-9a-f]{8}$/;
 
 async function incomingFolder(): Promise<string> {
   const folder = join(cacheRoot(), `.incoming-${process.pid}-${randomBytes(6).toString('hex')}`);
@@ -251,7 +263,7 @@ async function evict(keep: string): Promise<void> {
   const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
   const folders = await Promise.all(
     entries
-      .filter((e) => e.isDirectory() && /^[0-9a-f]{64}$/.test(e.name))
+      .filter((e) => e.isDirectory() && FOLDER_RE.test(e.name))
       .map(async (e) => {
         const path = join(root, e.name);
         return { path, used: (await stat(path)).mtimeMs, bytes: await folderBytes(path) };

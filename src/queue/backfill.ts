@@ -13,6 +13,11 @@ export interface ExpectedModel {
   sha256: string;
 }
 
+/** A date for which no model can be told (its alias was not set yet): kept, with why. */
+export interface NoExpectedModel {
+  none: string;
+}
+
 export interface BackfillDecision {
   date: string;
   enqueue: boolean;
@@ -53,7 +58,7 @@ async function readManifest(storage: Storage, key: string): Promise<RunManifest 
  *   stale:   succeeded dates whose manifest names another model than `expected(date)`: for a
  *            registry reference another name@version, for a model by location other bytes.
  */
-export async function planBackfill(queues: Queues, job: JobDefinition, dates: string[], mode: Reprocess, expected?: (date: string) => Promise<ExpectedModel>): Promise<BackfillDecision[]> {
+export async function planBackfill(queues: Queues, job: JobDefinition, dates: string[], mode: Reprocess, expected?: (date: string) => Promise<ExpectedModel | NoExpectedModel>): Promise<BackfillDecision[]> {
   const decisions: BackfillDecision[] = [];
   for (const date of dates) {
     const state = await queues.runs.getJobState(runId(job.name, date));
@@ -72,10 +77,13 @@ export async function planBackfill(queues: Queues, job: JobDefinition, dates: st
   return decisions;
 }
 
-async function staleness(manifest: RunManifest, expected: ExpectedModel): Promise<[boolean, string]> {
+async function staleness(manifest: RunManifest, expected: ExpectedModel | NoExpectedModel): Promise<[boolean, string]> {
+  if ('none' in expected) return [false, expected.none];
   const scored = manifest.model.name === null || manifest.model.name === undefined ? null : `${manifest.model.name}@${manifest.model.version}`;
   if (expected.version !== null) {
-    if (scored === expected.version) return [false, `scored by ${scored}`];
+    // The same name@version with other bytes (another registry, one re-created) is stale too.
+    if (scored === expected.version && manifest.model.sha256 === expected.sha256) return [false, `scored by ${scored}`];
+    if (scored === expected.version) return [true, `scored by ${scored} with sha256 ${manifest.model.sha256.slice(0, 12)}, now ${expected.sha256.slice(0, 12)}`];
     // Scored by path before the job named the registry: the same bytes are the same model.
     if (scored === null && manifest.model.sha256 === expected.sha256) return [false, `scored by the bytes of ${expected.version}`];
     return [true, `scored by ${scored ?? `sha256 ${manifest.model.sha256.slice(0, 12)}`}, now ${expected.version}`];

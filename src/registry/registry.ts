@@ -21,7 +21,7 @@ import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { loadModel } from '../model/session.js';
+import { loadModel, modelIdentity } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, readText, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
@@ -193,6 +193,8 @@ export class Registry {
     const signature = (metas: readonly unknown[]): TensorSignature[] =>
       (metas as Array<{ name: string; isTensor: boolean; type?: string; shape?: Array<number | string> }>).map((m) => ({ name: m.name, type: m.isTensor ? String(m.type) : 'not a tensor', shape: m.isTensor ? [...(m.shape ?? [])] : [] }));
     const bytes = await readFile(file);
+    // The bytes uploaded are the bytes loaded: an export still being written is refused, not registered wrong.
+    if (sha256Hex(bytes) !== model.files[0]!.sha256) throw changedWhileRegistering(file);
     let version = (await this.versionNumbers(name, true)).reduce((a, b) => Math.max(a, b), 0) + 1;
     // A number is claimed by its model file; a racing register takes the next one.
     for (let tries = 0; !(await this.storage.createIfAbsent(this.key(name, 'versions', String(version), MODEL_FILE), bytes)); tries++, version++) {
@@ -200,8 +202,13 @@ export class Registry {
     }
     for (const [i, ext] of model.metadata.externalData.entries()) {
       const writer = await this.storage.createWriter(this.key(name, 'versions', String(version), ext));
+      const hash = createHash('sha256');
       try {
-        for await (const chunk of createReadStream(model.files[i + 1]!.path)) await writer.write(chunk as Buffer);
+        for await (const chunk of createReadStream(model.files[i + 1]!.path)) {
+          hash.update(chunk as Buffer);
+          await writer.write(chunk as Buffer);
+        }
+        if (hash.digest('hex') !== model.files[i + 1]!.sha256) throw changedWhileRegistering(model.files[i + 1]!.path);
         await writer.close();
       } catch (err) {
         await writer.abort();
@@ -212,7 +219,8 @@ export class Registry {
     const record: VersionRecord = {
       name,
       version,
-      sha256: model.sha256,
+      // The identity of the files under the names they have here (model.onnx, not the source's).
+      sha256: modelIdentity(model.files, names),
       bytes: model.bytes,
       files: model.files.map((f, i) => ({ name: names[i]!, sha256: f.sha256, bytes: f.bytes })),
       created_at: at,
@@ -231,7 +239,12 @@ export class Registry {
       });
     }
     await this.writeEvent(name, { kind: 'register', version, sha256: record.sha256, at, by: this.by, reason: opts.reason ?? opts.description ?? '' });
-    if (opts.alias !== undefined) await this.setAlias(name, opts.alias, version, { reason: opts.reason ?? `registered version ${version}` });
+    if (opts.alias !== undefined) {
+      await this.setAlias(name, opts.alias, version, { reason: opts.reason ?? `registered version ${version}` }).catch((err: unknown) => {
+        const e = toNightscoreError(err);
+        throw new NightscoreError(e.code, `${name} version ${version} is registered, but ${opts.alias} was not moved to it: ${e.message}`, { hint: `Move it yourself: nightscore model alias set ${name} ${opts.alias} ${version}. Do not register the model again.`, source: e.source, cause: err });
+      });
+    }
     return record;
   }
 
@@ -280,18 +293,11 @@ export class Registry {
 
   private async aliasesWithVersion(name: string): Promise<{ doc: AliasesDoc; version: string | undefined }> {
     const key = this.key(name, 'aliases.json');
-    return readAgainWhileTransient(async () => {
-      const info = await this.storage.stat(key);
-      if (!info) return { doc: { generation: 0, aliases: {}, last: null }, version: undefined };
-      // Read at the version stat saw, so the swap's If-Match compares what was parsed.
-      const chunks: Buffer[] = [];
-      for await (const chunk of await this.storage.read(key, undefined, info.version)) chunks.push(chunk as Buffer);
-      return { doc: parseJson<AliasesDoc>(Buffer.concat(chunks).toString('utf8'), this.storage.uri(key)), version: info.version };
-    }).catch((err: unknown) => {
-      // Moved between the stat and the read: a move landed; the caller reads it on its next try.
-      if (toNightscoreError(err).code === 'INPUT_CHANGED') throw aliasConflict(name, 'aliases.json changed while it was read');
-      throw err;
-    });
+    // One read gives the bytes and the version a swap compares: never a parse of one version
+    // and a swap against another.
+    const found = await readAgainWhileTransient(() => this.storage.readVersioned(key));
+    if (!found) return { doc: { generation: 0, aliases: {}, last: null }, version: undefined };
+    return { doc: parseJson<AliasesDoc>(found.body.toString('utf8'), this.storage.uri(key)), version: found.version };
   }
 
   /**
@@ -310,7 +316,14 @@ export class Registry {
     // The previous move's event first: a writer stopped after its swap left it only in `last`.
     if (doc.last) await this.writeEvent(name, doc.last);
     const from = doc.aliases[alias] ?? null;
-    const event: AliasEvent = { kind: 'alias', generation: doc.generation + 1, alias, from, to: version, at: this.clock().toISOString(), by: this.by, reason: opts.reason ?? '' };
+    if (version === null && from === null) {
+      throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${name} has no alias "${alias}" to delete${Object.keys(doc.aliases).length ? ` (its aliases are ${Object.keys(doc.aliases).join(', ')})` : ''}`, { hint: 'Check the alias name: nightscore model list <name>.' });
+    }
+    // Times never go back within a model's history, whatever the writers' clocks say, so the
+    // order of `at` is the order of generations that time travel relies on.
+    const now = this.clock().getTime();
+    const at = new Date(doc.last ? Math.max(now, Date.parse(doc.last.at) + 1) : now).toISOString();
+    const event: AliasEvent = { kind: 'alias', generation: doc.generation + 1, alias, from, to: version, at, by: this.by, reason: opts.reason ?? '' };
     const aliases = { ...doc.aliases };
     if (version === null) delete aliases[alias];
     else aliases[alias] = version;
@@ -327,11 +340,15 @@ export class Registry {
   }
 
   /** Every event of a model, oldest first: registers and alias moves, the last move included even if its event file is not written yet. */
-  async events(name: string): Promise<RegistryEvent[]> {
+  async events(name: string, aliases?: AliasesDoc): Promise<RegistryEvent[]> {
+    // The aliases before the listing: every move up to theirs has its event by then (a move
+    // writes its predecessor's first), and moves landing meanwhile are left out, not half-seen.
+    const doc = aliases ?? (await this.aliases(name));
     const folder = this.key(name, 'events');
     const objects = (await this.storage.list(folder)).filter((o) => o.key.endsWith('.json'));
-    const events = await Promise.all(objects.map(async (o) => parseJson<RegistryEvent>(await readAgainWhileTransient(() => readText(this.storage, o.key)), this.storage.uri(o.key))));
-    const { last } = await this.aliases(name);
+    const read = await Promise.all(objects.map(async (o) => parseJson<RegistryEvent>(await readAgainWhileTransient(() => readText(this.storage, o.key)), this.storage.uri(o.key))));
+    const events = read.filter((e) => e.kind !== 'alias' || e.generation <= doc.generation);
+    const { last } = doc;
     if (last && !events.some((e) => e.kind === 'alias' && e.generation === last.generation)) events.push(last);
     return events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : order(a) - order(b)));
   }
@@ -342,7 +359,8 @@ export class Registry {
    * rather than read as if the missing move never happened.
    */
   async aliasHistory(name: string, alias?: string): Promise<AliasEvent[]> {
-    const [doc, events] = await Promise.all([this.aliases(name), this.events(name)]);
+    const doc = await this.aliases(name);
+    const events = await this.events(name, doc);
     const moves = events.filter((e): e is AliasEvent => e.kind === 'alias').sort((a, b) => a.generation - b.generation);
     const missing: number[] = [];
     for (let g = 1, i = 0; g <= doc.generation; g++) {
@@ -374,10 +392,12 @@ export class Registry {
       version = known.at(-1)!;
     } else if (opts.asOf) {
       asOf = opts.asOf.toISOString();
-      const moves = (await this.aliasHistory(name, parsed.alias)).filter((m) => Date.parse(m.at) <= opts.asOf!.getTime());
+      // Strictly before: a move at the first instant of the next day belongs to that day.
+      const history = await this.aliasHistory(name, parsed.alias);
+      const moves = history.filter((m) => Date.parse(m.at) < opts.asOf!.getTime());
       const to = moves.at(-1)?.to ?? null;
       if (to === null) {
-        const first = (await this.aliasHistory(name, parsed.alias))[0];
+        const first = history[0];
         throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${parsed.ref}: ${name}@${parsed.alias} pointed to no version at ${asOf}${first ? ` (it was first set at ${first.at})` : ' (it was never set)'}`, {
           hint: 'Backfill dates from when the alias was set, or score them with a version: --model-as-of now, or model.uri: models:/<name>/<version>.',
         });
@@ -428,25 +448,41 @@ export class Registry {
     return bad;
   }
 
-  /** Copies a version's model (and its external data, beside it by name) to `file`, verified. */
+  /**
+   * Copies a version's model (and its external data, beside it by name) to `file`. Every file
+   * is fetched and verified before any is put in place, and an external data file of another
+   * model already there is refused rather than replaced (the model beside it would score
+   * with this version's weights).
+   */
   async download(resolved: ResolvedModel, file: string): Promise<void> {
     const folder = dirname(file);
     await mkdir(folder, { recursive: true });
     const targets = [file, ...resolved.record.files.slice(1).map((f) => join(folder, f.name))];
-    for (const [i, f] of resolved.files.entries()) {
-      const { storage, key } = openLocation(f.path);
-      const tmp = join(dirname(targets[i]!), `.${basename(targets[i]!)}.${process.pid}.tmp`);
-      await mkdir(dirname(tmp), { recursive: true });
-      const hash = createHash('sha256');
-      const body = await storage.read(key);
-      body.on('data', (chunk: Buffer) => hash.update(chunk));
-      await pipeline(body, createWriteStream(tmp));
-      const found = hash.digest('hex');
-      if (found !== f.sha256) {
-        await rm(tmp, { force: true });
-        throw corrupt(resolved, f.path, f.sha256, found);
+    for (const [i, target] of targets.entries()) {
+      if (i === 0) continue;
+      const there = await readFile(target).catch(() => undefined);
+      if (there && sha256Hex(there) !== resolved.files[i]!.sha256) {
+        throw new NightscoreError('FILE_IO', `${target} exists and is not ${resolved.record.files[i]!.name} of ${resolved.name} version ${resolved.version}: downloading beside it would pair another model with these weights`, {
+          source: target,
+          hint: 'Download into a folder of its own (one per version).',
+        });
       }
-      await rename(tmp, targets[i]!);
+    }
+    const temps = targets.map((t) => join(dirname(t), `.${basename(t)}.${process.pid}.tmp`));
+    try {
+      for (const [i, f] of resolved.files.entries()) {
+        const { storage, key } = openLocation(f.path);
+        await mkdir(dirname(temps[i]!), { recursive: true });
+        const hash = createHash('sha256');
+        const body = await storage.read(key);
+        body.on('data', (chunk: Buffer) => hash.update(chunk));
+        await pipeline(body, createWriteStream(temps[i]!));
+        const found = hash.digest('hex');
+        if (found !== f.sha256) throw corrupt(resolved, f.path, f.sha256, found);
+      }
+      for (const [i, t] of targets.entries()) await rename(temps[i]!, t);
+    } finally {
+      await Promise.all(temps.map((t) => rm(t, { force: true })));
     }
   }
 
@@ -473,6 +509,17 @@ export function corrupt(resolved: { name: string; version: number }, file: strin
   return new NightscoreError('REGISTRY_CORRUPT', `${file} (${resolved.name} version ${resolved.version}) has sha256 ${found}, but the version was registered with sha256 ${expected}`, {
     source: file,
     hint: 'A registered version\'s bytes were changed in storage. Restore them from a backup (or the bucket\'s object versions), or register the model again as a new version; nightscore never scores them.',
+  });
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function changedWhileRegistering(file: string): NightscoreError {
+  return new NightscoreError('MODEL_CHANGED', `${file} changed while it was being registered: its bytes are not the ones loaded and checked`, {
+    source: file,
+    hint: 'Register the model once its export has finished writing it; no version was registered (a number may stay unused).',
   });
 }
 

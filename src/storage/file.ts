@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { link, mkdir, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Readable } from 'node:stream';
@@ -153,28 +154,48 @@ export class FileStorage implements Storage {
     }
   }
 
-  async replaceIfMatch(key: string, body: string, version: string): Promise<boolean> {
-    let release: (() => Promise<void>) | undefined;
+  async readVersioned(key: string): Promise<{ body: Buffer; version: string } | undefined> {
+    let body: Buffer;
     try {
-      // A lock of a crashed writer is taken over once its heartbeat is older than `stale`.
-      release = await lockfile.lock(key, { realpath: false, stale: 10_000, update: 2_000, retries: { retries: 50, minTimeout: 10, maxTimeout: 200 } });
+      body = await readFile(key);
     } catch (err) {
-      if (isCode(err, 'ELOCKED')) return false;
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
+      throw fsError(err, key, 'read');
+    }
+    return { body, version: contentVersion(body) };
+  }
+
+  async replaceIfMatch(key: string, body: string, version: string): Promise<boolean> {
+    let release: () => Promise<void>;
+    try {
+      // A lock of a crashed writer is taken over once its heartbeat is older than `stale`;
+      // the retries wait longer than that, so a busy lock is never taken for a conflict.
+      release = await lockfile.lock(key, { realpath: false, stale: 10_000, update: 2_000, retries: { retries: 80, factor: 1, minTimeout: 200, maxTimeout: 200 } });
+    } catch (err) {
+      if (isCode(err, 'ELOCKED')) {
+        throw new NightscoreError('FILE_IO', `${key} stayed locked by another writer for over 15 s`, { source: this.uri(key), hint: 'Another nightscore process is writing it; if none is, remove the lock folder beside it.', cause: err });
+      }
       throw fsError(err, key, 'write');
     }
+    let swapped = false;
     try {
-      if ((await this.stat(key))?.version !== version) return false;
+      const now = await this.readVersioned(key);
+      if (now?.version !== version) return false;
       const tmp = tmpFor(key);
       try {
         await writeFile(tmp, body, { flag: 'wx' });
         await rename(tmp, key);
+        swapped = true;
       } catch (err) {
         await rm(tmp, { force: true });
         throw fsError(err, key, 'write');
       }
       return true;
     } finally {
-      await release();
+      // A lock that cannot be released lapses after `stale`; the swap itself has landed.
+      await release().catch((err: unknown) => {
+        if (!swapped) throw fsError(err, key, 'write');
+      });
     }
   }
 
@@ -224,6 +245,10 @@ export class FileStorage implements Storage {
 }
 
 /** A temporary sibling of `key`; the commit sweeps those of writers that died (OutputNames). */
+function contentVersion(body: Buffer): string {
+  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+}
+
 function tmpFor(key: string): string {
   return path.join(path.dirname(key), `.${path.basename(key)}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
 }

@@ -150,6 +150,7 @@ class LazyS3Storage implements Storage {
   createWriter = async (key: string) => (await this.s3()).createWriter(key);
   put = async (key: string, body: string | Buffer) => (await this.s3()).put(key, body);
   createIfAbsent = async (key: string, body: string | Buffer) => (await this.s3()).createIfAbsent(key, body);
+  readVersioned = async (key: string) => (await this.s3()).readVersioned(key);
   replaceIfMatch = async (key: string, body: string, version: string) => (await this.s3()).replaceIfMatch(key, body, version);
   touch = async (key: string) => (await this.s3()).touch(key);
   delete = async (key: string) => (await this.s3()).delete(key);

@@ -20,7 +20,7 @@ import { joinPrefix, type ByteRange, type ObjectInfo, type ObjectWriter, type St
  * AWS_REGION, and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for S3-compatible servers, with
  * the connect and idle timeouts of NIGHTSCORE_S3_TIMEOUT_MS (see s3-timeouts.ts).
  */
-export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
+export function createS3Client(env: NodeJS.ProcessEnv = process.env, opts: { maxAttempts?: number } = {}): S3Client {
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   return new S3Client({
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
@@ -38,7 +38,7 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
     // 5 attempts rather than the SDK's 3: a busy bucket answers SlowDown to some requests, and
     // with several chunks reading at once one read could meet it three times in a row (the
     // flaky-storage test did, about one run in ten). AWS_MAX_ATTEMPTS still decides when set.
-    ...(env.AWS_MAX_ATTEMPTS ? {} : { maxAttempts: 5 }),
+    ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : env.AWS_MAX_ATTEMPTS ? {} : { maxAttempts: 5 }),
     requestHandler: s3TimeoutOptions(env),
   });
 }
@@ -46,9 +46,18 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env): S3Client {
 /** One bucket. Keys are object keys; a "folder" is a prefix ending in "/". */
 export class S3Storage implements Storage {
   private readonly client: S3Client;
+  /**
+   * Conditional writes are sent once: a retry of one that landed but whose answer was lost
+   * would meet its own write and report a conflict. Their callers judge a failure themselves.
+   */
+  private conditionalClient: S3Client | undefined;
 
   constructor(readonly bucket: string, client?: S3Client) {
     this.client = client ?? createS3Client();
+  }
+
+  private once(): S3Client {
+    return (this.conditionalClient ??= createS3Client(process.env, { maxAttempts: 1 }));
   }
 
   uri(key: string): string {
@@ -138,22 +147,37 @@ export class S3Storage implements Storage {
     await this.call('write', key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body) })));
   }
 
+  async readVersioned(key: string): Promise<{ body: Buffer; version: string } | undefined> {
+    return this.call('read', key, async () => {
+      try {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+        return { body: Buffer.from(await res.Body!.transformToByteArray()), version: res.ETag ?? '' };
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      }
+    });
+  }
+
   async replaceIfMatch(key: string, body: string, version: string): Promise<boolean> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body), IfMatch: version }));
+      await this.once().send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body), IfMatch: version }));
       return true;
     } catch (err) {
-      // 412: another version is there now (or none). 409: a concurrent conditional write won.
-      // Never retried: a retry of a write that landed would see its own version and say false.
+      // 412: another version is there now (404: none). 409: a concurrent conditional write won.
       const status = statusOf(err);
       if (status === 412 || status === 409 || status === 404) return false;
+      // No answer: the write may have landed. It did if the object now holds these bytes
+      // (see Storage.replaceIfMatch: no two writers write the same bytes).
+      const now = await this.readVersioned(key).catch(() => undefined);
+      if (now && now.body.equals(Buffer.from(body))) return true;
       throw s3Error(err, this.uri(key), 'write');
     }
   }
 
   async createIfAbsent(key: string, body: string | Buffer): Promise<boolean> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body), IfNoneMatch: '*' }));
+      await this.once().send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: Buffer.byteLength(body), IfNoneMatch: '*' }));
       return true;
     } catch (err) {
       // 412: the key exists. 409: a concurrent conditional write to the same key won.
@@ -189,6 +213,7 @@ export class S3Storage implements Storage {
 
   destroy(): void {
     this.client.destroy();
+    this.conditionalClient?.destroy();
   }
 
   private async call<T>(action: string, key: string, fn: () => Promise<T>): Promise<T> {

@@ -55,10 +55,18 @@ export interface Storage {
    */
   createIfAbsent(key: string, body: string | Buffer): Promise<boolean>;
   /**
-   * Replaces a small object only if it is still the version `version` (from `stat`),
-   * atomically: of two racing writers that saw one version, exactly one gets true. S3 sends
-   * `If-Match: <ETag>`, which AWS S3 and MinIO honour (s3rver does not); local files compare
-   * the version under a lock file beside the key and rename the new bytes into place.
+   * A small object whole, with the version a replaceIfMatch of it compares: its ETag (S3), or
+   * the sha256 of its bytes (local files, whose times are too coarse to tell two quick
+   * writes apart). Undefined when there is none.
+   */
+  readVersioned(key: string): Promise<{ body: Buffer; version: string } | undefined>;
+  /**
+   * Replaces a small object only if it is still the version `version` (from readVersioned),
+   * atomically: of two racing writers that read one version, exactly one gets true. S3 sends
+   * `If-Match: <ETag>`, which AWS S3 and MinIO honour (s3rver does not), once (not retried);
+   * local files compare the bytes under a lock file beside the key and rename the new bytes
+   * into place. Callers write bodies no other writer writes (a generation in them), so a write
+   * whose answer was lost is known to have landed when the object holds its bytes.
    */
   replaceIfMatch(key: string, body: string, version: string): Promise<boolean>;
   /** Marks an existing object modified now (a heartbeat); false when it is gone. Never creates one. */
