@@ -85,12 +85,14 @@ function buildProgram(): Command {
     );
   program
     .command('status')
-    .description('one line per date: state, chunks, rows, duration, model, attempts')
-    .argument('<job.yaml>', 'job definition')
+    .description('one line per date: state, chunks, rows, duration, model, attempts; exit 1 when a date in range failed')
+    .argument('[job.yaml]', 'job definition (default: every job of --jobs-dir)')
+    .option('--jobs-dir <dir>', 'every job file of a folder', 'jobs')
     .option('--from <YYYY-MM-DD>', 'first date (default: a week before --to)')
-    .option('--to <YYYY-MM-DD>', 'last date (default: today)')
+    .option('--to <YYYY-MM-DD>', 'last date (default: yesterday, the last logical date)')
+    .option('--watch', 'redraw every 2 s until no date in range is queued or running')
     .option('--json', 'print JSON')
-    .action((job: string, opts: { from?: string; to?: string; json?: boolean }) => exit(async () => (await queue()).statusCommand(ctx, job, opts))());
+    .action((job: string | undefined, opts: { from?: string; to?: string; json?: boolean; jobsDir: string; watch?: boolean }) => exit(async () => (await queue()).statusCommand(ctx, job, opts))());
   const model = program.command('model').description('the model registry: versions, aliases and their history (NIGHTSCORE_REGISTRY_URI, or --registry)');
   const registryOptions = (c: Command) => c.option('--registry <uri>', 'registry root: s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)').option('--json', 'print JSON');
   registryOptions(

@@ -81,6 +81,20 @@ describe('late input', () => {
       expect(r.error).toMatch(/^INPUT_NOT_FOUND: no input for 2026-05-0\d: .* after waiting 8 seconds \(since /);
       expect(r.attempts).toBe(1);
     }
+    // status: a header naming the Redis and the output, totals, and exit 1 for failed dates.
+    const status = await runCli(['status', waiter, '--from', dates[0]!, '--to', dates.at(-1)!], { env: tq.env });
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(new RegExp(`^redis   redis://127\\.0\\.0\\.1:6379  \\(queue prefix ${tq.config.prefix}\\)\\n\\nnever  output out/never/dt=\\{date\\}/`));
+    expect(status.stdout).toContain('totals  5 failed (5 dates)');
+    const folder = await runCli(['status', '--jobs-dir', ws.dir, '--from', '2026-05-09', '--to', '2026-05-09'], { env: tq.env });
+    expect(folder.code, folder.stderr).toBe(0);
+    expect(folder.stdout).toMatch(/\nother  output out\/other\/dt=\{date\}\/.*\n2026-05-09  succeeded/);
+    expect(folder.stdout).toContain('\nnever  output');
+    // --to defaults to yesterday, the last logical date.
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const byDefault = await runCli(['status', waiter], { env: tq.env });
+    expect(byDefault.stdout).toMatch(new RegExp(`\\n${yesterday}  missing`));
+    expect(byDefault.stdout).toContain('totals  7 missing (7 dates)');
   }, 60_000);
 });
 

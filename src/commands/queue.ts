@@ -9,12 +9,13 @@ import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../que
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { syncSchedules } from '../queue/schedule.js';
-import { formatStatus, readStatus } from '../queue/status.js';
+import { formatStatus, readStatus, type DateStatus } from '../queue/status.js';
+import { redactSecrets } from '../redact.js';
 import { startWorker } from '../queue/worker.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
 import { Registry, registryRoot } from '../registry/registry.js';
 import { prepareJob } from '../run/bind.js';
-import type { CommandContext } from './local.js';
+import { yesterday, type CommandContext } from './local.js';
 
 /**
  * Opens the queues for one command, after one plain connection attempt: a wrong password,
@@ -180,13 +181,39 @@ function expectedModel(job: JobDefinition, asOf: string | undefined): (date: str
   };
 }
 
-/** nightscore status: one line per date. */
-export async function statusCommand(ctx: CommandContext, jobFile: string, opts: { from?: string; to?: string; json?: boolean }): Promise<number> {
-  const job = await loadJob(jobFile);
-  const today = new Date().toISOString().slice(0, 10);
-  const to = opts.to ?? opts.from ?? today;
+/**
+ * nightscore status: one line per date, per job, under a header naming the Redis and the
+ * output location, with totals per state; exit 1 when a date in range failed.
+ */
+export async function statusCommand(ctx: CommandContext, jobFile: string | undefined, opts: { from?: string; to?: string; json?: boolean; jobsDir?: string; watch?: boolean }): Promise<number> {
+  const jobs = jobFile ? [await loadJob(jobFile)] : await loadJobsDir(opts.jobsDir ?? 'jobs');
+  const to = opts.to ?? yesterday();
   const from = opts.from ?? new Date(Date.parse(`${parseLogicalDate(to)}T00:00:00Z`) - 6 * 86_400_000).toISOString().slice(0, 10);
-  const rows = await withQueues(ctx, (queues) => readStatus(queues, job, dateRange(from, to)));
-  process.stdout.write(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatStatus(rows)}\n`);
-  return 0;
+  const dates = dateRange(from, to);
+  const config = queueConfig();
+  return withQueues(ctx, async (queues) => {
+    for (;;) {
+      const all = await Promise.all(jobs.map(async (job) => ({ job, rows: await readStatus(queues, job, dates) })));
+      if (opts.json) {
+        const json = jobFile ? all[0]!.rows : Object.fromEntries(all.map(({ job, rows }) => [job.name, rows]));
+        process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+      } else {
+        const text = [`redis   ${redactSecrets(config.redisUrl)}  (queue prefix ${config.prefix})`];
+        for (const { job, rows } of all) text.push('', `${job.name}  output ${job.output.uri}  (${job.file})`, formatStatus(rows), totals(rows));
+        if (opts.watch && ctx.interactive) process.stdout.write('\x1b[H\x1b[2J');
+        process.stdout.write(`${text.join('\n')}\n`);
+      }
+      const rows = all.flatMap((a) => a.rows);
+      const busy = rows.some((r) => r.state === 'running' || r.state === 'scheduled');
+      if (!opts.watch || !busy) return rows.some((r) => r.state === 'failed') ? 1 : 0;
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  });
+}
+
+/** `totals: 5 succeeded · 1 failed · 1 missing`, in a fixed order. */
+function totals(rows: DateStatus[]): string {
+  const order = ['succeeded', 'failed', 'running', 'scheduled', 'missing'] as const;
+  const counts = order.map((s) => [s, rows.filter((r) => r.state === s).length] as const).filter(([, n]) => n > 0);
+  return `totals  ${counts.map(([s, n]) => `${n} ${s}`).join(' · ')} (${rows.length} date${rows.length === 1 ? '' : 's'})`;
 }
