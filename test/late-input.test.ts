@@ -88,7 +88,7 @@ describe('late input', () => {
     expect(status.stdout).toContain('totals  5 failed (5 dates)');
     const folder = await runCli(['status', '--jobs-dir', ws.dir, '--from', '2026-05-09', '--to', '2026-05-09'], { env: tq.env });
     expect(folder.code, folder.stderr).toBe(0);
-    expect(folder.stdout).toMatch(/\nother  output out\/other\/dt=\{date\}\/.*\n2026-05-09  succeeded/);
+    expect(folder.stdout).toMatch(/\nother {2}output out\/other\/dt=\{date\}\/.*\n2026-05-09 {2}succeeded/);
     expect(folder.stdout).toContain('\nnever  output');
     // --to defaults to yesterday, the last logical date.
     const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
