@@ -62,13 +62,29 @@ function buildProgram(): Command {
     .option('--host <address>', 'health and metrics address (default 127.0.0.1, or NIGHTSCORE_HTTP_HOST)')
     .option('--jobs-dir <dir>', 'job files whose models /readyz checks')
     .action((opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }) => exit(async () => (await queue()).workerCommand(ctx, opts))());
-  program
-    .command('schedule')
-    .description('manage the cron schedules of job files')
+  const schedule = program.command('schedule').description('manage the cron schedules of job files');
+  schedule
     .command('sync')
-    .description('upsert one scheduler per job file with a schedule; remove those whose file is gone')
+    .description('upsert one scheduler per job file with a schedule; remove those of this folder whose file is gone (never others without --prune)')
     .argument('[jobs-dir]', 'folder of job files', 'jobs')
-    .action((dir: string) => exit(async () => (await queue()).scheduleSyncCommand(ctx, dir))());
+    .option('--dry-run', 'say what would change, change nothing')
+    .option('--prune', 'also remove schedulers of job files in other folders')
+    .action((dir: string, opts: { dryRun?: boolean; prune?: boolean }) => exit(async () => (await queue()).scheduleSyncCommand(ctx, dir, opts))());
+  schedule
+    .command('list')
+    .description('every schedule: job, cron, time zone, next fire, last run, paused')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => exit(async () => (await queue()).scheduleListCommand(ctx, opts))());
+  schedule
+    .command('pause')
+    .description("stop a job's fires (its scheduler stays; resume restarts them)")
+    .argument('<job>', 'job name')
+    .action((job: string) => exit(async () => (await queue()).schedulePauseCommand(ctx, job, true))());
+  schedule
+    .command('resume')
+    .description("restart a paused job's fires (missed dates are not caught up: backfill them)")
+    .argument('<job>', 'job name')
+    .action((job: string) => exit(async () => (await queue()).schedulePauseCommand(ctx, job, false))());
   program
     .command('backfill')
     .description('enqueue one run per date in a range')

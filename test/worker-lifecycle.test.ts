@@ -159,9 +159,9 @@ describe('schedules', () => {
     await ws.job('jobs/c.yaml', { name: 'c', ...base });
 
     const jobs = await loadJobsDir(dir);
-    await Promise.all([syncSchedules(tq.queues, jobs), syncSchedules(tq.queues, jobs)]);
+    await Promise.all([syncSchedules(tq.queues, jobs, { dir }), syncSchedules(tq.queues, jobs, { dir })]);
     const cli = await runCli(['schedule', 'sync', dir], { env: tq.env });
-    expect(cli.stdout).toBe('schedulers: job.a, job.b\n');
+    expect(cli.stdout).toBe('schedulers upserted: job.a, job.b\n');
     const schedulers = await tq.queues.runs.getJobSchedulers(0, -1);
     expect(schedulers.map((s) => [s.key, s.pattern, s.tz]).sort()).toEqual([
       ['job.a', '0 2 * * *', 'UTC'],
@@ -171,7 +171,7 @@ describe('schedules', () => {
 
     execFileSync('rm', [ws.path('jobs/b.yaml')]);
     const after = await runCli(['schedule', 'sync', dir], { env: tq.env });
-    expect(after.stdout).toBe('schedulers: job.a\nremoved: job.b\n');
+    expect(after.stdout).toBe('schedulers upserted: job.a\nremoved: job.b\n');
     expect((await tq.queues.runs.getJobSchedulers(0, -1)).map((s) => s.key)).toEqual(['job.a']);
     expect(await tq.queues.runs.getDelayedCount()).toBe(1);
   });

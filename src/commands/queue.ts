@@ -8,7 +8,8 @@ import { envInteger, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
-import { syncSchedules } from '../queue/schedule.js';
+import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
+import { formatTable } from '../observe/table.js';
 import { formatStatus, readStatus, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
 import { startWorker } from '../queue/worker.js';
@@ -78,11 +79,31 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
 }
 
 /** nightscore schedule sync: one job scheduler per job file with a schedule. */
-export async function scheduleSyncCommand(ctx: CommandContext, dir: string): Promise<number> {
+export async function scheduleSyncCommand(ctx: CommandContext, dir: string, opts: { dryRun?: boolean; prune?: boolean } = {}): Promise<number> {
   // Every file is read and checked before Redis is touched: nothing is half-applied.
   const jobs = await loadJobsDir(dir);
-  const result = await withQueues(ctx, (queues) => syncSchedules(queues, jobs));
-  process.stdout.write(`schedulers: ${result.upserted.join(', ') || '(none)'}\n${result.removed.length ? `removed: ${result.removed.join(', ')}\n` : ''}`);
+  const result = await withQueues(ctx, (queues) => syncSchedules(queues, jobs, { dir, ...opts }));
+  const would = opts.dryRun ? 'would be ' : '';
+  const lines = [`${opts.dryRun ? 'dry run: ' : ''}schedulers ${would}upserted: ${result.upserted.join(', ') || '(none)'}`];
+  if (result.removed.length) lines.push(`${would}removed: ${result.removed.join(', ')}`);
+  if (result.leftAlone.length) lines.push(`left alone (job files in other folders; --prune removes them): ${result.leftAlone.map((l) => `${l.id}${l.file ? ` (${l.file})` : ''}`).join(', ')}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+/** nightscore schedule list: every schedule, its next fire, its last run's state. */
+export async function scheduleListCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
+  const rows = await withQueues(ctx, (queues) => listSchedules(queues));
+  if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  else if (rows.length === 0) process.stdout.write('no schedules on this queue (nightscore schedule sync <jobs-dir> creates them)\n');
+  else process.stdout.write(`${formatTable(['JOB', 'CRON', 'TZ', 'NEXT FIRE', 'LAST RUN', 'PAUSED'], rows.map((r) => [r.job, r.cron, r.tz, r.next ?? '-', r.last ? `${r.last.date} ${r.last.state}` : '-', r.paused ? 'yes' : 'no']))}\n`);
+  return 0;
+}
+
+/** nightscore schedule pause|resume <job>. */
+export async function schedulePauseCommand(ctx: CommandContext, job: string, paused: boolean): Promise<number> {
+  await withQueues(ctx, (queues) => setPaused(queues, job, paused));
+  process.stdout.write(`${job}: schedule ${paused ? 'paused (fires enqueue nothing until resume; missed dates are not caught up)' : 'resumed'}\n`);
   return 0;
 }
 

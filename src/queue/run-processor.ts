@@ -11,6 +11,7 @@ import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError } from '../errors.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
+import { pausedSchedules } from './schedule.js';
 import { outdatedJob, toQueueError } from './errors.js';
 import { chunkJobOptions, enqueueRun, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
@@ -42,6 +43,10 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
   const def = await loadJob(job.data.jobFile);
   const fireMillis = job.opts.prevMillis ?? job.timestamp;
   const date = logicalDateFor(fireMillis, def.schedule?.tz ?? 'UTC', def.schedule?.lag ?? 1);
+  if ((await pausedSchedules(queues)).has(def.name)) {
+    log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString() }, 'schedule paused: fire skipped');
+    return date;
+  }
   // A fire for a date whose run failed runs it again (its input may have landed since).
   const { added, was } = await requeueRun(queues, def.name, def.file, date);
   log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added, was }, 'schedule fired');
