@@ -29,10 +29,10 @@ beforeAll(async () => {
   metricsUrl = `http://127.0.0.1:${(await tq.startWorker()).port}/metrics`;
 });
 
-/** nightscore_failures_total of one code, as the worker's /metrics says now. */
+/** nightscore_failures_total of one code, over every job, as the worker's /metrics says now. */
 async function failuresCounted(code: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
-  return Number(new RegExp(`^nightscore_failures_total\\{reason="${code}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  return [...text.matchAll(new RegExp(`^nightscore_failures_total\\{job="[^"]+",reason="${code}"\\} (\\d+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
 }
 afterAll(async () => {
   await tq?.close();

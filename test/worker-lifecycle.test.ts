@@ -128,10 +128,17 @@ describe('workers that die or are stopped', () => {
     expect((await runCli(['run', job, '--date', DATE, '--queue', '--wait'], { env: tq.env })).code).toBe(0);
 
     const metrics = await (await get('/metrics')).text();
-    const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(metrics)?.[1]);
-    expect(value('nightscore_rows_read_total')).toBe(120_000);
-    expect(value('nightscore_rows_scored_total') + value('nightscore_rows_rejected_total')).toBe(120_000);
-    expect(metrics).toMatch(/^nightscore_chunk_duration_seconds_count \d+$/m);
+    const value = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} ([0-9.e+-]+)$`, 'm').exec(metrics)?.[1]);
+    expect(value('nightscore_rows_read_total{job="health"}')).toBe(120_000);
+    expect(value('nightscore_rows_scored_total{job="health"}') + value('nightscore_rows_rejected_total{job="health"}')).toBe(120_000);
+    expect(metrics).toMatch(/^nightscore_chunk_duration_seconds_count\{job="health"\} \d+$/m);
+    // Freshness, from the worker that committed the run: alert on time() - max by (job) (…).
+    expect(Math.abs(value('nightscore_last_success_timestamp_seconds{job="health"}') - Date.now() / 1000)).toBeLessThan(60);
+    expect(value('nightscore_run_duration_seconds{job="health"}')).toBeGreaterThan(0);
+    expect(metrics).toMatch(/^nightscore_process_cpu_seconds_total \d/m);
+    // No name says a word twice in a row (nightscore_process_process_… did).
+    const names = [...new Set([...metrics.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!))];
+    expect(names.filter((n) => n.split('_').some((w, i, all) => i > 0 && all[i - 1] === w))).toEqual([]);
     expect(metrics).toMatch(/^nightscore_queue_jobs\{queue="runs",state="completed"\} 1$/m);
     // BullMQ renews a chunk's lock every lockDuration/2 = 15 s from the main thread; the
     // scoring threads must leave that thread free. Measured over every chunk of the day:

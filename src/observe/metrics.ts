@@ -4,12 +4,15 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /** The worker's Prometheus metrics; `queueDepth` is filled on each scrape. */
 export interface WorkerMetrics {
   registry: Registry;
-  rowsRead: Counter;
-  rowsScored: Counter;
-  rowsRejected: Counter;
-  chunkSeconds: Histogram;
+  rowsRead: Counter<'job'>;
+  rowsScored: Counter<'job'>;
+  rowsRejected: Counter<'job'>;
+  chunkSeconds: Histogram<'job'>;
   chunksInFlight: Gauge;
-  failures: Counter<'reason'>;
+  failures: Counter<'job' | 'reason'>;
+  /** Set by the worker that commits a run: alert on freshness with max by (job) across workers. */
+  lastSuccess: Gauge<'job'>;
+  runSeconds: Gauge<'job'>;
   /** Longest event-loop stall of the main thread since start: the thread that renews locks. */
   eventLoopDelayMax(): number;
   stop(): void;
@@ -17,10 +20,11 @@ export interface WorkerMetrics {
 
 export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; state: string; count: number }>>): WorkerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'nightscore_process_' });
+  // Node's own names already start with process_ or nodejs_: nightscore_process_cpu_seconds_total.
+  collectDefaultMetrics({ register: registry, prefix: 'nightscore_' });
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const counter = (name: string, help: string) => new Counter({ name, help, registers: [registry] });
+  const counter = (name: string, help: string) => new Counter({ name, help, labelNames: ['job'] as const, registers: [registry] });
   const metrics: WorkerMetrics = {
     registry,
     rowsRead: counter('nightscore_rows_read_total', 'Input rows read by chunks this worker scored'),
@@ -30,10 +34,13 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
       name: 'nightscore_chunk_duration_seconds',
       help: 'Wall time to score one chunk',
       buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+      labelNames: ['job'] as const,
       registers: [registry],
     }),
     chunksInFlight: new Gauge({ name: 'nightscore_chunks_in_flight', help: 'Chunks being scored now', registers: [registry] }),
-    failures: new Counter({ name: 'nightscore_failures_total', help: 'Failed chunk and run attempts by error code', labelNames: ['reason'], registers: [registry] }),
+    failures: new Counter({ name: 'nightscore_failures_total', help: 'Failed chunk and run attempts by job and error code', labelNames: ['job', 'reason'] as const, registers: [registry] }),
+    lastSuccess: new Gauge({ name: 'nightscore_last_success_timestamp_seconds', help: 'When this worker last committed a successful run of the job (Unix time)', labelNames: ['job'] as const, registers: [registry] }),
+    runSeconds: new Gauge({ name: 'nightscore_run_duration_seconds', help: 'Wall time of the last run of the job this worker committed, plan to _SUCCESS', labelNames: ['job'] as const, registers: [registry] }),
     eventLoopDelayMax: () => loop.max / 1e9,
     stop: () => loop.disable(),
   };

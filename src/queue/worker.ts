@@ -11,12 +11,12 @@ import { outputLeaseMs } from '../run/lock.js';
 import { prepareJob } from '../run/bind.js';
 import type { ChunkResult } from '../run/score-chunk.js';
 import { ChunkThreadPool } from '../run/thread-pool.js';
-import { chunkProcessor } from './chunk-processor.js';
+import { chunkProcessor, type ChunkJobData } from './chunk-processor.js';
 import { connectionOptions, QUEUES, type QueueConfig } from './config.js';
 import { keepRunLeases } from './lease-keeper.js';
 import { openQueues } from './queues.js';
 import { checkRedis } from './redis-check.js';
-import { runProcessor } from './run-processor.js';
+import { runProcessor, type RunSummary } from './run-processor.js';
 
 export interface WorkerOptions {
   /**
@@ -87,18 +87,19 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
   });
   chunks.on('completed', (job: Job, result: ChunkResult) => {
     metrics.chunksInFlight.dec();
-    metrics.chunkSeconds.observe((Date.now() - (started.get(job.id!) ?? Date.now())) / 1000);
+    metrics.chunkSeconds.observe({ job: (job.data as ChunkJobData).spec.run.job }, (Date.now() - (started.get(job.id!) ?? Date.now())) / 1000);
     started.delete(job.id!);
     const { rows } = result.stats;
-    metrics.rowsRead.inc(rows.read);
-    metrics.rowsScored.inc(rows.scored);
-    metrics.rowsRejected.inc(rows.rejected);
+    const labels = { job: (job.data as ChunkJobData).spec.run.job };
+    metrics.rowsRead.inc(labels, rows.read);
+    metrics.rowsScored.inc(labels, rows.scored);
+    metrics.rowsRejected.inc(labels, rows.rejected);
     log.info({ chunk: job.id, rows }, 'chunk scored');
   });
   // A failure reason is the error's record (queue/errors.ts): counted and logged by its code.
   const countFailure = (what: 'chunk' | 'run', job: Job | undefined, err: Error) => {
     const e = decodeFailure(err.message);
-    metrics.failures.inc({ reason: e.code });
+    metrics.failures.inc({ job: jobOf(job), reason: e.code });
     log.warn({ [what]: job?.id, attempts: job?.attemptsMade, err: e.toJSON() }, `${what} failed`);
   };
   chunks.on('failed', (job: Job | undefined, err: Error) => {
@@ -107,6 +108,12 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
   });
   runs.on('failed', (job: Job | undefined, err: Error) => {
     countFailure('run', job, err);
+  });
+  runs.on('completed', (job: Job, result: unknown) => {
+    const summary = result as RunSummary | undefined;
+    if (job.name !== 'run' || summary?.status !== 'succeeded') return;
+    metrics.lastSuccess.set({ job: jobOf(job) }, Date.now() / 1000);
+    if (summary.duration_ms != null) metrics.runSeconds.set({ job: jobOf(job) }, summary.duration_ms / 1000);
   });
   for (const w of [runs, chunks]) w.on('error', (err) => log.error({ err: err.message }, 'worker error'));
 
@@ -182,4 +189,10 @@ async function notReady(queue: { getJobCounts(...states: string[]): Promise<unkn
     return (err as Error).message;
   }
   return undefined;
+}
+
+/** The job name of a run or chunk job: from its spec, else from its id (`<job>@<date>`). */
+function jobOf(job: Job | undefined): string {
+  const data = job?.data as Partial<ChunkJobData> & { plan?: { spec?: { job?: { name?: string } } } } | undefined;
+  return data?.spec?.run.job ?? data?.plan?.spec?.job?.name ?? job?.id?.split('@')[0] ?? 'unknown';
 }
