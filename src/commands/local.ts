@@ -2,7 +2,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { optionInteger } from '../env.js';
-import { exitCodeFor, NightscoreError } from '../errors.js';
+import { exitCodeFor, NightscoreError, toNightscoreError } from '../errors.js';
+import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import { writeDemoDay } from '../demo/demo.js';
 import { loadJob, locateRun, type JobDefinition } from '../job/load.js';
 import { waitForInput, type WaitState } from '../run/wait.js';
@@ -56,18 +57,29 @@ export async function runCommand(ctx: CommandContext, jobFile: string, opts: { d
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A run that fails before it has a manifest (its input never came) is alerted too.
+  const alertError = async (err: unknown): Promise<never> => {
+    const e = toNightscoreError(err);
+    const payload = alertPayload(job, date, { error: e });
+    await sendAlert(job, payload, outcomeOf(payload, e.kind), log);
+    throw err;
+  };
   if (opts.waitForInput) {
     await waitWithCountdown(ctx, job, date, stop.signal).catch((err: unknown) => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      throw err;
+      return alertError(err);
     });
   }
-  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads, signal: stop.signal }).finally(() => {
-    progress?.clear();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  });
+  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads, signal: stop.signal })
+    .finally(() => {
+      progress?.clear();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    })
+    .catch(alertError);
+  const payload = alertPayload(job, date, { manifest });
+  await sendAlert(job, payload, outcomeOf(payload, manifest.error?.kind), log);
   if (manifest.skipped.length && !opts.json) process.stderr.write(`${formatSkipped(manifest.skipped)}\n`);
   log[manifest.error ? 'error' : 'info']({ job: job.name, date, rows: manifest.rows, duration_ms: manifest.duration_ms, error: manifest.error }, `run ${manifest.status}`);
   process.stdout.write(opts.json ? `${JSON.stringify(manifest, null, 2)}\n` : `${formatSummary(manifest)}\n`);

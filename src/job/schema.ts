@@ -163,6 +163,17 @@ export const jobSchema = z.strictObject({
       min_rows: z.number().int().min(0).default(1),
     })
     .default({ max_reject_rate: 0.01, min_rows: 1 }),
+  /**
+   * A small JSON POST when a run ends in one of the `on` outcomes: `failed` (any failure but
+   * a limit's), `limits` (max_reject_rate, min_rows), `succeeded`. Slack-compatible (`text`).
+   * Never fails the run. @defaultValue NIGHTSCORE_ALERT_WEBHOOK, on failed and limits
+   */
+  alerts: z
+    .strictObject({
+      webhook: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+      on: z.array(z.enum(['failed', 'limits', 'succeeded'])).min(1).default(['failed', 'limits']),
+    })
+    .optional(),
 });
 
 export type JobFile = z.output<typeof jobSchema>;

@@ -9,7 +9,9 @@ import { abandonRun, finishRun } from '../run/finish.js';
 import { chunkSpec, SPEC_VERSION } from '../run/spec.js';
 import { chunkId } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
-import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError } from '../errors.js';
+import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError, type NightscoreError } from '../errors.js';
+import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
+import type { RunManifest } from '../run/manifest.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
 import { outdatedJob, toQueueError } from './errors.js';
@@ -32,10 +34,26 @@ export function runProcessor(queues: Queues, log: Logger) {
       if (job.name === 'backfill') return await feedBackfill(queues, job as Job<BackfillJobData>, token!);
       return await processRun(queues, job as Job<RunJobData>, token!, log);
     } catch (err) {
-      if (err instanceof WaitingChildrenError || err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
-      throw toQueueError(err);
+      if (err instanceof WaitingChildrenError || err instanceof DelayedError) throw err;
+      const failure = err instanceof UnrecoverableError ? err : toQueueError(err);
+      // The last try's failure ends the run: alerted once, unless the commit already did.
+      const last = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (job.name === 'run' && last && !alerted.has(err as object)) await alertRunEnd(job as Job<RunJobData>, { error: decodeFailure(failure.message) }, log);
+      throw failure;
     }
   };
+}
+
+/** Failures whose run's end was alerted where it was committed (with its manifest). */
+const alerted = new WeakSet<object>();
+
+/** The webhook of a run's end (alerts), when its job asks for that outcome; never throws. */
+async function alertRunEnd(job: Job<RunJobData>, end: { manifest?: RunManifest; error?: NightscoreError }, log: Logger): Promise<void> {
+  const def = await loadJob(job.data.jobFile).catch(() => undefined);
+  if (!def) return;
+  const payload = alertPayload(def, job.data.date, end);
+  const kind = end.manifest?.error?.kind ?? end.error?.kind;
+  await sendAlert(def, payload, outcomeOf(payload, kind), log);
 }
 
 /** A scheduler fired: enqueue the run of the logical date (fire date in the schedule's zone, less the lag). */
@@ -129,7 +147,12 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   const failure = failed.length > 0 ? decodeFailure(failed[0]![1]) : undefined;
   const manifest = await finishRun(plan, Object.values(values), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
-  if (manifest.error) throw new UnrecoverableError(encodeFailure(fromErrorRecord(manifest.error)));
+  await alertRunEnd(job, { manifest }, log);
+  if (manifest.error) {
+    const failure = new UnrecoverableError(encodeFailure(fromErrorRecord(manifest.error)));
+    alerted.add(failure);
+    throw failure;
+  }
   return { status: 'succeeded', chunks: manifest.chunks, rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256 };
 }
 

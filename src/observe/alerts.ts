@@ -1,0 +1,73 @@
+/**
+ * Alerts: a small JSON POST to a webhook when a run ends in an outcome the job asks for
+ * (alerts.on). Sent with a timeout and a few tries, and never fails the run: an alert that
+ * cannot be delivered is a warning in the log.
+ */
+import type { Logger } from 'pino';
+import type { NightscoreError } from '../errors.js';
+import type { JobDefinition } from '../job/load.js';
+import type { RunManifest } from '../run/manifest.js';
+
+export type AlertOutcome = 'failed' | 'limits' | 'succeeded';
+
+export interface AlertPayload {
+  /** For Slack and compatible receivers: one line saying it all. */
+  text: string;
+  job: string;
+  date: string;
+  status: 'failed' | 'succeeded';
+  error: { code: string; message: string; hint: string | null } | null;
+  rows: { read: number; scored: number; rejected: number } | null;
+  manifest_uri: string | null;
+}
+
+const TRIES = 3;
+const TIMEOUT_MS = 5_000;
+
+/** Where and on what a job alerts: its `alerts`, else NIGHTSCORE_ALERT_WEBHOOK on failed and limits. */
+function alertsOf(job: JobDefinition): { webhook: string; on: string[] } | undefined {
+  if (job.alerts) return job.alerts;
+  const webhook = process.env.NIGHTSCORE_ALERT_WEBHOOK;
+  return webhook ? { webhook, on: ['failed', 'limits'] } : undefined;
+}
+
+/** The payload of a run's end, from its manifest or, for a run that failed before it had one, its error. */
+export function alertPayload(job: JobDefinition, date: string, end: { manifest?: RunManifest; error?: NightscoreError }): AlertPayload {
+  const { manifest } = end;
+  const error = manifest?.error ? { code: manifest.error.code, message: manifest.error.message, hint: manifest.error.hint ?? null } : end.error ? { code: end.error.code, message: end.error.message, hint: end.error.hint ?? null } : null;
+  const status = error ? 'failed' : 'succeeded';
+  const rows = manifest ? manifest.rows : null;
+  const text = error
+    ? `nightscore: ${job.name} ${date} failed: ${error.code}: ${error.message}`
+    : `nightscore: ${job.name} ${date} succeeded: ${rows?.scored ?? 0} rows scored, ${rows?.rejected ?? 0} rejected`;
+  return { text, job: job.name, date, status, error, rows, manifest_uri: manifest ? `${manifest.output.uri}_manifest.json` : null };
+}
+
+export function outcomeOf(payload: AlertPayload, kind: string | undefined): AlertOutcome {
+  if (payload.status === 'succeeded') return 'succeeded';
+  return kind === 'limit' ? 'limits' : 'failed';
+}
+
+/** Posts the alert if the job asks for this outcome; resolves whatever happens. */
+export async function sendAlert(job: JobDefinition, payload: AlertPayload, outcome: AlertOutcome, log: Logger): Promise<void> {
+  const alerts = alertsOf(job);
+  if (!alerts || !alerts.on.includes(outcome)) return;
+  let last = '';
+  for (let attempt = 1; attempt <= TRIES; attempt++) {
+    try {
+      const res = await fetch(alerts.webhook, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload), signal: AbortSignal.timeout(TIMEOUT_MS) });
+      await res.body?.cancel();
+      if (res.ok) {
+        log.info({ job: job.name, date: payload.date, outcome }, 'alert sent');
+        return;
+      }
+      last = `HTTP ${res.status}`;
+      // A receiver that refuses the request (4xx but 429) will refuse it again.
+      if (res.status >= 400 && res.status < 500 && res.status !== 429) break;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (attempt < TRIES) await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+  }
+  log.warn({ job: job.name, date: payload.date, outcome, webhook: new URL(alerts.webhook).origin, err: last }, 'alert not delivered (the run is not affected)');
+}
