@@ -85,20 +85,38 @@ function buildProgram(): Command {
     .description("restart a paused job's fires (missed dates are not caught up: backfill them)")
     .argument('<job>', 'job name')
     .action((job: string) => exit(async () => (await queue()).schedulePauseCommand(ctx, job, false))());
-  program
+  const backfill = program
     .command('backfill')
-    .description('enqueue one run per date in a range')
+    .description('enqueue one run per date in a range, as a backfill with an id (backfill show|cancel <id>, backfills)')
     .argument('<job.yaml>', 'job definition')
-    .addOption(new Option('--from <YYYY-MM-DD>', 'first date').makeOptionMandatory())
-    .addOption(new Option('--to <YYYY-MM-DD>', 'last date').makeOptionMandatory())
+    .option('--from <YYYY-MM-DD>', 'first date (required)')
+    .option('--to <YYYY-MM-DD>', 'last date (required)')
     .option('--reprocess <which>', 'missing (no _SUCCESS, never run), failed, all, or stale (succeeded, scored by another model version than this backfill would use)', 'missing')
     .option('--model-as-of <when>', 'registry alias as of: date (the end of each logical date), now, or a YYYY-MM-DD', 'now')
     .option('--max-parallel-runs <n>', 'runs of this backfill in flight at once')
     .option('--reverse', 'newest date first')
     .option('--dry-run', 'print what would be enqueued, enqueue nothing')
-    .action((job: string, opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string }) =>
+    .option('--wait', 'follow the backfill to its end (a progress line on a terminal); exit 1 if a date failed')
+    .action((job: string, opts: { from?: string; to?: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string; wait?: boolean }) =>
       exit(async () => (await queue()).backfillCommand(ctx, job, opts))(),
     );
+  backfill
+    .command('show')
+    .description("a backfill's dates by state, rows and ETA")
+    .argument('<id>', 'backfill id (from backfill or backfills)')
+    .option('--json', 'print JSON')
+    .action((id: string, opts: { json?: boolean }) => exit(async () => (await queue()).backfillShowCommand(ctx, id, opts))());
+  backfill
+    .command('cancel')
+    .description('remove the dates still queued and stop feeding; running dates finish (nothing is half-published)')
+    .argument('<id>', 'backfill id')
+    .action((id: string) => exit(async () => (await queue()).backfillCancelCommand(ctx, id))());
+  program
+    .command('backfills')
+    .description('the recent backfills: id, job, dates by state')
+    .argument('[list]', '(the only action)')
+    .option('--json', 'print JSON')
+    .action((_: string | undefined, opts: { json?: boolean }) => exit(async () => (await queue()).backfillListCommand(ctx, opts))());
   program
     .command('status')
     .description('one line per date: state, chunks, rows, duration, model, attempts; exit 1 when a date in range failed')

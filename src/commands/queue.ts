@@ -9,6 +9,7 @@ import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../que
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
+import { backfillProgress, cancelBackfill, getBackfill, listBackfills, type BackfillProgress } from '../queue/backfills.js';
 import { formatTable } from '../observe/table.js';
 import { formatStatus, readStatus, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
@@ -91,6 +92,73 @@ export async function scheduleSyncCommand(ctx: CommandContext, dir: string, opts
   return 0;
 }
 
+/** Follows a backfill to its end: a progress line on a terminal, a line per change otherwise. Exit 1 if a date failed. */
+async function followBackfill(ctx: CommandContext, queues: Queues, id: string): Promise<number> {
+  let lastLine = '';
+  for (;;) {
+    const progress = await backfillProgress(queues, await getBackfill(queues, id));
+    const line = progressLine(progress);
+    if (ctx.interactive) process.stderr.write(`\r\x1b[2K${line}`);
+    else if (line !== lastLine) process.stderr.write(`${line}\n`);
+    lastLine = line;
+    if (progress.done) {
+      if (ctx.interactive) process.stderr.write('\n');
+      return (progress.counts.failed ?? 0) > 0 ? 1 : 0;
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+function progressLine(p: BackfillProgress): string {
+  const order = ['succeeded', 'failed', 'running', 'scheduled', 'missing', 'cancelled'];
+  const states = order.filter((s) => p.counts[s]).map((s) => `${p.counts[s]} ${s}`).join(' · ');
+  const eta = p.eta_ms === null ? '' : `, about ${Math.ceil(p.eta_ms / 60_000)} min left`;
+  return `backfill ${p.record.id} (${p.record.job}): ${states} of ${p.dates.length} dates; ${p.rows.scored.toLocaleString('en-US')} rows scored${eta}`;
+}
+
+/** nightscore backfill show <id>. */
+export async function backfillShowCommand(ctx: CommandContext, id: string, opts: { json?: boolean }): Promise<number> {
+  return withQueues(ctx, async (queues) => {
+    const progress = await backfillProgress(queues, await getBackfill(queues, id));
+    if (opts.json) process.stdout.write(`${JSON.stringify(progress, null, 2)}\n`);
+    else {
+      const r = progress.record;
+      process.stdout.write(
+        [
+          `${progressLine(progress)}`,
+          `created ${r.created_at}; --reprocess ${r.reprocess}${r.model_as_of ? `, --model-as-of ${r.model_as_of}` : ''}${r.max_parallel ? `, at most ${r.max_parallel} at a time` : ''}${r.cancelled_at ? `; cancelled ${r.cancelled_at}` : ''}`,
+          formatStatus(progress.dates),
+        ].join('\n') + '\n',
+      );
+    }
+    return 0;
+  });
+}
+
+/** nightscore backfill cancel <id>. */
+export async function backfillCancelCommand(ctx: CommandContext, id: string): Promise<number> {
+  return withQueues(ctx, async (queues) => {
+    const { removed, running } = await cancelBackfill(queues, id);
+    process.stdout.write(`backfill ${id} cancelled: ${removed.length} queued date(s) removed${removed.length ? ` (${removed.join(', ')})` : ''}; ${running.length} running date(s) finish${running.length ? ` (${running.join(', ')})` : ''}\n`);
+    return 0;
+  });
+}
+
+/** nightscore backfills: the recent backfills. */
+export async function backfillListCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
+  return withQueues(ctx, async (queues) => {
+    const all = await Promise.all((await listBackfills(queues)).slice(0, 50).map((r) => backfillProgress(queues, r).catch(() => undefined)));
+    const shown = all.filter((p): p is BackfillProgress => p !== undefined);
+    if (opts.json) process.stdout.write(`${JSON.stringify(shown.map((p) => ({ ...p.record, counts: p.counts, done: p.done })), null, 2)}\n`);
+    else if (shown.length === 0) process.stdout.write('no backfills on this queue\n');
+    else {
+      const order = ['succeeded', 'failed', 'running', 'scheduled', 'missing', 'cancelled'];
+      process.stdout.write(`${formatTable(['ID', 'JOB', 'DATES', 'CREATED', 'STATES'], shown.map((p) => [p.record.id, p.record.job, `${p.record.enqueued[0] ?? '-'}..${p.record.enqueued.at(-1) ?? '-'} (${p.record.enqueued.length})`, p.record.created_at, order.filter((s) => p.counts[s]).map((s) => `${p.counts[s]} ${s}`).join(' · ') || '-']))}\n`);
+    }
+    return 0;
+  });
+}
+
 /** nightscore schedule list: every schedule, its next fire, its last run's state. */
 export async function scheduleListCommand(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
   const rows = await withQueues(ctx, (queues) => listSchedules(queues));
@@ -140,8 +208,12 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
 export async function backfillCommand(
   ctx: CommandContext,
   jobFile: string,
-  opts: { from: string; to: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string },
+  opts: { from?: string; to?: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string; wait?: boolean },
 ): Promise<number> {
+  if (opts.from === undefined || opts.to === undefined) {
+    throw new NightscoreError('BAD_OPTION', `backfill needs --from and --to, the first and last dates`, { hint: 'For example: nightscore backfill jobs/churn.yaml --from 2026-03-01 --to 2026-03-31' });
+  }
+  const range = { from: opts.from, to: opts.to };
   if (!['missing', 'failed', 'all', 'stale'].includes(opts.reprocess)) {
     throw new NightscoreError('BAD_OPTION', `--reprocess takes missing, failed, all or stale, got "${opts.reprocess}"`);
   }
@@ -156,7 +228,7 @@ export async function backfillCommand(
       });
     }
   }
-  const dates = dateRange(opts.from, opts.to);
+  const dates = dateRange(range.from, range.to);
   if (opts.reverse) dates.reverse();
   return withQueues(ctx, async (queues) => {
     const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess, expectedModel(job, opts.modelAsOf));
@@ -165,9 +237,13 @@ export async function backfillCommand(
       process.stdout.write(`dry run: ${decisions.filter((d) => d.enqueue).length} of ${dates.length} dates would be enqueued\n`);
       return 0;
     }
-    const n = await applyBackfill(queues, job, decisions, { maxParallel, modelAsOf: opts.modelAsOf });
-    process.stdout.write(`${n} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} run${maxParallel === 1 ? "" : "s"} at a time)` : ''}\n`);
-    return 0;
+    const { id, added } = await applyBackfill(queues, job, decisions, { maxParallel, modelAsOf: opts.modelAsOf, reprocess: opts.reprocess });
+    process.stdout.write(`backfill ${id}: ${added} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} run${maxParallel === 1 ? '' : 's'} at a time)` : ''}\n`);
+    if (added > 0 && (await queues.runs.getWorkersCount()) === 0) {
+      process.stderr.write(`nightscore: warning: no worker is connected to this queue (${redactSecrets(queues.config.redisUrl)}, prefix ${queues.config.prefix}); the dates wait until one starts (nightscore worker)\n`);
+    }
+    if (!opts.wait) return 0;
+    return followBackfill(ctx, queues, id);
   });
 }
 

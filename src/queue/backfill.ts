@@ -3,6 +3,7 @@ import { openLocation } from '../storage/open.js';
 import { readText, type Storage } from '../storage/storage.js';
 import type { RunManifest } from '../run/manifest.js';
 import { runId } from './config.js';
+import { newBackfillId, saveBackfill } from './backfills.js';
 import { enqueueRun, IN_FLIGHT_STATES, type BackfillJobData, type Queues } from './queues.js';
 
 export type Reprocess = 'missing' | 'failed' | 'all' | 'stale';
@@ -97,6 +98,8 @@ export interface ApplyOptions {
   maxParallel?: number;
   /** --model-as-of, carried to every run. */
   modelAsOf?: string;
+  /** --reprocess, for the record. */
+  reprocess?: string;
 }
 
 /**
@@ -104,19 +107,22 @@ export interface ApplyOptions {
  * run records of those dates are removed first so their deterministic ids can be reused.
  * With maxParallel, a backfill job on the queue feeds the dates as earlier runs finish.
  */
-export async function applyBackfill(queues: Queues, job: JobDefinition, decisions: BackfillDecision[], opts: ApplyOptions): Promise<number> {
+export async function applyBackfill(queues: Queues, job: JobDefinition, decisions: BackfillDecision[], opts: ApplyOptions): Promise<{ id: string; added: number }> {
   const dates = decisions.filter((d) => d.enqueue).map((d) => d.date);
   for (const date of dates) {
     const existing = await queues.runs.getJob(runId(job.name, date));
     if (existing && ['completed', 'failed'].includes(await existing.getState())) await existing.remove();
   }
-  if (dates.length === 0) return 0;
+  const id = newBackfillId();
+  // Recorded before anything is enqueued: a run of this backfill always finds its record.
+  await saveBackfill(queues, { id, job: job.name, file: job.file, dates: decisions.map((d) => d.date), enqueued: dates, reprocess: opts.reprocess ?? 'missing', model_as_of: opts.modelAsOf ?? null, max_parallel: opts.maxParallel ?? null, created_at: new Date().toISOString(), cancelled_at: null });
+  if (dates.length === 0) return { id, added: 0 };
   if (opts.maxParallel === undefined) {
     let added = 0;
-    for (const date of dates) if (await enqueueRun(queues, job.name, job.file, date, { modelAsOf: opts.modelAsOf })) added++;
-    return added;
+    for (const date of dates) if (await enqueueRun(queues, job.name, job.file, date, { modelAsOf: opts.modelAsOf, backfill: id })) added++;
+    return { id, added };
   }
-  const data: BackfillJobData = { jobFile: job.file, dates, next: 0, maxParallel: opts.maxParallel, ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }) };
+  const data: BackfillJobData = { jobFile: job.file, dates, next: 0, maxParallel: opts.maxParallel, backfill: id, ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }) };
   await queues.runs.add('backfill', data, {
     // One feeder per invocation: the run ids already keep dates from being enqueued twice,
     // and a reused id would silently drop a backfill whose old feeder record still exists.
@@ -124,5 +130,5 @@ export async function applyBackfill(queues: Queues, job: JobDefinition, decision
     removeOnComplete: { age: 7 * 24 * 3600 },
     removeOnFail: { age: 7 * 24 * 3600 },
   });
-  return dates.length;
+  return { id, added: dates.length };
 }

@@ -13,6 +13,8 @@ export interface RunJobData {
   /** input.wait: when the run first found its input missing (ms since the epoch), and why. */
   waitingSince?: number;
   waitingFor?: string;
+  /** The backfill that enqueued this run, if one did. */
+  backfill?: string;
 }
 
 export interface FireJobData {
@@ -26,6 +28,7 @@ export interface BackfillJobData {
   next: number;
   maxParallel: number;
   modelAsOf?: string;
+  backfill?: string;
 }
 
 /**
@@ -99,10 +102,10 @@ export function chunkJobOptions(config: QueueConfig): JobsOptions {
 }
 
 /** Enqueues the run of one date; returns false when a run with that id already exists. */
-export async function enqueueRun(queues: Queues, jobName: string, jobFile: string, date: string, opts: { modelAsOf?: string } = {}): Promise<boolean> {
+export async function enqueueRun(queues: Queues, jobName: string, jobFile: string, date: string, opts: { modelAsOf?: string; backfill?: string } = {}): Promise<boolean> {
   const id = runId(jobName, date);
   if ((await queues.runs.getJobState(id)) !== 'unknown') return false;
-  const data: RunJobData = { jobFile, date, step: 'plan', ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }) };
+  const data: RunJobData = { jobFile, date, step: 'plan', ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }), ...(opts.backfill === undefined ? {} : { backfill: opts.backfill }) };
   await queues.runs.add('run', data, runJobOptions(queues.config, jobName, date));
   return true;
 }

@@ -14,6 +14,7 @@ import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import type { RunManifest } from '../run/manifest.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
+import { getBackfill } from './backfills.js';
 import { outdatedJob, toQueueError } from './errors.js';
 import { chunkJobOptions, enqueueRun, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
@@ -171,12 +172,14 @@ const FEED_INTERVAL_MS = 2_000;
  */
 async function feedBackfill(queues: Queues, job: Job<BackfillJobData>, token: string): Promise<number> {
   const def = await loadJob(job.data.jobFile);
+  // A cancelled backfill feeds no more dates.
+  if (job.data.backfill && (await getBackfill(queues, job.data.backfill).catch(() => undefined))?.cancelled_at) return job.data.next;
   let { next } = job.data;
   const { dates, maxParallel } = job.data;
   let inFlight = 0;
   for (const date of dates.slice(0, next)) if (ACTIVE_STATES.has(await queues.runs.getJobState(`${def.name}@${date}`))) inFlight++;
   while (next < dates.length && inFlight < maxParallel) {
-    if (await enqueueRun(queues, def.name, def.file, dates[next]!, { modelAsOf: job.data.modelAsOf })) inFlight++;
+    if (await enqueueRun(queues, def.name, def.file, dates[next]!, { modelAsOf: job.data.modelAsOf, backfill: job.data.backfill })) inFlight++;
     next++;
   }
   await job.updateData({ ...job.data, next });

@@ -1,0 +1,107 @@
+/**
+ * Backfills as objects: each has an id and a record in Redis (its job, dates and options),
+ * and every run it enqueues carries the id. Progress is read from the runs and manifests of
+ * its dates (status), so it is what `status` says; cancelling removes the dates still
+ * queued and stops its feeder, and lets the running ones finish (nothing is half-published).
+ */
+import { randomBytes } from 'node:crypto';
+import { NightscoreError } from '../errors.js';
+import { loadJob } from '../job/load.js';
+import { runId } from './config.js';
+import type { Queues, RunJobData } from './queues.js';
+import { readStatus, type DateStatus } from './status.js';
+
+export interface BackfillRecord {
+  id: string;
+  job: string;
+  file: string;
+  /** Every date asked for, in the order given; `enqueued` the ones this backfill runs. */
+  dates: string[];
+  enqueued: string[];
+  reprocess: string;
+  model_as_of: string | null;
+  max_parallel: number | null;
+  created_at: string;
+  cancelled_at: string | null;
+}
+
+/** How many backfill records are kept (the oldest are forgotten; their runs are not touched). */
+const KEEP = 200;
+
+function key(queues: Queues): string {
+  return `${queues.config.prefix}:nightscore:backfills`;
+}
+
+export function newBackfillId(now = new Date()): string {
+  return `bf-${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(2).toString('hex')}`;
+}
+
+export async function saveBackfill(queues: Queues, record: BackfillRecord): Promise<void> {
+  const client = await queues.runs.getBackend().client;
+  await client.hset(key(queues), { [record.id]: JSON.stringify(record) });
+  const all = Object.keys(await client.hgetall(key(queues))).sort();
+  if (all.length > KEEP) await client.hdel(key(queues), ...all.slice(0, all.length - KEEP));
+}
+
+export async function listBackfills(queues: Queues): Promise<BackfillRecord[]> {
+  const client = await queues.runs.getBackend().client;
+  return Object.values(await client.hgetall(key(queues)))
+    .map((v) => JSON.parse(v) as BackfillRecord)
+    .sort((a, b) => (a.id < b.id ? 1 : -1));
+}
+
+export async function getBackfill(queues: Queues, id: string): Promise<BackfillRecord> {
+  const client = await queues.runs.getBackend().client;
+  const text = await client.hget(key(queues), id);
+  if (!text) {
+    throw new NightscoreError('BAD_OPTION', `there is no backfill ${id} on this queue (queue prefix ${queues.config.prefix})`, {
+      hint: 'nightscore backfills lists the recent ones.',
+    });
+  }
+  return JSON.parse(text) as BackfillRecord;
+}
+
+export interface BackfillProgress {
+  record: BackfillRecord;
+  dates: DateStatus[];
+  counts: Record<string, number>;
+  rows: { read: number; scored: number; rejected: number };
+  /** Estimated time left, from the pace of the dates finished since it started (ms), or null. */
+  eta_ms: number | null;
+  done: boolean;
+}
+
+/** Where a backfill is: its dates' states (a cancelled date never run is `cancelled`), rows, ETA. */
+export async function backfillProgress(queues: Queues, record: BackfillRecord, now = Date.now()): Promise<BackfillProgress> {
+  const job = await loadJob(record.file);
+  const dates = (await readStatus(queues, job, record.enqueued)).map((d) => (record.cancelled_at && (d.state === 'missing' || d.state === 'scheduled') ? { ...d, state: 'cancelled' as never } : d));
+  const counts: Record<string, number> = {};
+  for (const d of dates) counts[d.state] = (counts[d.state] ?? 0) + 1;
+  const rows = { read: 0, scored: 0, rejected: 0 };
+  for (const d of dates) if (d.rows) for (const k of ['read', 'scored', 'rejected'] as const) rows[k] += d.rows[k];
+  const finished = (counts.succeeded ?? 0) + (counts.failed ?? 0);
+  const left = dates.length - finished - (counts.cancelled ?? 0);
+  const elapsed = now - Date.parse(record.created_at);
+  return { record, dates, counts, rows, eta_ms: finished > 0 && left > 0 ? Math.round((elapsed / finished) * left) : null, done: left === 0 };
+}
+
+/**
+ * Cancels a backfill: its feeder stops, its dates still queued (waiting, delayed, waiting
+ * for input) are removed, and its running ones finish. Returns the dates removed.
+ */
+export async function cancelBackfill(queues: Queues, id: string): Promise<{ removed: string[]; running: string[] }> {
+  const record = await getBackfill(queues, id);
+  await saveBackfill(queues, { ...record, cancelled_at: record.cancelled_at ?? new Date().toISOString() });
+  const removed: string[] = [];
+  const running: string[] = [];
+  for (const date of record.enqueued) {
+    const run = await queues.runs.getJob(runId(record.job, date));
+    if (!run || (run.data as RunJobData).backfill !== id) continue;
+    const state = await run.getState();
+    if (['waiting', 'delayed', 'prioritized', 'paused'].includes(state) && !(run.data as RunJobData).plan) {
+      // A queued run holds no lock and has written nothing: removing it leaves the date as it was.
+      await run.remove().then(() => removed.push(date), () => running.push(date));
+    } else if (state === 'active' || state === 'waiting-children' || (run.data as RunJobData).plan) running.push(date);
+  }
+  return { removed, running };
+}
