@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
-import { runCli, Workspace } from './support/workspace.js';
+import { runCli, startCli, Workspace } from './support/workspace.js';
 
 /**
  * Late upstream data and re-runs (README "Operating nightscore"): a run waits for its input
@@ -125,6 +125,15 @@ describe('re-runs', () => {
     const refused = await runCli(['run', waiting, '--date', '2026-06-02', '--queue', '--force'], { env: tq.env });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('nightscore: RUN_IN_PROGRESS: inflight@2026-06-02 is in flight on the queue');
+
+    // Ctrl-C while following a run stops following, not the run.
+    const follower = startCli(['run', waiting, '--date', '2026-06-02', '--queue', '--wait'], tq.env);
+    await sleep(1500);
+    follower.child.kill('SIGINT');
+    const followed = await follower.done;
+    expect(followed.code).toBe(130);
+    expect(followed.stderr).toContain('nightscore: stopped following inflight@2026-06-02; the run goes on on the workers');
+    expect((await tq.status(waiting, '2026-06-02', '2026-06-02'))[0]!.state).toBe('scheduled');
   }, 60_000);
 
   it('a later scheduler fire for a date whose run failed runs it again; one for a date that succeeded does not', async () => {

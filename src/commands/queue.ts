@@ -192,10 +192,31 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
     if (!opts.wait) return 0;
     const events = new QueueEvents(queues.runs.name, { connection: connectionOptions(queues.config), prefix: queues.config.prefix });
     events.on('error', (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
+    // Ctrl-C stops following, not the run: it is the workers'.
+    const onSignal = () => {
+      process.stderr.write(`${ctx.interactive ? '\r\x1b[2K' : ''}nightscore: stopped following ${id}; the run goes on on the workers (nightscore status ${jobFile} --from ${date} --to ${date})\n`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onSignal);
+    const started = Date.now();
+    const ticker = ctx.interactive
+      ? setInterval(() => {
+          void readStatus(queues, job, [date]).then(([s]) => {
+            if (!s) return;
+            const secs = (Date.now() - started) / 1000;
+            const rows = s.rows?.read ?? 0;
+            const chunks = s.chunks ? `${s.chunks.done}/${s.chunks.total} chunks, ` : '';
+            process.stderr.write(`\r\x1b[2K${id}: ${s.waiting_for_input ? 'waiting for input' : s.state} ${chunks}${rows.toLocaleString('en-US')} rows (${Math.round(rows / Math.max(secs, 0.001)).toLocaleString('en-US')} rows/s)`);
+          }, () => undefined);
+        }, 1000)
+      : undefined;
     try {
-      const run = await queues.runs.getJob(runId(job.name, date));
+      const run = await queues.runs.getJob(id);
       await run?.waitUntilFinished(events).catch(() => undefined);
     } finally {
+      if (ticker) clearInterval(ticker);
+      if (ctx.interactive) process.stderr.write('\r\x1b[2K');
+      process.off('SIGINT', onSignal);
       await events.close();
     }
     const [status] = await readStatus(queues, job, [date]);

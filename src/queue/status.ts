@@ -55,7 +55,11 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
         if (state === 'active' || state === 'waiting-children' || data.plan) {
           const counts = await run.getDependenciesCount({ processed: true, ignored: true, failed: true });
           const done = (counts.processed ?? 0) + (counts.ignored ?? 0) + (counts.failed ?? 0);
-          return { date, state: 'running', attempts, enqueued_at, chunks: { done, total: data.plan?.chunks.length ?? 0 } };
+          // Rows of the chunks scored so far, from their results (the manifest comes at the commit).
+          const results = Object.values(await run.getChildrenValues<{ stats?: { rows?: { read: number; scored: number; rejected: number } } }>().catch(() => ({})));
+          const rows = { read: 0, scored: 0, rejected: 0 };
+          for (const r of results) if (r?.stats?.rows) for (const k of ['read', 'scored', 'rejected'] as const) rows[k] += r.stats.rows[k];
+          return { date, state: 'running', attempts, enqueued_at, chunks: { done, total: data.plan?.chunks.length ?? 0 }, rows };
         }
         const waiting = data.waitingSince === undefined ? {} : { waiting_for_input: { since: new Date(data.waitingSince).toISOString(), reason: data.waitingFor ?? '' } };
         return { date, state: 'scheduled', attempts, enqueued_at, ...waiting };
