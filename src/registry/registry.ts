@@ -276,7 +276,7 @@ export class Registry {
 
   async record(name: string, version: number): Promise<VersionRecord> {
     const key = this.key(name, 'versions', String(version), RECORD_FILE);
-    const text = await this.readIfThere(key);
+    const text = (await readAgainWhileTransient(() => this.storage.readVersioned(key)))?.body.toString('utf8');
     if (text === undefined) {
       const known = await this.versionNumbers(name);
       throw new NightscoreError('MODEL_NOT_FOUND', `${versionRef(name, version)}: ${name} has no version ${version} in the registry ${this.root}${known.length ? ` (its versions are ${summarize(known)})` : ' (it has no versions)'}`, {
@@ -491,17 +491,6 @@ export class Registry {
     const key = this.key(name, 'events', `${event.at.replace(/[-:.]/g, '')}-${event.kind}-${n}.json`);
     // The name is the event's: writing one twice (a repair of a `last`) is a no-op.
     await this.storage.createIfAbsent(key, JSON.stringify(event, null, 2));
-  }
-
-  private async readIfThere(key: string): Promise<string | undefined> {
-    return readAgainWhileTransient(async () => {
-      try {
-        return await readText(this.storage, key);
-      } catch (err) {
-        if (toNightscoreError(err).code === 'NOT_FOUND') return undefined;
-        throw err;
-      }
-    });
   }
 }
 
