@@ -72,6 +72,12 @@ describe('backfills', () => {
     const list = await runCli(['backfills'], { env: tq.env });
     expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+JOB\s+DATES\s+CREATED\s+STATES$/);
     expect(list.stdout).toMatch(new RegExp(`${idOf(res.stdout)}\\s+waited\\s+2026-09-01\\.\\.2026-09-05 \\(5\\)\\s+\\S+\\s+4 succeeded · 1 failed`));
+    // Again with --reprocess all: the old outcomes are not this backfill's; --wait waits for the new runs.
+    const before = await Promise.all(DATES.map((d) => ws.manifest(`out/waited/dt=${d}`)));
+    const again = await runCli(['backfill', file, '--from', DATES[0]!, '--to', '2026-09-05', '--reprocess', 'all', '--max-parallel-runs', '1', '--wait'], { env: tq.env });
+    expect(again.code).toBe(1);
+    const after = await Promise.all(DATES.map((d) => ws.manifest(`out/waited/dt=${d}`)));
+    after.forEach((m, i) => expect(m.attempt).not.toBe(before[i]!.attempt));
     const missing = await runCli(['backfill', 'show', 'bf-nope'], { env: tq.env });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('there is no backfill bf-nope on this queue');

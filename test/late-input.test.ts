@@ -118,6 +118,12 @@ describe('re-runs', () => {
     expect(forced.stderr).toContain('enqueued again (it had succeeded)');
     expect((await ws.manifest(`out/rerun/dt=${date}`)).attempt).not.toBe(attempt);
 
+    // A run record trimmed from Redis is no invitation: the output's _SUCCESS still says succeeded.
+    await (await tq.queues.runs.getJob(`rerun@${date}`))!.remove();
+    const trimmed = await runCli(['run', file, '--date', date, '--queue'], { env: tq.env });
+    expect(trimmed.stderr).toContain('already succeeded (--force runs it again)');
+    expect(await tq.queues.runs.getJobState(`rerun@${date}`)).toBe('unknown');
+
     // In flight: a run waiting for its input.
     const waiting = await job('inflight', { wait: { timeout: '30s', poll: '1s' } });
     expect((await runCli(['run', waiting, '--date', '2026-06-02', '--queue'], { env: tq.env })).code).toBe(0);
@@ -150,6 +156,18 @@ describe('re-runs', () => {
     while (!['completed', 'failed'].includes(await third.getState())) await sleep(100);
     expect((await ws.manifest(`out/fired/dt=${date}`)).attempt).toBe(attempt);
     expect(done!.attempts).toBe(1);
+  });
+
+  it('a marker is looked for in the input folder, with or without its trailing slash, never above it', async () => {
+    const date = '2026-07-05';
+    await day(date);
+    await ws.write('in/_SUCCESS', '');
+    const file = await ws.job('noslash.yaml', { name: 'noslash', input: { uri: 'in/dt={date}', format: 'csv', ready_marker: '_SUCCESS' }, model: { path: 'm.onnx' }, output: { uri: 'out/noslash/dt={date}/', format: 'csv' } });
+    const res = await runCli(['run', file, '--date', date]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`in/dt=${date}/_SUCCESS is not there (input.ready_marker)`);
+    await ws.write(`in/dt=${date}/_SUCCESS`, '');
+    expect((await runCli(['run', file, '--date', date])).code).toBe(0);
   });
 
   it('in process, run --wait-for-input waits for the input with a countdown, then scores', async () => {

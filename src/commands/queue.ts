@@ -3,7 +3,7 @@ import { NightscoreError, toNightscoreError } from '../errors.js';
 import { checkModelAsOf, dateRange, modelAsOf } from '../job/dates.js';
 import { loadJob, loadJobsDir, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
-import { applyBackfill, planBackfill, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
+import { applyBackfill, outputState, planBackfill, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { envInteger, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
@@ -103,15 +103,20 @@ async function followBackfill(ctx: CommandContext, queues: Queues, id: string): 
     lastLine = line;
     if (progress.done) {
       if (ctx.interactive) process.stderr.write('\n');
-      return (progress.counts.failed ?? 0) > 0 ? 1 : 0;
+      return (progress.counts.failed ?? 0) > 0 || (progress.counts.cancelled ?? 0) > 0 ? 1 : 0;
     }
     await new Promise((r) => setTimeout(r, 1_000));
   }
 }
 
-function progressLine(p: BackfillProgress): string {
+/** `4 succeeded · 1 failed`: counts by state, in one order everywhere. */
+function statesLine(counts: Record<string, number>): string {
   const order = ['succeeded', 'failed', 'running', 'scheduled', 'missing', 'cancelled'];
-  const states = order.filter((s) => p.counts[s]).map((s) => `${p.counts[s]} ${s}`).join(' · ');
+  return order.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(' · ');
+}
+
+function progressLine(p: BackfillProgress): string {
+  const states = statesLine(p.counts);
   const eta = p.eta_ms === null ? '' : `, about ${Math.ceil(p.eta_ms / 60_000)} min left`;
   return `backfill ${p.record.id} (${p.record.job}): ${states} of ${p.dates.length} dates; ${p.rows.scored.toLocaleString('en-US')} rows scored${eta}`;
 }
@@ -152,8 +157,7 @@ export async function backfillListCommand(ctx: CommandContext, opts: { json?: bo
     if (opts.json) process.stdout.write(`${JSON.stringify(shown.map((p) => ({ ...p.record, counts: p.counts, done: p.done })), null, 2)}\n`);
     else if (shown.length === 0) process.stdout.write('no backfills on this queue\n');
     else {
-      const order = ['succeeded', 'failed', 'running', 'scheduled', 'missing', 'cancelled'];
-      process.stdout.write(`${formatTable(['ID', 'JOB', 'DATES', 'CREATED', 'STATES'], shown.map((p) => [p.record.id, p.record.job, `${p.record.enqueued[0] ?? '-'}..${p.record.enqueued.at(-1) ?? '-'} (${p.record.enqueued.length})`, p.record.created_at, order.filter((s) => p.counts[s]).map((s) => `${p.counts[s]} ${s}`).join(' · ') || '-']))}\n`);
+      process.stdout.write(`${formatTable(['ID', 'JOB', 'DATES', 'CREATED', 'STATES'], shown.map((p) => [p.record.id, p.record.job, `${p.record.enqueued[0] ?? '-'}..${p.record.enqueued.at(-1) ?? '-'} (${p.record.enqueued.length})`, p.record.created_at, statesLine(p.counts) || '-']))}\n`);
     }
     return 0;
   });
@@ -181,7 +185,7 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
   const job = await loadJob(jobFile);
   return withQueues(ctx, async (queues) => {
     const id = runId(job.name, date);
-    const { added, was } = await requeueRun(queues, job.name, job.file, date, { force: opts.force });
+    const { added, was } = await requeueRun(queues, job.name, job.file, date, { force: opts.force, succeeded: async () => (await outputState(job, date)).success });
     if (!added && opts.force && IN_FLIGHT_STATES.has(was)) {
       throw new NightscoreError('RUN_IN_PROGRESS', `${id} is in flight on the queue (${was}); --force re-runs a date that failed or succeeded, never one being run`, {
         hint: 'Wait for it to finish (nightscore status), then force it again.',
@@ -212,7 +216,12 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
       : undefined;
     try {
       const run = await queues.runs.getJob(id);
-      await run?.waitUntilFinished(events).catch(() => undefined);
+      // A run removed meanwhile (a backfill cancelled, a --force elsewhere) never finishes.
+      let gone: NodeJS.Timeout | undefined;
+      const removed = new Promise<void>((resolve) => {
+        gone = setInterval(() => void queues.runs.getJobState(id).then((s) => s === 'unknown' && resolve(), () => undefined), 2_000);
+      });
+      await Promise.race([run?.waitUntilFinished(events).catch(() => undefined), removed]).finally(() => clearInterval(gone));
     } finally {
       if (ticker) clearInterval(ticker);
       if (ctx.interactive) process.stderr.write('\r\x1b[2K');
@@ -331,7 +340,7 @@ export async function statusCommand(ctx: CommandContext, jobFile: string | undef
 
 /** `totals: 5 succeeded · 1 failed · 1 missing`, in a fixed order. */
 function totals(rows: DateStatus[]): string {
-  const order = ['succeeded', 'failed', 'running', 'scheduled', 'missing'] as const;
-  const counts = order.map((s) => [s, rows.filter((r) => r.state === s).length] as const).filter(([, n]) => n > 0);
-  return `totals  ${counts.map(([s, n]) => `${n} ${s}`).join(' · ')} (${rows.length} date${rows.length === 1 ? '' : 's'})`;
+  const counts: Record<string, number> = {};
+  for (const r of rows) counts[r.state] = (counts[r.state] ?? 0) + 1;
+  return `totals  ${statesLine(counts)} (${rows.length} date${rows.length === 1 ? '' : 's'})`;
 }

@@ -50,6 +50,15 @@ export function outcomeOf(payload: AlertPayload, kind: string | undefined): Aler
 
 /** Posts the alert if the job asks for this outcome; resolves whatever happens. */
 export async function sendAlert(job: JobDefinition, payload: AlertPayload, outcome: AlertOutcome, log: Logger): Promise<void> {
+  try {
+    await post(job, payload, outcome, log);
+  } catch (err) {
+    // A webhook setting that cannot even be used (not a URL) is a warning too, never the run's failure.
+    log.warn({ job: job.name, date: payload.date, outcome, err: (err as Error).message }, 'alert not delivered (the run is not affected)');
+  }
+}
+
+async function post(job: JobDefinition, payload: AlertPayload, outcome: AlertOutcome, log: Logger): Promise<void> {
   const alerts = alertsOf(job);
   if (!alerts || !alerts.on.includes(outcome)) return;
   let last = '';

@@ -9,6 +9,7 @@ import { NightscoreError } from '../errors.js';
 import { loadJob } from '../job/load.js';
 import { runId } from './config.js';
 import type { Queues, RunJobData } from './queues.js';
+import { outputState } from './backfill.js';
 import { readStatus, type DateStatus } from './status.js';
 
 export interface BackfillRecord {
@@ -74,7 +75,18 @@ export interface BackfillProgress {
 /** Where a backfill is: its dates' states (a cancelled date never run is `cancelled`), rows, ETA. */
 export async function backfillProgress(queues: Queues, record: BackfillRecord, now = Date.now()): Promise<BackfillProgress> {
   const job = await loadJob(record.file);
-  const dates = (await readStatus(queues, job, record.enqueued)).map((d) => (record.cancelled_at && (d.state === 'missing' || d.state === 'scheduled') ? { ...d, state: 'cancelled' as never } : d));
+  const created = Date.parse(record.created_at);
+  const statuses = await readStatus(queues, job, record.enqueued);
+  // A date is this backfill's once its run carries the backfill's id or its output was
+  // written since the backfill began; until then what its output says is an older run's.
+  const dates = await Promise.all(
+    statuses.map(async (d): Promise<DateStatus> => {
+      const run = await queues.runs.getJob(runId(record.job, d.date));
+      const ours = (run?.data as RunJobData | undefined)?.backfill === record.id || Date.parse((await outputState(job, d.date)).manifest?.started_at ?? '') >= created;
+      if (ours && !(record.cancelled_at && d.state === 'missing')) return d;
+      return { date: d.date, state: record.cancelled_at ? 'cancelled' : 'scheduled' };
+    }),
+  );
   const counts: Record<string, number> = {};
   for (const d of dates) counts[d.state] = (counts[d.state] ?? 0) + 1;
   const rows = { read: 0, scored: 0, rejected: 0 };

@@ -14,9 +14,10 @@ import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import type { RunManifest } from '../run/manifest.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
+import { outputState } from './backfill.js';
 import { getBackfill } from './backfills.js';
 import { outdatedJob, toQueueError } from './errors.js';
-import { chunkJobOptions, enqueueRun, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
+import { chunkJobOptions, enqueueRun, IN_FLIGHT_STATES, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
 export interface RunSummary {
@@ -51,7 +52,10 @@ const alerted = new WeakSet<object>();
 /** The webhook of a run's end (alerts), when its job asks for that outcome; never throws. */
 async function alertRunEnd(job: Job<RunJobData>, end: { manifest?: RunManifest; error?: NightscoreError }, log: Logger): Promise<void> {
   const def = await loadJob(job.data.jobFile).catch(() => undefined);
-  if (!def) return;
+  if (!def) {
+    log.warn({ run: job.id, file: job.data.jobFile }, 'run ended, and its job file cannot be read now: its alert is not sent');
+    return;
+  }
   const payload = alertPayload(def, job.data.date, end);
   const kind = end.manifest?.error?.kind ?? end.error?.kind;
   await sendAlert(def, payload, outcomeOf(payload, kind), log);
@@ -67,7 +71,7 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
     return date;
   }
   // A fire for a date whose run failed runs it again (its input may have landed since).
-  const { added, was } = await requeueRun(queues, def.name, def.file, date);
+  const { added, was } = await requeueRun(queues, def.name, def.file, date, { succeeded: async () => (await outputState(def, date)).success });
   log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added, was }, 'schedule fired');
   return date;
 }
@@ -162,7 +166,6 @@ function chunkIndexOf(key: string): number {
   return Number(/\.c(\d+)$/.exec(key)?.[1] ?? Number.MAX_SAFE_INTEGER);
 }
 
-const ACTIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
 const FEED_INTERVAL_MS = 2_000;
 
 /**
@@ -177,8 +180,11 @@ async function feedBackfill(queues: Queues, job: Job<BackfillJobData>, token: st
   let { next } = job.data;
   const { dates, maxParallel } = job.data;
   let inFlight = 0;
-  for (const date of dates.slice(0, next)) if (ACTIVE_STATES.has(await queues.runs.getJobState(`${def.name}@${date}`))) inFlight++;
+  for (const date of dates.slice(0, next)) if (IN_FLIGHT_STATES.has(await queues.runs.getJobState(`${def.name}@${date}`))) inFlight++;
+  const cancelled = async () => job.data.backfill !== undefined && Boolean((await getBackfill(queues, job.data.backfill).catch(() => undefined))?.cancelled_at);
   while (next < dates.length && inFlight < maxParallel) {
+    // Again before each date: a cancel that lands during this tick stops it here.
+    if (await cancelled()) return next;
     if (await enqueueRun(queues, def.name, def.file, dates[next]!, { modelAsOf: job.data.modelAsOf, backfill: job.data.backfill })) inFlight++;
     next++;
   }

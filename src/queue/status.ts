@@ -4,7 +4,7 @@ import { runId } from './config.js';
 import { outputState } from './backfill.js';
 import type { Queues, RunJobData } from './queues.js';
 
-export type DateState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'missing';
+export type DateState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'missing' | 'cancelled';
 
 export interface DateStatus {
   date: string;

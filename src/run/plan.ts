@@ -93,7 +93,10 @@ export async function listInputs(uri: string, format: string, date: string): Pro
 export async function checkReady(uri: string, marker: string | undefined, date: string): Promise<void> {
   if (marker === undefined) return;
   const { storage, key } = openLocation(uri);
-  const folder = key === '' || key.endsWith('/') || key.endsWith(path.sep) ? key : key.slice(0, Math.max(key.lastIndexOf('/'), key.lastIndexOf(path.sep)) + 1);
+  // A folder or an object as listInputs decides it: a URI without its trailing slash that
+  // names no object is the folder, and its marker is inside it.
+  const isObject = !(key === '' || key.endsWith('/') || key.endsWith(path.sep)) && (await storage.stat(key)) !== undefined;
+  const folder = isObject ? key.slice(0, Math.max(key.lastIndexOf('/'), key.lastIndexOf(path.sep)) + 1) : storage.join(key, '');
   const markerKey = storage.join(folder, marker);
   if (await storage.stat(markerKey)) return;
   throw new NightscoreError('INPUT_NOT_FOUND', `the input for ${date} is not ready: ${storage.uri(markerKey)} is not there (input.ready_marker)`, {

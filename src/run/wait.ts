@@ -65,11 +65,15 @@ export async function waitForInput(job: JobDefinition, date: string, wait: Input
     if (next === undefined) throw afterWaiting(missing, wait, since);
     opts.onWait?.({ reason: missing.message, next, deadline: since + wait.timeout });
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, next - Date.now()));
-      opts.signal?.addEventListener('abort', () => {
+      const onAbort = () => {
         clearTimeout(timer);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(() => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, Math.max(0, next - Date.now()));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
     if (opts.signal?.aborted) {
       throw new NightscoreError('RUN_INTERRUPTED', `stopped (${String(opts.signal.reason)}) while waiting for the input of ${date}: ${missing.message}`, {
