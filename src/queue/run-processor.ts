@@ -40,7 +40,7 @@ export function runProcessor(queues: Queues, log: Logger) {
       const failure = err instanceof UnrecoverableError ? err : toQueueError(err);
       // The last try's failure ends the run: alerted once, unless the commit already did.
       const last = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (job.name === 'run' && last && !alerted.has(err as object)) await alertRunEnd(job as Job<RunJobData>, { error: decodeFailure(failure.message) }, log);
+      if (job.name === 'run' && last && !alerted.has(err as object)) await alertRunEnd(queues, job as Job<RunJobData>, { error: decodeFailure(failure.message) }, log);
       throw failure;
     }
   };
@@ -50,11 +50,22 @@ export function runProcessor(queues: Queues, log: Logger) {
 const alerted = new WeakSet<object>();
 
 /** The webhook of a run's end (alerts), when its job asks for that outcome; never throws. */
-async function alertRunEnd(job: Job<RunJobData>, end: { manifest?: RunManifest; error?: NightscoreError }, log: Logger): Promise<void> {
+async function alertRunEnd(queues: Queues, job: Job<RunJobData>, end: { manifest?: RunManifest; error?: NightscoreError }, log: Logger): Promise<void> {
   const def = await loadJob(job.data.jobFile).catch(() => undefined);
   if (!def) {
     log.warn({ run: job.id, file: job.data.jobFile }, 'run ended, and its job file cannot be read now: its alert is not sent');
     return;
+  }
+  // Once per attempt (or, before one was planned, per run): a commit that runs again after it
+  // published finds its own manifest, and must not alert a second time. HSET says if it is new.
+  const client = await queues.runs.getBackend().client;
+  const key = `${queues.config.prefix}:nightscore:alerted`;
+  const id = end.manifest ? `attempt:${end.manifest.attempt}` : `run:${job.id}:${job.timestamp}`;
+  if ((await client.hset(key, { [id]: Date.now() }).catch(() => 1)) === 0) return;
+  // Now and then, forget attempts older than the queue keeps failed runs: the hash stays small.
+  if (Math.random() < 0.02) {
+    const old = Object.entries(await client.hgetall(key).catch(() => ({}))).filter(([, at]) => Number(at) < Date.now() - 30 * 86_400_000).map(([k]) => k);
+    if (old.length > 0) await client.hdel(key, ...old).catch(() => undefined);
   }
   const payload = alertPayload(def, job.data.date, end);
   const kind = end.manifest?.error?.kind ?? end.error?.kind;
@@ -63,10 +74,17 @@ async function alertRunEnd(job: Job<RunJobData>, end: { manifest?: RunManifest; 
 
 /** A scheduler fired: enqueue the run of the logical date (fire date in the schedule's zone, less the lag). */
 async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise<string> {
-  const def = await loadJob(job.data.jobFile);
   const fireMillis = job.opts.prevMillis ?? job.timestamp;
+  const paused = await pausedSchedules(queues);
+  // The scheduler's own name first: a paused job whose file broke, or was renamed, stays paused.
+  const scheduled = job.repeatJobKey?.startsWith('job.') ? job.repeatJobKey.slice('job.'.length) : undefined;
+  if (scheduled !== undefined && paused.has(scheduled)) {
+    log.info({ job: scheduled, fired_at: new Date(fireMillis).toISOString() }, 'schedule paused: fire skipped');
+    return '';
+  }
+  const def = await loadJob(job.data.jobFile);
   const date = logicalDateFor(fireMillis, def.schedule?.tz ?? 'UTC', def.schedule?.lag ?? 1);
-  if ((await pausedSchedules(queues)).has(def.name)) {
+  if (paused.has(def.name)) {
     log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString() }, 'schedule paused: fire skipped');
     return date;
   }
@@ -152,7 +170,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   const failure = failed.length > 0 ? decodeFailure(failed[0]![1]) : undefined;
   const manifest = await finishRun(plan, Object.values(values), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
-  await alertRunEnd(job, { manifest }, log);
+  await alertRunEnd(queues, job, { manifest }, log);
   if (manifest.error) {
     const failure = new UnrecoverableError(encodeFailure(fromErrorRecord(manifest.error)));
     alerted.add(failure);
