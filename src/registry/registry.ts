@@ -23,7 +23,7 @@ import { createWriteStream } from 'node:fs';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import { loadModel, modelIdentity } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
-import { readAgainWhileTransient, readText, type Storage } from '../storage/storage.js';
+import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
@@ -276,15 +276,33 @@ export class Registry {
 
   async record(name: string, version: number): Promise<VersionRecord> {
     const key = this.key(name, 'versions', String(version), RECORD_FILE);
-    const text = (await readAgainWhileTransient(() => this.storage.readVersioned(key)))?.body.toString('utf8');
-    if (text === undefined) {
+    const found = await this.readJson<VersionRecord>(key);
+    if (found === undefined) {
       const known = await this.versionNumbers(name);
       throw new NightscoreError('MODEL_NOT_FOUND', `${versionRef(name, version)}: ${name} has no version ${version} in the registry ${this.root}${known.length ? ` (its versions are ${summarize(known)})` : ' (it has no versions)'}`, {
         source: this.storage.uri(key),
         hint: known.length ? 'Pick a registered version (nightscore model list <name>).' : 'Register it first: nightscore model register <name> <file.onnx>, and check the registry location.',
       });
     }
-    return parseJson<VersionRecord>(text, this.storage.uri(key));
+    return found.value;
+  }
+
+  /**
+   * A registry file, parsed, with the version a swap compares. Some S3-compatible servers
+   * (s3rver) let a read see an object being replaced half-written: a body that does not parse
+   * is read again a few times before it is called corrupt.
+   */
+  private async readJson<T>(key: string): Promise<{ value: T; version: string } | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const found = await readAgainWhileTransient(() => this.storage.readVersioned(key));
+      if (!found) return undefined;
+      try {
+        return { value: JSON.parse(found.body.toString('utf8')) as T, version: found.version };
+      } catch {
+        if (attempt >= 4) return { value: parseJson<T>(found.body.toString('utf8'), this.storage.uri(key)), version: found.version };
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
   }
 
   async aliases(name: string): Promise<AliasesDoc> {
@@ -295,9 +313,9 @@ export class Registry {
     const key = this.key(name, 'aliases.json');
     // One read gives the bytes and the version a swap compares: never a parse of one version
     // and a swap against another.
-    const found = await readAgainWhileTransient(() => this.storage.readVersioned(key));
+    const found = await this.readJson<AliasesDoc>(key);
     if (!found) return { doc: { generation: 0, aliases: {}, last: null }, version: undefined };
-    return { doc: parseJson<AliasesDoc>(found.body.toString('utf8'), this.storage.uri(key)), version: found.version };
+    return { doc: found.value, version: found.version };
   }
 
   /**
@@ -346,7 +364,8 @@ export class Registry {
     const doc = aliases ?? (await this.aliases(name));
     const folder = this.key(name, 'events');
     const objects = (await this.storage.list(folder)).filter((o) => o.key.endsWith('.json'));
-    const read = await Promise.all(objects.map(async (o) => parseJson<RegistryEvent>(await readAgainWhileTransient(() => readText(this.storage, o.key)), this.storage.uri(o.key))));
+    // An event listed is written whole (created once, never replaced): undefined only if deleted since.
+    const read = (await Promise.all(objects.map(async (o) => (await this.readJson<RegistryEvent>(o.key))?.value))).filter((e): e is RegistryEvent => e !== undefined);
     const events = read.filter((e) => e.kind !== 'alias' || e.generation <= doc.generation);
     const { last } = doc;
     if (last && !events.some((e) => e.kind === 'alias' && e.generation === last.generation)) events.push(last);
