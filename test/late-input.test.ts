@@ -106,9 +106,19 @@ describe('re-runs', () => {
     expect(first.code).toBe(1);
     expect(first.stdout).toContain('INPUT_NOT_FOUND');
     await day(date);
-    const second = await runCli(['run', file, '--date', date, '--queue', '--wait'], { env: tq.env });
+    // Scored in process meanwhile: status says what the output says, not the queue's old failure.
+    expect((await runCli(['run', file, '--date', date])).code).toBe(0);
+    const [fixed] = await tq.status(file, date, date);
+    expect(fixed).toMatchObject({ state: 'succeeded', rows: { scored: 2 } });
+    const scored = await runCli(['run', file, '--date', date, '--queue'], { env: tq.env });
+    expect(scored.stderr).toContain(`already succeeded (--force runs it again): rerun@${date}`);
+    // A failed run whose date was not scored since is run again.
+    const other = '2026-06-03';
+    expect((await runCli(['run', file, '--date', other, '--queue', '--wait'], { env: tq.env })).code).toBe(1);
+    await day(other);
+    const second = await runCli(['run', file, '--date', other, '--queue', '--wait'], { env: tq.env });
     expect(second.code, second.stderr).toBe(0);
-    expect(second.stderr).toContain(`enqueued again (it had failed): rerun@${date}`);
+    expect(second.stderr).toContain(`enqueued again (it had failed): rerun@${other}`);
     const attempt = (await ws.manifest(`out/rerun/dt=${date}`)).attempt;
     const again = await runCli(['run', file, '--date', date, '--queue', '--wait'], { env: tq.env });
     expect(again.stderr).toContain('already succeeded (--force runs it again)');

@@ -3,7 +3,7 @@ import { NightscoreError, toNightscoreError } from '../errors.js';
 import { checkModelAsOf, dateRange, modelAsOf } from '../job/dates.js';
 import { loadJob, loadJobsDir, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
-import { applyBackfill, outputState, planBackfill, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
+import { applyBackfill, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { envInteger, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
@@ -185,7 +185,7 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
   const job = await loadJob(jobFile);
   return withQueues(ctx, async (queues) => {
     const id = runId(job.name, date);
-    const { added, was } = await requeueRun(queues, job.name, job.file, date, { force: opts.force, succeeded: async () => (await outputState(job, date)).success });
+    const { added, was } = await requeueRun(queues, job.name, job.file, date, { force: opts.force, succeededAfter: (ms) => succeededAfter(job, date, ms) });
     if (!added && opts.force && IN_FLIGHT_STATES.has(was)) {
       throw new NightscoreError('RUN_IN_PROGRESS', `${id} is in flight on the queue (${was}); --force re-runs a date that failed or succeeded, never one being run`, {
         hint: 'Wait for it to finish (nightscore status), then force it again.',

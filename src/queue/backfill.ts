@@ -26,6 +26,12 @@ export interface BackfillDecision {
 }
 
 
+/** Whether the date's output says it succeeded in a run that finished after `ms` (epoch ms). */
+export async function succeededAfter(job: JobDefinition, date: string, ms: number): Promise<boolean> {
+  const { success, manifest } = await outputState(job, date);
+  return success && manifest?.status === 'succeeded' && Date.parse(manifest.finished_at ?? '') > ms;
+}
+
 /** What the output folder of a date says: `_SUCCESS`, and the manifest's status. */
 export async function outputState(job: JobDefinition, date: string): Promise<{ success: boolean; manifest: RunManifest | undefined }> {
   const out = openLocation(locateRun(job, date).outputUri);

@@ -118,14 +118,16 @@ export const IN_FLIGHT_STATES = new Set(['waiting', 'active', 'delayed', 'priori
  * later fire, or `run --queue`); with `force`, one that succeeded too. A run in flight is
  * never replaced. Returns whether a run was added, and the state of the run found.
  */
-export async function requeueRun(queues: Queues, jobName: string, jobFile: string, date: string, opts: { force?: boolean; succeeded?: () => Promise<boolean> } = {}): Promise<{ added: boolean; was: string }> {
+export async function requeueRun(queues: Queues, jobName: string, jobFile: string, date: string, opts: { force?: boolean; succeededAfter?: (ms: number) => Promise<boolean> } = {}): Promise<{ added: boolean; was: string }> {
   const existing = await queues.runs.getJob(runId(jobName, date));
   const was = existing ? await existing.getState() : 'unknown';
-  // A run record trimmed from Redis: the output says whether the date succeeded.
-  if (was === 'unknown' && !opts.force && (await opts.succeeded?.())) return { added: false, was: 'completed' };
+  // The output has the last word: a record trimmed from Redis, or a failure since scored
+  // (in process, say), is a date that succeeded.
+  const scored = (was === 'unknown' || was === 'failed') && (await opts.succeededAfter?.(was === 'failed' ? (existing!.finishedOn ?? 0) : 0)) === true;
+  if (scored && !opts.force) return { added: false, was: 'completed' };
   // A failed date runs again as it was asked for (a backfill's --model-as-of, its id).
   const before = existing?.data as RunJobData | undefined;
   if (existing && (was === 'failed' || (opts.force && was === 'completed'))) await existing.remove();
   else if (was !== 'unknown') return { added: false, was };
-  return { added: await enqueueRun(queues, jobName, jobFile, date, { modelAsOf: before?.modelAsOf, backfill: was === 'failed' ? before?.backfill : undefined }), was };
+  return { added: await enqueueRun(queues, jobName, jobFile, date, { modelAsOf: before?.modelAsOf, backfill: was === 'failed' ? before?.backfill : undefined }), was: scored ? 'completed' : was };
 }

@@ -14,7 +14,7 @@ import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import type { RunManifest } from '../run/manifest.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
-import { outputState } from './backfill.js';
+import { succeededAfter } from './backfill.js';
 import { getBackfill } from './backfills.js';
 import { outdatedJob, toQueueError } from './errors.js';
 import { chunkJobOptions, enqueueRun, IN_FLIGHT_STATES, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
@@ -89,7 +89,7 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
     return date;
   }
   // A fire for a date whose run failed runs it again (its input may have landed since).
-  const { added, was } = await requeueRun(queues, def.name, def.file, date, { succeeded: async () => (await outputState(def, date)).success });
+  const { added, was } = await requeueRun(queues, def.name, def.file, date, { succeededAfter: (ms) => succeededAfter(def, date, ms) });
   log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added, was }, 'schedule fired');
   return date;
 }

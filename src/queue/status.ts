@@ -45,6 +45,9 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
         const attempts = run.attemptsMade;
         const enqueued_at = new Date(run.timestamp).toISOString();
         const ended = { attempts, enqueued_at, ...(run.finishedOn ? { finished_at: new Date(run.finishedOn).toISOString() } : {}), ...fromManifest };
+        // A date scored since its queued run failed (in process, say) is what its output says.
+        const scoredSince = success && manifest?.status === 'succeeded' && run.finishedOn !== undefined && Date.parse(manifest.finished_at ?? '') > run.finishedOn;
+        if (state === 'failed' && scoredSince) return { date, state: 'succeeded', ...fromManifest };
         if (state === 'failed') return { date, state: 'failed', ...ended, error: summary(decodeFailure(run.failedReason)) };
         if (state === 'completed') {
           return success
