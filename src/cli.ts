@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** Argument parsing only: each command lives in src/commands. */
 import { Command, CommanderError, Option } from 'commander';
-import { demoCommand, runCommand, validateCommand, yesterday, type CommandContext } from './commands/local.js';
+import { demoCommand, retryCommand, runCommand, validateCommand, yesterday, type CommandContext } from './commands/local.js';
 import { toNightscoreError } from './errors.js';
 import { createLogger } from './observe/log.js';
 import { VERSION } from './version.js';
@@ -41,6 +41,14 @@ function buildProgram(): Command {
     .action((job: string, opts: { date: string; json?: boolean; queue?: boolean; wait?: boolean; threads?: string; force?: boolean; waitForInput?: boolean }) =>
       exit(async () => (opts.queue ? (await queue()).enqueueCommand(ctx, job, opts) : runCommand(ctx, job, opts)))(),
     );
+  program
+    .command('retry')
+    .description("score a failed date's failed chunks again, keeping the others' parts, when it still plans as it did (else the whole date)")
+    .argument('<job.yaml>', 'job definition')
+    .addOption(new Option('--date <YYYY-MM-DD>', 'logical date').makeOptionMandatory())
+    .option('--json', 'print the run manifest as JSON')
+    .option('--threads <n>', 'chunks scored at once on worker threads (default: the CPUs)')
+    .action((job: string, opts: { date: string; json?: boolean; threads?: string }) => exit(() => retryCommand(ctx, job, opts))());
   program
     .command('validate')
     .description('check a job file and its model signature, and with --date that the input exists; scores nothing')

@@ -14,7 +14,8 @@ import { checkOutputApart } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
 import { checkInputColumns } from '../run/inspect.js';
 import { featureColumns } from '../model/features.js';
-import { runJob } from '../run/run.js';
+import { runJob, type RunJobOptions } from '../run/run.js';
+import { planRetry } from '../run/retry.js';
 
 /** What every command gets from the CLI: a logger, and whether a person is watching. */
 export interface CommandContext {
@@ -33,7 +34,24 @@ export function yesterday(): string {
 }
 
 /** nightscore run: score one date in this process. */
-export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string; waitForInput?: boolean }): Promise<number> {
+/**
+ * nightscore retry: a failed date's failed chunks only, when it still plans as it did; else
+ * the whole date, saying why.
+ */
+export async function retryCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string }): Promise<number> {
+  const date = parseLogicalDate(opts.date);
+  const job = await loadJob(jobFile);
+  const retry = await planRetry(await prepareJob(job), date);
+  if (retry.kind === 'nothing') {
+    process.stderr.write(`nightscore: ${retry.reason}\n`);
+    return 0;
+  }
+  if (retry.kind === 'whole') process.stderr.write(`nightscore: scoring the whole date: ${retry.reason}\n`);
+  else process.stderr.write(`nightscore: retrying chunk${retry.todo.length === 1 ? '' : 's'} ${retry.todo.join(', ')} of ${retry.planned.chunks.length}; keeping the parts of the ${retry.completed.length} that succeeded\n`);
+  return runCommand(ctx, jobFile, { ...opts, ...(retry.kind === 'chunks' ? { retry: { planned: retry.planned, completed: retry.completed } } : {}) });
+}
+
+export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string; waitForInput?: boolean; retry?: RunJobOptions['retry'] }): Promise<number> {
   const { log, interactive } = ctx;
   const date = parseLogicalDate(opts.date);
   const threads = optionInteger('--threads', opts.threads, { min: 1, max: MAX_THREADS, unit: 'threads' });
@@ -71,7 +89,7 @@ export async function runCommand(ctx: CommandContext, jobFile: string, opts: { d
       return alertError(err);
     });
   }
-  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads, signal: stop.signal })
+  const manifest = await runJob(prepared, date, { onEvent: progress?.onEvent, threads, signal: stop.signal, retry: opts.retry })
     .finally(() => {
       progress?.clear();
       process.off('SIGINT', onSignal);

@@ -12,7 +12,7 @@ import type { PreparedJob } from './bind.js';
 import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import { OUTPUT_FILES, rejectsApart, type RunManifest } from './manifest.js';
-import { checkReady, listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject } from './plan.js';
+import { checkReady, listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject, type SkippedObject } from './plan.js';
 import { champion, SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
 
 /** Chunks one run may plan into: each is a queue job and a part file. */
@@ -40,6 +40,18 @@ export interface RunPlan {
  * (a queued run's id); an in-process run is its own attempt.
  */
 export async function beginRun(prepared: PreparedJob, date: string, owner?: string): Promise<RunPlan> {
+  return openAttempt(await planDate(prepared, date), owner);
+}
+
+/** A date listed and planned, not yet begun: no lock taken, nothing written. */
+export interface DatePlan {
+  spec: RunSpec;
+  chunks: ChunkPlan[];
+  skipped: SkippedObject[];
+}
+
+/** Lists a date's inputs and plans its chunks and spec (a new attempt id), touching nothing. */
+export async function planDate(prepared: PreparedJob, date: string): Promise<DatePlan> {
   const { job } = prepared;
   const where = locateRun(job, date);
   await checkOutputApart(job, where, date);
@@ -61,11 +73,21 @@ export async function beginRun(prepared: PreparedJob, date: string, owner?: stri
   const outputUri = out.storage.uri(out.storage.join(out.key, ''));
   const rejectsUri = where.rejectsUri === undefined ? out.storage.uri(out.storage.join(out.storage.join(out.key, OUTPUT_FILES.rejectsDir), '')) : folderUri(where.rejectsUri);
   const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), { uri: outputUri, rejects: rejectsUri }, inputs, [prepared.spec]);
+  return { spec, chunks, skipped };
+}
+
+/**
+ * Begins an attempt at a planned date: takes the output lock, opens the output folder (see
+ * beginRun), keeping the files in `keep` (a retry's parts of chunks it does not score again).
+ */
+export async function openAttempt(planned: DatePlan, owner?: string, keep: ReadonlySet<string> = new Set()): Promise<RunPlan> {
+  const { spec, chunks, skipped } = planned;
+  const out = openLocation(spec.output.uri);
   const manifest = newManifest(spec, chunks.length);
   manifest.skipped = skipped;
-  const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: job.name, date }, outputLeaseMs());
+  const lock = await acquireOutputLock(out, { owner: owner ?? `run:${manifest.attempt}`, attempt: manifest.attempt, job: spec.job.name, date: spec.date }, outputLeaseMs());
   try {
-    await beginOutput(out, manifest, rejectsApart(spec.output) ? openLocation(rejectsUri) : undefined);
+    await beginOutput(out, manifest, rejectsApart(spec.output) ? openLocation(spec.output.rejects_uri) : undefined, keep);
   } catch (err) {
     await releaseOutputLock(out, lock);
     throw err;

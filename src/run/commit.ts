@@ -19,7 +19,7 @@ import type { ChunkResult } from './score-chunk.js';
  * names the manifests own are ever removed (OutputNames): a folder shared with other files
  * keeps them.
  */
-export async function beginOutput(out: Location, manifest: RunManifest, rejects?: Location): Promise<void> {
+export async function beginOutput(out: Location, manifest: RunManifest, rejects?: Location, keep: ReadonlySet<string> = new Set()): Promise<void> {
   const files = await listRelative(out);
   const listed = files.find((f) => f.relative === OUTPUT_FILES.manifest);
   const previous = listed ? await readManifest(out, listed.size) : undefined;
@@ -35,8 +35,9 @@ export async function beginOutput(out: Location, manifest: RunManifest, rejects?
   }
   const rejectsFiles = rejects ? await claimRejects(out, rejects, ownedBefore) : [];
   await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.success));
-  for (const f of files) if (names.isPart(f.relative)) await out.storage.delete(f.key);
-  for (const f of rejectsFiles) if (isOwnedRejects(f.relative, ownedBefore)) await rejects!.storage.delete(f.key);
+  // `keep`: the parts (and staged rejects) of chunks a retry does not score again.
+  for (const f of files) if (names.isPart(f.relative) && !keep.has(f.key)) await out.storage.delete(f.key);
+  for (const f of rejectsFiles) if (isOwnedRejects(f.relative, ownedBefore) && !keep.has(f.key)) await rejects!.storage.delete(f.key);
   await writeManifest(out, manifest);
 }
 

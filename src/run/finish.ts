@@ -62,6 +62,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     if (err !== failure && worthRetrying(error) && opts.retried !== false) throw error;
     manifest.status = 'failed';
     manifest.error = errorRecord(error);
+    manifest.retry = { spec, chunks: plan.chunks, completed: done };
     // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);

@@ -1,6 +1,8 @@
 import type { ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
-import type { ModelSpec } from './spec.js';
+import type { ChunkPlan } from './plan.js';
+import type { ChunkResult } from './score-chunk.js';
+import type { ModelSpec, RunSpec } from './spec.js';
 
 /** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
 export type RunStatus = 'running' | 'succeeded' | 'failed';
@@ -35,6 +37,11 @@ export interface RunManifest {
   };
   /** The run spec's models: every file with its sha256 and size, the binding, the outputs and the engine settings. */
   models: ModelSpec[];
+  /**
+   * A failed run's plan and the results of the chunks that succeeded, which `nightscore
+   * retry` keeps when the plan still holds (their parts stay where they are).
+   */
+  retry?: { spec: RunSpec; chunks: ChunkPlan[]; completed: ChunkResult[] };
   input: { uri: string; format: string };
   output: { uri: string; format: string };
   /** Chunks the run was planned into: one part each. */

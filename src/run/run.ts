@@ -2,9 +2,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
+import { NightscoreError } from '../errors.js';
 import { openLocation } from '../storage/open.js';
 import type { PreparedJob } from './bind.js';
-import { beginRun, type RunPlan } from './begin.js';
+import { beginRun, openAttempt, type DatePlan, type RunPlan } from './begin.js';
 import { runChunk } from './chunk.js';
 import { finishRun } from './finish.js';
 import { holdOutputLock, outputLeaseMs, releaseOutputLock } from './lock.js';
@@ -34,6 +35,8 @@ export interface RunJobOptions {
    * released and no `_SUCCESS`.
    */
   signal?: AbortSignal;
+  /** `nightscore retry`: the date as planned before, and the chunks of it that stand. */
+  retry?: { planned: DatePlan; completed: ChunkResult[] };
 }
 
 /**
@@ -66,13 +69,20 @@ function wantedThreads(opts: RunJobOptions): number {
 }
 
 async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOptions, pool: ChunkThreadPool | undefined): Promise<RunManifest> {
-  const plan = await beginRun(prepared, date);
+  const plan = opts.retry ? await openAttempt(opts.retry.planned, undefined, keptFiles(opts.retry.completed)) : await beginRun(prepared, date);
   const out = openLocation(plan.spec.output.uri);
   // Lost to another run (this process stalled past its lease): score no further chunk; the
   // commit's fence then fails the attempt without publishing anything.
   let lost = false;
   const stopHeartbeat = holdOutputLock(out, plan.lock, outputLeaseMs(), () => (lost = true));
   try {
+    // Under the lock, the parts a retry keeps must still be there (no run came between).
+    for (const r of opts.retry?.completed ?? []) {
+      const part = openLocation(r.part.uri);
+      if (!(await part.storage.stat(part.key))) {
+        throw new NightscoreError('RUN_INCOMPLETE', `${r.part.uri}, the kept part of chunk ${r.index}, vanished before the retry began`, { hint: 'Another run of the date came between; run the whole date again (nightscore run … , or run --queue --force).' });
+      }
+    }
     return await scoreAndFinish(plan, opts, pool, () => lost);
   } catch (err) {
     // finishRun releases the lock whenever it returns a manifest; only a throw leaves it held.
@@ -85,7 +95,7 @@ async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOpt
 }
 
 async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThreadPool | undefined, lost: () => boolean): Promise<RunManifest> {
-  const threads = Math.min(wantedThreads(opts), plan.chunks.length);
+  const threads = Math.max(1, Math.min(wantedThreads(opts), plan.chunks.length - (opts.retry?.completed.length ?? 0)));
   pool?.grow(threads - 1);
   const progress = new Map<number, RowCounts>();
   const report = (chunk: number) => (rows: RowCounts) => {
@@ -93,7 +103,9 @@ async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThr
     const total = [...progress.values()].reduce(addRows, { read: 0, scored: 0, rejected: 0 });
     opts.onEvent?.({ type: 'progress', rows: total, chunk, chunks: plan.chunks.length });
   };
-  const results: ChunkResult[] = [];
+  const results: ChunkResult[] = [...(opts.retry?.completed ?? [])];
+  const done = new Set(results.map((r) => r.index));
+  const todo = plan.chunks.filter((c) => !done.has(c.index));
   // The first chunk in plan order that failed explains the run best: a split inside a
   // quoted field fails the chunk before the split with the fix, the one after with garbage.
   const failures = new Map<number, unknown>();
@@ -106,8 +118,8 @@ async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThr
     let next = 0;
     await Promise.all(
       Array.from({ length: threads }, async (_, slot) => {
-        while (failures.size === 0 && !lost() && !signal?.aborted && next < plan.chunks.length) {
-          const chunk = chunkSpec(plan.spec, plan.chunks[next++]!);
+        while (failures.size === 0 && !lost() && !signal?.aborted && next < todo.length) {
+          const chunk = chunkSpec(plan.spec, todo[next++]!);
           try {
             const result = pool && slot > 0
               ? await pool.run(slot - 1, chunk, report(chunk.index))
@@ -126,4 +138,14 @@ async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThr
   const first = Math.min(...failures.keys());
   const failure = signal?.aborted ? interrupted(signal) : failures.get(first);
   return finishRun(plan, results, failure, { retried: false });
+}
+
+/** The files of chunks a retry keeps: their parts and staged rejects stay in the output. */
+function keptFiles(completed: ChunkResult[]): Set<string> {
+  const keys = new Set<string>();
+  for (const r of completed) {
+    keys.add(openLocation(r.part.uri).key);
+    if (r.stagedRejects) keys.add(openLocation(r.stagedRejects.uri).key);
+  }
+  return keys;
 }
