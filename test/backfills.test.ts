@@ -34,6 +34,9 @@ describe('backfills', () => {
     expect(res.stdout).toMatch(/^backfill bf-\d{8}T\d{6}-[0-9a-f]{4}: 4 of 4 dates enqueued$/m);
     expect(res.stderr).toContain('nightscore: warning: no worker is connected to this queue');
     const id = idOf(res.stdout);
+    const single = await runCli(['run', file, '--date', '2026-09-20', '--queue'], { env: tq.env });
+    expect(single.stderr).toContain('nightscore: warning: no worker is connected to this queue');
+    await (await tq.queues.runs.getJob('cancelled@2026-09-20'))!.remove();
     const cancel = await runCli(['backfill', 'cancel', id], { env: tq.env });
     expect(cancel.stdout).toBe(`backfill ${id} cancelled: 4 queued date(s) removed (${DATES.join(', ')}); 0 running date(s) finish\n`);
     const worker = await tq.startWorker();

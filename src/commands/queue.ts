@@ -92,6 +92,12 @@ export async function scheduleSyncCommand(ctx: CommandContext, dir: string, opts
   return 0;
 }
 
+/** Enqueued work waits for a worker: say so when none is connected to this queue. */
+async function warnIfNoWorker(queues: Queues): Promise<void> {
+  if ((await queues.runs.getWorkersCount()) > 0) return;
+  process.stderr.write(`nightscore: warning: no worker is connected to this queue (${redactSecrets(queues.config.redisUrl)}, prefix ${queues.config.prefix}); the run waits until one starts (nightscore worker)\n`);
+}
+
 /** Follows a backfill to its end: a progress line on a terminal, a line per change otherwise. Exit 1 if a date failed. */
 async function followBackfill(ctx: CommandContext, queues: Queues, id: string): Promise<number> {
   let lastLine = '';
@@ -193,6 +199,7 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
     }
     const told = added ? (was === 'unknown' ? 'enqueued' : `enqueued again (it had ${was === 'completed' ? 'succeeded' : was})`) : was === 'completed' ? 'already succeeded (--force runs it again)' : `already queued (${was})`;
     process.stderr.write(`${told}: ${id}\n`);
+    if (added) await warnIfNoWorker(queues);
     if (!opts.wait) return 0;
     const events = new QueueEvents(queues.runs.name, { connection: connectionOptions(queues.config), prefix: queues.config.prefix });
     events.on('error', (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
@@ -269,9 +276,7 @@ export async function backfillCommand(
     }
     const { id, added } = await applyBackfill(queues, job, decisions, { maxParallel, modelAsOf: opts.modelAsOf, reprocess: opts.reprocess });
     process.stdout.write(`backfill ${id}: ${added} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} run${maxParallel === 1 ? '' : 's'} at a time)` : ''}\n`);
-    if (added > 0 && (await queues.runs.getWorkersCount()) === 0) {
-      process.stderr.write(`nightscore: warning: no worker is connected to this queue (${redactSecrets(queues.config.redisUrl)}, prefix ${queues.config.prefix}); the dates wait until one starts (nightscore worker)\n`);
-    }
+    if (added > 0) await warnIfNoWorker(queues);
     if (!opts.wait) return 0;
     return followBackfill(ctx, queues, id);
   });
