@@ -19,6 +19,10 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY models ./models
 COPY jobs ./jobs
+# /app stays root's and read-only to the process; it writes only its data folder (the demo's
+# input and scores) and the model cache under the temp folder.
+RUN mkdir -p /app/data && chown node:node /app/data
+ENV NIGHTSCORE_MODEL_CACHE=/tmp/nightscore-models
 USER node
 EXPOSE 9464
 # The same entry point the tests run: node dist/cli.js <command>. A 2 MB young-generation

@@ -47,5 +47,16 @@ describe('deployment shape', () => {
     expect(text).toMatch(/^HEALTHCHECK /m);
     expect(text).toMatch(/npm ci .*--ignore-scripts/);
     expect(text).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=2", "\/app\/dist\/cli\.js"\]$/m);
+    // The process writes only its data folder and the temp folder (the model cache).
+    expect(text).toMatch(/^RUN mkdir -p \/app\/data && chown node:node \/app\/data$/m);
+    expect(text).toMatch(/^ENV NIGHTSCORE_MODEL_CACHE=\/tmp\//m);
+  });
+
+  it('.dockerignore keeps installed, built and data trees out of the build context', async () => {
+    const ignored = (await readFile(path.join(REPO, '.dockerignore'), 'utf8')).split('\n').filter((l) => l && !l.startsWith('#'));
+    for (const tree of ['.git', 'node_modules', 'dist', 'data', '.bench']) expect(ignored).toContain(tree);
+    // What the Dockerfile copies must not be ignored.
+    const copied = [...(await readFile(path.join(REPO, 'Dockerfile'), 'utf8')).matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(' '));
+    for (const source of copied) expect(ignored).not.toContain(source);
   });
 });
