@@ -223,10 +223,11 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
       : undefined;
     try {
       const run = await queues.runs.getJob(id);
-      // A run removed meanwhile (a backfill cancelled, a --force elsewhere) never finishes.
+      // The queue's events can be missed (a reconnect), and a run removed meanwhile (a backfill
+      // cancelled, a --force elsewhere) never finishes: its state is looked at too.
       let gone: NodeJS.Timeout | undefined;
       const removed = new Promise<void>((resolve) => {
-        gone = setInterval(() => void queues.runs.getJobState(id).then((s) => s === 'unknown' && resolve(), () => undefined), 2_000);
+        gone = setInterval(() => void queues.runs.getJobState(id).then((s) => ['completed', 'failed', 'unknown'].includes(s) && resolve(), () => undefined), 1_000);
       });
       await Promise.race([run?.waitUntilFinished(events).catch(() => undefined), removed]).finally(() => clearInterval(gone));
     } finally {
