@@ -9,7 +9,6 @@ import { NightscoreError } from '../errors.js';
 import { loadJob } from '../job/load.js';
 import { runId } from './config.js';
 import type { Queues, RunJobData } from './queues.js';
-import { outputState } from './backfill.js';
 import { readStatus, type DateStatus } from './status.js';
 
 export interface BackfillRecord {
@@ -79,14 +78,11 @@ export async function backfillProgress(queues: Queues, record: BackfillRecord, n
   const statuses = await readStatus(queues, job, record.enqueued);
   // A date is this backfill's once its run carries the backfill's id or its output was
   // written since the backfill began; until then what its output says is an older run's.
-  const dates = await Promise.all(
-    statuses.map(async (d): Promise<DateStatus> => {
-      const run = await queues.runs.getJob(runId(record.job, d.date));
-      const ours = (run?.data as RunJobData | undefined)?.backfill === record.id || Date.parse((await outputState(job, d.date)).manifest?.started_at ?? '') >= created;
-      if (ours && !(record.cancelled_at && d.state === 'missing')) return d;
-      return { date: d.date, state: record.cancelled_at ? 'cancelled' : 'scheduled' };
-    }),
-  );
+  const dates = statuses.map((d): DateStatus => {
+    const ours = d.backfill === record.id || Date.parse(d.started_at ?? '') >= created;
+    if (ours && !(record.cancelled_at && d.state === 'missing')) return d;
+    return { date: d.date, state: record.cancelled_at ? 'cancelled' : 'scheduled' };
+  });
   const counts: Record<string, number> = {};
   for (const d of dates) counts[d.state] = (counts[d.state] ?? 0) + 1;
   const rows = { read: 0, scored: 0, rejected: 0 };

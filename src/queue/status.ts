@@ -21,6 +21,9 @@ export interface DateStatus {
   enqueued_at?: string;
   finished_at?: string;
   error?: string;
+  /** When the date's output was last begun (its manifest's started_at), and the backfill its queued run belongs to. */
+  started_at?: string;
+  backfill?: string;
   /** input.wait: a queued run whose input is not there yet, since when, and why. */
   waiting_for_input?: { since: string; reason: string };
 }
@@ -41,18 +44,21 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       const fromManifest = manifest && manifest.status !== 'running'
         ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}) }
         : {};
+      const backfill = (run?.data as RunJobData | undefined)?.backfill;
+      const origin = { ...(manifest ? { started_at: manifest.started_at } : {}), ...(backfill ? { backfill } : {}) };
+      const withOrigin = (status: DateStatus): DateStatus => ({ ...status, ...origin });
       if (run) {
         const attempts = run.attemptsMade;
         const enqueued_at = new Date(run.timestamp).toISOString();
         const ended = { attempts, enqueued_at, ...(run.finishedOn ? { finished_at: new Date(run.finishedOn).toISOString() } : {}), ...fromManifest };
         // A date scored since its queued run failed (in process, say) is what its output says.
         const scoredSince = success && manifest?.status === 'succeeded' && run.finishedOn !== undefined && Date.parse(manifest.finished_at ?? '') > run.finishedOn;
-        if (state === 'failed' && scoredSince) return { date, state: 'succeeded', ...fromManifest };
-        if (state === 'failed') return { date, state: 'failed', ...ended, error: summary(decodeFailure(run.failedReason)) };
+        if (state === 'failed' && scoredSince) return withOrigin({ date, state: 'succeeded', ...fromManifest });
+        if (state === 'failed') return withOrigin({ date, state: 'failed', ...ended, error: summary(decodeFailure(run.failedReason)) });
         if (state === 'completed') {
-          return success
+          return withOrigin(success
             ? { date, state: 'succeeded', ...ended }
-            : { date, state: 'failed', ...ended, error: 'the run completed, but its output has no _SUCCESS now (changed since?)' };
+            : { date, state: 'failed', ...ended, error: 'the run completed, but its output has no _SUCCESS now (changed since?)' });
         }
         const data = run.data as RunJobData;
         if (state === 'active' || state === 'waiting-children' || data.plan) {
@@ -62,14 +68,14 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
           const results = Object.values(await run.getChildrenValues<{ stats?: { rows?: { read: number; scored: number; rejected: number } } }>().catch(() => ({})));
           const rows = { read: 0, scored: 0, rejected: 0 };
           for (const r of results) if (r?.stats?.rows) for (const k of ['read', 'scored', 'rejected'] as const) rows[k] += r.stats.rows[k];
-          return { date, state: 'running', attempts, enqueued_at, chunks: { done, total: data.plan?.chunks.length ?? 0 }, rows };
+          return withOrigin({ date, state: 'running', attempts, enqueued_at, chunks: { done, total: data.plan?.chunks.length ?? 0 }, rows });
         }
         const waiting = data.waitingSince === undefined ? {} : { waiting_for_input: { since: new Date(data.waitingSince).toISOString(), reason: data.waitingFor ?? '' } };
-        return { date, state: 'scheduled', attempts, enqueued_at, ...waiting };
+        return withOrigin({ date, state: 'scheduled', attempts, enqueued_at, ...waiting });
       }
-      if (success) return { date, state: 'succeeded', ...fromManifest };
-      if (manifest?.status === 'failed') return { date, state: 'failed', ...fromManifest };
-      return { date, state: 'missing' };
+      if (success) return withOrigin({ date, state: 'succeeded', ...fromManifest });
+      if (manifest?.status === 'failed') return withOrigin({ date, state: 'failed', ...fromManifest });
+      return withOrigin({ date, state: 'missing' });
     }),
   );
 }
