@@ -11,7 +11,7 @@ import { parseLogicalDate } from '../job/template.js';
 import { formatSummary, terminalProgress } from '../observe/progress.js';
 import { listInputs, type SkippedObject } from '../run/plan.js';
 import { checkOutputApart } from '../run/begin.js';
-import { prepareJob } from '../run/bind.js';
+import { prepareJob, type PreparedJob } from '../run/bind.js';
 import { checkInputColumns } from '../run/inspect.js';
 import { featureColumns } from '../model/features.js';
 import { runJob, type RunJobOptions } from '../run/run.js';
@@ -40,28 +40,41 @@ export function yesterday(): string {
  */
 export async function retryCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string }): Promise<number> {
   const date = parseLogicalDate(opts.date);
+  const threads = threadsOption(opts.threads);
   const job = await loadJob(jobFile);
-  const retry = await planRetry(await prepareJob(job), date);
+  const prepared = await prepareJob(job);
+  const retry = await planRetry(prepared, date);
   if (retry.kind === 'nothing') {
     process.stderr.write(`nightscore: ${retry.reason}\n`);
     return 0;
   }
   if (retry.kind === 'whole') process.stderr.write(`nightscore: scoring the whole date: ${retry.reason}\n`);
   else process.stderr.write(`nightscore: retrying chunk${retry.todo.length === 1 ? '' : 's'} ${retry.todo.join(', ')} of ${retry.planned.chunks.length}; keeping the parts of the ${retry.completed.length} that succeeded\n`);
-  return runCommand(ctx, jobFile, { ...opts, ...(retry.kind === 'chunks' ? { retry: { planned: retry.planned, completed: retry.completed } } : {}) });
+  // The job and model as retry planned with them: the run scores what was compared.
+  return scoreDate(ctx, prepared, date, { ...opts, threads, ...(retry.kind === 'chunks' ? { retry: { planned: retry.planned, completed: retry.completed } } : {}) });
 }
 
-export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string; waitForInput?: boolean; retry?: RunJobOptions['retry'] }): Promise<number> {
-  const { log, interactive } = ctx;
+export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string; waitForInput?: boolean }): Promise<number> {
   const date = parseLogicalDate(opts.date);
-  const threads = optionInteger('--threads', opts.threads, { min: 1, max: MAX_THREADS, unit: 'threads' });
+  const threads = threadsOption(opts.threads);
   const job = await loadJob(jobFile);
   if (opts.waitForInput && !job.input.wait) {
     throw new NightscoreError('BAD_OPTION', `--wait-for-input waits as input.wait says, and ${job.file} sets no input.wait`, {
       hint: 'Add input: { wait: { timeout: "6h", poll: "5m" } } to the job file.',
     });
   }
-  const prepared = await prepareJob(job);
+  return scoreDate(ctx, await prepareJob(job), date, { ...opts, threads });
+}
+
+function threadsOption(raw: string | undefined): number | undefined {
+  return optionInteger('--threads', raw, { min: 1, max: MAX_THREADS, unit: 'threads' });
+}
+
+/** Scores one date of a prepared job in this process (run, retry). */
+async function scoreDate(ctx: CommandContext, prepared: PreparedJob, date: string, opts: { json?: boolean; threads?: number; waitForInput?: boolean; retry?: RunJobOptions['retry'] }): Promise<number> {
+  const { log, interactive } = ctx;
+  const { job } = prepared;
+  const { threads } = opts;
   const progress = interactive && !opts.json ? terminalProgress(process.stderr) : undefined;
   log.info({ job: job.name, date, model_sha256: prepared.model.sha256 }, 'run started');
   // Ctrl-C or SIGTERM stops the run cleanly: a failed manifest, the lock released, no
