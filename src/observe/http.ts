@@ -9,12 +9,14 @@ export interface HealthServerOptions {
   /** Resolves to the reason the worker is not ready, or undefined when it is. */
   notReady: () => Promise<string | undefined>;
   registry: Registry;
+  /** The queue's backlog as JSON (/backlog), for an autoscaler: see queueBacklog. */
+  backlog: () => Promise<unknown>;
 }
 
 /**
  * /healthz: the process is alive. /readyz: Redis answers and the models load. /metrics:
- * Prometheus text. Binds to loopback unless told otherwise, so metrics are not exposed by
- * accident.
+ * Prometheus text. /backlog: the chunks waiting or being scored, as JSON. Binds to loopback
+ * unless told otherwise, so metrics are not exposed by accident.
  */
 export async function startHealthServer(opts: HealthServerOptions): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
@@ -35,6 +37,13 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ se
       opts.registry.metrics().then(
         (text) => reply(200, text, opts.registry.contentType),
         (err: Error) => reply(500, `${err.message}\n`),
+      );
+      return;
+    }
+    if (path === '/backlog') {
+      opts.backlog().then(
+        (backlog) => reply(200, `${JSON.stringify(backlog)}\n`, 'application/json'),
+        (err: Error) => reply(503, `${JSON.stringify({ error: err.message })}\n`, 'application/json'),
       );
       return;
     }

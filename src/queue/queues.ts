@@ -101,12 +101,19 @@ export function chunkJobOptions(config: QueueConfig): JobsOptions {
   };
 }
 
+/**
+ * BullMQ priority of a backfill's runs and chunks. Jobs with no priority go before any with
+ * one, so tonight's scheduled run (and a `run --queue`) is never stuck behind a year of
+ * backfill; among backfills, order is first come, first served.
+ */
+export const BACKFILL_PRIORITY = 100;
+
 /** Enqueues the run of one date; returns false when a run with that id already exists. */
 export async function enqueueRun(queues: Queues, jobName: string, jobFile: string, date: string, opts: { modelAsOf?: string; backfill?: string } = {}): Promise<boolean> {
   const id = runId(jobName, date);
   if ((await queues.runs.getJobState(id)) !== 'unknown') return false;
   const data: RunJobData = { jobFile, date, step: 'plan', ...(opts.modelAsOf === undefined ? {} : { modelAsOf: opts.modelAsOf }), ...(opts.backfill === undefined ? {} : { backfill: opts.backfill }) };
-  await queues.runs.add('run', data, runJobOptions(queues.config, jobName, date));
+  await queues.runs.add('run', data, { ...runJobOptions(queues.config, jobName, date), ...(opts.backfill === undefined ? {} : { priority: BACKFILL_PRIORITY }) });
   return true;
 }
 

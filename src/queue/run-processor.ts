@@ -17,7 +17,7 @@ import { pausedSchedules } from './schedule.js';
 import { succeededAfter } from './backfill.js';
 import { getBackfill } from './backfills.js';
 import { outdatedJob, toQueueError } from './errors.js';
-import { chunkJobOptions, enqueueRun, IN_FLIGHT_STATES, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
+import { BACKFILL_PRIORITY, chunkJobOptions, enqueueRun, IN_FLIGHT_STATES, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
 export interface RunSummary {
@@ -153,6 +153,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
           data: chunkData,
           opts: {
             ...chunkJobOptions(queues.config),
+            ...(data.backfill === undefined ? {} : { priority: BACKFILL_PRIORITY }),
             jobId: chunkId(job.id!, plan.manifest.attempt, chunk.index),
             parent: { id: job.id!, queue: job.queueQualifiedName },
           },

@@ -13,6 +13,7 @@ import type { ChunkResult } from '../run/score-chunk.js';
 import { ChunkThreadPool } from '../run/thread-pool.js';
 import { chunkProcessor, type ChunkJobData } from './chunk-processor.js';
 import { connectionOptions, QUEUES, type QueueConfig } from './config.js';
+import { queueBacklog } from './backlog.js';
 import { keepRunLeases } from './lease-keeper.js';
 import { openQueues } from './queues.js';
 import { checkRedis } from './redis-check.js';
@@ -70,6 +71,7 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
       port: opts.port ?? 9464,
       registry: metrics.registry,
       notReady: () => notReady(queues.runs, opts.jobsDir),
+      backlog: () => queueBacklog(queues),
     });
   } catch (err) {
     metrics.stop();

@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueBacklog, type QueueBacklog } from '../src/queue/backlog.js';
+import { BACKFILL_PRIORITY } from '../src/queue/queues.js';
+import { csvOf } from './support/data.js';
+import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
+import { REPO, runCli, Workspace } from './support/workspace.js';
+
+/**
+ * GET /backlog is what the Kubernetes autoscaler (KEDA's metrics-api trigger) scales the
+ * workers on: chunks waiting + prioritized + active. A backfill's chunks are prioritized
+ * (below tonight's runs), so a count of the `wait` list alone would see none of them.
+ */
+let ws: Workspace;
+let tq: TestQueue;
+const DATES = ['2026-10-01', '2026-10-02', '2026-10-03', '2026-10-04'];
+beforeAll(async () => {
+  ws = await Workspace.create();
+  for (const [i, d] of DATES.entries()) await ws.write(`in/dt=${d}/a.csv`, csvOf(40_000, i));
+  tq = await createTestQueue();
+});
+afterAll(async () => {
+  await tq?.close();
+  await ws?.remove();
+});
+
+describe('the backlog endpoint', () => {
+  it("equals the queue's waiting + prioritized + active chunks while a backfill runs, and 0 after", async () => {
+    const file = await ws.job('backlog.yaml', {
+      name: 'backlog',
+      input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
+      model: { path: `${REPO}/models/churn/model.onnx` },
+      output: { uri: 'out/dt={date}/', format: 'csv' },
+      chunk: { rows: 2_000 },
+    });
+    const worker = await tq.startWorker({}, ['--concurrency', '1']);
+    const backlog = async () => (await fetch(`http://127.0.0.1:${worker.port}/backlog`)).json() as Promise<QueueBacklog>;
+    const res = await runCli(['backfill', file, '--from', DATES[0]!, '--to', DATES.at(-1)!], { env: tq.env });
+    expect(res.code, res.stderr).toBe(0);
+
+    // Chunks finish all the time: compare only when the queue read the same before and after
+    // the request, so the endpoint saw that state too.
+    const compared: QueueBacklog[] = [];
+    const deadline = Date.now() + 60_000;
+    while (compared.length < 5 && Date.now() < deadline) {
+      const before = await queueBacklog(tq.queues);
+      const served = await backlog();
+      const after = await queueBacklog(tq.queues);
+      if (JSON.stringify(before.chunks) !== JSON.stringify(after.chunks) || before.backlog === 0) continue;
+      const { waiting, prioritized, active } = before.chunks;
+      expect(served.chunks).toEqual(before.chunks);
+      expect(served.backlog).toBe(waiting + prioritized + active);
+      compared.push(served);
+    }
+    expect(compared.length, `too few steady moments to compare; worker log:\n${worker.log()}`).toBe(5);
+    // The backfill's chunks wait in the prioritized set, and one is scoring at a time.
+    expect(compared.some((b) => b.chunks.prioritized > 0 && b.chunks.active === 1)).toBe(true);
+    const sample = (await tq.queues.chunks.getJobs(['prioritized'], 0, 0))[0];
+    expect(sample?.opts.priority).toBe(BACKFILL_PRIORITY);
+
+    await tq.waitFor(file, DATES[0]!, DATES.at(-1)!, allIn(['succeeded']), 120_000);
+    expect(await backlog()).toMatchObject({ backlog: 0, chunks: { waiting: 0, prioritized: 0, active: 0 } });
+  }, 150_000);
+});
