@@ -31,5 +31,8 @@ EXPOSE 9464
 # and an in-process run measured no slower (npm run bench runs node with these flags).
 ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/cli.js"]
 CMD ["worker", "--jobs-dir", "/app/jobs"]
-HEALTHCHECK --interval=15s --timeout=3s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.NIGHTSCORE_HTTP_PORT || 9464) + '/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Readiness, not liveness: a worker is healthy when Redis answers and its models load, which is
+# what `depends_on: service_healthy` waits for. The other commands
+# (ui, schedule sync --watch, one-shot seeds and backfills) say so in their compose service.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.NIGHTSCORE_HTTP_PORT || 9464) + '/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

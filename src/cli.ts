@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** Argument parsing only: each command lives in src/commands. */
 import { Command, CommanderError, Option } from 'commander';
-import { demoCommand, retryCommand, runCommand, validateCommand, yesterday, type CommandContext } from './commands/local.js';
+import { demoCommand, retryCommand, runCommand, validateCommand, yesterday, type CommandContext, type DemoOptions } from './commands/local.js';
 import { toNightscoreError } from './errors.js';
 import { createLogger } from './observe/log.js';
 import { VERSION } from './version.js';
@@ -58,10 +58,13 @@ function buildProgram(): Command {
   program
     .command('demo')
     .description('generate a day of input for the example job (jobs/churn-daily.yaml) and score it')
-    .option('--date <YYYY-MM-DD>', 'logical date', yesterday())
+    .option('--date <YYYY-MM-DD>', 'logical date (the last, with --days)', yesterday())
     .option('--rows <n>', 'customers to generate', '200000')
     .option('--files <n>', 'input files', '2')
-    .action((opts: { date: string; rows: string; files: string }) => exit(() => demoCommand(ctx, opts))());
+    .option('--days <n>', 'days of input, ending at --date', '1')
+    .option('--job <job.yaml>', "another job with the example's columns (a deployment's: seeds its object storage)")
+    .option('--input-only', 'write the input and stop (for the workers to score: nightscore backfill)')
+    .action((opts: DemoOptions) => exit(() => demoCommand(ctx, opts))());
   program
     .command('worker')
     .description('consume runs and chunks from the queue until SIGTERM/SIGINT; serves /healthz, /readyz, /metrics')
@@ -77,7 +80,8 @@ function buildProgram(): Command {
     .argument('[jobs-dir]', 'folder of job files', 'jobs')
     .option('--dry-run', 'say what would change, change nothing')
     .option('--prune', 'also remove schedulers of job files in other folders')
-    .action((dir: string, opts: { dryRun?: boolean; prune?: boolean }) => exit(async () => (await queue()).scheduleSyncCommand(ctx, dir, opts))());
+    .option('--watch', 'keep running: sync again whenever the job files change (a deployment\'s scheduler), until SIGTERM')
+    .action((dir: string, opts: { dryRun?: boolean; prune?: boolean; watch?: boolean }) => exit(async () => (await queue()).scheduleSyncCommand(ctx, dir, opts))());
   schedule
     .command('list')
     .description('every schedule: job, cron, time zone, next fire, last run, paused')
@@ -98,14 +102,15 @@ function buildProgram(): Command {
     .description('enqueue one run per date in a range, as a backfill with an id (backfill show|cancel <id>, backfills)')
     .argument('<job.yaml>', 'job definition')
     .option('--from <YYYY-MM-DD>', 'first date (required)')
-    .option('--to <YYYY-MM-DD>', 'last date (required)')
+    .option('--to <YYYY-MM-DD>', 'last date (required with --from; with --days, default yesterday)')
+    .option('--days <n>', 'instead of --from: the n dates ending at --to')
     .option('--reprocess <which>', 'missing (no _SUCCESS, never run), failed, all, or stale (succeeded, scored by another model version than this backfill would use)', 'missing')
     .option('--model-as-of <when>', 'registry alias as of: date (the end of each logical date), now, or a YYYY-MM-DD', 'now')
     .option('--max-parallel-runs <n>', 'runs of this backfill in flight at once')
     .option('--reverse', 'newest date first')
     .option('--dry-run', 'print what would be enqueued, enqueue nothing')
     .option('--wait', 'follow the backfill to its end (a progress line on a terminal); exit 1 if a date failed')
-    .action((job: string, opts: { from?: string; to?: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string; wait?: boolean }) =>
+    .action((job: string, opts: { from?: string; to?: string; days?: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string; wait?: boolean }) =>
       exit(async () => (await queue()).backfillCommand(ctx, job, opts))(),
     );
   backfill

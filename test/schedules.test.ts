@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestQueue, type TestQueue } from './support/queue.js';
-import { runCli, Workspace } from './support/workspace.js';
+import { runCli, startCli, Workspace } from './support/workspace.js';
 
 /**
  * Schedules you can see and stop (README "The queue"): `schedule list`, `pause`/`resume`, and
@@ -82,4 +82,37 @@ describe('schedules', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('there is no schedule for a job named "nope"');
   }, 30_000);
+
+  it('sync --watch (a deployment\'s scheduler) syncs again when the job files change, keeps the last good schedules while a file is broken, and stops on SIGTERM', async () => {
+    await ws.job('watched/w1.yaml', { name: 'w1', schedule: { cron: '0 2 * * *' }, ...base });
+    const watch = startCli(['schedule', 'sync', ws.path('watched'), '--watch'], { ...tq.env, NIGHTSCORE_LOG_LEVEL: 'info', NIGHTSCORE_SCHEDULE_WATCH_MS: '200' });
+    const cronOf = async (key: string) => (await tq.queues.runs.getJobSchedulers(0, -1)).find((s) => s.key === key)?.pattern;
+    const until = async (what: () => Promise<boolean>, label: string) => {
+      const deadline = Date.now() + 15_000;
+      while (!(await what())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}:\n${watch.output()}`);
+        await sleep(100);
+      }
+    };
+    await until(async () => (await cronOf('job.w1')) === '0 2 * * *', 'the first sync');
+    // A ConfigMap update: the file changes, and one more appears.
+    await ws.job('watched/w1.yaml', { name: 'w1', schedule: { cron: '30 4 * * *' }, ...base });
+    await ws.job('watched/w2.yaml', { name: 'w2', schedule: { cron: '0 5 * * *' }, ...base });
+    await until(async () => (await cronOf('job.w1')) === '30 4 * * *' && (await cronOf('job.w2')) === '0 5 * * *', 'the re-sync');
+    // A broken file: nothing is removed or changed, and the log says why, once.
+    await ws.write('watched/w2.yaml', 'name: w2\nschedule: { cron: "not a cron" }\n');
+    await until(async () => watch.output().includes('cannot be synced'), 'the error');
+    await sleep(1000);
+    expect(watch.output().match(/cannot be synced/g)).toHaveLength(1);
+    expect(await cronOf('job.w2')).toBe('0 5 * * *');
+    // Fixed by removing it: its scheduler goes.
+    const { rm } = await import('node:fs/promises');
+    await rm(ws.path('watched/w2.yaml'));
+    await until(async () => (await cronOf('job.w2')) === undefined, 'the removal');
+    expect(await cronOf('job.w1')).toBe('30 4 * * *');
+    watch.child.kill('SIGTERM');
+    const end = await watch.done;
+    expect(end.code, watch.output()).toBe(0);
+    expect(watch.output()).toContain('schedule watch stopped');
+  }, 40_000);
 });

@@ -5,7 +5,10 @@ import { optionInteger } from '../env.js';
 import { exitCodeFor, NightscoreError, toNightscoreError } from '../errors.js';
 import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import { writeDemoDay } from '../demo/demo.js';
-import { loadJob, locateRun, type JobDefinition } from '../job/load.js';
+import { loadJob, locateRun, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
+import { daysEnding } from '../job/dates.js';
+import { isModelRef, parseModelRef } from '../registry/ref.js';
+import { Registry, registryRoot } from '../registry/registry.js';
 import { waitForInput, type WaitState } from '../run/wait.js';
 import { parseLogicalDate } from '../job/template.js';
 import { formatSummary, terminalProgress } from '../observe/progress.js';
@@ -181,22 +184,61 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
 }
 
 /** nightscore demo: write a demo day for the example job and score it. */
-export async function demoCommand(ctx: CommandContext, opts: { date: string; rows: string; files: string }): Promise<number> {
+export interface DemoOptions {
+  date: string;
+  rows: string;
+  files: string;
+  /** Another job to write demo input for (one with the example job's columns): compose seeds S3 this way. */
+  job?: string;
+  /** Days of input, ending at `date`. @defaultValue 1 */
+  days?: string;
+  /** Write the input and stop: a queue's workers (a backfill) score it. */
+  inputOnly?: boolean;
+}
+
+/**
+ * nightscore demo: a day (or days) of realistic input for the example job, scored in this
+ * process. With --job and --input-only it seeds a deployment's object storage instead; a job
+ * naming its model models:/name@alias gets the example model registered under that alias
+ * when the alias is not set yet, so a fresh stack has everything it needs to score.
+ */
+export async function demoCommand(ctx: CommandContext, opts: DemoOptions): Promise<number> {
   const date = parseLogicalDate(opts.date);
-  const rows = Number(opts.rows);
-  const files = Number(opts.files);
-  if (!Number.isInteger(rows) || rows < 1 || !Number.isInteger(files) || files < 1) {
-    throw new NightscoreError('BAD_OPTION', '--rows and --files take positive whole numbers');
-  }
-  const jobFile = path.join(REPO, 'jobs', 'churn-daily.yaml');
+  const rows = optionInteger('--rows', opts.rows, { min: 1, max: 100_000_000, unit: 'rows' })!;
+  const files = optionInteger('--files', opts.files, { min: 1, max: 1_000, unit: 'files' })!;
+  const days = optionInteger('--days', opts.days, { min: 1, max: 366, unit: 'days' }) ?? 1;
+  const jobFile = opts.job ?? path.join(REPO, 'jobs', 'churn-daily.yaml');
   const job = await loadJob(jobFile);
-  if (job.input.uri.startsWith('s3://')) throw new NightscoreError('BAD_OPTION', 'the demo writes its input locally; the example job must use local paths');
-  process.stderr.write(`writing a demo day of ${rows.toLocaleString('en-US')} customers for ${date}…\n`);
-  const input = await writeDemoDay(job, date, { rows, files, seed: 7 });
-  process.stderr.write(`input ready at ${input}\nscoring: nightscore run ${path.relative(process.cwd(), jobFile)} --date ${date}\n\n`);
-  const code = await runCommand(ctx, jobFile, { date });
-  const { outputUri } = locateRun(job, date);
-  process.stdout.write(`\npredictions: ${outputUri}part-*.csv\nrun record:  ${outputUri}_manifest.json\n`);
+  await registerExampleModel(job);
+  const dates = daysEnding(date, days);
+  for (const d of dates) {
+    process.stderr.write(`writing a demo day of ${rows.toLocaleString('en-US')} customers for ${d}…\n`);
+    process.stderr.write(`input ready at ${await writeDemoDay(job, d, { rows, files, seed: 7 })}\n`);
+  }
+  const range = dates.length === 1 ? `--date ${date}` : `--from ${dates[0]} --to ${date}`;
+  if (opts.inputOnly) {
+    process.stdout.write(`demo input written for ${dates.length} date(s); score it with: nightscore ${dates.length === 1 ? 'run' : 'backfill'} ${jobFile} ${range}${dates.length === 1 ? ' [--queue]' : ''}\n`);
+    return 0;
+  }
+  let code = 0;
+  for (const d of dates) {
+    process.stderr.write(`scoring: nightscore run ${path.relative(process.cwd(), jobFile)} --date ${d}\n\n`);
+    code = Math.max(code, await runCommand(ctx, jobFile, { date: d }));
+    const { outputUri } = locateRun(job, d);
+    process.stdout.write(`\npredictions: ${outputUri}part-*.csv\nrun record:  ${outputUri}_manifest.json\n`);
+  }
   return code;
+}
+
+/** For a job whose model is models:/name@alias with the alias unset: registers the shipped example model there. */
+async function registerExampleModel(job: JobDefinition): Promise<void> {
+  const written = modelLocation(job);
+  if (!isModelRef(written)) return;
+  const ref = parseModelRef(written);
+  if (ref.kind !== 'alias') return;
+  const registry = new Registry(registryRoot(registryOf(job)));
+  if ((await registry.aliases(ref.name)).aliases[ref.alias] !== undefined) return;
+  const record = await registry.register(ref.name, path.join(REPO, 'models', 'churn', 'model.onnx'), { alias: ref.alias, reason: 'nightscore demo: the example model', description: 'the shipped example churn model' });
+  process.stderr.write(`registered the example model as ${ref.name}/${record.version} (${ref.name}@${ref.alias}) in ${registry.root}\n`);
 }
 

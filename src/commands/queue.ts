@@ -1,10 +1,13 @@
 import { QueueEvents } from 'bullmq';
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { checkModelAsOf, dateRange, modelAsOf } from '../job/dates.js';
+import { checkModelAsOf, dateRange, daysEnding, modelAsOf } from '../job/dates.js';
 import { loadJob, loadJobsDir, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
-import { envInteger, optionInteger } from '../env.js';
+import { envInteger, envMilliseconds, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
@@ -79,17 +82,83 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   return 0;
 }
 
-/** nightscore schedule sync: one job scheduler per job file with a schedule. */
-export async function scheduleSyncCommand(ctx: CommandContext, dir: string, opts: { dryRun?: boolean; prune?: boolean } = {}): Promise<number> {
+/** nightscore schedule sync: one job scheduler per job file with a schedule; with --watch, again on every change. */
+export async function scheduleSyncCommand(ctx: CommandContext, dir: string, opts: { dryRun?: boolean; prune?: boolean; watch?: boolean } = {}): Promise<number> {
+  if (opts.watch) return watchSchedules(ctx, dir, opts);
   // Every file is read and checked before Redis is touched: nothing is half-applied.
   const jobs = await loadJobsDir(dir);
   const result = await withQueues(ctx, (queues) => syncSchedules(queues, jobs, { dir, ...opts }));
-  const would = opts.dryRun ? 'would be ' : '';
-  const lines = [`${opts.dryRun ? 'dry run: ' : ''}schedulers ${would}upserted: ${result.upserted.join(', ') || '(none)'}`];
+  process.stdout.write(`${syncLines(result, opts.dryRun).join('\n')}\n`);
+  return 0;
+}
+
+function syncLines(result: Awaited<ReturnType<typeof syncSchedules>>, dryRun: boolean | undefined): string[] {
+  const would = dryRun ? 'would be ' : '';
+  const lines = [`${dryRun ? 'dry run: ' : ''}schedulers ${would}upserted: ${result.upserted.join(', ') || '(none)'}`];
   if (result.removed.length) lines.push(`${would}removed: ${result.removed.join(', ')}`);
   if (result.leftAlone.length) lines.push(`left alone (job files in other folders; --prune removes them): ${result.leftAlone.map((l) => `${l.id}${l.file ? ` (${l.file})` : ''}`).join(', ')}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
+  return lines;
+}
+
+/**
+ * schedule sync --watch: the scheduler process of a deployment. Syncs at start, then whenever
+ * the folder's job files change (a Kubernetes ConfigMap update swaps them all at once), until
+ * SIGTERM. It polls the files' contents rather than watching events: a mounted ConfigMap
+ * changes by a symlink swap that file watchers report unevenly. A folder that stops
+ * validating keeps the schedules of its last good state (and says why) until it is fixed.
+ */
+async function watchSchedules(ctx: CommandContext, dir: string, opts: { dryRun?: boolean; prune?: boolean }): Promise<number> {
+  if (process.env.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
+  const everyMs = envMilliseconds(process.env, 'NIGHTSCORE_SCHEDULE_WATCH_MS', 10_000, 'schedule sync --watch looks at the job files every 10 s');
+  // The first sync must work (a bad folder or Redis is the deployment's error to see at once).
+  const first = await loadJobsDir(dir);
+  const config = queueConfig();
+  await checkRedis(config);
+  const queues = openQueues(config, (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
+  let stopped = false;
+  let wake: () => void = () => undefined;
+  const stop = () => {
+    stopped = true;
+    wake();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  try {
+    let synced = await jobsFingerprint(dir);
+    ctx.log.info({ dir, lines: syncLines(await syncSchedules(queues, first, { dir, ...opts }), opts.dryRun) }, 'schedules synced; watching the job files');
+    let reported: string | undefined;
+    while (!stopped) {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, everyMs).unref();
+      });
+      if (stopped) break;
+      try {
+        const now = await jobsFingerprint(dir);
+        if (now === synced) continue;
+        const result = await syncSchedules(queues, await loadJobsDir(dir), { dir, ...opts });
+        synced = now;
+        reported = undefined;
+        ctx.log.info({ dir, lines: syncLines(result, opts.dryRun) }, 'job files changed: schedules synced');
+      } catch (err) {
+        const e = toNightscoreError(err);
+        // Said once per problem, not every few seconds.
+        if (e.message !== reported) ctx.log.error({ err: e.toJSON() }, 'job files changed but cannot be synced; the schedules stay as they were');
+        reported = e.message;
+      }
+    }
+  } finally {
+    await queues.close();
+  }
+  ctx.log.info('schedule watch stopped');
   return 0;
+}
+
+/** The names and contents of a folder's job files, hashed: what a re-sync depends on. */
+async function jobsFingerprint(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  for (const name of (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort()) hash.update(name).update('\0').update(await readFile(path.join(dir, name))).update('\0');
+  return hash.digest('hex');
 }
 
 /** Enqueued work waits for a worker: say so when none is connected to this queue. */
@@ -246,12 +315,15 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
 export async function backfillCommand(
   ctx: CommandContext,
   jobFile: string,
-  opts: { from?: string; to?: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string; wait?: boolean },
+  opts: { from?: string; to?: string; days?: string; reprocess: string; maxParallelRuns?: string; dryRun?: boolean; reverse?: boolean; modelAsOf?: string; wait?: boolean },
 ): Promise<number> {
-  if (opts.from === undefined || opts.to === undefined) {
-    throw new NightscoreError('BAD_OPTION', `backfill needs --from and --to, the first and last dates`, { hint: 'For example: nightscore backfill jobs/churn.yaml --from 2026-03-01 --to 2026-03-31' });
+  const days = optionInteger('--days', opts.days, { min: 1, max: 3_660, unit: 'days' });
+  if (days !== undefined && opts.from !== undefined) {
+    throw new NightscoreError('BAD_OPTION', 'backfill takes --from or --days, not both', { hint: 'For example: --from 2026-03-01 --to 2026-03-31, or --days 7 (the week ending at --to, by default yesterday).' });
   }
-  const range = { from: opts.from, to: opts.to };
+  if (days === undefined && (opts.from === undefined || opts.to === undefined)) {
+    throw new NightscoreError('BAD_OPTION', `backfill needs --from and --to, the first and last dates (or --days)`, { hint: 'For example: nightscore backfill jobs/churn.yaml --from 2026-03-01 --to 2026-03-31, or --days 7 for the week ending yesterday' });
+  }
   if (!['missing', 'failed', 'all', 'stale'].includes(opts.reprocess)) {
     throw new NightscoreError('BAD_OPTION', `--reprocess takes missing, failed, all or stale, got "${opts.reprocess}"`);
   }
@@ -266,7 +338,7 @@ export async function backfillCommand(
       });
     }
   }
-  const dates = dateRange(range.from, range.to);
+  const dates = days === undefined ? dateRange(opts.from!, opts.to!) : daysEnding(opts.to ?? yesterday(), days);
   if (opts.reverse) dates.reverse();
   return withQueues(ctx, async (queues) => {
     const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess, expectedModel(job, opts.modelAsOf));

@@ -1,7 +1,3 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
-import { once } from 'node:events';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { openLocation } from '../storage/open.js';
 import { CHURN_FEATURES, drawCustomer, rng } from './churn-data.js';
@@ -13,15 +9,15 @@ export interface DemoDayOptions {
 }
 
 /**
- * Writes a realistic day of input for the example job: `files` CSV files of customers,
- * with the untidiness real exports have (a column order that differs from the model's,
- * an extra column, CRLF in one file, and about 1 in 2,000 rows broken).
+ * Writes a realistic day of input for the example job, wherever its input is (a folder or
+ * S3): `files` CSV files of customers, with the untidiness real exports have (a column order
+ * that differs from the model's, an extra column, CRLF in one file, and about 1 in 2,000 rows
+ * broken). What was there for the date before is replaced.
  */
 export async function writeDemoDay(job: JobDefinition, date: string, opts: DemoDayOptions): Promise<string> {
   const { inputUri } = locateRun(job, date);
-  const { key } = openLocation(inputUri);
-  await rm(key, { recursive: true, force: true });
-  await mkdir(key, { recursive: true });
+  const { storage, key: prefix } = openLocation(inputUri);
+  for (const old of await storage.list(prefix)) await storage.delete(old.key);
   const next = rng(opts.seed + Number(date.replaceAll('-', '')));
   // Real exports rarely list columns in the model's order; nightscore matches by name.
   const columns = ['customer_id', 'region', ...[...CHURN_FEATURES].reverse()];
@@ -29,20 +25,25 @@ export async function writeDemoDay(job: JobDefinition, date: string, opts: DemoD
   let id = 0;
   for (let f = 0; f < opts.files; f++) {
     const eol = f === 1 ? '\r\n' : '\n';
-    const out = createWriteStream(path.join(key, `customers-${String(f).padStart(3, '0')}.csv`));
-    let buffer = columns.join(',') + eol;
-    for (let r = 0; r < perFile && id < opts.rows; r++, id++) {
-      const c = drawCustomer(next, id);
-      const values = [c.customerId, ['north', 'south', 'east', 'west'][id % 4] as string, ...c.features.map(String).reverse()];
-      if (next() < 0.0005) breakRow(values, next);
-      buffer += values.join(',') + eol;
-      if (buffer.length > 1 << 16) {
-        if (!out.write(buffer)) await once(out, 'drain');
-        buffer = '';
+    const out = await storage.createWriter(storage.join(prefix, `customers-${String(f).padStart(3, '0')}.csv`));
+    try {
+      let buffer = columns.join(',') + eol;
+      for (let r = 0; r < perFile && id < opts.rows; r++, id++) {
+        const c = drawCustomer(next, id);
+        const values = [c.customerId, ['north', 'south', 'east', 'west'][id % 4] as string, ...c.features.map(String).reverse()];
+        if (next() < 0.0005) breakRow(values, next);
+        buffer += values.join(',') + eol;
+        if (buffer.length > 1 << 16) {
+          await out.write(buffer);
+          buffer = '';
+        }
       }
+      await out.write(buffer);
+      await out.close();
+    } catch (err) {
+      await out.abort();
+      throw err;
     }
-    out.end(buffer);
-    await once(out, 'finish');
   }
   return inputUri;
 }

@@ -14,6 +14,12 @@ export function dateRange(from: string, to: string): string[] {
   return dates;
 }
 
+/** The `days` dates ending at `to`, oldest first: `--days 7 --to 2026-03-07` is 03-01..03-07. */
+export function daysEnding(to: string, days: number): string[] {
+  const end = Date.parse(`${parseLogicalDate(to)}T00:00:00Z`);
+  return dateRange(new Date(end - (days - 1) * DAY).toISOString().slice(0, 10), to);
+}
+
 /**
  * The logical date a scheduled run scores: the calendar date of the fire time in the
  * schedule's time zone, less `lag` days. As with Airflow's data intervals, the 02:00 run on

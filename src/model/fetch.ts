@@ -209,7 +209,18 @@ const FOLDER_RE = /^[0-9a-f]{64}-[0-9a-f]{8}$/;
 
 async function incomingFolder(): Promise<string> {
   const folder = join(cacheRoot(), `.incoming-${process.pid}-${randomBytes(6).toString('hex')}`);
-  await mkdir(folder, { recursive: true });
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (err) {
+    // The first write to the cache: a read-only root file system or a folder of another user.
+    const e = err as NodeJS.ErrnoException;
+    throw new NightscoreError('MODEL_CACHE_UNWRITABLE', `cannot write the model cache ${cacheRoot()}: ${e.code ?? e.message}`, {
+      source: cacheRoot(),
+      column: 'NIGHTSCORE_MODEL_CACHE',
+      hint: 'Set NIGHTSCORE_MODEL_CACHE to a folder this process can write; in a container with a read-only root, mount an emptyDir or tmpfs at /tmp (the image caches in /tmp/nightscore-models).',
+      cause: err,
+    });
+  }
   return folder;
 }
 
