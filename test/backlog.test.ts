@@ -30,7 +30,7 @@ describe('the backlog endpoint', () => {
       input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
       model: { path: `${REPO}/models/churn/model.onnx` },
       output: { uri: 'out/dt={date}/', format: 'csv' },
-      chunk: { rows: 2_000 },
+      chunk: { bytes: 64 * 1024 },
     });
     const worker = await tq.startWorker({}, ['--concurrency', '1']);
     const backlog = async () => (await fetch(`http://127.0.0.1:${worker.port}/backlog`)).json() as Promise<QueueBacklog>;
@@ -59,5 +59,27 @@ describe('the backlog endpoint', () => {
 
     await tq.waitFor(file, DATES[0]!, DATES.at(-1)!, allIn(['succeeded']), 120_000);
     expect(await backlog()).toMatchObject({ backlog: 0, chunks: { waiting: 0, prioritized: 0, active: 0 } });
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  }, 150_000);
+
+  it("a run enqueued behind a backfill is scored first: the backfill's runs and chunks yield to it", async () => {
+    const file = await ws.job('yield.yaml', {
+      name: 'yield',
+      input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
+      model: { path: `${REPO}/models/churn/model.onnx` },
+      output: { uri: 'out-yield/dt={date}/', format: 'csv' },
+      // Many small chunks: the backfill takes seconds, however fast the machine.
+      chunk: { bytes: 16 * 1024 },
+    });
+    await ws.write('in/dt=2026-10-09/a.csv', csvOf(4_000, 9));
+    const worker = await tq.startWorker({}, ['--concurrency', '1']);
+    expect((await runCli(['backfill', file, '--from', DATES[0]!, '--to', DATES.at(-1)!], { env: tq.env })).code).toBe(0);
+    expect((await runCli(['run', file, '--date', '2026-10-09', '--queue'], { env: tq.env })).code).toBe(0);
+    await tq.waitFor(file, '2026-10-09', '2026-10-09', allIn(['succeeded']), 60_000);
+    const backfilled = await tq.status(file, DATES[0]!, DATES.at(-1)!);
+    // Queued last, done before the backfill: at most the date being scored when it came finished first.
+    expect(backfilled.filter((r) => r.state === 'succeeded').length, worker.log()).toBeLessThanOrEqual(1);
+    await tq.waitFor(file, DATES[0]!, DATES.at(-1)!, allIn(['succeeded']), 120_000);
   }, 150_000);
 });
