@@ -89,7 +89,7 @@ describe('runs on the queue', () => {
     const second = await runCli(['backfill', job, '--from', DATES[0]!, '--to', DATES[2]!], { env: tq.env });
     expect(first.stdout).toContain('3 of 3 dates enqueued');
     expect(second.stdout).toContain('0 of 3 dates enqueued');
-    expect(await tq.queues.runs.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(3);
+    expect(await tq.queues.runs.getJobCountByTypes('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed')).toBe(3);
 
     await tq.startWorker();
     let rows = await tq.waitFor(job, DATES[0]!, DATES[2]!, allIn(['succeeded', 'failed']));
