@@ -13,6 +13,7 @@ const ctx: CommandContext = { log: createLogger({ interactive }), interactive };
 // `run` on local files, the embedded default, does without them.
 const queue = () => import('./commands/queue.js');
 const models = () => import('./commands/model.js');
+const ui = () => import('./commands/ui.js');
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Runs a command and records its exit code. */
@@ -71,8 +72,9 @@ function buildProgram(): Command {
     .option('--concurrency <n>', 'chunks scored at once, each in its own thread (default: number of CPUs)')
     .option('--port <port>', 'health and metrics port (default 9464, or NIGHTSCORE_HTTP_PORT; 0 picks one)')
     .option('--host <address>', 'health and metrics address (default 127.0.0.1, or NIGHTSCORE_HTTP_HOST)')
-    .option('--jobs-dir <dir>', 'job files whose models /readyz checks')
-    .action((opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }) => exit(async () => (await queue()).workerCommand(ctx, opts))());
+    .option('--jobs-dir <dir>', 'job files whose models /readyz checks (and, with --ui, whose dates the UI shows; default jobs)')
+    .option('--ui [port]', 'also serve the read-only web UI (nightscore ui) on --host, on this port (default 8080)')
+    .action((opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string; ui?: string | true }) => exit(async () => (await queue()).workerCommand(ctx, opts))());
   const schedule = program.command('schedule').description('manage the cron schedules of job files');
   schedule
     .command('sync')
@@ -140,6 +142,13 @@ function buildProgram(): Command {
     .option('--watch', 'redraw every 2 s until no date in range is queued or running')
     .option('--json', 'print JSON')
     .action((job: string | undefined, opts: { from?: string; to?: string; json?: boolean; jobsDir: string; watch?: boolean }) => exit(async () => (await queue()).statusCommand(ctx, job, opts))());
+  program
+    .command('ui')
+    .description('serve a read-only web page of runs by date, run pages, the queue and Bull Board, until SIGTERM/SIGINT (beyond loopback it needs NIGHTSCORE_UI_TOKEN)')
+    .option('--jobs-dir <dir>', 'the job files whose dates it shows', 'jobs')
+    .option('--port <port>', 'port (0 picks one)', '8080')
+    .option('--host <address>', 'address; other than loopback, every request must carry NIGHTSCORE_UI_TOKEN', '127.0.0.1')
+    .action((opts: { jobsDir: string; port: string; host: string }) => exit(async () => (await ui()).uiCommand(ctx, opts))());
   const model = program.command('model').description('the model registry: versions, aliases and their history (NIGHTSCORE_REGISTRY_URI, or --registry)');
   const registryOptions = (c: Command) => c.option('--registry <uri>', 'registry root: s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)').option('--json', 'print JSON');
   registryOptions(

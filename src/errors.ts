@@ -26,6 +26,9 @@ export const ERROR_CODES = {
   BAD_DATE: code('usage', 'a --date, --from or --to that is not a calendar date'),
   BAD_OPTION: code('usage', 'a command-line option out of its range or missing'),
   BAD_RANGE: code('usage', 'a backfill range that ends before it starts, or is too long'),
+  UI_NOT_FOUND: code('usage', 'a UI page or API path that names no job or page'),
+  UI_READ_ONLY: code('usage', 'a UI request other than GET or HEAD: the UI changes nothing'),
+  UI_UNAUTHORIZED: code('usage', 'a UI request without the NIGHTSCORE_UI_TOKEN bearer token'),
 
   BAD_ENV: code('config', 'an environment setting out of its range'),
   BAD_REDIS_URL: code('config', 'NIGHTSCORE_REDIS_URL is not a redis:// or rediss:// URL'),
@@ -53,6 +56,7 @@ export const ERROR_CODES = {
   REGISTRY_NOT_SET: code('config', 'a models:/ reference, and no registry location set'),
   REJECTS_URI_CLASH: code('config', 'output.rejects_uri is the output folder itself'),
   S3_CREDENTIALS: code('config', 'no AWS credentials were found, or S3 rejected them'),
+  UI_TOKEN_REQUIRED: code('config', 'the UI listens beyond loopback and NIGHTSCORE_UI_TOKEN is not set'),
 
   CSV_MALFORMED: code('input', 'a CSV record that cannot be parsed (quotes, column count)'),
   CSV_QUOTED_NEWLINE_AT_SPLIT: code('input', 'a quoted newline where a large object was split'),

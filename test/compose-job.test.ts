@@ -75,7 +75,7 @@ function start(args: string[], extra: Record<string, string> = {}) {
 }
 
 describe('the compose stack, service by service', () => {
-  it('seeds a week into s3://features, registers churn@production once, and its backfill scores every day to s3://scores on two workers', async () => {
+  it('seeds a week into s3://features, registers churn@production once, its backfill scores every day to s3://scores on two workers, and the page shows them', async () => {
     const seed = await start(commandOf('seed')).done;
     expect(seed.code, seed.stderr).toBe(0);
     expect(seed.stderr).toContain('registered the example model as churn/1 (churn@production) in s3://models/registry/');
@@ -101,6 +101,23 @@ describe('the compose stack, service by service', () => {
       }
       // Both workers took chunks: the stack scales by adding workers.
       for (const w of workers) expect(w.output()).toContain('"msg":"chunk scored"');
+
+      // The page, as compose runs it (every address, so its token), shows the week scored.
+      const ui = start(commandOf('ui').map((a, i, all) => (all[i - 1] === '--port' ? '0' : a)), { ...services.ui!.environment, ...env, NIGHTSCORE_LOG_LEVEL: 'info' });
+      try {
+        const deadline = Date.now() + 20_000;
+        let url: string | undefined;
+        while (!(url = /"url":"([^"]+)".*"msg":"ui started"/.exec(ui.output())?.[1]) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        expect(url, ui.output()).toBeDefined();
+        const token = services.ui!.environment.NIGHTSCORE_UI_TOKEN!;
+        expect((await fetch(`${url}api/dates?from=${DATES[0]}&to=${DATES.at(-1)}`)).status).toBe(401);
+        const body = (await (await fetch(`${url}api/dates?from=${DATES[0]}&to=${DATES.at(-1)}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { jobs: Array<{ job: string; dates: Array<{ date: string; cell: string }> }> };
+        expect(body.jobs.map((j) => j.job)).toEqual(['churn-daily']);
+        expect(body.jobs[0]!.dates.map((d) => [d.date, d.cell])).toEqual(DATES.map((d) => [d, 'succeeded']));
+      } finally {
+        ui.child.kill('SIGTERM');
+        expect((await ui.done).code, ui.output()).toBe(0);
+      }
     } finally {
       for (const w of workers) w.child.kill('SIGTERM');
       const ends = await Promise.all(workers.map((w) => w.done));

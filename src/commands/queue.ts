@@ -39,7 +39,7 @@ async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promis
 }
 
 /** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
-export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string }): Promise<number> {
+export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string; ui?: string | true }): Promise<number> {
   // A worker's log is its only output: on a terminal too, it says what it does.
   if (process.env.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
   // Every setting is checked before anything starts: a bad one exits 2 naming it.
@@ -47,6 +47,7 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   const timeoutMs = shutdownTimeoutMs();
   const port = opts.port === undefined ? envInteger(process.env, 'NIGHTSCORE_HTTP_PORT', 9464, { min: 0, max: 65_535, unit: 'port' }, 'port 9464') : optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' });
   const concurrency = optionInteger('--concurrency', opts.concurrency, { min: 1, max: 1_024, unit: 'threads' });
+  const uiPort = opts.ui === true ? 8080 : optionInteger('--ui', opts.ui, { min: 0, max: 65_535, unit: 'port' });
   // A rejected promise in the worker's own plumbing is a bug, but one that must not take the
   // other chunks of this process down with it: say so loudly and keep serving.
   process.on('unhandledRejection', (reason) => {
@@ -69,11 +70,17 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
-  const worker = await startWorker(config, { concurrency, port, host: opts.host ?? process.env.NIGHTSCORE_HTTP_HOST, jobsDir: opts.jobsDir, shutdownTimeoutMs: timeoutMs }, ctx.log);
+  const host = opts.host ?? process.env.NIGHTSCORE_HTTP_HOST;
+  // --ui: the read-only web UI on the worker's address, started first, so that a missing token stops the worker before it takes work.
+  const ui = uiPort === undefined ? undefined : await (await import('../ui/server.js')).startUiServer({ port: uiPort, host, jobsDir: opts.jobsDir, config, log: ctx.log });
+  const worker = await startWorker(config, { concurrency, port, host, jobsDir: opts.jobsDir, shutdownTimeoutMs: timeoutMs }, ctx.log).catch(async (err: unknown) => {
+    await ui?.close();
+    throw err;
+  });
   await new Promise<void>((resolve) => {
     stop = (signal: string) => {
       ctx.log.info({ signal }, 'stopping: no new work; finishing or releasing running chunks');
-      worker.close().then(resolve, resolve);
+      worker.close().then(() => ui?.close()).then(resolve, resolve);
     };
     if (signalled) stop(signalled);
   });

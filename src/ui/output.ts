@@ -1,0 +1,163 @@
+/**
+ * What the UI reads from output folders: a date's `_SUCCESS` and manifest, cached, and the
+ * first rows of its rejects files. Never a listing: every key read is named by the job's
+ * output template or by the manifest.
+ *
+ * A finished run's manifest does not change unless the date is run again, and a run again
+ * rewrites it: so a cached manifest is served as it is for a short while, then re-validated
+ * with one stat (its version: the ETag on S3, size and mtime on a file) and read again only
+ * when that version changed.
+ */
+import { Readable } from 'node:stream';
+import { parse } from 'csv-parse/sync';
+import { toNightscoreError } from '../errors.js';
+import { locateRun, type JobDefinition } from '../job/load.js';
+import { OUTPUT_FILES, type RunManifest } from '../run/manifest.js';
+import { openLocation } from '../storage/open.js';
+import { readAgainWhileTransient } from '../storage/storage.js';
+import { BoundedCache, InFlight, type BoundedCacheOptions } from './cache.js';
+
+/** A date's output folder as last read. */
+export interface OutputSnapshot {
+  success: boolean;
+  manifest: RunManifest | undefined;
+  /** The manifest's version (ETag, or size and mtime): a run of the date changes it. */
+  version: string | undefined;
+}
+
+export interface OutputCacheOptions extends BoundedCacheOptions {
+  /** How long a finished date's snapshot is served without asking storage. @defaultValue 15 s */
+  finishedTtlMs?: number;
+  /** The same for a date whose manifest says running, or that has none yet. @defaultValue 2 s */
+  activeTtlMs?: number;
+}
+
+interface Entry {
+  snapshot: OutputSnapshot;
+  checkedAt: number;
+}
+
+/** The output folders of dates, cached as described above (one instance per UI server). */
+export class OutputCache {
+  private readonly entries: BoundedCache<Entry>;
+  private readonly pending = new InFlight<OutputSnapshot>();
+  private readonly finishedTtlMs: number;
+  private readonly activeTtlMs: number;
+
+  constructor(opts: OutputCacheOptions = {}) {
+    this.entries = new BoundedCache(opts);
+    this.finishedTtlMs = opts.finishedTtlMs ?? 15_000;
+    this.activeTtlMs = opts.activeTtlMs ?? 2_000;
+  }
+
+  /** The date's `_SUCCESS` and manifest, from the cache while it is fresh. */
+  async get(job: JobDefinition, date: string): Promise<OutputSnapshot> {
+    const uri = locateRun(job, date).outputUri;
+    const cached = this.entries.get(uri);
+    if (cached && Date.now() - cached.checkedAt < this.ttlOf(cached.snapshot)) return cached.snapshot;
+    return this.pending.run(uri, async () => {
+      const snapshot = await readOutput(uri, cached?.snapshot);
+      this.entries.set(uri, { snapshot, checkedAt: Date.now() }, approximateBytes(snapshot));
+      return snapshot;
+    });
+  }
+
+  private ttlOf(s: OutputSnapshot): number {
+    const finished = s.manifest !== undefined && s.manifest.status !== 'running';
+    return finished ? this.finishedTtlMs : this.activeTtlMs;
+  }
+}
+
+/**
+ * Two stats; the manifest's body only when its version is not the one already read. A
+ * manifest being rewritten as it is read (its version changed, or a half-written body on
+ * some S3-compatible servers) is looked at again, and counts as absent for now if it still
+ * is (as backfill.ts reads it): the short TTL of such a date has it read again soon.
+ */
+async function readOutput(uri: string, previous: OutputSnapshot | undefined): Promise<OutputSnapshot> {
+  const out = openLocation(uri);
+  const manifestKey = out.storage.join(out.key, OUTPUT_FILES.manifest);
+  const successKey = out.storage.join(out.key, OUTPUT_FILES.success);
+  for (let attempt = 0; ; attempt++) {
+    const [info, success] = await Promise.all([out.storage.stat(manifestKey), out.storage.stat(successKey)]);
+    const absent: OutputSnapshot = { success: success !== undefined, manifest: undefined, version: undefined };
+    if (!info) return absent;
+    if (previous?.manifest && previous.version === info.version) return { ...previous, success: absent.success };
+    try {
+      // Read at the version stat saw: the body is the one the version names.
+      const body = await readAgainWhileTransient(async () => readAll(await out.storage.read(manifestKey, undefined, info.version)));
+      return { success: absent.success, manifest: JSON.parse(body.toString('utf8')) as RunManifest, version: info.version };
+    } catch (err) {
+      if (!(err instanceof SyntaxError) && toNightscoreError(err).code !== 'INPUT_CHANGED') throw err;
+      if (attempt >= 2) return absent;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function approximateBytes(s: OutputSnapshot): number {
+  // JSON text length is within a small factor of the parsed object's heap size.
+  return s.manifest ? JSON.stringify(s.manifest).length * 2 : 64;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** One row of a rejects file: where the row was, its key, and why it was refused. */
+export interface RejectRow {
+  source: string;
+  line: string;
+  key: string[];
+  reason: string;
+}
+
+export interface FirstRejects {
+  /** The key columns, as the rejects files' header names them. */
+  keys: string[];
+  rows: RejectRow[];
+  /** Rejected rows in all, per the manifest. */
+  total: number;
+}
+
+/**
+ * The first `limit` rows of a run's rejects files, in file order. Each file is read from its
+ * start, `maxBytes` at most: a day that rejected millions of rows costs one small read.
+ */
+export async function readFirstRejects(manifest: RunManifest, delimiter: string, limit = 20, maxBytes = 64 * 1024): Promise<FirstRejects> {
+  const result: FirstRejects = { keys: [], rows: [], total: manifest.rows.rejected };
+  for (const file of manifest.rejects) {
+    if (result.rows.length >= limit) break;
+    const { storage, key } = openLocation(file.uri);
+    const info = await storage.stat(key);
+    if (!info || info.size === 0) continue;
+    const cut = info.size > maxBytes;
+    const bytes = await readAll(await storage.read(key, { start: 0, end: Math.min(info.size, maxBytes) - 1 }));
+    const records = parsePrefix(bytes.toString('utf8'), delimiter, cut);
+    const [header, ...rows] = records;
+    if (!header) continue;
+    result.keys = header.slice(2, -1);
+    for (const r of rows.slice(0, limit - result.rows.length)) {
+      result.rows.push({ source: r[0] ?? '', line: r[1] ?? '', key: r.slice(2, -1), reason: r.length > 2 ? (r.at(-1) ?? '') : '' });
+    }
+  }
+  return result;
+}
+
+/**
+ * The whole records of the start of a CSV file. When the text was cut, its last record may
+ * be partial, and a quoted field cut short does not parse: such tails are dropped.
+ */
+function parsePrefix(text: string, delimiter: string, cut: boolean): string[][] {
+  let body = cut ? text.slice(0, text.lastIndexOf('\n') + 1) : text;
+  for (let tries = 0; tries < 20 && body.length > 0; tries++) {
+    try {
+      return parse(body, { delimiter, relax_column_count: true, skip_empty_lines: true }) as string[][];
+    } catch {
+      body = body.slice(0, body.lastIndexOf('\n', body.length - 2) + 1);
+    }
+  }
+  return [];
+}
