@@ -140,7 +140,9 @@ describe('nightscore ui in a browser', () => {
   it('the grid shows each date as its manifest and the queue say, with totals; the worker serves it too with --ui', async () => {
     const page = await openPage(`${ui.url}?from=${FROM}&to=${TO}`);
     const cells = await cellsOf(page, 'daily');
-    expect(Object.fromEntries(cells.map((c) => [c.date, c.state]))).toEqual(EXPECTED);
+    // A notice (a read that failed) explains a wrong cell: it goes with the failure.
+    const notices = (await page.locator('[data-notice]').allTextContents()).join('\n');
+    expect(Object.fromEntries(cells.map((c) => [c.date, c.state])), notices).toEqual(EXPECTED);
     // Cell for cell what `status` says, the date scored by the replaced model being stale.
     const status = await tq.status(jobFile, FROM, TO);
     expect(cells.map((c) => c.state)).toEqual(status.map((s) => (s.date === D.stale ? 'stale' : s.state)));

@@ -4,9 +4,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import { checkModelAsOf, dateRange, daysEnding, modelAsOf } from '../job/dates.js';
-import { loadJob, loadJobsDir, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
+import { loadJob, loadJobsDir, modelLocation, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
-import { applyBackfill, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
+import { applyBackfill, expectedModel, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { envInteger, envMilliseconds, optionInteger } from '../env.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
@@ -18,8 +18,6 @@ import { formatStatus, readStatus, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
 import { startWorker } from '../queue/worker.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
-import { Registry, registryRoot } from '../registry/registry.js';
-import { prepareJob } from '../run/bind.js';
 import { yesterday, type CommandContext } from './local.js';
 
 /**
@@ -348,7 +346,7 @@ export async function backfillCommand(
   const dates = days === undefined ? dateRange(opts.from!, opts.to!) : daysEnding(opts.to ?? yesterday(), days);
   if (opts.reverse) dates.reverse();
   return withQueues(ctx, async (queues) => {
-    const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess, expectedModel(job, opts.modelAsOf));
+    const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess, expectedModels(job, opts.modelAsOf));
     for (const d of decisions) process.stdout.write(`${d.date}  ${d.enqueue ? 'enqueue' : 'skip   '}  ${d.reason}\n`);
     if (opts.dryRun) {
       process.stdout.write(`dry run: ${decisions.filter((d) => d.enqueue).length} of ${dates.length} dates would be enqueued\n`);
@@ -366,30 +364,15 @@ export async function backfillCommand(
  * What a run of each date would pin now (for --reprocess stale): a registry reference resolved
  * per date (with --model-as-of) or once; a model by location loaded once, for its sha256.
  */
-function expectedModel(job: JobDefinition, asOf: string | undefined): (date: string) => Promise<ExpectedModel | NoExpectedModel> {
-  const written = modelLocation(job);
-  if (!isModelRef(written)) {
-    let sha256: Promise<string> | undefined;
-    return async () => ({ version: null, sha256: await (sha256 ??= prepareJob(job).then((p) => p.spec.sha256)) });
-  }
-  const registry = new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`));
-  const now = new Map<string, Promise<ExpectedModel | NoExpectedModel>>();
+function expectedModels(job: JobDefinition, asOf: string | undefined): (date: string) => Promise<ExpectedModel | NoExpectedModel> {
+  // One resolution per instant asked (every date is "now", or each its own end with --model-as-of date).
+  const found = new Map<string, Promise<ExpectedModel | NoExpectedModel>>();
   return (date) => {
-    const at = modelAsOf(asOf, date, job.schedule?.tz ?? 'UTC');
+    const at = isModelRef(modelLocation(job)) ? modelAsOf(asOf, date, job.schedule?.tz ?? 'UTC') : undefined;
     const key = at?.toISOString() ?? 'now';
-    let found = now.get(key);
-    if (!found) {
-      found = registry.resolve(written, { asOf: at }).then(
-        (r): ExpectedModel => ({ version: `${r.name}@${r.version}`, sha256: r.record.sha256 }),
-        (err: unknown) => {
-          const e = toNightscoreError(err);
-          if (e.code === 'MODEL_ALIAS_NOT_FOUND') return { none: `no model to compare with: ${e.message}` };
-          throw e;
-        },
-      );
-      now.set(key, found);
-    }
-    return found;
+    let model = found.get(key);
+    if (!model) found.set(key, (model = expectedModel(job, at)));
+    return model;
   };
 }
 

@@ -1,4 +1,6 @@
-import { locateRun, type JobDefinition } from '../job/load.js';
+import { toNightscoreError } from '../errors.js';
+import { locateRun, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
+import { isModelRef } from '../registry/ref.js';
 import { openLocation } from '../storage/open.js';
 import { readText, type Storage } from '../storage/storage.js';
 import type { RunManifest } from '../run/manifest.js';
@@ -17,6 +19,29 @@ export interface ExpectedModel {
 /** A date for which no model can be told (its alias was not set yet): kept, with why. */
 export interface NoExpectedModel {
   none: string;
+}
+
+/**
+ * What a run of the job would pin as of `asOf` (now when absent): the version its registry
+ * alias points to (then), or the sha256 of a model by location. `backfill --reprocess stale`
+ * and the page's "stale model" compare manifests with it. The registry and the model loader
+ * load on first use: they bring onnxruntime and the AWS SDK with them.
+ */
+export async function expectedModel(job: JobDefinition, asOf?: Date): Promise<ExpectedModel | NoExpectedModel> {
+  const written = modelLocation(job);
+  if (!isModelRef(written)) {
+    const { prepareJob } = await import('../run/bind.js');
+    return { version: null, sha256: (await prepareJob(job)).spec.sha256 };
+  }
+  const { Registry, registryRoot } = await import('../registry/registry.js');
+  try {
+    const r = await new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`)).resolve(written, { asOf });
+    return { version: `${r.name}@${r.version}`, sha256: r.record.sha256 };
+  } catch (err) {
+    const e = toNightscoreError(err);
+    if (e.code === 'MODEL_ALIAS_NOT_FOUND') return { none: `no model to compare with: ${e.message}` };
+    throw e;
+  }
 }
 
 export interface BackfillDecision {

@@ -3,15 +3,13 @@
  * reference resolves to now. The comparison is `backfill --reprocess stale`'s own: planBackfill
  * decides, for one date of each distinct scored model (name@version and sha256), and its
  * verdict holds for every date scored by that model. What the reference resolves to now is
- * found the way `backfill` finds it (commands/queue.ts expectedModel, as of now): a registry
- * reference resolved, a model by location loaded for its sha256.
+ * found as `backfill` finds it (expectedModel, as of now): a registry reference resolved, a
+ * model by location loaded for its sha256.
  */
-import { toNightscoreError } from '../errors.js';
-import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
-import { planBackfill, type ExpectedModel, type NoExpectedModel } from '../queue/backfill.js';
+import { modelLocation, type JobDefinition } from '../job/load.js';
+import { expectedModel, planBackfill, type ExpectedModel, type NoExpectedModel } from '../queue/backfill.js';
 import type { Queues } from '../queue/queues.js';
 import type { DateStatus } from '../queue/status.js';
-import { isModelRef } from '../registry/ref.js';
 import { BoundedCache } from './cache.js';
 
 export interface StaleVerdict {
@@ -63,28 +61,11 @@ export class StaleChecker {
     const key = `${job.file}\0${written}`;
     let entry = this.expected.get(key);
     if (!entry || Date.now() - entry.at > this.ttlMs) {
-      entry = { at: Date.now(), model: resolveNow(job, written) };
+      entry = { at: Date.now(), model: expectedModel(job) };
       this.expected.set(key, entry);
       // A failure is not kept: the next page asks again.
       entry.model.catch(() => this.expected.delete(key));
     }
     return entry.model;
-  }
-}
-
-async function resolveNow(job: JobDefinition, written: string): Promise<ExpectedModel | NoExpectedModel> {
-  // Loaded on first use: the registry and the model loader bring onnxruntime with them.
-  if (!isModelRef(written)) {
-    const { prepareJob } = await import('../run/bind.js');
-    return { version: null, sha256: (await prepareJob(job)).spec.sha256 };
-  }
-  const { Registry, registryRoot } = await import('../registry/registry.js');
-  try {
-    const r = await new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`)).resolve(written);
-    return { version: `${r.name}@${r.version}`, sha256: r.record.sha256 };
-  } catch (err) {
-    const e = toNightscoreError(err);
-    if (e.code === 'MODEL_ALIAS_NOT_FOUND') return { none: `no model to compare with: ${e.message}` };
-    throw e;
   }
 }
