@@ -85,4 +85,14 @@ describe('backfills', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('there is no backfill bf-nope on this queue');
   }, 60_000);
+
+  it('--days N is the N dates ending at --to; with --from it is a usage error', async () => {
+    const file = await job('days');
+    const dry = await runCli(['backfill', file, '--days', '3', '--to', DATES[2]!, '--dry-run'], { env: tq.env });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toBe(`${DATES[0]}  enqueue  missing\n${DATES[1]}  enqueue  missing\n${DATES[2]}  enqueue  missing\ndry run: 3 of 3 dates would be enqueued\n`);
+    const both = await runCli(['backfill', file, '--days', '3', '--from', DATES[0]!], { env: tq.env });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('nightscore: BAD_OPTION: backfill takes --from or --days, not both');
+  });
 });
