@@ -14,14 +14,14 @@
  *
  * Case ids (--only matches any part of one): parse/{csv,parquet}, ort/{tree,linear}/t{1,N},
  * run/{csv,parquet}/{tree,linear}, queue{1,2}/{csv,parquet}/{tree,linear},
- * run/csv/linear@4x, queue1/csv/linear@4x, overhead/queue1/empty.
+ * run/csv/linear@4x, queue1/csv/linear@4x, overhead/queue1/empty, ui/{file,s3}.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { measureChunkOverhead, measureInProcess, measureOrtAlone, measureParseAlone, measureQueue, type Measured } from './cases.js';
+import { measureChunkOverhead, measureInProcess, measureOrtAlone, measureParseAlone, measureQueue, measureUiPage, type Measured } from './cases.js';
 import { ensureDataset, ensureEmptyFiles, FEATURES, KEY, type Dataset } from './data.js';
 import { checkRedis, checkTools, REPO } from './procs.js';
 import { checkTargets, formatTable, summarise, type CaseResult } from './report.js';
@@ -158,11 +158,20 @@ specs.push(
   },
 );
 
+for (const storage of ['file', 's3'] as const) {
+  specs.push({
+    id: `ui/${storage}`,
+    title: `the page of runs by date, 10 jobs × 30 dates, ${storage === 's3' ? 'S3 (s3rver)' : 'local folders'}`,
+    rows: 0,
+    measure: () => measureUiPage(storage, 10, 30, runs, redisUrl),
+  });
+}
+
 async function main(): Promise<void> {
   const chosen = specs.filter((s) => wanted(s.id));
   if (chosen.length === 0) throw new Error(`--only ${opt.only} matches no case; ids: ${specs.map((s) => s.id).join(', ')}`);
   checkTools();
-  if (chosen.some((s) => s.id.startsWith('queue') || s.id.startsWith('overhead'))) await checkRedis(redisUrl);
+  if (chosen.some((s) => s.id.startsWith('queue') || s.id.startsWith('overhead') || s.id.startsWith('ui/'))) await checkRedis(redisUrl);
   process.stderr.write('building dist/ (npm run build)…\n');
   execFileSync('npm', ['run', '-s', 'build'], { cwd: REPO, stdio: 'inherit' });
 

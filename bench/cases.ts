@@ -155,3 +155,23 @@ export async function measureParseAlone(format: 'csv' | 'parquet', dir: string, 
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new Error(message);
 }
+
+/**
+ * The page of runs by date (bench/ui-page.ts), `jobs` × `dates` succeeded dates, `runs`
+ * times: a sample is the median warm page; the cold first page and a page whose cache has
+ * lapsed go with it.
+ */
+export async function measureUiPage(storage: 'file' | 's3', jobs: number, dates: number, runs: number, redisUrl: string): Promise<Measured> {
+  const samples: Sample[] = [];
+  const pages: Array<{ cold: number; revalidate: number }> = [];
+  for (let i = 0; i < runs; i++) {
+    const args = [...TSX, BENCH('ui-page.ts'), '--storage', storage, '--jobs', String(jobs), '--dates', String(dates), '--redis', redisUrl];
+    const t = await timeNode(args, {}, deadline(300_000, 'the UI page'));
+    const r = JSON.parse(t.stdout) as { cells: number; warm: number; cold: number; revalidate: number };
+    check(r.cells === jobs * dates, `the page showed ${r.cells} of ${jobs * dates} dates`);
+    samples.push({ seconds: r.warm, peakRssMb: t.peakRssMb });
+    pages.push({ cold: r.cold, revalidate: r.revalidate });
+  }
+  return { samples, detail: { pages, note: 'peak RSS includes the S3 server (s3rver) in the same process for ui/s3' } };
+}
+

@@ -316,7 +316,7 @@ describe('nightscore ui in a browser', () => {
     }
   });
 
-  it('renders a month of ten jobs well under a second once its manifests are cached', async () => {
+  it('a month of ten jobs: 300 cells from the output folders, cached (npm run bench times it)', async () => {
     // One real run; its output folder is the model of 300 (10 jobs × 30 dates).
     await ws.write('perf-in/dt=2026-04-01/a.csv', `id,x\n${good(100)}\n`);
     const perfJob = (i: number) => ws.job(`perf-jobs/job${i}.yaml`, { name: `job${i}`, input: { uri: '../perf-in/dt={date}/', format: 'csv', key: ['id'] }, model: { path: '../m.onnx' }, output: { uri: `../perf-out/job${i}/dt={date}/`, format: 'csv' } });
@@ -336,30 +336,16 @@ describe('nightscore ui in a browser', () => {
     const perf = await startUiServer({ jobsDir: ws.path('perf-jobs'), port: 0, config: tq.config });
     try {
       const url = `${perf.url}?from=2026-04-01&to=2026-04-30`;
-      const timed = async () => {
-        const t0 = performance.now();
-        const res = await fetch(url);
-        const body = await res.text();
-        return { ms: performance.now() - t0, body };
-      };
-      const cold = await timed();
-      expect(cold.body.match(/data-state="succeeded"/g)?.length).toBe(300);
-      const warm: number[] = [];
-      for (let i = 0; i < 7; i++) warm.push((await timed()).ms);
-      warm.sort((a, b) => a - b);
+      const body = await (await fetch(url)).text();
+      expect(body.match(/data-state="succeeded"/g)?.length).toBe(300);
       const page = await openPage(url);
       expect(await page.locator('a.cell[data-state="succeeded"]').count()).toBe(300);
       await page.close();
-      const figures = { jobs: 10, dates: 30, cold_ms: Math.round(cold.ms), warm_median_ms: Math.round(warm[3]!), warm_max_ms: Math.round(warm.at(-1)!), html_bytes: cold.body.length };
-      await writeFile(path.join(ARTIFACTS, 'perf.json'), `${JSON.stringify(figures, null, 2)}\n`);
-      console.info(`ui render, 10 jobs × 30 dates: ${JSON.stringify(figures)}`);
-      // A sanity bound, generous for a loaded CI machine: the figures are in perf.json.
-      expect(warm[3]!).toBeLessThan(1_000);
-      expect(cold.ms).toBeLessThan(15_000);
     } finally {
       await perf.close();
     }
-    // The cache: a date's output is served from memory for its TTL, then looked at again.
+    // The cache: a finished date's output is served from memory for its TTL; the first page
+    // after it is served as before while the date is looked at again, the next has the news.
     const cached = await startUiServer({ jobsDir: ws.path('perf-jobs'), port: 0, config: tq.config, cache: { finishedTtlMs: 1_500 } });
     try {
       const cellOf = async () => (await json<{ dates: Array<{ cell: string }> }>(await fetch(`${cached.url}api/jobs/job3/dates?from=2026-04-15&to=2026-04-15`))).dates[0]!.cell;
@@ -370,6 +356,8 @@ describe('nightscore ui in a browser', () => {
       await rm(path.join(dir, '_SUCCESS'));
       expect(await cellOf()).toBe('succeeded');
       await new Promise((r) => setTimeout(r, 1_600));
+      expect(await cellOf()).toBe('succeeded');
+      for (const deadline = Date.now() + 5_000; (await cellOf()) !== 'failed' && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
       expect(await cellOf()).toBe('failed');
     } finally {
       await cached.close();

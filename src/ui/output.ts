@@ -6,7 +6,8 @@
  * A finished run's manifest does not change unless the date is run again, and a run again
  * rewrites it: so a cached manifest is served as it is for a short while, then re-validated
  * with one stat (its version: the ETag on S3, size and mtime on a file) and read again only
- * when that version changed.
+ * when that version changed. A date the queue runs again is read from the queue meanwhile
+ * (dates.ts), so the cache only delays what changes behind the queue's back.
  */
 import { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
@@ -50,22 +51,37 @@ export class OutputCache {
     this.activeTtlMs = opts.activeTtlMs ?? 2_000;
   }
 
-  /** The date's `_SUCCESS` and manifest, from the cache while it is fresh. */
+  /**
+   * The date's `_SUCCESS` and manifest, from the cache while it is fresh. A finished date
+   * whose entry has lapsed is served as it was while it is looked at again in the background
+   * (stale-while-revalidate): a month of finished dates changes rarely, and a page should not
+   * wait for hundreds of stats to learn that; the next page has the answer. A date that is
+   * running, or has no manifest yet, is looked at before it is served.
+   */
   async get(job: JobDefinition, date: string): Promise<OutputSnapshot> {
     const uri = locateRun(job, date).outputUri;
     const cached = this.entries.get(uri);
     if (cached && Date.now() - cached.checkedAt < this.ttlOf(cached.snapshot)) return cached.snapshot;
-    return this.pending.run(uri, async () => {
+    const refresh = this.pending.run(uri, async () => {
       const snapshot = await readOutput(uri, cached?.snapshot);
       this.entries.set(uri, { snapshot, checkedAt: Date.now() }, approximateBytes(snapshot));
       return snapshot;
     });
+    if (cached && finished(cached.snapshot)) {
+      // Its failure shows on the next page, which reads the date again (the entry is as old as it was).
+      refresh.catch(() => undefined);
+      return cached.snapshot;
+    }
+    return refresh;
   }
 
   private ttlOf(s: OutputSnapshot): number {
-    const finished = s.manifest !== undefined && s.manifest.status !== 'running';
-    return finished ? this.finishedTtlMs : this.activeTtlMs;
+    return finished(s) ? this.finishedTtlMs : this.activeTtlMs;
   }
+}
+
+function finished(s: OutputSnapshot): boolean {
+  return s.manifest !== undefined && s.manifest.status !== 'running';
 }
 
 /**
