@@ -359,6 +359,18 @@ describe('nightscore ui in a browser', () => {
       expect(await cellOf()).toBe('succeeded');
       for (const deadline = Date.now() + 5_000; (await cellOf()) !== 'failed' && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
       expect(await cellOf()).toBe('failed');
+      // A date whose output can no longer be read is not shown as it was for as long as that
+      // lasts: once a re-check has failed, the page reads it first and says why.
+      const other = ws.path('perf-out/job3/dt=2026-04-16');
+      const cellOn = async (date: string) => (await json<{ dates: Array<{ cell: string }>; notices: Array<{ scope: string; error: { code: string } }> }>(await fetch(`${cached.url}api/jobs/job3/dates?from=${date}&to=${date}`)));
+      expect((await cellOn('2026-04-16')).dates[0]!.cell).toBe('succeeded');
+      await rm(other, { recursive: true });
+      await symlink(other, other);
+      await new Promise((r) => setTimeout(r, 1_600));
+      let seen: Awaited<ReturnType<typeof cellOn>>;
+      for (const deadline = Date.now() + 5_000; (seen = await cellOn('2026-04-16')).dates[0]!.cell !== 'unreadable' && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+      expect(seen.dates[0]!.cell).toBe('unreadable');
+      expect(JSON.stringify(seen.notices)).toContain('FILE_IO');
     } finally {
       await cached.close();
     }

@@ -68,8 +68,9 @@ export class OutputCache {
       return snapshot;
     });
     if (cached && finished(cached.snapshot)) {
-      // Its failure shows on the next page, which reads the date again (the entry is as old as it was).
-      refresh.catch(() => undefined);
+      // A refresh that fails forgets the date: the next page reads it before it is served, and
+      // shows the error, rather than an old state for as long as the storage fails.
+      refresh.catch(() => this.entries.delete(uri));
       return cached.snapshot;
     }
     return refresh;
