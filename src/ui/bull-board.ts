@@ -16,9 +16,7 @@ export function mountBullBoard(app: Hono, queues: Queues): void {
   const adapter = new HonoAdapter(serveStatic).setBasePath(BULL_BOARD_PATH);
   createBullBoard({
     queues: [queues.runs, queues.chunks].map((q) => new BullMQAdapter(q, { readOnlyMode: true, allowRetries: false })),
-    // @bull-board/hono 9.10.1 declares the interface of its own copy of @bull-board/api
-    // (9.10.1, beside our 9.10.2): the same shape, which TypeScript tells apart by a private field.
-    serverAdapter: adapter as unknown as Parameters<typeof createBullBoard>[0]['serverAdapter'],
+    serverAdapter: adapter,
     options: { uiConfig: { boardTitle: 'nightscore queues' } },
   });
   app.route(BULL_BOARD_PATH, adapter.registerPlugin());
