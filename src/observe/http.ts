@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { NightscoreError } from '../errors.js';
+import { NightscoreError, toNightscoreError } from '../errors.js';
 
 export interface HealthServerOptions {
   host: string;
@@ -43,7 +43,7 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ se
     if (path === '/backlog') {
       opts.backlog().then(
         (backlog) => reply(200, `${JSON.stringify(backlog)}\n`, 'application/json'),
-        (err: Error) => reply(503, `${JSON.stringify({ error: err.message })}\n`, 'application/json'),
+        (err: unknown) => reply(503, `${JSON.stringify({ error: toNightscoreError(err).toJSON() })}\n`, 'application/json'),
       );
       return;
     }

@@ -13,9 +13,9 @@ import type { ChunkResult } from '../run/score-chunk.js';
 import { ChunkThreadPool } from '../run/thread-pool.js';
 import { chunkProcessor, type ChunkJobData } from './chunk-processor.js';
 import { connectionOptions, QUEUES, type QueueConfig } from './config.js';
-import { queueBacklog } from './backlog.js';
+import { queueBacklog, type QueueBacklog } from './backlog.js';
 import { keepRunLeases } from './lease-keeper.js';
-import { openQueues } from './queues.js';
+import { openQueues, type Queues } from './queues.js';
 import { checkRedis } from './redis-check.js';
 import { runProcessor, type RunSummary } from './run-processor.js';
 
@@ -71,7 +71,7 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
       port: opts.port ?? 9464,
       registry: metrics.registry,
       notReady: () => notReady(queues.runs, opts.jobsDir),
-      backlog: () => queueBacklog(queues),
+      backlog: () => boundedBacklog(queues),
     });
   } catch (err) {
     metrics.stop();
@@ -191,6 +191,23 @@ async function notReady(queue: { getJobCounts(...states: string[]): Promise<unkn
     return (err as Error).message;
   }
   return undefined;
+}
+
+/**
+ * The backlog, or REDIS_UNAVAILABLE after 2 s: the queue's connections wait for Redis rather
+ * than fail, and an autoscaler polling during an outage must get an answer, not a socket that
+ * never closes (and a command queued for when Redis returns).
+ */
+async function boundedBacklog(queues: Queues): Promise<QueueBacklog> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new NightscoreError('REDIS_UNAVAILABLE', 'Redis did not answer within 2 s: the backlog is unknown', { hint: 'Check that Redis runs and that NIGHTSCORE_REDIS_URL names it; /readyz says the same.' })), 2_000);
+  });
+  try {
+    return await Promise.race([queueBacklog(queues), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The job name of a run or chunk job: from its spec, else from its id (`<job>@<date>`). */
