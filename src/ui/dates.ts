@@ -52,6 +52,7 @@ export async function readJobDates(ctx: UiContext, job: JobDefinition, dates: st
   );
   const queued = redisUp ? await queueStates(ctx, job, dates).catch((err: unknown) => (note('redis', err), undefined)) : undefined;
   const known = queued ? dates.filter((d) => queued.get(d) !== 'unknown') : [];
+  for (const date of known) ctx.outputs.forget(job, date);
   const byDate = new Map<string, UiDateStatus>();
   if (known.length > 0) {
     try {

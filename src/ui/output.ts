@@ -54,9 +54,9 @@ export class OutputCache {
   /**
    * The date's `_SUCCESS` and manifest, from the cache while it is fresh. A finished date
    * whose entry has lapsed is served as it was while it is looked at again in the background
-   * (stale-while-revalidate): a month of finished dates changes rarely, and a page should not
-   * wait for hundreds of stats to learn that; the next page has the answer. A date that is
-   * running, or has no manifest yet, is looked at before it is served.
+   * (stale-while-revalidate), up to twice its TTL: a month of finished dates changes rarely,
+   * and a page should not wait for hundreds of stats to learn that; the next page has the
+   * answer. A date that is running, or has no manifest yet, is looked at before it is served.
    */
   async get(job: JobDefinition, date: string): Promise<OutputSnapshot> {
     const uri = locateRun(job, date).outputUri;
@@ -67,13 +67,20 @@ export class OutputCache {
       this.entries.set(uri, { snapshot, checkedAt: Date.now() }, approximateBytes(snapshot));
       return snapshot;
     });
-    if (cached && finished(cached.snapshot)) {
+    // Served stale only just past its TTL: an entry left unread for long (a page nobody
+    // opened overnight) is read before it is served.
+    if (cached && finished(cached.snapshot) && Date.now() - cached.checkedAt < 2 * this.finishedTtlMs) {
       // A refresh that fails forgets the date: the next page reads it before it is served, and
       // shows the error, rather than an old state for as long as the storage fails.
       refresh.catch(() => this.entries.delete(uri));
       return cached.snapshot;
     }
     return refresh;
+  }
+
+  /** Forgets a date: the queue holds it now (its output will change), so it is read afresh once the queue lets it go. */
+  forget(job: JobDefinition, date: string): void {
+    this.entries.delete(locateRun(job, date).outputUri);
   }
 
   private ttlOf(s: OutputSnapshot): number {
