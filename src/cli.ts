@@ -63,8 +63,9 @@ function buildProgram(): Command {
     .option('--rows <n>', 'customers to generate', '200000')
     .option('--files <n>', 'input files', '2')
     .option('--days <n>', 'days of input, ending at --date', '1')
-    .option('--job <job.yaml>', "another job with the example's columns (a deployment's: seeds its object storage)")
+    .option('--job <job.yaml>', "another job with the example's columns (a deployment's: seeds its object storage; dates with input are left alone)")
     .option('--input-only', 'write the input and stop (for the workers to score: nightscore backfill)')
+    .option('--register-model', "with --job: register the example model under the job's models:/name@alias when that alias is unset")
     .action((opts: DemoOptions) => exit(() => demoCommand(ctx, opts))());
   program
     .command('worker')

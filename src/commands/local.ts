@@ -5,6 +5,7 @@ import { optionInteger } from '../env.js';
 import { exitCodeFor, NightscoreError, toNightscoreError } from '../errors.js';
 import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import { writeDemoDay } from '../demo/demo.js';
+import { openLocation } from '../storage/open.js';
 import { loadJob, locateRun, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { daysEnding } from '../job/dates.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
@@ -194,13 +195,16 @@ export interface DemoOptions {
   days?: string;
   /** Write the input and stop: a queue's workers (a backfill) score it. */
   inputOnly?: boolean;
+  /** For a job naming models:/name@alias whose alias is unset: register the shipped example model there. */
+  registerModel?: boolean;
 }
 
 /**
  * nightscore demo: a day (or days) of realistic input for the example job, scored in this
- * process. With --job and --input-only it seeds a deployment's object storage instead; a job
- * naming its model models:/name@alias gets the example model registered under that alias
- * when the alias is not set yet, so a fresh stack has everything it needs to score.
+ * process. With --job and --input-only it seeds a deployment's object storage instead,
+ * writing only dates that have no input yet; with --register-model, a job naming its model
+ * models:/name@alias gets the example model registered under that alias when the alias is
+ * not set yet, so a fresh stack has everything it needs to score.
  */
 export async function demoCommand(ctx: CommandContext, opts: DemoOptions): Promise<number> {
   const date = parseLogicalDate(opts.date);
@@ -209,9 +213,14 @@ export async function demoCommand(ctx: CommandContext, opts: DemoOptions): Promi
   const days = optionInteger('--days', opts.days, { min: 1, max: 366, unit: 'days' }) ?? 1;
   const jobFile = opts.job ?? path.join(REPO, 'jobs', 'churn-daily.yaml');
   const job = await loadJob(jobFile);
-  await registerExampleModel(job);
+  if (opts.registerModel) await registerExampleModel(job);
   const dates = daysEnding(date, days);
   for (const d of dates) {
+    // Another job's input may be real data, or a date the workers are scoring: never replaced.
+    if (opts.job !== undefined && (await hasInput(job, d))) {
+      process.stderr.write(`${d}: input already there (${locateRun(job, d).inputUri}); left as it is\n`);
+      continue;
+    }
     process.stderr.write(`writing a demo day of ${rows.toLocaleString('en-US')} customers for ${d}…\n`);
     process.stderr.write(`input ready at ${await writeDemoDay(job, d, { rows, files, seed: 7 })}\n`);
   }
@@ -228,6 +237,11 @@ export async function demoCommand(ctx: CommandContext, opts: DemoOptions): Promi
     process.stdout.write(`\npredictions: ${outputUri}part-*.csv\nrun record:  ${outputUri}_manifest.json\n`);
   }
   return code;
+}
+
+async function hasInput(job: JobDefinition, date: string): Promise<boolean> {
+  const { storage, key } = openLocation(locateRun(job, date).inputUri);
+  return (await storage.list(key)).length > 0;
 }
 
 /** For a job whose model is models:/name@alias with the alias unset: registers the shipped example model there. */
