@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -245,6 +246,23 @@ describe('nightscore ui in a browser', () => {
     expect((await json<ErrorBody>(pause)).error.code).toBe('UI_READ_ONLY');
     expect(await tq.queues.runs.isPaused()).toBe(false);
     await page.close();
+  });
+
+  it('without a token it answers only requests for a loopback name: another page cannot rebind its host name to it', async () => {
+    const statusFor = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: ui.port, path: '/api/jobs', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await statusFor(`127.0.0.1:${ui.port}`)).toBe(200);
+    expect(await statusFor(`localhost:${ui.port}`)).toBe(200);
+    expect(await statusFor(`[::1]:${ui.port}`)).toBe(200);
+    expect(await statusFor(`attacker.example:${ui.port}`)).toBe(401);
+    expect(await statusFor('127.0.0.1.attacker.example')).toBe(401);
   });
 
   it('beyond loopback it refuses to start without NIGHTSCORE_UI_TOKEN; with it, every request but /healthz needs the token', async () => {

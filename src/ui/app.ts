@@ -17,7 +17,7 @@ import { contractOf, NightscoreError, toNightscoreError } from '../errors.js';
 import { dateRange, logicalDateFor } from '../job/dates.js';
 import { modelLocation, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
-import { requireToken } from './auth.js';
+import { requireLoopbackHost, requireToken } from './auth.js';
 import { mountBullBoard } from './bull-board.js';
 import type { UiContext } from './context.js';
 import { readJobDates } from './dates.js';
@@ -55,12 +55,12 @@ export function createUiApp(opts: UiAppOptions): Hono {
     await next();
   });
   app.get('/healthz', (c) => c.text('ok\n'));
-  if (opts.token) app.use('*', requireToken(opts.token));
   app.use('*', async (c, next) => {
     await next();
     c.header('x-content-type-options', 'nosniff');
     c.header('referrer-policy', 'no-referrer');
   });
+  app.use('*', opts.token ? requireToken(opts.token) : requireLoopbackHost());
 
   const allDates = async (c: Context) => {
     const { jobs, notices } = await ctx.jobList();

@@ -62,7 +62,8 @@ export function requireToken(token: string): MiddlewareHandler {
       setCookie(c, COOKIE, session, { httpOnly: true, sameSite: 'Strict', path: '/', secure: isHttps(c) });
       const url = new URL(c.req.url);
       url.searchParams.delete('token');
-      return c.redirect(`${url.pathname}${url.search}`, 303);
+      // One leading slash: `//host/…` would be another site's address.
+      return c.redirect(`${url.pathname.replace(/^\/+/, '/')}${url.search}`, 303);
     }
     throw new NightscoreError('UI_UNAUTHORIZED', `${c.req.path} needs the UI's token, and the request ${bearer === undefined && c.req.query('token') === undefined ? 'carries none' : 'carries another'}`, {
       hint: `Send "Authorization: Bearer <token>" (the value of ${TOKEN_ENV} where the UI runs), or in a browser open /?token=<token> once.`,
@@ -73,4 +74,20 @@ export function requireToken(token: string): MiddlewareHandler {
 function isHttps(c: Context): boolean {
   // Behind a TLS-terminating proxy or ingress, the browser's side is https.
   return c.req.header('x-forwarded-proto') === 'https' || new URL(c.req.url).protocol === 'https:';
+}
+
+/**
+ * Without a token the UI is loopback's: it answers only requests addressed to a loopback
+ * name. A web page elsewhere could otherwise point its own host name at 127.0.0.1 (DNS
+ * rebinding) and read the pages and the API from this machine's browser.
+ */
+export function requireLoopbackHost(): MiddlewareHandler {
+  return async (c, next) => {
+    const host = c.req.header('host') ?? '';
+    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
+    if (c.req.path === '/healthz' || isLoopback(name)) return next();
+    throw new NightscoreError('UI_UNAUTHORIZED', `a request for host "${host}": without ${TOKEN_ENV} the UI answers only requests for localhost, 127.0.0.1 or [::1]`, {
+      hint: `Open it as http://127.0.0.1:<port>/ (or through kubectl port-forward, ssh -L); to serve it under another name, set ${TOKEN_ENV}.`,
+    });
+  };
 }

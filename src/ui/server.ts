@@ -83,7 +83,7 @@ export async function startUiServer(opts: UiServerOptions = {}): Promise<UiServe
     // The first page pays for every date's output read and the models loaded for the stale
     // check; read the default page once now, so the first visitor does not. What fails here
     // fails again, and is shown, on a real request.
-    void Promise.resolve(app.fetch(new Request('http://ui.internal/', { headers: { accept: 'text/html', ...(token ? { authorization: `Bearer ${token}` } : {}) } }))).catch(() => undefined);
+    void Promise.resolve(app.fetch(new Request('http://127.0.0.1/', { headers: { accept: 'text/html', ...(token ? { authorization: `Bearer ${token}` } : {}) } }))).catch(() => undefined);
     let closing: Promise<void> | undefined;
     return {
       port: bound,
