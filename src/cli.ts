@@ -105,7 +105,7 @@ function buildProgram(): Command {
     .description('enqueue one run per date in a range, as a backfill with an id (backfill show|cancel <id>, backfills)')
     .argument('<job.yaml>', 'job definition')
     .option('--from <YYYY-MM-DD>', 'first date (required)')
-    .option('--to <YYYY-MM-DD>', 'last date (required with --from; with --days, default yesterday)')
+    .option('--to <YYYY-MM-DD>', "last date (required with --from; with --days, default the job's last logical date)")
     .option('--days <n>', 'instead of --from: the n dates ending at --to')
     .option('--reprocess <which>', 'missing (no _SUCCESS, never run), failed, all, or stale (succeeded, scored by another model version than this backfill would use)', 'missing')
     .option('--model-as-of <when>', 'registry alias as of: date (the end of each logical date), now, or a YYYY-MM-DD', 'now')

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { checkModelAsOf, dateRange, daysEnding, modelAsOf } from '../job/dates.js';
+import { checkModelAsOf, dateRange, daysEnding, logicalDateFor, modelAsOf } from '../job/dates.js';
 import { loadJob, loadJobsDir, modelLocation, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, expectedModel, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
@@ -116,21 +116,28 @@ async function watchSchedules(ctx: CommandContext, dir: string, opts: { dryRun?:
   if (process.env.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
   const everyMs = envMilliseconds(process.env, 'NIGHTSCORE_SCHEDULE_WATCH_MS', 10_000, 'schedule sync --watch looks at the job files every 10 s');
   // The first sync must work (a bad folder or Redis is the deployment's error to see at once).
+  // The files are fingerprinted before they are read: a change in between is synced again.
+  let synced = await jobsFingerprint(dir);
   const first = await loadJobsDir(dir);
   const config = queueConfig();
   await checkRedis(config);
   const queues = openQueues(config, (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
   let stopped = false;
   let wake: () => void = () => undefined;
+  let onStop: () => void = () => undefined;
+  // A sync waiting for a Redis that is down must not hold a SIGTERM up: it gives way to it.
+  const stopping = new Promise<void>((resolve) => (onStop = resolve));
   const stop = () => {
     stopped = true;
     wake();
+    onStop();
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  const untilStopped = async <T>(work: Promise<T>): Promise<T | undefined> => Promise.race([work, stopping.then(() => undefined)]);
   try {
-    let synced = await jobsFingerprint(dir);
-    ctx.log.info({ dir, lines: syncLines(await syncSchedules(queues, first, { dir, ...opts }), opts.dryRun) }, 'schedules synced; watching the job files');
+    const result = await untilStopped(syncSchedules(queues, first, { dir, ...opts }));
+    if (result) ctx.log.info({ dir, lines: syncLines(result, opts.dryRun) }, 'schedules synced; watching the job files');
     let reported: string | undefined;
     while (!stopped) {
       await new Promise<void>((resolve) => {
@@ -141,7 +148,8 @@ async function watchSchedules(ctx: CommandContext, dir: string, opts: { dryRun?:
       try {
         const now = await jobsFingerprint(dir);
         if (now === synced) continue;
-        const result = await syncSchedules(queues, await loadJobsDir(dir), { dir, ...opts });
+        const result = await untilStopped(syncSchedules(queues, await loadJobsDir(dir), { dir, ...opts }));
+        if (!result) break;
         synced = now;
         reported = undefined;
         ctx.log.info({ dir, lines: syncLines(result, opts.dryRun) }, 'job files changed: schedules synced');
@@ -153,7 +161,7 @@ async function watchSchedules(ctx: CommandContext, dir: string, opts: { dryRun?:
       }
     }
   } finally {
-    await queues.close();
+    await Promise.race([queues.close(), new Promise((r) => setTimeout(r, 2_000).unref())]);
   }
   ctx.log.info('schedule watch stopped');
   return 0;
@@ -324,7 +332,7 @@ export async function backfillCommand(
 ): Promise<number> {
   const days = optionInteger('--days', opts.days, { min: 1, max: 3_660, unit: 'days' });
   if (days !== undefined && opts.from !== undefined) {
-    throw new NightscoreError('BAD_OPTION', 'backfill takes --from or --days, not both', { hint: 'For example: --from 2026-03-01 --to 2026-03-31, or --days 7 (the week ending at --to, by default yesterday).' });
+    throw new NightscoreError('BAD_OPTION', 'backfill takes --from or --days, not both', { hint: 'For example: --from 2026-03-01 --to 2026-03-31, or --days 7 (the week ending at --to, by default the last logical date of the job).' });
   }
   if (days === undefined && (opts.from === undefined || opts.to === undefined)) {
     throw new NightscoreError('BAD_OPTION', `backfill needs --from and --to, the first and last dates (or --days)`, { hint: 'For example: nightscore backfill jobs/churn.yaml --from 2026-03-01 --to 2026-03-31, or --days 7 for the week ending yesterday' });
@@ -343,7 +351,9 @@ export async function backfillCommand(
       });
     }
   }
-  const dates = days === undefined ? dateRange(opts.from!, opts.to!) : daysEnding(opts.to ?? yesterday(), days);
+  // --days without --to ends at the job's last logical date: yesterday for a nightly job with lag 1, in its schedule's zone.
+  const last = () => logicalDateFor(Date.now(), job.schedule?.tz ?? 'UTC', job.schedule?.lag ?? 1);
+  const dates = days === undefined ? dateRange(opts.from!, opts.to!) : daysEnding(opts.to ?? last(), days);
   if (opts.reverse) dates.reverse();
   return withQueues(ctx, async (queues) => {
     const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess, expectedModels(job, opts.modelAsOf));
