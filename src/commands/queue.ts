@@ -78,7 +78,7 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   await new Promise<void>((resolve) => {
     stop = (signal: string) => {
       ctx.log.info({ signal }, 'stopping: no new work; finishing or releasing running chunks');
-      worker.close().then(() => ui?.close()).then(resolve, resolve);
+      worker.close().finally(() => ui?.close()).then(resolve, resolve);
     };
     if (signalled) stop(signalled);
   });
