@@ -61,10 +61,13 @@ export class StaleChecker {
     const key = `${job.file}\0${written}`;
     let entry = this.expected.get(key);
     if (!entry || Date.now() - entry.at > this.ttlMs) {
-      entry = { at: Date.now(), model: expectedModel(job) };
-      this.expected.set(key, entry);
-      // A failure is not kept: the next page asks again.
-      entry.model.catch(() => this.expected.delete(key));
+      const fresh = { at: Date.now(), model: expectedModel(job) };
+      entry = fresh;
+      this.expected.set(key, fresh);
+      // A failure is not kept (the next page asks again), nor does it remove a newer entry.
+      fresh.model.catch(() => {
+        if (this.expected.get(key) === fresh) this.expected.delete(key);
+      });
     }
     return entry.model;
   }
