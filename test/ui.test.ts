@@ -363,16 +363,21 @@ describe('nightscore ui in a browser', () => {
     } finally {
       await perf.close();
     }
+    const dayOf = async (server: UiServer, job: string, date: string) => json<{ dates: Array<{ cell: string }>; notices: Array<{ scope: string; error: { code: string } }> }>(await fetch(`${server.url}api/jobs/${job}/dates?from=${date}&to=${date}`));
+    // Rewritten behind the page's back, as an in-process re-run that failed would leave it.
+    const markFailed = async (job: string, date: string) => {
+      const dir = ws.path(`perf-out/${job}/dt=${date}`);
+      const m = JSON.parse(await readFile(path.join(dir, '_manifest.json'), 'utf8')) as RunManifest;
+      await writeFile(path.join(dir, '_manifest.json'), JSON.stringify({ ...m, status: 'failed', error: { code: 'TOO_FEW_ROWS', kind: 'limit', message: 'm' } }));
+      await rm(path.join(dir, '_SUCCESS'));
+    };
     // The cache: a finished date's output is served from memory for its TTL; the first page
     // after it is served as before while the date is looked at again, the next has the news.
     const cached = await startUiServer({ jobsDir: ws.path('perf-jobs'), port: 0, config: tq.config, cache: { finishedTtlMs: 4_000 } });
     try {
-      const cellOf = async () => (await json<{ dates: Array<{ cell: string }> }>(await fetch(`${cached.url}api/jobs/job3/dates?from=2026-04-15&to=2026-04-15`))).dates[0]!.cell;
+      const cellOf = async () => (await dayOf(cached, 'job3', '2026-04-15')).dates[0]!.cell;
       expect(await cellOf()).toBe('succeeded');
-      const dir = ws.path('perf-out/job3/dt=2026-04-15');
-      const m = JSON.parse(await readFile(path.join(dir, '_manifest.json'), 'utf8')) as RunManifest;
-      await writeFile(path.join(dir, '_manifest.json'), JSON.stringify({ ...m, status: 'failed', error: { code: 'TOO_FEW_ROWS', kind: 'limit', message: 'm' } }));
-      await rm(path.join(dir, '_SUCCESS'));
+      await markFailed('job3', '2026-04-15');
       expect(await cellOf()).toBe('succeeded');
       await new Promise((r) => setTimeout(r, 4_100));
       expect(await cellOf()).toBe('succeeded');
@@ -381,7 +386,7 @@ describe('nightscore ui in a browser', () => {
       // A date whose output can no longer be read is not shown as it was for as long as that
       // lasts: once a re-check has failed, the page reads it first and says why.
       const other = ws.path('perf-out/job3/dt=2026-04-16');
-      const cellOn = async (date: string) => (await json<{ dates: Array<{ cell: string }>; notices: Array<{ scope: string; error: { code: string } }> }>(await fetch(`${cached.url}api/jobs/job3/dates?from=${date}&to=${date}`)));
+      const cellOn = (date: string) => dayOf(cached, 'job3', date);
       expect((await cellOn('2026-04-16')).dates[0]!.cell).toBe('succeeded');
       await rm(other, { recursive: true });
       await symlink(other, other);
@@ -396,12 +401,9 @@ describe('nightscore ui in a browser', () => {
     // Stale only just past the TTL: an entry unread for more than twice it is read first.
     const brief = await startUiServer({ jobsDir: ws.path('perf-jobs'), port: 0, config: tq.config, cache: { finishedTtlMs: 500 } });
     try {
-      const cellOf = async () => (await json<{ dates: Array<{ cell: string }> }>(await fetch(`${brief.url}api/jobs/job4/dates?from=2026-04-17&to=2026-04-17`))).dates[0]!.cell;
+      const cellOf = async () => (await dayOf(brief, 'job4', '2026-04-17')).dates[0]!.cell;
       expect(await cellOf()).toBe('succeeded');
-      const dir = ws.path('perf-out/job4/dt=2026-04-17');
-      const m = JSON.parse(await readFile(path.join(dir, '_manifest.json'), 'utf8')) as RunManifest;
-      await writeFile(path.join(dir, '_manifest.json'), JSON.stringify({ ...m, status: 'failed', error: { code: 'TOO_FEW_ROWS', kind: 'limit', message: 'm' } }));
-      await rm(path.join(dir, '_SUCCESS'));
+      await markFailed('job4', '2026-04-17');
       await new Promise((r) => setTimeout(r, 1_100));
       expect(await cellOf()).toBe('failed');
     } finally {
