@@ -79,6 +79,7 @@ describe('the compose stack, service by service', () => {
     const seed = await start(commandOf('seed')).done;
     expect(seed.code, seed.stderr).toBe(0);
     expect(seed.stderr).toContain('registered the example model as churn/1 (churn@production) in s3://models/registry/');
+    expect(seed.stdout).toMatch(/^demo input written for 7 of 7 date\(s\); score them with: nightscore backfill /);
     for (const date of DATES) expect(await s3.keys('features', `churn/dt=${date}/`)).toEqual([`churn/dt=${date}/customers-000.csv`, `churn/dt=${date}/customers-001.csv`]);
     // A second `docker compose up` seeds again: the input there and the version the alias
     // points to stay as they are (workers may be scoring those dates).
@@ -86,6 +87,7 @@ describe('the compose stack, service by service', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).not.toContain('registered');
     expect(again.stderr).not.toContain('writing a demo day');
+    expect(again.stdout).toMatch(/^demo input written for 0 of 7 date\(s\)/);
     expect(again.stderr.match(/: input already there \(s3:\/\/features\/churn\/dt=.*\/\); left as it is$/gm)).toHaveLength(7);
 
     const workers = ['worker-a', 'worker-b'].map((name) => start([...commandOf(name), '--port', '0'], { ...services[name]!.environment, ...env, NIGHTSCORE_HTTP_PORT: '0', NIGHTSCORE_LOG_LEVEL: 'info' }));

@@ -215,6 +215,7 @@ export async function demoCommand(ctx: CommandContext, opts: DemoOptions): Promi
   const job = await loadJob(jobFile);
   if (opts.registerModel) await registerExampleModel(job);
   const dates = daysEnding(date, days);
+  let written = 0;
   for (const d of dates) {
     // Another job's input may be real data, or a date the workers are scoring: never replaced.
     if (opts.job !== undefined && (await hasInput(job, d))) {
@@ -223,10 +224,11 @@ export async function demoCommand(ctx: CommandContext, opts: DemoOptions): Promi
     }
     process.stderr.write(`writing a demo day of ${rows.toLocaleString('en-US')} customers for ${d}…\n`);
     process.stderr.write(`input ready at ${await writeDemoDay(job, d, { rows, files, seed: 7 })}\n`);
+    written++;
   }
   const range = dates.length === 1 ? `--date ${date}` : `--from ${dates[0]} --to ${date}`;
   if (opts.inputOnly) {
-    process.stdout.write(`demo input written for ${dates.length} date(s); score it with: nightscore ${dates.length === 1 ? 'run' : 'backfill'} ${jobFile} ${range}${dates.length === 1 ? ' [--queue]' : ''}\n`);
+    process.stdout.write(`demo input written for ${written} of ${dates.length} date(s); score them with: nightscore ${dates.length === 1 ? 'run' : 'backfill'} ${jobFile} ${range}${dates.length === 1 ? ' [--queue]' : ''}\n`);
     return 0;
   }
   let code = 0;
