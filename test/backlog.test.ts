@@ -24,15 +24,19 @@ afterAll(async () => {
   await ws?.remove();
 });
 
+/** The shipped churn model over this file's inputs, in chunks of `chunkBytes`, writing out/<name>/. */
+const churnJob = (name: string, chunkBytes: number) =>
+  ws.job(`${name}.yaml`, {
+    name,
+    input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
+    model: { path: `${REPO}/models/churn/model.onnx` },
+    output: { uri: `out/${name}/dt={date}/`, format: 'csv' },
+    chunk: { bytes: chunkBytes },
+  });
+
 describe('the backlog endpoint', () => {
   it("equals the queue's waiting + prioritized + active chunks while a backfill runs, and 0 after", async () => {
-    const file = await ws.job('backlog.yaml', {
-      name: 'backlog',
-      input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
-      model: { path: `${REPO}/models/churn/model.onnx` },
-      output: { uri: 'out/dt={date}/', format: 'csv' },
-      chunk: { bytes: 64 * 1024 },
-    });
+    const file = await churnJob('backlog', 64 * 1024);
     const worker = await tq.startWorker({}, ['--concurrency', '1']);
     const backlog = async () => (await fetch(`http://127.0.0.1:${worker.port}/backlog`)).json() as Promise<QueueBacklog>;
     const res = await runCli(['backfill', file, '--from', DATES[0]!, '--to', DATES.at(-1)!], { env: tq.env });
@@ -69,14 +73,8 @@ describe('the backlog endpoint', () => {
   }, 150_000);
 
   it("a run enqueued behind a backfill is scored first: the backfill's runs and chunks yield to it", async () => {
-    const file = await ws.job('yield.yaml', {
-      name: 'yield',
-      input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
-      model: { path: `${REPO}/models/churn/model.onnx` },
-      output: { uri: 'out-yield/dt={date}/', format: 'csv' },
-      // Many small chunks: the backfill takes seconds, however fast the machine.
-      chunk: { bytes: 16 * 1024 },
-    });
+    // Many small chunks: the backfill takes seconds, however fast the machine.
+    const file = await churnJob('yield', 16 * 1024);
     await ws.write('in/dt=2026-10-09/a.csv', csvOf(4_000, 9));
     const worker = await tq.startWorker({}, ['--concurrency', '1']);
     expect((await runCli(['backfill', file, '--from', DATES[0]!, '--to', DATES.at(-1)!], { env: tq.env })).code).toBe(0);

@@ -16,6 +16,7 @@ import { backfillProgress, cancelBackfill, getBackfill, listBackfills, type Back
 import { formatTable } from '../observe/table.js';
 import { formatStatus, readStatus, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
+import { within } from '../within.js';
 import { startWorker } from '../queue/worker.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
 import { yesterday, type CommandContext } from './local.js';
@@ -161,7 +162,7 @@ async function watchSchedules(ctx: CommandContext, dir: string, opts: { dryRun?:
       }
     }
   } finally {
-    await Promise.race([queues.close(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+    await within(queues.close(), 2_000);
   }
   ctx.log.info('schedule watch stopped');
   return 0;

@@ -6,6 +6,7 @@ import { decodeFailure, NightscoreError } from '../errors.js';
 import { loadJobsDir } from '../job/load.js';
 import { startHealthServer } from '../observe/http.js';
 import { redactSecrets } from '../redact.js';
+import { within } from '../within.js';
 import { createMetrics } from '../observe/metrics.js';
 import { outputLeaseMs } from '../run/lock.js';
 import { prepareJob } from '../run/bind.js';
@@ -142,17 +143,6 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
         log.info({ graceful }, 'worker stopped');
       })()),
   };
-}
-
-/** Waits for `work` at most `ms`; true when it settled in time. A rejection counts as settled. */
-async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms), false)));
-  try {
-    return await Promise.race([work.then(() => true, () => true), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

@@ -13,6 +13,7 @@ import { queueConfig, type QueueConfig } from '../queue/config.js';
 import { openQueues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { redactSecrets } from '../redact.js';
+import { within } from '../within.js';
 import { createUiApp } from './app.js';
 import { requiredToken, TOKEN_ENV } from './auth.js';
 import { UiContext } from './context.js';
@@ -113,11 +114,4 @@ function listen(server: Server, host: string, port: number): Promise<number> {
     });
     server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });
-}
-
-/** Waits for `work` at most `ms` (a close with Redis gone waits for a connection that never comes). */
-async function within(work: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }
