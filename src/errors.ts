@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   JOBS_DIR_NOT_FOUND: code('config', 'a jobs folder that cannot be read'),
   MISSING_COLUMN_UNKNOWN: code('config', 'input.missing names a column that is not a feature'),
   MODEL_CACHE_UNWRITABLE: code('config', 'a model cache folder this process cannot write'),
+  MODEL_CACHE_UNSAFE: code('config', 'a model cache folder another user owns or can write'),
   MODEL_NO_FEATURES: code('config', 'no model.features and no feature_names in the model'),
   MODEL_REF_INVALID: code('config', 'a models:/ reference that is not one of its forms'),
   OUTPUT_COLUMN_CLASH: code('config', 'a prediction column named like a key or another output'),

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { localModel } from '../src/model/fetch.js';
+import { withLocalModel } from '../src/model/fetch.js';
 import { modelIdentity } from '../src/model/session.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { allIn, createTestQueue } from './support/queue.js';
@@ -169,11 +169,11 @@ describe('a model in S3', () => {
       { path: 's3://models/swap/model.onnx.data', sha256: sha(planned), bytes: planned.length },
     ];
     const pinned = { location: 's3://models/swap/model.onnx', sha256: modelIdentity(files, ['model.onnx', 'model.onnx.data']), files };
-    await expect(localModel(pinned.location, pinned)).rejects.toMatchObject({ code: 'MODEL_CHANGED', message: expect.stringMatching(/^s3:\/\/models\/swap\/model\.onnx\.data changed during the run/) });
+    await expect(withLocalModel(pinned.location, pinned, async (p) => p)).rejects.toMatchObject({ code: 'MODEL_CHANGED', message: expect.stringMatching(/^s3:\/\/models\/swap\/model\.onnx\.data changed during the run/) });
     expect((await readdir(ws.path('cache-swap'))).filter((n) => n.startsWith(pinned.sha256))).toEqual([]);
     // Put back, the planned bytes are fetched and published under the model's identity.
     await s3.put('models', 'swap/model.onnx.data', planned);
-    const path = await localModel(pinned.location, pinned);
+    const path = await withLocalModel(pinned.location, pinned, async (p) => p);
     expect(path).toMatch(new RegExp(`/cache-swap/${pinned.sha256}-[0-9a-f]{8}/model\\.onnx$`));
     expect(sha(await readFile(path.replace(/model\.onnx$/, 'model.onnx.data')))).toBe(sha(planned));
   });

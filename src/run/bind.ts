@@ -5,7 +5,7 @@
  */
 import { NightscoreError } from '../errors.js';
 import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
-import { fileUris, isRemote, localModel } from '../model/fetch.js';
+import { fileUris, isRemote, withLocalModel } from '../model/fetch.js';
 import { isModelRef } from '../registry/ref.js';
 import { corrupt, Registry, registryRoot, type ResolvedModel } from '../registry/registry.js';
 import { parseUri } from '../storage/open.js';
@@ -108,7 +108,7 @@ function bindingKey(spec: ModelSpec, keys: string[]): string {
  * retried), so no run ends with parts from two models and a manifest naming one.
  */
 export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer> {
-  const model = await loadModel(await localModel(spec.location, spec), { threads: spec.engine.threads });
+  const model = await withLocalModel(spec.location, spec, (path) => loadModel(path, { threads: spec.engine.threads }));
   if (model.sha256 !== spec.sha256) {
     throw new NightscoreError('MODEL_CHANGED', `${spec.location} changed during the run: it has sha256 ${model.sha256} now, but the run was planned with sha256 ${spec.sha256}`, {
       source: spec.location,
@@ -137,17 +137,16 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
  * never scored.
  */
 async function loadRegistered(location: string, resolved: ResolvedModel | undefined, threads: number): Promise<LoadedModel> {
-  if (!resolved) return loadModel(await localModel(location), { threads });
+  if (!resolved) return withLocalModel(location, undefined, (path) => loadModel(path, { threads }));
   const { record } = resolved;
-  let path: string;
+  let model: LoadedModel;
   try {
-    path = await localModel(location, { location, sha256: record.sha256, files: resolved.files });
+    model = await withLocalModel(location, { location, sha256: record.sha256, files: resolved.files }, (path) => loadModel(path, { threads }));
   } catch (err) {
     const e = err as NightscoreError;
     if (e.code !== 'MODEL_CHANGED') throw err;
     throw new NightscoreError('REGISTRY_CORRUPT', `${resolved.ref} (${resolved.name} version ${resolved.version}): ${e.message.replace(/ changed during the run.*$/, '')} does not hold the bytes the version was registered with`, { source: e.source, hint: corrupt(resolved, location, record.sha256, '').hint });
   }
-  const model = await loadModel(path, { threads });
   if (model.sha256 !== record.sha256) {
     const bad = model.files.find((f, i) => f.sha256 !== record.files[i]?.sha256) ?? model.files[0]!;
     throw corrupt(resolved, bad.path, record.files[model.files.indexOf(bad)]?.sha256 ?? record.sha256, bad.sha256);
