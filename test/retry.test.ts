@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +122,14 @@ describe('retry', () => {
     let file: string;
     const ledger = () => ws.path('elsewhere', 'ledger.csv');
     const LEDGER = 'source,start,line,reason\nthe books,0,1,keep me\n';
+    /** Names `file` as chunk 0's staged rejects, with every count and digest as a chunk would record them: only its name gives it away. */
+    const stage = (m: RunManifest, file: string, body: string) => {
+      const chunk = m.retry!.completed[0]!;
+      chunk.stagedRejects = { uri: pathToFileURL(file).href, rows: 1, bytes: Buffer.byteLength(body), sha256: createHash('sha256').update(body).digest('hex') };
+      chunk.stats.rows = { ...chunk.stats.rows, read: chunk.stats.rows.read + 1, rejected: 1 };
+      const first = Object.keys(chunk.stats.inputs)[0]!;
+      chunk.stats.inputs[first]! += 1;
+    };
     beforeAll(async () => {
       file = await job();
       await failedRun(file, date);
@@ -128,7 +137,7 @@ describe('retry', () => {
     });
 
     it.each([
-      ['retry.completed[0].stagedRejects.uri', (m: RunManifest) => (m.retry!.completed[0]!.stagedRejects = { uri: pathToFileURL(ledger()).href, rows: 1, bytes: Buffer.byteLength(LEDGER) }), /retry\.completed\[0\]\.stagedRejects\.uri is not file:\/\/\S+\/out\/dt=2026-10-04\/_rejects\/\.staged-00000\.csv, the name nightscore gives that chunk's file \(it names "file:\/\/\S+\/elsewhere\/ledger\.csv"\)/],
+      ['retry.completed[0].stagedRejects.uri', (m: RunManifest) => stage(m, ledger(), LEDGER), /retry\.completed\[0\]\.stagedRejects\.uri is not file:\/\/\S+\/out\/dt=2026-10-04\/_rejects\/\.staged-00000\.csv, the name nightscore gives that chunk's file \(it names "file:\/\/\S+\/elsewhere\/ledger\.csv"\)/],
       ['retry.completed[0].part.uri', (m: RunManifest) => (m.retry!.completed[0]!.part.uri = pathToFileURL(ledger()).href), /retry\.completed\[0\]\.part\.uri is not file:\/\/\S+\/part-00000\.csv/],
       ['retry.completed[0].part.rows', (m: RunManifest) => (m.retry!.completed[0]!.part.rows = '40' as unknown as number), /retry\.completed\[0\]\.part\.rows is not a whole number from 0/],
       ['retry.completed[0].index', (m: RunManifest) => (m.retry!.completed[0]!.index = 7), /retry\.completed\[0\]\.index is not the index of one of the 2 chunks planned/],
