@@ -46,16 +46,19 @@ export async function retryCommand(ctx: CommandContext, jobFile: string, opts: {
   const date = parseLogicalDate(opts.date);
   const threads = threadsOption(opts.threads);
   const job = await loadJob(jobFile);
-  const prepared = await prepareJob(job);
-  const retry = await planRetry(prepared, date);
+  const retry = await planRetry(job, date);
   if (retry.kind === 'nothing') {
     process.stderr.write(`nightscore: ${retry.reason}\n`);
     return 0;
   }
   if (retry.kind === 'whole') process.stderr.write(`nightscore: scoring the whole date: ${retry.reason}\n`);
-  else process.stderr.write(`nightscore: retrying chunk${retry.todo.length === 1 ? '' : 's'} ${retry.todo.join(', ')} of ${retry.planned.chunks.length}; keeping the parts of the ${retry.completed.length} that succeeded\n`);
-  // The job and model as retry planned with them: the run scores what was compared.
-  return scoreDate(ctx, prepared, date, { ...opts, threads, ...(retry.kind === 'chunks' ? { retry: { planned: retry.planned, completed: retry.completed } } : {}) });
+  else {
+    for (const r of retry.rescored) process.stderr.write(`nightscore: ${r.reason}\n`);
+    process.stderr.write(`nightscore: retrying chunk${retry.todo.length === 1 ? '' : 's'} ${retry.todo.join(', ')} of ${retry.planned.chunks.length}; keeping the parts of the ${retry.completed.length} that succeeded\n`);
+  }
+  // The job and model as retry planned with them (the alias as the date was planned, with
+  // --model-as-of): the run scores what was compared.
+  return scoreDate(ctx, retry.prepared, date, { ...opts, threads, ...(retry.kind === 'chunks' ? { retry: { planned: retry.planned, completed: retry.completed } } : {}) });
 }
 
 export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string; waitForInput?: boolean }): Promise<number> {

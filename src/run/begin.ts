@@ -16,7 +16,7 @@ import { checkReady, listInputs, planChunks, planParquetChunks, type ChunkPlan, 
 import { champion, SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
 
 /** Chunks one run may plan into: each is a queue job and a part file. */
-const MAX_CHUNKS = 100_000;
+export const MAX_CHUNKS = 100_000;
 
 /**
  * A planned run: plain JSON, so that in the queue it travels in the run job's data and any

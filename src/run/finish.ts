@@ -42,7 +42,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     }
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);
-      manifest.parts.push(r.part);
+      manifest.parts.push({ uri: r.part.uri, rows: r.part.rows });
       if (r.stagedRejects) {
         const key = await publishRejects(rejects, r, offsets, keys, csv);
         keep.add(key);

@@ -2,40 +2,45 @@
  * `nightscore retry`: a failed run's chunks that succeeded are kept, and only the others are
  * scored again, when the date still plans exactly as it did (the same input objects at the
  * same versions, the same model, the same job settings). Otherwise the whole date runs again,
- * and the reason is said.
+ * and the reason is said. The failed manifest is read back as untrusted (failed-run.ts): the
+ * model is the one the date was planned with, and a kept part holds the bytes its chunk wrote.
  */
-import { locateRun } from '../job/load.js';
+import { locateRun, modelLocation, type JobDefinition } from '../job/load.js';
 import { openLocation } from '../storage/open.js';
-import type { PreparedJob } from './bind.js';
+import { prepareJob, type PreparedJob } from './bind.js';
 import { planDate, type DatePlan } from './begin.js';
 import { readManifest } from './commit.js';
+import { checkAgainstPlan, checkKept, plannedAsOf, readFailedPlan } from './failed-run.js';
 import type { ChunkResult } from './score-chunk.js';
 import type { RunSpec } from './spec.js';
 
 export type RetryPlan =
-  | { kind: 'chunks'; planned: DatePlan; completed: ChunkResult[]; todo: number[] }
-  | { kind: 'whole'; reason: string }
+  | { kind: 'chunks'; prepared: PreparedJob; planned: DatePlan; completed: ChunkResult[]; todo: number[]; rescored: Array<{ index: number; reason: string }> }
+  | { kind: 'whole'; prepared: PreparedJob; reason: string }
   | { kind: 'nothing'; reason: string };
 
-export async function planRetry(prepared: PreparedJob, date: string): Promise<RetryPlan> {
-  const out = openLocation(locateRun(prepared.job, date).outputUri);
+export async function planRetry(job: JobDefinition, date: string): Promise<RetryPlan> {
+  const out = openLocation(locateRun(job, date).outputUri);
   const previous = await readManifest(out);
-  if (!previous) return { kind: 'whole', reason: `no run of ${date} has left a manifest` };
-  if (previous.status === 'succeeded') return { kind: 'nothing', reason: `${date} succeeded (attempt ${previous.attempt}); nothing to retry (run … --force to score it again)` };
-  if (previous.status !== 'failed') return { kind: 'whole', reason: `its last attempt did not finish (${previous.status})` };
-  if (!previous.retry) return { kind: 'whole', reason: 'its manifest, written by an earlier nightscore, keeps no plan to retry' };
+  if (!previous) return { kind: 'whole', prepared: await prepareJob(job), reason: `no run of ${date} has left a manifest` };
+  if (previous.status === 'succeeded') return { kind: 'nothing', reason: `${date} succeeded (attempt ${String(previous.attempt)}); nothing to retry (run … --force to score it again)` };
+  const from = { source: out.storage.uri(out.storage.join(out.key, '_manifest.json')), rerun: `nightscore run ${job.file} --date ${date}` };
+  // The model the date was planned with: an alias read as it was then (backfill --model-as-of), as the queue's run reads it.
+  const prepared = await prepareJob(job, { asOf: plannedAsOf(previous, modelLocation(job), from) });
+  const whole = (reason: string): RetryPlan => ({ kind: 'whole', prepared, reason });
+  if (previous.status !== 'failed') return whole(`its last attempt did not finish (${String(previous.status)})`);
+  if (!previous.retry) return whole('its manifest, written by an earlier nightscore, keeps no plan to retry');
+  const failed = readFailedPlan(previous, out, from);
   const fresh = await planDate(prepared, date);
-  const changed = differs(previous.retry.spec, fresh.spec) ?? (JSON.stringify(previous.retry.chunks) === JSON.stringify(fresh.chunks) ? undefined : 'the chunks plan differently');
-  if (changed) return { kind: 'whole', reason: `the date no longer plans as it did: ${changed}` };
-  const { completed } = previous.retry;
-  for (const r of completed) {
-    const { storage, key } = openLocation(r.part.uri);
-    if (!(await storage.stat(key))) return { kind: 'whole', reason: `${r.part.uri}, the part of chunk ${r.index}, is gone` };
-  }
-  const done = new Set(completed.map((r) => r.index));
+  const changed = differs(failed.spec, fresh.spec) ?? (JSON.stringify(failed.chunks) === JSON.stringify(fresh.chunks) ? undefined : 'the chunks plan differently');
+  if (changed) return whole(`the date no longer plans as it did: ${changed}`);
+  checkAgainstPlan(failed.completed, fresh.chunks, from);
+  const { kept, rescored } = await checkKept(out, failed.completed, fresh.spec.output.format);
+  if (failed.completed.length > 0 && kept.length === 0) return whole(`no part can be kept: ${rescored[0]!.reason}${rescored.length > 1 ? ` (and ${rescored.length - 1} more)` : ''}`);
+  const done = new Set(kept.map((r) => r.index));
   const todo = fresh.chunks.map((c) => c.index).filter((i) => !done.has(i));
-  if (todo.length === 0) return { kind: 'whole', reason: `every chunk had succeeded; the run failed at its commit (${previous.error?.code ?? 'unknown'})` };
-  return { kind: 'chunks', planned: fresh, completed, todo };
+  if (todo.length === 0) return whole(`every chunk had succeeded; the run failed at its commit (${String(previous.error?.code ?? 'unknown')})`);
+  return { kind: 'chunks', prepared, planned: fresh, completed: kept, todo, rescored };
 }
 
 /** What differs between two plans of a date, in words, or undefined when they are the same (but for the attempt). */

@@ -9,7 +9,7 @@ import { beginRun, openAttempt, type DatePlan, type RunPlan } from './begin.js';
 import { runChunk } from './chunk.js';
 import { finishRun } from './finish.js';
 import { holdOutputLock, outputLeaseMs, releaseOutputLock } from './lock.js';
-import type { RowCounts, RunManifest } from './manifest.js';
+import { chunkFiles, type RowCounts, type RunManifest } from './manifest.js';
 import { interrupted, type ChunkResult } from './score-chunk.js';
 import { chunkSpec } from './spec.js';
 import { addRows } from './stats.js';
@@ -69,18 +69,20 @@ function wantedThreads(opts: RunJobOptions): number {
 }
 
 async function planAndScore(prepared: PreparedJob, date: string, opts: RunJobOptions, pool: ChunkThreadPool | undefined): Promise<RunManifest> {
-  const plan = opts.retry ? await openAttempt(opts.retry.planned, undefined, keptFiles(opts.retry.completed)) : await beginRun(prepared, date);
+  const plan = opts.retry ? await openAttempt(opts.retry.planned, undefined, keptFiles(opts.retry)) : await beginRun(prepared, date);
   const out = openLocation(plan.spec.output.uri);
   // Lost to another run (this process stalled past its lease): score no further chunk; the
   // commit's fence then fails the attempt without publishing anything.
   let lost = false;
   const stopHeartbeat = holdOutputLock(out, plan.lock, outputLeaseMs(), () => (lost = true));
   try {
-    // Under the lock, the parts a retry keeps must still be there (no run came between).
+    // Under the lock, the parts a retry keeps must still be there, at the size their chunk
+    // wrote (no run came between since retry checked their bytes).
     for (const r of opts.retry?.completed ?? []) {
-      const part = openLocation(r.part.uri);
-      if (!(await part.storage.stat(part.key))) {
-        throw new NightscoreError('RUN_INCOMPLETE', `${r.part.uri}, the kept part of chunk ${r.index}, vanished before the retry began`, { hint: 'Another run of the date came between; run the whole date again (nightscore run … , or run --queue --force).' });
+      const key = chunkFiles(out, r.index, plan.spec.output.format).part;
+      const now = await out.storage.stat(key);
+      if (now?.size !== r.part.bytes) {
+        throw new NightscoreError('RUN_INCOMPLETE', `${out.storage.uri(key)}, the kept part of chunk ${r.index}, ${now ? `changed (${now.size} bytes, ${r.part.bytes ?? 'unknown'} when retry checked it)` : 'vanished'} before the retry began`, { hint: 'Another run of the date came between; run the whole date again (nightscore run … , or run --queue --force).' });
       }
     }
     return await scoreAndFinish(plan, opts, pool, () => lost);
@@ -140,12 +142,15 @@ async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThr
   return finishRun(plan, results, failure, { retried: false });
 }
 
-/** The files of chunks a retry keeps: their parts and staged rejects stay in the output. */
-function keptFiles(completed: ChunkResult[]): Set<string> {
+/** The files of chunks a retry keeps, by our own names for their indexes: their parts and staged rejects stay in the output. */
+function keptFiles(retry: NonNullable<RunJobOptions['retry']>): Set<string> {
+  const { output } = retry.planned.spec;
+  const out = openLocation(output.uri);
   const keys = new Set<string>();
-  for (const r of completed) {
-    keys.add(openLocation(r.part.uri).key);
-    if (r.stagedRejects) keys.add(openLocation(r.stagedRejects.uri).key);
+  for (const r of retry.completed) {
+    const files = chunkFiles(out, r.index, output.format);
+    keys.add(files.part);
+    if (r.stagedRejects) keys.add(files.stagedRejects);
   }
   return keys;
 }

@@ -10,7 +10,7 @@ import { NightscoreError } from '../errors.js';
 import { featureColumns, type FeatureColumn } from '../model/features.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
-import type { ObjectWriter } from '../storage/storage.js';
+import { digestingWriter, type DigestingWriter } from '../storage/digest.js';
 import { BatchBuilder, mapColumns } from '../formats/batch.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
 import type { Segment } from './plan.js';
@@ -51,9 +51,13 @@ export interface SegmentResult {
 export interface ChunkResult {
   index: number;
   stats: ChunkStats;
-  part: { uri: string; rows: number };
-  /** Staged rejects (lines relative to their segment) when any row was rejected, with the bytes written. */
-  stagedRejects: { uri: string; rows: number; bytes?: number } | null;
+  /**
+   * The part, with the size and sha256 of the bytes the chunk wrote: a retry keeps a failed
+   * run's part only while it still holds exactly those (absent from older nightscores).
+   */
+  part: { uri: string; rows: number; bytes?: number; sha256?: string };
+  /** Staged rejects (lines relative to their segment) when any row was rejected, with the bytes written and their sha256. */
+  stagedRejects: { uri: string; rows: number; bytes?: number; sha256?: string } | null;
   segments: SegmentResult[];
 }
 
@@ -64,8 +68,8 @@ export interface ChunkResult {
 class ChunkSink {
   readonly rows: RowCounts = { read: 0, scored: 0, rejected: 0 };
   private part: PartWriter | undefined;
-  private rejects: ObjectWriter | undefined;
-  private rejectBytes = 0;
+  private partFile: DigestingWriter | undefined;
+  private rejects: DigestingWriter | undefined;
   readonly files: ReturnType<typeof chunkFiles>;
 
   constructor(
@@ -79,7 +83,7 @@ class ChunkSink {
   /** Opens the part once the key columns' source types are known (Parquet keys keep theirs). */
   async open(keys: KeyColumn[]): Promise<void> {
     if (this.part) return;
-    const writer = await this.out.storage.createWriter(this.files.part);
+    const writer = (this.partFile = digestingWriter(await this.out.storage.createWriter(this.files.part)));
     const { scorer, spec: { output } } = this.ctx;
     this.part = output.format === 'parquet'
       ? (await parquetWriter()).parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.parquet.codec)
@@ -100,19 +104,14 @@ class ChunkSink {
     if (rejects.length > 0) {
       const csv = { delimiter: this.ctx.spec.output.csv.delimiter };
       if (!this.rejects) {
-        this.rejects = await this.out.storage.createWriter(this.files.stagedRejects);
-        await this.writeRejects(stagedRejectsHeader(this.ctx.keys, csv));
+        this.rejects = digestingWriter(await this.out.storage.createWriter(this.files.stagedRejects));
+        await this.rejects.write(stagedRejectsHeader(this.ctx.keys, csv));
       }
-      await this.writeRejects(formatStagedRejects(rejects, segmentStart, csv));
+      await this.rejects.write(formatStagedRejects(rejects, segmentStart, csv));
       this.rows.rejected += rejects.length;
       this.rows.read += rejects.length;
     }
     this.ctx.onBatch?.({ ...this.rows });
-  }
-
-  private async writeRejects(text: string | Buffer): Promise<void> {
-    await this.rejects!.write(text);
-    this.rejectBytes += Buffer.byteLength(text);
   }
 
   async close(): Promise<void> {
@@ -126,8 +125,14 @@ class ChunkSink {
     await this.rejects?.abort();
   }
 
-  get stagedRejects() {
-    return this.rejects ? { uri: this.out.storage.uri(this.files.stagedRejects), rows: this.rows.rejected, bytes: this.rejectBytes } : null;
+  /** The part as written, once closed. */
+  get written(): ChunkResult['part'] {
+    return { uri: this.out.storage.uri(this.files.part), rows: this.rows.scored, ...this.partFile!.digest() };
+  }
+
+  /** The staged rejects as written, once closed. */
+  get stagedRejects(): ChunkResult['stagedRejects'] {
+    return this.rejects ? { uri: this.out.storage.uri(this.files.stagedRejects), rows: this.rows.rejected, ...this.rejects.digest() } : null;
   }
 }
 
@@ -175,7 +180,7 @@ export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOpt
   return {
     index: spec.index,
     stats,
-    part: { uri: out.storage.uri(sink.files.part), rows: sink.rows.scored },
+    part: sink.written,
     stagedRejects: sink.stagedRejects,
     segments,
   };
