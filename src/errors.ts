@@ -98,6 +98,7 @@ export const ERROR_CODES = {
   INPUT_TRUNCATED: code('storage', 'an object read back shorter than its size', true),
   LOCK_CONTENDED: code('storage', 'the output lock kept changing while being taken'),
   LOCK_READ_SHORT: code('storage', 'the output lock read back shorter than its size', true),
+  MANIFEST_INVALID: code('storage', 'a manifest read back that is not one nightscore writes, or names files outside its run\'s folders'),
   MANIFEST_READ_SHORT: code('storage', 'the manifest read back shorter than its size', true),
   NOT_FOUND: code('storage', 'an object or file that does not exist'),
   REDIS_UNAVAILABLE: code('storage', 'Redis does not answer', true),
