@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   BAD_DATE: code('usage', 'a --date, --from or --to that is not a calendar date'),
   BAD_OPTION: code('usage', 'a command-line option out of its range or missing'),
   BAD_RANGE: code('usage', 'a backfill range that ends before it starts, or is too long'),
+  HTTP_HOST_REFUSED: code('usage', 'a request to the health server for a host name it does not answer for'),
   UI_NOT_FOUND: code('usage', 'a UI page or API path that names no job or page'),
   UI_READ_ONLY: code('usage', 'a UI request other than GET or HEAD: the UI changes nothing'),
   UI_UNAUTHORIZED: code('usage', 'a UI request without the NIGHTSCORE_UI_TOKEN bearer token'),
