@@ -357,6 +357,8 @@ describe('deploy/k8s overlays', () => {
     expect(url.hostname).toBe(`${service.metadata!.name}.${service.metadata!.namespace}.svc.cluster.local`);
     expect(Number(url.port)).toBe(service.spec!.ports![0]!.port);
     expect(url.pathname).toBe('/backlog');
+    // The workers answer KEDA's poll by that name (any other name is refused: DNS rebinding).
+    expect(envValue(objects, workerContainer(objects), 'NIGHTSCORE_HTTP_ALLOWED_HOSTS')?.split(',')).toContain(url.hostname);
     expect(trigger.metadata.valueLocation).toBe('backlog');
     // One replica per `concurrency` chunks: the worker's CPU limit in whole CPUs.
     expect(trigger.metadata.targetValue).toBe(String(Math.ceil(quantity(workerContainer(objects).resources!.limits!.cpu!))));

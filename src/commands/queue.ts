@@ -14,6 +14,7 @@ import { checkRedis } from '../queue/redis-check.js';
 import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
 import { backfillProgress, cancelBackfill, getBackfill, listBackfills, type BackfillProgress } from '../queue/backfills.js';
 import { formatTable } from '../observe/table.js';
+import { allowedHosts } from '../observe/host.js';
 import { formatStatus, readStatus, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
 import { within } from '../within.js';
@@ -46,6 +47,7 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   const timeoutMs = shutdownTimeoutMs();
   const port = opts.port === undefined ? envInteger(process.env, 'NIGHTSCORE_HTTP_PORT', 9464, { min: 0, max: 65_535, unit: 'port' }, 'port 9464') : optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' });
   const concurrency = optionInteger('--concurrency', opts.concurrency, { min: 1, max: 1_024, unit: 'threads' });
+  const allowed = allowedHosts();
   const uiPort = opts.ui === true ? 8080 : optionInteger('--ui', opts.ui, { min: 0, max: 65_535, unit: 'port' });
   // A rejected promise in the worker's own plumbing is a bug, but one that must not take the
   // other chunks of this process down with it: say so loudly and keep serving.
@@ -72,7 +74,7 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   const host = opts.host ?? process.env.NIGHTSCORE_HTTP_HOST;
   // --ui: the read-only web UI on the worker's address, started first, so that a missing token stops the worker before it takes work.
   const ui = uiPort === undefined ? undefined : await (await import('../ui/server.js')).startUiServer({ port: uiPort, host, jobsDir: opts.jobsDir, config, log: ctx.log });
-  const worker = await startWorker(config, { concurrency, port, host, jobsDir: opts.jobsDir, shutdownTimeoutMs: timeoutMs }, ctx.log).catch(async (err: unknown) => {
+  const worker = await startWorker(config, { concurrency, port, host, allowedHosts: allowed, jobsDir: opts.jobsDir, shutdownTimeoutMs: timeoutMs }, ctx.log).catch(async (err: unknown) => {
     await ui?.close();
     throw err;
   });

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { NightscoreError, toNightscoreError } from '../errors.js';
+import { ALLOWED_HOSTS_ENV, allowedHosts, answersHost, isLoopback } from './host.js';
 
 export interface HealthServerOptions {
   host: string;
@@ -11,19 +12,26 @@ export interface HealthServerOptions {
   registry: Registry;
   /** The queue's backlog as JSON (/backlog), for an autoscaler: see queueBacklog. */
   backlog: () => Promise<unknown>;
+  /** Host names answered besides loopback names and (off loopback) IP literals: see host.ts. @defaultValue NIGHTSCORE_HTTP_ALLOWED_HOSTS */
+  allowedHosts?: readonly string[];
 }
 
 /**
  * /healthz: the process is alive. /readyz: Redis answers and the models load. /metrics:
  * Prometheus text. /backlog: the chunks waiting or being scored, as JSON. Binds to loopback
- * unless told otherwise, so metrics are not exposed by accident.
+ * unless told otherwise, so metrics are not exposed by accident; answers only requests for a
+ * host it may be addressed by (host.ts), so a page elsewhere cannot rebind its name to it.
  */
 export async function startHealthServer(opts: HealthServerOptions): Promise<{ server: Server; port: number }> {
+  const allowed = opts.allowedHosts ?? allowedHosts();
   const server = createServer((req, res) => {
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type });
       res.end(body);
     };
+    if (!answersHost(opts.host, req.headers.host, allowed)) {
+      return reply(421, `${JSON.stringify({ error: hostRefused(opts.host, req.headers.host).toJSON() })}\n`, 'application/json');
+    }
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') return reply(200, 'ok\n');
     if (path === '/readyz') {
@@ -54,6 +62,13 @@ export async function startHealthServer(opts: HealthServerOptions): Promise<{ se
     server.listen(opts.port, opts.host, () => resolve());
   });
   return { server, port: (server.address() as AddressInfo).port };
+}
+
+function hostRefused(bound: string, host: string | undefined): NightscoreError {
+  const answered = isLoopback(bound) ? 'localhost, 127.0.0.1, [::1]' : 'an IP address, localhost';
+  return new NightscoreError('HTTP_HOST_REFUSED', `a request for host "${(host ?? '').slice(0, 200)}": the health server on ${bound} answers only requests for ${answered} or a name in ${ALLOWED_HOSTS_ENV}`, {
+    hint: `Address it by IP (or as 127.0.0.1 on this machine); to reach it by a DNS name, list that name in ${ALLOWED_HOSTS_ENV}.`,
+  });
 }
 
 function listenError(err: NodeJS.ErrnoException, host: string, port: number) {

@@ -30,6 +30,8 @@ export interface WorkerOptions {
   port?: number;
   /** Address the health server binds to. @defaultValue 127.0.0.1 */
   host?: string;
+  /** Host names the health server answers for besides loopback names and IP literals. @defaultValue NIGHTSCORE_HTTP_ALLOWED_HOSTS */
+  allowedHosts?: readonly string[];
   /** Job files whose models /readyz checks load. */
   jobsDir?: string;
   /** How long SIGTERM waits for running chunks before releasing them to other workers. @defaultValue 30 s */
@@ -70,6 +72,7 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
     health = await startHealthServer({
       host: opts.host ?? '127.0.0.1',
       port: opts.port ?? 9464,
+      allowedHosts: opts.allowedHosts,
       registry: metrics.registry,
       notReady: () => notReady(queues.runs, opts.jobsDir),
       backlog: () => boundedBacklog(queues),

@@ -69,10 +69,7 @@ export async function planDate(prepared: PreparedJob, date: string): Promise<Dat
       hint: 'Raise chunk.bytes (the default is 64 MiB; for Parquet, chunk.rows bounds a chunk) so a day plans into fewer, larger chunks.',
     });
   }
-  const out = openLocation(where.outputUri);
-  const outputUri = out.storage.uri(out.storage.join(out.key, ''));
-  const rejectsUri = where.rejectsUri === undefined ? out.storage.uri(out.storage.join(out.storage.join(out.key, OUTPUT_FILES.rejectsDir), '')) : folderUri(where.rejectsUri);
-  const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), { uri: outputUri, rejects: rejectsUri }, inputs, [prepared.spec]);
+  const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), runFolders(where), inputs, [prepared.spec]);
   return { spec, chunks, skipped };
 }
 
@@ -127,6 +124,17 @@ export async function checkOutputApart(job: JobDefinition, where: RunLocations, 
 }
 
 /** A location as a folder URI ending in `/`. */
+/**
+ * The folders a run of the date writes, as URIs ending in `/`: the output folder, and the
+ * rejects folder (`_rejects/` in it, or output.rejects_uri). Readers of a manifest derive
+ * the files they open from these, never from the URIs the manifest lists.
+ */
+export function runFolders(where: RunLocations): { uri: string; rejects: string } {
+  const out = openLocation(where.outputUri);
+  const rejects = where.rejectsUri === undefined ? out.storage.uri(out.storage.join(out.storage.join(out.key, OUTPUT_FILES.rejectsDir), '')) : folderUri(where.rejectsUri);
+  return { uri: out.storage.uri(out.storage.join(out.key, '')), rejects };
+}
+
 function folderUri(location: string): string {
   const { storage, key } = openLocation(location);
   return storage.uri(storage.join(key, ''));

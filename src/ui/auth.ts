@@ -11,17 +11,12 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { NightscoreError } from '../errors.js';
+import { hostNameOf, isLoopback } from '../observe/host.js';
 
 export const TOKEN_ENV = 'NIGHTSCORE_UI_TOKEN';
 const COOKIE = 'nightscore_ui';
 /** Shorter secrets can be guessed over the network. */
 const MIN_TOKEN_LENGTH = 16;
-
-/** Whether an address only this machine can connect to. */
-export function isLoopback(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
-}
 
 /**
  * The token a server bound to `host` requires, from `given` (NIGHTSCORE_UI_TOKEN): none on
@@ -78,14 +73,14 @@ function isHttps(c: Context): boolean {
 
 /**
  * Without a token the UI is loopback's: it answers only requests addressed to a loopback
- * name. A web page elsewhere could otherwise point its own host name at 127.0.0.1 (DNS
- * rebinding) and read the pages and the API from this machine's browser.
+ * name (observe/host.ts). A web page elsewhere could otherwise point its own host name at
+ * 127.0.0.1 (DNS rebinding) and read the pages and the API from this machine's browser.
  */
 export function requireLoopbackHost(): MiddlewareHandler {
   return async (c, next) => {
     const host = c.req.header('host') ?? '';
-    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
-    if (c.req.path === '/healthz' || isLoopback(name)) return next();
+    // Loopback names only, whatever the address: off loopback the UI takes a token instead.
+    if (c.req.path === '/healthz' || isLoopback(hostNameOf(host))) return next();
     throw new NightscoreError('UI_UNAUTHORIZED', `a request for host "${host}": without ${TOKEN_ENV} the UI answers only requests for localhost, 127.0.0.1 or [::1]`, {
       hint: `Open it as http://127.0.0.1:<port>/ (or through kubectl port-forward, ssh -L); to serve it under another name, set ${TOKEN_ENV}.`,
     });

@@ -1,7 +1,7 @@
 /**
- * What the UI reads from output folders: a date's `_SUCCESS` and manifest, cached, and the
- * first rows of its rejects files. Never a listing: every key read is named by the job's
- * output template or by the manifest.
+ * What the UI reads from output folders: a date's `_SUCCESS` and manifest, cached (the first
+ * rows of its rejects files: rejects.ts). Never a listing: every key read is derived from the
+ * job's output template, never taken from a manifest.
  *
  * A finished run's manifest does not change unless the date is run again, and a run again
  * rewrites it: so a cached manifest is served as it is for a short while, then re-validated
@@ -10,10 +10,10 @@
  * (dates.ts), so the cache only delays what changes behind the queue's back.
  */
 import { Readable } from 'node:stream';
-import { parse } from 'csv-parse/sync';
-import { toNightscoreError } from '../errors.js';
+import { NightscoreError, toNightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { OUTPUT_FILES, type RunManifest } from '../run/manifest.js';
+import { checkManifest, MAX_MANIFEST_BYTES } from '../run/manifest-check.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient } from '../storage/storage.js';
 import { BoundedCache, InFlight, type BoundedCacheOptions } from './cache.js';
@@ -107,16 +107,28 @@ async function readOutput(uri: string, previous: OutputSnapshot | undefined): Pr
     const absent: OutputSnapshot = { success: success !== undefined, manifest: undefined, version: undefined };
     if (!info) return absent;
     if (previous?.manifest && previous.version === info.version) return { ...previous, success: absent.success };
+    const source = out.storage.uri(manifestKey);
+    if (info.size > MAX_MANIFEST_BYTES) throw tooLarge(source, info.size);
+    let parsed: unknown;
     try {
       // Read at the version stat saw: the body is the one the version names.
-      const body = await readAgainWhileTransient(async () => readAll(await out.storage.read(manifestKey, undefined, info.version)));
-      return { success: absent.success, manifest: JSON.parse(body.toString('utf8')) as RunManifest, version: info.version };
+      const body = await readAgainWhileTransient(async () => readAll(await out.storage.read(manifestKey, undefined, info.version), MAX_MANIFEST_BYTES));
+      parsed = JSON.parse(body.toString('utf8'));
     } catch (err) {
       if (!(err instanceof SyntaxError) && toNightscoreError(err).code !== 'INPUT_CHANGED') throw err;
       if (attempt >= 2) return absent;
       await new Promise((r) => setTimeout(r, 100));
+      continue;
     }
+    return { success: absent.success, manifest: checkManifest(parsed, source), version: info.version };
   }
+}
+
+function tooLarge(source: string, bytes: number): NightscoreError {
+  return new NightscoreError('MANIFEST_INVALID', `${source} is ${bytes} bytes; a manifest nightscore writes is under ${MAX_MANIFEST_BYTES}, and the page does not read it`, {
+    source,
+    hint: 'Something other than nightscore wrote it: run the date again to write a new one, and find out who else writes to the output folder.',
+  });
 }
 
 function approximateBytes(s: OutputSnapshot): number {
@@ -124,64 +136,18 @@ function approximateBytes(s: OutputSnapshot): number {
   return s.manifest ? JSON.stringify(s.manifest).length * 2 : 64;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+/** The whole stream, `maxBytes` at most: an object that grew past the size it was read at is cut there (and then does not parse). */
+export async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  let total = 0;
+  for await (const chunk of stream) {
+    const bytes = chunk as Buffer;
+    chunks.push(bytes.subarray(0, maxBytes - total));
+    total += Math.min(bytes.length, maxBytes - total);
+    if (total >= maxBytes) {
+      stream.destroy();
+      break;
+    }
+  }
   return Buffer.concat(chunks);
-}
-
-/** One row of a rejects file: where the row was, its key, and why it was refused. */
-export interface RejectRow {
-  source: string;
-  line: string;
-  key: string[];
-  reason: string;
-}
-
-export interface FirstRejects {
-  /** The key columns, as the rejects files' header names them. */
-  keys: string[];
-  rows: RejectRow[];
-  /** Rejected rows in all, per the manifest. */
-  total: number;
-}
-
-/**
- * The first `limit` rows of a run's rejects files, in file order. Each file is read from its
- * start, `maxBytes` at most: a day that rejected millions of rows costs one small read.
- */
-export async function readFirstRejects(manifest: RunManifest, delimiter: string, limit = 20, maxBytes = 64 * 1024): Promise<FirstRejects> {
-  const result: FirstRejects = { keys: [], rows: [], total: manifest.rows.rejected };
-  for (const file of manifest.rejects) {
-    if (result.rows.length >= limit) break;
-    const { storage, key } = openLocation(file.uri);
-    const info = await storage.stat(key);
-    if (!info || info.size === 0) continue;
-    const cut = info.size > maxBytes;
-    const bytes = await readAll(await storage.read(key, { start: 0, end: Math.min(info.size, maxBytes) - 1 }));
-    const records = parsePrefix(bytes.toString('utf8'), delimiter, cut);
-    const [header, ...rows] = records;
-    if (!header) continue;
-    result.keys = header.slice(2, -1);
-    for (const r of rows.slice(0, limit - result.rows.length)) {
-      result.rows.push({ source: r[0] ?? '', line: r[1] ?? '', key: r.slice(2, -1), reason: r.length > 2 ? (r.at(-1) ?? '') : '' });
-    }
-  }
-  return result;
-}
-
-/**
- * The whole records of the start of a CSV file. When the text was cut, its last record may
- * be partial, and a quoted field cut short does not parse: such tails are dropped.
- */
-function parsePrefix(text: string, delimiter: string, cut: boolean): string[][] {
-  let body = cut ? text.slice(0, text.lastIndexOf('\n') + 1) : text;
-  for (let tries = 0; tries < 20 && body.length > 0; tries++) {
-    try {
-      return parse(body, { delimiter, relax_column_count: true, skip_empty_lines: true }) as string[][];
-    } catch {
-      body = body.slice(0, body.lastIndexOf('\n', body.length - 2) + 1);
-    }
-  }
-  return [];
 }

@@ -10,7 +10,7 @@ import type { RunJobData } from '../queue/queues.js';
 import type { RunManifest } from '../run/manifest.js';
 import { noticeOf, type Notice, type UiContext } from './context.js';
 import { readJobDates, type UiDateStatus } from './dates.js';
-import { readFirstRejects, type FirstRejects } from './output.js';
+import { readFirstRejects, type FirstRejects } from './rejects.js';
 
 export interface RunDetail {
   job: string;
@@ -58,7 +58,9 @@ export async function readRunDetail(ctx: UiContext, job: JobDefinition, date: st
   }
   if (detail.manifest && detail.manifest.rejects.length > 0) {
     try {
-      detail.rejects = await readFirstRejects(detail.manifest, job.output.csv.delimiter, REJECTS_SHOWN);
+      const { rejects, refused } = await readFirstRejects(job, date, detail.manifest, REJECTS_SHOWN);
+      detail.rejects = rejects;
+      for (const err of refused) notices.push(noticeOf(`${job.name}: rejects`, err));
     } catch (err) {
       notices.push(noticeOf(`${job.name}: rejects`, err));
     }

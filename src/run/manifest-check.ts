@@ -1,0 +1,78 @@
+/**
+ * A manifest read back is input: anyone who can write the output folder may have written it.
+ * checkManifest validates, as their types, the fields readers of a date's state use (the UI's
+ * grid and run page: status, counts, model, files, error, times), so that a damaged or
+ * hand-made manifest is one clear MANIFEST_INVALID rather than a page that throws on
+ * `undefined.length` or shows an object where a number belongs.
+ *
+ * Fields nobody reads from a manifest found on disk (`models`, `retry`, `owns`, …) are kept
+ * as they are and not checked here: whoever uses them checks them.
+ */
+import { z } from 'zod';
+import { NightscoreError } from '../errors.js';
+import type { RunManifest } from './manifest.js';
+
+/**
+ * A manifest larger than this is not read. A failed run of the largest plan (100,000 chunks,
+ * each with its plan and result kept for retry) writes about a hundred MiB.
+ */
+export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
+
+const count = z.number().int().nonnegative();
+const text = z.string();
+const fileEntry = z.looseObject({ uri: text, rows: count });
+
+const errorRecord = z.looseObject({
+  code: text,
+  kind: z.enum(['usage', 'config', 'input', 'model', 'storage', 'limit', 'internal']),
+  message: text,
+  hint: text.optional(),
+  source: text.optional(),
+  line: count.optional(),
+  column: text.optional(),
+  retryable: z.boolean().optional(),
+});
+
+// Fields added over releases are optional here (older manifests lack them), as the readers treat them.
+const manifestSchema = z.looseObject({
+  job: text,
+  date: text,
+  status: z.enum(['running', 'succeeded', 'failed']),
+  attempt: text,
+  model: z.looseObject({
+    ref: text.optional(),
+    name: text.nullish(),
+    version: count.nullish(),
+    alias: text.nullish(),
+    sha256: text,
+    path: text,
+  }),
+  chunks: count,
+  rows: z.looseObject({ read: count, scored: count, rejected: count }),
+  inputs: z.array(z.looseObject({ uri: text, bytes: count, rows: count })),
+  skipped: z.array(z.looseObject({ uri: text, reason: text })).default([]),
+  parts: z.array(fileEntry),
+  rejects: z.array(fileEntry),
+  limits: z.looseObject({ max_reject_rate: z.number().min(0).max(1), min_rows: count }),
+  error: errorRecord.nullish().transform((e) => e ?? null),
+  started_at: text,
+  finished_at: text.nullish().transform((t) => t ?? null),
+  duration_ms: z.number().nonnegative().nullish().transform((d) => d ?? null),
+  nightscore: z.looseObject({ version: text, host: text, pid: count }),
+});
+
+/**
+ * `value` (a parsed `_manifest.json` at `source`) as a RunManifest, or MANIFEST_INVALID
+ * naming the first field that is not of its type.
+ */
+export function checkManifest(value: unknown, source: string): RunManifest {
+  const parsed = manifestSchema.safeParse(value);
+  if (parsed.success) return parsed.data as unknown as RunManifest;
+  const issue = parsed.error.issues[0]!;
+  const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(the whole document)';
+  throw new NightscoreError('MANIFEST_INVALID', `${source} is not a manifest nightscore writes: ${field}: ${issue.message}`, {
+    source,
+    column: field,
+    hint: 'Something other than nightscore wrote or damaged it. Run the date again (nightscore run, or backfill --reprocess failed) to write a new one; find out who else writes to the output folder.',
+  });
+}
