@@ -93,6 +93,8 @@ async function holds(file: string, sha256: string): Promise<boolean> {
 /** The files of a pinned model in its cache folder, fetched where missing or not the pinned bytes. */
 async function pinnedCopy(pinned: PinnedModel): Promise<string> {
   const names = pinned.files.map((f) => f.path.slice(dirname(pinned.location).length + 1));
+  // A pinned spec comes through the queue: a name that leaves the cache folder is refused before anything is written.
+  for (const n of names) checkLocation(pinned.location, n);
   const folder = join(cacheRoot(), folderName(pinned.sha256, names));
   const paths = names.map((n) => join(folder, n));
   const check = async () => (await Promise.all(pinned.files.map((f, i) => holds(paths[i]!, f.sha256)))).every(Boolean);
