@@ -219,9 +219,10 @@ export class Registry {
   }
 
   /**
-   * A registry file, parsed (its fields are checked by the caller, as the record it should be), with the version a swap compares. Some S3-compatible servers
-   * (s3rver) let a read see an object being replaced half-written: a body that does not parse
-   * is read again a few times before it is called corrupt.
+   * A registry file, parsed, with the version a swap compares; the caller checks its fields as
+   * the record it should be. Some S3-compatible servers (s3rver) let a read see an object being
+   * replaced half-written: a body that does not parse is read again a few times before it is
+   * called corrupt.
    */
   private async readJson(key: string): Promise<{ value: unknown; version: string } | undefined> {
     for (let attempt = 1; ; attempt++) {
