@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logisticModel } from '../scripts/onnx-builder.js';
 import { runCli, Workspace } from './support/workspace.js';
@@ -98,6 +99,32 @@ describe('nightscore model', () => {
     for (const r of results.filter((x) => x.code === 1)) expect(r.stderr.match(/nightscore: ALIAS_CONFLICT/g)).toHaveLength(1);
     const after = (await cli('alias', 'history', 'race', '--json')).json() as Array<{ generation: number }>;
     expect(after.map((m) => m.generation)).toEqual([from, from + 1]);
+  });
+
+  it('refuses an alias generation no registry reaches, at once and cleanly, where it used to kill the process', async () => {
+    await cli('register', 'claims', 'v1.onnx', '--alias', 'champion');
+    const file = ws.path('registry', 'claims', 'aliases.json');
+    const doc = JSON.parse(await readFile(file, 'utf8')) as { generation: number; last: { generation: number } };
+    doc.generation = doc.last.generation = 1e12;
+    await writeFile(file, JSON.stringify(doc));
+    const started = Date.now();
+    const history = await cli('alias', 'history', 'claims');
+    expect(history.code, history.stderr).toBe(1);
+    expect(history.stderr).toContain(`REGISTRY_CORRUPT: file://${file}: generation is 1000000000000, expected a whole number from 0 to 999999999`);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('downloads nothing above its target for a version.json naming a file outside its folder', async () => {
+    await cli('register', 'deep', 'v1.onnx');
+    await ws.write('registry/deep/evil/pwned.txt', 'pwned');
+    const file = ws.path('registry', 'deep', 'versions', '1', 'version.json');
+    const record = JSON.parse(await readFile(file, 'utf8')) as { files: Array<{ name: string; sha256: string; bytes: number }> };
+    record.files.push({ name: '../../evil/pwned.txt', sha256: sha(Buffer.from('pwned')), bytes: 5 });
+    await writeFile(file, JSON.stringify(record));
+    const dl = await cli('download', 'deep/1', 'deep-copy/a/b/model.onnx');
+    expect(dl.code).toBe(1);
+    expect(dl.stderr).toContain(`REGISTRY_CORRUPT: file://${file}: files[1].name is "../../evil/pwned.txt", expected a plain file name`);
+    expect(await readdir(ws.path('deep-copy'), { recursive: true }).catch(() => [])).not.toContain(path.join('evil', 'pwned.txt'));
   });
 
   it('says what to set when no registry is given, and which forms a reference takes', async () => {

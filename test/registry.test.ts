@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { toNightscoreError } from '../src/errors.js';
 import { loadJob } from '../src/job/load.js';
+import { localModel } from '../src/model/fetch.js';
 import { Registry } from '../src/registry/registry.js';
 import { prepareJob } from '../src/run/bind.js';
 import { openLocation, resetStorageCache } from '../src/storage/open.js';
@@ -18,6 +20,8 @@ import { REPO, Workspace } from './support/workspace.js';
  * immutable, alias moves are compare-and-swap, and the history says where an alias pointed when.
  */
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a registry file edited as JSON, field by field, as anyone with write access could
+type Doc = Record<string, any>;
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const modelA = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 3) - 1), bias: 0, featureNames: [...CHURN_FEATURES] });
 const modelB = logisticModel({ weights: CHURN_FEATURES.map((_, i) => (i % 2) - 0.5), bias: 1, featureNames: [...CHURN_FEATURES] });
@@ -208,6 +212,114 @@ describe.each([
       delete process.env.NIGHTSCORE_MODEL_CACHE;
     }
     await expect(registry.download(resolved, ws.path('dl', 'm.onnx'))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
+  });
+
+  /** A registry file as JSON, and one written back as someone with write access to the bucket could. */
+  const readDoc = async (uri: string) => {
+    const { storage, key } = openLocation(uri);
+    return JSON.parse(Buffer.concat(await (await storage.read(key)).toArray()).toString('utf8')) as Doc;
+  };
+  const putDoc = async (uri: string, body: string | object) => {
+    const { storage, key } = openLocation(uri);
+    await storage.put(key, typeof body === 'string' ? body : JSON.stringify(body));
+  };
+  const eventUri = async (name: string, suffix: string) => {
+    const events = openLocation(registry.uri(name, 'events', ''));
+    const key = (await events.storage.list(events.key)).map((o) => o.key).find((k) => k.endsWith(suffix))!;
+    return events.storage.uri(key);
+  };
+
+  // Each case damages one field of one record of a model of its own; reading it is REGISTRY_CORRUPT naming the file and the field.
+  it.each([
+    { field: 'files[1].name', file: 'version.json', damage: (d: Doc) => d.files.push({ name: '../../evil/pwned.txt', sha256: sha(Buffer.from('pwned')), bytes: 5 }) },
+    { field: 'files', file: 'version.json', damage: (d: Doc) => delete d.files },
+    { field: 'version', file: 'version.json', damage: (d: Doc) => (d.version = '1') },
+    { field: 'name', file: 'version.json', damage: (d: Doc) => (d.name = 'churn') },
+    { field: 'sha256', file: 'version.json', damage: (d: Doc) => (d.sha256 = 'abc') },
+    { field: 'created_at', file: 'version.json', damage: (d: Doc) => (d.created_at = 'yesterday') },
+    { field: 'aliases.champion', file: 'aliases.json', damage: (d: Doc) => (d.aliases.champion = '../../churn/versions/1') },
+    { field: 'generation', file: 'aliases.json', damage: (d: Doc) => (d.generation = d.last.generation = 1e12) },
+    { field: 'last.to', file: 'aliases.json', damage: (d: Doc) => (d.last.to = -1) },
+    { field: 'generation', file: '-alias-g1.json', damage: (d: Doc) => (d.generation = 1.5) },
+    { field: 'at', file: '-alias-g1.json', damage: (d: Doc) => (d.at = 'soon') },
+    { field: 'sha256', file: '-register-v1.json', damage: (d: Doc) => (d.sha256 = null) },
+  ])('refuses $file whose $field is not what nightscore writes: REGISTRY_CORRUPT naming both', async ({ field, file, damage }) => {
+    const name = `damaged-${file.replace(/[^a-z0-9]/g, '')}-${field.replace(/[^a-z0-9]/g, '')}-${Math.random().toString(36).slice(2, 8)}`;
+    await registry.register(name, ws.path('a.onnx'), { alias: 'champion' });
+    const uri = file === 'version.json' ? registry.uri(name, 'versions', '1', file) : file === 'aliases.json' ? registry.uri(name, file) : await eventUri(name, file);
+    const doc = await readDoc(uri);
+    damage(doc);
+    await putDoc(uri, doc);
+    const read = file === 'version.json' ? registry.resolve(`models:/${name}/1`) : file === 'aliases.json' ? registry.resolve(`models:/${name}@champion`) : registry.aliasHistory(name);
+    const err = await read.then(() => undefined, (e: unknown) => toNightscoreError(e));
+    expect(err?.code, err?.message).toBe('REGISTRY_CORRUPT');
+    expect(err!.message).toContain(`${uri}: ${field} is `);
+    expect(err!.hint).toContain('restore');
+  });
+
+  it('never writes a file a version.json names outside the model cache or the download folder', async () => {
+    const tag = `escape-${root.startsWith('s3') ? 's3' : 'local'}`;
+    await registry.register('escape', ws.path('a.onnx'), { alias: 'champion' });
+    // The object the hostile name points to is there, with the sha256 the record claims for it.
+    const evil = registry.uri('escape', 'versions', '1', '../../evil/pwned.txt');
+    await putDoc(evil, 'pwned');
+    const record = await readDoc(registry.uri('escape', 'versions', '1', 'version.json'));
+    record.files.push({ name: '../../evil/pwned.txt', sha256: sha(Buffer.from('pwned')), bytes: 5 });
+    record.sha256 = createHash('sha256').update(record.files.map((f: { sha256: string; name: string }) => `${f.sha256}  ${f.name}\n`).join('')).digest('hex');
+    await putDoc(registry.uri('escape', 'versions', '1', 'version.json'), record);
+    const file = await ws.job(`${tag}/job.yaml`, { name: 'escape', registry: root, input: { uri: 'in/', format: 'csv' }, model: { uri: 'models:/escape@champion' }, output: { uri: 'out/', format: 'csv' } });
+    // The cache's fetch folder is <cache>/.incoming-…/: "../../evil" from it is <tag>/evil, as it is from <tag>/dl/a/.
+    process.env.NIGHTSCORE_MODEL_CACHE = ws.path(tag, 'cache');
+    try {
+      await expect(prepareJob(await loadJob(file))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT', message: expect.stringContaining('files[1].name is "../../evil/pwned.txt", expected a plain file name') });
+    } finally {
+      delete process.env.NIGHTSCORE_MODEL_CACHE;
+    }
+    const escaped = async () => (await readdir(ws.path(tag), { recursive: true })).includes(join('evil', 'pwned.txt'));
+    expect(await escaped()).toBe(false);
+    // A run planned elsewhere reaches a worker as a spec through the queue: the cache refuses such a name itself.
+    if (root.startsWith('s3://')) {
+      process.env.NIGHTSCORE_MODEL_CACHE = ws.path(tag, 'cache');
+      try {
+        const files = record.files.map((f: { name: string; sha256: string; bytes: number }) => ({ path: registry.uri('escape', 'versions', '1', f.name), sha256: f.sha256, bytes: f.bytes }));
+        await expect(localModel(files[0].path, { location: files[0].path, sha256: record.sha256, files })).rejects.toMatchObject({ code: 'MODEL_EXTERNAL_DATA_INVALID' });
+      } finally {
+        delete process.env.NIGHTSCORE_MODEL_CACHE;
+      }
+      expect(await escaped()).toBe(false);
+    }
+    await expect(registry.resolve('models:/escape@champion').then((r) => registry.download(r, ws.path(tag, 'dl', 'a', 'm.onnx')))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
+    expect(await escaped()).toBe(false);
+  });
+
+  it('says which files a version lists that its model does not read, each sha256 told once', async () => {
+    const tag = `extra-${root.startsWith('s3') ? 's3' : 'local'}`;
+    await registry.register('extra', ws.path('a.onnx'), { alias: 'champion' });
+    await putDoc(registry.uri('extra', 'versions', '1', 'extra.bin'), 'extra');
+    const uri = registry.uri('extra', 'versions', '1', 'version.json');
+    const record = await readDoc(uri);
+    record.files.push({ name: 'extra.bin', sha256: sha(Buffer.from('extra')), bytes: 5 });
+    record.sha256 = createHash('sha256').update(record.files.map((f: { sha256: string; name: string }) => `${f.sha256}  ${f.name}\n`).join('')).digest('hex');
+    await putDoc(uri, record);
+    const file = await ws.job(`${tag}/job.yaml`, { name: 'extra', registry: root, input: { uri: 'in/', format: 'csv' }, model: { uri: 'models:/extra@champion' }, output: { uri: 'out/', format: 'csv' } });
+    process.env.NIGHTSCORE_MODEL_CACHE = ws.path(tag, 'cache');
+    try {
+      const err = await prepareJob(await loadJob(file)).then(() => undefined, (e: unknown) => toNightscoreError(e));
+      expect(err).toMatchObject({ code: 'REGISTRY_CORRUPT', message: 'models:/extra@champion (extra version 1): its version.json lists the files model.onnx, extra.bin, but its model reads model.onnx' });
+    } finally {
+      delete process.env.NIGHTSCORE_MODEL_CACHE;
+    }
+  });
+
+  it('tells a history that claims more moves than it has from a corrupt one, without walking the claim', async () => {
+    await registry.register('claims', ws.path('a.onnx'), { alias: 'champion' });
+    const uri = registry.uri('claims', 'aliases.json');
+    const doc = await readDoc(uri);
+    doc.generation = doc.last.generation = 999_999_999;
+    await putDoc(uri, doc);
+    const started = Date.now();
+    await expect(registry.resolve('models:/claims@champion', { asOf: new Date() })).rejects.toMatchObject({ code: 'REGISTRY_HISTORY_INCOMPLETE', message: expect.stringContaining('lacks the alias move(s) of generation 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, … (999999997 of 999999999)') });
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { optionInteger } from '../env.js';
 import { NightscoreError } from '../errors.js';
 import { formatTable } from '../observe/table.js';
-import { checkAlias, checkName, isModelRef, versionRef } from '../registry/ref.js';
+import { MAX_GENERATION } from '../registry/records.js';
+import { checkAlias, checkName, isModelRef, MAX_VERSION, versionRef } from '../registry/ref.js';
 import { describeMove, Registry, registryRoot, type AliasEvent, type VersionRecord } from '../registry/registry.js';
 
 interface RegistryOption {
@@ -98,15 +99,15 @@ export async function showCommand(ref: string, opts: RegistryOption): Promise<nu
 }
 
 export async function aliasSetCommand(name: string, alias: string, version: string, opts: RegistryOption & { reason?: string; ifGeneration?: string }): Promise<number> {
-  const n = optionInteger('<version>', version, { min: 1, max: 999_999_999, unit: 'versions' })!;
-  const ifGeneration = optionInteger('--if-generation', opts.ifGeneration, { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'generations' });
+  const n = optionInteger('<version>', version, { min: 1, max: MAX_VERSION, unit: 'versions' })!;
+  const ifGeneration = optionInteger('--if-generation', opts.ifGeneration, { min: 0, max: MAX_GENERATION, unit: 'generations' });
   const event = await open(opts).setAlias(name, alias, n, { reason: opts.reason, ifGeneration });
   return print(opts, event, () => `moved ${name}@${describeMove(event)} (generation ${event.generation})`);
 }
 
 export async function aliasDeleteCommand(name: string, alias: string, opts: RegistryOption & { reason?: string; ifGeneration?: string }): Promise<number> {
   checkAlias(alias, alias);
-  const ifGeneration = optionInteger('--if-generation', opts.ifGeneration, { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'generations' });
+  const ifGeneration = optionInteger('--if-generation', opts.ifGeneration, { min: 0, max: MAX_GENERATION, unit: 'generations' });
   const event = await open(opts).setAlias(name, alias, null, { reason: opts.reason, ifGeneration });
   return print(opts, event, () => `deleted ${name}@${alias} (it pointed to ${event.from ?? 'nothing'}; generation ${event.generation})`);
 }

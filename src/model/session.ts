@@ -180,15 +180,19 @@ export function modelIdentity(files: Array<{ sha256: string }>, names: string[])
   return createHash('sha256').update(files.map((f, i) => `${f.sha256}  ${names[i]}\n`).join('')).digest('hex');
 }
 
+/** Whether `location` names a file below a folder in plain segments (see checkLocation). */
+export function isPlainLocation(location: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return !isAbsolute(location) && !/[\\\u0000-\u001f]/.test(location) && location.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+}
+
 /**
  * An external data `location` must name a file below the model's folder in plain segments
  * (no ".", "..", empty segment, backslash or control character), so that the name hashed, the
  * name listed and the file onnxruntime opens are one and the same.
  */
 export function checkLocation(model: string, location: string): void {
-  const segments = location.split('/');
-  // eslint-disable-next-line no-control-regex
-  if (isAbsolute(location) || /[\\\u0000-\u001f]/.test(location) || segments.some((s) => s === '' || s === '.' || s === '..')) {
+  if (!isPlainLocation(location)) {
     throw new NightscoreError('MODEL_EXTERNAL_DATA_INVALID', `${model} keeps tensors in "${location}", which is not a plain file name inside the model's folder`, {
       source: model,
       hint: 'External data must sit beside the model (or below its folder) under a plain relative name; re-save it with onnx.save_model(..., save_as_external_data=True, location="model.onnx.data").',

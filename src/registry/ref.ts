@@ -9,6 +9,9 @@ export const REF_SCHEME = 'models:/';
 /** A model name or an alias: a letter or digit, then letters, digits, `.`, `_` or `-`. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** The largest version number a reference may name (nine digits), and so a record may hold. */
+export const MAX_VERSION = 999_999_999;
+
 export type ModelRef =
   | { ref: string; name: string; kind: 'alias'; alias: string }
   | { ref: string; name: string; kind: 'version'; version: number }
@@ -39,11 +42,19 @@ export function parseModelRef(ref: string): ModelRef {
   return { ref, name, kind: 'version', version: Number(version) };
 }
 
-export function checkName(ref: string, name: string, what = 'model name'): void {
-  if (!NAME_RE.test(name)) throw badRef(ref, `"${name}" is not a ${what}: a letter or digit, then letters, digits, ".", "_" or "-" (at most 128)`);
+export function isModelName(name: string): boolean {
+  return NAME_RE.test(name);
 }
 
 /** An alias is a name that cannot be read as a version: not all digits, not "latest". */
+export function isAliasName(alias: string): boolean {
+  return NAME_RE.test(alias) && !/^[0-9]+$/.test(alias) && alias !== 'latest';
+}
+
+export function checkName(ref: string, name: string, what = 'model name'): void {
+  if (!isModelName(name)) throw badRef(ref, `"${name}" is not a ${what}: a letter or digit, then letters, digits, ".", "_" or "-" (at most 128)`);
+}
+
 export function checkAlias(ref: string, alias: string): void {
   checkName(ref, alias, 'alias');
   if (/^[0-9]+$/.test(alias) || alias === 'latest') throw badRef(ref, `"${alias}" cannot be an alias: it reads as a version`);

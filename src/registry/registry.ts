@@ -25,76 +25,10 @@ import { loadModel, modelIdentity } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
+import { aliasesDocSchema, MODEL_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionRecord } from './records.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
-/** One file of a version: by its name in the version's folder. */
-export interface VersionFile {
-  name: string;
-  sha256: string;
-  bytes: number;
-}
-
-export interface TensorSignature {
-  name: string;
-  type: string;
-  shape: Array<number | string>;
-}
-
-/** `version.json`: what a version is, written once when it is registered. */
-export interface VersionRecord {
-  name: string;
-  version: number;
-  /** The model's identity over its files (README "Model identity"): what manifests and pins compare. */
-  sha256: string;
-  /** Size of the model file. */
-  bytes: number;
-  /** `model.onnx`, then its external data files by name. */
-  files: VersionFile[];
-  created_at: string;
-  created_by: string;
-  /** Where the model was registered from. */
-  source: string;
-  description: string;
-  signature: { inputs: TensorSignature[]; outputs: TensorSignature[] };
-  /** The model's `feature_names`, when it carries them. */
-  features: string[] | null;
-  tags: Record<string, string>;
-  /** Free-form: whatever the team records (AUC, the training run's id). */
-  metrics: Record<string, unknown>;
-  nightscore: { version: string };
-}
-
-export interface AliasEvent {
-  kind: 'alias';
-  /** The aliases.json generation this move created: moves are numbered 1, 2, … without gaps. */
-  generation: number;
-  alias: string;
-  /** The version the alias pointed to before (null: it was not set), and after (null: deleted). */
-  from: number | null;
-  to: number | null;
-  at: string;
-  by: string;
-  reason: string;
-}
-
-export interface RegisterEvent {
-  kind: 'register';
-  version: number;
-  sha256: string;
-  at: string;
-  by: string;
-  reason: string;
-}
-
-export type RegistryEvent = AliasEvent | RegisterEvent;
-
-/** `aliases.json`. */
-export interface AliasesDoc {
-  generation: number;
-  aliases: Record<string, number>;
-  /** The move that made this generation (null before the first). */
-  last: AliasEvent | null;
-}
+export type { AliasEvent, AliasesDoc, RegisterEvent, RegistryEvent, TensorSignature, VersionFile, VersionRecord } from './records.js';
 
 /** A reference resolved to one version: what a run pins and its manifest names. */
 export interface ResolvedModel {
@@ -126,9 +60,6 @@ export interface RegistryOptions {
   /** Who acts, for records and events: NIGHTSCORE_USER, else user@host. */
   by?: string;
 }
-
-const MODEL_FILE = 'model.onnx';
-const RECORD_FILE = 'version.json';
 
 export function actor(): string {
   if (process.env.NIGHTSCORE_USER) return process.env.NIGHTSCORE_USER;
@@ -276,7 +207,7 @@ export class Registry {
 
   async record(name: string, version: number): Promise<VersionRecord> {
     const key = this.key(name, 'versions', String(version), RECORD_FILE);
-    const found = await this.readJson<VersionRecord>(key);
+    const found = await this.readJson(key);
     if (found === undefined) {
       const known = await this.versionNumbers(name);
       throw new NightscoreError('MODEL_NOT_FOUND', `${versionRef(name, version)}: ${name} has no version ${version} in the registry ${this.root}${known.length ? ` (its versions are ${summarize(known)})` : ' (it has no versions)'}`, {
@@ -284,22 +215,23 @@ export class Registry {
         hint: known.length ? 'Pick a registered version (nightscore model list <name>).' : 'Register it first: nightscore model register <name> <file.onnx>, and check the registry location.',
       });
     }
-    return found.value;
+    return readVersionRecord(found.value, this.storage.uri(key), name, version);
   }
 
   /**
-   * A registry file, parsed, with the version a swap compares. Some S3-compatible servers
-   * (s3rver) let a read see an object being replaced half-written: a body that does not parse
-   * is read again a few times before it is called corrupt.
+   * A registry file, parsed, with the version a swap compares; the caller checks its fields as
+   * the record it should be. Some S3-compatible servers (s3rver) let a read see an object being
+   * replaced half-written: a body that does not parse is read again a few times before it is
+   * called corrupt.
    */
-  private async readJson<T>(key: string): Promise<{ value: T; version: string } | undefined> {
+  private async readJson(key: string): Promise<{ value: unknown; version: string } | undefined> {
     for (let attempt = 1; ; attempt++) {
       const found = await readAgainWhileTransient(() => this.storage.readVersioned(key));
       if (!found) return undefined;
       try {
-        return { value: JSON.parse(found.body.toString('utf8')) as T, version: found.version };
+        return { value: JSON.parse(found.body.toString('utf8')) as unknown, version: found.version };
       } catch {
-        if (attempt >= 4) return { value: parseJson<T>(found.body.toString('utf8'), this.storage.uri(key)), version: found.version };
+        if (attempt >= 4) return { value: parseJson(found.body.toString('utf8'), this.storage.uri(key)), version: found.version };
         await new Promise((r) => setTimeout(r, 50 * attempt));
       }
     }
@@ -313,9 +245,9 @@ export class Registry {
     const key = this.key(name, 'aliases.json');
     // One read gives the bytes and the version a swap compares: never a parse of one version
     // and a swap against another.
-    const found = await this.readJson<AliasesDoc>(key);
+    const found = await this.readJson(key);
     if (!found) return { doc: { generation: 0, aliases: {}, last: null }, version: undefined };
-    return { doc: found.value, version: found.version };
+    return { doc: readRecord(aliasesDocSchema, found.value, this.storage.uri(key)), version: found.version };
   }
 
   /**
@@ -365,11 +297,17 @@ export class Registry {
     const folder = this.key(name, 'events');
     const objects = (await this.storage.list(folder)).filter((o) => o.key.endsWith('.json'));
     // An event listed is written whole (created once, never replaced): undefined only if deleted since.
-    const read = (await Promise.all(objects.map(async (o) => (await this.readJson<RegistryEvent>(o.key))?.value))).filter((e): e is RegistryEvent => e !== undefined);
+    const read = (await Promise.all(objects.map(async (o) => this.readEvent(o.key)))).filter((e): e is RegistryEvent => e !== undefined);
     const events = read.filter((e) => e.kind !== 'alias' || e.generation <= doc.generation);
     const { last } = doc;
     if (last && !events.some((e) => e.kind === 'alias' && e.generation === last.generation)) events.push(last);
     return events.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : order(a) - order(b)));
+  }
+
+  /** An event file as its record; undefined when it was deleted since it was listed. */
+  private async readEvent(key: string): Promise<RegistryEvent | undefined> {
+    const found = await this.readJson(key);
+    return found && readRecord(registryEventSchema, found.value, this.storage.uri(key));
   }
 
   /**
@@ -381,13 +319,17 @@ export class Registry {
     const doc = await this.aliases(name);
     const events = await this.events(name, doc);
     const moves = events.filter((e): e is AliasEvent => e.kind === 'alias').sort((a, b) => a.generation - b.generation);
-    const missing: number[] = [];
-    for (let g = 1, i = 0; g <= doc.generation; g++) {
-      if (moves[i]?.generation === g) i++;
-      else missing.push(g);
+    const twice = moves.find((m, i) => i > 0 && moves[i - 1]!.generation === m.generation);
+    if (twice) {
+      throw new NightscoreError('REGISTRY_CORRUPT', `${this.uri(name, 'events')} holds two alias moves of generation ${twice.generation}: which version an alias pointed to when cannot be told`, {
+        source: this.uri(name, 'events'),
+        hint: 'nightscore writes one event per move: remove the one that was not written by nightscore (compare it with aliases.json and the bucket\'s object versions).',
+      });
     }
-    if (missing.length > 0 || moves.length !== doc.generation) {
-      throw new NightscoreError('REGISTRY_HISTORY_INCOMPLETE', `${this.uri(name, 'events')} lacks the alias move(s) of generation ${summarize(missing)} of ${doc.generation}: which version an alias pointed to when cannot be told`, {
+    // The holes are found from the events there are, never by counting to the generation claimed.
+    const missing = holes(moves.map((m) => m.generation), doc.generation);
+    if (missing.count > 0) {
+      throw new NightscoreError('REGISTRY_HISTORY_INCOMPLETE', `${this.uri(name, 'events')} lacks the alias move(s) of generation ${missing.first.join(', ')}${missing.count > missing.first.length ? ', …' : ''} (${missing.count} of ${doc.generation}): which version an alias pointed to when cannot be told`, {
         source: this.uri(name, 'events'),
         hint: 'Event files are append-only: restore the deleted ones from a backup (or the bucket\'s object versions). Resolving aliases as they are now still works.',
       });
@@ -552,15 +494,26 @@ function order(e: RegistryEvent): number {
   return e.kind === 'alias' ? e.generation : -1;
 }
 
-function parseJson<T>(text: string, uri: string): T {
+function parseJson(text: string, uri: string): unknown {
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(text) as unknown;
   } catch (err) {
     throw new NightscoreError('REGISTRY_CORRUPT', `${uri} is not valid JSON: ${(err as Error).message}`, {
       source: uri,
       hint: 'Registry files are written by nightscore only; restore this one from a backup or the bucket\'s object versions.',
     });
   }
+}
+
+/** The first ten generations from 1 to `upTo` that `present` (ascending, distinct, each in 1..upTo) lacks, and how many it lacks. */
+function holes(present: number[], upTo: number): { first: number[]; count: number } {
+  const first: number[] = [];
+  let next = 1;
+  for (const g of [...present, upTo + 1]) {
+    for (let h = next; h < g && first.length < 10; h++) first.push(h);
+    next = g + 1;
+  }
+  return { first, count: upTo - present.length };
 }
 
 function summarize(numbers: number[]): string {

@@ -7,6 +7,7 @@ import { NightscoreError } from '../errors.js';
 import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { fileUris, isRemote, withLocalModel } from '../model/fetch.js';
 import { isModelRef } from '../registry/ref.js';
+import { MODEL_FILE } from '../registry/records.js';
 import { corrupt, Registry, registryRoot, type ResolvedModel } from '../registry/registry.js';
 import { parseUri } from '../storage/open.js';
 import { takesNan, type ElementType } from '../model/features.js';
@@ -148,8 +149,11 @@ async function loadRegistered(location: string, resolved: ResolvedModel | undefi
     throw new NightscoreError('REGISTRY_CORRUPT', `${resolved.ref} (${resolved.name} version ${resolved.version}): ${e.message.replace(/ changed during the run.*$/, '')} does not hold the bytes the version was registered with`, { source: e.source, hint: corrupt(resolved, location, record.sha256, '').hint });
   }
   if (model.sha256 !== record.sha256) {
-    const bad = model.files.find((f, i) => f.sha256 !== record.files[i]?.sha256) ?? model.files[0]!;
-    throw corrupt(resolved, bad.path, record.files[model.files.indexOf(bad)]?.sha256 ?? record.sha256, bad.sha256);
+    const bad = model.files.find((f, i) => record.files[i] !== undefined && f.sha256 !== record.files[i]!.sha256);
+    if (bad) throw corrupt(resolved, bad.path, record.files[model.files.indexOf(bad)]!.sha256, bad.sha256);
+    // Every file holds its bytes: the record lists other files than the model reads.
+    const reads = [MODEL_FILE, ...model.metadata.externalData].join(', ');
+    throw new NightscoreError('REGISTRY_CORRUPT', `${resolved.ref} (${resolved.name} version ${resolved.version}): its version.json lists the files ${record.files.map((f) => f.name).join(', ')}, but its model reads ${reads}`, { source: location, hint: corrupt(resolved, location, record.sha256, '').hint });
   }
   return model;
 }
