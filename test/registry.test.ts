@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { toNightscoreError } from '../src/errors.js';
 import { loadJob } from '../src/job/load.js';
-import { localModel } from '../src/model/fetch.js';
+import { withLocalModel } from '../src/model/fetch.js';
 import { Registry } from '../src/registry/registry.js';
 import { prepareJob } from '../src/run/bind.js';
 import { openLocation, resetStorageCache } from '../src/storage/open.js';
@@ -282,7 +282,7 @@ describe.each([
       process.env.NIGHTSCORE_MODEL_CACHE = ws.path(tag, 'cache');
       try {
         const files = record.files.map((f: { name: string; sha256: string; bytes: number }) => ({ path: registry.uri('escape', 'versions', '1', f.name), sha256: f.sha256, bytes: f.bytes }));
-        await expect(localModel(files[0].path, { location: files[0].path, sha256: record.sha256, files })).rejects.toMatchObject({ code: 'MODEL_EXTERNAL_DATA_INVALID' });
+        await expect(withLocalModel(files[0].path, { location: files[0].path, sha256: record.sha256, files }, async (p) => p)).rejects.toMatchObject({ code: 'MODEL_EXTERNAL_DATA_INVALID' });
       } finally {
         delete process.env.NIGHTSCORE_MODEL_CACHE;
       }
