@@ -55,3 +55,11 @@ export function formatFloat32(value: number): string {
   // Number() then String() turns "1e+2" into "100" and drops trailing zeros.
   return String(Number(value.toPrecision(p)));
 }
+
+/**
+ * A float64 in JavaScript's shortest round-trip text, except -0, which String() prints as
+ * "0": a key or a prediction of -0 is written `-0`, so it reads back as the value it was.
+ */
+export function formatFloat64(value: number): string {
+  return value === 0 && 1 / value < 0 ? '-0' : String(value);
+}

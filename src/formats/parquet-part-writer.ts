@@ -1,4 +1,4 @@
-import { ParquetWriter, ByteWriter } from 'hyparquet-writer';
+import { ParquetWriter, ByteWriter, type ColumnSource } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet';
 import type { OutputColumns } from '../model/scorer.js';
 import type { ObjectWriter } from '../storage/storage.js';
@@ -66,7 +66,7 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
   return {
     async writeBatch(keyRows, values, rows) {
       if (rows === 0) return;
-      const columnData = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => (keyRows.isNull(r, i) ? null : toKeyValue(keyRows.value(r, i), elements[i]!))) }));
+      const columnData: ColumnSource[] = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => (keyRows.isNull(r, i) ? null : toKeyValue(keyRows.value(r, i), elements[i]!))) }));
       for (const v of values) {
         const width = v.columns.names.length;
         v.columns.names.forEach((name, c) => {
@@ -74,6 +74,10 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
           columnData.push({ name, data: (v.columns.type === 'bool' ? Array.from(data as ArrayLike<number>, Boolean) : data) as unknown[] });
         });
       }
+      columnData.forEach((column, i) => {
+        const type = elements[i]!.type;
+        if ((type === 'FLOAT' || type === 'DOUBLE') && holdsNegativeZero(column.data)) column.encoding = 'PLAIN';
+      });
       await parquet.write({ columnData, rowGroupSize: rows });
     },
     async close() {
@@ -83,6 +87,15 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
     },
     abort: () => out.abort(),
   };
+}
+
+/**
+ * hyparquet-writer's dictionary holds values in a Map, to which -0 and 0 are one key: a column
+ * holding both would read back with one sign for all. A column with a -0 is written PLAIN.
+ */
+function holdsNegativeZero(data: ArrayLike<unknown>): boolean {
+  for (let i = 0; i < data.length; i++) if (data[i] === 0 && 1 / (data[i] as number) < 0) return true;
+  return false;
 }
 
 /** A key value as hyparquet-writer takes it for the key's element: exact values as their stored integers. */
