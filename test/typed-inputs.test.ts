@@ -1,4 +1,5 @@
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -434,6 +435,36 @@ describe('inputs of every element type nightscore reads', () => {
     // The float64 echo reads back as the double of the input text, not a float32 of it.
     expect(rows.map((r) => Number(r[2]))).toEqual(ROWS.map((r) => Number(r.d)));
     expect(await rejected('every')).toEqual(new Map(BAD.map((b) => [b.id, b.reason])));
+  });
+});
+
+describe('a float16 output', () => {
+  it.each(['csv', 'parquet'] as const)('is written to %s as the value it holds, not its bits', async (format) => {
+    const model = await ws.write(
+      'half-out.onnx',
+      buildModel({
+        inputs: [{ name: 'x', elem: 'float', shape: ['N', 1] }],
+        outputs: [{ name: 'half', elem: 'float16', shape: ['N', 1] }],
+        nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['half'], attrs: { to: ELEM.float16 } }],
+      }),
+    );
+    await ws.write(`half/dt=${DATE}/a.csv`, 'id,x\na,1.5\nb,-0\nc,0.1\nd,65504\n');
+    const name = `half-${format}`;
+    const file = await ws.job(`${name}.yaml`, {
+      name,
+      input: { uri: 'half/dt={date}/', format: 'csv', key: ['id'] },
+      model: { path: model, features: ['x'] },
+      output: { uri: `out/${name}/dt={date}/`, format },
+    });
+    const res = await runCli(['run', file, '--date', DATE]);
+    expect(res.code, res.stderr).toBe(0);
+    // 0.1 as a half is 0.0999755859375, which reads back from its shortest float32 text.
+    const expected = ['1.5', '-0', '0.099975586', '65504'];
+    if (format === 'csv') expect((await ws.csv(`out/${name}/dt=${DATE}/part-00000.csv`)).slice(1).map((r) => r[1])).toEqual(expected);
+    else {
+      const rows = await parquetReadObjects({ file: (await readFile(ws.path(`out/${name}/dt=${DATE}/part-00000.parquet`))).buffer as ArrayBuffer });
+      expect(rows.map((r) => (Object.is(r.half, -0) ? '-0' : String(r.half)))).toEqual(['1.5', '-0', String(Math.fround(0.0999755859375)), '65504']);
+    }
   });
 });
 

@@ -63,3 +63,17 @@ export function formatFloat32(value: number): string {
 export function formatFloat64(value: number): string {
   return value === 0 && 1 / value < 0 ? '-0' : String(value);
 }
+
+/**
+ * The value of IEEE half-precision bits (onnxruntime's float16 tensors hold the bits in a
+ * Uint16Array): exact as a number, so formatFloat32 prints it in text that reads back to the
+ * same half.
+ */
+export function float16Value(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * (1024 + fraction) * 2 ** (exponent - 25);
+}

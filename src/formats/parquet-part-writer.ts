@@ -3,10 +3,13 @@ import type { SchemaElement } from 'hyparquet';
 import type { OutputColumns } from '../model/scorer.js';
 import type { ObjectWriter } from '../storage/storage.js';
 import { DateKey, DecimalKey, TimestampKey } from './key-values.js';
+import { float16Value } from './numbers.js';
 import type { KeyColumn, PartWriter } from './part-writer.js';
 
 const PREDICTION_TYPE: Record<string, SchemaElement['type']> = {
   float32: 'FLOAT',
+  // Every half is exactly a float32.
+  float16: 'FLOAT',
   float64: 'DOUBLE',
   int64: 'INT64',
   int32: 'INT32',
@@ -71,7 +74,7 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
         const width = v.columns.names.length;
         v.columns.names.forEach((name, c) => {
           const data = width === 1 ? v.data : Array.from({ length: rows }, (_, r) => (v.data as ArrayLike<unknown>)[r * width + c]);
-          columnData.push({ name, data: (v.columns.type === 'bool' ? Array.from(data as ArrayLike<number>, Boolean) : data) as unknown[] });
+          columnData.push({ name, data: predictionValues(v.columns.type, data as ArrayLike<unknown>) });
         });
       }
       columnData.forEach((column, i) => {
@@ -87,6 +90,13 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
     },
     abort: () => out.abort(),
   };
+}
+
+/** An output's values as hyparquet-writer takes them for its column: bools as booleans, float16 bits as their values. */
+function predictionValues(type: string, data: ArrayLike<unknown>): ColumnSource['data'] {
+  if (type === 'bool') return Array.from(data as ArrayLike<number>, Boolean);
+  if (type === 'float16') return Float32Array.from(data as ArrayLike<number>, float16Value);
+  return data as ColumnSource['data'];
 }
 
 /**
