@@ -10,8 +10,9 @@ async function open(text: string | Buffer | Array<string | Buffer>, features: st
   const pieces = (Array.isArray(text) ? text : [text]).map((t) => Buffer.from(t));
   const csv = await openCsv(Readable.from(pieces), { source: 'mem.csv', delimiter: ',', maxRecordBytes: 1 << 20 });
   const columns = mapColumns(csv.header.names, features, keys, 'mem.csv');
-  const builder = new BatchBuilder(float32Columns(features), capacity, 'mem.csv', keys.length);
-  return { batches: csv.scan(scanLayout(columns.width, scanColumns(columns.features), columns.keys, features), builder), builder };
+  const layout = scanLayout(columns.width, scanColumns(columns.features), columns.keys, features);
+  const builder = new BatchBuilder(float32Columns(features), capacity, 'mem.csv', keys.length, layout.textColumn);
+  return { batches: csv.scan(layout, builder), builder };
 }
 
 /** Reads CSV text the way a run does, returning scored rows and rejects. */

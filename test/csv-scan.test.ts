@@ -81,7 +81,8 @@ async function scanned(pieces: Buffer[], batchRows = 7, delimiter = ','): Promis
   try {
     const csv = await openCsv(Readable.from(pieces), { source: 'x.csv', delimiter, maxRecordBytes: 1 << 20 });
     const columns = mapColumns(csv.header.names, FEATURES, KEYS, 'x.csv');
-    const builder = new BatchBuilder(float32Columns(FEATURES), batchRows, 'x.csv', KEYS.length);
+    const layout = scanLayout(columns.width, scanColumns(columns.features), columns.keys, FEATURES);
+    const builder = new BatchBuilder(float32Columns(FEATURES), batchRows, 'x.csv', KEYS.length, layout.textColumn);
     const drain = (full: BatchBuilder) => {
       const batch = full.take();
       for (let r = 0; r < batch.rows; r++) {
@@ -89,7 +90,7 @@ async function scanned(pieces: Buffer[], batchRows = 7, delimiter = ','): Promis
       }
       for (const r of full.takeRejects()) out.rejects.push(`${r.line} ${r.key.join('|')}: ${r.reason}`);
     };
-    for await (const full of csv.scan(scanLayout(columns.width, scanColumns(columns.features), columns.keys, FEATURES), builder)) drain(full);
+    for await (const full of csv.scan(layout, builder)) drain(full);
     drain(builder);
   } catch (err) {
     const e = err as { code: string; cause?: { code: string; line: number } };

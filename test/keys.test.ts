@@ -1,8 +1,11 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildModel } from '../scripts/onnx-builder.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -162,5 +165,66 @@ describe('keys are copied losslessly', () => {
     await score('dual-pq', 'pq', ['x', 'id'], 'csv');
     const pqRows = (await ws.csv(`out/dual-pq/dt=${DATE}/part-00000.csv`)).slice(1);
     expect(pqRows.map((r) => [r[0], Number(r[3])])).toEqual([1, 2, 3, 4].map((v) => [String(v), expect.closeTo(sigmoid(v), 6)]));
+  });
+});
+
+describe('signed zero', () => {
+  /** -0 beside 0 in every float column: a writer that merges them, or prints String(-0), is caught. */
+  const X = [-0, 0, -0, 2.5, -0];
+  const sign = (v: unknown) => (Object.is(v, -0) ? '-0' : String(v));
+
+  beforeAll(async () => {
+    await ws.write(
+      'echo64.onnx',
+      buildModel({
+        inputs: [{ name: 'x', elem: 'double', shape: ['N', 1] }],
+        outputs: [{ name: 'y', elem: 'double', shape: ['N', 1] }],
+        nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }],
+      }),
+    );
+    await ws.write(
+      `zeros/dt=${DATE}/a.parquet`,
+      new Uint8Array(
+        parquetWriteBuffer({
+          // PLAIN: hyparquet-writer's dictionary takes -0 and 0 for one value.
+          columnData: [
+            { name: 'd', data: X, type: 'DOUBLE', encoding: 'PLAIN' },
+            { name: 'f', data: X, type: 'FLOAT', encoding: 'PLAIN' },
+          ],
+        }),
+      ),
+    );
+  });
+
+  const job = (name: string, input: string, format: 'csv' | 'parquet', key: string[], feature: string) =>
+    ws.job(`${name}.yaml`, {
+      name,
+      input: { uri: `${input}/dt={date}/`, format, key },
+      model: { path: 'echo64.onnx', inputs: { x: feature } },
+      output: { uri: `out/${name}/dt={date}/`, format: 'csv' },
+    });
+
+  it('Parquet float keys -0.0 and float64 predictions -0 are written -0 in CSV, and stay -0 in Parquet output', async () => {
+    const csv = await runCli(['run', await job('zeros-csv', 'zeros', 'parquet', ['d', 'f'], 'd'), '--date', DATE]);
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(await ws.csv(`out/zeros-csv/dt=${DATE}/part-00000.csv`)).toEqual([['d', 'f', 'y'], ...X.map((x) => [sign(x), sign(x), sign(x)])]);
+
+    const pq = await ws.job('zeros-pq.yaml', {
+      name: 'zeros-pq',
+      input: { uri: 'zeros/dt={date}/', format: 'parquet', key: ['d', 'f'] },
+      model: { path: 'echo64.onnx', inputs: { x: 'f' } },
+      output: { uri: 'out/zeros-pq/dt={date}/', format: 'parquet' },
+    });
+    const res = await runCli(['run', pq, '--date', DATE]);
+    expect(res.code, res.stderr).toBe(0);
+    const rows = await parquetReadObjects({ file: (await readFile(ws.path(`out/zeros-pq/dt=${DATE}/part-00000.parquet`))).buffer as ArrayBuffer });
+    expect(rows.map((r) => [sign(r.d), sign(r.f), sign(r.y)])).toEqual(X.map((x) => [sign(x), sign(x), sign(x)]));
+  });
+
+  it('a CSV value -0 read as float64 is predicted and written -0; its key text is copied as it was', async () => {
+    await ws.write(`zeros-text/dt=${DATE}/a.csv`, 'k,x\n-0,-0\n0,0\n-0.0,-0.0\n');
+    const res = await runCli(['run', await job('zeros-text', 'zeros-text', 'csv', ['k'], 'x'), '--date', DATE]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(await ws.read(`out/zeros-text/dt=${DATE}/part-00000.csv`)).toBe('k,y\n-0,-0\n0,0\n-0.0,-0\n');
   });
 });

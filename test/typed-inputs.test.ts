@@ -1,4 +1,5 @@
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -345,6 +346,55 @@ describe('a string input from a field inside a Parquet struct', () => {
   });
 });
 
+describe('a string value holding a NUL', () => {
+  // onnxruntime-node passes string tensors to the model as C strings: "north\0x" would be scored as "north".
+  const ROWS = [
+    { id: 'k1', region: 'north' },
+    { id: 'k\0ey', region: 'south' },
+    { id: 'k3', region: 'north\0x' },
+    { id: 'k4', region: 'north\0y' },
+  ];
+
+  it.each(['csv', 'parquet'] as const)('%s: is refused with its line and column, never cut short; a key holding one is copied exactly', async (format) => {
+    const model = await ws.write(
+      'region-nul.onnx',
+      buildModel({
+        inputs: [{ name: 'region', elem: 'string', shape: ['N', 1] }],
+        outputs: [{ name: 'score', elem: 'float', shape: ['N', 1] }],
+        nodes: [
+          { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['r3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
+          { op: 'Flatten', inputs: ['r3'], outputs: ['r'], attrs: { axis: 1 } },
+          { op: 'MatMul', inputs: ['r', 'W'], outputs: ['score'] },
+        ],
+        floats: { W: { dims: [4, 1], values: [1, 2, 3, 4] } },
+      }),
+    );
+    const dir = `nul-${format}`;
+    if (format === 'csv') await ws.write(`${dir}/dt=${DATE}/a.csv`, `id,region\n${ROWS.map((r, i) => `${r.id},${i === 3 ? `"${r.region}"` : r.region}`).join('\n')}\n`);
+    else await ws.write(`${dir}/dt=${DATE}/a.parquet`, new Uint8Array(parquetWriteBuffer({ columnData: ['id', 'region'].map((name) => ({ name, data: ROWS.map((r) => r[name as 'id']), type: 'STRING' })) })));
+    // region is a key too: a key that feeds a string input is held to the input's rule.
+    const file = await ws.job(`${dir}.yaml`, {
+      name: dir,
+      input: { uri: `${dir}/dt={date}/`, format, key: ['id', 'region'] },
+      model: { path: model, inputs: { region: 'region' } },
+      output: { uri: `out/${dir}/dt={date}/`, format: 'csv' },
+      limits: { max_reject_rate: 1 },
+    });
+    const res = await runCli(['run', file, '--date', DATE]);
+    expect(res.code, res.stderr).toBe(0);
+    expect((await ws.csv(`out/${dir}/dt=${DATE}/part-00000.csv`)).slice(1)).toEqual([
+      ['k1', 'north', '1'],
+      ['k\0ey', 'south', '2'],
+    ]);
+    const rejects = (await ws.csv(`out/${dir}/dt=${DATE}/_rejects/part-00000.csv`)).slice(1);
+    const line = (row: number) => String(format === 'csv' ? row + 2 : row);
+    expect(rejects.map((r) => r.slice(1))).toEqual([
+      [line(2), 'k3', 'north\0x', 'column region: holds a NUL character, where onnxruntime would cut the text short: "north\\u0000x"'],
+      [line(3), 'k4', 'north\0y', 'column region: holds a NUL character, where onnxruntime would cut the text short: "north\\u0000y"'],
+    ]);
+  });
+});
+
 describe('inputs of every element type nightscore reads', () => {
   const ROWS = [
     { id: 'r0', d: '0.1', h: '1.5', i: '7', b: 'true', f: '2' },
@@ -385,6 +435,36 @@ describe('inputs of every element type nightscore reads', () => {
     // The float64 echo reads back as the double of the input text, not a float32 of it.
     expect(rows.map((r) => Number(r[2]))).toEqual(ROWS.map((r) => Number(r.d)));
     expect(await rejected('every')).toEqual(new Map(BAD.map((b) => [b.id, b.reason])));
+  });
+});
+
+describe('a float16 output', () => {
+  it.each(['csv', 'parquet'] as const)('is written to %s as the value it holds, not its bits', async (format) => {
+    const model = await ws.write(
+      'half-out.onnx',
+      buildModel({
+        inputs: [{ name: 'x', elem: 'float', shape: ['N', 1] }],
+        outputs: [{ name: 'half', elem: 'float16', shape: ['N', 1] }],
+        nodes: [{ op: 'Cast', inputs: ['x'], outputs: ['half'], attrs: { to: ELEM.float16 } }],
+      }),
+    );
+    await ws.write(`half/dt=${DATE}/a.csv`, 'id,x\na,1.5\nb,-0\nc,0.1\nd,65504\n');
+    const name = `half-${format}`;
+    const file = await ws.job(`${name}.yaml`, {
+      name,
+      input: { uri: 'half/dt={date}/', format: 'csv', key: ['id'] },
+      model: { path: model, features: ['x'] },
+      output: { uri: `out/${name}/dt={date}/`, format },
+    });
+    const res = await runCli(['run', file, '--date', DATE]);
+    expect(res.code, res.stderr).toBe(0);
+    // 0.1 as a half is 0.0999755859375, which reads back from its shortest float32 text.
+    const expected = ['1.5', '-0', '0.099975586', '65504'];
+    if (format === 'csv') expect((await ws.csv(`out/${name}/dt=${DATE}/part-00000.csv`)).slice(1).map((r) => r[1])).toEqual(expected);
+    else {
+      const rows = await parquetReadObjects({ file: (await readFile(ws.path(`out/${name}/dt=${DATE}/part-00000.parquet`))).buffer as ArrayBuffer });
+      expect(rows.map((r) => (Object.is(r.half, -0) ? '-0' : String(r.half)))).toEqual(['1.5', '-0', String(Math.fround(0.0999755859375)), '65504']);
+    }
   });
 });
 

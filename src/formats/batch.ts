@@ -221,8 +221,8 @@ function describeHeader(header: string[]): string {
  * The feature and key buffers grow to a batch's size and are then reused from batch to
  * batch, so memory does not grow with the input. CSV rows arrive from the scanner
  * (csv-scan.ts), which writes float32 features straight into `values` and hands every other
- * field over as text (text slot k: key k, then the other columns in order); Parquet rows
- * arrive a column batch at a time through `addColumns`.
+ * field over as text, by the text slots of its ScanLayout; Parquet rows arrive a column batch
+ * at a time through `addColumns`.
  */
 export class BatchBuilder implements ScanTarget {
   /** float32 columns, row-major. Grows to `capacity` rows as rows come, so a small or empty chunk does not pay for a full batch. */
@@ -239,10 +239,8 @@ export class BatchBuilder implements ScanTarget {
   private count = 0;
   /** float32 columns per row. */
   private readonly width: number;
-  /** Per column: its slot among the float32 columns, or -1. */
+  /** Per column: its slot among the float32 columns (FeatureBatch's order), or -1. */
   private readonly floatSlot: Int32Array;
-  /** Per text slot past the keys: the column it fills. */
-  private readonly textColumn: number[];
   /** Room, in rows, of the buffers. */
   private room: number;
 
@@ -253,15 +251,18 @@ export class BatchBuilder implements ScanTarget {
     private readonly source: string,
     /** Key columns per row. */
     private readonly keyCount: number,
-    /** Per key: the feature column it also is (CSV), or -1. */
-    private readonly keyFeeds: readonly number[] = [],
+    /**
+     * CSV: the scan layout's `textColumn`, per text slot the feature column it fills or -1.
+     * The builder takes the scanner's numbering of text slots rather than keeping its own: two
+     * numberings had to agree, and once they did not, a key that fed a string input shifted
+     * every later text column into the wrong input.
+     */
+    private readonly textColumns: ArrayLike<number> = [],
   ) {
     this.floatSlot = new Int32Array(columns.length).fill(-1);
-    this.textColumn = [];
     let width = 0;
     columns.forEach((c, j) => {
       if (c.type === 'float32') this.floatSlot[j] = width++;
-      else this.textColumn.push(j);
     });
     this.width = width;
     this.room = Math.min(capacity, FIRST_ROWS);
@@ -294,19 +295,24 @@ export class BatchBuilder implements ScanTarget {
   }
 
   textBytes(slot: number, buf: Buffer, start: number, end: number): string | undefined {
-    if (slot < this.keyCount) {
-      this.textKeys!.setBytes(this.count, slot, buf, start, end);
-      return this.keyFeeds.length === 0 || this.keyFeeds[slot] === -1 ? undefined : this.feature(this.keyFeeds[slot] as number, buf.toString('utf8', start, end));
-    }
-    return this.feature(this.textColumn[slot - this.keyCount] as number, buf.toString('utf8', start, end));
+    if (slot < this.keyCount) this.textKeys!.setBytes(this.count, slot, buf, start, end);
+    const j = this.fedBy(slot);
+    return j === -1 ? undefined : this.feature(j, buf.toString('utf8', start, end));
   }
 
   textField(slot: number, text: string): string | undefined {
-    if (slot < this.keyCount) {
-      this.textKeys!.setText(this.count, slot, text);
-      return this.keyFeeds.length === 0 || this.keyFeeds[slot] === -1 ? undefined : this.feature(this.keyFeeds[slot] as number, text);
-    }
-    return this.feature(this.textColumn[slot - this.keyCount] as number, text);
+    if (slot < this.keyCount) this.textKeys!.setText(this.count, slot, text);
+    const j = this.fedBy(slot);
+    return j === -1 ? undefined : this.feature(j, text);
+  }
+
+  /** The feature column text slot `slot` fills, or -1 for a key that feeds none. */
+  private fedBy(slot: number): number {
+    const j = this.textColumns[slot];
+    if (j !== undefined) return j;
+    // A slot past the keys always feeds a column: without its entry the value would be lost.
+    if (slot >= this.keyCount) throw new Error(`text slot ${slot} has no column: build the BatchBuilder with its scan layout's textColumn`);
+    return -1;
   }
 
   /** Reads column j of the current row from its text; returns why it is refused, if it is. */

@@ -48,15 +48,18 @@ export interface CsvScanOptions {
 
 /**
  * Where a record's fields go. `roles[i]` says what field i is for: a float32 feature slot
- * (>= 0), a text slot (`-2 - t`: keys first, then the feature columns of other types, whose
- * text the target parses), or nothing (-1). Fields past `roles.length` are counted only.
+ * (>= 0), a text slot (`-2 - t`), or nothing (-1). Fields past `roles.length` are counted only.
+ * Text slots are numbered here and nowhere else: key k is slot k, then come the feature
+ * columns of other types that are not keys, in column order; `textColumn` says which feature
+ * each fills, and the target (BatchBuilder) is built with it.
  */
 export interface ScanLayout {
   roles: Int32Array;
   /** Per float32 slot: 1 when a missing value is scored as NaN (input.missing), 0 when it rejects the row. */
   missing: Uint8Array;
-  /** Per float32 slot, then per text slot: the feature column it fills (-1 for a key), so the first bad column is named. */
+  /** Per float32 slot: the feature column it fills, so the first bad column is named. */
   floatColumn: Int32Array;
+  /** Per text slot: the feature column it fills, or -1 for a key that feeds none. */
   textColumn: Int32Array;
   /** Feature column names, for reject reasons. */
   names: string[];
@@ -100,7 +103,7 @@ export function scanLayout(width: number, columns: ScanColumn[], keys: number[],
   keys.forEach((at, k) => (roles[at] = -2 - k));
   columns.forEach((c, j) => {
     // A key that is a feature too stays a key's text slot, and the target reads the feature from
-    // its text (its float32 slot is still counted, so slots match the target's).
+    // its text (its float32 slot is still counted: float32 slots are FeatureBatch's order).
     const key = (roles[c.at] as number) <= -2 ? -2 - (roles[c.at] as number) : -1;
     if (key !== -1 && key < keys.length) {
       textColumn[key] = j;

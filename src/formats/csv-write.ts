@@ -3,7 +3,7 @@ import type { OutputValues } from '../model/scorer.js';
 import type { BatchKeys, Reject } from './batch.js';
 import { CsvText, escapeFormula } from './csv-text.js';
 import { keyText } from './key-values.js';
-import { formatFloat32 } from './numbers.js';
+import { float16Value, formatFloat32, formatFloat64 } from './numbers.js';
 
 export interface CsvWriteOptions {
   delimiter: string;
@@ -84,14 +84,17 @@ export function formatRejectRows(rows: string[][], opts: CsvWriteOptions): strin
 const INTEGER_TYPES = new Set(['int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64']);
 
 /**
- * Per element type: float32 prints the shortest text that reads back as the same float32;
- * float64 as JavaScript's shortest round-trip; integers (int64 labels included) as integers.
+ * Per element type: float32 (and float16) prints the shortest text that reads back as the same float32;
+ * float64 as JavaScript's shortest round-trip (-0 as `-0`); integers (int64 labels included) as integers.
  */
 function cellWriter(out: CsvText, type: string, plainNumbers: boolean, escapeFormulas = false): (data: ArrayLike<unknown>, i: number) => void {
   // Cells take the output array and an index, not the value: see CsvText.float32At.
   if (type === 'string') return escapeFormulas ? (d, i) => out.text(escapeFormula(String(d[i]))) : (d, i) => out.text(String(d[i]));
-  if (!plainNumbers) return type === 'float32' ? (d, i) => out.text(formatFloat32(d[i] as number)) : type === 'bool' ? (d, i) => out.text(d[i] ? 'true' : 'false') : (d, i) => out.text(String(d[i]));
+  // float16 data are the halves' bits: printed as the values they hold.
+  if (type === 'float16') return plainNumbers ? (d, i) => out.ascii(formatFloat32(float16Value(d[i] as number))) : (d, i) => out.text(formatFloat32(float16Value(d[i] as number)));
+  if (!plainNumbers) return type === 'float32' ? (d, i) => out.text(formatFloat32(d[i] as number)) : type === 'float64' ? (d, i) => out.text(formatFloat64(d[i] as number)) : type === 'bool' ? (d, i) => out.text(d[i] ? 'true' : 'false') : (d, i) => out.text(String(d[i]));
   if (type === 'float32') return (d, i) => out.float32At(d as Float32Array, i);
+  if (type === 'float64') return (d, i) => out.ascii(formatFloat64(d[i] as number));
   if (type === 'bool') return (d, i) => out.ascii(d[i] ? 'true' : 'false');
   if (INTEGER_TYPES.has(type)) return (d, i) => out.integer(d[i] as number | bigint);
   return (d, i) => out.ascii(String(d[i]));

@@ -9,8 +9,10 @@
  * - timestamps: ISO 8601 at the column's unit (`2024-01-02T03:04:05.123456Z` for µs, nine
  *   digits for ns), with `Z` when the column is adjusted to UTC and without it when local;
  * - DATE: `YYYY-MM-DD`;
+ * - FLOAT, DOUBLE: the shortest round-trip text of the value as a double, -0 as `-0`;
  * - null: an empty cell, where an empty string is a quoted empty cell `""`.
  */
+import { formatFloat64 } from './numbers.js';
 
 /** A DECIMAL: its unscaled integer and scale, exact. */
 export class DecimalKey {
@@ -70,5 +72,6 @@ export class DateKey {
 export function keyText(v: unknown): string {
   if (v === null || v === undefined) return '';
   if (v instanceof Date) return v.toISOString();
+  if (typeof v === 'number') return formatFloat64(v);
   return String(v);
 }

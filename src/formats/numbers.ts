@@ -55,3 +55,25 @@ export function formatFloat32(value: number): string {
   // Number() then String() turns "1e+2" into "100" and drops trailing zeros.
   return String(Number(value.toPrecision(p)));
 }
+
+/**
+ * A float64 in JavaScript's shortest round-trip text, except -0, which String() prints as
+ * "0": a key or a prediction of -0 is written `-0`, so it reads back as the value it was.
+ */
+export function formatFloat64(value: number): string {
+  return value === 0 && 1 / value < 0 ? '-0' : String(value);
+}
+
+/**
+ * The value of IEEE half-precision bits (onnxruntime's float16 tensors hold the bits in a
+ * Uint16Array): exact as a number, so formatFloat32 prints it in text that reads back to the
+ * same half.
+ */
+export function float16Value(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * (1024 + fraction) * 2 ** (exponent - 25);
+}

@@ -1,12 +1,15 @@
-import { ParquetWriter, ByteWriter } from 'hyparquet-writer';
+import { ParquetWriter, ByteWriter, type ColumnSource } from 'hyparquet-writer';
 import type { SchemaElement } from 'hyparquet';
 import type { OutputColumns } from '../model/scorer.js';
 import type { ObjectWriter } from '../storage/storage.js';
 import { DateKey, DecimalKey, TimestampKey } from './key-values.js';
+import { float16Value } from './numbers.js';
 import type { KeyColumn, PartWriter } from './part-writer.js';
 
 const PREDICTION_TYPE: Record<string, SchemaElement['type']> = {
   float32: 'FLOAT',
+  // Every half is exactly a float32.
+  float16: 'FLOAT',
   float64: 'DOUBLE',
   int64: 'INT64',
   int32: 'INT32',
@@ -66,14 +69,18 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
   return {
     async writeBatch(keyRows, values, rows) {
       if (rows === 0) return;
-      const columnData = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => (keyRows.isNull(r, i) ? null : toKeyValue(keyRows.value(r, i), elements[i]!))) }));
+      const columnData: ColumnSource[] = keys.map((k, i) => ({ name: k.name, data: Array.from({ length: rows }, (_, r) => (keyRows.isNull(r, i) ? null : toKeyValue(keyRows.value(r, i), elements[i]!))) }));
       for (const v of values) {
         const width = v.columns.names.length;
         v.columns.names.forEach((name, c) => {
           const data = width === 1 ? v.data : Array.from({ length: rows }, (_, r) => (v.data as ArrayLike<unknown>)[r * width + c]);
-          columnData.push({ name, data: (v.columns.type === 'bool' ? Array.from(data as ArrayLike<number>, Boolean) : data) as unknown[] });
+          columnData.push({ name, data: predictionValues(v.columns.type, data as ArrayLike<unknown>) });
         });
       }
+      columnData.forEach((column, i) => {
+        const type = elements[i]!.type;
+        if ((type === 'FLOAT' || type === 'DOUBLE') && holdsNegativeZero(column.data)) column.encoding = 'PLAIN';
+      });
       await parquet.write({ columnData, rowGroupSize: rows });
     },
     async close() {
@@ -83,6 +90,22 @@ export function parquetPartWriter(out: ObjectWriter, keys: KeyColumn[], outputs:
     },
     abort: () => out.abort(),
   };
+}
+
+/** An output's values as hyparquet-writer takes them for its column: bools as booleans, float16 bits as their values. */
+function predictionValues(type: string, data: ArrayLike<unknown>): ColumnSource['data'] {
+  if (type === 'bool') return Array.from(data as ArrayLike<number>, Boolean);
+  if (type === 'float16') return Float32Array.from(data as ArrayLike<number>, float16Value);
+  return data as ColumnSource['data'];
+}
+
+/**
+ * hyparquet-writer's dictionary holds values in a Map, to which -0 and 0 are one key: a column
+ * holding both would read back with one sign for all. A column with a -0 is written PLAIN.
+ */
+function holdsNegativeZero(data: ArrayLike<unknown>): boolean {
+  for (let i = 0; i < data.length; i++) if (data[i] === 0 && 1 / (data[i] as number) < 0) return true;
+  return false;
 }
 
 /** A key value as hyparquet-writer takes it for the key's element: exact values as their stored integers. */

@@ -23,6 +23,7 @@ const HALF = new DataView(new ArrayBuffer(2));
 /** Reads one CSV field (unquoted) for a column of `type` into values[at]. */
 export function storeText(type: TypedType, values: ColumnValues, at: number, raw: string, missing: boolean): string | undefined {
   if (type === 'string') {
+    if (raw.includes('\0')) return nulReason(raw);
     // Byte for byte: a category is compared as it is, spaces and all.
     (values as string[])[at] = raw;
     return undefined;
@@ -58,6 +59,7 @@ export function storeValue(type: TypedType, values: ColumnValues, at: number, va
   }
   if (type === 'string') {
     if (typeof value !== 'string') return `expected text (string), got ${describe(value)}`;
+    if (value.includes('\0')) return nulReason(value);
     (values as string[])[at] = value;
     return undefined;
   }
@@ -83,6 +85,14 @@ export function storeValue(type: TypedType, values: ColumnValues, at: number, va
     return storeFloat(type, values, at, Number(value), String(value));
   }
   return `expected a number (${type}), got ${describe(value)}`;
+}
+
+/**
+ * onnxruntime-node hands string tensors to the model as C strings, which end at the first NUL:
+ * "a\0x" and "a\0y" would both be scored as "a". Such a value is refused, never cut short.
+ */
+function nulReason(text: string): string {
+  return `holds a NUL character, where onnxruntime would cut the text short: ${quote(text)}`;
 }
 
 function storeInteger(type: 'int64' | 'int32', values: ColumnValues, at: number, value: bigint, text: string): string | undefined {

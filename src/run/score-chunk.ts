@@ -195,7 +195,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
     const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
     const scan = ctx.columns.map((c, j) => ({ at: columns.features[j]!, float32: c.type === 'float32', missing: c.missing }));
     const layout = scanLayout(columns.width, scan, columns.keys, features);
-    const builder = new BatchBuilder(ctx.columns, ctx.spec.batch.rows, segment.uri, ctx.keys.length, columns.keys.map((at) => columns.features.indexOf(at)));
+    const builder = new BatchBuilder(ctx.columns, ctx.spec.batch.rows, segment.uri, ctx.keys.length, layout.textColumn);
     await sink.open(ctx.keys.map((name) => ({ name })));
     for await (const full of csv.scan(layout, builder)) await sink.flush(full, segment.start);
     await sink.flush(builder, segment.start);
