@@ -232,8 +232,9 @@ export async function backfillShowCommand(ctx: CommandContext, id: string, opts:
 /** nightscore backfill cancel <id>. */
 export async function backfillCancelCommand(ctx: CommandContext, id: string): Promise<number> {
   return withQueues(ctx, async (queues) => {
-    const { removed, running } = await cancelBackfill(queues, id);
-    process.stdout.write(`backfill ${id} cancelled: ${removed.length} queued date(s) removed${removed.length ? ` (${removed.join(', ')})` : ''}; ${running.length} running date(s) finish${running.length ? ` (${running.join(', ')})` : ''}\n`);
+    const { removed, running, finished } = await cancelBackfill(queues, id);
+    const ended = finished.length ? `; ${finished.length} had already finished (${finished.map((f) => `${f.date} ${f.state}`).join(', ')})` : '';
+    process.stdout.write(`backfill ${id} cancelled: ${removed.length} queued date(s) removed${removed.length ? ` (${removed.join(', ')})` : ''}; ${running.length} running date(s) finish${running.length ? ` (${running.join(', ')})` : ''}${ended}\n`);
     return 0;
   });
 }

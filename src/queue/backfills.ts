@@ -93,23 +93,38 @@ export async function backfillProgress(queues: Queues, record: BackfillRecord, n
   return { record, dates, counts, rows, eta_ms: finished > 0 && left > 0 ? Math.round((elapsed / finished) * left) : null, done: left === 0 };
 }
 
+/** What cancelling did to each date of the backfill that still has a run on the queue. */
+export interface CancelOutcome {
+  /** Queued dates removed: they never run. */
+  removed: string[];
+  /** Dates being run (planned: they hold the output lock): they finish whole. */
+  running: string[];
+  /** Dates whose run had already ended, as the queue says (succeeded or failed). */
+  finished: { date: string; state: 'succeeded' | 'failed' }[];
+}
+
+/** Queue states of a run that has taken nothing yet: removing it leaves the date as it was. */
+const REMOVABLE = ['waiting', 'delayed', 'prioritized', 'paused'];
+
 /**
  * Cancels a backfill: its feeder stops, its dates still queued (waiting, delayed, waiting
- * for input) are removed, and its running ones finish. Returns the dates removed.
+ * for input) are removed, and its running ones finish. Says what became of each date the
+ * queue still holds a run of.
  */
-export async function cancelBackfill(queues: Queues, id: string): Promise<{ removed: string[]; running: string[] }> {
+export async function cancelBackfill(queues: Queues, id: string): Promise<CancelOutcome> {
   const record = await getBackfill(queues, id);
   await saveBackfill(queues, { ...record, cancelled_at: record.cancelled_at ?? new Date().toISOString() });
-  const removed: string[] = [];
-  const running: string[] = [];
+  const outcome: CancelOutcome = { removed: [], running: [], finished: [] };
   for (const date of record.enqueued) {
     const run = await queues.runs.getJob(runId(record.job, date));
     if (!run || (run.data as RunJobData).backfill !== id) continue;
     const state = await run.getState();
-    if (['waiting', 'delayed', 'prioritized', 'paused'].includes(state) && !(run.data as RunJobData).plan) {
-      // A queued run holds no lock and has written nothing: removing it leaves the date as it was.
-      await run.remove().then(() => removed.push(date), () => running.push(date));
-    } else if (state === 'active' || state === 'waiting-children' || (run.data as RunJobData).plan) running.push(date);
+    // An ended run keeps its plan in its data: its state, not the plan, says it is done.
+    if (state === 'completed' || state === 'failed') outcome.finished.push({ date, state: state === 'completed' ? 'succeeded' : 'failed' });
+    else if (REMOVABLE.includes(state) && !(run.data as RunJobData).plan) {
+      // A worker may take it between the two reads: then it is running, and finishes.
+      await run.remove().then(() => outcome.removed.push(date), () => outcome.running.push(date));
+    } else if (state !== 'unknown') outcome.running.push(date);
   }
-  return { removed, running };
+  return outcome;
 }
