@@ -91,6 +91,7 @@ export const ERROR_CODES = {
   REGISTRY_HISTORY_INCOMPLETE: code('model', 'a registry whose alias history has a hole (a deleted event)'),
 
   ALIAS_CONFLICT: code('storage', 'another move of the model\'s aliases landed first'),
+  BACKFILL_LOST: code('storage', 'the queue lost a backfill being followed (Redis restarted without its data)'),
   FILE_ACCESS_DENIED: code('storage', 'the file system refused access (permissions)'),
   FILE_IO: code('storage', 'a local file operation failed'),
   FILE_IS_FOLDER: code('storage', 'a folder stands where a file is expected'),

@@ -86,6 +86,23 @@ describe('backfills', () => {
     expect(missing.stderr).toContain('there is no backfill bf-nope on this queue');
   }, 60_000);
 
+  it('cancel lists each date as it is: ended runs as finished, queued ones as removed, none of them as running', async () => {
+    const [ok, bad, late] = ['2026-09-11', '2026-09-12', '2026-09-13'];
+    await ws.write(`in/dt=${ok}/a.csv`, 'id,x\n1,1\n');
+    await ws.write(`in/dt=${bad}/a.csv`, 'id,y\n1,1\n');
+    // The last date's input is not there: its run waits for it on the queue.
+    const file = await ws.job('mixed.yaml', { name: 'mixed', input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'], wait: { timeout: '60s', poll: '1s' } }, model: { path: 'm.onnx' }, output: { uri: 'out/mixed/dt={date}/', format: 'csv' } });
+    if ((await tq.queues.runs.getWorkersCount()) === 0) await tq.startWorker();
+    const res = await runCli(['backfill', file, '--from', ok, '--to', late], { env: tq.env });
+    const id = idOf(res.stdout);
+    await tq.waitFor(file, ok, late, (r) => r.map((d) => d.waiting_for_input ? 'waiting' : d.state).join() === 'succeeded,failed,waiting', 30_000);
+    const cancel = await runCli(['backfill', 'cancel', id], { env: tq.env });
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(cancel.stdout).toBe(`backfill ${id} cancelled: 1 queued date(s) removed (${late}); 0 running date(s) finish; 2 had already finished (${ok} succeeded, ${bad} failed)\n`);
+    const show = await runCli(['backfill', 'show', id, '--json'], { env: tq.env });
+    expect(JSON.parse(show.stdout)).toMatchObject({ counts: { succeeded: 1, failed: 1, cancelled: 1 }, done: true });
+  }, 60_000);
+
   it('--days N is the N dates ending at --to; with --from it is a usage error', async () => {
     const file = await job('days');
     const dry = await runCli(['backfill', file, '--days', '3', '--to', DATES[2]!, '--dry-run'], { env: tq.env });

@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { writeDemoDay } from '../src/demo/demo.js';
 import { loadJob } from '../src/job/load.js';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
-import { parseCsv, REPO, runCli, Workspace } from './support/workspace.js';
+import { startRedisServer, type RedisServer } from './support/redis-server.js';
+import { parseCsv, REPO, runCli, startCli, Workspace } from './support/workspace.js';
 
 /** A Redis server of the test's own, on a free loopback port, persisting to an append-only file. */
 async function freePort(): Promise<number> {
@@ -82,4 +83,57 @@ describe('Redis restart', () => {
     expect(output.length).toBe(input.length);
     expect(output.sort()).toEqual(input.sort());
   }, 180_000);
+});
+
+describe('Redis restarted without its data', () => {
+  const lost: { ws?: Workspace; tq?: TestQueue; redis?: RedisServer } = {};
+  afterAll(async () => {
+    await lost.tq?.close();
+    await lost.redis?.stop();
+    await lost.ws?.remove();
+  });
+
+  it('backfill --wait says the queue lost the backfill, lists its dates as their output folders say, and running it again finishes it', async () => {
+    const [done, cut, never] = ['2026-06-10', '2026-06-11', '2026-06-12'];
+    const ws = (lost.ws = await Workspace.create());
+    // No persistence: a restart comes back empty.
+    lost.redis = await startRedisServer();
+    const { port } = lost.redis;
+    const tq = (lost.tq = await createTestQueue({ NIGHTSCORE_REDIS_URL: `redis://127.0.0.1:${port}`, NIGHTSCORE_LOCK_MS: '5000', NIGHTSCORE_STALLED_INTERVAL_MS: '2000' }));
+    const file = await ws.job('lost.yaml', {
+      name: 'lost',
+      input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
+      model: { path: `${REPO}/models/churn/model.onnx` },
+      output: { uri: 'out/dt={date}/', format: 'csv' },
+      chunk: { rows: 500, bytes: 1_000_000 },
+    });
+    const job = await loadJob(file);
+    await writeDemoDay(job, done, { rows: 200, files: 1, seed: 1 });
+    await writeDemoDay(job, cut, { rows: 80_000, files: 2, seed: 2 });
+    await writeDemoDay(job, never, { rows: 200, files: 1, seed: 3 });
+    await tq.startWorker();
+    // One date at a time: the last is not handed over before the second ends.
+    const wait = startCli(['backfill', file, '--from', done, '--to', never, '--max-parallel-runs', '1', '--wait'], tq.env);
+    await tq.waitFor(file, done, never, (r) => r[0]!.state === 'succeeded' && r[1]!.state === 'running' && (r[1]!.chunks?.done ?? 0) > 0, 60_000);
+
+    await lost.redis.stop();
+    lost.redis = await startRedisServer({ port });
+
+    const res = await Promise.race([wait.done, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`backfill --wait still running:\n${wait.output()}`)), 60_000))]);
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stderr).toMatch(/nightscore: BACKFILL_LOST: backfill bf-\S+ \(lost\) is no longer on the queue \(redis:\/\/127\.0\.0\.1:\d+, prefix nstest-\w+\): Redis lost it, and its runs, while it was followed\. Its dates, as their output folders say: 1 succeeded · 1 interrupted · 1 missing of 3/);
+    expect(res.stderr).toContain(`hint: Run it again: nightscore backfill ${file} --from ${done} --to ${never} --max-parallel-runs 1 (--reprocess missing, the default, keeps the dates that succeeded and scores the others).`);
+    const lines = res.stdout.split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${done}  succeeded `)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${cut}  interrupted `)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${never}  missing `)));
+
+    // Again, as the hint says: the succeeded date is kept, the other two are scored.
+    const kept = await ws.manifest(`out/dt=${done}`);
+    const again = await runCli(['backfill', file, '--from', done, '--to', never, '--max-parallel-runs', '1', '--wait'], { env: tq.env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`${done}  skip   `);
+    expect(again.stderr).toMatch(/: 2 succeeded of 2 dates/);
+    expect((await ws.manifest(`out/dt=${done}`)).attempt).toBe(kept.attempt);
+  }, 240_000);
 });

@@ -12,10 +12,10 @@ import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../que
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
-import { backfillProgress, cancelBackfill, getBackfill, listBackfills, type BackfillProgress } from '../queue/backfills.js';
+import { backfillProgress, cancelBackfill, findBackfill, getBackfill, listBackfills, lostBackfill, type BackfillProgress } from '../queue/backfills.js';
 import { formatTable } from '../observe/table.js';
 import { allowedHosts } from '../observe/host.js';
-import { formatStatus, readStatus, type DateStatus } from '../queue/status.js';
+import { formatStatus, readStatus, statesLine, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
 import { within } from '../within.js';
 import { startWorker } from '../queue/worker.js';
@@ -183,27 +183,34 @@ async function warnIfNoWorker(queues: Queues): Promise<void> {
   process.stderr.write(`nightscore: warning: no worker is connected to this queue (${redactSecrets(queues.config.redisUrl)}, prefix ${queues.config.prefix}); the run waits until one starts (nightscore worker)\n`);
 }
 
-/** Follows a backfill to its end: a progress line on a terminal, a line per change otherwise. Exit 1 if a date failed. */
+/**
+ * Follows a backfill to its end: a progress line on a terminal, a line per change otherwise.
+ * Exit 1 if a date failed, was cancelled or interrupted. A record that vanishes meanwhile was
+ * lost by the queue: its dates are listed as their output folders say, and BACKFILL_LOST thrown.
+ */
 async function followBackfill(ctx: CommandContext, queues: Queues, id: string): Promise<number> {
   let lastLine = '';
+  let record = await getBackfill(queues, id);
   for (;;) {
-    const progress = await backfillProgress(queues, await getBackfill(queues, id));
+    const found = await findBackfill(queues, id);
+    if (!found) {
+      if (ctx.interactive) process.stderr.write('\n');
+      const { dates, error } = await lostBackfill(queues, record);
+      process.stdout.write(`${formatStatus(dates)}\n`);
+      throw error;
+    }
+    record = found;
+    const progress = await backfillProgress(queues, record);
     const line = progressLine(progress);
     if (ctx.interactive) process.stderr.write(`\r\x1b[2K${line}`);
     else if (line !== lastLine) process.stderr.write(`${line}\n`);
     lastLine = line;
     if (progress.done) {
       if (ctx.interactive) process.stderr.write('\n');
-      return (progress.counts.failed ?? 0) > 0 || (progress.counts.cancelled ?? 0) > 0 ? 1 : 0;
+      return ['failed', 'cancelled', 'interrupted'].some((s) => (progress.counts[s] ?? 0) > 0) ? 1 : 0;
     }
     await new Promise((r) => setTimeout(r, 1_000));
   }
-}
-
-/** `4 succeeded · 1 failed`: counts by state, in one order everywhere. */
-function statesLine(counts: Record<string, number>): string {
-  const order = ['succeeded', 'failed', 'running', 'scheduled', 'missing', 'cancelled'];
-  return order.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(' · ');
 }
 
 function progressLine(p: BackfillProgress): string {
@@ -234,8 +241,9 @@ export async function backfillShowCommand(ctx: CommandContext, id: string, opts:
 /** nightscore backfill cancel <id>. */
 export async function backfillCancelCommand(ctx: CommandContext, id: string): Promise<number> {
   return withQueues(ctx, async (queues) => {
-    const { removed, running } = await cancelBackfill(queues, id);
-    process.stdout.write(`backfill ${id} cancelled: ${removed.length} queued date(s) removed${removed.length ? ` (${removed.join(', ')})` : ''}; ${running.length} running date(s) finish${running.length ? ` (${running.join(', ')})` : ''}\n`);
+    const { removed, running, finished } = await cancelBackfill(queues, id);
+    const ended = finished.length ? `; ${finished.length} had already finished (${finished.map((f) => `${f.date} ${f.state}`).join(', ')})` : '';
+    process.stdout.write(`backfill ${id} cancelled: ${removed.length} queued date(s) removed${removed.length ? ` (${removed.join(', ')})` : ''}; ${running.length} running date(s) finish${running.length ? ` (${running.join(', ')})` : ''}${ended}\n`);
     return 0;
   });
 }
@@ -413,7 +421,7 @@ export async function statusCommand(ctx: CommandContext, jobFile: string | undef
       }
       const rows = all.flatMap((a) => a.rows);
       const busy = rows.some((r) => r.state === 'running' || r.state === 'scheduled');
-      if (!opts.watch || !busy) return rows.some((r) => r.state === 'failed') ? 1 : 0;
+      if (!opts.watch || !busy) return rows.some((r) => r.state === 'failed' || r.state === 'interrupted') ? 1 : 0;
       await new Promise((r) => setTimeout(r, 2_000));
     }
   });

@@ -7,9 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import { NightscoreError } from '../errors.js';
 import { loadJob } from '../job/load.js';
+import { redactSecrets } from '../redact.js';
 import { runId } from './config.js';
 import type { Queues, RunJobData } from './queues.js';
-import { readStatus, type DateStatus } from './status.js';
+import { readStatus, statesLine, type DateStatus } from './status.js';
 
 export interface BackfillRecord {
   id: string;
@@ -50,15 +51,21 @@ export async function listBackfills(queues: Queues): Promise<BackfillRecord[]> {
     .sort((a, b) => (a.id < b.id ? 1 : -1));
 }
 
-export async function getBackfill(queues: Queues, id: string): Promise<BackfillRecord> {
+/** A backfill's record, or undefined when the queue holds none by that id. */
+export async function findBackfill(queues: Queues, id: string): Promise<BackfillRecord | undefined> {
   const client = await queues.runs.getBackend().client;
   const text = await client.hget(key(queues), id);
-  if (!text) {
+  return text ? (JSON.parse(text) as BackfillRecord) : undefined;
+}
+
+export async function getBackfill(queues: Queues, id: string): Promise<BackfillRecord> {
+  const record = await findBackfill(queues, id);
+  if (!record) {
     throw new NightscoreError('BAD_OPTION', `there is no backfill ${id} on this queue (queue prefix ${queues.config.prefix})`, {
       hint: 'nightscore backfills lists the recent ones.',
     });
   }
-  return JSON.parse(text) as BackfillRecord;
+  return record;
 }
 
 export interface BackfillProgress {
@@ -88,28 +95,70 @@ export async function backfillProgress(queues: Queues, record: BackfillRecord, n
   const rows = { read: 0, scored: 0, rejected: 0 };
   for (const d of dates) if (d.rows) for (const k of ['read', 'scored', 'rejected'] as const) rows[k] += d.rows[k];
   const finished = (counts.succeeded ?? 0) + (counts.failed ?? 0);
-  const left = dates.length - finished - (counts.cancelled ?? 0);
+  // An interrupted date has no run left to finish it: it ends the backfill's wait, as a failure would.
+  const left = dates.length - finished - (counts.cancelled ?? 0) - (counts.interrupted ?? 0);
   const elapsed = now - Date.parse(record.created_at);
   return { record, dates, counts, rows, eta_ms: finished > 0 && left > 0 ? Math.round((elapsed / finished) * left) : null, done: left === 0 };
 }
 
 /**
- * Cancels a backfill: its feeder stops, its dates still queued (waiting, delayed, waiting
- * for input) are removed, and its running ones finish. Returns the dates removed.
+ * A backfill whose record vanished while it was followed: the queue lost it (Redis restarted
+ * without its data, or was flushed), and its runs with it, so nothing will finish its dates.
+ * Returns each date as its output folder says (the queue holds nothing of it now; a date
+ * left half-run is `interrupted`) and the error that says so and how to resume.
  */
-export async function cancelBackfill(queues: Queues, id: string): Promise<{ removed: string[]; running: string[] }> {
+export async function lostBackfill(queues: Queues, record: BackfillRecord): Promise<{ dates: DateStatus[]; error: NightscoreError }> {
+  const dates = await readStatus(queues, await loadJob(record.file), record.enqueued);
+  const counts: Record<string, number> = {};
+  for (const d of dates) counts[d.state] = (counts[d.state] ?? 0) + 1;
+  const asked = [...record.dates].sort();
+  const again = [
+    `nightscore backfill ${record.file} --from ${asked[0]} --to ${asked.at(-1)}`,
+    ...(record.model_as_of && record.model_as_of !== 'now' ? [`--model-as-of ${record.model_as_of}`] : []),
+    ...(record.max_parallel ? [`--max-parallel-runs ${record.max_parallel}`] : []),
+  ].join(' ');
+  const error = new NightscoreError(
+    'BACKFILL_LOST',
+    `backfill ${record.id} (${record.job}) is no longer on the queue (${redactSecrets(queues.config.redisUrl)}, prefix ${queues.config.prefix}): Redis lost it, and its runs, while it was followed. Its dates, as their output folders say: ${statesLine(counts) || 'none'} of ${dates.length}`,
+    {
+      hint: `Run it again: ${again} (--reprocess missing, the default, keeps the dates that succeeded and scores the others). Redis keeps its queue across a restart only with persistence (appendonly yes).`,
+    },
+  );
+  return { dates, error };
+}
+
+/** What cancelling did to each date of the backfill that still has a run on the queue. */
+export interface CancelOutcome {
+  /** Queued dates removed: they never run. */
+  removed: string[];
+  /** Dates being run (planned: they hold the output lock): they finish whole. */
+  running: string[];
+  /** Dates whose run had already ended, as the queue says (succeeded or failed). */
+  finished: { date: string; state: 'succeeded' | 'failed' }[];
+}
+
+/** Queue states of a run that has taken nothing yet: removing it leaves the date as it was. */
+const REMOVABLE = ['waiting', 'delayed', 'prioritized', 'paused'];
+
+/**
+ * Cancels a backfill: its feeder stops, its dates still queued (waiting, delayed, waiting
+ * for input) are removed, and its running ones finish. Says what became of each date the
+ * queue still holds a run of.
+ */
+export async function cancelBackfill(queues: Queues, id: string): Promise<CancelOutcome> {
   const record = await getBackfill(queues, id);
   await saveBackfill(queues, { ...record, cancelled_at: record.cancelled_at ?? new Date().toISOString() });
-  const removed: string[] = [];
-  const running: string[] = [];
+  const outcome: CancelOutcome = { removed: [], running: [], finished: [] };
   for (const date of record.enqueued) {
     const run = await queues.runs.getJob(runId(record.job, date));
     if (!run || (run.data as RunJobData).backfill !== id) continue;
     const state = await run.getState();
-    if (['waiting', 'delayed', 'prioritized', 'paused'].includes(state) && !(run.data as RunJobData).plan) {
-      // A queued run holds no lock and has written nothing: removing it leaves the date as it was.
-      await run.remove().then(() => removed.push(date), () => running.push(date));
-    } else if (state === 'active' || state === 'waiting-children' || (run.data as RunJobData).plan) running.push(date);
+    // An ended run keeps its plan in its data: its state, not the plan, says it is done.
+    if (state === 'completed' || state === 'failed') outcome.finished.push({ date, state: state === 'completed' ? 'succeeded' : 'failed' });
+    else if (REMOVABLE.includes(state) && !(run.data as RunJobData).plan) {
+      // A worker may take it between the two reads: then it is running, and finishes.
+      await run.remove().then(() => outcome.removed.push(date), () => outcome.running.push(date));
+    } else if (state !== 'unknown') outcome.running.push(date);
   }
-  return { removed, running };
+  return outcome;
 }

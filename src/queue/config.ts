@@ -102,6 +102,11 @@ export function runId(job: string, date: string): string {
   return `${job}@${date}`;
 }
 
+/** The output lock owner of a queued run: every try of the run on this queue is the same owner. */
+export function runLockOwner(prefix: string, id: string): string {
+  return `queue:${prefix}:${id}`;
+}
+
 /** Chunk ids include the attempt, so a re-run of a date is not mistaken for its earlier attempt. */
 export function chunkId(run: string, attempt: string, index: number): string {
   return `${run}.${attempt.slice(0, 8)}.c${index}`;

@@ -7,7 +7,7 @@ import { beginRun, type RunPlan } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
 import { abandonRun, finishRun } from '../run/finish.js';
 import { chunkSpec, SPEC_VERSION } from '../run/spec.js';
-import { chunkId } from './config.js';
+import { chunkId, runLockOwner } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError, type NightscoreError } from '../errors.js';
 import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
@@ -110,7 +110,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     const asOf = modelAsOf(data.modelAsOf, data.date, def.schedule?.tz ?? 'UTC');
     let plan: RunPlan;
     try {
-      plan = await beginRun(await prepareJob(def, { asOf }), data.date, `queue:${queues.config.prefix}:${job.id!}`);
+      plan = await beginRun(await prepareJob(def, { asOf }), data.date, runLockOwner(queues.config.prefix, job.id!));
     } catch (err) {
       const missing = toNightscoreError(err);
       if (missing.code !== 'INPUT_NOT_FOUND' || !def.input.wait) throw err;

@@ -1,10 +1,16 @@
 import { decodeFailure, fromErrorRecord, type NightscoreError } from '../errors.js';
-import type { JobDefinition } from '../job/load.js';
-import { runId } from './config.js';
+import { locateRun, type JobDefinition } from '../job/load.js';
+import { findOutputLock, isLive } from '../run/lock.js';
+import { openLocation } from '../storage/open.js';
+import { runId, runLockOwner } from './config.js';
 import { outputState } from './backfill.js';
 import type { Queues, RunJobData } from './queues.js';
 
-export type DateState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'missing' | 'cancelled';
+/**
+ * `interrupted`: the date's output says a run began, and no run is left to finish it (its
+ * process died, or the queue lost it: Redis restarted without its data). Run it again.
+ */
+export type DateState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'interrupted' | 'missing' | 'cancelled';
 
 export interface DateStatus {
   date: string;
@@ -75,9 +81,24 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       }
       if (success) return withOrigin({ date, state: 'succeeded', ...fromManifest });
       if (manifest?.status === 'failed') return withOrigin({ date, state: 'failed', ...fromManifest });
+      if (manifest?.status === 'running') return withOrigin({ date, state: await unqueuedRunState(queues, job, date) });
       return withOrigin({ date, state: 'missing' });
     }),
   );
+}
+
+/**
+ * A date whose manifest says running while the queue holds no run of it: run elsewhere (a
+ * `nightscore run`, another queue) while another's live lock says so; otherwise nothing is
+ * left to finish it. This queue's own run of the date renews its lock only while the queue
+ * holds the run, so its lock, live or not, speaks for no one once the run is gone.
+ */
+async function unqueuedRunState(queues: Queues, job: JobDefinition, date: string): Promise<'running' | 'interrupted'> {
+  const id = runId(job.name, date);
+  const lock = await findOutputLock(openLocation(locateRun(job, date).outputUri));
+  if (lock && isLive(lock) && lock.record?.owner !== runLockOwner(queues.config.prefix, id)) return 'running';
+  // Enqueued and planned since the queue was first read: it runs.
+  return (await queues.runs.getJobState(id)) === 'unknown' ? 'interrupted' : 'running';
 }
 
 /** A status table for a terminal. */
@@ -94,6 +115,12 @@ export function formatStatus(rows: DateStatus[]): string {
     return parts.join('  ');
   });
   return lines.join('\n');
+}
+
+/** `4 succeeded · 1 failed`: counts by state, in one order everywhere. */
+export function statesLine(counts: Record<string, number>): string {
+  const order: DateState[] = ['succeeded', 'failed', 'interrupted', 'running', 'scheduled', 'missing', 'cancelled'];
+  return order.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(' · ');
 }
 
 /** A failure in one line: its code and message. */

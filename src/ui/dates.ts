@@ -19,7 +19,7 @@ import type { OutputSnapshot } from './output.js';
 export type CellState = DateState | 'stale' | 'drift' | 'unreadable';
 
 /** Every cell state, in the order legends and totals list them. */
-export const CELL_STATES: CellState[] = ['succeeded', 'stale', 'drift', 'failed', 'running', 'scheduled', 'missing', 'cancelled', 'unreadable'];
+export const CELL_STATES: CellState[] = ['succeeded', 'stale', 'drift', 'failed', 'interrupted', 'running', 'scheduled', 'missing', 'cancelled', 'unreadable'];
 
 export interface UiDateStatus extends DateStatus {
   cell: CellState;
@@ -99,7 +99,8 @@ async function queueStates(ctx: UiContext, job: JobDefinition, dates: string[]):
 
 /**
  * A date Redis holds no run for, from its output folder: readStatus's rule for such dates
- * (`_SUCCESS` is succeeded, a failed manifest failed, anything else missing).
+ * (`_SUCCESS` is succeeded, a failed manifest failed, anything else missing), but for a running
+ * manifest, which readStatus calls running or interrupted by the output lock: the page reads no locks.
  */
 function statusFromOutput(date: string, { success, manifest }: OutputSnapshot): DateStatus {
   const origin = manifest ? { started_at: manifest.started_at } : {};

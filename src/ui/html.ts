@@ -24,6 +24,7 @@ export const STATE_LABELS: Record<CellState, string> = {
   stale: 'stale model',
   drift: 'drift warning',
   failed: 'failed',
+  interrupted: 'interrupted',
   running: 'running',
   scheduled: 'queued',
   missing: 'missing',
@@ -43,7 +44,7 @@ header input{font:inherit;padding:2px 4px;width:110px}main{padding:16px 20px}h1{
 .cell .m{position:absolute;top:0;left:2px;font-size:8px;opacity:.85}.cell .x{font-size:9px;line-height:1}
 .chip{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;margin:0 4px 4px 0;color:#fff}
 .s-succeeded{background:#2e7d32}.s-stale{background:#a66f00}.cell.s-stale{background:repeating-linear-gradient(135deg,#2e7d32 0 5px,#a66f00 5px 10px)}.s-drift{background:#6a1b9a}
-.s-failed{background:#c62828}.s-running{background:#1565c0}.s-scheduled{background:#90caf9;color:#0d2a4a}.s-missing{background:#e3e6ea;color:#5b6474}
+.s-failed{background:#c62828}.s-interrupted{background:#8d2c5a}.s-running{background:#1565c0}.s-scheduled{background:#90caf9;color:#0d2a4a}.s-missing{background:#e3e6ea;color:#5b6474}
 .s-cancelled{background:#757575}.s-unreadable{background:#ef6c00}
 .legend{margin:0 0 12px}.notice{background:#fff4e5;border:1px solid #f0b46b;border-radius:6px;padding:8px 12px;margin:0 0 10px}
 .notice code,.error code{font-weight:700}.error{background:#fdecea;border:1px solid #e99;border-radius:6px;padding:10px 12px}

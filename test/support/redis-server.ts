@@ -30,11 +30,13 @@ export interface RedisServerOptions {
   tls?: boolean;
   /** redis-cli arguments to authenticate and, for TLS, to trust the server. */
   cliArgs?: string[];
+  /** Listen on this port (a server started again in place of one stopped); a free one otherwise. */
+  port?: number;
 }
 
 /** Starts redis-server on a free loopback port; resolves once it accepts connections. */
 export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), 'nightscore-redis-'));
   const listen = opts.tls ? ['--port', '0', '--tls-port', String(port)] : ['--port', String(port)];
   const child: ChildProcess = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', ...(opts.args ?? [])], {
