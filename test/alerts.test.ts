@@ -87,12 +87,13 @@ describe('alerts', () => {
     expect(tq.workerLogs()).toContain('alert not delivered (the run is not affected)');
     answer = 200;
 
-    // An env webhook that is not even a URL: a warning, and the run's own failure stays its own.
+    // An env webhook that is not even a URL stops the command at start, before it runs anything
+    // (every alert would be lost); see settings.test.ts.
     const plain = await ws.job('plain.yaml', { name: 'plain', input: { uri: 'in/dt={date}/', format: 'csv' }, model: { path: 'm.onnx' }, output: { uri: 'out/plain/dt={date}/', format: 'csv' } });
     const broken = await runCli(['run', plain, '--date', '2026-03-09'], { env: { NIGHTSCORE_LOG_LEVEL: 'warn', NIGHTSCORE_ALERT_WEBHOOK: 'not a url' } });
-    expect(broken.code).toBe(1);
-    expect(broken.stderr).toContain('nightscore: INPUT_NOT_FOUND');
-    expect(broken.stderr).toContain('alert not delivered (the run is not affected)');
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain('nightscore: BAD_ENV: NIGHTSCORE_ALERT_WEBHOOK must be an http:// or https:// URL, got "not a url"');
+    expect(broken.stderr).not.toContain('INPUT_NOT_FOUND');
 
     const down = await job('down', { webhook: 'http://127.0.0.1:9/hook', on: ['succeeded'] });
     const inProcess = await runCli(['run', down, '--date', '2026-03-03'], { env: { NIGHTSCORE_LOG_LEVEL: 'warn' } });

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { NightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import type { RunManifest } from '../run/manifest.js';
+import { setting } from '../settings.js';
 
 export type AlertOutcome = 'failed' | 'limits' | 'succeeded';
 
@@ -29,7 +30,7 @@ const TIMEOUT_MS = 5_000;
 /** Where and on what a job alerts: its `alerts`, else NIGHTSCORE_ALERT_WEBHOOK on failed and limits. */
 function alertsOf(job: JobDefinition): { webhook: string; on: string[] } | undefined {
   if (job.alerts) return job.alerts;
-  const webhook = process.env.NIGHTSCORE_ALERT_WEBHOOK;
+  const webhook = setting(process.env, 'NIGHTSCORE_ALERT_WEBHOOK');
   return webhook ? { webhook, on: ['failed', 'limits'] } : undefined;
 }
 
@@ -55,7 +56,7 @@ export async function sendAlert(job: JobDefinition, payload: AlertPayload, outco
   try {
     await post(job, payload, outcome, log);
   } catch (err) {
-    // A webhook setting that cannot even be used (not a URL) is a warning too, never the run's failure.
+    // Whatever goes wrong in posting is a warning, never the run's failure (the webhook's form was checked when it was read).
     log.warn({ job: job.name, date: payload.date, outcome, err: (err as Error).message }, 'alert not delivered (the run is not affected)');
   }
 }

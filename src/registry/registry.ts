@@ -25,6 +25,7 @@ import { loadModel, modelIdentity } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
+import { setting } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
 /** One file of a version: by its name in the version's folder. */
@@ -131,7 +132,8 @@ const MODEL_FILE = 'model.onnx';
 const RECORD_FILE = 'version.json';
 
 export function actor(): string {
-  if (process.env.NIGHTSCORE_USER) return process.env.NIGHTSCORE_USER;
+  const named = setting(process.env, 'NIGHTSCORE_USER');
+  if (named) return named;
   let user = 'unknown';
   try {
     user = userInfo().username;
@@ -143,7 +145,7 @@ export function actor(): string {
 
 /** The registry root: the job's `registry:`, else NIGHTSCORE_REGISTRY_URI. */
 export function registryRoot(explicit: string | undefined, what = 'a models:/ reference'): string {
-  const root = explicit ?? process.env.NIGHTSCORE_REGISTRY_URI;
+  const root = explicit ?? setting(process.env, 'NIGHTSCORE_REGISTRY_URI');
   if (!root) {
     throw new NightscoreError('REGISTRY_NOT_SET', `${what} needs a registry, and none is set`, {
       column: 'registry',

@@ -11,11 +11,10 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { NightscoreError } from '../errors.js';
+import { MIN_TOKEN_LENGTH } from '../settings.js';
 
 export const TOKEN_ENV = 'NIGHTSCORE_UI_TOKEN';
 const COOKIE = 'nightscore_ui';
-/** Shorter secrets can be guessed over the network. */
-const MIN_TOKEN_LENGTH = 16;
 
 /** Whether an address only this machine can connect to. */
 export function isLoopback(host: string): boolean {
