@@ -2,12 +2,25 @@
 /** Argument parsing only: each command lives in src/commands. */
 import { Command, CommanderError, Option } from 'commander';
 import { demoCommand, retryCommand, runCommand, validateCommand, yesterday, type CommandContext, type DemoOptions } from './commands/local.js';
-import { toNightscoreError } from './errors.js';
+import { toNightscoreError, type NightscoreError } from './errors.js';
 import { createLogger } from './observe/log.js';
+import { readSettings, type Settings } from './settings.js';
 import { VERSION } from './version.js';
 
 const interactive = Boolean(process.stderr.isTTY);
-const ctx: CommandContext = { log: createLogger({ interactive }), interactive };
+// Every setting is checked once, here, before any command does any work (see the preAction
+// hook): a bad one is BAD_ENV, exit 2, naming it. --help and --version run whatever they say.
+const settings = checkedSettings();
+// The logger reports that very error, so it starts at the default level when the level is bad.
+const ctx: CommandContext = { log: createLogger({ interactive, level: settings instanceof Error ? undefined : settings.NIGHTSCORE_LOG_LEVEL }), interactive };
+
+function checkedSettings(): Settings | NightscoreError {
+  try {
+    return readSettings(process.env);
+  } catch (err) {
+    return toNightscoreError(err);
+  }
+}
 
 // The queue commands load BullMQ, ioredis and prom-client (half a second of start-up);
 // `run` on local files, the embedded default, does without them.
@@ -26,7 +39,10 @@ function buildProgram(): Command {
     .description('Batch-score days of CSV data with an ONNX model, locally or from S3, in process or on a BullMQ queue.')
     .version(VERSION)
     .exitOverride()
-    .showHelpAfterError('(run nightscore --help for usage)');
+    .showHelpAfterError('(run nightscore --help for usage)')
+    .hook('preAction', () => {
+      if (settings instanceof Error) throw settings;
+    });
 
   program
     .command('run')

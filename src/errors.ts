@@ -31,7 +31,7 @@ export const ERROR_CODES = {
   UI_READ_ONLY: code('usage', 'a UI request other than GET or HEAD: the UI changes nothing'),
   UI_UNAUTHORIZED: code('usage', 'a UI request without the NIGHTSCORE_UI_TOKEN bearer token'),
 
-  BAD_ENV: code('config', 'an environment setting out of its range'),
+  BAD_ENV: code('config', 'an environment setting out of its range or not of its form'),
   BAD_REDIS_URL: code('config', 'NIGHTSCORE_REDIS_URL is not a redis:// or rediss:// URL'),
   BAD_TEMPLATE: code('config', 'a URI template with an unknown placeholder'),
   BAD_URI: code('config', 'a location that is not a local path, file:// or s3:// URI'),

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
@@ -87,12 +87,13 @@ describe('alerts', () => {
     expect(tq.workerLogs()).toContain('alert not delivered (the run is not affected)');
     answer = 200;
 
-    // An env webhook that is not even a URL: a warning, and the run's own failure stays its own.
+    // An env webhook that is not even a URL stops the command at start, before it runs anything
+    // (every alert would be lost); see settings.test.ts.
     const plain = await ws.job('plain.yaml', { name: 'plain', input: { uri: 'in/dt={date}/', format: 'csv' }, model: { path: 'm.onnx' }, output: { uri: 'out/plain/dt={date}/', format: 'csv' } });
     const broken = await runCli(['run', plain, '--date', '2026-03-09'], { env: { NIGHTSCORE_LOG_LEVEL: 'warn', NIGHTSCORE_ALERT_WEBHOOK: 'not a url' } });
-    expect(broken.code).toBe(1);
-    expect(broken.stderr).toContain('nightscore: INPUT_NOT_FOUND');
-    expect(broken.stderr).toContain('alert not delivered (the run is not affected)');
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain('nightscore: BAD_ENV: NIGHTSCORE_ALERT_WEBHOOK must be an http:// or https:// URL, got "not a url"');
+    expect(broken.stderr).not.toContain('INPUT_NOT_FOUND');
 
     const down = await job('down', { webhook: 'http://127.0.0.1:9/hook', on: ['succeeded'] });
     const inProcess = await runCli(['run', down, '--date', '2026-03-03'], { env: { NIGHTSCORE_LOG_LEVEL: 'warn' } });
@@ -100,4 +101,49 @@ describe('alerts', () => {
     expect(inProcess.stderr).toContain('alert not delivered (the run is not affected)');
     expect(inProcess.stderr).not.toContain('/hook');
   }, 60_000);
+});
+
+/** An HTTP server that records each request it gets and answers it with `answer`. */
+function recorder(answer: (res: ServerResponse) => void): Promise<{ server: Server; url: string; hits: Array<{ method: string; body: string }> }> {
+  const hits: Array<{ method: string; body: string }> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      hits.push({ method: req.method ?? '', body });
+      answer(res);
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits })));
+}
+
+describe('alerts to a webhook that redirects', () => {
+  // Where every redirect points: it must never hear from nightscore.
+  let elsewhere: Awaited<ReturnType<typeof recorder>>;
+  const redirectors: Server[] = [];
+  beforeAll(async () => {
+    elsewhere = await recorder((res) => res.writeHead(200).end());
+  });
+  afterAll(async () => {
+    await Promise.all(redirectors.map((r) => new Promise((done) => r.close(done))));
+    await new Promise((r) => elsewhere?.server.close(r));
+  });
+
+  it.each([301, 302, 307, 308])('a webhook answering %i is a failed delivery naming where it points, tried once; nothing follows it', async (status) => {
+    const { server, url: origin, hits } = await recorder((res) => res.writeHead(status, { location: `${elsewhere.url}/stolen` }).end());
+    redirectors.push(server);
+    await ws.write(`in/dt=2026-03-1${status % 10}/a.csv`, 'id,x\n1,1\n');
+    const file = await job(`moved${status}`, { webhook: `${origin}/hook`, on: ['succeeded'] });
+    const res = await runCli(['run', file, '--date', `2026-03-1${status % 10}`], { env: { NIGHTSCORE_LOG_LEVEL: 'info' } });
+    expect(res.code, res.stderr).toBe(0);
+    const lines = res.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.filter((l) => /^alert/.test(String(l.msg)))).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/^alert not delivered: the webhook answered with a redirect, which is not followed/), status, location: elsewhere.url, webhook: origin }),
+    ]);
+    expect(hits.map((h) => h.method)).toEqual(['POST']);
+    expect(elsewhere.hits).toEqual([]);
+    // The webhook's path may be its secret, and so may the one it moved to.
+    expect(res.stderr).not.toContain('/hook');
+    expect(res.stderr).not.toContain('/stolen');
+  });
 });

@@ -7,14 +7,14 @@ import { checkModelAsOf, dateRange, daysEnding, logicalDateFor, modelAsOf } from
 import { loadJob, loadJobsDir, modelLocation, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, expectedModel, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
-import { envInteger, envMilliseconds, optionInteger } from '../env.js';
+import { optionInteger } from '../env.js';
+import { setting } from '../settings.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
 import { backfillProgress, cancelBackfill, findBackfill, getBackfill, listBackfills, lostBackfill, type BackfillProgress } from '../queue/backfills.js';
 import { formatTable } from '../observe/table.js';
-import { allowedHosts } from '../observe/host.js';
 import { formatStatus, readStatus, statesLine, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
 import { within } from '../within.js';
@@ -41,13 +41,13 @@ async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promis
 /** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
 export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string; ui?: string | true }): Promise<number> {
   // A worker's log is its only output: on a terminal too, it says what it does.
-  if (process.env.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
-  // Every setting is checked before anything starts: a bad one exits 2 naming it.
+  if (setting(process.env, 'NIGHTSCORE_LOG_LEVEL') === undefined) ctx.log.level = 'info';
+  // Every setting was checked before the command started (cli.ts); the options are checked here, before anything starts.
   const config = queueConfig();
   const timeoutMs = shutdownTimeoutMs();
-  const port = opts.port === undefined ? envInteger(process.env, 'NIGHTSCORE_HTTP_PORT', 9464, { min: 0, max: 65_535, unit: 'port' }, 'port 9464') : optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' });
+  const port = opts.port === undefined ? setting(process.env, 'NIGHTSCORE_HTTP_PORT') : optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' });
   const concurrency = optionInteger('--concurrency', opts.concurrency, { min: 1, max: 1_024, unit: 'threads' });
-  const allowed = allowedHosts();
+  const allowed = setting(process.env, 'NIGHTSCORE_HTTP_ALLOWED_HOSTS');
   const uiPort = opts.ui === true ? 8080 : optionInteger('--ui', opts.ui, { min: 0, max: 65_535, unit: 'port' });
   // A rejected promise in the worker's own plumbing is a bug, but one that must not take the
   // other chunks of this process down with it: say so loudly and keep serving.
@@ -71,7 +71,7 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
-  const host = opts.host ?? process.env.NIGHTSCORE_HTTP_HOST;
+  const host = opts.host ?? setting(process.env, 'NIGHTSCORE_HTTP_HOST');
   // --ui: the read-only web UI on the worker's address, started first, so that a missing token stops the worker before it takes work.
   const ui = uiPort === undefined ? undefined : await (await import('../ui/server.js')).startUiServer({ port: uiPort, host, jobsDir: opts.jobsDir, config, log: ctx.log });
   const worker = await startWorker(config, { concurrency, port, host, allowedHosts: allowed, jobsDir: opts.jobsDir, shutdownTimeoutMs: timeoutMs }, ctx.log).catch(async (err: unknown) => {
@@ -116,8 +116,8 @@ function syncLines(result: Awaited<ReturnType<typeof syncSchedules>>, dryRun: bo
  * validating keeps the schedules of its last good state (and says why) until it is fixed.
  */
 async function watchSchedules(ctx: CommandContext, dir: string, opts: { dryRun?: boolean; prune?: boolean }): Promise<number> {
-  if (process.env.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
-  const everyMs = envMilliseconds(process.env, 'NIGHTSCORE_SCHEDULE_WATCH_MS', 10_000, 'schedule sync --watch looks at the job files every 10 s');
+  if (setting(process.env, 'NIGHTSCORE_LOG_LEVEL') === undefined) ctx.log.level = 'info';
+  const everyMs = setting(process.env, 'NIGHTSCORE_SCHEDULE_WATCH_MS');
   // The first sync must work (a bad folder or Redis is the deployment's error to see at once).
   // The files are fingerprinted before they are read: a change in between is synced again.
   let synced = await jobsFingerprint(dir);

@@ -1,10 +1,11 @@
 import { optionInteger } from '../env.js';
+import { setting } from '../settings.js';
 import type { CommandContext } from './local.js';
 
 /** nightscore ui: serve the read-only web UI until SIGTERM/SIGINT. */
 export async function uiCommand(ctx: CommandContext, opts: { jobsDir: string; port: string; host: string }): Promise<number> {
   // Its log is the only output: on a terminal too, it says where to point a browser.
-  if (process.env.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
+  if (setting(process.env, 'NIGHTSCORE_LOG_LEVEL') === undefined) ctx.log.level = 'info';
   const port = optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' })!;
   const { startUiServer } = await import('../ui/server.js');
   const server = await startUiServer({ jobsDir: opts.jobsDir, port, host: opts.host, log: ctx.log });

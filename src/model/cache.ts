@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { NightscoreError } from '../errors.js';
+import { setting } from '../settings.js';
 import { checkLocation, modelIdentity, type ModelFile } from './session.js';
 
 /** The files a run pinned for a model: each by its location (a URI for a remote model) with sha256 and size. */
@@ -35,7 +36,7 @@ export interface CacheEntry extends PinnedModel {
  * in the shared temp folder that another user created first is refused, never used.
  */
 export function cacheRoot(): string {
-  const set = process.env.NIGHTSCORE_MODEL_CACHE;
+  const set = setting(process.env, 'NIGHTSCORE_MODEL_CACHE');
   if (set) return set;
   const uid = process.getuid?.();
   return join(tmpdir(), uid === undefined ? 'nightscore-models' : `nightscore-models-${uid}`);

@@ -11,6 +11,7 @@
 import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { NightscoreError, toNightscoreError } from '../errors.js';
+import { setting } from '../settings.js';
 import { openLocation, parseUri } from '../storage/open.js';
 import type { ObjectInfo } from '../storage/storage.js';
 import { cacheError, entryPath, evict, lease, openCache, readEntry, touch, writeEntry, type CacheEntry, type PinnedModel } from './cache.js';
@@ -19,20 +20,6 @@ import { readOnnxMetadata } from './metadata.js';
 import { checkLocation, modelIdentity } from './session.js';
 
 export type { PinnedModel } from './cache.js';
-
-const DEFAULT_CACHE_BYTES = 8 * 1024 ** 3;
-
-function cacheBytes(): number {
-  const raw = process.env.NIGHTSCORE_MODEL_CACHE_BYTES;
-  const n = raw === undefined || raw === '' ? DEFAULT_CACHE_BYTES : Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new NightscoreError('BAD_ENV', `NIGHTSCORE_MODEL_CACHE_BYTES is ${JSON.stringify(raw)}; expected a whole number of bytes above 0`, {
-      column: 'NIGHTSCORE_MODEL_CACHE_BYTES',
-      hint: 'Set it to the disk the model cache may use, e.g. 8589934592 for 8 GiB, or unset it.',
-    });
-  }
-  return n;
-}
 
 export function isRemote(location: string): boolean {
   return parseUri(location).scheme !== 'file';
@@ -136,7 +123,7 @@ async function fetchPinned(root: string, pinned: PinnedModel, names: string[], n
     await rm(incoming, { recursive: true, force: true });
   }
   await touch(folder);
-  await evict(root, cacheBytes());
+  await evict(root, setting(process.env, 'NIGHTSCORE_MODEL_CACHE_BYTES'));
 }
 
 /**
@@ -249,7 +236,7 @@ async function fetchLatest(root: string, location: string, info: ObjectInfo, sou
       const entry: CacheEntry = { location, sha256, files };
       await writeEntry(root, source, entry);
       await touch(folder);
-      await evict(root, cacheBytes());
+      await evict(root, setting(process.env, 'NIGHTSCORE_MODEL_CACHE_BYTES'));
       return entry;
     } finally {
       await release();

@@ -1,12 +1,14 @@
 /**
  * Alerts: a small JSON POST to a webhook when a run ends in an outcome the job asks for
  * (alerts.on). Sent with a timeout and a few tries, and never fails the run: an alert that
- * cannot be delivered is a warning in the log.
+ * cannot be delivered is a warning in the log. A redirect is not followed but reported: a
+ * receiver that moved is told apart from one that received the alert.
  */
 import type { Logger } from 'pino';
 import type { NightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import type { RunManifest } from '../run/manifest.js';
+import { setting } from '../settings.js';
 
 export type AlertOutcome = 'failed' | 'limits' | 'succeeded';
 
@@ -22,12 +24,13 @@ export interface AlertPayload {
 }
 
 const TRIES = 3;
+const ALERT_REDIRECTED = 'alert not delivered: the webhook answered with a redirect, which is not followed; set the webhook to its new address (the run is not affected)';
 const TIMEOUT_MS = 5_000;
 
 /** Where and on what a job alerts: its `alerts`, else NIGHTSCORE_ALERT_WEBHOOK on failed and limits. */
 function alertsOf(job: JobDefinition): { webhook: string; on: string[] } | undefined {
   if (job.alerts) return job.alerts;
-  const webhook = process.env.NIGHTSCORE_ALERT_WEBHOOK;
+  const webhook = setting(process.env, 'NIGHTSCORE_ALERT_WEBHOOK');
   return webhook ? { webhook, on: ['failed', 'limits'] } : undefined;
 }
 
@@ -53,7 +56,7 @@ export async function sendAlert(job: JobDefinition, payload: AlertPayload, outco
   try {
     await post(job, payload, outcome, log);
   } catch (err) {
-    // A webhook setting that cannot even be used (not a URL) is a warning too, never the run's failure.
+    // Whatever goes wrong in posting is a warning, never the run's failure (the webhook's form was checked when it was read).
     log.warn({ job: job.name, date: payload.date, outcome, err: (err as Error).message }, 'alert not delivered (the run is not affected)');
   }
 }
@@ -64,13 +67,20 @@ async function post(job: JobDefinition, payload: AlertPayload, outcome: AlertOut
   let last = '';
   for (let attempt = 1; attempt <= TRIES; attempt++) {
     try {
-      const res = await fetch(alerts.webhook, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload), signal: AbortSignal.timeout(TIMEOUT_MS) });
+      // Redirects are not followed: fetch would turn a 301/302 into a GET without the payload
+      // (answered 200, "sent") and re-post a 307/308 to whatever host Location names.
+      const res = await fetch(alerts.webhook, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload), signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'manual' });
       await res.body?.cancel();
       if (res.ok) {
         log.info({ job: job.name, date: payload.date, outcome }, 'alert sent');
         return;
       }
       last = `HTTP ${res.status}`;
+      if (res.status >= 300 && res.status < 400) {
+        // The receiver will redirect the next try too: its address is the setting to change.
+        log.warn({ job: job.name, date: payload.date, outcome, webhook: new URL(alerts.webhook).origin, status: res.status, location: locationOf(res, alerts.webhook) }, ALERT_REDIRECTED);
+        return;
+      }
       // A receiver that refuses the request (4xx but 429) will refuse it again.
       if (res.status >= 400 && res.status < 500 && res.status !== 429) break;
     } catch (err) {
@@ -79,4 +89,18 @@ async function post(job: JobDefinition, payload: AlertPayload, outcome: AlertOut
     if (attempt < TRIES) await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
   }
   log.warn({ job: job.name, date: payload.date, outcome, webhook: new URL(alerts.webhook).origin, err: last }, 'alert not delivered (the run is not affected)');
+}
+
+/**
+ * Where a redirect points, as its origin: a webhook's path is often its secret (Slack's is),
+ * and so may be the path it moved to; the origin says enough to go and look.
+ */
+function locationOf(res: Response, webhook: string): string {
+  const location = res.headers.get('location');
+  if (!location) return '(no Location header)';
+  try {
+    return new URL(location, webhook).origin;
+  } catch {
+    return '(a Location that is not a URL)';
+  }
 }

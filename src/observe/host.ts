@@ -11,7 +11,6 @@
  *     polls), or any name with `*`.
  */
 import { isIP } from 'node:net';
-import { NightscoreError } from '../errors.js';
 
 export const ALLOWED_HOSTS_ENV = 'NIGHTSCORE_HTTP_ALLOWED_HOSTS';
 
@@ -44,15 +43,8 @@ export function answersHost(bound: string, header: string | undefined, allowed: 
 
 const HOST_NAME_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
-/** NIGHTSCORE_HTTP_ALLOWED_HOSTS: host names separated by commas, or `*`; BAD_ENV naming the first that is not one. */
-export function allowedHosts(env: NodeJS.ProcessEnv = process.env): string[] {
-  const names = (env[ALLOWED_HOSTS_ENV] ?? '').split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
-  const bad = names.find((n) => n !== '*' && !HOST_NAME_RE.test(n));
-  if (bad !== undefined) {
-    throw new NightscoreError('BAD_ENV', `${ALLOWED_HOSTS_ENV} lists "${bad}", which is not a host name`, {
-      column: ALLOWED_HOSTS_ENV,
-      hint: 'List the DNS names clients use to reach the server, without scheme or port, separated by commas (e.g. nightscore-worker-metrics.nightscore.svc.cluster.local), or * for any.',
-    });
-  }
-  return names;
+/** NIGHTSCORE_HTTP_ALLOWED_HOSTS's value: host names separated by commas, or `*`; undefined when one is neither (settings.ts names it). */
+export function parseAllowedHosts(raw: string): string[] | undefined {
+  const names = raw.split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
+  return names.every((n) => n === '*' || HOST_NAME_RE.test(n)) ? names : undefined;
 }

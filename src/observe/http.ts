@@ -2,7 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { ALLOWED_HOSTS_ENV, allowedHosts, answersHost, isLoopback } from './host.js';
+import { setting } from '../settings.js';
+import { ALLOWED_HOSTS_ENV, answersHost, isLoopback } from './host.js';
 
 export interface HealthServerOptions {
   host: string;
@@ -23,7 +24,7 @@ export interface HealthServerOptions {
  * host it may be addressed by (host.ts), so a page elsewhere cannot rebind its name to it.
  */
 export async function startHealthServer(opts: HealthServerOptions): Promise<{ server: Server; port: number }> {
-  const allowed = opts.allowedHosts ?? allowedHosts();
+  const allowed = opts.allowedHosts ?? setting(process.env, ALLOWED_HOSTS_ENV);
   const server = createServer((req, res) => {
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type });

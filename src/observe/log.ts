@@ -16,11 +16,12 @@ const REDACT_PATHS = [
 
 /**
  * The process logger, on stderr so stdout stays for results (`--json`): JSON lines, or on a
- * terminal lines for people (time, level, message, fields). Level from NIGHTSCORE_LOG_LEVEL;
- * on a terminal the default is "warn" because the progress line says the rest.
+ * terminal lines for people (time, level, message, fields). `level` is NIGHTSCORE_LOG_LEVEL's,
+ * checked (settings.ts); by default "info", on a terminal "warn" because the progress line
+ * says the rest.
  */
-export function createLogger(opts: { interactive: boolean }): Logger {
-  const level = process.env.NIGHTSCORE_LOG_LEVEL ?? (opts.interactive ? 'warn' : 'info');
+export function createLogger(opts: { interactive: boolean; level?: string }): Logger {
+  const level = opts.level ?? (opts.interactive ? 'warn' : 'info');
   // Loaded only for a terminal: pipelines and containers get JSON and skip the module.
   const stream = opts.interactive
     ? (createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty'))({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true })

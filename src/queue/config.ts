@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { RedisOptions } from 'bullmq';
-import { envInteger, envMilliseconds } from '../env.js';
-import { NightscoreError } from '../errors.js';
+import { parseRedisUrl, readRedisCaFile, setting } from '../settings.js';
 
 /** Where the queue lives and how it behaves; every field comes from the environment (README "Queue settings"). */
 export interface QueueConfig {
@@ -24,31 +22,25 @@ export interface QueueConfig {
   keepRuns: number;
 }
 
-const HOUR_MS = 3_600_000;
-
-/** The queue's settings from the environment, each checked against the range it takes (BAD_ENV otherwise). */
+/** The queue's settings from the environment, each checked against the form it takes (settings.ts; BAD_ENV otherwise). */
 export function queueConfig(env: NodeJS.ProcessEnv = process.env): QueueConfig {
-  const prefix = env.NIGHTSCORE_QUEUE_PREFIX || 'nightscore';
-  // BullMQ builds every key as <prefix>:<queue>:…; a colon or a brace would change the key's shape.
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(prefix)) {
-    throw new NightscoreError('BAD_ENV', `NIGHTSCORE_QUEUE_PREFIX must be 1-64 characters of A-Z a-z 0-9 . _ -, got "${prefix}"`, { column: 'NIGHTSCORE_QUEUE_PREFIX', hint: 'Unset it for the default "nightscore".' });
-  }
   return {
-    redisUrl: env.NIGHTSCORE_REDIS_URL || 'redis://127.0.0.1:6379',
-    redisCaFile: env.NIGHTSCORE_REDIS_CA_FILE || undefined,
-    prefix,
-    lockMs: envMilliseconds(env, 'NIGHTSCORE_LOCK_MS', 30_000, 'a chunk is taken over 30 s after its worker stops renewing', 1_000),
-    stalledIntervalMs: envMilliseconds(env, 'NIGHTSCORE_STALLED_INTERVAL_MS', 30_000, 'look for stalled chunks every 30 s', 1_000),
-    maxStalledCount: envInteger(env, 'NIGHTSCORE_MAX_STALLED', 3, { min: 0, max: 1_000, unit: 'stalls' }, 'a chunk may stall 3 times'),
-    attempts: envInteger(env, 'NIGHTSCORE_ATTEMPTS', 5, { min: 1, max: 100, unit: 'attempts' }, '5 attempts'),
-    backoffMs: envInteger(env, 'NIGHTSCORE_BACKOFF_MS', 2_000, { min: 0, max: HOUR_MS, unit: 'milliseconds' }, 'backoff from 2 s'),
-    keepRuns: envInteger(env, 'NIGHTSCORE_KEEP_RUNS', 10_000, { min: 1, max: 10_000_000, unit: 'runs' }, 'keep 10,000 finished runs'),
+    redisUrl: setting(env, 'NIGHTSCORE_REDIS_URL'),
+    redisCaFile: setting(env, 'NIGHTSCORE_REDIS_CA_FILE'),
+    // BullMQ builds every key as <prefix>:<queue>:…; the setting's form keeps colons and braces out.
+    prefix: setting(env, 'NIGHTSCORE_QUEUE_PREFIX'),
+    lockMs: setting(env, 'NIGHTSCORE_LOCK_MS'),
+    stalledIntervalMs: setting(env, 'NIGHTSCORE_STALLED_INTERVAL_MS'),
+    maxStalledCount: setting(env, 'NIGHTSCORE_MAX_STALLED'),
+    attempts: setting(env, 'NIGHTSCORE_ATTEMPTS'),
+    backoffMs: setting(env, 'NIGHTSCORE_BACKOFF_MS'),
+    keepRuns: setting(env, 'NIGHTSCORE_KEEP_RUNS'),
   };
 }
 
 /** How long SIGTERM/SIGINT may take, end to end, before the worker exits whatever it was doing. */
 export function shutdownTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  return envMilliseconds(env, 'NIGHTSCORE_SHUTDOWN_TIMEOUT_MS', 30_000, 'SIGTERM exits within 30 s');
+  return setting(env, 'NIGHTSCORE_SHUTDOWN_TIMEOUT_MS');
 }
 
 /**
@@ -65,34 +57,9 @@ export function connectionOptions(config: QueueConfig): RedisOptions {
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
     ...(url.pathname.length > 1 ? { db: Number(url.pathname.slice(1)) } : {}),
-    ...(url.protocol === 'rediss:' ? { tls: config.redisCaFile ? { ca: readCa(config.redisCaFile) } : {} } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: config.redisCaFile ? { ca: readRedisCaFile(config.redisCaFile) } : {} } : {}),
     maxRetriesPerRequest: null,
   };
-}
-
-function parseRedisUrl(text: string): URL {
-  let url: URL | undefined;
-  try {
-    url = new URL(text);
-  } catch {
-    // falls through to the error below
-  }
-  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || (url.pathname.length > 1 && !/^\/\d+$/.test(url.pathname))) {
-    throw new NightscoreError('BAD_REDIS_URL', `NIGHTSCORE_REDIS_URL "${text}" is not a Redis URL`, {
-      hint: 'Write redis://[user:password@]host[:port][/db], or rediss:// for TLS; percent-encode special characters in the password.',
-    });
-  }
-  return url;
-}
-
-function readCa(file: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new NightscoreError('REDIS_CA_FILE', `cannot read NIGHTSCORE_REDIS_CA_FILE ${file}: ${(err as Error).message}`, {
-      hint: 'Point NIGHTSCORE_REDIS_CA_FILE at the PEM file of the CA that signed the Redis server certificate.',
-    });
-  }
 }
 
 export const QUEUES = { runs: 'runs', chunks: 'chunks' } as const;

@@ -26,6 +26,7 @@ import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
 import { aliasesDocSchema, MODEL_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionRecord } from './records.js';
+import { setting } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
 export type { AliasEvent, AliasesDoc, RegisterEvent, RegistryEvent, TensorSignature, VersionFile, VersionRecord } from './records.js';
@@ -62,7 +63,8 @@ export interface RegistryOptions {
 }
 
 export function actor(): string {
-  if (process.env.NIGHTSCORE_USER) return process.env.NIGHTSCORE_USER;
+  const named = setting(process.env, 'NIGHTSCORE_USER');
+  if (named) return named;
   let user = 'unknown';
   try {
     user = userInfo().username;
@@ -74,7 +76,7 @@ export function actor(): string {
 
 /** The registry root: the job's `registry:`, else NIGHTSCORE_REGISTRY_URI. */
 export function registryRoot(explicit: string | undefined, what = 'a models:/ reference'): string {
-  const root = explicit ?? process.env.NIGHTSCORE_REGISTRY_URI;
+  const root = explicit ?? setting(process.env, 'NIGHTSCORE_REGISTRY_URI');
   if (!root) {
     throw new NightscoreError('REGISTRY_NOT_SET', `${what} needs a registry, and none is set`, {
       column: 'registry',

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import { readAgainWhileTransient, readText } from '../storage/storage.js';
-import { envMilliseconds } from '../env.js';
+import { setting } from '../settings.js';
 
 /**
  * The output lock: one attempt at a time writes a run's output folder.
@@ -73,7 +73,7 @@ const DEFAULT_LEASE_MS = 120_000;
  * minutes. A run whose process died blocks the date for at most this long.
  */
 export function outputLeaseMs(env: NodeJS.ProcessEnv = process.env): number {
-  return envMilliseconds(env, 'NIGHTSCORE_OUTPUT_LEASE_MS', DEFAULT_LEASE_MS, '2 minutes');
+  return setting(env, 'NIGHTSCORE_OUTPUT_LEASE_MS');
 }
 
 /**

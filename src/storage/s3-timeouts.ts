@@ -1,7 +1,4 @@
-import { envMilliseconds } from '../env.js';
-
-/** Default for NIGHTSCORE_S3_TIMEOUT_MS: long enough for a busy server, short enough to notice a dead one. */
-export const DEFAULT_S3_TIMEOUT_MS = 30_000;
+import { setting } from '../settings.js';
 
 /** The NodeHttpHandler options nightscore sets (the client takes them as `requestHandler`). */
 export interface S3TimeoutOptions {
@@ -30,5 +27,5 @@ export function s3TimeoutOptions(env: NodeJS.ProcessEnv = process.env): S3Timeou
 
 /** NIGHTSCORE_S3_TIMEOUT_MS, checked: whole milliseconds, at least 100. */
 export function s3TimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  return envMilliseconds(env, 'NIGHTSCORE_S3_TIMEOUT_MS', DEFAULT_S3_TIMEOUT_MS, '30 seconds without a byte from S3');
+  return setting(env, 'NIGHTSCORE_S3_TIMEOUT_MS');
 }

@@ -11,6 +11,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { finished, PassThrough, type Readable } from 'node:stream';
 import { NightscoreError } from '../errors.js';
+import { setting } from '../settings.js';
 import { inputChanged } from './integrity.js';
 import { s3TimeoutOptions } from './s3-timeouts.js';
 import { joinPrefix, type ByteRange, type ObjectInfo, type ObjectWriter, type Storage } from './storage.js';
@@ -21,9 +22,9 @@ import { joinPrefix, type ByteRange, type ObjectInfo, type ObjectWriter, type St
  * the connect and idle timeouts of NIGHTSCORE_S3_TIMEOUT_MS (see s3-timeouts.ts).
  */
 export function createS3Client(env: NodeJS.ProcessEnv = process.env, opts: { maxAttempts?: number } = {}): S3Client {
-  const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+  const endpoint = setting(env, 'AWS_ENDPOINT_URL_S3') ?? setting(env, 'AWS_ENDPOINT_URL');
   return new S3Client({
-    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+    region: setting(env, 'AWS_REGION') ?? setting(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
     ...(endpoint
       ? {
           endpoint,
@@ -37,8 +38,8 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env, opts: { max
     responseChecksumValidation: 'WHEN_REQUIRED',
     // 5 attempts rather than the SDK's 3: a busy bucket answers SlowDown to some requests, and
     // with several chunks reading at once one read could meet it three times in a row (the
-    // flaky-storage test did, about one run in ten). AWS_MAX_ATTEMPTS still decides when set.
-    ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : env.AWS_MAX_ATTEMPTS ? {} : { maxAttempts: 5 }),
+    // flaky-storage test did, about one run in ten). AWS_MAX_ATTEMPTS, checked, still decides when set.
+    maxAttempts: opts.maxAttempts ?? setting(env, 'AWS_MAX_ATTEMPTS'),
     requestHandler: s3TimeoutOptions(env),
   });
 }

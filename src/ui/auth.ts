@@ -12,11 +12,10 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { NightscoreError } from '../errors.js';
 import { hostNameOf, isLoopback } from '../observe/host.js';
+import { MIN_TOKEN_LENGTH } from '../settings.js';
 
 export const TOKEN_ENV = 'NIGHTSCORE_UI_TOKEN';
 const COOKIE = 'nightscore_ui';
-/** Shorter secrets can be guessed over the network. */
-const MIN_TOKEN_LENGTH = 16;
 
 /**
  * The token a server bound to `host` requires, from `given` (NIGHTSCORE_UI_TOKEN): none on

@@ -13,9 +13,10 @@ import { queueConfig, type QueueConfig } from '../queue/config.js';
 import { openQueues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { redactSecrets } from '../redact.js';
+import { setting } from '../settings.js';
 import { within } from '../within.js';
 import { createUiApp } from './app.js';
-import { requiredToken, TOKEN_ENV } from './auth.js';
+import { requiredToken } from './auth.js';
 import { UiContext } from './context.js';
 import type { OutputCacheOptions } from './output.js';
 
@@ -54,7 +55,7 @@ export interface UiServer {
 export async function startUiServer(opts: UiServerOptions = {}): Promise<UiServer> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8080;
-  const token = requiredToken(host, opts.token ?? process.env[TOKEN_ENV]);
+  const token = requiredToken(host, opts.token ?? setting(process.env, 'NIGHTSCORE_UI_TOKEN'));
   const config = opts.config ?? queueConfig();
   // Every job file is read and checked before Redis is touched.
   const jobsDir = opts.jobsDir ?? 'jobs';
