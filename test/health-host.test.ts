@@ -85,6 +85,6 @@ describe('the health server answers only for hosts it may be addressed by', () =
   it('a worker with NIGHTSCORE_HTTP_ALLOWED_HOSTS that lists something other than host names does not start', async () => {
     const res = await runCli(['worker', '--port', '0'], { env: { ...tq.env, NIGHTSCORE_HTTP_ALLOWED_HOSTS: 'http://metrics.example:9464' } });
     expect(res.code).toBe(2);
-    expect(res.stderr).toContain('BAD_ENV: NIGHTSCORE_HTTP_ALLOWED_HOSTS lists "http://metrics.example:9464", which is not a host name');
+    expect(res.stderr).toContain('BAD_ENV: NIGHTSCORE_HTTP_ALLOWED_HOSTS must be DNS names without scheme or port, separated by commas (e.g. nightscore-worker-metrics.nightscore.svc.cluster.local), or * for any, got "http://metrics.example:9464"');
   });
 });
