@@ -96,6 +96,23 @@ describe('nightscore removes only what it wrote', () => {
     expect(await ws.list('out')).toEqual(['_SUCCESS', '_rejects', '_rejects/part-00009.csv']);
   });
 
+  it.each([
+    ['a chunk count no run reaches', { owns: { csv: 1e12 } }, 'owns'],
+    ['a format nightscore does not write', { owns: { json: 1 } }, 'owns'],
+    ['a count that is not a number', { owns: { csv: '3' } }, 'owns'],
+    ['a part beyond any plan', { parts: [{ uri: 'x/part-9999999999.csv', rows: 1 }] }, 'parts[0].uri'],
+  ])('a manifest read back that claims %s is MANIFEST_INVALID, at once, and the folder is left as it was', async (_label, claim, field) => {
+    await ws.write(`in/dt=${DATE}/a.csv`, csvOf(30, 1));
+    const file = await job('out/');
+    expect((await runCli(['run', file, '--date', DATE])).code).toBe(0);
+    const before = await ws.list('out');
+    await ws.write('out/_manifest.json', JSON.stringify({ ...(await ws.manifest('out')), ...claim }));
+    const res = await runCli(['run', file, '--date', DATE]);
+    expect(res.code, res.stderr).toBe(2);
+    expect(res.stderr).toContain(`MANIFEST_INVALID: file://${ws.path('out/_manifest.json')}: ${field} is not what nightscore writes`);
+    expect(await ws.list('out')).toEqual(before);
+  });
+
   it('a part an earlier attempt writes after this one began is removed at commit', async () => {
     await ws.write(`in/dt=${DATE}/a.csv`, csvOf(300, 1));
     const file = await job('out/');

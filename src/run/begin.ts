@@ -11,12 +11,11 @@ import { VERSION } from '../version.js';
 import type { PreparedJob } from './bind.js';
 import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
-import { OUTPUT_FILES, rejectsApart, type RunManifest } from './manifest.js';
+import { MAX_CHUNKS, OUTPUT_FILES, rejectsApart, type RunManifest } from './manifest.js';
 import { checkReady, listInputs, planChunks, planParquetChunks, type ChunkPlan, type InputObject, type SkippedObject } from './plan.js';
 import { champion, SPEC_VERSION, type ModelSpec, type RunSpec } from './spec.js';
 
 /** Chunks one run may plan into: each is a queue job and a part file. */
-export const MAX_CHUNKS = 100_000;
 
 /**
  * A planned run: plain JSON, so that in the queue it travels in the run job's data and any

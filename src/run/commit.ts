@@ -23,7 +23,7 @@ export async function beginOutput(out: Location, manifest: RunManifest, rejects?
   const files = await listRelative(out);
   const listed = files.find((f) => f.relative === OUTPUT_FILES.manifest);
   const previous = listed ? await readManifest(out, listed.size) : undefined;
-  const ownedBefore = previous ? ownsOf(previous) : {};
+  const ownedBefore = previous ? ownsOf(previous, out.storage.uri(listed!.key)) : {};
   manifest.owns = mergeOwns(ownedBefore, manifest.owns);
   const names = new OutputNames(manifest.owns);
   const strangers = files.filter((f) => PART_LIKE_RE.test(f.relative) && !names.isPart(f.relative));

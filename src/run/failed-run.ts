@@ -8,8 +8,7 @@
 import { NightscoreError } from '../errors.js';
 import { digestObject, type Digest } from '../storage/digest.js';
 import type { Location } from '../storage/open.js';
-import { MAX_CHUNKS } from './begin.js';
-import { chunkFiles, type RunManifest } from './manifest.js';
+import { chunkFiles, MAX_CHUNKS, type RunManifest } from './manifest.js';
 import type { ChunkPlan } from './plan.js';
 import type { ChunkResult } from './score-chunk.js';
 import type { RunSpec } from './spec.js';

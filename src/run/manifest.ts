@@ -1,8 +1,11 @@
-import type { ErrorRecord } from '../errors.js';
+import { NightscoreError, type ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import type { ChunkPlan } from './plan.js';
 import type { ChunkResult } from './score-chunk.js';
 import type { ModelSpec, RunSpec } from './spec.js';
+
+/** The most chunks a run plans into (each a queue job and a part file); what a manifest read back may claim to own. */
+export const MAX_CHUNKS = 100_000;
 
 /** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
 export type RunStatus = 'running' | 'succeeded' | 'failed';
@@ -144,14 +147,29 @@ const MARKER_RE = /^(?:_manifest\.json|_SUCCESS|_LOCK\.\d{16})$/;
 export const PART_LIKE_RE = /^(?:_rejects\/)?part-\d{5,}\.(?:csv|parquet)$/;
 
 /** The chunk counts per format an earlier manifest owns; manifests older than `owns` by their chunks and parts. */
-export function ownsOf(manifest: Partial<RunManifest>): Record<string, number> {
-  let owns = manifest.owns ?? {};
-  if (manifest.output?.format && typeof manifest.chunks === 'number') owns = mergeOwns(owns, { [manifest.output.format]: manifest.chunks });
-  for (const part of manifest.parts ?? []) {
-    const m = /part-(\d{5,})\.([a-z]+)$/.exec(part.uri);
-    if (m) owns = mergeOwns(owns, { [m[2]!]: Number(m[1]) + 1 });
+export function ownsOf(manifest: Partial<RunManifest>, source: string): Record<string, number> {
+  // Read back, so checked: a count someone else wrote (10^12, say) must not become a loop over it.
+  let owns = ownedCounts(manifest.owns ?? {}, 'owns', source);
+  if (manifest.output?.format && manifest.chunks !== undefined) owns = mergeOwns(owns, ownedCounts({ [manifest.output.format]: manifest.chunks }, 'output.format and chunks', source));
+  for (const [i, part] of (Array.isArray(manifest.parts) ? manifest.parts : []).entries()) {
+    const m = typeof part?.uri === 'string' ? /part-(\d{5,})\.([a-z]+)$/.exec(part.uri) : null;
+    if (m) owns = mergeOwns(owns, ownedCounts({ [m[2]!]: Number(m[1]) + 1 }, `parts[${i}].uri`, source));
   }
   return owns;
+}
+
+const OWNED_FORMATS = new Set(['csv', 'parquet']);
+
+/** `owns` as a manifest read back states it: formats nightscore writes, each a chunk count no run exceeds; else MANIFEST_INVALID. */
+function ownedCounts(value: unknown, at: string, source: string): Record<string, number> {
+  const ok = value !== null && typeof value === 'object' && !Array.isArray(value)
+    && Object.entries(value).every(([format, n]) => OWNED_FORMATS.has(format) && Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX_CHUNKS);
+  if (ok) return value as Record<string, number>;
+  throw new NightscoreError('MANIFEST_INVALID', `${source}: ${at} is not what nightscore writes: chunk counts of csv or parquet parts, at most ${MAX_CHUNKS} (it says ${JSON.stringify(value).slice(0, 200)}); the run changed nothing in the folder`, {
+    source,
+    column: at,
+    hint: 'Something other than nightscore wrote or damaged the manifest. Move the output folder aside (or remove its _manifest.json after checking which part files are nightscore\'s), then run the date again; find out who else writes to the output folder.',
+  });
 }
 
 /** Both attempts' names: the larger chunk count of each format. */
