@@ -4,6 +4,7 @@ import { isModelRef } from '../registry/ref.js';
 import { openLocation } from '../storage/open.js';
 import { readText, type Storage } from '../storage/storage.js';
 import type { RunManifest } from '../run/manifest.js';
+import { checkManifest, manifestTooLarge, MAX_MANIFEST_BYTES } from '../run/manifest-check.js';
 import { runId } from './config.js';
 import { newBackfillId, saveBackfill } from './backfills.js';
 import { enqueueRun, IN_FLIGHT_STATES, type BackfillJobData, type Queues } from './queues.js';
@@ -71,9 +72,12 @@ export async function outputState(job: JobDefinition, date: string): Promise<{ s
  */
 async function readManifest(storage: Storage, key: string): Promise<RunManifest | undefined> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (!(await storage.stat(key))) return undefined;
+    const info = await storage.stat(key);
+    if (!info) return undefined;
+    // Read back, so bounded and checked as its type: MANIFEST_INVALID names the field.
+    if (info.size > MAX_MANIFEST_BYTES) throw manifestTooLarge(storage.uri(key), info.size);
     try {
-      return JSON.parse(await readText(storage, key)) as RunManifest;
+      return checkManifest(JSON.parse(await readText(storage, key)), storage.uri(key));
     } catch (err) {
       if (!(err instanceof SyntaxError)) throw err;
       await new Promise((resolve) => setTimeout(resolve, 100));

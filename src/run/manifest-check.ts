@@ -76,3 +76,11 @@ export function checkManifest(value: unknown, source: string): RunManifest {
     hint: 'Something other than nightscore wrote or damaged it. Run the date again (nightscore run, or backfill --reprocess failed) to write a new one; find out who else writes to the output folder.',
   });
 }
+
+/** MANIFEST_INVALID for a manifest at `source` too large for nightscore to have written: it is not read. */
+export function manifestTooLarge(source: string, bytes: number): NightscoreError {
+  return new NightscoreError('MANIFEST_INVALID', `${source} is ${bytes} bytes; a manifest nightscore writes is under ${MAX_MANIFEST_BYTES}, and it is not read`, {
+    source,
+    hint: 'Something other than nightscore wrote it: run the date again to write a new one, and find out who else writes to the output folder.',
+  });
+}

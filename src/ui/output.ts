@@ -10,10 +10,10 @@
  * (dates.ts), so the cache only delays what changes behind the queue's back.
  */
 import { Readable } from 'node:stream';
-import { NightscoreError, toNightscoreError } from '../errors.js';
+import { toNightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { OUTPUT_FILES, type RunManifest } from '../run/manifest.js';
-import { checkManifest, MAX_MANIFEST_BYTES } from '../run/manifest-check.js';
+import { checkManifest, manifestTooLarge, MAX_MANIFEST_BYTES } from '../run/manifest-check.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient } from '../storage/storage.js';
 import { BoundedCache, InFlight, type BoundedCacheOptions } from './cache.js';
@@ -108,7 +108,7 @@ async function readOutput(uri: string, previous: OutputSnapshot | undefined): Pr
     if (!info) return absent;
     if (previous?.manifest && previous.version === info.version) return { ...previous, success: absent.success };
     const source = out.storage.uri(manifestKey);
-    if (info.size > MAX_MANIFEST_BYTES) throw tooLarge(source, info.size);
+    if (info.size > MAX_MANIFEST_BYTES) throw manifestTooLarge(source, info.size);
     let parsed: unknown;
     try {
       // Read at the version stat saw: the body is the one the version names.
@@ -122,13 +122,6 @@ async function readOutput(uri: string, previous: OutputSnapshot | undefined): Pr
     }
     return { success: absent.success, manifest: checkManifest(parsed, source), version: info.version };
   }
-}
-
-function tooLarge(source: string, bytes: number): NightscoreError {
-  return new NightscoreError('MANIFEST_INVALID', `${source} is ${bytes} bytes; a manifest nightscore writes is under ${MAX_MANIFEST_BYTES}, and the page does not read it`, {
-    source,
-    hint: 'Something other than nightscore wrote it: run the date again to write a new one, and find out who else writes to the output folder.',
-  });
 }
 
 function approximateBytes(s: OutputSnapshot): number {
