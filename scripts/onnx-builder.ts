@@ -28,10 +28,12 @@ export interface ValueSpec {
   shape: Dim[];
 }
 
-/** A graph output whose type is seq(map(int64, float)), as scikit-learn's ZipMap produces. */
+/** A graph output whose type is seq(map(int64 or string, float)), as a ZipMap produces. */
 export interface SeqMapSpec {
   name: string;
   seqMap: true;
+  /** The maps' key type. @defaultValue int64 */
+  keys?: 'int64' | 'string';
 }
 
 export interface NodeSpec {
@@ -67,7 +69,7 @@ function valueInfo(spec: ValueSpec | SeqMapSpec) {
   if ('seqMap' in spec) {
     return {
       name: spec.name,
-      type: { sequenceType: { elemType: { mapType: { keyType: ELEM.int64, valueType: { tensorType: { elemType: ELEM.float } } } } } },
+      type: { sequenceType: { elemType: { mapType: { keyType: ELEM[spec.keys ?? 'int64'], valueType: { tensorType: { elemType: ELEM.float } } } } } },
     };
   }
   return { name: spec.name, type: tensorType(spec) };

@@ -85,13 +85,12 @@ describe('bad input gets a clear error', () => {
     await expect(ws.list(`out/fixed-${rows}`)).rejects.toThrow(/ENOENT/);
   });
 
-  it('ZipMap model: names the output and the fix, and works once only tensor outputs are selected', async () => {
+  it('ZipMap model: scored from the tensor behind the ZipMap, its columns named by class label (test/zipmap.test.ts has the rest)', async () => {
     const file = await job('zipmap', { model: { path: 'models/zipmap.onnx' } });
     const res = await runCli(['run', file, '--date', '2026-01-01']);
-    expect(res.code).toBe(1);
-    expect(res.stderr).toMatch(/MODEL_NON_TENSOR_OUTPUT: .*zipmap\.onnx: output "output_probability" is not a tensor \(scikit-learn's ZipMap/);
-    expect(res.stderr).toContain('hint: Re-export with skl2onnx options={"zipmap": False}, or select only tensor outputs: output.columns: { label: label }');
-    expectNoStack(res.stderr);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect((await ws.csv('out/zipmap/dt=2026-01-01/part-00000.csv'))[0]).toEqual(['id', 'label', 'output_probability_0', 'output_probability_1']);
 
     const selected = await job('zipmap-label', { model: { path: 'models/zipmap.onnx' }, output: { columns: { label: 'label' } } });
     const ok = await runCli(['run', selected, '--date', '2026-01-01']);

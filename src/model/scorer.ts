@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { NightscoreError } from '../errors.js';
+import { jobKeyOf, nonTensorHint, runFailedHint, signatureHint, type JobKey } from './hints.js';
 import { columnValues, ELEMENT_TYPES, type ColumnValues, type ElementType, type FeatureBatch, type InputBinding } from './features.js';
 import type { LoadedModel } from './session.js';
 
@@ -41,6 +42,8 @@ export interface ScorerOptions {
   columns?: Record<string, string | string[]>;
   /** Key columns, to catch a prediction column that would shadow one. */
   keys?: string[];
+  /** The job key the columns came from, named by hints; by default the one these options use (a thread binding a spec passes the job's). */
+  jobKey?: JobKey;
 }
 
 /**
@@ -61,7 +64,8 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
     });
   }
   const feed = tensorFeeds(inputs);
-  const outputs = await describeOutputs(session, feed, inputs, opts.columns, path);
+  const key = opts.jobKey ?? jobKeyOf(opts);
+  const outputs = await describeOutputs(model, feed, inputs, opts.columns, key);
   const taken = new Set(opts.keys ?? []);
   for (const name of outputs.flatMap((o) => o.names)) {
     if (taken.has(name)) {
@@ -84,7 +88,7 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
         // batch size's) doing, and the same batch fails the same way on every try.
         throw new NightscoreError('MODEL_RUN_FAILED', `${path}: onnxruntime failed on a batch of ${rows} rows: ${String((err as Error).message).split('\n')[0]}`, {
           source: path,
-          hint: 'The model runs on one row but not on this batch: export it with a dynamic batch dimension [N, features] (torch.onnx.export dynamic_axes), or, if it ran out of memory, lower chunk.rows.',
+          hint: runFailedHint(model.metadata.producer, key),
           cause: err,
         });
       });
@@ -252,12 +256,13 @@ function probeBatch(floats: number, inputs: InputBinding[]): FeatureBatch {
 }
 
 async function describeOutputs(
-  session: ort.InferenceSession,
+  model: LoadedModel,
   feed: ReturnType<typeof tensorFeeds>,
   inputs: InputBinding[],
   columns: Record<string, string | string[]> | undefined,
-  path: string,
+  key: JobKey,
 ): Promise<OutputColumns[]> {
+  const { session, path } = model;
   const meta = session.outputMetadata;
   const all = meta.map((o) => `"${o.name}"`).join(', ');
   const selected = columns ? Object.keys(columns) : meta.map((o) => o.name);
@@ -271,10 +276,10 @@ async function describeOutputs(
     }
     if (!m.isTensor) {
       const tensors = meta.filter((o) => o.isTensor).map((o) => o.name);
-      throw new NightscoreError('MODEL_NON_TENSOR_OUTPUT', `${path}: output "${name}" is not a tensor (scikit-learn's ZipMap returns a list of maps), so it cannot become columns`, {
+      throw new NightscoreError('MODEL_NON_TENSOR_OUTPUT', `${path}: output "${name}" is not a tensor (a sequence or map), so it cannot become columns`, {
         source: path,
         column: `output.columns.${name}`,
-        hint: `Re-export with skl2onnx options={"zipmap": False}${tensors.length ? `, or select only tensor outputs: output.columns: { ${tensors.map((t) => `${t}: ${t}`).join(', ')} }` : ''}.`,
+        hint: nonTensorHint(model.metadata.producer, tensors),
       });
     }
   }
@@ -286,25 +291,45 @@ async function describeOutputs(
   const probe = await session.run(feed(probeBatch(floats, inputs)), selected).catch((err: unknown) => {
     throw new NightscoreError('MODEL_SIGNATURE', `${path}: the model does not run on one row of ${inputs.length === 1 ? `${inputs[0]!.columns.length} ${inputs[0]!.type} features` : inputs.map((i) => `${i.columns.length} ${i.type} ("${i.name}")`).join(', ')}: ${String((err as Error).message).split('\n')[0]}`, {
       source: path,
-      column: 'model.features',
-      hint: 'model.features (or the model\'s feature_names) must list exactly the columns the model was trained on, in order; check the model\'s input shape with onnx.checker or Netron.',
+      column: key === 'feature_names' ? 'model.features' : key,
+      hint: signatureHint(key),
       cause: err,
     });
   });
   return selected.map((name) => {
     const value = probe[name] as ort.Tensor;
     const width = value.dims.length <= 1 ? 1 : value.dims.slice(1).reduce((a, b) => a * b, 1);
-    return { output: name, type: value.type, names: columnNames(name, width, columns?.[name], path) };
+    const labels = model.unwrapped.find((u) => u.output === name)?.labels;
+    return { output: name, type: value.type, names: columnNames(name, width, columns?.[name], path, labels) };
   });
 }
 
-function columnNames(output: string, width: number, rename: string | string[] | undefined, path: string): string[] {
+/**
+ * An output's column names: the job's (a list of `width`, or one used as a prefix), or the
+ * output's name; `_<label>` after a prefix for a ZipMap's class labels, `_<index>` otherwise.
+ */
+function columnNames(output: string, width: number, rename: string | string[] | undefined, path: string, labels?: string[]): string[] {
+  if (labels && labels.length !== width) {
+    throw new NightscoreError('MODEL_OUTPUT_SHAPE', `output "${output}" of ${path} has ${width} values per row, but its ZipMap names ${labels.length} classes`, {
+      source: path,
+      hint: 'The ZipMap\'s class labels must match the columns of the tensor it reads; check the model export.',
+    });
+  }
   const names = rename === undefined ? [output] : Array.isArray(rename) ? rename : [rename];
-  if (rename === undefined && width > 1) return Array.from({ length: width }, (_, i) => `${output}_${i}`);
-  if (names.length === width) return names;
-  if (names.length === 1 && width > 1) return Array.from({ length: width }, (_, i) => `${names[0]}_${i}`);
+  if (names.length === width && (rename !== undefined || !labels)) return names;
+  const suffixes = labels && labelsAsNames(labels) ? labels : Array.from({ length: width }, (_, i) => String(i));
+  if (names.length === 1 && (width > 1 || labels)) return suffixes.map((s) => `${names[0]}_${s}`);
   throw new NightscoreError('OUTPUT_COLUMNS_WIDTH', `output.columns.${output} names ${names.length} columns, but output "${output}" of ${path} has ${width} per row`, {
     column: `output.columns.${output}`,
     hint: `Give one name (used as a prefix) or exactly ${width} names.`,
   });
+}
+
+/**
+ * Whether class labels can end column names: each non-empty, free of control characters,
+ * and distinct. Otherwise the columns are numbered, in the labels' order (the manifest lists them).
+ */
+function labelsAsNames(labels: string[]): boolean {
+  // eslint-disable-next-line no-control-regex
+  return labels.every((l) => l.length > 0 && !/[\u0000-\u001f\u007f]/.test(l)) && new Set(labels).size === labels.length;
 }

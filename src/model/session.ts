@@ -6,6 +6,7 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { NightscoreError } from '../errors.js';
 import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
+import { unwrapZipMaps, type UnwrappedOutput } from './zipmap.js';
 
 /** One file a model is made of. */
 export interface ModelFile {
@@ -34,6 +35,8 @@ export interface LoadedModel {
   metadata: OnnxMetadata;
   /** From the model's `feature_names` property, when it has one. */
   featureNames: string[] | undefined;
+  /** Outputs scored from the tensor behind a ZipMap (see unwrapZipMaps), with their class labels. */
+  unwrapped: UnwrappedOutput[];
   session: ort.InferenceSession;
 }
 
@@ -61,7 +64,8 @@ let staleVersions = 0;
  * Loads a model, once per (file version, threads) per process: a long-lived worker picks up
  * a model file replaced on disk, because its inode, size or times change. The bytes
  * hashed for the manifest are the bytes handed to onnxruntime (the model file's, and private
- * copies of its external data), so the recorded sha256 is what actually scored.
+ * copies of its external data), so the recorded sha256 is what actually scored; a ZipMap
+ * that ends the graph is unwrapped from those bytes on the way (see unwrapZipMaps).
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   const threads = opts.threads ?? 1;
@@ -131,9 +135,11 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
     });
   let metadata: OnnxMetadata;
   let featureNames: string[] | undefined;
+  let graph: ReturnType<typeof unwrapZipMaps>;
   try {
     metadata = readOnnxMetadata(bytes);
     featureNames = featureNamesOf(metadata);
+    graph = unwrapZipMaps(bytes);
   } catch (err) {
     throw notAModel((err as Error).message, err);
   }
@@ -147,7 +153,8 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
     const external = await Promise.all(metadata.externalData.map((location) => externalFile(path, folder, location, copies!)));
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, {
+      // The sha256 stays the file's: the rewrite is a function of its bytes alone.
+      session = await ort.InferenceSession.create(graph.bytes, {
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
         executionMode: 'sequential',
@@ -164,7 +171,7 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
     }
     const files = [main, ...external.map(({ path: p, sha256, bytes: size }) => ({ path: p, sha256, bytes: size }))];
     const sha256 = modelIdentity(files, [basename(path), ...metadata.externalData]);
-    return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, session };
+    return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, unwrapped: graph.unwrapped, session };
   } finally {
     // A mapping outlives its file's name: the copies go once the session holds them.
     if (copies) await rm(copies, { recursive: true, force: true });

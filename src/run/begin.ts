@@ -184,6 +184,7 @@ function newManifest(spec: RunSpec, chunks: number): RunManifest {
       path: scored.location,
       features: scored.binding.inputs.flatMap((i) => i.columns),
       outputs: Object.fromEntries(scored.outputs.map((o) => [o.output, o.names])),
+      unwrapped: scored.unwrapped ?? [],
     },
     models: spec.models,
     input: { uri: spec.input.uri, format: spec.input.format },

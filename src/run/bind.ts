@@ -11,6 +11,7 @@ import { MODEL_FILE } from '../registry/records.js';
 import { corrupt, Registry, registryRoot, type ResolvedModel } from '../registry/registry.js';
 import { parseUri } from '../storage/open.js';
 import { takesNan, type ElementType } from '../model/features.js';
+import { jobKeyOf } from '../model/hints.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
 import type { ModelSpec, RegistryPin } from './spec.js';
@@ -79,8 +80,9 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
     location,
     sha256: model.sha256,
     files,
-    binding: { inputs: scorer.inputs },
+    binding: { inputs: scorer.inputs, job_key: jobKeyOf(job.model) },
     outputs: scorer.outputs,
+    unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
     engine: { name: 'onnxruntime', threads: job.model.threads },
     registry: resolved ? registryPin(resolved) : null,
   };
@@ -125,6 +127,7 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
       inputs: Object.fromEntries(spec.binding.inputs.map((i) => [i.name, i.columns])),
       columns: Object.fromEntries(spec.outputs.map((o) => [o.output, o.names])),
       keys,
+      jobKey: spec.binding.job_key,
     });
     bound.set(key, scorer);
     scorer.catch(() => bound.delete(key));

@@ -2,6 +2,7 @@ import { NightscoreError, type ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import type { ChunkPlan } from './plan.js';
 import type { ChunkResult } from './score-chunk.js';
+import type { UnwrappedOutput } from '../model/zipmap.js';
 import type { ModelSpec, RunSpec } from './spec.js';
 
 /** The most chunks a run plans into (each a queue job and a part file); what a manifest read back may claim to own. */
@@ -37,6 +38,8 @@ export interface RunManifest {
     path: string;
     features: string[];
     outputs: Record<string, string[]>;
+    /** Outputs scored from the tensor behind a ZipMap, with its class labels in column order (absent in older manifests). */
+    unwrapped?: UnwrappedOutput[];
   };
   /** The run spec's models: every file with its sha256 and size, the binding, the outputs and the engine settings. */
   models: ModelSpec[];

@@ -7,7 +7,9 @@
  */
 import type { InputBinding } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
+import type { JobKey } from '../model/hints.js';
 import type { ModelFile } from '../model/session.js';
+import type { UnwrappedOutput } from '../model/zipmap.js';
 import type { ChunkPlan, InputObject, Segment } from './plan.js';
 
 /**
@@ -40,10 +42,18 @@ export interface ModelSpec {
    * A thread binding the model checks `sha256`, which covers them all.
    */
   files: ModelFile[];
-  /** Every model input fed, with its element type and the columns that fill it, in order. */
-  binding: { inputs: InputBinding[] };
+  /**
+   * Every model input fed, with its element type and the columns that fill it, in order; and
+   * the job key those columns came from, which errors name (absent in specs of earlier versions).
+   */
+  binding: { inputs: InputBinding[]; job_key?: JobKey };
   /** The outputs selected and the column names each becomes. */
   outputs: OutputColumns[];
+  /**
+   * Outputs scored from the tensor a ZipMap read, with its class labels in column order (the
+   * rewrite follows from the model's bytes, so a thread loading the same sha256 does the same).
+   */
+  unwrapped?: UnwrappedOutput[];
   /**
    * onnxruntime's settings. `threads` is recorded because it can change a tree ensemble's
    * sums in their last bits: the same model and data score identically only with the same.
