@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   MODEL_EXTERNAL_DATA_MISSING: code('model', 'an external data file of the model that cannot be read'),
   MODEL_FIXED_BATCH: code('model', 'a model whose input takes a fixed number of rows'),
   MODEL_INVALID: code('model', 'a file that is not a loadable ONNX model'),
+  MODEL_LOCALE_MISSING: code('model', 'a text model whose StringNormalizer asks for a locale this machine does not have'),
   MODEL_NON_TENSOR_OUTPUT: code('model', 'a selected output that is not a tensor (ZipMap)'),
   MODEL_NOT_FOUND: code('model', 'a model file that cannot be read'),
   MODEL_OUTPUT_SHAPE: code('model', 'an output without one row per input row'),
