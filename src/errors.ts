@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   BAD_REDIS_URL: code('config', 'NIGHTSCORE_REDIS_URL is not a redis:// or rediss:// URL'),
   BAD_TEMPLATE: code('config', 'a URI template with an unknown placeholder'),
   BAD_URI: code('config', 'a location that is not a local path, file:// or s3:// URI'),
+  GOLDEN_INVALID: code('config', 'a golden rows file that cannot be compared: no expected_ column, a row the reader refuses, a value not of its output\'s type'),
   HTTP_LISTEN: code('config', 'the health server cannot listen on its address'),
   HTTP_PORT_IN_USE: code('config', 'the health server\'s port is taken'),
   JOB_INVALID: code('config', 'a job file that is not valid YAML or breaks the schema'),
@@ -77,6 +78,7 @@ export const ERROR_CODES = {
 
   MODEL_ALIAS_NOT_FOUND: code('model', 'a registry alias that is not set (or was not, at the date asked)'),
   MODEL_CHANGED: code('model', 'the model file changed after the run was planned'),
+  MODEL_CHECK_FAILED: code('model', 'a model whose predictions differ from its golden rows beyond the tolerance'),
   MODEL_EXTERNAL_DATA_INVALID: code('model', 'a model whose external data is named outside its folder'),
   MODEL_EXTERNAL_DATA_MISSING: code('model', 'an external data file of the model that cannot be read'),
   MODEL_FIXED_BATCH: code('model', 'a model whose input takes a fixed number of rows'),
