@@ -13,6 +13,12 @@ RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
 # Runtime stage: no compiler, no dev dependencies, nothing fetched at run time.
 FROM node:22-slim
 ENV NODE_ENV=production
+# Text models lowercase through a C library locale: skl2onnx's TF-IDF and CountVectorizer
+# exports (and onnxruntime's StringNormalizer by default) ask for en_US.UTF-8, which the slim
+# base lacks; without it such a model is MODEL_LOCALE_MISSING.
+RUN apt-get update && apt-get install -y --no-install-recommends locales \
+  && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen \
+  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -178,8 +178,20 @@ function buildProgram(): Command {
       .option('--tag <key=value>', 'a tag (repeatable)', collect)
       .option('--metric <key=value>', 'a metric to record with the version (repeatable)', collect)
       .option('--description <text>', 'what this version is')
-      .option('--reason <text>', 'why, for the events log'),
+      .option('--reason <text>', 'why, for the events log')
+      .option('--check <golden.csv>', "compare with the training library's predictions first; refuse the version when they differ (recorded on it when they match)")
+      .option('--tolerance <t>', 'with --check: a cell passes when |got − expected| ≤ t × (1 + |expected|) (default 1e-5)')
+      .option('--job <job.yaml>', "with --check: feed the golden rows as this job's binding does"),
   ).action((name: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).registerCommand(name, file, opts))());
+  registryOptions(
+    model
+      .command('check')
+      .description("score golden rows with a model and compare with the training library's predictions (expected_<column>); exit 1 naming the worst rows when they differ")
+      .argument('<model>', 'a model file, or a models:/ reference')
+      .argument('<golden.csv>', 'input rows and the predictions of the library the model was trained with')
+      .option('--tolerance <t>', 'a cell passes when |got − expected| ≤ t × (1 + |expected|) (default 1e-5)')
+      .option('--job <job.yaml>', "feed the golden rows as this job's binding does (model.features/inputs, output.columns, input.missing)"),
+  ).action((ref: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).checkCommand(ref, file, opts))());
   registryOptions(model.command('list').description('models, or the versions of one').argument('[name]', 'model name')).action((name: string | undefined, opts: Record<string, never>) =>
     exit(async () => (await models()).listCommand(name, opts))(),
   );

@@ -58,6 +58,15 @@ describe('deployment shape', () => {
     expect(text).toMatch(/^ENV NIGHTSCORE_MODEL_CACHE=\/tmp\//m);
   });
 
+  it("the image has the locale skl2onnx's text models lowercase in (en_US.UTF-8), installed in the runtime stage", async () => {
+    const text = await readFile(path.join(REPO, 'Dockerfile'), 'utf8');
+    const runtime = text.slice(text.lastIndexOf('FROM node:22-slim'));
+    expect(runtime).toMatch(/apt-get install -y --no-install-recommends locales/);
+    expect(runtime).toMatch(/sed -i 's\/\^# \*en_US\.UTF-8 UTF-8\/en_US\.UTF-8 UTF-8\/' \/etc\/locale\.gen && locale-gen/);
+    // Before USER node: apt and locale-gen need root.
+    expect(runtime.indexOf('locale-gen')).toBeLessThan(runtime.indexOf('USER node'));
+  });
+
   it('.dockerignore keeps installed, built and data trees out of the build context', async () => {
     const ignored = (await readFile(path.join(REPO, '.dockerignore'), 'utf8')).split('\n').filter((l) => l && !l.startsWith('#'));
     for (const tree of ['.git', 'node_modules', 'dist', 'data', '.bench']) expect(ignored).toContain(tree);

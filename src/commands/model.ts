@@ -1,11 +1,16 @@
 /** nightscore model …: the registry from the command line. Tables for people, --json for scripts. */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { optionInteger } from '../env.js';
 import { NightscoreError } from '../errors.js';
+import { loadJob } from '../job/load.js';
+import { checkFailedError, checkGolden, type GoldenBinding, type GoldenResult } from '../model/golden.js';
+import { loadModel, type LoadedModel } from '../model/session.js';
 import { formatTable } from '../observe/table.js';
 import { MAX_GENERATION } from '../registry/records.js';
 import { checkAlias, checkName, isModelRef, MAX_VERSION, versionRef } from '../registry/ref.js';
-import { describeMove, Registry, registryRoot, type AliasEvent, type VersionRecord } from '../registry/registry.js';
+import { describeMove, Registry, registryRoot, type AliasEvent, type VersionCheck, type VersionRecord } from '../registry/registry.js';
+import { loadResolvedModel } from '../run/bind.js';
 
 interface RegistryOption {
   registry?: string;
@@ -39,15 +44,89 @@ function pairs(option: string, values: string[] | undefined, numbers = false): R
   return out;
 }
 
-export async function registerCommand(name: string, file: string, opts: RegistryOption & { alias?: string; tag?: string[]; metric?: string[]; description?: string; reason?: string }): Promise<number> {
+/** How golden rows are compared: --tolerance, and --job for the binding. */
+interface GoldenOption {
+  tolerance?: string;
+  job?: string;
+}
+
+export async function registerCommand(name: string, file: string, opts: RegistryOption & GoldenOption & { alias?: string; tag?: string[]; metric?: string[]; description?: string; reason?: string; check?: string }): Promise<number> {
+  if (opts.check === undefined && (opts.tolerance !== undefined || opts.job !== undefined)) {
+    throw new NightscoreError('BAD_OPTION', `${opts.tolerance !== undefined ? '--tolerance' : '--job'} goes with --check <golden.csv>`, { hint: 'Give the golden rows to compare: --check golden.csv (README "Golden rows").' });
+  }
+  const golden = opts.check === undefined ? undefined : await goldenCheck(opts.check, opts);
   const record = await open(opts).register(name, path.resolve(file), {
     alias: opts.alias,
     tags: pairs('--tag', opts.tag) as Record<string, string>,
     metrics: pairs('--metric', opts.metric, true),
     description: opts.description,
     reason: opts.reason,
+    check: golden,
   });
-  return print(opts, record, () => `registered ${versionRef(name, record.version)}  sha256 ${record.sha256}${opts.alias ? `  (${name}@${opts.alias} → ${record.version})` : ''}`);
+  const checked = record.checks?.[0];
+  return print(opts, record, () =>
+    `registered ${versionRef(name, record.version)}  sha256 ${record.sha256}${opts.alias ? `  (${name}@${opts.alias} → ${record.version})` : ''}${checked ? `\n${passedLine(checked)}` : ''}`,
+  );
+}
+
+/**
+ * The check register --check runs on the model it loaded, before claiming a version: a model
+ * that disagrees with the golden rows throws, and nothing is registered.
+ */
+async function goldenCheck(file: string, opts: GoldenOption): Promise<(model: LoadedModel) => Promise<VersionCheck>> {
+  const tolerance = parseTolerance(opts.tolerance);
+  const binding = await jobBinding(opts.job);
+  return async (model) => {
+    const result = await checkGolden(model, file, { tolerance, binding });
+    if (result.failed > 0) throw checkFailedError(model.path, file, result);
+    return asCheck(result);
+  };
+}
+
+/** nightscore model check: scores the golden rows with a model file or a registered version, and compares. */
+export async function checkCommand(model: string, file: string, opts: RegistryOption & GoldenOption): Promise<number> {
+  const tolerance = parseTolerance(opts.tolerance);
+  const binding = await jobBinding(opts.job);
+  const loaded = await loadCandidate(model, opts);
+  const result = await checkGolden(loaded.model, file, { tolerance, binding });
+  if (opts.json) process.stdout.write(`${JSON.stringify({ model: loaded.name, ...result, passed: result.failed === 0 }, null, 2)}\n`);
+  if (result.failed > 0) throw checkFailedError(loaded.name, file, result);
+  if (!opts.json) process.stdout.write(`${loaded.name}: ${passedLine(asCheck(result))}\n`);
+  return 0;
+}
+
+/** A models:/ reference (or name@alias, name/3 when no such file exists), else a model file. */
+async function loadCandidate(model: string, opts: RegistryOption): Promise<{ name: string; model: LoadedModel }> {
+  if (isModelRef(model) || (!existsSync(model) && isModelRef(`models:/${model}`))) {
+    const resolved = await open(opts).resolve(asRef(model));
+    const version = versionRef(resolved.name, resolved.version);
+    return { name: resolved.ref === version ? version : `${resolved.ref} (${version})`, model: await loadResolvedModel(resolved) };
+  }
+  return { name: model, model: await loadModel(path.resolve(model)) };
+}
+
+/** --job: the job file's binding (model.features, model.input, model.inputs, output.columns, input.missing); its model.uri is not used. */
+async function jobBinding(job: string | undefined): Promise<GoldenBinding | undefined> {
+  if (job === undefined) return undefined;
+  const { model, output, input } = await loadJob(path.resolve(job));
+  return { scorer: { features: model.features, input: model.input, inputs: model.inputs, columns: output.columns }, missing: input.missing };
+}
+
+function parseTolerance(option: string | undefined): number | undefined {
+  if (option === undefined) return undefined;
+  const t = Number(option);
+  if (option.trim() === '' || !Number.isFinite(t) || t < 0) {
+    throw new NightscoreError('BAD_OPTION', `--tolerance takes a number, 0 or more (such as 1e-5), got "${option}"`, { hint: 'A cell passes when |got − expected| ≤ tolerance × (1 + |expected|).' });
+  }
+  return t;
+}
+
+function asCheck(r: GoldenResult): VersionCheck {
+  return { kind: 'golden', file: r.file, sha256: r.sha256, rows: r.rows, tolerance: r.tolerance, columns: r.columns, max_abs_diff: r.max_abs_diff, at: new Date().toISOString() };
+}
+
+function passedLine(c: VersionCheck): string {
+  return `${c.rows} golden rows of ${c.file} match within tolerance ${c.tolerance} (${c.columns.join(', ')}; largest difference ${c.max_abs_diff.toPrecision(3)})`;
 }
 
 export async function listCommand(name: string | undefined, opts: RegistryOption): Promise<number> {
@@ -93,6 +172,7 @@ export async function showCommand(ref: string, opts: RegistryOption): Promise<nu
       ...(r.features ? [`  features     ${r.features.join(', ')}`] : []),
       ...(Object.keys(r.tags).length ? [`  tags         ${Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(', ')}`] : []),
       ...(Object.keys(r.metrics).length ? [`  metrics      ${Object.entries(r.metrics).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}`] : []),
+      ...(r.checks ?? []).map((c) => `  checked      ${passedLine(c)}, ${c.at}`),
       `  aliases      ${aliasList(aliases)}`,
     ].join('\n'),
   );

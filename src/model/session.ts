@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { NightscoreError } from '../errors.js';
+import { missingLocaleError } from './locale.js';
 import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
 import { unwrapZipMaps, type UnwrappedOutput } from './zipmap.js';
 
@@ -167,7 +168,7 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
         ...(copies ? { extra: { session: { model_external_initializers_file_folder_path: copies } } } : {}),
       });
     } catch (err) {
-      throw notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
+      throw missingLocaleError(path, err) ?? notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
     }
     const files = [main, ...external.map(({ path: p, sha256, bytes: size }) => ({ path: p, sha256, bytes: size }))];
     const sha256 = modelIdentity(files, [basename(path), ...metadata.externalData]);

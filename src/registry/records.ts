@@ -37,6 +37,20 @@ const fileName = z
 const versionFile = z.object({ name: fileName, sha256, bytes }, { error: 'a file: { name, sha256, bytes }' });
 const tensor = z.object({ name: text, type: text, shape: z.array(z.union([z.number(), z.string()], { error: 'a dimension' }), { error: 'a list of dimensions' }) }, { error: 'a tensor: { name, type, shape }' });
 
+/** A golden rows check the version passed when it was registered (README "Golden rows"). */
+const versionCheck = z.object({
+  kind: z.literal('golden', { error: '"golden"' }),
+  /** The golden file's name and sha256: which rows were compared. */
+  file: text,
+  sha256,
+  rows: whole(1, Number.MAX_SAFE_INTEGER, 'a whole number of rows, at least 1'),
+  tolerance: z.number({ error: 'a tolerance: a number' }).nonnegative({ error: 'a tolerance: a number, 0 or more' }),
+  /** The output columns compared. */
+  columns: z.array(text, { error: 'a list of output columns' }),
+  max_abs_diff: z.number({ error: 'a difference: a number' }).nonnegative({ error: 'a difference: a number, 0 or more' }),
+  at: time,
+}, { error: 'a check: { kind, file, sha256, rows, tolerance, columns, max_abs_diff, at }' });
+
 export const versionRecordSchema = z
   .object({
     name: modelName,
@@ -59,6 +73,8 @@ export const versionRecordSchema = z
     /** Free-form: whatever the team records (AUC, the training run's id). */
     metrics: z.record(z.string(), z.unknown(), { error: 'a map of metric names to values' }),
     nightscore: z.object({ version: text }, { error: 'the nightscore that wrote it: { version }' }),
+    /** The checks it passed when registered; absent in records written before checks were. */
+    checks: z.array(versionCheck, { error: 'a list of checks' }).max(1000, { error: 'at most 1000 checks' }).optional(),
   }, { error: 'a version record: a JSON object' })
   .superRefine((r, ctx) => {
     const names = r.files.map((f) => f.name);
@@ -103,6 +119,7 @@ export const aliasesDocSchema = z
 
 export type VersionFile = z.infer<typeof versionFile>;
 export type TensorSignature = z.infer<typeof tensor>;
+export type VersionCheck = z.infer<typeof versionCheck>;
 /** `version.json`: what a version is, written once when it is registered. */
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type AliasEvent = z.infer<typeof aliasEvent>;

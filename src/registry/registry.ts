@@ -21,15 +21,15 @@ import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { loadModel, modelIdentity } from '../model/session.js';
+import { loadModel, modelIdentity, type LoadedModel } from '../model/session.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
-import { aliasesDocSchema, MODEL_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionRecord } from './records.js';
+import { aliasesDocSchema, MODEL_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
 import { setting } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
-export type { AliasEvent, AliasesDoc, RegisterEvent, RegistryEvent, TensorSignature, VersionFile, VersionRecord } from './records.js';
+export type { AliasEvent, AliasesDoc, RegisterEvent, RegistryEvent, TensorSignature, VersionCheck, VersionFile, VersionRecord } from './records.js';
 
 /** A reference resolved to one version: what a run pins and its manifest names. */
 export interface ResolvedModel {
@@ -53,6 +53,11 @@ export interface RegisterOptions {
   metrics?: Record<string, unknown>;
   description?: string;
   reason?: string;
+  /**
+   * Run on the model as loaded, before a version number is claimed: what it returns is
+   * recorded on the version, and what it throws registers nothing (model register --check).
+   */
+  check?: (model: LoadedModel) => Promise<VersionCheck>;
 }
 
 export interface RegistryOptions {
@@ -125,6 +130,7 @@ export class Registry {
     const session = model.session;
     const signature = (metas: readonly unknown[]): TensorSignature[] =>
       (metas as Array<{ name: string; isTensor: boolean; type?: string; shape?: Array<number | string> }>).map((m) => ({ name: m.name, type: m.isTensor ? String(m.type) : 'not a tensor', shape: m.isTensor ? [...(m.shape ?? [])] : [] }));
+    const check = opts.check ? await opts.check(model) : undefined;
     const bytes = await readFile(file);
     // The bytes uploaded are the bytes loaded: an export still being written is refused, not registered wrong.
     if (sha256Hex(bytes) !== model.files[0]!.sha256) throw changedWhileRegistering(file);
@@ -165,6 +171,7 @@ export class Registry {
       tags: opts.tags ?? {},
       metrics: opts.metrics ?? {},
       nightscore: { version: VERSION },
+      ...(check ? { checks: [check] } : {}),
     };
     if (!(await this.storage.createIfAbsent(this.key(name, 'versions', String(version), RECORD_FILE), JSON.stringify(record, null, 2)))) {
       throw new NightscoreError('REGISTRY_CONFLICT', `${this.uri(name, 'versions', String(version), RECORD_FILE)} appeared while this register held version ${version}`, {

@@ -135,6 +135,11 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
   return scorer;
 }
 
+/** A registered version's model (fetched when remote), its files checked against its record. */
+export function loadResolvedModel(resolved: ResolvedModel): Promise<LoadedModel> {
+  return loadRegistered(localPath(resolved.uri), resolved, 1);
+}
+
 /**
  * A model by its location; a registered version's files fetched (when remote) and checked
  * against the sha256 its record gives, so bytes changed in storage after registering are
