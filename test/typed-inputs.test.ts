@@ -316,20 +316,25 @@ describe('an embedding model: float numerics and int64 category indices', () => 
   });
 });
 
+/** One string input, one-hot over REGIONS and weighted 1..4: north scores 1, west 4, an unseen region 0. */
+function regionScoreModel(): Uint8Array {
+  return buildModel({
+    inputs: [{ name: 'region', elem: 'string', shape: ['N', 1] }],
+    outputs: [{ name: 'score', elem: 'float', shape: ['N', 1] }],
+    nodes: [
+      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['r3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
+      { op: 'Flatten', inputs: ['r3'], outputs: ['r'], attrs: { axis: 1 } },
+      { op: 'MatMul', inputs: ['r', 'W'], outputs: ['score'] },
+    ],
+    floats: { W: { dims: [4, 1], values: [1, 2, 3, 4] } },
+  });
+}
+
 describe('a string input from a field inside a Parquet struct', () => {
   it('reads the field, not the struct, and scores as onnxruntime does', async () => {
     const model = await ws.write(
       'region.onnx',
-      buildModel({
-        inputs: [{ name: 'region', elem: 'string', shape: ['N', 1] }],
-        outputs: [{ name: 'score', elem: 'float', shape: ['N', 1] }],
-        nodes: [
-          { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['r3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
-          { op: 'Flatten', inputs: ['r3'], outputs: ['r'], attrs: { axis: 1 } },
-          { op: 'MatMul', inputs: ['r', 'W'], outputs: ['score'] },
-        ],
-        floats: { W: { dims: [4, 1], values: [1, 2, 3, 4] } },
-      }),
+      regionScoreModel(),
     );
     await mkdir(ws.path(`nested/dt=${DATE}`), { recursive: true });
     await copyFile(`${REPO}/test/fixtures/keys/nested.parquet`, ws.path(`nested/dt=${DATE}/nested.parquet`));
@@ -358,16 +363,7 @@ describe('a string value holding a NUL', () => {
   it.each(['csv', 'parquet'] as const)('%s: is refused with its line and column, never cut short; a key holding one is copied exactly', async (format) => {
     const model = await ws.write(
       'region-nul.onnx',
-      buildModel({
-        inputs: [{ name: 'region', elem: 'string', shape: ['N', 1] }],
-        outputs: [{ name: 'score', elem: 'float', shape: ['N', 1] }],
-        nodes: [
-          { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['r3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
-          { op: 'Flatten', inputs: ['r3'], outputs: ['r'], attrs: { axis: 1 } },
-          { op: 'MatMul', inputs: ['r', 'W'], outputs: ['score'] },
-        ],
-        floats: { W: { dims: [4, 1], values: [1, 2, 3, 4] } },
-      }),
+      regionScoreModel(),
     );
     const dir = `nul-${format}`;
     if (format === 'csv') await ws.write(`${dir}/dt=${DATE}/a.csv`, `id,region\n${ROWS.map((r, i) => `${r.id},${i === 3 ? `"${r.region}"` : r.region}`).join('\n')}\n`);
