@@ -44,10 +44,11 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     inputs: binding,
     features: opts.features,
     outputs: [],
+    runFailedHint: '',
     // Read the batch as inference would, so nothing upstream is skipped; produce nothing.
     score: async (batch) => {
       touched += batch.features[0] ?? 0;
-      return [];
+      return { outputs: [], failed: [] };
     },
   };
   // The spec of a chunk scored by the stand-in: it names a model no thread loads.
@@ -59,6 +60,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     input: { format: opts.format, key: opts.keys, csv: { delimiter: ',', max_record_bytes: 1024 * 1024, split: true }, missing: [] },
     output: { uri: `${out}/`, rejects_uri: `${out}/_rejects/`, format: 'csv', csv: { delimiter: ',', escape_formulas: false }, parquet: { codec: 'SNAPPY' } },
     batch: { rows: opts.batchRows },
+    limits: { max_reject_rate: 1, rows_at_most: null },
     models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'onnxruntime', threads: 1 }, registry: null }],
   });
   const total = { rows: 0, rejected: 0 };

@@ -53,13 +53,13 @@ const batchBlind = () =>
     nodes: [{ op: 'ReduceMean', inputs: ['input'], outputs: ['o'], attrs: { axes: [0], keepdims: 1 } }],
   });
 
-/** A model that passes the one-row probe (broadcast against two rows), then refuses a batch of ten. */
-const batchRefusing = () =>
+/** A model whose symbolic input width its weights contradict: it fails on every row. */
+const everyRowRefused = () =>
   buildModel({
-    inputs: [{ name: 'input', elem: 'float', shape: ['N', CHURN_FEATURES.length] }],
-    outputs: [{ name: 'o', elem: 'float', shape: ['N', CHURN_FEATURES.length] }],
-    floats: { two: { dims: [2, CHURN_FEATURES.length], values: new Array(2 * CHURN_FEATURES.length).fill(0) } },
-    nodes: [{ op: 'Add', inputs: ['input', 'two'], outputs: ['o'] }],
+    inputs: [{ name: 'input', elem: 'float', shape: ['N', 'F'] }],
+    outputs: [{ name: 'o', elem: 'float', shape: ['N', 1] }],
+    floats: { W: { dims: [CHURN_FEATURES.length + 1, 1], values: new Array(CHURN_FEATURES.length + 1).fill(1) } },
+    nodes: [{ op: 'MatMul', inputs: ['input', 'W'], outputs: ['o'] }],
   });
 
 /** Each case: the code and kind, where the record says the problem is, and how to make it. */
@@ -111,11 +111,11 @@ const CASES: Array<{ code: string; kind: string; place: Record<string, unknown>;
   },
   {
     code: 'MODEL_RUN_FAILED',
-    place: { source: expect.stringMatching(/model-run-failed\.onnx$/), message: expect.stringMatching(/onnxruntime failed on a batch of 10 rows: /) },
+    place: { source: expect.stringMatching(/model-run-failed\/dt=2026-09-01\/a\.csv$/), line: 2, message: expect.stringMatching(/the model failed on each of the first \d+ rows of the chunk, given alone/) },
     kind: 'model',
     setup: async (name) => {
       await ws.write(`in/${name}/dt=${DATE}/a.csv`, csvOf(50, 3));
-      return { model: { path: await ws.write(`${name}.onnx`, batchRefusing()), features: CHURN_FEATURES } };
+      return { model: { path: await ws.write(`${name}.onnx`, everyRowRefused()), features: CHURN_FEATURES } };
     },
   },
   {

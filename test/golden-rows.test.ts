@@ -64,7 +64,7 @@ describe('nightscore model check', () => {
     const res = await cli('check', 'model.onnx', 'off.csv');
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('nightscore: MODEL_CHECK_FAILED: model.onnx disagrees with off.csv on 2 of 200 rows beyond the tolerance 0.00001 (|got − expected| ≤ 0.00001 × (1 + |expected|)); worst: line 152 probabilities_');
-    const worst = /worst: (.*)/.exec(res.stderr)![1]!;
+    const worst = /^nightscore: MODEL_CHECK_FAILED: .*worst: (.*)$/m.exec(res.stderr)![1]!;
     const [first, second] = worst.split('; ');
     expect(first).toMatch(/^line 152 probabilities_[01]: expected [\d.]+, got [\d.]+ \(off by 0\.300\)$/);
     expect(second).toMatch(/^line 12 probabilities_[01]: expected [\d.]+, got [\d.]+ \(off by 0\.00200\)$/);

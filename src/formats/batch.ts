@@ -30,6 +30,8 @@ export interface Reject {
 /** Rows gathered for one inference call: their feature values (see FeatureBatch) and keys. */
 export interface Batch extends FeatureBatch {
   keys: BatchKeys;
+  /** Row r's line (CSV, 1-based) or row index (Parquet, 0-based), for a row the model then fails on. */
+  lines: Float64Array;
 }
 
 /** The key values of a batch's rows. */
@@ -243,12 +245,14 @@ export class BatchBuilder implements ScanTarget {
   private readonly floatSlot: Int32Array;
   /** Room, in rows, of the buffers. */
   private room: number;
+  /** Per row: its line, as a reject names it (see Batch.lines). */
+  private lines: Float64Array;
 
   constructor(
     private readonly columns: FeatureColumn[],
     readonly capacity: number,
     /** URI of the object the rows come from, for rejects. */
-    private readonly source: string,
+    readonly source: string,
     /** Key columns per row. */
     private readonly keyCount: number,
     /**
@@ -267,6 +271,7 @@ export class BatchBuilder implements ScanTarget {
     this.width = width;
     this.room = Math.min(capacity, FIRST_ROWS);
     this.buffer = new Float32Array(this.room * width);
+    this.lines = new Float64Array(this.room);
     this.typed = columns.map((c) => (c.type === 'float32' ? undefined : columnValues(c.type, this.room)));
   }
 
@@ -328,8 +333,9 @@ export class BatchBuilder implements ScanTarget {
   }
 
   /** The row whose features and keys were just written is complete. */
-  accept(): void {
+  accept(line: number): void {
     this.textKeys!.keep();
+    this.lines[this.count] = line;
     if (++this.count === this.room) this.grow(Math.min(this.capacity, this.count * 2));
   }
 
@@ -405,6 +411,7 @@ export class BatchBuilder implements ScanTarget {
         buffer.copyWithin(kept * width, r * width, (r + 1) * width);
         for (const values of this.typed) if (values) values[kept] = values[r] as never;
       }
+      this.lines[kept] = firstLine + r;
       rows[kept++] = from + r;
     }
     this.count = kept;
@@ -417,6 +424,9 @@ export class BatchBuilder implements ScanTarget {
     const grown = new Float32Array(rows * this.width);
     grown.set(this.buffer);
     this.buffer = grown;
+    const lines = new Float64Array(rows);
+    lines.set(this.lines);
+    this.lines = lines;
     this.typed = this.typed.map((values, j) => {
       if (!values) return undefined;
       const more = columnValues(this.columns[j]!.type as Exclude<FeatureColumn['type'], 'float32'>, rows);
@@ -434,11 +444,16 @@ export class BatchBuilder implements ScanTarget {
    */
   take(): Batch {
     const keys = this.columnKeys ?? this.textKeys ?? new ColumnKeys([], new Int32Array(0));
-    const batch = { rows: this.count, features: this.buffer.subarray(0, this.count * this.width), columns: this.typed, keys };
+    const batch = { rows: this.count, features: this.buffer.subarray(0, this.count * this.width), columns: this.typed, keys, lines: this.lines.subarray(0, this.count) };
     this.handedOut = keys === this.textKeys;
     this.columnKeys = undefined;
     this.count = 0;
     return batch;
+  }
+
+  /** Rows rejected since the last takeRejects(). */
+  get pendingRejects(): number {
+    return this.rejected.length;
   }
 
   /** Hands out the rows rejected since the last call. */

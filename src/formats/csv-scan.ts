@@ -84,7 +84,8 @@ export interface ScanTarget {
   textBytes(slot: number, buf: Buffer, start: number, end: number): string | undefined;
   /** Text slot t of the row is this text (a quoted field, unquoted); returns why the value is refused, if it is. */
   textField(slot: number, text: string): string | undefined;
-  accept(): void;
+  /** The row, which starts on `line` (1-based), is complete. */
+  accept(line: number): void;
   reject(line: number, reason: string): void;
 }
 
@@ -290,7 +291,7 @@ export class CsvScanner {
     this.line += this.breaks + 1;
     if (field !== width) target.reject(startLine, `expected ${width} fields, got ${field}`);
     else if (badFeature < layout.features) target.reject(startLine, `column ${names[badFeature]}: ${badReason}`);
-    else target.accept();
+    else target.accept(startLine);
     return pos;
   }
 
@@ -325,8 +326,7 @@ export class CsvScanner {
       if (field === last) {
         if (c === CR) pos++;
         if (buf[pos] !== LF || pos >= limit || pos + 1 - recordStart > this.opts.maxRecordBytes) return -1;
-        this.line++;
-        target.accept();
+        target.accept(this.line++);
         return pos + 1;
       }
       if (c !== delim) return -1;

@@ -90,7 +90,17 @@ export async function checkGolden(model: LoadedModel, file: string, opts: Golden
     if (reject) throw invalid(file, `line ${reject.line}: ${reject.reason}`, 'Every golden row must be one the job scores; fix or drop it.', reject.line);
     if (b.rows === 0) return;
     const batch = b.take();
-    const outputs = await scorer.score(batch);
+    const { outputs: scored, failed } = await scorer.score(batch);
+    // A golden row the model fails on is a disagreement no tolerance covers.
+    if (failed[0]) {
+      const line = lines[rows + failed[0].row + 1] ?? 0;
+      throw new NightscoreError('MODEL_CHECK_FAILED', `the model fails on line ${line} of ${file}: ${failed[0].message}`, {
+        source: file,
+        line,
+        hint: 'The training library scored this row; the ONNX model refuses it (an unknown category, an index out of range): fix the export and check again.',
+      });
+    }
+    const outputs = scored;
     for (let r = 0; r < batch.rows; r++) {
       const line = lines[rows + r + 1] ?? 0;
       expected.forEach((e, k) => tally.add(line, e.name.slice(EXPECTED.length), String(batch.keys.value(r, k)), outputs[e.output]!, e.at, r, file));

@@ -1,8 +1,11 @@
 import * as ort from 'onnxruntime-node';
 import { NightscoreError } from '../errors.js';
-import { jobKeyOf, nonTensorHint, runFailedHint, signatureHint, type JobKey } from './hints.js';
-import { columnValues, ELEMENT_TYPES, type ColumnValues, type ElementType, type FeatureBatch, type InputBinding } from './features.js';
+import { jobKeyOf, nonTensorHint, runFailedHint, type JobKey } from './hints.js';
+import { ELEMENT_TYPES, type ColumnValues, type ElementType, type FeatureBatch, type InputBinding } from './features.js';
 import type { LoadedModel } from './session.js';
+import { scoreBisecting, sliceBatch, type RowFailure, type RunRows } from './bisect.js';
+
+export type { RowFailure } from './bisect.js';
 
 /** One model output as it becomes output columns. */
 export interface OutputColumns {
@@ -28,7 +31,20 @@ export interface Scorer {
   /** Every column read, in the order of the batch (featureColumns of `inputs`). */
   features: string[];
   outputs: OutputColumns[];
-  score(batch: FeatureBatch): Promise<OutputValues[]>;
+  /**
+   * Scores a batch. A row the model fails on alone is not scored: it is in `failed`, and
+   * `outputs` hold the other rows, in order. `onFailure` hears of each such row as it is
+   * found and may throw to stop scoring (see bisect.ts).
+   */
+  score(batch: FeatureBatch, onFailure?: (failure: RowFailure) => void): Promise<ScoredBatch>;
+  /** What to do about a model that fails on every row it is given: its exporter's fix and the job key that binds its columns. */
+  runFailedHint: string;
+}
+
+/** A batch scored: the outputs of the rows that scored, in row order, and the rows the model failed on. */
+export interface ScoredBatch {
+  outputs: OutputValues[];
+  failed: RowFailure[];
 }
 
 export interface ScorerOptions {
@@ -64,8 +80,8 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
     });
   }
   const feed = tensorFeeds(inputs);
+  const outputs = describeOutputs(model, opts.columns);
   const key = opts.jobKey ?? jobKeyOf(opts);
-  const outputs = await describeOutputs(model, feed, inputs, opts.columns, key);
   const taken = new Set(opts.keys ?? []);
   for (const name of outputs.flatMap((o) => o.names)) {
     if (taken.has(name)) {
@@ -77,33 +93,38 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
     taken.add(name);
   }
   const fetches = outputs.map((o) => o.output);
+  const floats = inputs.reduce((n, i) => n + (i.type === 'float32' ? i.columns.length : 0), 0);
   return {
     inputs,
     features,
     outputs,
-    async score(batch) {
-      const { rows } = batch;
-      const result = await session.run(feed(batch), fetches).catch((err: unknown) => {
-        // The model ran on the one-row probe: a batch it refuses is the model's (or the
-        // batch size's) doing, and the same batch fails the same way on every try.
-        throw new NightscoreError('MODEL_RUN_FAILED', `${path}: onnxruntime failed on a batch of ${rows} rows: ${String((err as Error).message).split('\n')[0]}`, {
-          source: path,
-          hint: runFailedHint(model.metadata.producer, key),
-          cause: err,
-        });
-      });
-      return outputs.map((columns) => {
-        const value = result[columns.output] as ort.Tensor;
-        if (value.data.length !== rows * columns.names.length) {
-          throw new NightscoreError('MODEL_OUTPUT_SHAPE', `output "${columns.output}" has shape [${value.dims.join(',')}] for ${rows} rows; expected [${rows}${columns.names.length > 1 ? `,${columns.names.length}` : ''}]`, {
-            source: path,
-            hint: 'nightscore needs one output row per input row; check the model export.',
-          });
+    runFailedHint: runFailedHint(model.metadata.producer, key),
+    async score(batch, onFailure = () => undefined) {
+      const run: RunRows = async (from, to) => {
+        const part = from === 0 && to === batch.rows ? batch : sliceBatch(batch, from, to, floats);
+        let result: ort.InferenceSession.ReturnType;
+        try {
+          result = await session.run(feed(part), fetches);
+        } catch (err) {
+          return { failed: String((err as Error).message).split('\n')[0]! };
         }
-        return { columns, data: value.data };
-      });
+        return outputs.map((columns) => checkRows(result[columns.output] as ort.Tensor, columns, to - from, path));
+      };
+      const { data, failed } = await scoreBisecting(batch.rows, run, onFailure);
+      return { outputs: outputs.map((columns, o) => ({ columns, data: data[o] ?? [] })), failed };
     },
   };
+}
+
+/** An output's value for a call of `rows` rows, checked to hold one row of columns per input row. */
+function checkRows(value: ort.Tensor, columns: OutputColumns, rows: number, path: string): ort.Tensor {
+  if (value.data.length !== rows * columns.names.length) {
+    throw new NightscoreError('MODEL_OUTPUT_SHAPE', `output "${columns.output}" has shape [${value.dims.join(',')}] for ${rows} rows; expected [${rows}${columns.names.length > 1 ? `,${columns.names.length}` : ''}]`, {
+      source: path,
+      hint: 'nightscore needs one output row per input row; check the model export.',
+    });
+  }
+  return value;
 }
 
 type TensorMeta = ort.InferenceSession.ValueMetadata & { isTensor: true };
@@ -249,24 +270,19 @@ function interleave(columns: ColumnValues[], rows: number): ColumnValues {
   return out;
 }
 
-/** One row of zeros (empty text for strings) for every input. */
-function probeBatch(floats: number, inputs: InputBinding[]): FeatureBatch {
-  const columns = inputs.flatMap((i) => i.columns.map(() => (i.type === 'float32' ? undefined : columnValues(i.type, 1))));
-  return { rows: 1, features: new Float32Array(floats), columns };
-}
-
-async function describeOutputs(
-  model: LoadedModel,
-  feed: ReturnType<typeof tensorFeeds>,
-  inputs: InputBinding[],
-  columns: Record<string, string | string[]> | undefined,
-  key: JobKey,
-): Promise<OutputColumns[]> {
+/**
+ * The selected outputs and their columns, from the graph's declared shapes as onnxruntime
+ * resolved them (it fills a width its shape inference knows, such as a Gather's embedding
+ * size, into a symbolic one). No row is run: a made-up row of zeros and empty strings is
+ * a value some models refuse (a OneHotEncoder that errors on an unknown category), and
+ * such a model scores every real row.
+ */
+function describeOutputs(model: LoadedModel, columns: Record<string, string | string[]> | undefined): OutputColumns[] {
   const { session, path } = model;
   const meta = session.outputMetadata;
   const all = meta.map((o) => `"${o.name}"`).join(', ');
   const selected = columns ? Object.keys(columns) : meta.map((o) => o.name);
-  for (const name of selected) {
+  return selected.map((name) => {
     const m = meta.find((o) => o.name === name);
     if (!m) {
       throw new NightscoreError('OUTPUT_UNKNOWN', `output.columns names "${name}", but ${path} has outputs ${all}`, {
@@ -282,25 +298,30 @@ async function describeOutputs(
         hint: nonTensorHint(model.metadata.producer, tensors),
       });
     }
-  }
-  // One zero row through the model finds each output's width (often symbolic in the
-  // metadata) and proves the session runs before any data is read.
-  // A graph whose declared input passes the checks above can still refuse [1, features]
-  // (a symbolic width the weights contradict): that is the model's signature, not a bug.
-  const floats = inputs.reduce((n, i) => n + (i.type === 'float32' ? i.columns.length : 0), 0);
-  const probe = await session.run(feed(probeBatch(floats, inputs)), selected).catch((err: unknown) => {
-    throw new NightscoreError('MODEL_SIGNATURE', `${path}: the model does not run on one row of ${inputs.length === 1 ? `${inputs[0]!.columns.length} ${inputs[0]!.type} features` : inputs.map((i) => `${i.columns.length} ${i.type} ("${i.name}")`).join(', ')}: ${String((err as Error).message).split('\n')[0]}`, {
-      source: path,
-      column: key === 'feature_names' ? 'model.features' : key,
-      hint: signatureHint(key),
-      cause: err,
-    });
-  });
-  return selected.map((name) => {
-    const value = probe[name] as ort.Tensor;
-    const width = value.dims.length <= 1 ? 1 : value.dims.slice(1).reduce((a, b) => a * b, 1);
+    const { type, shape } = m as TensorMeta;
     const labels = model.unwrapped.find((u) => u.output === name)?.labels;
-    return { output: name, type: value.type, names: columnNames(name, width, columns?.[name], path, labels) };
+    return { output: name, type, names: columnNames(name, staticWidth(shape) ?? namedWidth(name, shape, columns?.[name], path), columns?.[name], path, labels) };
+  });
+}
+
+/** Columns per row of an output of this shape: 1 for [N] (or a declared scalar, which each batch's check holds to one value per row), undefined when a dimension after the first is not fixed. */
+function staticWidth(shape: ReadonlyArray<number | string>): number | undefined {
+  const rest = shape.slice(1);
+  if (rest.some((d) => typeof d !== 'number' || d < 0)) return undefined;
+  return (rest as number[]).reduce((a, b) => a * b, 1);
+}
+
+/**
+ * An output whose width the graph leaves open takes the width of the names output.columns
+ * gives it (every batch's output is checked against it); with one name or none there is no
+ * width to go by without running the model on made-up values, which nightscore does not do.
+ */
+function namedWidth(output: string, shape: ReadonlyArray<number | string>, rename: string | string[] | undefined, path: string): number {
+  if (Array.isArray(rename) && rename.length > 1) return rename.length;
+  throw new NightscoreError('OUTPUT_COLUMNS_WIDTH', `output "${output}" of ${path} has shape [${shape.join(', ')}]: its width is not fixed in the graph, so its columns cannot be named before scoring`, {
+    source: path,
+    column: `output.columns.${output}`,
+    hint: `Name each of its columns under output.columns, e.g. output.columns: { ${output}: [${output}_a, ${output}_b] }, or export the model with a fixed output width.`,
   });
 }
 

@@ -63,6 +63,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     manifest.status = 'failed';
     manifest.error = errorRecord(error);
     manifest.retry = { spec, chunks: plan.chunks, completed: done };
+    countKept(manifest, spec.input.objects, done);
     // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);
@@ -102,6 +103,20 @@ async function publishedBy(out: Location, attempt: string): Promise<RunManifest 
   if (manifest?.attempt !== attempt || manifest.status === 'running') return undefined;
   if (manifest.status === 'succeeded' && !(await out.storage.stat(out.storage.join(out.key, OUTPUT_FILES.success)))) return undefined;
   return manifest;
+}
+
+/**
+ * A failed run's counts are those of the chunks that finished, whose files it keeps: not 0
+ * read beside parts on disk. Counts that cannot be merged exactly stay as they were.
+ */
+function countKept(manifest: RunManifest, objects: RunPlan['spec']['input']['objects'], done: ChunkResult[]): void {
+  try {
+    const stats = mergeStats(done.map((r) => r.stats));
+    manifest.rows = stats.rows;
+    manifest.inputs = objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
+  } catch {
+    // The failure already recorded says what went wrong; the counts keep the plan's zeros.
+  }
 }
 
 function checkLimits(manifest: RunManifest): void {

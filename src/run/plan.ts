@@ -10,6 +10,8 @@ export interface InputObject {
   gzip: boolean;
   /** The version planned on; every read of the object must find this version. */
   version: string;
+  /** Parquet: the rows its footer gives (planParquetChunks sets it). */
+  rows?: number;
 }
 
 /**
@@ -138,7 +140,9 @@ export async function planParquetChunks(inputs: InputObject[], batchRows: number
   const chunks: ChunkPlan[] = [];
   for (const input of inputs) {
     const { metadata } = await openParquet(input.uri, input.bytes, input.version, { checkHead: true });
+    input.rows = 0;
     for (const group of rowGroups(metadata)) {
+      input.rows += group.rowEnd - group.rowStart;
       for (const [from, to] of equalRanges(group.rowEnd - group.rowStart, maxRows)) {
         const start = group.rowStart + from;
         const end = group.rowStart + to;

@@ -11,7 +11,8 @@ import { featureColumns, type FeatureColumn } from '../model/features.js';
 import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { digestingWriter, type DigestingWriter } from '../storage/digest.js';
-import { BatchBuilder, mapColumns } from '../formats/batch.js';
+import { BatchBuilder, mapColumns, type Reject } from '../formats/batch.js';
+import { keptKeys, modelReject, rejectLimitError } from './model-rejects.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
 import type { Segment } from './plan.js';
 import { champion, type ChunkSpec } from './spec.js';
@@ -70,6 +71,8 @@ class ChunkSink {
   private part: PartWriter | undefined;
   private partFile: DigestingWriter | undefined;
   private rejects: DigestingWriter | undefined;
+  /** The chunk's first row the model failed on, which a limit's error names. */
+  private firstFailure: Reject | undefined;
   readonly files: ReturnType<typeof chunkFiles>;
 
   constructor(
@@ -90,17 +93,32 @@ class ChunkSink {
       : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.csv.delimiter, escapeFormulas: output.csv.escape_formulas });
   }
 
-  /** Scores what the builder holds and writes it, then writes the rows it rejected. */
+  /**
+   * Scores what the builder holds and writes it, then writes the rows it rejected and the
+   * rows the model failed on (each with its line, key and onnxruntime's message).
+   */
   async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
     if (this.ctx.signal?.aborted) throw interrupted(this.ctx.signal);
+    const rejects: Reject[] = [];
     if (builder.rows > 0) {
       const batch = builder.take();
-      const outputs = await this.ctx.scorer.score(batch);
-      await this.part!.writeBatch(batch.keys, outputs, batch.rows);
-      this.rows.scored += batch.rows;
-      this.rows.read += batch.rows;
+      const pending = builder.pendingRejects;
+      const { outputs, failed } = await this.ctx.scorer.score(batch, (failure) => {
+        rejects.push(modelReject(builder.source, batch, failure, this.ctx.keys.length));
+        // Depth first, left first: the model has scored nothing yet while every row so far failed.
+        const none = this.rows.scored === 0 && failure.row === rejects.length - 1;
+        this.firstFailure ??= rejects[0];
+        this.checkRejectLimit(this.rows.rejected + pending + rejects.length, this.firstFailure!, none);
+      });
+      const scored = batch.rows - failed.length;
+      await this.part!.writeBatch(failed.length === 0 ? batch.keys : keptKeys(batch.keys, batch.rows, failed), outputs, scored);
+      this.rows.scored += scored;
+      this.rows.read += scored;
     }
-    const rejects = builder.takeRejects();
+    const modelFailures = rejects.length;
+    rejects.unshift(...builder.takeRejects());
+    // In line order, as the reader rejected them.
+    if (modelFailures > 0) rejects.sort((a, b) => a.line - b.line);
     if (rejects.length > 0) {
       const csv = { delimiter: this.ctx.spec.output.csv.delimiter };
       if (!this.rejects) {
@@ -112,6 +130,12 @@ class ChunkSink {
       this.rows.read += rejects.length;
     }
     this.ctx.onBatch?.({ ...this.rows });
+  }
+
+  /** Fails the chunk as soon as the reject limit is certain to be exceeded (see rejectLimitError). */
+  private checkRejectLimit(rejected: number, first: Reject, noneScored: boolean): void {
+    const error = rejectLimitError(this.ctx.spec.limits, rejected, first, noneScored, this.ctx.scorer.runFailedHint);
+    if (error) throw error;
   }
 
   async close(): Promise<void> {

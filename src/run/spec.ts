@@ -84,7 +84,7 @@ export interface OutputSpec {
  * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
  * (input.missing) would be silently ignored. Raise it with every change to the shape.
  */
-export const SPEC_VERSION = 3;
+export const SPEC_VERSION = 4;
 
 export interface RunSpec {
   version: number;
@@ -119,7 +119,26 @@ export interface ChunkSpec {
   input: { format: 'csv' | 'parquet'; key: string[]; csv: CsvReadSpec; missing: string[] };
   output: OutputSpec;
   batch: { rows: number };
+  /**
+   * The reject limit, and the most rows the date can hold (null: unbounded, a gzip object):
+   * a chunk whose own rejects already exceed the limit over that many rows fails at once.
+   */
+  limits: { max_reject_rate: number; rows_at_most: number | null };
   models: ModelSpec[];
+}
+
+/**
+ * The most rows a date's objects can hold: a Parquet object's row count, a CSV object's bytes
+ * over two (a record is at least one byte and its line end); null when one is gzip.
+ */
+export function rowsAtMost(objects: InputObject[]): number | null {
+  let rows = 0;
+  for (const o of objects) {
+    if (o.rows !== undefined) rows += o.rows;
+    else if (o.gzip) return null;
+    else rows += Math.floor(o.bytes / 2) + 1;
+  }
+  return rows;
 }
 
 export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
@@ -132,6 +151,7 @@ export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
     input: { format: input.format, key: input.key, csv: input.csv, missing: input.missing },
     output: spec.output,
     batch: { rows: spec.batch.rows },
+    limits: { max_reject_rate: spec.limits.max_reject_rate, rows_at_most: rowsAtMost(input.objects) },
     models: spec.models,
   };
 }

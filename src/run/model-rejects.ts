@@ -1,0 +1,48 @@
+/** Rows the model fails on, as rejects; and the reject limit a chunk stops at. */
+import type { Batch, BatchKeys, Reject } from '../formats/batch.js';
+import { NightscoreError } from '../errors.js';
+import type { RowFailure } from '../model/scorer.js';
+import type { ChunkSpec } from './spec.js';
+
+/** A row the model failed on, as a reject: its line, key and onnxruntime's message. */
+export function modelReject(source: string, batch: Batch, failure: RowFailure, keyCount: number): Reject {
+  const { row, message } = failure;
+  return { source, line: batch.lines[row]!, key: Array.from({ length: keyCount }, (_, k) => batch.keys.value(row, k)), reason: `the model failed on this row: ${message}` };
+}
+
+/** The keys of a batch's rows but the failed ones, renumbered from 0. */
+export function keptKeys(keys: BatchKeys, rows: number, failed: RowFailure[]): BatchKeys {
+  const gone = new Set(failed.map((f) => f.row));
+  const kept = Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !gone.has(r));
+  return {
+    value: (r, k) => keys.value(kept[r]!, k),
+    isNull: (r, k) => keys.isNull(kept[r]!, k),
+    writeCsv: (r, k, out, escape) => keys.writeCsv(kept[r]!, k, out, escape),
+  };
+}
+
+/**
+ * The error that stops a chunk whose rejects already exceed limits.max_reject_rate of the
+ * most rows the date can hold (the run would fail at its commit whatever the other rows hold,
+ * and finding each failing row costs inference calls), or undefined while it may not be.
+ * MODEL_RUN_FAILED when the model has scored no row of the chunk: more likely the model than the data.
+ */
+export function rejectLimitError(limits: ChunkSpec['limits'], rejected: number, first: Reject, noneScored: boolean, runFailedHint: string): NightscoreError | undefined {
+  const { max_reject_rate: rate, rows_at_most: most } = limits;
+  const certain = most === null ? rate === 0 : rejected > rate * most;
+  if (!certain) return undefined;
+  const where = `${first.source}:${first.line}`;
+  const limit = `limits.max_reject_rate is ${(rate * 100).toFixed(2)}%${most === null ? '' : ` of the at most ${most} rows the date holds`}`;
+  if (noneScored) {
+    return new NightscoreError('MODEL_RUN_FAILED', `the model failed on each of the first ${rejected} rows of the chunk, given alone, and has scored none (${limit}); the first, ${where}: ${first.reason.replace(/^the model failed on this row: /, '')}`, {
+      source: first.source,
+      line: first.line,
+      hint: runFailedHint,
+    });
+  }
+  return new NightscoreError('REJECT_RATE_EXCEEDED', `the model failed on rows it was given alone: ${rejected} rejected in this chunk already, so ${limit} is exceeded whatever the other rows hold; the first, ${where}: ${first.reason}`, {
+    source: first.source,
+    line: first.line,
+    hint: 'The model refuses values in these rows (a category it was not trained on, an index outside its table…): fix them upstream, export the model to accept them (scikit-learn: OneHotEncoder(handle_unknown="ignore")), or raise limits.max_reject_rate.',
+  });
+}

@@ -1,0 +1,167 @@
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildModel } from '../scripts/onnx-builder.js';
+import { runCli, Workspace } from './support/workspace.js';
+
+/**
+ * A model is never run on made-up values, and a row it fails on is rejected, not the day.
+ * Output widths come from the graph's shapes; when onnxruntime fails on a batch, the batch is
+ * halved until the failing rows stand alone: each is rejected with its line, key and
+ * onnxruntime's message, and the others are scored as onnxruntime scores them. A chunk stops
+ * as soon as its rejects make the reject limit certain to be exceeded.
+ */
+
+const DATE = '2026-12-02';
+const REGIONS = ['north', 'south', 'east', 'west'];
+
+/**
+ * region (string [N,1]) one-hot encoded as skl2onnx writes OneHotEncoder(handle_unknown="error"):
+ * ai.onnx.ml OneHotEncoder with zeros=0 fails on a category it does not list, "" included.
+ */
+const encoderModel = () =>
+  buildModel({
+    inputs: [{ name: 'region', elem: 'string', shape: ['N', 1] }],
+    outputs: [{ name: 'score', elem: 'float', shape: ['N', 1] }],
+    nodes: [
+      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['onehot3'], attrs: { cats_strings: REGIONS, zeros: 0 } },
+      { op: 'Flatten', inputs: ['onehot3'], outputs: ['onehot'], attrs: { axis: 1 } },
+      { op: 'MatMul', inputs: ['onehot', 'W'], outputs: ['score'] },
+    ],
+    floats: { W: { dims: [4, 1], values: [0.125, -0.5, 0.75, 1.5] } },
+  });
+
+/** idx (int64 [N]) into a 100 × 4 table, as torch's nn.Embedding exports to Gather; the width is symbolic in the graph. */
+const TABLE = 100;
+const embeddingModel = () =>
+  buildModel({
+    inputs: [{ name: 'idx', elem: 'int64', shape: ['N'] }],
+    outputs: [{ name: 'emb', elem: 'float', shape: ['N', 'D'] }],
+    nodes: [{ op: 'Gather', inputs: ['E', 'idx'], outputs: ['emb'], attrs: { axis: 0 } }],
+    floats: { E: { dims: [TABLE, 4], values: Array.from({ length: TABLE * 4 }, (_, i) => Math.sin(i + 1) * 3.7) } },
+  });
+
+let ws: Workspace;
+let encoder: string;
+let embedding: string;
+beforeAll(async () => {
+  ws = await Workspace.create();
+  encoder = await ws.write('encoder.onnx', encoderModel());
+  embedding = await ws.write('embedding.onnx', embeddingModel());
+});
+afterAll(async () => {
+  await ws?.remove();
+});
+
+async function run(name: string, rows: string[], model: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  await ws.write(`in/${name}/dt=${DATE}/a.csv`, `${rows.join('\n')}\n`);
+  const file = await ws.job(`${name}.yaml`, {
+    name,
+    input: { uri: `in/${name}/dt={date}/`, format: 'csv', key: ['id'] },
+    model,
+    output: { uri: `out/${name}/dt={date}/`, format: 'csv' },
+    ...extra,
+  });
+  return runCli(['run', file, '--date', DATE]);
+}
+
+/** Prediction rows of the part; the CSV holds the shortest text of each float32, read back as that float32. */
+async function predictions(name: string): Promise<Map<string, number[]>> {
+  return new Map((await ws.csv(`out/${name}/dt=${DATE}/part-00000.csv`)).slice(1).map((row) => [row[0]!, row.slice(1).map((v) => Math.fround(Number(v)))]));
+}
+
+/** Reject rows (source, line, id, reason) of the run. */
+async function rejects(name: string): Promise<string[][]> {
+  const manifest = await ws.manifest(`out/${name}/dt=${DATE}`);
+  const rows: string[][] = [];
+  for (const r of manifest.rejects) rows.push(...(await ws.csv(`out/${name}/dt=${DATE}/_rejects/${r.uri.split('/').pop()!}`)).slice(1));
+  return rows;
+}
+
+describe('a OneHotEncoder that fails on an unknown category (zeros=0)', () => {
+  const day = (regions: string[]) => ['id,region', ...regions.map((r, i) => `c${i},${r}`)];
+
+  it('scores a day of known categories: no made-up "" is ever fed to it', async () => {
+    const regions = Array.from({ length: 30 }, (_, i) => REGIONS[(i * 7) % 4]!);
+    const res = await run('onehot-known', day(regions), { path: encoder, inputs: { region: ['region'] } });
+    expect(res.code, res.stderr).toBe(0);
+    const got = await predictions('onehot-known');
+    expect(got.size).toBe(30);
+    expect(got.get('c0')).toEqual([0.125]);
+    expect(got.get('c1')).toEqual([1.5]);
+  });
+
+  it('rejects the one row with an unknown category, with its line and onnxruntime\'s message, and scores the rest', async () => {
+    const regions = Array.from({ length: 30 }, (_, i) => (i === 17 ? 'mars' : REGIONS[i % 4]!));
+    const res = await run('onehot-unknown', day(regions), { path: encoder, inputs: { region: ['region'] } }, { chunk: { rows: 8 }, limits: { max_reject_rate: 0.05 } });
+    expect(res.code, res.stderr).toBe(0);
+    const [reject, ...more] = await rejects('onehot-unknown');
+    expect(more).toEqual([]);
+    // c17 is the 18th data row: line 19, after the header.
+    expect(reject!.slice(1, 3)).toEqual(['19', 'c17']);
+    expect(reject![3]).toMatch(/^the model failed on this row: .*OneHotEncoder/);
+    const got = await predictions('onehot-unknown');
+    expect(got.size).toBe(29);
+    expect(got.has('c17')).toBe(false);
+    expect(got.get('c18')).toEqual([0.75]);
+    const manifest = await ws.manifest(`out/onehot-unknown/dt=${DATE}`);
+    expect(manifest.rows).toEqual({ read: 30, scored: 29, rejected: 1 });
+  });
+});
+
+describe('an embedding fed one out-of-range index among thousands of rows', () => {
+  const ROWS = 6_000;
+  const BAD = 4_321;
+  const index = (i: number) => (i === BAD ? TABLE + 7 : (i * 37) % TABLE);
+
+  it('rejects exactly that row with its line, and scores the rest bit for bit as onnxruntime does', async () => {
+    const rows = ['id,idx', ...Array.from({ length: ROWS }, (_, i) => `k${i},${index(i)}`)];
+    const res = await run('embedding', rows, { path: embedding, inputs: { idx: ['idx'] } }, { chunk: { rows: 1_000 } });
+    expect(res.code, res.stderr).toBe(0);
+    const [reject, ...more] = await rejects('embedding');
+    expect(more).toEqual([]);
+    expect(reject!.slice(1, 3)).toEqual([String(BAD + 2), `k${BAD}`]);
+    expect(reject![3]).toMatch(/^the model failed on this row: .*Gather.*out of data bounds, idx=107/);
+
+    // The width is symbolic ('D') in the graph; onnxruntime's shape inference makes it 4.
+    const manifest = await ws.manifest(`out/embedding/dt=${DATE}`);
+    expect(manifest.model.outputs).toEqual({ emb: ['emb_0', 'emb_1', 'emb_2', 'emb_3'] });
+    expect(manifest.rows).toEqual({ read: ROWS, scored: ROWS - 1, rejected: 1 });
+
+    const good = Array.from({ length: ROWS }, (_, i) => i).filter((i) => i !== BAD);
+    const session = await ort.InferenceSession.create(embedding);
+    const direct = (await session.run({ idx: new ort.Tensor('int64', BigInt64Array.from(good, (i) => BigInt(index(i))), [good.length]) })).emb!.data as Float32Array;
+    const got = await predictions('embedding');
+    expect(got.size).toBe(good.length);
+    good.forEach((i, r) => expect(got.get(`k${i}`), `k${i}`).toEqual(Array.from(direct.subarray(r * 4, r * 4 + 4))));
+  });
+
+  it('stops the chunk as soon as its rejects make limits.max_reject_rate certain to be exceeded', async () => {
+    // The first 3,000 rows are all out of range: a day of ~60 KB holds at most ~30,000 rows,
+    // so past 30 rejects 0.1% is exceeded whatever the rest holds.
+    const rows = ['id,idx', ...Array.from({ length: ROWS }, (_, i) => `k${i},${i < 3_000 ? TABLE + i : i % TABLE}`)];
+    const res = await run('embedding-limit', rows, { path: embedding, inputs: { idx: ['idx'] } }, { chunk: { rows: 1_000 }, limits: { max_reject_rate: 0.001 } });
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/embedding-limit/dt=${DATE}`);
+    expect(manifest.status).toBe('failed');
+    const most = Math.floor(Buffer.byteLength(`${rows.join('\n')}\n`) / 2) + 1;
+    const stopAt = Math.floor(most * 0.001) + 1;
+    expect(manifest.error).toMatchObject({
+      code: 'MODEL_RUN_FAILED',
+      line: 2,
+      message: expect.stringContaining(`the model failed on each of the first ${stopAt} rows of the chunk`),
+    });
+    expect(manifest.error!.source).toMatch(/embedding-limit\/dt=2026-12-02\/a\.csv$/);
+  });
+
+  it('once the model has scored rows, a limit certain to be exceeded is REJECT_RATE_EXCEEDED, naming the first failing row', async () => {
+    const rows = ['id,idx', ...Array.from({ length: ROWS }, (_, i) => `k${i},${i >= 100 && i % 2 === 0 ? TABLE + i : i % TABLE}`)];
+    const res = await run('embedding-rate', rows, { path: embedding, inputs: { idx: ['idx'] } }, { chunk: { rows: 1_000 }, limits: { max_reject_rate: 0.001 } });
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/embedding-rate/dt=${DATE}`);
+    expect(manifest.error).toMatchObject({
+      code: 'REJECT_RATE_EXCEEDED',
+      line: 102,
+      message: expect.stringMatching(/rejected in this chunk already, so limits.max_reject_rate is 0.10% of the at most \d+ rows the date holds is exceeded whatever the other rows hold; the first, .*a\.csv:102: the model failed on this row: /),
+    });
+  });
+});
