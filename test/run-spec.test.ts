@@ -60,7 +60,7 @@ describe('the manifest names the models the run pinned', () => {
         location: MODEL,
         sha256,
         files: [{ path: MODEL, sha256, bytes: bytes.length }],
-        binding: { inputs: [{ name: 'input', type: 'float32', columns: CHURN_FEATURES, rank: 2 }] },
+        binding: { inputs: [{ name: 'input', type: 'float32', columns: CHURN_FEATURES, rank: 2 }], named_by: 'feature_names' },
         outputs: [
           { output: 'label', type: 'int64', names: ['churn_predicted'] },
           { output: 'probabilities', type: 'float32', names: ['p_stay', 'p_churn'] },

@@ -182,7 +182,7 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
   await checkOutputApart(job, where, date);
   if (opts.date) {
     const { objects, skipped } = await listInputs(where.inputUri, job.input.format, date);
-    await checkInputColumns(objects, job.input.format, job.input.csv, featureColumns(prepared.scorer.inputs, []), job.input.key);
+    await checkInputColumns(objects, job.input.format, job.input.csv, featureColumns(prepared.scorer.inputs, []), job.input.key, prepared.spec.binding.named_by);
     lines.push(`input    ${date}: ${objects.length} object(s), ${objects.reduce((s, i) => s + i.bytes, 0)} bytes; every feature and key column is there`);
     if (skipped.length) lines.push(formatSkipped(skipped));
   }

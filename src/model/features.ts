@@ -13,6 +13,18 @@ export function takesNan(type: ElementType): boolean {
   return type === 'float32' || type === 'float64' || type === 'float16';
 }
 
+/**
+ * Where the job's feature columns are named: its model.features, its model.inputs, or (when it
+ * sets neither) the model's feature_names metadata. Errors about a feature column name it.
+ */
+export type FeaturesNamedBy = 'model.features' | 'model.inputs' | 'feature_names';
+
+/** The hint of a feature column the input lacks: fix what named it (unknown: a spec from an older nightscore). */
+export function missingFeatureHint(namedBy: FeaturesNamedBy | undefined): string {
+  if (namedBy === 'feature_names') return "The model's feature_names metadata names it (the job sets neither model.features nor model.inputs): name the input's columns with model.features, or fix the upstream export.";
+  return `Fix ${namedBy ?? 'model.features (or model.inputs)'} in the job file, or the upstream export.`;
+}
+
 /** One model input and the columns that fill it, in order. */
 export interface InputBinding {
   name: string;

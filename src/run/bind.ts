@@ -79,7 +79,7 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
     location,
     sha256: model.sha256,
     files,
-    binding: { inputs: scorer.inputs },
+    binding: { inputs: scorer.inputs, named_by: job.model.inputs ? 'model.inputs' : job.model.features ? 'model.features' : 'feature_names' },
     outputs: scorer.outputs,
     engine: { name: 'onnxruntime', threads: job.model.threads },
     registry: resolved ? registryPin(resolved) : null,

@@ -49,9 +49,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
         manifest.rejects.push({ uri: rejects.storage.uri(key), rows: r.stagedRejects.rows });
       }
     }
-    const stats = mergeStats(done.map((r) => r.stats));
-    manifest.rows = stats.rows;
-    manifest.inputs = spec.input.objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
+    countDone(manifest, plan, done);
     checkLimits(manifest);
     manifest.status = 'succeeded';
   } catch (err) {
@@ -63,6 +61,10 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     manifest.status = 'failed';
     manifest.error = errorRecord(error);
     manifest.retry = { spec, chunks: plan.chunks, completed: done };
+    // A failed run says what it did: the rows its finished chunks read, the objects it listed,
+    // and the parts those chunks left in the folder (kept below), not a run that read nothing.
+    countDone(manifest, plan, done);
+    manifest.parts = done.map((r) => ({ uri: r.part.uri, rows: r.part.rows }));
     // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);
@@ -102,6 +104,13 @@ async function publishedBy(out: Location, attempt: string): Promise<RunManifest 
   if (manifest?.attempt !== attempt || manifest.status === 'running') return undefined;
   if (manifest.status === 'succeeded' && !(await out.storage.stat(out.storage.join(out.key, OUTPUT_FILES.success)))) return undefined;
   return manifest;
+}
+
+/** The rows and input objects of the chunks that finished, into the manifest (every chunk, when the run succeeds). */
+function countDone(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): void {
+  const stats = mergeStats(done.map((r) => r.stats));
+  manifest.rows = stats.rows;
+  manifest.inputs = plan.spec.input.objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
 }
 
 function checkLimits(manifest: RunManifest): void {

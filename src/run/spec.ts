@@ -5,7 +5,7 @@
  * work from it and never read the job file or trust a model path again, so a run is scored
  * and committed as it was planned, whatever changed on disk since.
  */
-import type { InputBinding } from '../model/features.js';
+import type { FeaturesNamedBy, InputBinding } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
 import type { ModelFile } from '../model/session.js';
 import type { ChunkPlan, InputObject, Segment } from './plan.js';
@@ -41,7 +41,11 @@ export interface ModelSpec {
    */
   files: ModelFile[];
   /** Every model input fed, with its element type and the columns that fill it, in order. */
-  binding: { inputs: InputBinding[] };
+  binding: {
+    inputs: InputBinding[];
+    /** Where the job names the columns, for an error about one (absent in specs of older nightscores). */
+    named_by?: FeaturesNamedBy;
+  };
   /** The outputs selected and the column names each becomes. */
   outputs: OutputColumns[];
   /**
