@@ -72,6 +72,10 @@ describe('backfills', () => {
     const res = await runCli(['backfill', file, '--from', DATES[0]!, '--to', '2026-09-05', '--wait'], { env: tq.env });
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/backfill bf-\S+ \(waited\): 4 succeeded · 1 failed of 5 dates; 8 rows scored/);
+    // Which date failed, and why, one line each: the summary alone does not say.
+    const why = res.stderr.split('\n').filter((l) => l.startsWith('  '));
+    expect(why).toHaveLength(1);
+    expect(why[0]).toMatch(/^ {2}2026-09-05 {2}failed {2}INPUT_MISSING_COLUMN: file:\/\/.*\/in\/dt=2026-09-05\/a\.csv:1: no column "x" \(feature\)/);
     const list = await runCli(['backfills'], { env: tq.env });
     expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+JOB\s+DATES\s+CREATED\s+STATES$/);
     expect(list.stdout).toMatch(new RegExp(`${idOf(res.stdout)}\\s+waited\\s+2026-09-01\\.\\.2026-09-05 \\(5\\)\\s+\\S+\\s+4 succeeded · 1 failed`));

@@ -120,7 +120,7 @@ describe('flaky storage', () => {
   });
 
   it('a Parquet footer whose body fails mid-transfer is a storage error, not a corrupt file', async () => {
-    await s3.put('raw', `pq/dt=${DATE}/x.parquet`, await readFile(path.join(REPO, '../shared/data/parquet-testing/alltypes_plain.parquet')));
+    await s3.put('raw', `pq/dt=${DATE}/x.parquet`, await readFile(path.join(REPO, 'test/fixtures/parquet-testing/alltypes_plain.parquet')));
     proxy = await startFaultProxy(s3.endpoint, () => 'stall-body');
     const job = await ws.job('pq.yaml', {
       name: 'pq',

@@ -54,7 +54,7 @@ async function expectCleanFailure(job: string, code: RegExp) {
   return res;
 }
 
-const PARQUET = path.join(REPO, '../shared/data/parquet-testing/alltypes_plain.parquet');
+const PARQUET = path.join(REPO, 'test/fixtures/parquet-testing/alltypes_plain.parquet');
 
 async function parquetJob(name: string, body: Buffer) {
   await ws.write(`${name}/in/x.parquet`, body);
@@ -120,7 +120,7 @@ describe('hostile input', () => {
   });
 
   it('a Parquet file whose footer declares an absurd size', async () => {
-    const good = await readFile(path.join(REPO, '../shared/data/parquet-testing/alltypes_plain.parquet'));
+    const good = await readFile(path.join(REPO, 'test/fixtures/parquet-testing/alltypes_plain.parquet'));
     const bad = Buffer.from(good);
     bad.writeUInt32LE(0x7fffffff, bad.length - 8);
     await ws.write('absurd/in/x.parquet', bad);

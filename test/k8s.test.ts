@@ -9,6 +9,7 @@ import { ConfigMap, Namespace, Secret, Service, type IConfigMap, type IContainer
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { loadJob } from '../src/job/load.js';
+import { composeConfig } from './support/compose.js';
 import { REPO } from './support/workspace.js';
 
 /**
@@ -333,6 +334,18 @@ describe.each(BUILDS)('deploy/k8s/%s', (dir) => {
 });
 
 describe('deploy/k8s overlays', () => {
+  it('the try overlay runs the image compose builds, and its README says how to build and load that tag', () => {
+    const tags = new Set(Object.values(composeConfig().services).map((s) => s.image).filter((i) => i?.startsWith('nightscore')));
+    expect([...tags]).toHaveLength(1);
+    const [tag] = [...tags] as [string];
+    const images = ofKind<IDeployment>(build(DEMO_BUILD), 'Deployment').flatMap((d) => containersOf(podOf(d)).map((c) => c.image)).filter((i) => i?.startsWith('nightscore'));
+    expect(images.length).toBeGreaterThan(0);
+    for (const image of images) expect(image).toBe(tag);
+    const readme = readFileSync(path.join(K8S, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain(`docker build -t ${tag} .`);
+    expect(readme).toContain(`kind load docker-image ${tag}`);
+  });
+
   it('covers keda, hpa and try', () => {
     expect(OVERLAYS).toEqual(expect.arrayContaining(['overlays/keda', 'overlays/hpa', DEMO_BUILD]));
   });

@@ -12,7 +12,8 @@ import { rng } from '../src/demo/churn-data.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { parseCsv, runCli, Workspace } from './support/workspace.js';
 
-const SHARED = path.resolve(__dirname, '../../shared/data/parquet-testing');
+// A vendored subset of apache/parquet-testing (see its README.md): the tests carry what they read.
+const PARQUET_TESTING = path.resolve(__dirname, 'fixtures/parquet-testing');
 const ALLTYPES = ['bool_col', 'tinyint_col', 'smallint_col', 'int_col', 'bigint_col', 'float_col', 'double_col'];
 
 let ws: Workspace;
@@ -58,11 +59,11 @@ describe('Parquet input from other writers (apache/parquet-testing)', () => {
 
   it.each(cases)('%s: every row is read, scored like onnxruntime scores it, or rejected with a reason', async (file, features, key) => {
     const name = file.replace(/\W+/g, '-');
-    const job = await jobFor(name, path.join(SHARED, file), features, { key });
+    const job = await jobFor(name, path.join(PARQUET_TESTING, file), features, { key });
     const res = await runCli(['run', job, '--date', '2026-01-01', '--json']);
     expect(res.stderr).toBe('');
     const m = JSON.parse(res.stdout);
-    const rows = await parquetReadObjects({ file: (await readFile(path.join(SHARED, file))).buffer as ArrayBuffer, compressors });
+    const rows = await parquetReadObjects({ file: (await readFile(path.join(PARQUET_TESTING, file))).buffer as ArrayBuffer, compressors });
     expect(m.rows.read).toBe(rows.length);
     expect(m.rows.scored + m.rows.rejected).toBe(rows.length);
 
@@ -86,12 +87,12 @@ describe('Parquet input from other writers (apache/parquet-testing)', () => {
   });
 
   it('a non-numeric feature column and a file that is not Parquet are clear errors', async () => {
-    const strings = await jobFor('strings', path.join(SHARED, 'alltypes_plain.parquet'), ['string_col']);
+    const strings = await jobFor('strings', path.join(PARQUET_TESTING, 'alltypes_plain.parquet'), ['string_col']);
     const res = await runCli(['run', strings, '--date', '2026-01-01']);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/INPUT_COLUMN_TYPE: .*alltypes_plain\.parquet: feature column "string_col" is BYTE_ARRAY; expected a number/);
 
-    const good = await readFile(path.join(SHARED, 'alltypes_plain.parquet'));
+    const good = await readFile(path.join(PARQUET_TESTING, 'alltypes_plain.parquet'));
     await ws.write('bad/truncated.parquet', good.subarray(0, good.length - 20));
     await ws.write('bad2/magic.parquet', Buffer.concat([good.subarray(0, good.length - 4), Buffer.from('XXXX')]));
     for (const dir of ['bad', 'bad2']) {
@@ -277,7 +278,7 @@ describe('Parquet and CSV', () => {
   });
 
   it('Parquet in, Parquet out keeps the key columns in their source types', async () => {
-    const job = await jobFor('pq-pq', path.join(SHARED, 'alltypes_plain.parquet'), ['int_col', 'double_col'], { key: ['id', 'timestamp_col'], output: { format: 'parquet' } });
+    const job = await jobFor('pq-pq', path.join(PARQUET_TESTING, 'alltypes_plain.parquet'), ['int_col', 'double_col'], { key: ['id', 'timestamp_col'], output: { format: 'parquet' } });
     expect((await runCli(['run', job, '--date', '2026-01-01'])).code).toBe(0);
     const db = await DuckDBInstance.create(':memory:');
     const conn = await db.connect();

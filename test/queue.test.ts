@@ -170,7 +170,7 @@ describe('runs on the queue', () => {
     tq = await createTestQueue();
     const { copyFile, mkdir } = await import('node:fs/promises');
     await mkdir(ws.path('pq/dt=2026-07-07'), { recursive: true });
-    await copyFile(`${REPO}/../shared/data/parquet-testing/alltypes_tiny_pages.parquet`, ws.path('pq/dt=2026-07-07/t.parquet'));
+    await copyFile(`${REPO}/test/fixtures/parquet-testing/alltypes_tiny_pages.parquet`, ws.path('pq/dt=2026-07-07/t.parquet'));
     await ws.model('m.onnx', { weights: [0.01, 0.02, 0.03], bias: 0 });
     const job = (name: string) =>
       ws.job(`${name}.yaml`, {

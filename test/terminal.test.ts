@@ -14,6 +14,7 @@ beforeAll(async () => {
   await ws.model('m.onnx', { weights: [1], bias: 0, featureNames: ['x'] });
   await ws.write('in/dt=2026-01-01/a.csv', 'id,x\n1,2\n');
   await ws.job('t.yaml', { name: 't', input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'] }, model: { path: 'm.onnx' }, output: { uri: 'out/dt={date}/', format: 'csv' } });
+  await ws.job('missing.yaml', { name: 'missing', input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'] }, model: { path: 'm.onnx', features: ['y'] }, output: { uri: 'out-missing/dt={date}/', format: 'csv' } });
 });
 afterAll(async () => ws?.remove());
 
@@ -33,6 +34,14 @@ describe('on a terminal', () => {
     expect(out).toContain('nightscore: JOB_NOT_FOUND: cannot read job file');
     expect(out).toContain('hint: Pass the path of a job definition');
     expect(out).not.toContain('{"level"');
+  });
+
+  it('a run that fails prints its error once: the summary, then the error with its hint', () => {
+    const out = onTerminal(['run', ws.path('missing.yaml'), '--date', '2026-01-01']);
+    expect(out).toContain('missing 2026-01-01: failed in');
+    expect(out.match(/INPUT_MISSING_COLUMN/g)).toHaveLength(1);
+    expect(out.match(/no column \\?"y\\?"/g)).toHaveLength(1);
+    expect(out).toMatch(/^nightscore: INPUT_MISSING_COLUMN: .*no column "y".*\n {2}hint: /m);
   });
 
   it('log lines are for people: time, level, message and fields on one line', () => {

@@ -21,6 +21,8 @@ import { REPO, runCli, Workspace } from './support/workspace.js';
  * a storage error, hostile values, and the render time of a month of ten jobs.
  */
 
+// Outside the grid's range: its queued run failed, and the date was scored in process since.
+const SINCE_SCORED = '2026-04-20';
 const D = { stale: '2026-05-04', succeeded: '2026-05-05', failed: '2026-05-06', queueFailed: '2026-05-07', running: '2026-05-08', queued: '2026-05-09' };
 const FROM = '2026-05-01';
 const TO = '2026-05-10';
@@ -108,6 +110,10 @@ beforeAll(async () => {
   workerUi.healthz = (await fetch(`http://127.0.0.1:${uiPort}/healthz`)).status;
   workerUi.grid = await (await fetch(`http://127.0.0.1:${uiPort}/?from=${FROM}&to=${TO}`)).text();
   expect((await runCli(['run', jobFile, '--date', D.queueFailed, '--queue', '--wait'], { env })).code).toBe(1);
+  await input(SINCE_SCORED, `id,${HOSTILE_COLUMN}\n1,1\n`);
+  expect((await runCli(['run', jobFile, '--date', SINCE_SCORED, '--queue', '--wait'], { env })).code).toBe(1);
+  await input(SINCE_SCORED, `id,x\n${good(4)}\n`);
+  expect((await runCli(['run', jobFile, '--date', SINCE_SCORED], { env })).code).toBe(0);
   expect((await runCli(['run', jobFile, '--date', D.running, '--queue'], { env })).code).toBe(0);
   // Hold that run mid-way: once a chunk is scored the worker is stopped, and the run stays in
   // flight with chunks done and chunks to do; a date enqueued after it stays queued.
@@ -166,6 +172,14 @@ describe('nightscore ui in a browser', () => {
     expect(await page.locator('section.job[data-job="daily"] .meta').textContent()).toContain(HOSTILE_DESCRIPTION);
     expect(await failure.textContent()).toContain(HOSTILE_COLUMN);
     expect(await page.locator('main i, #failures td b').count()).toBe(0);
+    // A date scored since its queued run failed is no longer a failure to look into.
+    expect(await page.$$eval('#failures [data-failure]', (els) => els.map((e) => e.getAttribute('data-failure')))).toEqual([`daily@${D.queueFailed}`]);
+    // The counts above the runs in flight are those runs' states: no failed or completed jobs.
+    expect(await page.locator('#in-flight [data-in-flight-counts]').textContent()).toMatch(/^runs: (\d+ (active|waiting|waiting-children|delayed|prioritized)(, |$| · ))+/);
+    expect(await page.locator('#in-flight').textContent()).not.toMatch(/failed|completed/);
+    // The error has the panel's width, so a long message wraps in a few lines, not a column of words.
+    const [errorWidth, tableWidth] = await Promise.all([failure.locator('td.wrap').evaluate((e) => e.getBoundingClientRect().width), page.locator('#failures table').evaluate((e) => e.getBoundingClientRect().width)]);
+    expect(errorWidth / tableWidth).toBeGreaterThan(0.9);
     await page.screenshot({ path: path.join(ARTIFACTS, 'grid.png'), fullPage: true });
     // The worker started with --ui served the same grid (before it was stopped).
     expect(workerUi.healthz).toBe(200);

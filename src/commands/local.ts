@@ -119,7 +119,10 @@ async function scoreDate(ctx: CommandContext, prepared: PreparedJob, date: strin
   const payload = alertPayload(job, date, { manifest });
   await sendAlert(job, payload, outcomeOf(payload, manifest.error?.kind), log);
   if (manifest.skipped.length && !opts.json) process.stderr.write(`${formatSkipped(manifest.skipped)}\n`);
-  log[manifest.error ? 'error' : 'info']({ job: job.name, date, rows: manifest.rows, duration_ms: manifest.duration_ms, error: manifest.error }, `run ${manifest.status}`);
+  // On a terminal the error is told once, by the `nightscore: CODE` line below (as cli.ts does
+  // for a thrown one); piped, the log line carries it for whatever reads the JSON.
+  const logged = interactive && !opts.json ? {} : { error: manifest.error };
+  log[manifest.error ? 'error' : 'info']({ job: job.name, date, rows: manifest.rows, duration_ms: manifest.duration_ms, ...logged }, `run ${manifest.status}`);
   process.stdout.write(opts.json ? `${JSON.stringify(manifest, null, 2)}\n` : `${formatSummary(manifest)}\n`);
   if (!manifest.error) return 0;
   if (!opts.json) process.stderr.write(`nightscore: ${manifest.error.code}: ${manifest.error.message}${manifest.error.hint ? `\n  hint: ${manifest.error.hint}` : ''}\n`);
@@ -179,7 +182,7 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
   await checkOutputApart(job, where, date);
   if (opts.date) {
     const { objects, skipped } = await listInputs(where.inputUri, job.input.format, date);
-    await checkInputColumns(objects, job.input.format, job.input.csv, featureColumns(prepared.scorer.inputs, []), job.input.key);
+    await checkInputColumns(objects, job.input.format, job.input.csv, featureColumns(prepared.scorer.inputs, []), job.input.key, prepared.spec.binding.job_key);
     lines.push(`input    ${date}: ${objects.length} object(s), ${objects.reduce((s, i) => s + i.bytes, 0)} bytes; every feature and key column is there`);
     if (skipped.length) lines.push(formatSkipped(skipped));
   }

@@ -207,10 +207,21 @@ async function followBackfill(ctx: CommandContext, queues: Queues, id: string): 
     lastLine = line;
     if (progress.done) {
       if (ctx.interactive) process.stderr.write('\n');
-      return ['failed', 'cancelled', 'interrupted'].some((s) => (progress.counts[s] ?? 0) > 0) ? 1 : 0;
+      const unfinished = progress.dates.filter((d) => UNFINISHED.includes(d.state));
+      process.stderr.write(unfinished.map((d) => `${unfinishedLine(d)}\n`).join(''));
+      return unfinished.length > 0 ? 1 : 0;
     }
     await new Promise((r) => setTimeout(r, 1_000));
   }
+}
+
+/** The states that make a followed backfill exit 1. */
+const UNFINISHED: string[] = ['failed', 'cancelled', 'interrupted'];
+
+/** `  2026-09-05  failed  INPUT_MISSING_COLUMN: …`: a date that did not succeed, and why, on one line. */
+function unfinishedLine(d: DateStatus): string {
+  // A message read back from the queue or a manifest may span lines (a header quoted in it).
+  return `  ${d.date}  ${d.state}${d.error ? `  ${d.error.replace(/\s*\n\s*/g, ' ')}` : ''}`;
 }
 
 function progressLine(p: BackfillProgress): string {

@@ -2,7 +2,8 @@ import { NightscoreError } from '../errors.js';
 import type { ScanTarget } from './csv-scan.js';
 import { escapeFormula, withRoom, type CsvText } from './csv-text.js';
 import { keyText } from './key-values.js';
-import { columnValues, type ColumnValues, type FeatureBatch, type FeatureColumn } from '../model/features.js';
+import { columnValues, missingFeatureHint, type ColumnValues, type FeatureBatch, type FeatureColumn } from '../model/features.js';
+import type { JobKey } from '../model/hints.js';
 import { parseFeature } from './numbers.js';
 import { parquetFeature } from './parquet-values.js';
 import { storeText, storeValue } from './typed-values.js';
@@ -189,7 +190,7 @@ export interface ColumnMap {
  * extra columns are ignored; a missing or ambiguous column fails the whole object,
  * because no row of it could be scored correctly.
  */
-export function mapColumns(header: string[], features: string[], keys: string[], source: string): ColumnMap {
+export function mapColumns(header: string[], features: string[], keys: string[], source: string, namedBy?: JobKey): ColumnMap {
   const find = (name: string, role: string): number => {
     const at = header.indexOf(name);
     if (at === -1) {
@@ -197,7 +198,7 @@ export function mapColumns(header: string[], features: string[], keys: string[],
         source,
         line: 1,
         column: name,
-        hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : 'Fix model.features in the job file, or the upstream export.',
+        hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : missingFeatureHint(namedBy),
       });
     }
     if (header.indexOf(name, at + 1) !== -1) {

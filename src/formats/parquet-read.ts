@@ -1,7 +1,8 @@
 import { cachedAsyncBuffer, parquetMetadataAsync, parquetScan, parquetSchema, type FileMetaData, type ParquetParsers, type SchemaElement, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { NightscoreError } from '../errors.js';
-import type { ElementType } from '../model/features.js';
+import { missingFeatureHint, type ElementType } from '../model/features.js';
+import type { JobKey } from '../model/hints.js';
 import { inputTruncated } from '../storage/integrity.js';
 import { openLocation } from '../storage/open.js';
 import { DateKey, DecimalKey, TimestampKey } from './key-values.js';
@@ -96,7 +97,7 @@ function describeType(tree: SchemaTree): string {
  * A feature column is checked for its input's element type (`role`): text for a string
  * input, else a number (INT32, INT64, FLOAT, DOUBLE, BOOLEAN or DECIMAL).
  */
-export function resolveColumn(metadata: FileMetaData, name: string, role: ElementType | 'key', uri: string): ColumnRef {
+export function resolveColumn(metadata: FileMetaData, name: string, role: ElementType | 'key', uri: string, namedBy?: JobKey): ColumnRef {
   const root = parquetSchema(metadata);
   let node: SchemaTree | undefined = root.children.find((c) => c.element.name === name);
   let path: string[] = [];
@@ -111,7 +112,7 @@ export function resolveColumn(metadata: FileMetaData, name: string, role: Elemen
     throw new NightscoreError('INPUT_MISSING_COLUMN', `${uri}: no column "${name}" (${role})${didYouMean(name, root.children.map((c) => c.element.name))}; the file has ${names.slice(0, 12).join(', ')}${names.length > 12 ? ` and ${names.length - 12} more` : ''}`, {
       source: uri,
       column: name,
-      hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : 'Fix model.features (or model.inputs) in the job file, or the upstream export.',
+      hint: role === 'key' ? 'Fix input.key in the job file, or the upstream export.' : missingFeatureHint(namedBy),
     });
   }
   const e = node.element;

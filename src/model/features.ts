@@ -3,6 +3,7 @@
  * each is made of, and the batch of values the readers fill for them. The readers (formats/)
  * parse and check a value for its column's type; the scorer turns a batch into tensors.
  */
+import type { JobKey } from './hints.js';
 
 /** The tensor element types nightscore reads values for (onnxruntime's names). */
 export const ELEMENT_TYPES = ['float32', 'float64', 'float16', 'int64', 'int32', 'bool', 'string'] as const;
@@ -11,6 +12,17 @@ export type ElementType = (typeof ELEMENT_TYPES)[number];
 /** Float types take NaN, so only their missing values can be fed to the model (input.missing). */
 export function takesNan(type: ElementType): boolean {
   return type === 'float32' || type === 'float64' || type === 'float16';
+}
+
+/**
+ * Where the job's feature columns are named: its model.features, its model.inputs, or (when it
+ * sets neither) the model's feature_names metadata. Errors about a feature column name it.
+ */
+
+/** The hint of a feature column the input lacks: fix what named it (unknown: a spec from an older nightscore). */
+export function missingFeatureHint(namedBy: JobKey | undefined): string {
+  if (namedBy === 'feature_names') return "The model's feature_names metadata names it (the job sets neither model.features nor model.inputs): name the input's columns with model.features, or fix the upstream export.";
+  return `Fix ${namedBy ?? 'model.features (or model.inputs)'} in the job file, or the upstream export.`;
 }
 
 /** One model input and the columns that fill it, in order. */

@@ -34,7 +34,7 @@ export function terminalProgress(stream: NodeJS.WriteStream): { onEvent: (e: Run
   return { onEvent, clear: () => shown && stream.write('\r\x1b[2K') };
 }
 
-/** The end-of-run summary: one screen, what a person checks after a run. */
+/** The end-of-run summary: one screen, what a person checks after a run (its error, if any, is the caller's to print). */
 export function formatSummary(m: RunManifest): string {
   const seconds = (m.duration_ms ?? 0) / 1000;
   const bytes = m.inputs.reduce((s, i) => s + i.bytes, 0);
@@ -54,6 +54,6 @@ export function formatSummary(m: RunManifest): string {
     `  speed    ${n(Math.round(m.rows.read / Math.max(seconds, 0.001)))} rows/s`,
     `  output   ${m.output.uri}  (${m.chunks} chunk${m.chunks === 1 ? '' : 's'}, ${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${rejectsAt(m)})`,
   ];
-  if (m.error) lines.push(`  error    ${m.error.code}: ${m.error.message}`);
+  // A failed run's error follows as the command's own `nightscore: CODE: …` line, with its hint.
   return lines.join('\n');
 }

@@ -49,9 +49,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
         manifest.rejects.push({ uri: rejects.storage.uri(key), rows: r.stagedRejects.rows });
       }
     }
-    const stats = mergeStats(done.map((r) => r.stats));
-    manifest.rows = stats.rows;
-    manifest.inputs = spec.input.objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
+    countDone(manifest, plan, done);
     checkLimits(manifest);
     manifest.status = 'succeeded';
   } catch (err) {
@@ -63,7 +61,10 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     manifest.status = 'failed';
     manifest.error = errorRecord(error);
     manifest.retry = { spec, chunks: plan.chunks, completed: done };
-    countKept(manifest, spec.input.objects, done);
+    // A failed run says what it did: the rows its finished chunks read, the objects it listed,
+    // and the parts those chunks left in the folder (kept below), not a run that read nothing.
+    countDone(manifest, plan, done);
+    manifest.parts = done.map((r) => ({ uri: r.part.uri, rows: r.part.rows }));
     // Keep what the chunks wrote, rejects included, for whoever looks into the failure.
     for (const r of done) {
       keep.add(openLocation(r.part.uri).key);
@@ -105,18 +106,11 @@ async function publishedBy(out: Location, attempt: string): Promise<RunManifest 
   return manifest;
 }
 
-/**
- * A failed run's counts are those of the chunks that finished, whose files it keeps: not 0
- * read beside parts on disk. Counts that cannot be merged exactly stay as they were.
- */
-function countKept(manifest: RunManifest, objects: RunPlan['spec']['input']['objects'], done: ChunkResult[]): void {
-  try {
-    const stats = mergeStats(done.map((r) => r.stats));
-    manifest.rows = stats.rows;
-    manifest.inputs = objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
-  } catch {
-    // The failure already recorded says what went wrong; the counts keep the plan's zeros.
-  }
+/** The rows and input objects of the chunks that finished, into the manifest (every chunk, when the run succeeds). */
+function countDone(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): void {
+  const stats = mergeStats(done.map((r) => r.stats));
+  manifest.rows = stats.rows;
+  manifest.inputs = plan.spec.input.objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
 }
 
 function checkLimits(manifest: RunManifest): void {

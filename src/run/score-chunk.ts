@@ -216,7 +216,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
   try {
     const csv = await openSegment(segment, ctx, stats, streams);
     const { features } = ctx.scorer;
-    const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri);
+    const columns = mapColumns(csv.header.names, features, ctx.keys, segment.uri, champion(ctx.spec).binding.job_key);
     const scan = ctx.columns.map((c, j) => ({ at: columns.features[j]!, float32: c.type === 'float32', missing: c.missing }));
     const layout = scanLayout(columns.width, scan, columns.keys, features);
     const builder = new BatchBuilder(ctx.columns, ctx.spec.batch.rows, segment.uri, ctx.keys.length, layout.textColumn);
@@ -238,7 +238,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
 async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
   const { openParquet, parquetColumnReader, parquetKeyReader, resolveColumn } = await parquetReader();
   const source = await openParquet(segment.uri, segment.bytes, segment.version);
-  const features = ctx.columns.map((c) => resolveColumn(source.metadata, c.name, c.type, segment.uri));
+  const features = ctx.columns.map((c) => resolveColumn(source.metadata, c.name, c.type, segment.uri, champion(ctx.spec).binding.job_key));
   const keys = ctx.keys.map((k) => resolveColumn(source.metadata, k, 'key', segment.uri));
   await sink.open(keys.map((k) => ({ name: k.name, element: k.element })));
   const { rows: batchRows } = ctx.spec.batch;

@@ -4,6 +4,7 @@ import { modelLocation } from '../job/load.js';
 import type { Notice } from './context.js';
 import { CELL_STATES, type CellState, type JobDates, type UiDateStatus } from './dates.js';
 import { errorLine, fmtInt, fmtMinute, h, layout, noticesHtml, runHref, stateChip, STATE_LABELS, type Html } from './html.js';
+import { IN_FLIGHT_STATES } from '../queue/queues.js';
 import type { QueuePanels } from './queue-panels.js';
 
 export interface GridPageData {
@@ -64,18 +65,32 @@ function cellTitle(s: UiDateStatus): string {
 }
 
 function queuePanels(p: QueuePanels): Html {
-  const counts = (q: string) => {
-    const c = p.counts[q];
-    return c ? Object.entries(c).filter(([, n]) => n > 0).map(([state, n]) => `${n} ${state}`).join(', ') || 'empty' : '–';
-  };
   return h`<div class="panels">
-<section class="panel" id="in-flight"><h3>Runs in flight</h3><p class="muted">runs: ${counts('runs')}<br>chunks: ${counts('chunks')}</p>
-${p.in_flight.length === 0 ? h`<p class="muted">none</p>` : h`<table><tr><th>run</th><th>state</th><th>chunks</th><th>rows read</th></tr>${p.in_flight.map(inFlightRow)}</table>`}</section>
+<section class="panel" id="in-flight"><h3>Runs in flight</h3>
+${p.in_flight.length === 0 ? h`<p class="muted">none</p>` : h`<p class="muted" data-in-flight-counts>${inFlightCounts(p)}</p><table><tr><th>run</th><th>state</th><th>chunks</th><th>rows read</th></tr>${p.in_flight.map(inFlightRow)}</table>`}</section>
 <section class="panel" id="failures"><h3>Recent failures</h3>
-${p.failures.length === 0 ? h`<p class="muted">none on the queue</p>` : h`<table><tr><th>run</th><th>when</th><th>error</th></tr>${p.failures.map((f) => h`<tr data-failure="${f.id}"><td class="mono id">${f.date ? h`<a href="${runHref(f.job, f.date)}">${f.id}</a>` : f.id}</td><td class="id" title="${f.finished_at ?? ''}">${fmtMinute(f.finished_at)}<br><span class="muted">${f.attempts} attempt${f.attempts === 1 ? '' : 's'}</span></td><td class="wrap">${errorLine(f.error)}</td></tr>`)}</table>`}</section>
+${p.failures.length === 0 ? h`<p class="muted">none on the queue</p>` : h`<table><tr><th>run</th><th>when</th></tr>${p.failures.map(failureRows)}</table>`}</section>
 <section class="panel" id="backfills"><h3>Backfills</h3>
 ${p.backfills.length === 0 ? h`<p class="muted">none on this queue</p>` : h`<table><tr><th>id</th><th>dates</th><th>states</th></tr>${p.backfills.map((b) => h`<tr data-backfill="${b.id}"><td class="mono id">${b.id}<br><span class="muted">${b.job}</span></td><td>${b.first ?? '–'}..${b.last ?? '–'} (${b.dates})${b.cancelled_at ? h`<br><span class="muted">cancelled</span>` : ''}</td><td>${Object.entries(b.counts).map(([s, n]) => stateChip(s as CellState, `${n} ${STATE_LABELS[s as CellState] ?? s}`))}${b.eta_ms !== null && !b.done ? h`<br><span class="muted">about ${Math.ceil(b.eta_ms / 60_000)} min left</span>` : ''}</td></tr>`)}</table>`}</section>
 </div>`;
+}
+
+/**
+ * `runs: 1 active, 1 waiting · chunks: 3 active, 5 waiting`: what the table below lists. Only
+ * runs count (the queue's delayed jobs include the schedules' next fires), and only states in
+ * flight (failed and completed jobs are not).
+ */
+function inFlightCounts(p: QueuePanels): string {
+  const runs = new Map<string, number>();
+  for (const r of p.in_flight) runs.set(r.queue_state, (runs.get(r.queue_state) ?? 0) + 1);
+  const chunks = Object.entries(p.counts.chunks ?? {}).filter(([state, n]) => IN_FLIGHT_STATES.has(state) && n > 0);
+  const line = (entries: Iterable<[string, number]>) => [...entries].map(([state, n]) => `${n} ${state}`).join(', ');
+  return `runs: ${line(runs)}${chunks.length ? ` · chunks: ${line(chunks)}` : ''}`;
+}
+
+/** A failure in two rows: the run and when, then its error across the panel's whole width. */
+function failureRows(f: QueuePanels['failures'][number]): Html {
+  return h`<tbody data-failure="${f.id}"><tr><td class="mono id">${f.date ? h`<a href="${runHref(f.job, f.date)}">${f.id}</a>` : f.id}</td><td class="id" title="${f.finished_at ?? ''}">${fmtMinute(f.finished_at)} <span class="muted">· ${f.attempts} attempt${f.attempts === 1 ? '' : 's'}</span></td></tr><tr><td colspan="2" class="wrap">${errorLine(f.error)}</td></tr></tbody>`;
 }
 
 function inFlightRow(r: QueuePanels['in_flight'][number]): Html {

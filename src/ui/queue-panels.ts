@@ -83,45 +83,56 @@ async function readPanels(ctx: UiContext, jobs: JobDefinition[]): Promise<QueueP
   const parts = await Promise.allSettled([
     ctx.bounded(Promise.all([runs.getJobCounts(...COUNTED), chunks.getJobCounts(...COUNTED)]), 'counting jobs').then(([r, c]) => void (panels.counts = { runs: r, chunks: c })),
     ctx.bounded(inFlight(ctx, jobs), 'reading the runs in flight').then((v) => void (panels.in_flight = v)),
-    ctx.bounded(failures(ctx), 'reading the failed runs').then((v) => void (panels.failures = v)),
+    ctx.bounded(failures(ctx, jobs), 'reading the failed runs').then((v) => void (panels.failures = v)),
     ctx.bounded(backfills(ctx), 'reading the backfills', 10_000).then((v) => void (panels.backfills = v)),
   ]);
   for (const p of parts) if (p.status === 'rejected' && !panels.notices.some((n) => n.error.message === noticeOf('queue', p.reason).error.message)) panels.notices.push(noticeOf('queue', p.reason));
   return panels;
 }
 
+/** A run's date as `status` says it, or undefined when its job file cannot be read. */
+async function statusOf(ctx: UiContext, jobs: JobDefinition[], name: string, data: Partial<RunJobData>): Promise<DateStatus | undefined> {
+  if (data.date === undefined) return undefined;
+  // A run of a job file outside the jobs folder is shown too, read from its own file.
+  const job = jobs.find((j) => j.name === name) ?? (data.jobFile ? await loadJob(data.jobFile).catch(() => undefined) : undefined);
+  return job ? (await readStatus(ctx.queues, job, [data.date]).catch(() => undefined))?.[0] : undefined;
+}
+
 async function inFlight(ctx: UiContext, jobs: JobDefinition[]): Promise<InFlightRun[]> {
   const found = (await ctx.queues.runs.getJobs(IN_FLIGHT, 0, 4 * SHOWN.inFlight)).filter((j) => j?.name === 'run').slice(0, SHOWN.inFlight);
-  const byName = new Map(jobs.map((j) => [j.name, j]));
   return Promise.all(
     found.map(async (run): Promise<InFlightRun> => {
       const data = run.data as RunJobData;
       const name = run.id!.slice(0, run.id!.lastIndexOf('@'));
-      // A run of a job file outside the jobs folder is shown too, read from its own file.
-      const job = byName.get(name) ?? (await loadJob(data.jobFile).catch(() => undefined));
-      const status = job ? (await readStatus(ctx.queues, job, [data.date]).catch(() => undefined))?.[0] : undefined;
+      const status = await statusOf(ctx, jobs, name, data);
       return { id: run.id!, job: name, date: data.date, queue_state: await run.getState(), ...(status ? { status } : {}) };
     }),
   );
 }
 
-async function failures(ctx: UiContext): Promise<QueueFailure[]> {
+async function failures(ctx: UiContext, jobs: JobDefinition[]): Promise<QueueFailure[]> {
   const failed = await ctx.queues.runs.getFailed(0, SHOWN.failures - 1);
-  return failed
-    .filter((j) => j !== undefined)
-    .map((j) => {
-      const data = j.data as Partial<RunJobData>;
-      return {
-        id: j.id!,
-        name: j.name,
-        job: j.id!.includes('@') ? j.id!.slice(0, j.id!.lastIndexOf('@')) : j.name,
-        date: data.date,
-        finished_at: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
-        attempts: j.attemptsMade,
-        error: decodeFailure(j.failedReason ?? '').toJSON(),
-      };
-    })
-    .sort((a, b) => (b.finished_at ?? '').localeCompare(a.finished_at ?? ''));
+  const shown = await Promise.all(
+    failed
+      .filter((j) => j !== undefined)
+      .map(async (j): Promise<QueueFailure | undefined> => {
+        const data = j.data as Partial<RunJobData>;
+        const job = j.id!.includes('@') ? j.id!.slice(0, j.id!.lastIndexOf('@')) : j.name;
+        // The queue keeps a failed run after its date was scored since (in process, or by a
+        // later run): the date's status says so, and it is no failure to look into now.
+        if (j.name === 'run' && (await statusOf(ctx, jobs, job, data))?.state === 'succeeded') return undefined;
+        return {
+          id: j.id!,
+          name: j.name,
+          job,
+          date: data.date,
+          finished_at: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
+          attempts: j.attemptsMade,
+          error: decodeFailure(j.failedReason ?? '').toJSON(),
+        };
+      }),
+  );
+  return shown.filter((f) => f !== undefined).sort((a, b) => (b.finished_at ?? '').localeCompare(a.finished_at ?? ''));
 }
 
 async function backfills(ctx: UiContext): Promise<BackfillSummary[]> {
