@@ -3,12 +3,12 @@ import { chmod, chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheError, parseEntry } from '../src/model/cache.js';
 import { withLocalModel } from '../src/model/fetch.js';
 import { loadModel, modelIdentity } from '../src/model/session.js';
 import { startS3, type S3Server } from './support/s3.js';
+import { TORCH_MLP, TORCH_MLP_FEATURES, torchMlpDay } from './support/torch-mlp.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -18,11 +18,11 @@ import { REPO, runCli, Workspace } from './support/workspace.js';
  * entry is rebuilt rather than failing every later run.
  */
 
-const EXPORT = `${REPO}/models/torch-mlp`;
+const EXPORT = TORCH_MLP;
 /** The same network with other weights, of the same size: what a planted folder would hold. */
 const OTHER = `${REPO}/test/fixtures/torch-mlp-seed4`;
 const URI = 's3://models/churn/v1/model.onnx';
-const FEATURES = Array.from({ length: 20 }, (_, i) => `f${i}`);
+const FEATURES = TORCH_MLP_FEATURES;
 const DATE = '2026-11-03';
 const ROWS = 50;
 const NOBODY = 65534;
@@ -30,20 +30,13 @@ const isRoot = process.getuid?.() === 0;
 
 let ws: Workspace;
 let s3: S3Server;
-let rows: number[][];
 let expected: Float32Array;
 beforeAll(async () => {
   ws = await Workspace.create();
   s3 = await startS3(['models']);
   for (const f of ['model.onnx', 'model.onnx.data']) await s3.put('models', `churn/v1/${f}`, await readFile(`${EXPORT}/${f}`));
   await s3.put('models', 'small/model.onnx', await readFile(`${REPO}/models/churn/model.onnx`));
-  let seed = 3;
-  const next = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 4 - 2;
-  rows = Array.from({ length: ROWS }, () => FEATURES.map(() => Math.fround(next())));
-  await ws.write(`in/dt=${DATE}/a.csv`, [`id,${FEATURES.join(',')}`, ...rows.map((r, i) => `k${i},${r.join(',')}`)].join('\n') + '\n');
-  const session = await ort.InferenceSession.create(`${EXPORT}/model.onnx`);
-  expected = (await session.run({ input: new ort.Tensor('float32', Float32Array.from(rows.flat()), [ROWS, FEATURES.length]) })).p!.data as Float32Array;
-  await session.release();
+  ({ expected } = await torchMlpDay(ws, DATE, ROWS, 3));
 });
 afterAll(async () => {
   await s3?.close();

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withLocalModel } from '../src/model/fetch.js';
 import { modelIdentity } from '../src/model/session.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { allIn, createTestQueue } from './support/queue.js';
 import { startS3, type S3Server } from './support/s3.js';
+import { TORCH_MLP, TORCH_MLP_FEATURES, torchMlpDay } from './support/torch-mlp.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -16,8 +16,8 @@ import { REPO, runCli, Workspace } from './support/workspace.js';
  * when the cached copy is not the bytes the run pinned.
  */
 
-const EXPORT = `${REPO}/models/torch-mlp`;
-const FEATURES = Array.from({ length: 20 }, (_, i) => `f${i}`);
+const EXPORT = TORCH_MLP;
+const FEATURES = TORCH_MLP_FEATURES;
 const DATE = '2026-11-02';
 const ROWS = 200;
 
@@ -26,20 +26,13 @@ let s3: S3Server;
 let proxy: FaultProxy;
 /** Every object read (GET) through the proxy, by path. */
 const reads: string[] = [];
-let rows: number[][];
 let expected: Float32Array;
 beforeAll(async () => {
   ws = await Workspace.create();
   s3 = await startS3(['models']);
   proxy = await startFaultProxy(s3.endpoint, (_, path) => void reads.push(path));
   for (const f of ['model.onnx', 'model.onnx.data']) await s3.put('models', `churn/v1/${f}`, await readFile(`${EXPORT}/${f}`));
-  let seed = 9;
-  const next = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 4 - 2;
-  rows = Array.from({ length: ROWS }, () => FEATURES.map(() => Math.fround(next())));
-  await ws.write(`in/dt=${DATE}/a.csv`, [`id,${FEATURES.join(',')}`, ...rows.map((r, i) => `k${i},${r.join(',')}`)].join('\n') + '\n');
-  const session = await ort.InferenceSession.create(`${EXPORT}/model.onnx`);
-  expected = (await session.run({ input: new ort.Tensor('float32', Float32Array.from(rows.flat()), [ROWS, FEATURES.length]) })).p!.data as Float32Array;
-  await session.release();
+  ({ expected } = await torchMlpDay(ws, DATE, ROWS, 9));
 });
 afterAll(async () => {
   await proxy?.close();
