@@ -67,11 +67,6 @@ export function runFailedHint(producer: string | undefined, key: JobKey): string
   return `If the model takes one row but not a batch, re-export it with a dynamic batch dimension (${dynamic}); if it fails on values, check that ${keyToFix(key)} feeds it the columns it was trained on, in order; if it ran out of memory, lower chunk.rows.`;
 }
 
-/** MODEL_SIGNATURE when the model does not run on the columns the job binds. */
-export function signatureHint(key: JobKey): string {
-  return `${key === 'feature_names' ? capitalise(keyToFix(key)) : key} must list exactly the columns the model was trained on, in order; check the model's inputs with Netron or onnx.load(...).graph.input.`;
-}
-
 function capitalise(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }

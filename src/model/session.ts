@@ -55,7 +55,7 @@ const cache = new Map<string, Promise<LoadedModel>>();
 const versions = new Map<string, string[]>();
 /**
  * Versions of one file kept loaded: the current one and the one before, which a thread that
- * planned or probed with it a moment ago may still hold. Older ones are released, so a
+ * planned or scored with it a moment ago may still hold. Older ones are released, so a
  * long-lived worker keeps two sessions per model file however many deploys it sees.
  */
 const KEEP_VERSIONS = 2;

@@ -105,8 +105,8 @@ function bindingKey(spec: ModelSpec, keys: string[]): string {
 
 /**
  * The scorer of a spec's model on this thread. The model is loaded and its signature checked
- * (one probe inference) once per sha256 and binding; every call checks that the file still
- * holds the bytes the run was planned with. A model file replaced since (a deploy mid-run;
+ * against the graph's declared shapes (no row is run) once per sha256 and binding; every
+ * call checks that the file still holds the bytes the run was planned with. A model file replaced since (a deploy mid-run;
  * on the queue chunks can run long after the plan) fails the chunk with MODEL_CHANGED (not
  * retried), so no run ends with parts from two models and a manifest naming one.
  */
