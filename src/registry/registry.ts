@@ -22,6 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import { loadModel, modelIdentity, type LoadedModel } from '../model/session.js';
+import { digestObject } from '../storage/digest.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
@@ -404,15 +405,7 @@ export class Registry {
     const bad: Array<{ file: string; expected: string; found: string | null }> = [];
     for (const f of resolved.files) {
       const { storage, key } = openLocation(f.path);
-      const hash = createHash('sha256');
-      try {
-        for await (const chunk of await storage.read(key)) hash.update(chunk as Buffer);
-      } catch (err) {
-        if (toNightscoreError(err).code !== 'NOT_FOUND') throw err;
-        bad.push({ file: f.path, expected: f.sha256, found: null });
-        continue;
-      }
-      const found = hash.digest('hex');
+      const found = (await digestObject(storage, key))?.sha256 ?? null;
       if (found !== f.sha256) bad.push({ file: f.path, expected: f.sha256, found });
     }
     return bad;
