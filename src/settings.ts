@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { wholeNumber, type Range } from './env.js';
 import { NightscoreError } from './errors.js';
-import { parseAllowedHosts } from './observe/host.js';
+import { isHostName, parseAllowedHosts } from './observe/host.js';
 import { parseUri } from './storage/open.js';
 
 /**
@@ -38,7 +38,6 @@ export const MIN_TOKEN_LENGTH = 16;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 // The AWS SDK's own rule for a region: one host name label.
 const REGION_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const HOST_NAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 // Printable text: a name that ends up in registry records, events and log lines.
 const PRINTABLE_RE = /^[^\p{Cc}]{1,256}$/u;
 
@@ -122,7 +121,7 @@ const SETTINGS = {
   NIGHTSCORE_OUTPUT_LEASE_MS: milliseconds(120_000, '2 minutes'),
   NIGHTSCORE_S3_TIMEOUT_MS: milliseconds(30_000, '30 seconds without a byte from S3'),
   NIGHTSCORE_HTTP_PORT: integer(9464, { min: 0, max: 65_535, unit: 'port' }, 'port 9464'),
-  NIGHTSCORE_HTTP_HOST: text(undefined, 'an IP address or a host name of this machine, e.g. 127.0.0.1 or 0.0.0.0', '127.0.0.1', (raw) => isIP(raw) !== 0 || HOST_NAME_RE.test(raw)),
+  NIGHTSCORE_HTTP_HOST: text(undefined, 'an IP address or a host name of this machine, e.g. 127.0.0.1 or 0.0.0.0', '127.0.0.1', (raw) => isIP(raw) !== 0 || isHostName(raw)),
   NIGHTSCORE_HTTP_ALLOWED_HOSTS: {
     expected: 'DNS names without scheme or port, separated by commas (e.g. nightscore-worker-metrics.nightscore.svc.cluster.local), or * for any',
     fallback: [] as string[],

@@ -41,10 +41,15 @@ export function answersHost(bound: string, header: string | undefined, allowed: 
   return !isLoopback(bound) && isIP(name) !== 0;
 }
 
-const HOST_NAME_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const HOST_NAME_RE = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** A DNS host name (labels of letters, digits and inner hyphens), in any case. */
+export function isHostName(name: string): boolean {
+  return HOST_NAME_RE.test(name);
+}
 
 /** NIGHTSCORE_HTTP_ALLOWED_HOSTS's value: host names separated by commas, or `*`; undefined when one is neither (settings.ts names it). */
 export function parseAllowedHosts(raw: string): string[] | undefined {
   const names = raw.split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
-  return names.every((n) => n === '*' || HOST_NAME_RE.test(n)) ? names : undefined;
+  return names.every((n) => n === '*' || isHostName(n)) ? names : undefined;
 }
