@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel } from '../scripts/onnx-builder.js';
@@ -40,13 +41,33 @@ const embeddingModel = () =>
     floats: { E: { dims: [TABLE, 4], values: Array.from({ length: TABLE * 4 }, (_, i) => Math.sin(i + 1) * 3.7) } },
   });
 
+/**
+ * The embedding with its rows reshaped by a shape the graph may be given at run time (an
+ * initializer that is also a graph input, as older exporters write them): no shape inference
+ * can fix the width, so onnxruntime reports it open ('D').
+ */
+const WIDTH = 3;
+const openModel = () =>
+  buildModel({
+    inputs: [{ name: 'idx', elem: 'int64', shape: ['N'] }, { name: 'shape', elem: 'int64', shape: [2] }],
+    outputs: [{ name: 'emb', elem: 'float', shape: ['N', 'D'] }],
+    nodes: [
+      { op: 'Gather', inputs: ['E', 'idx'], outputs: ['rows'], attrs: { axis: 0 } },
+      { op: 'Reshape', inputs: ['rows', 'shape'], outputs: ['emb'] },
+    ],
+    floats: { E: { dims: [TABLE, WIDTH], values: Array.from({ length: TABLE * WIDTH }, (_, i) => Math.cos(i + 1) * 2.3) } },
+    ints: { shape: { dims: [2], values: [-1, WIDTH] } },
+  });
+
 let ws: Workspace;
 let encoder: string;
 let embedding: string;
+let open: string;
 beforeAll(async () => {
   ws = await Workspace.create();
   encoder = await ws.write('encoder.onnx', encoderModel());
   embedding = await ws.write('embedding.onnx', embeddingModel());
+  open = await ws.write('open.onnx', openModel());
 });
 afterAll(async () => {
   await ws?.remove();
@@ -163,5 +184,94 @@ describe('an embedding fed one out-of-range index among thousands of rows', () =
       line: 102,
       message: expect.stringMatching(/rejected in this chunk already, so limits.max_reject_rate is 0.10% of the at most \d+ rows the date holds is exceeded whatever the other rows hold; the first, .*a\.csv:102: the model failed on this row: /),
     });
+  });
+});
+
+describe('an output whose width the graph leaves open', () => {
+  const index = (i: number) => (i < 5 ? TABLE + i : (i * 37) % TABLE);
+
+  it('takes its width from the first rows of the day that score: the rows the model fails on before them are the chunk\'s rejects', async () => {
+    const session = await ort.InferenceSession.create(open);
+    expect(session.outputMetadata[0]).toMatchObject({ name: 'emb', shape: ['N', 'D'] });
+
+    // The first five rows fail; chunk.bytes splits the day into chunks scored on two threads.
+    const ROWS = 3_000;
+    const rows = ['id,idx', ...Array.from({ length: ROWS }, (_, i) => `k${i},${index(i)}`)];
+    await ws.write(`in/open/dt=${DATE}/a.csv`, `${rows.join('\n')}\n`);
+    const file = await ws.job('open.yaml', {
+      name: 'open',
+      input: { uri: 'in/open/dt={date}/', format: 'csv', key: ['id'] },
+      model: { path: open, inputs: { idx: ['idx'] } },
+      output: { uri: 'out/open/dt={date}/', format: 'csv' },
+      chunk: { rows: 4, bytes: 8_192 },
+      limits: { max_reject_rate: 0.01 },
+    });
+    const res = await runCli(['run', file, '--date', DATE, '--threads', '2']);
+    expect(res.code, res.stderr).toBe(0);
+
+    const manifest = await ws.manifest(`out/open/dt=${DATE}`);
+    expect(manifest.chunks).toBeGreaterThan(1);
+    expect(manifest.model.outputs).toEqual({ emb: ['emb_0', 'emb_1', 'emb_2'] });
+    expect(manifest.rows).toEqual({ read: ROWS, scored: ROWS - 5, rejected: 5 });
+    expect((await rejects('open')).map((r) => r.slice(1, 3))).toEqual([2, 3, 4, 5, 6].map((line) => [String(line), `k${line - 2}`]));
+
+    const good = Array.from({ length: ROWS }, (_, i) => i).filter((i) => i >= 5);
+    const direct = (await session.run({ idx: new ort.Tensor('int64', BigInt64Array.from(good, (i) => BigInt(index(i))), [good.length]) })).emb!.data as Float32Array;
+    const got = new Map<string, number[]>();
+    for (let c = 0; c < manifest.chunks; c++) {
+      const [header, ...body] = await ws.csv(`out/open/dt=${DATE}/part-${String(c).padStart(5, '0')}.csv`);
+      expect(header).toEqual(['id', 'emb_0', 'emb_1', 'emb_2']);
+      for (const row of body) got.set(row[0]!, row.slice(1).map((v) => Math.fround(Number(v))));
+    }
+    expect(got.size).toBe(good.length);
+    good.forEach((i, r) => expect(got.get(`k${i}`), `k${i}`).toEqual(Array.from(direct.subarray(r * WIDTH, r * WIDTH + WIDTH))));
+  });
+
+  it('names its columns from a prefix, and holds a list of names to the width the rows show', async () => {
+    const rows = ['id,idx', ...Array.from({ length: 20 }, (_, i) => `k${i},${i}`)];
+    const prefixed = await run('open-prefix', rows, { path: open, inputs: { idx: ['idx'] } }, { output: { uri: 'out/open-prefix/dt={date}/', format: 'csv', columns: { emb: 'vec' } } });
+    expect(prefixed.code, prefixed.stderr).toBe(0);
+    expect((await ws.manifest(`out/open-prefix/dt=${DATE}`)).model.outputs).toEqual({ emb: ['vec_0', 'vec_1', 'vec_2'] });
+
+    const listed = await run('open-list', rows, { path: open, inputs: { idx: ['idx'] } }, { output: { uri: 'out/open-list/dt={date}/', format: 'csv', columns: { emb: ['a', 'b'] } } });
+    expect(listed.code).not.toBe(0);
+    expect((await ws.manifest(`out/open-list/dt=${DATE}`)).error).toMatchObject({ code: 'MODEL_OUTPUT_SHAPE', message: expect.stringContaining('output "emb" has shape [20,3] for 20 rows; expected [20,2]') });
+  });
+
+  it('fails a day on which the model scores no row with the reject limit\'s error, before any part is written', async () => {
+    const rows = ['id,idx', ...Array.from({ length: 50 }, (_, i) => `k${i},${TABLE + i}`)];
+    const res = await run('open-none', rows, { path: open, inputs: { idx: ['idx'] } }, { chunk: { rows: 8 } });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/MODEL_RUN_FAILED/);
+    expect(res.stderr).toMatch(/the model failed on each of the first \d+ rows of the chunk, given alone, and has scored none/);
+    expect(existsSync(ws.path(`out/open-none/dt=${DATE}/part-00000.csv`))).toBe(false);
+  });
+
+  it('is said to be learned by validate, which reads no rows', async () => {
+    const file = await ws.job('open-validate.yaml', {
+      name: 'open-validate',
+      input: { uri: 'in/open/dt={date}/', format: 'csv', key: ['id'] },
+      model: { path: open, inputs: { idx: ['idx'] } },
+      output: { uri: 'out/open-validate/dt={date}/', format: 'csv' },
+    });
+    const res = await runCli(['validate', file]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('columns emb_… (its width is learned from the first rows of each date)');
+  });
+
+  it('is sized by the golden rows in model check', async () => {
+    const session = await ort.InferenceSession.create(open);
+    const idx = Array.from({ length: 30 }, (_, i) => (i * 11) % TABLE);
+    const emb = (await session.run({ idx: new ort.Tensor('int64', BigInt64Array.from(idx, BigInt), [idx.length]) })).emb!.data as Float32Array;
+    const golden = (skew: number) => ['idx,expected_emb_0,expected_emb_1,expected_emb_2', ...idx.map((v, r) => [v, emb[r * 3]!, emb[r * 3 + 1]! + (r === 7 ? skew : 0), emb[r * 3 + 2]!].join(','))].join('\n');
+    await ws.write('open-golden.csv', `${golden(0)}\n`);
+    await ws.write('open-off.csv', `${golden(0.5)}\n`);
+    const pass = await runCli(['model', 'check', open, ws.path('open-golden.csv')]);
+    expect(pass.code, pass.stderr).toBe(0);
+    expect(pass.stdout).toContain('30 golden rows of open-golden.csv match within tolerance 0.00001 (emb_0, emb_1, emb_2;');
+    const off = await runCli(['model', 'check', open, ws.path('open-off.csv')]);
+    expect(off.code).toBe(1);
+    expect(off.stderr).toMatch(/MODEL_CHECK_FAILED/);
+    expect(off.stderr).toContain('line 9');
   });
 });

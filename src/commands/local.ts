@@ -174,7 +174,7 @@ export async function validateCommand(jobFile: string, opts: { date?: string }):
     `job      ${job.name} (${job.file}): valid`,
     `model    ${prepared.spec.location}  sha256 ${prepared.model.sha256.slice(0, 16)}…`,
     ...prepared.scorer.inputs.map((i) => `         input "${i.name}" ${i.type} [N${i.rank === 2 ? `, ${i.columns.length}` : ''}]; features ${i.columns.join(', ')}`),
-    `         columns ${prepared.scorer.outputs.flatMap((o) => o.names).join(', ')}`,
+    `         columns ${prepared.scorer.outputs.flatMap((o) => (o.names.length > 0 ? o.names : [`${o.output}_… (its width is learned from the first rows of each date)`])).join(', ')}`,
   ];
   // Whether output and input overlap can depend on the date; without one, check yesterday's.
   const date = opts.date ? parseLogicalDate(opts.date) : yesterday();

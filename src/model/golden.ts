@@ -75,13 +75,16 @@ export async function checkGolden(model: LoadedModel, file: string, opts: Golden
   const bytes = await readGolden(file);
   const csv = await openCsv(Readable.from([bytes]), { source: file, delimiter: ',', maxRecordBytes: 1024 * 1024 });
   const header = csv.header.names;
-  const scorer = await createScorer(model, { ...(opts.binding?.scorer ?? ownBinding(model, header)), keys: [] });
-  const expected = expectedColumns(file, header, scorer);
+  let scorer = await createScorer(model, { ...(opts.binding?.scorer ?? ownBinding(model, header)), keys: [] });
+  const found = header.filter((h) => h.startsWith(EXPECTED));
+  if (found.length === 0) throw invalid(file, `no column is named ${EXPECTED}<output column>`, `Write the training library's predictions under ${shownNames(scorer)} (docs/registry.md, "Golden rows").`, 1);
+  // An output whose width the graph leaves open is sized by the first golden rows, as a run sizes it by its date's first rows.
+  let expected = scorer.open.length === 0 ? expectedColumns(file, found, scorer) : undefined;
   // Without a job, a missing value in the training data is the library's missing value: NaN.
   const columns = featureColumns(scorer.inputs, nanColumns(opts.binding?.missing ?? 'nan', scorer.features));
-  const map = mapColumns(header, scorer.features, expected.map((e) => e.name), file);
+  const map = mapColumns(header, scorer.features, found, file);
   const layout = scanLayout(map.width, columns.map((c, j) => ({ at: map.features[j]!, float32: c.type === 'float32', missing: c.missing })), map.keys, scorer.features);
-  const builder = new BatchBuilder(columns, BATCH_ROWS, file, expected.length, layout.textColumn);
+  const builder = new BatchBuilder(columns, BATCH_ROWS, file, found.length, layout.textColumn);
   const lines = recordLines(bytes, csv.header.eol);
   const tally = new Tally(tolerance);
   let rows = 0;
@@ -100,10 +103,15 @@ export async function checkGolden(model: LoadedModel, file: string, opts: Golden
         hint: 'The training library scored this row; the ONNX model refuses it (an unknown category, an index out of range): fix the export and check again.',
       });
     }
-    const outputs = scored;
+    if (!expected) {
+      scorer = await scorer.sized(Object.fromEntries(scored.filter((o) => o.columns.names.length === 0).map((o) => [o.columns.output, o.data.length / batch.rows])));
+      expected = expectedColumns(file, found, scorer);
+    }
+    const outputs = scored.map((o, i) => ({ columns: scorer.outputs[i]!, data: o.data }));
+    const matched = expected;
     for (let r = 0; r < batch.rows; r++) {
       const line = lines[rows + r + 1] ?? 0;
-      expected.forEach((e, k) => tally.add(line, e.name.slice(EXPECTED.length), String(batch.keys.value(r, k)), outputs[e.output]!, e.at, r, file));
+      matched.forEach((e, k) => tally.add(line, e.name.slice(EXPECTED.length), String(batch.keys.value(r, k)), outputs[e.output]!, e.at, r, file));
       tally.endRow();
     }
     rows += batch.rows;
@@ -111,7 +119,7 @@ export async function checkGolden(model: LoadedModel, file: string, opts: Golden
   for await (const full of csv.scan(layout, builder)) await drain(full);
   await drain(builder);
   if (rows === 0) throw invalid(file, 'it has a header but no rows', 'Write a few hundred rows of the training or validation data with their predictions.');
-  return { file: basename(file), sha256: createHash('sha256').update(bytes).digest('hex'), rows, tolerance, columns: expected.map((e) => e.name.slice(EXPECTED.length)), max_abs_diff: tally.maxAbsDiff, failed: tally.failed, worst: tally.worst };
+  return { file: basename(file), sha256: createHash('sha256').update(bytes).digest('hex'), rows, tolerance, columns: found.map((name) => name.slice(EXPECTED.length)), max_abs_diff: tally.maxAbsDiff, failed: tally.failed, worst: tally.worst };
 }
 
 async function readGolden(file: string): Promise<Buffer> {
@@ -139,16 +147,19 @@ interface ExpectedColumn {
   at: number;
 }
 
-function expectedColumns(file: string, header: string[], scorer: Scorer): ExpectedColumn[] {
+/** The expected_ columns of the header, each matched to the output column it names. */
+function expectedColumns(file: string, found: string[], scorer: Scorer): ExpectedColumn[] {
   const names = scorer.outputs.flatMap((o) => o.names);
-  const shown = names.map((n) => `${EXPECTED}${n}`).join(', ');
-  const found = header.filter((h) => h.startsWith(EXPECTED));
-  if (found.length === 0) throw invalid(file, `no column is named ${EXPECTED}<output column>`, `Write the training library's predictions under ${shown} (README "Golden rows").`, 1);
   return found.map((name) => {
     const output = scorer.outputs.findIndex((o) => o.names.includes(name.slice(EXPECTED.length)));
-    if (output === -1) throw invalid(file, `column "${name}" names no output column of the model`, `The model's output columns are ${names.join(', ')}: name the predictions ${shown}.`, 1);
+    if (output === -1) throw invalid(file, `column "${name}" names no output column of the model`, `The model's output columns are ${names.join(', ')}: name the predictions ${shownNames(scorer)}.`, 1);
     return { name, output, at: scorer.outputs[output]!.names.indexOf(name.slice(EXPECTED.length)) };
   });
+}
+
+/** The expected_ names of the model's output columns (an open output by its name and an index). */
+function shownNames(scorer: Scorer): string {
+  return scorer.outputs.flatMap((o) => (o.names.length > 0 ? o.names : [`${o.output}_<i>`])).map((n) => `${EXPECTED}${n}`).join(', ');
 }
 
 /** Counts the cells compared: the largest difference, the rows beyond the tolerance, the worst of them. */

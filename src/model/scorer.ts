@@ -11,7 +11,7 @@ export type { RowFailure } from './bisect.js';
 export interface OutputColumns {
   output: string;
   type: ort.Tensor.Type;
-  /** Column names: one for shape [N] or [N,1], C for shape [N,C]. */
+  /** Column names: one for shape [N] or [N,1], C for shape [N,C]; none while the width is open (see Scorer.open). */
   names: string[];
 }
 
@@ -31,6 +31,14 @@ export interface Scorer {
   /** Every column read, in the order of the batch (featureColumns of `inputs`). */
   features: string[];
   outputs: OutputColumns[];
+  /**
+   * Outputs whose width neither the graph nor output.columns fixes: they have no names yet,
+   * and `score` returns them whatever their width. `sized` gives the scorer once the first
+   * real rows have shown it (see run/learn-widths.ts); no other scorer writes parts.
+   */
+  open: string[];
+  /** This scorer with the open outputs' widths fixed, and their columns named (`<name>_<i>`, or the name alone for width 1). */
+  sized(widths: Record<string, number>): Promise<Scorer>;
   /**
    * Scores a batch. A row the model fails on alone is not scored: it is in `failed`, and
    * `outputs` hold the other rows, in order. `onFailure` hears of each such row as it is
@@ -60,6 +68,8 @@ export interface ScorerOptions {
   keys?: string[];
   /** The job key the columns came from, named by hints; by default the one these options use (a thread binding a spec passes the job's). */
   jobKey?: JobKey;
+  /** Widths of outputs the graph leaves open, learned from real rows. */
+  widths?: Record<string, number>;
 }
 
 /**
@@ -80,7 +90,7 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
     });
   }
   const feed = tensorFeeds(inputs);
-  const outputs = describeOutputs(model, opts.columns);
+  const outputs = describeOutputs(model, opts.columns, opts.widths ?? {});
   const key = opts.jobKey ?? jobKeyOf(opts);
   const taken = new Set(opts.keys ?? []);
   for (const name of outputs.flatMap((o) => o.names)) {
@@ -98,6 +108,8 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
     inputs,
     features,
     outputs,
+    open: outputs.filter((o) => o.names.length === 0).map((o) => o.output),
+    sized: (widths) => createScorer(model, { ...opts, widths: { ...opts.widths, ...widths } }),
     runFailedHint: runFailedHint(model.metadata.producer, key),
     async score(batch, onFailure = () => undefined) {
       const run: RunRows = async (from, to) => {
@@ -116,9 +128,10 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
   };
 }
 
-/** An output's value for a call of `rows` rows, checked to hold one row of columns per input row. */
+/** An output's value for a call of `rows` rows, checked to hold one row of columns per input row (of any width while it is open). */
 function checkRows(value: ort.Tensor, columns: OutputColumns, rows: number, path: string): ort.Tensor {
-  if (value.data.length !== rows * columns.names.length) {
+  const open = columns.names.length === 0;
+  if (open ? value.dims[0] !== rows || value.data.length % rows !== 0 : value.data.length !== rows * columns.names.length) {
     throw new NightscoreError('MODEL_OUTPUT_SHAPE', `output "${columns.output}" has shape [${value.dims.join(',')}] for ${rows} rows; expected [${rows}${columns.names.length > 1 ? `,${columns.names.length}` : ''}]`, {
       source: path,
       hint: 'nightscore needs one output row per input row; check the model export.',
@@ -277,7 +290,7 @@ function interleave(columns: ColumnValues[], rows: number): ColumnValues {
  * a value some models refuse (a OneHotEncoder that errors on an unknown category), and
  * such a model scores every real row.
  */
-function describeOutputs(model: LoadedModel, columns: Record<string, string | string[]> | undefined): OutputColumns[] {
+function describeOutputs(model: LoadedModel, columns: Record<string, string | string[]> | undefined, widths: Record<string, number>): OutputColumns[] {
   const { session, path } = model;
   const meta = session.outputMetadata;
   const all = meta.map((o) => `"${o.name}"`).join(', ');
@@ -300,7 +313,8 @@ function describeOutputs(model: LoadedModel, columns: Record<string, string | st
     }
     const { type, shape } = m as TensorMeta;
     const labels = model.unwrapped.find((u) => u.output === name)?.labels;
-    return { output: name, type, names: columnNames(name, staticWidth(shape) ?? namedWidth(name, shape, columns?.[name], path), columns?.[name], path, labels) };
+    const width = staticWidth(shape) ?? labels?.length ?? namedWidth(columns?.[name]) ?? widths[name];
+    return { output: name, type, names: width === undefined ? [] : columnNames(name, width, columns?.[name], path, labels) };
   });
 }
 
@@ -312,17 +326,12 @@ function staticWidth(shape: ReadonlyArray<number | string>): number | undefined 
 }
 
 /**
- * An output whose width the graph leaves open takes the width of the names output.columns
- * gives it (every batch's output is checked against it); with one name or none there is no
- * width to go by without running the model on made-up values, which nightscore does not do.
+ * An output whose width the graph leaves open takes the width of a list of names under
+ * output.columns (every batch's output is checked against it); one name is a prefix, and
+ * the width is then learned from the first real rows, never from made-up values.
  */
-function namedWidth(output: string, shape: ReadonlyArray<number | string>, rename: string | string[] | undefined, path: string): number {
-  if (Array.isArray(rename) && rename.length > 1) return rename.length;
-  throw new NightscoreError('OUTPUT_COLUMNS_WIDTH', `output "${output}" of ${path} has shape [${shape.join(', ')}]: its width is not fixed in the graph, so its columns cannot be named before scoring`, {
-    source: path,
-    column: `output.columns.${output}`,
-    hint: `Name each of its columns under output.columns, e.g. output.columns: { ${output}: [${output}_a, ${output}_b] }, or export the model with a fixed output width.`,
-  });
+function namedWidth(rename: string | string[] | undefined): number | undefined {
+  return Array.isArray(rename) && rename.length > 0 ? rename.length : undefined;
 }
 
 /**

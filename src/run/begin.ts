@@ -8,7 +8,8 @@ import { locationsOverlap, openLocation } from '../storage/open.js';
 import { isRemote } from '../model/fetch.js';
 import { takesNan, type InputBinding } from '../model/features.js';
 import { VERSION } from '../version.js';
-import type { PreparedJob } from './bind.js';
+import { sizeOutputs, type PreparedJob } from './bind.js';
+import { learnWidths } from './learn-widths.js';
 import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import { MAX_CHUNKS, OUTPUT_FILES, rejectsApart, type RunManifest } from './manifest.js';
@@ -69,7 +70,9 @@ export async function planDate(prepared: PreparedJob, date: string): Promise<Dat
     });
   }
   const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), runFolders(where), inputs, [prepared.spec]);
-  return { spec, chunks, skipped };
+  if (prepared.scorer.open.length === 0) return { spec, chunks, skipped };
+  const sized = await sizeOutputs(prepared, await learnWidths(spec, chunks, prepared.scorer, prepared.spec.location));
+  return { spec: { ...spec, models: [sized.spec] }, chunks, skipped };
 }
 
 /**

@@ -91,6 +91,17 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
   return { job, model, scorer, spec };
 }
 
+/**
+ * The job with its model's open outputs sized (see learn-widths.ts): the widths are the
+ * date's, so the run's spec pins the names, and every chunk checks its batches against them.
+ */
+export async function sizeOutputs(prepared: PreparedJob, widths: Record<string, number>): Promise<PreparedJob> {
+  const scorer = await prepared.scorer.sized(widths);
+  const spec: ModelSpec = { ...prepared.spec, outputs: scorer.outputs };
+  scorersOf(prepared.model).set(bindingKey(spec, prepared.job.input.key), Promise.resolve(scorer));
+  return { ...prepared, scorer, spec };
+}
+
 const scorers = new WeakMap<LoadedModel, Map<string, Promise<Scorer>>>();
 
 function scorersOf(model: LoadedModel): Map<string, Promise<Scorer>> {
@@ -131,6 +142,13 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
     });
     bound.set(key, scorer);
     scorer.catch(() => bound.delete(key));
+  }
+  const open = (await scorer).open;
+  if (open.length > 0) {
+    // A plan sizes every output before a chunk is planned: a spec without names is not ours.
+    throw new NightscoreError('INTERNAL', `the chunk's spec names no columns for output ${open.map((o) => `"${o}"`).join(', ')} of ${spec.location}`, {
+      hint: 'Run the date again; if it happens again, report it.',
+    });
   }
   return scorer;
 }

@@ -31,7 +31,7 @@ export interface ScoreOptions {
   signal?: AbortSignal;
 }
 
-interface ChunkContext extends ScoreOptions {
+export interface ChunkContext extends ScoreOptions {
   spec: ChunkSpec;
   scorer: Scorer;
   keys: string[];
@@ -62,11 +62,19 @@ export interface ChunkResult {
   segments: SegmentResult[];
 }
 
+/** Where a segment's batches go as they are read: a chunk's sink writes them; the width probe (learn-widths.ts) only scores them. */
+export interface BatchSink {
+  /** Called once the key columns' source types are known, before the first flush. */
+  open(keys: KeyColumn[]): Promise<void>;
+  /** Takes the rows the builder holds, and the rows it rejected. */
+  flush(builder: BatchBuilder, segmentStart: number): Promise<void>;
+}
+
 /**
  * Where a chunk's rows go: scored batches to the part, rejected rows to the staged rejects
  * file (created on the first reject). Every row handed to it lands in exactly one of them.
  */
-class ChunkSink {
+class ChunkSink implements BatchSink {
   readonly rows: RowCounts = { read: 0, scored: 0, rejected: 0 };
   private part: PartWriter | undefined;
   private partFile: DigestingWriter | undefined;
@@ -172,27 +180,14 @@ class ChunkSink {
  */
 export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOptions = {}): Promise<ChunkResult> {
   const out = openLocation(spec.output.uri);
-  const model = champion(spec);
-  const ctx: ChunkContext = {
-    ...opts,
-    spec,
-    scorer,
-    keys: spec.input.key,
-    metadata: {
-      'nightscore.job': spec.run.job,
-      'nightscore.date': spec.run.date,
-      'nightscore.model_sha256': model.sha256,
-      ...(model.registry ? { 'nightscore.model_name': model.registry.name, 'nightscore.model_version': String(model.registry.version), 'nightscore.model_ref': model.registry.ref } : {}),
-    },
-    columns: featureColumns(scorer.inputs, spec.input.missing),
-  };
+  const ctx = chunkContext(spec, scorer, opts);
   const sink = new ChunkSink(ctx, out, spec.index);
   const segments: SegmentResult[] = [];
   const stats = emptyStats();
   try {
     for (const segment of spec.segments) {
       const before = sink.rows.read;
-      segments.push(segment.rows ? await scoreParquetSegment(segment, ctx, sink) : await scoreCsvSegment(segment, ctx, sink));
+      segments.push(await feedSegment(segment, ctx, sink));
       stats.inputs[segment.uri] = (stats.inputs[segment.uri] ?? 0) + sink.rows.read - before;
     }
     await sink.close();
@@ -210,7 +205,30 @@ export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOpt
   };
 }
 
-async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
+/** What reading a chunk's segments needs besides the sink. */
+export function chunkContext(spec: ChunkSpec, scorer: Scorer, opts: ScoreOptions = {}): ChunkContext {
+  const model = champion(spec);
+  return {
+    ...opts,
+    spec,
+    scorer,
+    keys: spec.input.key,
+    metadata: {
+      'nightscore.job': spec.run.job,
+      'nightscore.date': spec.run.date,
+      'nightscore.model_sha256': model.sha256,
+      ...(model.registry ? { 'nightscore.model_name': model.registry.name, 'nightscore.model_version': String(model.registry.version), 'nightscore.model_ref': model.registry.ref } : {}),
+    },
+    columns: featureColumns(scorer.inputs, spec.input.missing),
+  };
+}
+
+/** Reads a segment's rows in batches into `sink`. */
+export function feedSegment(segment: Segment, ctx: ChunkContext, sink: BatchSink): Promise<SegmentResult> {
+  return segment.rows ? scoreParquetSegment(segment, ctx, sink) : scoreCsvSegment(segment, ctx, sink);
+}
+
+async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: BatchSink): Promise<SegmentResult> {
   const stats: LineRangeStats = { newlines: 0 };
   const streams: Readable[] = [];
   try {
@@ -235,7 +253,7 @@ async function scoreCsvSegment(segment: Segment, ctx: ChunkContext, sink: ChunkS
  * fetched and decoded, the whole segment at once, then scored a batch at a time; a reject's
  * line is its 0-based row index in the file.
  */
-async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: ChunkSink): Promise<SegmentResult> {
+async function scoreParquetSegment(segment: Segment, ctx: ChunkContext, sink: BatchSink): Promise<SegmentResult> {
   const { openParquet, parquetColumnReader, parquetKeyReader, resolveColumn } = await parquetReader();
   const source = await openParquet(segment.uri, segment.bytes, segment.version);
   const features = ctx.columns.map((c) => resolveColumn(source.metadata, c.name, c.type, segment.uri, champion(ctx.spec).binding.job_key));
