@@ -44,6 +44,8 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     inputs: binding,
     features: opts.features,
     outputs: [],
+    open: [],
+    sized: () => Promise.resolve(scorer),
     runFailedHint: '',
     // Read the batch as inference would, so nothing upstream is skipped; produce nothing.
     score: async (batch) => {
