@@ -2,7 +2,7 @@
  * Golden rows: a small CSV of input rows with the training library's own predictions beside
  * them, scored here and compared. A converter can export a model that loads and runs but
  * predicts something else (skl2onnx drops HistGradientBoosting's categorical splits); only a
- * comparison with the library it came from shows it. README "Golden rows" is the contract.
+ * comparison with the library it came from shows it. docs/registry.md, "Golden rows", is the contract.
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -143,7 +143,7 @@ function expectedColumns(file: string, header: string[], scorer: Scorer): Expect
   const names = scorer.outputs.flatMap((o) => o.names);
   const shown = names.map((n) => `${EXPECTED}${n}`).join(', ');
   const found = header.filter((h) => h.startsWith(EXPECTED));
-  if (found.length === 0) throw invalid(file, `no column is named ${EXPECTED}<output column>`, `Write the training library's predictions under ${shown} (README "Golden rows").`, 1);
+  if (found.length === 0) throw invalid(file, `no column is named ${EXPECTED}<output column>`, `Write the training library's predictions under ${shown} (docs/registry.md, "Golden rows").`, 1);
   return found.map((name) => {
     const output = scorer.outputs.findIndex((o) => o.names.includes(name.slice(EXPECTED.length)));
     if (output === -1) throw invalid(file, `column "${name}" names no output column of the model`, `The model's output columns are ${names.join(', ')}: name the predictions ${shown}.`, 1);
