@@ -15,13 +15,13 @@ export interface ErrorContract {
   kind: ErrorKind;
   /** Transient failures (network, 5xx, a cut body) may succeed when tried again; nothing else is retried. */
   retryable: boolean;
-  /** What it means, in a few words (README "Error codes" lists the table). */
+  /** What it means, in a few words (docs/errors.md, "Error codes", lists the table). */
   means: string;
 }
 
 const code = (kind: ErrorKind, means: string, retryable = false): ErrorContract => ({ kind, retryable, means });
 
-/** Every code nightscore raises, with its kind and retry rule. README "Error codes" is this table. */
+/** Every code nightscore raises, with its kind and retry rule. docs/errors.md, "Error codes", is this table. */
 export const ERROR_CODES = {
   BAD_DATE: code('usage', 'a --date, --from or --to that is not a calendar date'),
   BAD_OPTION: code('usage', 'a command-line option out of its range or missing'),
@@ -249,7 +249,7 @@ export function worthRetrying(e: NightscoreError): boolean {
   return e.retryable;
 }
 
-/** Exit code contract (README "Exit codes"): 2 usage/config, 3 data-quality limit, 1 anything else. */
+/** Exit code contract (docs/errors.md, "Exit codes"): 2 usage/config, 3 data-quality limit, 1 anything else. */
 export function exitCodeFor(kind: ErrorKind): number {
   if (kind === 'usage' || kind === 'config') return 2;
   if (kind === 'limit') return 3;

@@ -104,7 +104,7 @@ export function readRedisCaFile(file: string): Buffer {
   }
 }
 
-/** The table: every variable nightscore reads, and its form (README "Queue settings", "S3 configuration"). */
+/** The table: every variable nightscore reads, and its form (docs/operations.md, "Queue settings" and docs/operations.md, "S3 configuration"). */
 const SETTINGS = {
   NIGHTSCORE_REDIS_URL: text('redis://127.0.0.1:6379', 'a redis:// or rediss:// URL', 'redis://127.0.0.1:6379', (raw) => parseRedisUrl(raw) !== undefined),
   // Read at start, though only a rediss:// connection uses it: a file that is not there is a mistake either way.

@@ -129,7 +129,7 @@ describe('prediction rows', () => {
     for (const delimiter of [',', ';', '\t', '.']) {
       for (const escapeFormulas of [false, true]) {
         const esc = (t: string) => (escapeFormulas ? escapeFormula(t) : t);
-        // An empty-string key is written `""`, a null key as an empty cell (README "Keys"):
+        // An empty-string key is written `""`, a null key as an empty cell (docs/output.md, "Keys"):
         // csv-stringify writes both empty, so the empty string goes through as a stand-in.
         const EMPTY = '\u0001empty\u0001';
         const expected = stringify(

@@ -1,15 +1,12 @@
-import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { decodeFailure, encodeFailure, ERROR_CODES, exitCodeFor, NightscoreError, worthRetrying, type ErrorCode } from '../src/errors.js';
-import { REPO } from './support/workspace.js';
+import { section } from './support/docs.js';
 
-/** The one error table: code → kind, retried, exit code. The README lists it for operators. */
+/** The one error table: code → kind, retried, exit code. docs/errors.md lists it for operators. */
 
 describe('the error table', () => {
-  it('is the README\'s "Error codes" table, row for row', async () => {
-    const readme = await readFile(`${REPO}/README.md`, 'utf8');
-    const section = readme.slice(readme.indexOf('### Error codes'), readme.indexOf('## The queue'));
-    const rows = [...section.matchAll(/^\| `([A-Z0-9_]+)` \| (\w+) \| (yes|no) \| (\d) \| (.+) \|$/gm)].map((m) => m.slice(1, 6));
+  it('is the "Error codes" table of docs/errors.md, row for row', () => {
+    const rows = [...section('docs/errors.md', 'Error codes').matchAll(/^\| `([A-Z0-9_]+)` \| (\w+) \| (yes|no) \| (\d) \| (.+) \|$/gm)].map((m) => m.slice(1, 6));
     const table = Object.entries(ERROR_CODES).map(([code, c]) => [code, c.kind, c.retryable ? 'yes' : 'no', String(exitCodeFor(c.kind)), c.means]);
     expect(rows).toEqual(table);
   });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, Workspace } from './support/workspace.js';
 
 /**
- * Golden rows (README "Golden rows"): input rows with the training library's own predictions
+ * Golden rows (docs/registry.md, "Golden rows"): input rows with the training library's own predictions
  * beside them, scored and compared, so a converter's silent mistake is caught before a
  * version is registered. The "library" here is the logistic regression computed in float64,
  * as scikit-learn computes it; the ONNX model computes it in float32.

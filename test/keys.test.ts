@@ -91,7 +91,7 @@ describe('keys are copied losslessly', () => {
       ['2', '0', '9999999999.99', '1970-01-01T00:00:00.000000Z', '1970-01-01T00:00:00.000000001', '0001-01-01', '9223372036854775807', ''],
       ['3', '', '', '', '', '', '', 'naïve, "quoted"'],
     ]);
-    // In the file, the empty string is quoted and the null is not (README "Keys").
+    // In the file, the empty string is quoted and the null is not (docs/output.md, "Keys").
     const raw = (await ws.read(`out/to-csv/dt=${DATE}/part-00000.csv`)).split('\n');
     expect(raw[2]).toMatch(/,9223372036854775808,"",|,-9223372036854775808,"",/);
     expect(raw[3]).toMatch(/,9223372036854775807,,/);

@@ -3,7 +3,7 @@ import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
 import { runCli, startCli, Workspace } from './support/workspace.js';
 
 /**
- * Late upstream data and re-runs (README "Operating nightscore"): a run waits for its input
+ * Late upstream data and re-runs (docs/operations.md, "Operating nightscore"): a run waits for its input
  * as a delayed job (input.wait), holding no worker slot; a failed date is run again by the
  * next `run --queue` (or fire); `--force` runs a succeeded date again, never one in flight.
  */

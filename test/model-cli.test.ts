@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { logisticModel } from '../scripts/onnx-builder.js';
 import { runCli, Workspace } from './support/workspace.js';
 
-/** `nightscore model …` as the README shows it: tables for people, --json for scripts. */
+/** `nightscore model …` as docs/registry.md shows it: tables for people, --json for scripts. */
 
 let ws: Workspace;
 let env: Record<string, string>;

@@ -4,7 +4,7 @@ import { runCli, Workspace } from './support/workspace.js';
 
 /**
  * Downstream jobs read a job's outputs with globs and dataset readers. These are the globs
- * README "Reading the outputs" gives, run by DuckDB over two scored dates with rejected rows:
+ * docs/output.md, "Reading the outputs", gives, run by DuckDB over two scored dates with rejected rows:
  * each must read the predictions and nothing else.
  */
 

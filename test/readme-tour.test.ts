@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadJob, locateRun } from '../src/job/load.js';
 import { REPO, runCli } from './support/workspace.js';
 
 /** The sh block after `heading` in the README, as lines. */
@@ -27,5 +28,19 @@ describe("the README's tour", () => {
     expect(day).toBe(demoDay);
     expect(commands.length).toBeGreaterThan(0);
     for (const line of commands) expect(line).toMatch(/^npx nightscore \w+ jobs\/churn-daily\.yaml --date \$day\b/);
+  });
+
+  it("looks, in its five-minute tour, where the demo's job writes the day, at the columns it writes", async () => {
+    const [setDay, setOut, ...commands] = await readmeBlock('## A five-minute tour');
+    expect(setDay).toMatch(/^day=\$\(date /);
+    const [day, out] = execFileSync('sh', ['-c', `${setDay!.replace(/#.*/, '')}\n${setOut!.replace(/#.*/, '')}\necho "$day"; echo "$out"`], { cwd: REPO, encoding: 'utf8' }).trim().split('\n');
+    const job = await loadJob(path.join(REPO, 'jobs/churn-daily.yaml'));
+    const where = locateRun(job, day!);
+    expect(path.resolve(REPO, out!) + path.sep).toBe(where.outputUri);
+    // The tour reads the rejects in _rejects/ of the output folder: the job must keep them there.
+    expect(where.rejectsUri).toBeUndefined();
+    const header = [...(job.input.key ?? []), ...Object.values(job.output.columns ?? {}).flat()];
+    const head = commands.find((c) => c.startsWith('head -3 $out/part-'));
+    expect(head).toContain(`# ${header[0]}, then ${header.slice(1).join(', ')}`);
   });
 });

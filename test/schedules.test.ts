@@ -3,7 +3,7 @@ import { createTestQueue, type TestQueue } from './support/queue.js';
 import { runCli, startCli, Workspace } from './support/workspace.js';
 
 /**
- * Schedules you can see and stop (README "The queue"): `schedule list`, `pause`/`resume`, and
+ * Schedules you can see and stop (docs/operations.md, "The queue: schedules, backfills, workers"): `schedule list`, `pause`/`resume`, and
  * `sync` that removes only the schedulers of its own folder. Fires here come from real BullMQ
  * job schedulers, on a cron with a seconds field so that a test sees several.
  */

@@ -52,7 +52,7 @@ interface GoldenOption {
 
 export async function registerCommand(name: string, file: string, opts: RegistryOption & GoldenOption & { alias?: string; tag?: string[]; metric?: string[]; description?: string; reason?: string; check?: string }): Promise<number> {
   if (opts.check === undefined && (opts.tolerance !== undefined || opts.job !== undefined)) {
-    throw new NightscoreError('BAD_OPTION', `${opts.tolerance !== undefined ? '--tolerance' : '--job'} goes with --check <golden.csv>`, { hint: 'Give the golden rows to compare: --check golden.csv (README "Golden rows").' });
+    throw new NightscoreError('BAD_OPTION', `${opts.tolerance !== undefined ? '--tolerance' : '--job'} goes with --check <golden.csv>`, { hint: 'Give the golden rows to compare: --check golden.csv (docs/registry.md, "Golden rows").' });
   }
   const golden = opts.check === undefined ? undefined : await goldenCheck(opts.check, opts);
   const record = await open(opts).register(name, path.resolve(file), {

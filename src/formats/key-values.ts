@@ -4,7 +4,7 @@
  * as a number, a microsecond timestamp as a Date), so Parquet keys that would are read as
  * these values, which print as exact text in CSV and write back as the same Parquet type.
  *
- * CSV text of each (README "Keys"):
+ * CSV text of each (docs/output.md, "Keys"):
  * - DECIMAL: its exact decimal text (`9007199254740993007`, `-12.50` at scale 2);
  * - timestamps: ISO 8601 at the column's unit (`2024-01-02T03:04:05.123456Z` for µs, nine
  *   digits for ns), with `Z` when the column is adjusted to UTC and without it when local;

@@ -1,5 +1,5 @@
 /**
- * Text <-> number conversions with the exact rules the README promises: what counts as a
+ * Text <-> number conversions with the exact rules docs/job-file.md promises: what counts as a
  * feature value, and how predictions print so that they read back bit-for-bit.
  */
 

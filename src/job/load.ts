@@ -80,9 +80,9 @@ export function parseJob(text: string, file: string): JobDefinition {
     if (issue.code === 'unrecognized_keys') {
       const key = issue.keys[0]!;
       const others = issue.keys.slice(1).map((k) => `"${k}"${didYouMean(k, keysAt(at)).replace(/^; (.*)$/, ' ($1)')}`);
-      throw invalid([...at, key], `unknown key${didYouMean(key, keysAt(at))}${others.length ? ` (and unknown here too: ${others.join(', ')})` : ''}`, `The keys here are ${keysAt(at).join(', ')}; see "Job file reference" in the README.`);
+      throw invalid([...at, key], `unknown key${didYouMean(key, keysAt(at))}${others.length ? ` (and unknown here too: ${others.join(', ')})` : ''}`, `The keys here are ${keysAt(at).join(', ')}; see docs/job-file.md, "Job file reference".`);
     }
-    throw invalid(at, describeIssue(issue, doc.getIn(at)), 'See "Job file reference" in the README for every key and its type.');
+    throw invalid(at, describeIssue(issue, doc.getIn(at)), 'See docs/job-file.md, "Job file reference", for every key and its type.');
   }
   const job = parsed.data;
   const dir = path.dirname(file);
@@ -99,7 +99,7 @@ export function parseJob(text: string, file: string): JobDefinition {
       parseModelRef(model);
     } catch (err) {
       if (!(err instanceof NightscoreError)) throw err;
-      throw invalid(['model', job.model.uri === undefined ? 'path' : 'uri'], err.message, err.hint ?? 'See "Model registry" in the README.');
+      throw invalid(['model', job.model.uri === undefined ? 'path' : 'uri'], err.message, err.hint ?? 'See docs/registry.md, "Model registry".');
     }
   }
   for (const [keyPath, uri] of locations) {
@@ -110,7 +110,7 @@ export function parseJob(text: string, file: string): JobDefinition {
 
     } catch (err) {
       if (!(err instanceof NightscoreError)) throw err;
-      throw invalid(keyPath, err.message, err.hint ?? 'See "Job file reference" in the README.');
+      throw invalid(keyPath, err.message, err.hint ?? 'See docs/job-file.md, "Job file reference".');
     }
   }
   // The rejects folder is written and cleaned like the output folder, per date: one shared by

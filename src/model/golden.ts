@@ -2,7 +2,7 @@
  * Golden rows: a small CSV of input rows with the training library's own predictions beside
  * them, scored here and compared. A converter can export a model that loads and runs but
  * predicts something else (skl2onnx drops HistGradientBoosting's categorical splits); only a
- * comparison with the library it came from shows it. README "Golden rows" is the contract.
+ * comparison with the library it came from shows it. docs/registry.md, "Golden rows", is the contract.
  */
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';

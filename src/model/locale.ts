@@ -19,7 +19,7 @@ export function missingLocaleError(path: string, err: unknown): NightscoreError 
   const locale = found[1] || 'en_US.UTF-8';
   return new NightscoreError('MODEL_LOCALE_MISSING', `${path}: a StringNormalizer in the model lowercases text in the locale "${locale}", which this machine does not have installed (locale -a lists those it has)`, {
     source: path,
-    hint: `Either install the locale where nightscore runs — on Debian or Ubuntu: apt-get install -y locales && sed -i 's/^# *${locale}/${locale}/' /etc/locale.gen && locale-gen (the nightscore image has en_US.UTF-8) — or export the model with a locale every machine has: set the StringNormalizer's locale attribute to C.UTF-8 (README "Text models and locales" shows how), then compare it with the training library's predictions (nightscore model check).`,
+    hint: `Either install the locale where nightscore runs — on Debian or Ubuntu: apt-get install -y locales && sed -i 's/^# *${locale}/${locale}/' /etc/locale.gen && locale-gen (the nightscore image has en_US.UTF-8) — or export the model with a locale every machine has: set the StringNormalizer's locale attribute to C.UTF-8 (docs/job-file.md, "Text models and locales", shows how), then compare it with the training library's predictions (nightscore model check).`,
     cause: err,
   });
 }

@@ -1,7 +1,7 @@
 import type { RedisOptions } from 'bullmq';
 import { parseRedisUrl, readRedisCaFile, setting } from '../settings.js';
 
-/** Where the queue lives and how it behaves; every field comes from the environment (README "Queue settings"). */
+/** Where the queue lives and how it behaves; every field comes from the environment (docs/operations.md, "Queue settings"). */
 export interface QueueConfig {
   /** Redis URL: redis://, rediss:// (TLS), with user:password when the server needs them. */
   redisUrl: string;

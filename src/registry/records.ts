@@ -37,7 +37,7 @@ const fileName = z
 const versionFile = z.object({ name: fileName, sha256, bytes }, { error: 'a file: { name, sha256, bytes }' });
 const tensor = z.object({ name: text, type: text, shape: z.array(z.union([z.number(), z.string()], { error: 'a dimension' }), { error: 'a list of dimensions' }) }, { error: 'a tensor: { name, type, shape }' });
 
-/** A golden rows check the version passed when it was registered (README "Golden rows"). */
+/** A golden rows check the version passed when it was registered (docs/registry.md, "Golden rows"). */
 const versionCheck = z.object({
   kind: z.literal('golden', { error: '"golden"' }),
   /** The golden file's name and sha256: which rows were compared. */
@@ -55,7 +55,7 @@ export const versionRecordSchema = z
   .object({
     name: modelName,
     version,
-    /** The model's identity over its files (README "Model identity"): what manifests and pins compare. */
+    /** The model's identity over its files (docs/job-file.md, "Model identity and external data"): what manifests and pins compare. */
     sha256,
     /** Size of the model file. */
     bytes,

@@ -1,6 +1,6 @@
 /**
  * The model registry: versioned models and their aliases in object storage (or a local
- * folder), with nothing else to run. The layout is a contract (README "Model registry"):
+ * folder), with nothing else to run. The layout is a contract (docs/registry.md, "Model registry"):
  *
  *   <root>/<name>/versions/<n>/model.onnx      the model, and its external data files by name
  *   <root>/<name>/versions/<n>/version.json    VersionRecord; a version exists once this does

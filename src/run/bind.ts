@@ -47,7 +47,7 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
     throw new NightscoreError('MODEL_SHA_MISMATCH', `${what} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
       source: location,
       column: 'model.sha256',
-      hint: 'The model changed (its file, or its external data). Deploy the pinned model, or update model.sha256 after checking the new one (README "Model identity").',
+      hint: 'The model changed (its file, or its external data). Deploy the pinned model, or update model.sha256 after checking the new one (docs/job-file.md, "Model identity and external data").',
     });
   }
   const scorer = await createScorer(model, {
