@@ -49,7 +49,7 @@ export const ERROR_CODES = {
   MODEL_NO_FEATURES: code('config', 'no model.features and no feature_names in the model'),
   MODEL_REF_INVALID: code('config', 'a models:/ reference that is not one of its forms'),
   OUTPUT_COLUMN_CLASH: code('config', 'a prediction column named like a key or another output'),
-  OUTPUT_COLUMNS_WIDTH: code('config', 'output.columns names more or fewer columns than the output has'),
+  OUTPUT_COLUMNS_WIDTH: code('config', 'output.columns names more or fewer columns than the output has, or no row of the date scored to show an open width'),
   OUTPUT_NOT_OURS: code('config', 'the output folder holds part files nightscore did not write'),
   OUTPUT_OVERLAPS_INPUT: code('config', 'the output (or rejects) folder is, or is inside, the input (or around it)'),
   OUTPUT_UNKNOWN: code('config', 'output.columns names an output the model does not have'),
