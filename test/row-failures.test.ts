@@ -165,3 +165,18 @@ describe('an embedding fed one out-of-range index among thousands of rows', () =
     });
   });
 });
+
+describe('a chunk that starts mid-object', () => {
+  it('a stop there does not name a line of the range as the object\'s', async () => {
+    // chunk.bytes splits the object into ranges; the rows of the second half fail.
+    const rows = ['id,idx', ...Array.from({ length: 6_000 }, (_, i) => `k${String(i).padStart(4, '0')},${i >= 3_000 ? TABLE + i : i % TABLE}`)];
+    const res = await run('embedding-mid', rows, { path: embedding, inputs: { idx: ['idx'] } }, { chunk: { rows: 500, bytes: 20_000 }, limits: { max_reject_rate: 0.001 } });
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/embedding-mid/dt=${DATE}`);
+    // k3000 is on line 3,002 of a.csv; its chunk starts mid-object and counts lines from there
+    // (the commit numbers them), so the error says so rather than name the wrong line of a.csv.
+    expect(manifest.error).toMatchObject({ code: 'REJECT_RATE_EXCEEDED' });
+    expect(manifest.error!.line).toBeUndefined();
+    expect(manifest.error!.message).toMatch(/the first, \S*a\.csv \(line \d+ of the range starting at byte [1-9]\d*\): .*idx=3100 /);
+  });
+});
