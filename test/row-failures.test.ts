@@ -180,3 +180,29 @@ describe('a chunk that starts mid-object', () => {
     expect(manifest.error!.message).toMatch(/the first, \S*a\.csv \(line \d+ of the range starting at byte [1-9]\d*\): .*idx=3100 /);
   });
 });
+
+describe('a model that fails on a batch of rows but on none of them alone', () => {
+  it('is MODEL_RUN_FAILED with the dynamic batch hint, not scored one call a row', async () => {
+    // A Reshape to a fixed [1, 2] inside a graph whose input is [N, 2]: one row scores, two do not.
+    const model = await ws.write('one-row.onnx', buildModel({
+      inputs: [{ name: 'x', elem: 'float', shape: ['N', 2] }],
+      outputs: [{ name: 'y', elem: 'float', shape: ['N', 1] }],
+      nodes: [
+        { op: 'Reshape', inputs: ['x', 'S'], outputs: ['r'] },
+        { op: 'MatMul', inputs: ['r', 'W'], outputs: ['y'] },
+      ],
+      floats: { W: { dims: [2, 1], values: [0.5, 2] } },
+      ints: { S: { dims: [2], values: [1, 2] } },
+    }));
+    const rows = ['id,a,b', ...Array.from({ length: 300 }, (_, i) => `r${i},${i % 7},${i % 11}`)];
+    const res = await run('one-row', rows, { path: model, features: ['a', 'b'] });
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/one-row/dt=${DATE}`);
+    expect(manifest.error).toMatchObject({
+      code: 'MODEL_RUN_FAILED',
+      message: expect.stringMatching(/fails on 2 rows together but scores each half of them alone, so no row is at fault: .*Reshape/),
+      hint: expect.stringContaining('dynamic batch dimension'),
+    });
+    expect(manifest.rows.scored).toBe(0);
+  });
+});
