@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { buildModel } from '../scripts/onnx-builder.js';
 import { runCli, Workspace } from './support/workspace.js';
 
@@ -178,6 +179,28 @@ describe('a chunk that starts mid-object', () => {
     expect(manifest.error).toMatchObject({ code: 'REJECT_RATE_EXCEEDED' });
     expect(manifest.error!.line).toBeUndefined();
     expect(manifest.error!.message).toMatch(/the first, \S*a\.csv \(line \d+ of the range starting at byte [1-9]\d*\): .*idx=3100 /);
+  });
+});
+
+describe('a Parquet object', () => {
+  it('a stop names the first failing row by its row index, said as such', async () => {
+    const ids = Array.from({ length: 2_000 }, (_, i) => `k${i}`);
+    const idx = Array.from({ length: 2_000 }, (_, i) => BigInt(i >= 700 ? TABLE + i : i % TABLE));
+    await ws.write(`in/embedding-pq/dt=${DATE}/a.parquet`, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'id', data: ids, type: 'STRING' }, { name: 'idx', data: idx, type: 'INT64' }] })));
+    const file = await ws.job('embedding-pq.yaml', {
+      name: 'embedding-pq',
+      input: { uri: 'in/embedding-pq/dt={date}/', format: 'parquet', key: ['id'] },
+      model: { path: embedding, inputs: { idx: ['idx'] } },
+      output: { uri: 'out/embedding-pq/dt={date}/', format: 'csv' },
+      chunk: { rows: 500 },
+      limits: { max_reject_rate: 0.001 },
+    });
+    const res = await runCli(['run', file, '--date', DATE]);
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/embedding-pq/dt=${DATE}`);
+    expect(manifest.error).toMatchObject({ code: 'REJECT_RATE_EXCEEDED' });
+    expect(manifest.error!.line).toBeUndefined();
+    expect(manifest.error!.message).toMatch(/the first, \S*a\.parquet \(row 700, counted from 0\): .*idx=800 /);
   });
 });
 
