@@ -87,7 +87,7 @@ export const ERROR_CODES = {
   MODEL_NON_TENSOR_OUTPUT: code('model', 'a selected output that is not a tensor (a sequence or map other than a ZipMap ending the graph)'),
   MODEL_NOT_FOUND: code('model', 'a model file that cannot be read'),
   MODEL_OUTPUT_SHAPE: code('model', 'an output without one row per input row'),
-  MODEL_RUN_FAILED: code('model', 'a model that fails on every row it is given, one at a time'),
+  MODEL_RUN_FAILED: code('model', 'a model that fails on every row it is given, one at a time; or on a batch of rows whose halves it scores (no row is at fault: a graph built for one row, memory)'),
   MODEL_SHA_MISMATCH: code('model', 'a model file whose sha256 is not the pinned model.sha256'),
   MODEL_SIGNATURE: code('model', 'a model whose inputs do not fit the job\'s features'),
   REGISTRY_CORRUPT: code('model', 'a registered version whose stored bytes or records are not what was registered'),

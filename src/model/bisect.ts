@@ -27,33 +27,41 @@ interface Piece {
 /**
  * Scores rows [0, rows) with `run`, halving any range the model fails on down to single rows.
  * `onFailure` hears of each failing row as it is found, in row order, and may throw to stop
- * (a reject limit certain to be exceeded). Returns the outputs of the rows that scored, in
- * row order, each the concatenation of the calls' outputs (so bit for bit what those calls
- * gave), and the rows that failed.
+ * (a reject limit certain to be exceeded). A range that fails while both its halves score is
+ * the batch's failure, not a row's: `batchFailed` makes the error thrown. Returns the outputs
+ * of the rows that scored, in row order, each the concatenation of the calls' outputs (so bit
+ * for bit what those calls gave), and the rows that failed.
  */
 export async function scoreBisecting(
   rows: number,
   run: RunRows,
   onFailure: (failure: RowFailure) => void,
+  batchFailed: (rows: number, message: string) => Error,
 ): Promise<{ data: Array<ort.Tensor['data']>; failed: RowFailure[] }> {
   const pieces: Piece[] = [];
   const failed: RowFailure[] = [];
-  // Depth first, left half first: failures are found (and reported) in row order.
-  const visit = async (from: number, to: number): Promise<void> => {
+  // Depth first, left half first: failures are found (and reported) in row order. Returns
+  // whether a row of the range failed.
+  const visit = async (from: number, to: number): Promise<boolean> => {
     const got = await run(from, to);
     if (Array.isArray(got)) {
       pieces.push({ from, to, values: got });
-      return;
+      return false;
     }
     if (to - from === 1) {
       const failure = { row: from, message: got.failed };
       failed.push(failure);
       onFailure(failure);
-      return;
+      return true;
     }
     const mid = from + Math.ceil((to - from) / 2);
-    await visit(from, mid);
-    await visit(mid, to);
+    const left = await visit(from, mid);
+    const right = await visit(mid, to);
+    // A row the model fails on fails every range holding it: rows that score in halves but
+    // not together fail as a batch (a graph built for one row, memory), and halving on would
+    // score them one call a row, without a word.
+    if (!left && !right) throw batchFailed(to - from, got.failed);
+    return left || right;
   };
   if (rows > 0) await visit(0, rows);
   const outputs = pieces[0]?.values.length ?? 0;

@@ -122,7 +122,9 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
         }
         return outputs.map((columns) => checkRows(result[columns.output] as ort.Tensor, columns, to - from, path));
       };
-      const { data, failed } = await scoreBisecting(batch.rows, run, onFailure);
+      const batchFailed = (rows: number, message: string) =>
+        new NightscoreError('MODEL_RUN_FAILED', `${path} fails on ${rows} rows together but scores each half of them alone, so no row is at fault: ${message}`, { source: path, hint: runFailedHint(model.metadata.producer, key) });
+      const { data, failed } = await scoreBisecting(batch.rows, run, onFailure, batchFailed);
       return { outputs: outputs.map((columns, o) => ({ columns, data: data[o] ?? [] })), failed };
     },
   };

@@ -8,7 +8,7 @@
 import { NightscoreError } from '../errors.js';
 import type { BatchBuilder, Reject } from '../formats/batch.js';
 import type { Scorer } from '../model/scorer.js';
-import { modelReject, rejectLimitError } from './model-rejects.js';
+import { modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
 import type { ChunkPlan } from './plan.js';
 import { chunkContext, feedSegment, type BatchSink, type ChunkContext } from './score-chunk.js';
 import { chunkSpec, type RunSpec } from './spec.js';
@@ -25,13 +25,13 @@ class Learned {
  */
 class WidthProbe implements BatchSink {
   rejected = 0;
-  private first: Reject | undefined;
+  private first: { reject: Reject; at: RejectPlace } | undefined;
 
   constructor(private readonly ctx: ChunkContext) {}
 
   async open(): Promise<void> {}
 
-  async flush(builder: BatchBuilder): Promise<void> {
+  async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
     const { scorer, keys, spec } = this.ctx;
     if (builder.rows === 0) {
       this.rejected += builder.takeRejects().length;
@@ -42,9 +42,9 @@ class WidthProbe implements BatchSink {
     let failures = 0;
     const { outputs, failed } = await scorer.score(batch, (failure) => {
       failures += 1;
-      this.first ??= modelReject(builder.source, batch, failure, keys.length);
+      this.first ??= { reject: modelReject(builder.source, batch, failure, keys.length), at: { format: spec.input.format, start: segmentStart } };
       // No row of the day has scored yet: the probe stops at the first that does.
-      const error = rejectLimitError(spec.limits, this.rejected + pending + failures, this.first, true, scorer.runFailedHint);
+      const error = rejectLimitError(spec.limits, this.rejected + pending + failures, this.first.reject, this.first.at, true, scorer.runFailedHint);
       if (error) throw error;
     });
     this.rejected += builder.takeRejects().length + failed.length;

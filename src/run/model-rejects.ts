@@ -21,28 +21,37 @@ export function keptKeys(keys: BatchKeys, rows: number, failed: RowFailure[]): B
   };
 }
 
+/** Where a reject's line counts from: the segment it was read in (a CSV byte offset, or a Parquet row range's first row). */
+export interface RejectPlace {
+  format: 'csv' | 'parquet';
+  start: number;
+}
+
 /**
  * The error that stops a chunk whose rejects already exceed limits.max_reject_rate of the
  * most rows the date can hold (the run would fail at its commit whatever the other rows hold,
  * and finding each failing row costs inference calls), or undefined while it may not be.
  * MODEL_RUN_FAILED when the model has scored no row of the chunk: more likely the model than the data.
  */
-export function rejectLimitError(limits: ChunkSpec['limits'], rejected: number, first: Reject, noneScored: boolean, runFailedHint: string): NightscoreError | undefined {
+export function rejectLimitError(limits: ChunkSpec['limits'], rejected: number, first: Reject, at: RejectPlace, noneScored: boolean, runFailedHint: string): NightscoreError | undefined {
   const { max_reject_rate: rate, rows_at_most: most } = limits;
   const certain = most === null ? rate === 0 : rejected > rate * most;
   if (!certain) return undefined;
-  const where = `${first.source}:${first.line}`;
+  // A range's lines count from its start until the commit numbers them (see lineOffsets), and
+  // a Parquet reject's line is its row index: said as such, never as the object's line.
+  const where = at.format === 'parquet' ? `${first.source} (row ${first.line}, counted from 0)` : at.start > 0 ? `${first.source} (line ${first.line} of the range starting at byte ${at.start})` : `${first.source}:${first.line}`;
+  const line = at.format === 'csv' && at.start === 0 ? first.line : undefined;
   const limit = `limits.max_reject_rate is ${(rate * 100).toFixed(2)}%${most === null ? '' : ` of the at most ${most} rows the date holds`}`;
   if (noneScored) {
     return new NightscoreError('MODEL_RUN_FAILED', `the model failed on each of the first ${rejected} rows of the chunk, given alone, and has scored none (${limit}); the first, ${where}: ${first.reason.replace(/^the model failed on this row: /, '')}`, {
       source: first.source,
-      line: first.line,
+      line,
       hint: runFailedHint,
     });
   }
   return new NightscoreError('REJECT_RATE_EXCEEDED', `the model failed on rows it was given alone: ${rejected} rejected in this chunk already, so ${limit} is exceeded whatever the other rows hold; the first, ${where}: ${first.reason}`, {
     source: first.source,
-    line: first.line,
+    line,
     hint: 'The model refuses values in these rows (a category it was not trained on, an index outside its table…): fix them upstream, export the model to accept them (scikit-learn: OneHotEncoder(handle_unknown="ignore")), or raise limits.max_reject_rate.',
   });
 }

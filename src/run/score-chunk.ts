@@ -12,7 +12,7 @@ import type { Scorer } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { digestingWriter, type DigestingWriter } from '../storage/digest.js';
 import { BatchBuilder, mapColumns, type Reject } from '../formats/batch.js';
-import { keptKeys, modelReject, rejectLimitError } from './model-rejects.js';
+import { keptKeys, modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
 import { chunkFiles, type RowCounts } from './manifest.js';
 import type { Segment } from './plan.js';
 import { champion, type ChunkSpec } from './spec.js';
@@ -80,7 +80,7 @@ class ChunkSink implements BatchSink {
   private partFile: DigestingWriter | undefined;
   private rejects: DigestingWriter | undefined;
   /** The chunk's first row the model failed on, which a limit's error names. */
-  private firstFailure: Reject | undefined;
+  private firstFailure: { reject: Reject; at: RejectPlace } | undefined;
   readonly files: ReturnType<typeof chunkFiles>;
 
   constructor(
@@ -115,8 +115,8 @@ class ChunkSink implements BatchSink {
         rejects.push(modelReject(builder.source, batch, failure, this.ctx.keys.length));
         // Depth first, left first: the model has scored nothing yet while every row so far failed.
         const none = this.rows.scored === 0 && failure.row === rejects.length - 1;
-        this.firstFailure ??= rejects[0];
-        this.checkRejectLimit(this.rows.rejected + pending + rejects.length, this.firstFailure!, none);
+        this.firstFailure ??= { reject: rejects[0]!, at: { format: this.ctx.spec.input.format, start: segmentStart } };
+        this.checkRejectLimit(this.rows.rejected + pending + rejects.length, this.firstFailure, none);
       });
       const scored = batch.rows - failed.length;
       await this.part!.writeBatch(failed.length === 0 ? batch.keys : keptKeys(batch.keys, batch.rows, failed), outputs, scored);
@@ -141,8 +141,8 @@ class ChunkSink implements BatchSink {
   }
 
   /** Fails the chunk as soon as the reject limit is certain to be exceeded (see rejectLimitError). */
-  private checkRejectLimit(rejected: number, first: Reject, noneScored: boolean): void {
-    const error = rejectLimitError(this.ctx.spec.limits, rejected, first, noneScored, this.ctx.scorer.runFailedHint);
+  private checkRejectLimit(rejected: number, first: { reject: Reject; at: RejectPlace }, noneScored: boolean): void {
+    const error = rejectLimitError(this.ctx.spec.limits, rejected, first.reject, first.at, noneScored, this.ctx.scorer.runFailedHint);
     if (error) throw error;
   }
 
