@@ -188,6 +188,69 @@ describe('an embedding fed one out-of-range index among thousands of rows', () =
   });
 });
 
+describe('a chunk that starts mid-object', () => {
+  it('a stop there does not name a line of the range as the object\'s', async () => {
+    // chunk.bytes splits the object into ranges; the rows of the second half fail.
+    const rows = ['id,idx', ...Array.from({ length: 6_000 }, (_, i) => `k${String(i).padStart(4, '0')},${i >= 3_000 ? TABLE + i : i % TABLE}`)];
+    const res = await run('embedding-mid', rows, { path: embedding, inputs: { idx: ['idx'] } }, { chunk: { rows: 500, bytes: 20_000 }, limits: { max_reject_rate: 0.001 } });
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/embedding-mid/dt=${DATE}`);
+    // k3000 is on line 3,002 of a.csv; its chunk starts mid-object and counts lines from there
+    // (the commit numbers them), so the error says so rather than name the wrong line of a.csv.
+    expect(manifest.error).toMatchObject({ code: 'REJECT_RATE_EXCEEDED' });
+    expect(manifest.error!.line).toBeUndefined();
+    expect(manifest.error!.message).toMatch(/the first, \S*a\.csv \(line \d+ of the range starting at byte [1-9]\d*\): .*idx=3100 /);
+  });
+});
+
+describe('a Parquet object', () => {
+  it('a stop names the first failing row by its row index, said as such', async () => {
+    const ids = Array.from({ length: 2_000 }, (_, i) => `k${i}`);
+    const idx = Array.from({ length: 2_000 }, (_, i) => BigInt(i >= 700 ? TABLE + i : i % TABLE));
+    await ws.write(`in/embedding-pq/dt=${DATE}/a.parquet`, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'id', data: ids, type: 'STRING' }, { name: 'idx', data: idx, type: 'INT64' }] })));
+    const file = await ws.job('embedding-pq.yaml', {
+      name: 'embedding-pq',
+      input: { uri: 'in/embedding-pq/dt={date}/', format: 'parquet', key: ['id'] },
+      model: { path: embedding, inputs: { idx: ['idx'] } },
+      output: { uri: 'out/embedding-pq/dt={date}/', format: 'csv' },
+      chunk: { rows: 500 },
+      limits: { max_reject_rate: 0.001 },
+    });
+    const res = await runCli(['run', file, '--date', DATE]);
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/embedding-pq/dt=${DATE}`);
+    expect(manifest.error).toMatchObject({ code: 'REJECT_RATE_EXCEEDED' });
+    expect(manifest.error!.line).toBeUndefined();
+    expect(manifest.error!.message).toMatch(/the first, \S*a\.parquet \(row 700, counted from 0\): .*idx=800 /);
+  });
+});
+
+describe('a model that fails on a batch of rows but on none of them alone', () => {
+  it('is MODEL_RUN_FAILED with the dynamic batch hint, not scored one call a row', async () => {
+    // A Reshape to a fixed [1, 2] inside a graph whose input is [N, 2]: one row scores, two do not.
+    const model = await ws.write('one-row.onnx', buildModel({
+      inputs: [{ name: 'x', elem: 'float', shape: ['N', 2] }],
+      outputs: [{ name: 'y', elem: 'float', shape: ['N', 1] }],
+      nodes: [
+        { op: 'Reshape', inputs: ['x', 'S'], outputs: ['r'] },
+        { op: 'MatMul', inputs: ['r', 'W'], outputs: ['y'] },
+      ],
+      floats: { W: { dims: [2, 1], values: [0.5, 2] } },
+      ints: { S: { dims: [2], values: [1, 2] } },
+    }));
+    const rows = ['id,a,b', ...Array.from({ length: 300 }, (_, i) => `r${i},${i % 7},${i % 11}`)];
+    const res = await run('one-row', rows, { path: model, features: ['a', 'b'] });
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/one-row/dt=${DATE}`);
+    expect(manifest.error).toMatchObject({
+      code: 'MODEL_RUN_FAILED',
+      message: expect.stringMatching(/fails on 2 rows together but scores each half of them alone, so no row is at fault: .*Reshape/),
+      hint: expect.stringContaining('dynamic batch dimension'),
+    });
+    expect(manifest.rows.scored).toBe(0);
+  });
+});
+
 describe('an output whose width the graph leaves open', () => {
   const index = (i: number) => (i < 5 ? TABLE + i : (i * 37) % TABLE);
 
@@ -274,65 +337,5 @@ describe('an output whose width the graph leaves open', () => {
     expect(off.code).toBe(1);
     expect(off.stderr).toMatch(/MODEL_CHECK_FAILED/);
     expect(off.stderr).toContain('line 9');
-describe('a chunk that starts mid-object', () => {
-  it('a stop there does not name a line of the range as the object\'s', async () => {
-    // chunk.bytes splits the object into ranges; the rows of the second half fail.
-    const rows = ['id,idx', ...Array.from({ length: 6_000 }, (_, i) => `k${String(i).padStart(4, '0')},${i >= 3_000 ? TABLE + i : i % TABLE}`)];
-    const res = await run('embedding-mid', rows, { path: embedding, inputs: { idx: ['idx'] } }, { chunk: { rows: 500, bytes: 20_000 }, limits: { max_reject_rate: 0.001 } });
-    expect(res.code).not.toBe(0);
-    const manifest = await ws.manifest(`out/embedding-mid/dt=${DATE}`);
-    // k3000 is on line 3,002 of a.csv; its chunk starts mid-object and counts lines from there
-    // (the commit numbers them), so the error says so rather than name the wrong line of a.csv.
-    expect(manifest.error).toMatchObject({ code: 'REJECT_RATE_EXCEEDED' });
-    expect(manifest.error!.line).toBeUndefined();
-    expect(manifest.error!.message).toMatch(/the first, \S*a\.csv \(line \d+ of the range starting at byte [1-9]\d*\): .*idx=3100 /);
-  });
-});
-
-describe('a Parquet object', () => {
-  it('a stop names the first failing row by its row index, said as such', async () => {
-    const ids = Array.from({ length: 2_000 }, (_, i) => `k${i}`);
-    const idx = Array.from({ length: 2_000 }, (_, i) => BigInt(i >= 700 ? TABLE + i : i % TABLE));
-    await ws.write(`in/embedding-pq/dt=${DATE}/a.parquet`, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'id', data: ids, type: 'STRING' }, { name: 'idx', data: idx, type: 'INT64' }] })));
-    const file = await ws.job('embedding-pq.yaml', {
-      name: 'embedding-pq',
-      input: { uri: 'in/embedding-pq/dt={date}/', format: 'parquet', key: ['id'] },
-      model: { path: embedding, inputs: { idx: ['idx'] } },
-      output: { uri: 'out/embedding-pq/dt={date}/', format: 'csv' },
-      chunk: { rows: 500 },
-      limits: { max_reject_rate: 0.001 },
-    });
-    const res = await runCli(['run', file, '--date', DATE]);
-    expect(res.code).not.toBe(0);
-    const manifest = await ws.manifest(`out/embedding-pq/dt=${DATE}`);
-    expect(manifest.error).toMatchObject({ code: 'REJECT_RATE_EXCEEDED' });
-    expect(manifest.error!.line).toBeUndefined();
-    expect(manifest.error!.message).toMatch(/the first, \S*a\.parquet \(row 700, counted from 0\): .*idx=800 /);
-  });
-});
-
-describe('a model that fails on a batch of rows but on none of them alone', () => {
-  it('is MODEL_RUN_FAILED with the dynamic batch hint, not scored one call a row', async () => {
-    // A Reshape to a fixed [1, 2] inside a graph whose input is [N, 2]: one row scores, two do not.
-    const model = await ws.write('one-row.onnx', buildModel({
-      inputs: [{ name: 'x', elem: 'float', shape: ['N', 2] }],
-      outputs: [{ name: 'y', elem: 'float', shape: ['N', 1] }],
-      nodes: [
-        { op: 'Reshape', inputs: ['x', 'S'], outputs: ['r'] },
-        { op: 'MatMul', inputs: ['r', 'W'], outputs: ['y'] },
-      ],
-      floats: { W: { dims: [2, 1], values: [0.5, 2] } },
-      ints: { S: { dims: [2], values: [1, 2] } },
-    }));
-    const rows = ['id,a,b', ...Array.from({ length: 300 }, (_, i) => `r${i},${i % 7},${i % 11}`)];
-    const res = await run('one-row', rows, { path: model, features: ['a', 'b'] });
-    expect(res.code).not.toBe(0);
-    const manifest = await ws.manifest(`out/one-row/dt=${DATE}`);
-    expect(manifest.error).toMatchObject({
-      code: 'MODEL_RUN_FAILED',
-      message: expect.stringMatching(/fails on 2 rows together but scores each half of them alone, so no row is at fault: .*Reshape/),
-      hint: expect.stringContaining('dynamic batch dimension'),
-    });
-    expect(manifest.rows.scored).toBe(0);
   });
 });
