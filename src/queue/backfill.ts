@@ -1,10 +1,8 @@
 import { toNightscoreError } from '../errors.js';
-import { locateRun, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
+import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { isModelRef } from '../registry/ref.js';
-import { openLocation } from '../storage/open.js';
-import { readText, type Storage } from '../storage/storage.js';
 import type { RunManifest } from '../run/manifest.js';
-import { checkManifest, manifestTooLarge, MAX_MANIFEST_BYTES } from '../run/manifest-check.js';
+import { outputStateOf, readDateOutput, succeededSince } from '../run/output-folder.js';
 import { runId } from './config.js';
 import { newBackfillId, saveBackfill } from './backfills.js';
 import { enqueueRun, IN_FLIGHT_STATES, type BackfillJobData, type Queues } from './queues.js';
@@ -54,36 +52,7 @@ export interface BackfillDecision {
 
 /** Whether the date's output says it succeeded in a run that finished after `ms` (epoch ms). */
 export async function succeededAfter(job: JobDefinition, date: string, ms: number): Promise<boolean> {
-  const { success, manifest } = await outputState(job, date);
-  return success && manifest?.status === 'succeeded' && Date.parse(manifest.finished_at ?? '') > ms;
-}
-
-/** What the output folder of a date says: `_SUCCESS`, and the manifest's status. */
-export async function outputState(job: JobDefinition, date: string): Promise<{ success: boolean; manifest: RunManifest | undefined }> {
-  const out = openLocation(locateRun(job, date).outputUri);
-  const success = (await out.storage.stat(out.storage.join(out.key, '_SUCCESS'))) !== undefined;
-  return { success, manifest: await readManifest(out.storage, out.storage.join(out.key, '_manifest.json')) };
-}
-
-/**
- * Reads a manifest that a running job may be rewriting. S3 and local writes replace it
- * whole, but some S3-compatible servers let a reader see a half-written object: such a read
- * is tried again, and a manifest that still does not parse counts as absent.
- */
-async function readManifest(storage: Storage, key: string): Promise<RunManifest | undefined> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const info = await storage.stat(key);
-    if (!info) return undefined;
-    // Read back, so bounded and checked as its type: MANIFEST_INVALID names the field.
-    if (info.size > MAX_MANIFEST_BYTES) throw manifestTooLarge(storage.uri(key), info.size);
-    try {
-      return checkManifest(JSON.parse(await readText(storage, key)), storage.uri(key));
-    } catch (err) {
-      if (!(err instanceof SyntaxError)) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  return undefined;
+  return succeededSince(await readDateOutput(job, date), ms);
 }
 
 /**
@@ -98,8 +67,9 @@ export async function planBackfill(queues: Queues, job: JobDefinition, dates: st
   const decisions: BackfillDecision[] = [];
   for (const date of dates) {
     const state = await queues.runs.getJobState(runId(job.name, date));
-    const { success, manifest } = await outputState(job, date);
-    const failed = state === 'failed' || (state === 'unknown' && manifest?.status === 'failed' && !success);
+    const output = await readDateOutput(job, date);
+    const { success, manifest } = output;
+    const failed = state === 'failed' || (state === 'unknown' && outputStateOf(output) === 'failed');
     let decision: [boolean, string];
     if (IN_FLIGHT_STATES.has(state)) decision = [false, `in flight (${state})`];
     else if (mode === 'all') decision = [true, state === 'unknown' ? 'reprocess all' : `reprocess all (was ${state})`];

@@ -1,9 +1,9 @@
 import { decodeFailure, fromErrorRecord, type NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { findOutputLock, isLive } from '../run/lock.js';
+import { outputStateOf, readDateOutput, succeededSince } from '../run/output-folder.js';
 import { openLocation } from '../storage/open.js';
 import { runId, runLockOwner } from './config.js';
-import { outputState } from './backfill.js';
 import type { Queues, RunJobData } from './queues.js';
 
 /**
@@ -46,7 +46,8 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       const id = runId(job.name, date);
       const state = await queues.runs.getJobState(id);
       const run = state === 'unknown' ? undefined : await queues.runs.getJob(id);
-      const { success, manifest } = await outputState(job, date);
+      const output = await readDateOutput(job, date);
+      const { success, manifest } = output;
       const fromManifest = manifest && manifest.status !== 'running'
         ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}) }
         : {};
@@ -58,7 +59,7 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
         const enqueued_at = new Date(run.timestamp).toISOString();
         const ended = { attempts, enqueued_at, ...(run.finishedOn ? { finished_at: new Date(run.finishedOn).toISOString() } : {}), ...fromManifest };
         // A date scored since its queued run failed (in process, say) is what its output says.
-        const scoredSince = success && manifest?.status === 'succeeded' && run.finishedOn !== undefined && Date.parse(manifest.finished_at ?? '') > run.finishedOn;
+        const scoredSince = run.finishedOn !== undefined && succeededSince(output, run.finishedOn);
         if (state === 'failed' && scoredSince) return withOrigin({ date, state: 'succeeded', ...fromManifest });
         if (state === 'failed') return withOrigin({ date, state: 'failed', ...ended, error: summary(decodeFailure(run.failedReason)) });
         if (state === 'completed') {
@@ -79,9 +80,9 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
         const waiting = data.waitingSince === undefined ? {} : { waiting_for_input: { since: new Date(data.waitingSince).toISOString(), reason: data.waitingFor ?? '' } };
         return withOrigin({ date, state: 'scheduled', attempts, enqueued_at, ...waiting });
       }
-      if (success) return withOrigin({ date, state: 'succeeded', ...fromManifest });
-      if (manifest?.status === 'failed') return withOrigin({ date, state: 'failed', ...fromManifest });
-      if (manifest?.status === 'running') return withOrigin({ date, state: await unqueuedRunState(queues, job, date) });
+      const folder = outputStateOf(output);
+      if (folder === 'succeeded' || folder === 'failed') return withOrigin({ date, state: folder, ...fromManifest });
+      if (folder === 'running') return withOrigin({ date, state: await unqueuedRunState(queues, job, date) });
       return withOrigin({ date, state: 'missing' });
     }),
   );

@@ -1,10 +1,11 @@
 import { parse } from 'csv-parse';
 import { escapeFormula } from '../formats/csv-text.js';
 import { formatRejectRows, rejectsHeader } from '../formats/csv-write.js';
-import { NightscoreError, toNightscoreError } from '../errors.js';
+import { NightscoreError } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { readAgainWhileTransient, readText } from '../storage/storage.js';
 import { isOwnedRejects, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, rejectsFile, type RunManifest } from './manifest.js';
+import { readManifestAs } from './output-folder.js';
 import type { ChunkResult } from './score-chunk.js';
 
 /**
@@ -21,9 +22,10 @@ import type { ChunkResult } from './score-chunk.js';
  */
 export async function beginOutput(out: Location, manifest: RunManifest, rejects?: Location, keep: ReadonlySet<string> = new Set()): Promise<void> {
   const files = await listRelative(out);
-  const listed = files.find((f) => f.relative === OUTPUT_FILES.manifest);
-  const previous = listed ? await readManifest(out, listed.size) : undefined;
-  const ownedBefore = previous ? ownsOf(previous, out.storage.uri(listed!.key)) : {};
+  // Only what the earlier attempts own is read from their manifest, and checked as it is
+  // (ownsOf): a manifest damaged elsewhere must not stop the run that writes a new one.
+  const previous = files.some((f) => f.relative === OUTPUT_FILES.manifest) ? await readManifestAs(out, ownership) : undefined;
+  const ownedBefore = previous?.value ?? {};
   manifest.owns = mergeOwns(ownedBefore, manifest.owns);
   const names = new OutputNames(manifest.owns);
   const strangers = files.filter((f) => PART_LIKE_RE.test(f.relative) && !names.isPart(f.relative));
@@ -94,37 +96,9 @@ export async function writeManifest(out: Location, manifest: RunManifest): Promi
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
-/**
- * The folder's manifest; undefined when there is none, or none nightscore can parse (then it
- * owns nothing). `size`, when the caller listed it, catches a body cut short in transit,
- * which must never pass for a damaged manifest: that is a retryable error.
- */
-export async function readManifest(out: Location, size?: number): Promise<RunManifest | undefined> {
-  const key = out.storage.join(out.key, OUTPUT_FILES.manifest);
-  let listed = size;
-  const text = await readAgainWhileTransient(async () => {
-    // A size from a listing holds for the first read only: a running attempt may rewrite the manifest since.
-    const expected = listed ?? (await out.storage.stat(key))?.size;
-    listed = undefined;
-    if (expected === undefined) return undefined;
-    // Removed between its stat and its read (a re-run beginning): there is none.
-    const body = await readText(out.storage, key).catch((err: unknown) => {
-      if (toNightscoreError(err).code === 'NOT_FOUND') return undefined;
-      throw err;
-    });
-    if (body === undefined) return undefined;
-    if (Buffer.byteLength(body) !== expected) {
-      throw new NightscoreError('MANIFEST_READ_SHORT', `${out.storage.uri(key)}: read ${Buffer.byteLength(body)} of ${expected} bytes`, { source: out.storage.uri(key) });
-    }
-    return body;
-  });
-  if (text === undefined) return undefined;
-  try {
-    const parsed = JSON.parse(text) as RunManifest;
-    return parsed && typeof parsed === 'object' ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
+/** The names a manifest read back says its attempt owns; none when it is not a JSON object. */
+function ownership(value: unknown, source: string): Record<string, number> {
+  return value !== null && typeof value === 'object' ? ownsOf(value as Partial<RunManifest>, source) : {};
 }
 
 /** Every object of the output folder, with its name relative to the folder ('/'-separated). */

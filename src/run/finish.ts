@@ -2,7 +2,8 @@
 import { errorRecord, NightscoreError, toNightscoreError, worthRetrying } from '../errors.js';
 import { openLocation, type Location } from '../storage/open.js';
 import type { RunPlan } from './begin.js';
-import { commitOutput, lineOffsets, publishRejects, readManifest, writeManifest } from './commit.js';
+import { commitOutput, lineOffsets, publishRejects, writeManifest } from './commit.js';
+import { readManifest } from './output-folder.js';
 import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
 import { OUTPUT_FILES, rejectsApart, rejectsFile, type RunManifest } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';

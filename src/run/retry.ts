@@ -9,7 +9,7 @@ import { locateRun, modelLocation, type JobDefinition } from '../job/load.js';
 import { openLocation } from '../storage/open.js';
 import { prepareJob, type PreparedJob } from './bind.js';
 import { planDate, type DatePlan } from './begin.js';
-import { readManifest } from './commit.js';
+import { readManifest } from './output-folder.js';
 import { checkAgainstPlan, checkKept, plannedAsOf, readFailedPlan } from './failed-run.js';
 import type { ChunkResult } from './score-chunk.js';
 import type { RunSpec } from './spec.js';

@@ -88,6 +88,22 @@ export async function readText(storage: Storage, key: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The whole stream, `maxBytes` at most: an object that grew past the size it was read at is cut there (and then does not parse). */
+export async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const bytes = chunk as Buffer;
+    chunks.push(bytes.subarray(0, maxBytes - total));
+    total += Math.min(bytes.length, maxBytes - total);
+    if (total >= maxBytes) {
+      stream.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(chunks);
+}
+
 /**
  * Runs a small read again while it fails with a retried code (a reset mid-body, a body cut
  * short, an object rewritten between its stat and its read), with a short backoff: a manifest

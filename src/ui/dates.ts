@@ -7,6 +7,7 @@
 import { fromErrorRecord } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import { runId } from '../queue/config.js';
+import { outputStateOf } from '../run/output-folder.js';
 import { readStatus, type DateState, type DateStatus } from '../queue/status.js';
 import { noticeOf, type Notice, type UiContext } from './context.js';
 import type { OutputSnapshot } from './output.js';
@@ -99,8 +100,9 @@ async function queueStates(ctx: UiContext, job: JobDefinition, dates: string[]):
 
 /**
  * A date Redis holds no run for, from its output folder: readStatus's rule for such dates
- * (`_SUCCESS` is succeeded, a failed manifest failed, anything else missing), but for a running
- * manifest, which readStatus calls running or interrupted by the output lock: the page reads no locks.
+ * (outputStateOf: `_SUCCESS` is succeeded, a failed manifest failed), but for a running manifest,
+ * which readStatus calls running or interrupted by the output lock: the page reads no locks, and
+ * calls it missing.
  */
 function statusFromOutput(date: string, { success, manifest }: OutputSnapshot): DateStatus {
   const origin = manifest ? { started_at: manifest.started_at } : {};
@@ -114,8 +116,8 @@ function statusFromOutput(date: string, { success, manifest }: OutputSnapshot): 
           ...(manifest.error ? { error: `${manifest.error.code}: ${fromErrorRecord(manifest.error).message}` } : {}),
         }
       : {};
-  if (success) return { date, state: 'succeeded', ...fromManifest, ...origin };
-  if (manifest?.status === 'failed') return { date, state: 'failed', ...fromManifest, ...origin };
+  const state = outputStateOf({ success, manifest });
+  if (state === 'succeeded' || state === 'failed') return { date, state, ...fromManifest, ...origin };
   return { date, state: 'missing', ...origin };
 }
 

@@ -1,7 +1,8 @@
 /**
- * What the UI reads from output folders: a date's `_SUCCESS` and manifest, cached (the first
- * rows of its rejects files: rejects.ts). Never a listing: every key read is derived from the
- * job's output template, never taken from a manifest.
+ * What the UI reads from output folders: a date's `_SUCCESS` and manifest, as
+ * run/output-folder.ts reads them, cached (the first rows of its rejects files: rejects.ts).
+ * Never a listing: every key read is derived from the job's output template, never taken
+ * from a manifest.
  *
  * A finished run's manifest does not change unless the date is run again, and a run again
  * rewrites it: so a cached manifest is served as it is for a short while, then re-validated
@@ -9,22 +10,13 @@
  * when that version changed. A date the queue runs again is read from the queue meanwhile
  * (dates.ts), so the cache only delays what changes behind the queue's back.
  */
-import { Readable } from 'node:stream';
-import { toNightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
-import { OUTPUT_FILES, type RunManifest } from '../run/manifest.js';
-import { checkManifest, manifestTooLarge, MAX_MANIFEST_BYTES } from '../run/manifest-check.js';
+import { readOutputFolder, type OutputFolder } from '../run/output-folder.js';
 import { openLocation } from '../storage/open.js';
-import { readAgainWhileTransient } from '../storage/storage.js';
 import { BoundedCache, InFlight, type BoundedCacheOptions } from './cache.js';
 
 /** A date's output folder as last read. */
-export interface OutputSnapshot {
-  success: boolean;
-  manifest: RunManifest | undefined;
-  /** The manifest's version (ETag, or size and mtime): a run of the date changes it. */
-  version: string | undefined;
-}
+export type OutputSnapshot = OutputFolder;
 
 export interface OutputCacheOptions extends BoundedCacheOptions {
   /** How long a finished date's snapshot is served without asking storage. @defaultValue 15 s */
@@ -63,7 +55,7 @@ export class OutputCache {
     const cached = this.entries.get(uri);
     if (cached && Date.now() - cached.checkedAt < this.ttlOf(cached.snapshot)) return cached.snapshot;
     const refresh = this.pending.run(uri, async () => {
-      const snapshot = await readOutput(uri, cached?.snapshot);
+      const snapshot = await readOutputFolder(openLocation(uri), cached?.snapshot);
       this.entries.set(uri, { snapshot, checkedAt: Date.now() }, approximateBytes(snapshot));
       return snapshot;
     });
@@ -92,55 +84,7 @@ function finished(s: OutputSnapshot): boolean {
   return s.manifest !== undefined && s.manifest.status !== 'running';
 }
 
-/**
- * Two stats; the manifest's body only when its version is not the one already read. A
- * manifest being rewritten as it is read (its version changed, or a half-written body on
- * some S3-compatible servers) is looked at again, and counts as absent for now if it still
- * is (as backfill.ts reads it): the short TTL of such a date has it read again soon.
- */
-async function readOutput(uri: string, previous: OutputSnapshot | undefined): Promise<OutputSnapshot> {
-  const out = openLocation(uri);
-  const manifestKey = out.storage.join(out.key, OUTPUT_FILES.manifest);
-  const successKey = out.storage.join(out.key, OUTPUT_FILES.success);
-  for (let attempt = 0; ; attempt++) {
-    const [info, success] = await Promise.all([out.storage.stat(manifestKey), out.storage.stat(successKey)]);
-    const absent: OutputSnapshot = { success: success !== undefined, manifest: undefined, version: undefined };
-    if (!info) return absent;
-    if (previous?.manifest && previous.version === info.version) return { ...previous, success: absent.success };
-    const source = out.storage.uri(manifestKey);
-    if (info.size > MAX_MANIFEST_BYTES) throw manifestTooLarge(source, info.size);
-    let parsed: unknown;
-    try {
-      // Read at the version stat saw: the body is the one the version names.
-      const body = await readAgainWhileTransient(async () => readAll(await out.storage.read(manifestKey, undefined, info.version), MAX_MANIFEST_BYTES));
-      parsed = JSON.parse(body.toString('utf8'));
-    } catch (err) {
-      if (!(err instanceof SyntaxError) && toNightscoreError(err).code !== 'INPUT_CHANGED') throw err;
-      if (attempt >= 2) return absent;
-      await new Promise((r) => setTimeout(r, 100));
-      continue;
-    }
-    return { success: absent.success, manifest: checkManifest(parsed, source), version: info.version };
-  }
-}
-
 function approximateBytes(s: OutputSnapshot): number {
   // JSON text length is within a small factor of the parsed object's heap size.
   return s.manifest ? JSON.stringify(s.manifest).length * 2 : 64;
-}
-
-/** The whole stream, `maxBytes` at most: an object that grew past the size it was read at is cut there (and then does not parse). */
-export async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    const bytes = chunk as Buffer;
-    chunks.push(bytes.subarray(0, maxBytes - total));
-    total += Math.min(bytes.length, maxBytes - total);
-    if (total >= maxBytes) {
-      stream.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(chunks);
 }
