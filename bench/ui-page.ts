@@ -18,6 +18,7 @@ import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { CHURN_FEATURES } from '../src/demo/churn-data.js';
 import { queueConfig } from '../src/queue/config.js';
+import { readEnvironment, readSettings, useEnvironment } from '../src/settings.js';
 import { openLocation } from '../src/storage/open.js';
 import { createS3Client } from '../src/storage/s3.js';
 import { readText } from '../src/storage/storage.js';
@@ -55,6 +56,8 @@ if (s3) {
   Object.assign(env, { AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' });
   Object.assign(process.env, env);
 }
+// This process reads the manifests and serves the UI: it is an entry point, so it reads its settings here.
+useEnvironment(readEnvironment(process.env));
 const outputOf = (job: number) => (s3 ? `s3://scores/job${job}/dt={date}/` : `${path.join(root, 'out', `job${job}`)}/dt={date}/`);
 for (let j = 0; j < jobs; j++) {
   writeFileSync(
@@ -67,7 +70,7 @@ for (let j = 0; j < jobs; j++) {
 mkdirSync(path.join(root, 'in', `dt=${dates[0]}`), { recursive: true });
 const rows = Array.from({ length: 1_000 }, (_, i) => [`c${i}`, ...features.map((_, f) => ((i * 7 + f * 3) % 40) / 4)].join(','));
 writeFileSync(path.join(root, 'in', `dt=${dates[0]}`, 'a.csv'), `customer_id,${features.join(',')}\n${rows.join('\n')}\n`);
-const client = s3 ? createS3Client(process.env) : undefined;
+const client = s3 ? createS3Client(readSettings(process.env)) : undefined;
 if (client) await client.send(new CreateBucketCommand({ Bucket: 'scores' }));
 // Asynchronously: the S3 server answering it runs in this process.
 await promisify(execFile)(process.execPath, [CLI, 'run', path.join(root, 'jobs', 'job0.yaml'), '--date', dates[0]!], { env: { ...process.env, ...env, NIGHTSCORE_LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
@@ -97,7 +100,7 @@ async function page(url: string): Promise<{ seconds: number; cells: number; byte
   const seconds = (performance.now() - t0) / 1000;
   return { seconds, cells: body.match(/data-state="succeeded"/g)?.length ?? 0, bytes: body.length };
 }
-const config = queueConfig({ NIGHTSCORE_REDIS_URL: values.redis, NIGHTSCORE_QUEUE_PREFIX: `nsbench-ui-${randomUUID().slice(0, 8)}` });
+const config = queueConfig(readSettings({ NIGHTSCORE_REDIS_URL: values.redis, NIGHTSCORE_QUEUE_PREFIX: `nsbench-ui-${randomUUID().slice(0, 8)}` }));
 const jobsDir = path.join(root, 'jobs');
 
 const ui = await startUiServer({ jobsDir, port: 0, config });

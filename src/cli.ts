@@ -4,19 +4,31 @@ import { Command, CommanderError, Option } from 'commander';
 import { demoCommand, retryCommand, runCommand, validateCommand, yesterday, type CommandContext, type DemoOptions } from './commands/local.js';
 import { toNightscoreError, type NightscoreError } from './errors.js';
 import { createLogger } from './observe/log.js';
-import { readSettings, type Settings } from './settings.js';
+import { secretsFromEnv, useSecrets } from './redact.js';
+import { readEnvironment, readSettings, useEnvironment, type Settings } from './settings.js';
 import { VERSION } from './version.js';
 
 const interactive = Boolean(process.stderr.isTTY);
-// Every setting is checked once, here, before any command does any work (see the preAction
-// hook): a bad one is BAD_ENV, exit 2, naming it. --help and --version run whatever they say.
+// The secrets first: the error of a bad setting may print one (a Redis URL with its password).
+useSecrets(secretsFromEnv(process.env));
+// The environment is read once, here, and every setting checked before any command does any
+// work (see the preAction hook): a bad one is BAD_ENV, exit 2, naming it. --help and --version
+// run whatever they say. The commands take the settings from their context; storage, the model
+// cache, locks, the registry and alerts take them from useEnvironment.
 const settings = checkedSettings();
 // The logger reports that very error, so it starts at the default level when the level is bad.
-const ctx: CommandContext = { log: createLogger({ interactive, level: settings instanceof Error ? undefined : settings.NIGHTSCORE_LOG_LEVEL }), interactive };
+const ctx: CommandContext = {
+  log: createLogger({ interactive, level: settings instanceof Error ? undefined : settings.NIGHTSCORE_LOG_LEVEL }),
+  interactive,
+  // No command runs when a setting is bad (the preAction hook): the defaults only fill the type.
+  settings: settings instanceof Error ? readSettings({}) : settings,
+};
 
 function checkedSettings(): Settings | NightscoreError {
   try {
-    return readSettings(process.env);
+    const environment = readEnvironment(process.env);
+    useEnvironment(environment);
+    return environment.settings;
   } catch (err) {
     return toNightscoreError(err);
   }

@@ -23,8 +23,8 @@ const NAMED_SECRET = /\b(aws_secret_access_key|aws_session_token|aws_security_to
 /** Shorter literals would redact ordinary words; URLs and names above still catch them. */
 const MIN_LITERAL = 4;
 
-/** The secrets this process holds, from its environment: every form they may be printed in. */
-export function secretsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+/** The secrets of an environment (the process's, read where it starts): every form they may be printed in. */
+export function secretsFromEnv(env: Partial<Record<string, string>>): string[] {
   const values = [env.AWS_SECRET_ACCESS_KEY, env.AWS_SESSION_TOKEN, env.AWS_SECURITY_TOKEN, redisPassword(env.NIGHTSCORE_REDIS_URL)];
   const forms = new Set<string>();
   for (const v of values) {
@@ -48,13 +48,18 @@ function redisPassword(url: string | undefined): string | undefined {
   }
 }
 
-let cached: string[] | undefined;
+let held: string[] = [];
 
 /**
- * Returns `text` with every credential replaced by `[redacted]`. The environment's secrets are
- * read once per process (pass `secrets` to use others).
+ * Makes `secrets` (secretsFromEnv of the environment) the ones every redaction replaces: set
+ * once where the process or thread starts, before anything can print them (cli.ts, chunk-thread.ts).
  */
-export function redactSecrets(text: string, secrets: string[] = (cached ??= secretsFromEnv())): string {
+export function useSecrets(secrets: string[]): void {
+  held = secrets;
+}
+
+/** Returns `text` with every credential replaced by `[redacted]`: the secrets of useSecrets, or `secrets`. */
+export function redactSecrets(text: string, secrets: string[] = held): string {
   let out = text.replace(URL_PASSWORD, `$1${CENSOR}@`).replace(SIGNED_PARAM, `$1${CENSOR}`).replace(NAMED_SECRET, `$1$2${CENSOR}`);
   for (const s of secrets) if (out.includes(s)) out = out.split(s).join(CENSOR);
   return out;

@@ -162,6 +162,9 @@ export const READ_AS_IS = [
 
 export type SettingName = keyof typeof SETTINGS;
 
+/** The variables of READ_AS_IS, as they are (those unset are absent). */
+export type AsIs = Partial<Record<string, string>>;
+
 /** Every setting's value: the parsed one, or its default. */
 export type Settings = { [K in SettingName]: (typeof SETTINGS)[K]['fallback'] | NonNullable<ReturnType<(typeof SETTINGS)[K]['parse']>> };
 
@@ -201,4 +204,37 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
   }
   if (errors.length === 1) throw errors[0]!;
   return values as Settings;
+}
+
+/**
+ * What a process takes from its environment: the settings, checked, and the variables read as
+ * they are. Its entry point reads it once (cli.ts) and hands it on: to the commands through
+ * their context, to its scoring threads as workerData (chunk-thread.ts), and to the readers
+ * below every call chain (storage, the model cache, locks, the registry, alerts) through
+ * `useEnvironment`, since a value threaded through every storage open and model load would be
+ * a parameter of nearly every function.
+ */
+export interface Environment {
+  settings: Settings;
+  asIs: AsIs;
+}
+
+/** The environment of `env`: readSettings (BAD_ENV naming every bad setting), and the READ_AS_IS variables that are set. */
+export function readEnvironment(env: NodeJS.ProcessEnv): Environment {
+  const settings = readSettings(env);
+  const asIs: AsIs = {};
+  for (const name of READ_AS_IS) if (env[name] !== undefined) asIs[name] = env[name];
+  return { settings, asIs };
+}
+
+let current: Environment | undefined;
+
+/** Makes `environment` what this process (or thread) was started with. Tests call it again after changing the environment they give. */
+export function useEnvironment(environment: Environment): void {
+  current = environment;
+}
+
+/** What this process was started with (useEnvironment), or, before that, every setting's default and no as-is variable. */
+export function environment(): Environment {
+  return (current ??= { settings: readSettings({}), asIs: {} });
 }

@@ -11,6 +11,7 @@ import { composeConfig } from './support/compose.js';
 import { createTestQueue, type TestQueue } from './support/queue.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { CLI, REPO, type CliResult } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /**
  * The compose stack without Docker: its services' own commands and environment, read from
@@ -35,6 +36,7 @@ beforeAll(async () => {
   s3 = await startS3(['features', 'scores', 'models']);
   proxy = await startConditionalProxy(s3.endpoint, s3.client);
   process.env.AWS_ENDPOINT_URL_S3 = proxy.endpoint;
+  useEnvironment(readEnvironment(process.env));
   resetStorageCache();
   tq = await createTestQueue();
   scratch = await mkdtemp(path.join(tmpdir(), 'nightscore-compose-'));

@@ -48,6 +48,9 @@ describe('credentials never in logs', () => {
     // careless code might log: URLs in messages, errors with causes, credential fields.
     const script = `
       import { createLogger } from ${JSON.stringify(path.join(REPO, 'dist/observe/log.js'))};
+      import { secretsFromEnv, useSecrets } from ${JSON.stringify(path.join(REPO, 'dist/redact.js'))};
+      // What a process's entry point does first (cli.ts): its secrets, from its environment.
+      useSecrets(secretsFromEnv(process.env));
       const log = createLogger({ interactive: false });
       const cause = new Error('GET ${SIGNED_URL} failed');
       const err = new Error('connect to redis://ops:${REDIS_PASS}@10.0.0.5:6380/0 failed', { cause });

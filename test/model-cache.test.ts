@@ -10,6 +10,7 @@ import { loadModel, modelIdentity } from '../src/model/session.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { TORCH_MLP, TORCH_MLP_FEATURES, torchMlpDay } from './support/torch-mlp.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /**
  * The model cache is read back, so nothing in it is believed on sight: a cache folder another
@@ -147,6 +148,7 @@ describe('processes sharing the cache at its bound', () => {
   it('a folder in use is not evicted by another process fetching another model; it is loaded whole', async () => {
     process.env.NIGHTSCORE_MODEL_CACHE = ws.path('cache-shared');
     process.env.NIGHTSCORE_MODEL_CACHE_BYTES = '1';
+    useEnvironment(readEnvironment(process.env));
     try {
       const model = await withLocalModel(URI, undefined, async (path) => {
         // Another process fetches another model at a bound of one byte: everything not in use goes.
@@ -166,6 +168,7 @@ describe('processes sharing the cache at its bound', () => {
     } finally {
       delete process.env.NIGHTSCORE_MODEL_CACHE;
       delete process.env.NIGHTSCORE_MODEL_CACHE_BYTES;
+      useEnvironment(readEnvironment(process.env));
     }
   });
 

@@ -8,6 +8,7 @@ import { allIn, createTestQueue } from './support/queue.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { TORCH_MLP, TORCH_MLP_FEATURES, torchMlpDay } from './support/torch-mlp.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /**
  * A model in object storage (model.uri: s3://…): workers need nothing on their disk. Its files
@@ -157,6 +158,7 @@ describe('a model in S3', () => {
     // The weights were replaced after the run was planned with the export's.
     await s3.put('models', 'swap/model.onnx.data', await readFile(`${REPO}/test/fixtures/torch-mlp-seed4/model.onnx.data`));
     process.env.NIGHTSCORE_MODEL_CACHE = ws.path('cache-swap');
+    useEnvironment(readEnvironment(process.env));
     const files = [
       { path: 's3://models/swap/model.onnx', sha256: sha(model), bytes: model.length },
       { path: 's3://models/swap/model.onnx.data', sha256: sha(planned), bytes: planned.length },

@@ -10,6 +10,7 @@ import { openLocation, resetStorageCache, type Location } from '../src/storage/o
 import { startFaultProxy } from './support/fault-proxy.js';
 import { startS3 } from './support/s3.js';
 import { REPO, runCli, startCli, Workspace } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /** The output lock on real local files: create-if-absent, leases, takeover and fencing. */
 
@@ -180,6 +181,7 @@ describe('output lock on an S3 server', () => {
     try {
       const held = await acquireOutputLock(openLocation('s3://scores/day/'), claim('run:a'), 60_000);
       process.env.AWS_ENDPOINT_URL_S3 = proxy.endpoint;
+      useEnvironment(readEnvironment(process.env));
       resetStorageCache();
       const err = await acquireOutputLock(openLocation('s3://scores/day/'), claim('run:b'), 60_000).catch((e: NightscoreError) => e);
       expect(proxy.injected).toEqual(['truncate', 'error500']);

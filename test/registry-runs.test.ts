@@ -7,6 +7,7 @@ import { startConditionalProxy, type ConditionalProxy } from './support/conditio
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { runCli, Workspace } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /**
  * Scoring with registered models: a job names `models:/churn@champion`, each run pins the
@@ -37,6 +38,7 @@ beforeAll(async () => {
   s3 = await startS3(['registry']);
   proxy = await startConditionalProxy(s3.endpoint, s3.client);
   process.env.AWS_ENDPOINT_URL_S3 = proxy.endpoint;
+  useEnvironment(readEnvironment(process.env));
   resetStorageCache();
   env = { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint, NIGHTSCORE_REGISTRY_URI: 's3://registry/models/' };
   // The history of a champion: v1 from March 1st, v2 promoted on March 10th at noon.

@@ -13,6 +13,7 @@ import { logisticModel } from '../scripts/onnx-builder.js';
 import { startConditionalProxy, type ConditionalProxy } from './support/conditional-proxy.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { REPO, Workspace } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /**
  * The registry on both its backends: a local folder, and S3 behind a proxy that enforces
@@ -37,6 +38,7 @@ beforeAll(async () => {
   // Racing conditional writes wait a little each, so that every racer has read first.
   proxy = await startConditionalProxy(s3.endpoint, s3.client, { holdMs: 30 });
   process.env.AWS_ENDPOINT_URL_S3 = proxy.endpoint;
+  useEnvironment(readEnvironment(process.env));
   resetStorageCache();
 });
 afterAll(async () => {
@@ -178,10 +180,12 @@ describe.each([
     expect(record.files.map((f) => f.name)).toEqual(['model.onnx', 'model.onnx.data']);
     const file = await ws.job(`mlp-${root.startsWith('s3') ? 's3' : 'local'}.yaml`, { name: 'mlp', registry: root, input: { uri: 'in/', format: 'csv' }, model: { uri: 'models:/mlp@champion', features: Array.from({ length: 20 }, (_, i) => `f${i}`) }, output: { uri: 'out/', format: 'csv' } });
     process.env.NIGHTSCORE_MODEL_CACHE = ws.path(`cache-mlp-${root.startsWith('s3') ? 's3' : 'local'}`);
+    useEnvironment(readEnvironment(process.env));
     try {
       expect((await prepareJob(await loadJob(file))).spec.sha256).toBe(record.sha256);
     } finally {
       delete process.env.NIGHTSCORE_MODEL_CACHE;
+      useEnvironment(readEnvironment(process.env));
     }
     // A download beside another model's weights would pair them: refused.
     const resolved = await registry.resolve('models:/mlp@champion');
@@ -206,10 +210,12 @@ describe.each([
       output: { uri: 'out/', format: 'csv' },
     });
     process.env.NIGHTSCORE_MODEL_CACHE = ws.path(`cache-${root.startsWith('s3') ? 's3' : 'local'}`);
+    useEnvironment(readEnvironment(process.env));
     try {
       await expect(prepareJob(await loadJob(file))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT', message: expect.stringContaining('tampered version 1') });
     } finally {
       delete process.env.NIGHTSCORE_MODEL_CACHE;
+      useEnvironment(readEnvironment(process.env));
     }
     await expect(registry.download(resolved, ws.path('dl', 'm.onnx'))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT' });
   });
@@ -270,21 +276,25 @@ describe.each([
     const file = await ws.job(`${tag}/job.yaml`, { name: 'escape', registry: root, input: { uri: 'in/', format: 'csv' }, model: { uri: 'models:/escape@champion' }, output: { uri: 'out/', format: 'csv' } });
     // The cache's fetch folder is <cache>/.incoming-…/: "../../evil" from it is <tag>/evil, as it is from <tag>/dl/a/.
     process.env.NIGHTSCORE_MODEL_CACHE = ws.path(tag, 'cache');
+    useEnvironment(readEnvironment(process.env));
     try {
       await expect(prepareJob(await loadJob(file))).rejects.toMatchObject({ code: 'REGISTRY_CORRUPT', message: expect.stringContaining('files[1].name is "../../evil/pwned.txt", expected a plain file name') });
     } finally {
       delete process.env.NIGHTSCORE_MODEL_CACHE;
+      useEnvironment(readEnvironment(process.env));
     }
     const escaped = async () => (await readdir(ws.path(tag), { recursive: true })).includes(join('evil', 'pwned.txt'));
     expect(await escaped()).toBe(false);
     // A run planned elsewhere reaches a worker as a spec through the queue: the cache refuses such a name itself.
     if (root.startsWith('s3://')) {
       process.env.NIGHTSCORE_MODEL_CACHE = ws.path(tag, 'cache');
+      useEnvironment(readEnvironment(process.env));
       try {
         const files = record.files.map((f: { name: string; sha256: string; bytes: number }) => ({ path: registry.uri('escape', 'versions', '1', f.name), sha256: f.sha256, bytes: f.bytes }));
         await expect(withLocalModel(files[0].path, { location: files[0].path, sha256: record.sha256, files }, async (p) => p)).rejects.toMatchObject({ code: 'MODEL_EXTERNAL_DATA_INVALID' });
       } finally {
         delete process.env.NIGHTSCORE_MODEL_CACHE;
+        useEnvironment(readEnvironment(process.env));
       }
       expect(await escaped()).toBe(false);
     }
@@ -303,11 +313,13 @@ describe.each([
     await putDoc(uri, record);
     const file = await ws.job(`${tag}/job.yaml`, { name: 'extra', registry: root, input: { uri: 'in/', format: 'csv' }, model: { uri: 'models:/extra@champion' }, output: { uri: 'out/', format: 'csv' } });
     process.env.NIGHTSCORE_MODEL_CACHE = ws.path(tag, 'cache');
+    useEnvironment(readEnvironment(process.env));
     try {
       const err = await prepareJob(await loadJob(file)).then(() => undefined, (e: unknown) => toNightscoreError(e));
       expect(err).toMatchObject({ code: 'REGISTRY_CORRUPT', message: 'models:/extra@champion (extra version 1): its version.json lists the files model.onnx, extra.bin, but its model reads model.onnx' });
     } finally {
       delete process.env.NIGHTSCORE_MODEL_CACHE;
+      useEnvironment(readEnvironment(process.env));
     }
   });
 
@@ -332,10 +344,12 @@ describe('registry references in a job file', () => {
     const unset = await ws.job('no-registry.yaml', { ...base, model: { uri: 'models:/churn@champion' } });
     const saved = process.env.NIGHTSCORE_REGISTRY_URI;
     delete process.env.NIGHTSCORE_REGISTRY_URI;
+    useEnvironment(readEnvironment(process.env));
     try {
       await expect(prepareJob(await loadJob(unset))).rejects.toMatchObject({ code: 'REGISTRY_NOT_SET' });
     } finally {
       if (saved !== undefined) process.env.NIGHTSCORE_REGISTRY_URI = saved;
+      useEnvironment(readEnvironment(process.env));
     }
   });
 

@@ -12,6 +12,7 @@ import { resetStorageCache } from '../src/storage/open.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { runCli, Workspace } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /**
  * nightscore retry: a run whose second chunk failed (its object's reads all answered 500) is
@@ -178,12 +179,14 @@ describe('retry', () => {
     failing = true;
     const saved = { ...process.env };
     Object.assign(process.env, env());
+    useEnvironment(readEnvironment(process.env));
     resetStorageCache();
     try {
       const failed = await runJob(await prepareJob(await loadJob(file), { asOf: modelAsOf('date', date, 'UTC') }), date);
       expect(failed).toMatchObject({ status: 'failed', model: { version: 1 }, error: { code: 'S3_UNAVAILABLE' } });
     } finally {
       process.env = saved;
+      useEnvironment(readEnvironment(process.env));
       resetStorageCache();
       failing = false;
     }

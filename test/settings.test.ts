@@ -56,9 +56,18 @@ const CODE: Partial<Record<SettingName, string>> = { NIGHTSCORE_REDIS_URL: 'BAD_
 const rows = Object.entries(CASES).flatMap(([name, c]) => c.bad.map((value) => [name as SettingName, value] as const));
 
 async function sources(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return Promise.all(entries.filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => readFile(path.join(e.parentPath, e.name), 'utf8')));
+  return (await sourceFiles(dir)).map(([, text]) => text);
 }
+
+/** Every .ts file under `dir`: its path relative to the repository, and its text. */
+async function sourceFiles(dir: string): Promise<Array<[string, string]>> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  const files = entries.filter((e) => e.isFile() && e.name.endsWith('.ts')).map((e) => path.join(e.parentPath, e.name));
+  return Promise.all(files.map(async (file) => [path.relative(REPO, file).split(path.sep).join('/'), await readFile(file, 'utf8')] as [string, string]));
+}
+
+/** The process's entry point reads the environment; everything else takes its values from it. */
+const READS_ENV = ['src/cli.ts', 'src/settings.ts'];
 
 describe('the settings table', () => {
   it('holds every variable src/ names, or lists it as read as it is; and this test has cases for each', async () => {
@@ -69,6 +78,13 @@ describe('the settings table', () => {
     const known = new Set<string>([...SETTING_NAMES, ...READ_AS_IS]);
     expect([...named].filter((n) => !known.has(n)).sort()).toEqual([]);
     expect(Object.keys(CASES).sort()).toEqual([...SETTING_NAMES].sort());
+  });
+
+  it('is read from the environment at the entry point alone: no other module of src/ names process.env', async () => {
+    const readers = (await sourceFiles(path.join(REPO, 'src'))).filter(([, text]) => text.includes('process.env')).map(([file]) => file);
+    expect(readers.filter((file) => !READS_ENV.includes(file)).sort()).toEqual([]);
+    // The rule is not empty: the entry point does read it.
+    expect(readers).toContain('src/cli.ts');
   });
 
   it('documents every setting where the settings are: docs/operations.md, "Queue settings" and "S3 configuration"', () => {

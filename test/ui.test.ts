@@ -13,6 +13,7 @@ import { launchChromium } from './support/browser.js';
 import { createTestQueue, type TestQueue, type WorkerProcess } from './support/queue.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
+import { readEnvironment, useEnvironment } from '../src/settings.js';
 
 /**
  * `nightscore ui` in a real browser: real runs in every state (scored in process and on the
@@ -287,11 +288,13 @@ describe('nightscore ui in a browser', () => {
     await expect(startUiServer({ host: '0.0.0.0', port: 0, jobsDir: ws.path('jobs'), config: tq.config, token: '' })).rejects.toMatchObject({ code: 'UI_TOKEN_REQUIRED' });
     const token = randomBytes(16).toString('hex');
     process.env.NIGHTSCORE_UI_TOKEN = token;
+    useEnvironment(readEnvironment(process.env));
     let open: UiServer;
     try {
       open = await startUiServer({ host: '0.0.0.0', port: 0, jobsDir: ws.path('jobs'), config: tq.config });
     } finally {
       delete process.env.NIGHTSCORE_UI_TOKEN;
+      useEnvironment(readEnvironment(process.env));
     }
     try {
       const base = `http://127.0.0.1:${open.port}`;

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { optionInteger } from '../env.js';
+import type { Settings } from '../settings.js';
 import { exitCodeFor, NightscoreError, toNightscoreError } from '../errors.js';
 import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import { writeDemoDay } from '../demo/demo.js';
@@ -25,6 +26,8 @@ import { planRetry } from '../run/retry.js';
 export interface CommandContext {
   log: Logger;
   interactive: boolean;
+  /** Every setting, checked once as the process started (cli.ts). */
+  settings: Settings;
 }
 
 /** Each scoring thread costs a V8 heap and a model session: past this, threads only cost memory. */

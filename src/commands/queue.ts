@@ -8,8 +8,7 @@ import { loadJob, loadJobsDir, modelLocation, type JobDefinition } from '../job/
 import { parseLogicalDate } from '../job/template.js';
 import { applyBackfill, expectedModel, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { optionInteger } from '../env.js';
-import { setting } from '../settings.js';
-import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
+import { connectionOptions, queueConfig, runId } from '../queue/config.js';
 import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
@@ -28,7 +27,7 @@ import { yesterday, type CommandContext } from './local.js';
  * waits forever while BullMQ reconnects.
  */
 async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promise<T>): Promise<T> {
-  const config = queueConfig();
+  const config = queueConfig(ctx.settings);
   await checkRedis(config);
   const queues = openQueues(config, (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
   try {
@@ -41,13 +40,13 @@ async function withQueues<T>(ctx: CommandContext, fn: (queues: Queues) => Promis
 /** nightscore worker: consume runs and chunks until SIGTERM/SIGINT. */
 export async function workerCommand(ctx: CommandContext, opts: { concurrency?: string; port?: string; host?: string; jobsDir?: string; ui?: string | true }): Promise<number> {
   // A worker's log is its only output: on a terminal too, it says what it does.
-  if (setting(process.env, 'NIGHTSCORE_LOG_LEVEL') === undefined) ctx.log.level = 'info';
+  if (ctx.settings.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
   // Every setting was checked before the command started (cli.ts); the options are checked here, before anything starts.
-  const config = queueConfig();
-  const timeoutMs = shutdownTimeoutMs();
-  const port = opts.port === undefined ? setting(process.env, 'NIGHTSCORE_HTTP_PORT') : optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' });
+  const config = queueConfig(ctx.settings);
+  const timeoutMs = ctx.settings.NIGHTSCORE_SHUTDOWN_TIMEOUT_MS;
+  const port = opts.port === undefined ? ctx.settings.NIGHTSCORE_HTTP_PORT : optionInteger('--port', opts.port, { min: 0, max: 65_535, unit: 'port' });
   const concurrency = optionInteger('--concurrency', opts.concurrency, { min: 1, max: 1_024, unit: 'threads' });
-  const allowed = setting(process.env, 'NIGHTSCORE_HTTP_ALLOWED_HOSTS');
+  const allowed = ctx.settings.NIGHTSCORE_HTTP_ALLOWED_HOSTS;
   const uiPort = opts.ui === true ? 8080 : optionInteger('--ui', opts.ui, { min: 0, max: 65_535, unit: 'port' });
   // A rejected promise in the worker's own plumbing is a bug, but one that must not take the
   // other chunks of this process down with it: say so loudly and keep serving.
@@ -71,9 +70,9 @@ export async function workerCommand(ctx: CommandContext, opts: { concurrency?: s
   };
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
-  const host = opts.host ?? setting(process.env, 'NIGHTSCORE_HTTP_HOST');
+  const host = opts.host ?? ctx.settings.NIGHTSCORE_HTTP_HOST;
   // --ui: the read-only web UI on the worker's address, started first, so that a missing token stops the worker before it takes work.
-  const ui = uiPort === undefined ? undefined : await (await import('../ui/server.js')).startUiServer({ port: uiPort, host, jobsDir: opts.jobsDir, config, log: ctx.log });
+  const ui = uiPort === undefined ? undefined : await (await import('../ui/server.js')).startUiServer({ port: uiPort, host, jobsDir: opts.jobsDir, config, token: ctx.settings.NIGHTSCORE_UI_TOKEN, log: ctx.log });
   const worker = await startWorker(config, { concurrency, port, host, allowedHosts: allowed, jobsDir: opts.jobsDir, shutdownTimeoutMs: timeoutMs }, ctx.log).catch(async (err: unknown) => {
     await ui?.close();
     throw err;
@@ -116,13 +115,13 @@ function syncLines(result: Awaited<ReturnType<typeof syncSchedules>>, dryRun: bo
  * validating keeps the schedules of its last good state (and says why) until it is fixed.
  */
 async function watchSchedules(ctx: CommandContext, dir: string, opts: { dryRun?: boolean; prune?: boolean }): Promise<number> {
-  if (setting(process.env, 'NIGHTSCORE_LOG_LEVEL') === undefined) ctx.log.level = 'info';
-  const everyMs = setting(process.env, 'NIGHTSCORE_SCHEDULE_WATCH_MS');
+  if (ctx.settings.NIGHTSCORE_LOG_LEVEL === undefined) ctx.log.level = 'info';
+  const everyMs = ctx.settings.NIGHTSCORE_SCHEDULE_WATCH_MS;
   // The first sync must work (a bad folder or Redis is the deployment's error to see at once).
   // The files are fingerprinted before they are read: a change in between is synced again.
   let synced = await jobsFingerprint(dir);
   const first = await loadJobsDir(dir);
-  const config = queueConfig();
+  const config = queueConfig(ctx.settings);
   await checkRedis(config);
   const queues = openQueues(config, (err) => ctx.log.warn({ err: err.message }, 'Redis connection error'));
   let stopped = false;
@@ -417,7 +416,7 @@ export async function statusCommand(ctx: CommandContext, jobFile: string | undef
   const to = opts.to ?? yesterday();
   const from = opts.from ?? new Date(Date.parse(`${parseLogicalDate(to)}T00:00:00Z`) - 6 * 86_400_000).toISOString().slice(0, 10);
   const dates = dateRange(from, to);
-  const config = queueConfig();
+  const config = queueConfig(ctx.settings);
   return withQueues(ctx, async (queues) => {
     for (;;) {
       const all = await Promise.all(jobs.map(async (job) => ({ job, rows: await readStatus(queues, job, dates) })));

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { NightscoreError } from '../errors.js';
-import { setting } from '../settings.js';
+import { environment } from '../settings.js';
 import { checkLocation, modelIdentity, type ModelFile } from './session.js';
 
 /** The files a run pinned for a model: each by its location (a URI for a remote model) with sha256 and size. */
@@ -32,11 +32,11 @@ export interface CacheEntry extends PinnedModel {
 }
 
 /**
- * The cache folder. The default is this user's own (tmux's `/tmp/tmux-<uid>` rule): a folder
+ * The cache folder: NIGHTSCORE_MODEL_CACHE of the process's settings. The default is this user's own (tmux's `/tmp/tmux-<uid>` rule): a folder
  * in the shared temp folder that another user created first is refused, never used.
  */
 export function cacheRoot(): string {
-  const set = setting(process.env, 'NIGHTSCORE_MODEL_CACHE');
+  const set = environment().settings.NIGHTSCORE_MODEL_CACHE;
   if (set) return set;
   const uid = process.getuid?.();
   return join(tmpdir(), uid === undefined ? 'nightscore-models' : `nightscore-models-${uid}`);

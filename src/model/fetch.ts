@@ -11,7 +11,7 @@
 import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { setting } from '../settings.js';
+import { environment } from '../settings.js';
 import { openLocation, parseUri } from '../storage/open.js';
 import type { ObjectInfo } from '../storage/storage.js';
 import { cacheError, entryPath, evict, lease, openCache, readEntry, touch, writeEntry, type CacheEntry, type PinnedModel } from './cache.js';
@@ -123,7 +123,7 @@ async function fetchPinned(root: string, pinned: PinnedModel, names: string[], n
     await rm(incoming, { recursive: true, force: true });
   }
   await touch(folder);
-  await evict(root, setting(process.env, 'NIGHTSCORE_MODEL_CACHE_BYTES'));
+  await evict(root, environment().settings.NIGHTSCORE_MODEL_CACHE_BYTES);
 }
 
 /**
@@ -236,7 +236,7 @@ async function fetchLatest(root: string, location: string, info: ObjectInfo, sou
       const entry: CacheEntry = { location, sha256, files };
       await writeEntry(root, source, entry);
       await touch(folder);
-      await evict(root, setting(process.env, 'NIGHTSCORE_MODEL_CACHE_BYTES'));
+      await evict(root, environment().settings.NIGHTSCORE_MODEL_CACHE_BYTES);
       return entry;
     } finally {
       await release();

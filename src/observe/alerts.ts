@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { NightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import type { RunManifest } from '../run/manifest.js';
-import { setting } from '../settings.js';
+import { environment } from '../settings.js';
 
 export type AlertOutcome = 'failed' | 'limits' | 'succeeded';
 
@@ -27,10 +27,10 @@ const TRIES = 3;
 const ALERT_REDIRECTED = 'alert not delivered: the webhook answered with a redirect, which is not followed; set the webhook to its new address (the run is not affected)';
 const TIMEOUT_MS = 5_000;
 
-/** Where and on what a job alerts: its `alerts`, else NIGHTSCORE_ALERT_WEBHOOK on failed and limits. */
+/** Where and on what a job alerts: its `alerts`, else the process's NIGHTSCORE_ALERT_WEBHOOK on failed and limits. */
 function alertsOf(job: JobDefinition): { webhook: string; on: string[] } | undefined {
   if (job.alerts) return job.alerts;
-  const webhook = setting(process.env, 'NIGHTSCORE_ALERT_WEBHOOK');
+  const webhook = environment().settings.NIGHTSCORE_ALERT_WEBHOOK;
   return webhook ? { webhook, on: ['failed', 'limits'] } : undefined;
 }
 

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { setting } from '../settings.js';
+import { environment } from '../settings.js';
 import { ALLOWED_HOSTS_ENV, answersHost, isLoopback } from './host.js';
 
 export interface HealthServerOptions {
@@ -13,7 +13,7 @@ export interface HealthServerOptions {
   registry: Registry;
   /** The queue's backlog as JSON (/backlog), for an autoscaler: see queueBacklog. */
   backlog: () => Promise<unknown>;
-  /** Host names answered besides loopback names and (off loopback) IP literals: see host.ts. @defaultValue NIGHTSCORE_HTTP_ALLOWED_HOSTS */
+  /** Host names answered besides loopback names and (off loopback) IP literals: see host.ts. @defaultValue NIGHTSCORE_HTTP_ALLOWED_HOSTS of the process's settings */
   allowedHosts?: readonly string[];
 }
 
@@ -24,7 +24,7 @@ export interface HealthServerOptions {
  * host it may be addressed by (host.ts), so a page elsewhere cannot rebind its name to it.
  */
 export async function startHealthServer(opts: HealthServerOptions): Promise<{ server: Server; port: number }> {
-  const allowed = opts.allowedHosts ?? setting(process.env, ALLOWED_HOSTS_ENV);
+  const allowed = opts.allowedHosts ?? environment().settings.NIGHTSCORE_HTTP_ALLOWED_HOSTS;
   const server = createServer((req, res) => {
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(status, { 'content-type': type });

@@ -1,7 +1,7 @@
 import type { RedisOptions } from 'bullmq';
-import { parseRedisUrl, readRedisCaFile, setting } from '../settings.js';
+import { parseRedisUrl, readRedisCaFile, type Settings } from '../settings.js';
 
-/** Where the queue lives and how it behaves; every field comes from the environment (docs/operations.md, "Queue settings"). */
+/** Where the queue lives and how it behaves; every field comes from the settings (docs/operations.md, "Queue settings"). */
 export interface QueueConfig {
   /** Redis URL: redis://, rediss:// (TLS), with user:password when the server needs them. */
   redisUrl: string;
@@ -22,25 +22,20 @@ export interface QueueConfig {
   keepRuns: number;
 }
 
-/** The queue's settings from the environment, each checked against the form it takes (settings.ts; BAD_ENV otherwise). */
-export function queueConfig(env: NodeJS.ProcessEnv = process.env): QueueConfig {
+/** The queue's part of the settings, each checked at start against the form it takes (settings.ts). */
+export function queueConfig(settings: Settings): QueueConfig {
   return {
-    redisUrl: setting(env, 'NIGHTSCORE_REDIS_URL'),
-    redisCaFile: setting(env, 'NIGHTSCORE_REDIS_CA_FILE'),
+    redisUrl: settings.NIGHTSCORE_REDIS_URL,
+    redisCaFile: settings.NIGHTSCORE_REDIS_CA_FILE,
     // BullMQ builds every key as <prefix>:<queue>:…; the setting's form keeps colons and braces out.
-    prefix: setting(env, 'NIGHTSCORE_QUEUE_PREFIX'),
-    lockMs: setting(env, 'NIGHTSCORE_LOCK_MS'),
-    stalledIntervalMs: setting(env, 'NIGHTSCORE_STALLED_INTERVAL_MS'),
-    maxStalledCount: setting(env, 'NIGHTSCORE_MAX_STALLED'),
-    attempts: setting(env, 'NIGHTSCORE_ATTEMPTS'),
-    backoffMs: setting(env, 'NIGHTSCORE_BACKOFF_MS'),
-    keepRuns: setting(env, 'NIGHTSCORE_KEEP_RUNS'),
+    prefix: settings.NIGHTSCORE_QUEUE_PREFIX,
+    lockMs: settings.NIGHTSCORE_LOCK_MS,
+    stalledIntervalMs: settings.NIGHTSCORE_STALLED_INTERVAL_MS,
+    maxStalledCount: settings.NIGHTSCORE_MAX_STALLED,
+    attempts: settings.NIGHTSCORE_ATTEMPTS,
+    backoffMs: settings.NIGHTSCORE_BACKOFF_MS,
+    keepRuns: settings.NIGHTSCORE_KEEP_RUNS,
   };
-}
-
-/** How long SIGTERM/SIGINT may take, end to end, before the worker exits whatever it was doing. */
-export function shutdownTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  return setting(env, 'NIGHTSCORE_SHUTDOWN_TIMEOUT_MS');
 }
 
 /**

@@ -27,7 +27,7 @@ import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
 import { aliasesDocSchema, MODEL_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
-import { setting } from '../settings.js';
+import { environment } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
 export type { AliasEvent, AliasesDoc, RegisterEvent, RegistryEvent, TensorSignature, VersionCheck, VersionFile, VersionRecord } from './records.js';
@@ -69,7 +69,7 @@ export interface RegistryOptions {
 }
 
 export function actor(): string {
-  const named = setting(process.env, 'NIGHTSCORE_USER');
+  const named = environment().settings.NIGHTSCORE_USER;
   if (named) return named;
   let user = 'unknown';
   try {
@@ -82,7 +82,7 @@ export function actor(): string {
 
 /** The registry root: the job's `registry:`, else NIGHTSCORE_REGISTRY_URI. */
 export function registryRoot(explicit: string | undefined, what = 'a models:/ reference'): string {
-  const root = explicit ?? setting(process.env, 'NIGHTSCORE_REGISTRY_URI');
+  const root = explicit ?? environment().settings.NIGHTSCORE_REGISTRY_URI;
   if (!root) {
     throw new NightscoreError('REGISTRY_NOT_SET', `${what} needs a registry, and none is set`, {
       column: 'registry',

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import { readAgainWhileTransient, readText } from '../storage/storage.js';
-import { setting } from '../settings.js';
+import { environment } from '../settings.js';
 
 /**
  * The output lock: one attempt at a time writes a run's output folder.
@@ -69,11 +69,11 @@ const LOCK_RE = /^_LOCK\.(\d{16})$/;
 const DEFAULT_LEASE_MS = 120_000;
 
 /**
- * How long a lock stays live without a heartbeat: `NIGHTSCORE_OUTPUT_LEASE_MS`, default 2
- * minutes. A run whose process died blocks the date for at most this long.
+ * How long a lock stays live without a heartbeat: `NIGHTSCORE_OUTPUT_LEASE_MS` of the process's
+ * settings, default 2 minutes. A run whose process died blocks the date for at most this long.
  */
-export function outputLeaseMs(env: NodeJS.ProcessEnv = process.env): number {
-  return setting(env, 'NIGHTSCORE_OUTPUT_LEASE_MS');
+export function outputLeaseMs(): number {
+  return environment().settings.NIGHTSCORE_OUTPUT_LEASE_MS;
 }
 
 /**

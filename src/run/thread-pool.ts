@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { fromErrorRecord, NightscoreError, type ErrorRecord } from '../errors.js';
+import { environment } from '../settings.js';
 import type { RowCounts } from './manifest.js';
 import type { ChunkResult } from './score-chunk.js';
 import type { ChunkTask } from './chunk-thread.js';
@@ -64,7 +65,8 @@ export class ChunkThreadPool {
     // A small young generation: scoring keeps its data in reused typed arrays, so what dies
     // young is small, and a thread's default nursery (tens of MB) was most of its footprint
     // (a 1-thread queue worker peaked at 213 MB with the default, 194 MB with this).
-    const thread = new Worker(new URL('./chunk-thread.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    // The thread takes this process's settings as they were read at start (chunk-thread.ts).
+    const thread = new Worker(new URL('./chunk-thread.js', import.meta.url), { workerData: environment(), resourceLimits: { maxYoungGenerationSizeMb: 4 } });
     thread.on('message', (m: ThreadMessage) => this.onMessage(m));
     thread.on('error', (err) => this.failSlot(slot, threadExited(`failed: ${err.message}`)));
     thread.on('exit', (code) => {

@@ -117,7 +117,7 @@ async function realPrefix(file: string): Promise<string> {
   }
 }
 
-/** Forgets cached S3 clients, so a changed AWS_* environment takes effect (tests start servers on new ports). */
+/** Forgets cached S3 clients, so changed AWS_* settings (settings.ts `useEnvironment`) take effect (tests start servers on new ports). */
 export function resetStorageCache(): void {
   for (const store of s3Stores.values()) store.destroy();
   s3Stores.clear();

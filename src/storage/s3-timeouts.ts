@@ -1,5 +1,3 @@
-import { setting } from '../settings.js';
-
 /** The NodeHttpHandler options nightscore sets (the client takes them as `requestHandler`). */
 export interface S3TimeoutOptions {
   connectionTimeout: number;
@@ -7,7 +5,7 @@ export interface S3TimeoutOptions {
 }
 
 /**
- * Timeouts for the S3 client's HTTP handler. The SDK's defaults are none at all, so a server
+ * Timeouts for the S3 client's HTTP handler, both `ms` (NIGHTSCORE_S3_TIMEOUT_MS). The SDK's defaults are none at all, so a server
  * that accepts a request and then sends nothing (or stops mid-body) would hold a run forever.
  *
  * - `socketTimeout` is an idle timeout: no byte in either direction for that long fails the
@@ -20,12 +18,6 @@ export interface S3TimeoutOptions {
  * There is deliberately no `requestTimeout`: it bounds the whole request up to the response
  * headers, so an 8 MiB part upload on a slow link would trip it while still making progress.
  */
-export function s3TimeoutOptions(env: NodeJS.ProcessEnv = process.env): S3TimeoutOptions {
-  const ms = s3TimeoutMs(env);
+export function s3TimeoutOptions(ms: number): S3TimeoutOptions {
   return { connectionTimeout: ms, socketTimeout: ms };
-}
-
-/** NIGHTSCORE_S3_TIMEOUT_MS, checked: whole milliseconds, at least 100. */
-export function s3TimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  return setting(env, 'NIGHTSCORE_S3_TIMEOUT_MS');
 }

@@ -11,20 +11,24 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { finished, PassThrough, type Readable } from 'node:stream';
 import { NightscoreError } from '../errors.js';
-import { setting } from '../settings.js';
+import { environment, type AsIs, type Settings } from '../settings.js';
 import { inputChanged } from './integrity.js';
 import { s3TimeoutOptions } from './s3-timeouts.js';
 import { joinPrefix, type ByteRange, type ObjectInfo, type ObjectWriter, type Storage } from './storage.js';
 
+/** The settings the S3 client is built from. */
+export type S3Settings = Pick<Settings, 'AWS_ENDPOINT_URL_S3' | 'AWS_ENDPOINT_URL' | 'AWS_REGION' | 'AWS_DEFAULT_REGION' | 'AWS_MAX_ATTEMPTS' | 'NIGHTSCORE_S3_TIMEOUT_MS'>;
+
 /**
- * Builds the S3 client from the standard AWS environment: the default credentials chain,
- * AWS_REGION, and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL for S3-compatible servers, with
- * the connect and idle timeouts of NIGHTSCORE_S3_TIMEOUT_MS (see s3-timeouts.ts).
+ * Builds the S3 client from the standard AWS settings: AWS_REGION, and AWS_ENDPOINT_URL_S3 /
+ * AWS_ENDPOINT_URL for S3-compatible servers, with the connect and idle timeouts of
+ * NIGHTSCORE_S3_TIMEOUT_MS (see s3-timeouts.ts). Credentials are the SDK's default chain,
+ * which reads its own variables.
  */
-export function createS3Client(env: NodeJS.ProcessEnv = process.env, opts: { maxAttempts?: number } = {}): S3Client {
-  const endpoint = setting(env, 'AWS_ENDPOINT_URL_S3') ?? setting(env, 'AWS_ENDPOINT_URL');
+export function createS3Client(settings: S3Settings, opts: { maxAttempts?: number } = {}): S3Client {
+  const endpoint = settings.AWS_ENDPOINT_URL_S3 ?? settings.AWS_ENDPOINT_URL;
   return new S3Client({
-    region: setting(env, 'AWS_REGION') ?? setting(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
+    region: settings.AWS_REGION ?? settings.AWS_DEFAULT_REGION ?? 'us-east-1',
     ...(endpoint
       ? {
           endpoint,
@@ -39,12 +43,12 @@ export function createS3Client(env: NodeJS.ProcessEnv = process.env, opts: { max
     // 5 attempts rather than the SDK's 3: a busy bucket answers SlowDown to some requests, and
     // with several chunks reading at once one read could meet it three times in a row (the
     // flaky-storage test did, about one run in ten). AWS_MAX_ATTEMPTS, checked, still decides when set.
-    maxAttempts: opts.maxAttempts ?? setting(env, 'AWS_MAX_ATTEMPTS'),
-    requestHandler: s3TimeoutOptions(env),
+    maxAttempts: opts.maxAttempts ?? settings.AWS_MAX_ATTEMPTS,
+    requestHandler: s3TimeoutOptions(settings.NIGHTSCORE_S3_TIMEOUT_MS),
   });
 }
 
-/** One bucket. Keys are object keys; a "folder" is a prefix ending in "/". */
+/** One bucket, with the client of the process's settings (settings.ts `environment`) unless given one. Keys are object keys; a "folder" is a prefix ending in "/". */
 export class S3Storage implements Storage {
   private readonly client: S3Client;
   /**
@@ -53,12 +57,15 @@ export class S3Storage implements Storage {
    */
   private conditionalClient: S3Client | undefined;
 
+  private readonly settings: S3Settings;
+
   constructor(readonly bucket: string, client?: S3Client) {
-    this.client = client ?? createS3Client();
+    this.settings = environment().settings;
+    this.client = client ?? createS3Client(this.settings);
   }
 
   private once(): S3Client {
-    return (this.conditionalClient ??= createS3Client(process.env, { maxAttempts: 1 }));
+    return (this.conditionalClient ??= createS3Client(this.settings, { maxAttempts: 1 }));
   }
 
   uri(key: string): string {
@@ -264,7 +271,7 @@ const REJECTED_CREDENTIALS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMat
  * The sources the AWS SDK's default chain reads, in its order, and which of them this process
  * has: what a person checks first. Values are never printed, only whether they are set.
  */
-export function credentialSources(env: NodeJS.ProcessEnv = process.env): string {
+export function credentialSources(env: AsIs): string {
   const set = (...names: string[]) => {
     const there = names.filter((n) => env[n]);
     return there.length === 0 ? `none of ${names.join(', ')} is set` : `${there.join(' and ')} ${there.length === 1 ? 'is' : 'are'} set`;
@@ -285,7 +292,7 @@ function s3Error(err: unknown, uri: string, action: string) {
   const message = `cannot ${action} ${uri}: ${name}${status ? ` (HTTP ${status})` : ''}: ${(err as Error).message}`;
   if (name === 'CredentialsProviderError' || REJECTED_CREDENTIALS.has(name)) {
     const missing = name === 'CredentialsProviderError';
-    return new NightscoreError('S3_CREDENTIALS', `cannot ${action} ${uri}: ${missing ? 'no AWS credentials were found' : `S3 rejected the credentials (${name}${status ? `, HTTP ${status}` : ''})`}; ${credentialSources()}`, {
+    return new NightscoreError('S3_CREDENTIALS', `cannot ${action} ${uri}: ${missing ? 'no AWS credentials were found' : `S3 rejected the credentials (${name}${status ? `, HTTP ${status}` : ''})`}; ${credentialSources(environment().asIs)}`, {
       source: uri,
       hint: missing
         ? 'Give the process credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE with ~/.aws/credentials, a web identity (IRSA) or an instance role.'

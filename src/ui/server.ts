@@ -13,7 +13,7 @@ import { queueConfig, type QueueConfig } from '../queue/config.js';
 import { openQueues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { redactSecrets } from '../redact.js';
-import { setting } from '../settings.js';
+import { environment } from '../settings.js';
 import { within } from '../within.js';
 import { createUiApp } from './app.js';
 import { requiredToken } from './auth.js';
@@ -27,9 +27,9 @@ export interface UiServerOptions {
   port?: number;
   /** Address to listen on; beyond loopback a token is required (see auth.ts). @defaultValue 127.0.0.1 */
   host?: string;
-  /** The queue to read. @defaultValue queueConfig() from the environment */
+  /** The queue to read. @defaultValue queueConfig of the process's settings */
   config?: QueueConfig;
-  /** The bearer token requests must carry. @defaultValue NIGHTSCORE_UI_TOKEN */
+  /** The bearer token requests must carry. @defaultValue NIGHTSCORE_UI_TOKEN of the process's settings */
   token?: string;
   /** Pages reload themselves this often. @defaultValue 30 */
   refreshSeconds?: number;
@@ -55,8 +55,8 @@ export interface UiServer {
 export async function startUiServer(opts: UiServerOptions = {}): Promise<UiServer> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8080;
-  const token = requiredToken(host, opts.token ?? setting(process.env, 'NIGHTSCORE_UI_TOKEN'));
-  const config = opts.config ?? queueConfig();
+  const token = requiredToken(host, opts.token ?? environment().settings.NIGHTSCORE_UI_TOKEN);
+  const config = opts.config ?? queueConfig(environment().settings);
   // Every job file is read and checked before Redis is touched.
   const jobsDir = opts.jobsDir ?? 'jobs';
   const jobs = await loadJobsDir(jobsDir);

@@ -5,6 +5,7 @@ import { dateRange } from '../../src/job/dates.js';
 import { queueConfig, type QueueConfig } from '../../src/queue/config.js';
 import { openQueues, type Queues } from '../../src/queue/queues.js';
 import { readStatus, type DateStatus } from '../../src/queue/status.js';
+import { readSettings } from '../../src/settings.js';
 import { CLI, REPO, runCli } from './workspace.js';
 
 /**
@@ -42,7 +43,7 @@ export async function createTestQueue(extraEnv: Record<string, string> = {}): Pr
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...extraEnv,
   };
-  const config = queueConfig(env);
+  const config = queueConfig(readSettings(env));
   // A test may stop Redis on purpose; the client reconnects, and its errors meanwhile are expected.
   const queues = openQueues(config, () => undefined);
   const workers: WorkerProcess[] = [];

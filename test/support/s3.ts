@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import S3rver from 's3rver';
 import { createS3Client } from '../../src/storage/s3.js';
+import { readEnvironment, readSettings, useEnvironment } from '../../src/settings.js';
 import { resetStorageCache } from '../../src/storage/open.js';
 
 /** A real S3-speaking server (s3rver) on a random loopback port, and the env that points nightscore at it. */
@@ -29,8 +30,9 @@ export async function startS3(buckets: string[]): Promise<S3Server> {
     AWS_REGION: 'us-east-1',
   };
   Object.assign(process.env, env);
+  useEnvironment(readEnvironment(process.env));
   resetStorageCache();
-  const client = createS3Client(env);
+  const client = createS3Client(readSettings(env));
   for (const Bucket of buckets) await client.send(new CreateBucketCommand({ Bucket }));
   return {
     endpoint,
