@@ -4,7 +4,7 @@ import path from 'node:path';
 import { wholeNumber, type Range } from './env.js';
 import { NightscoreError } from './errors.js';
 import { isHostName, parseAllowedHosts } from './observe/host.js';
-import { parseUri } from './storage/open.js';
+import { parseUri } from './storage/uri.js';
 
 /**
  * Every environment variable nightscore reads, with the form its value takes: one table,

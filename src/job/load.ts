@@ -5,7 +5,7 @@ import { didYouMean } from '../suggest.js';
 import type { z } from 'zod';
 import { NightscoreError } from '../errors.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
-import { parseUri, schemeOf } from '../storage/open.js';
+import { parseUri, schemeOf } from '../storage/uri.js';
 import { jobSchema, type JobFile } from './schema.js';
 import { checkTemplate, renderTemplate } from './template.js';
 

@@ -9,7 +9,7 @@ import { fileUris, isRemote, withLocalModel } from '../model/fetch.js';
 import { isModelRef } from '../registry/ref.js';
 import { MODEL_FILE } from '../registry/records.js';
 import { corrupt, Registry, registryRoot, type ResolvedModel } from '../registry/registry.js';
-import { parseUri } from '../storage/open.js';
+import { parseUri } from '../storage/uri.js';
 import { takesNan, type ElementType } from '../model/features.js';
 import { jobKeyOf } from '../model/hints.js';
 import { createScorer, type Scorer } from '../model/scorer.js';

@@ -13,7 +13,8 @@ import { NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { runFolders } from '../run/begin.js';
 import { rejectsApart, rejectsFile, type RunManifest } from '../run/manifest.js';
-import { openLocation, parseUri, type Location } from '../storage/open.js';
+import { openLocation, type Location } from '../storage/open.js';
+import { parseUri } from '../storage/uri.js';
 import { readAll } from '../storage/storage.js';
 
 /** One row of a rejects file: where the row was, its key, and why it was refused. */
