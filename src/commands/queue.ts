@@ -10,7 +10,7 @@ import { applyBackfill, expectedModel, planBackfill, succeededAfter, type Expect
 import { optionInteger } from '../env.js';
 import { setting } from '../settings.js';
 import { connectionOptions, queueConfig, runId, shutdownTimeoutMs } from '../queue/config.js';
-import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
+import { isInFlight, openQueues, requeueRun, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
 import { backfillProgress, cancelBackfill, findBackfill, getBackfill, listBackfills, lostBackfill, type BackfillProgress } from '../queue/backfills.js';
@@ -296,7 +296,7 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
   return withQueues(ctx, async (queues) => {
     const id = runId(job.name, date);
     const { added, was } = await requeueRun(queues, job.name, job.file, date, { force: opts.force, succeededAfter: (ms) => succeededAfter(job, date, ms) });
-    if (!added && opts.force && IN_FLIGHT_STATES.has(was)) {
+    if (!added && opts.force && isInFlight(was)) {
       throw new NightscoreError('RUN_IN_PROGRESS', `${id} is in flight on the queue (${was}); --force re-runs a date that failed or succeeded, never one being run`, {
         hint: 'Wait for it to finish (nightscore status), then force it again.',
       });
