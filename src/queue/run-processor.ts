@@ -14,10 +14,10 @@ import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import type { RunManifest } from '../run/manifest.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
-import { succeededAfter } from './backfill.js';
 import { getBackfill } from './backfills.js';
 import { outdatedJob, toQueueError } from './errors.js';
-import { BACKFILL_PRIORITY, chunkJobOptions, enqueueRun, isInFlight, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
+import { submitRun } from './service.js';
+import { BACKFILL_PRIORITY, chunkJobOptions, enqueueRun, isInFlight, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
 export interface RunSummary {
@@ -89,7 +89,7 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
     return date;
   }
   // A fire for a date whose run failed runs it again (its input may have landed since).
-  const { added, was } = await requeueRun(queues, def.name, def.file, date, { succeededAfter: (ms) => succeededAfter(def, date, ms) });
+  const { added, was } = await submitRun(queues, def, date);
   log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added, was }, 'schedule fired');
   return date;
 }
