@@ -3,22 +3,21 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { checkModelAsOf, dateRange, daysEnding, logicalDateFor, modelAsOf } from '../job/dates.js';
-import { loadJob, loadJobsDir, modelLocation, type JobDefinition } from '../job/load.js';
+import { dateRange, daysEnding, logicalDateFor } from '../job/dates.js';
+import { loadJob, loadJobsDir } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
-import { applyBackfill, expectedModel, planBackfill, succeededAfter, type ExpectedModel, type NoExpectedModel, type Reprocess } from '../queue/backfill.js';
 import { optionInteger } from '../env.js';
-import { connectionOptions, queueConfig, runId } from '../queue/config.js';
-import { IN_FLIGHT_STATES, openQueues, requeueRun, type Queues } from '../queue/queues.js';
+import { connectionOptions, queueConfig } from '../queue/config.js';
+import { openQueues, type Queues } from '../queue/queues.js';
 import { checkRedis } from '../queue/redis-check.js';
 import { listSchedules, setPaused, syncSchedules } from '../queue/schedule.js';
-import { backfillProgress, cancelBackfill, findBackfill, getBackfill, listBackfills, lostBackfill, type BackfillProgress } from '../queue/backfills.js';
+import { backfillProgress, findBackfill, getBackfill, listBackfills, lostBackfill, type BackfillProgress } from '../queue/backfills.js';
+import { cancelBackfill, checkBackfillOptions, checkModelAsOfFits, decideBackfill, startBackfill, submitRun } from '../queue/service.js';
 import { formatTable } from '../observe/table.js';
 import { formatStatus, readStatus, statesLine, type DateStatus } from '../queue/status.js';
 import { redactSecrets } from '../redact.js';
 import { within } from '../within.js';
 import { startWorker } from '../queue/worker.js';
-import { isModelRef, parseModelRef } from '../registry/ref.js';
 import { yesterday, type CommandContext } from './local.js';
 
 /**
@@ -293,13 +292,7 @@ export async function enqueueCommand(ctx: CommandContext, jobFile: string, opts:
   const date = parseLogicalDate(opts.date);
   const job = await loadJob(jobFile);
   return withQueues(ctx, async (queues) => {
-    const id = runId(job.name, date);
-    const { added, was } = await requeueRun(queues, job.name, job.file, date, { force: opts.force, succeededAfter: (ms) => succeededAfter(job, date, ms) });
-    if (!added && opts.force && IN_FLIGHT_STATES.has(was)) {
-      throw new NightscoreError('RUN_IN_PROGRESS', `${id} is in flight on the queue (${was}); --force re-runs a date that failed or succeeded, never one being run`, {
-        hint: 'Wait for it to finish (nightscore status), then force it again.',
-      });
-    }
+    const { id, added, was } = await submitRun(queues, job, date, { force: opts.force });
     const told = added ? (was === 'unknown' ? 'enqueued' : `enqueued again (it had ${was === 'completed' ? 'succeeded' : was})`) : was === 'completed' ? 'already succeeded (--force runs it again)' : `already queued (${was})`;
     process.stderr.write(`${told}: ${id}\n`);
     if (added) await warnIfNoWorker(queues);
@@ -358,53 +351,29 @@ export async function backfillCommand(
   if (days === undefined && (opts.from === undefined || opts.to === undefined)) {
     throw new NightscoreError('BAD_OPTION', `backfill needs --from and --to, the first and last dates (or --days)`, { hint: 'For example: nightscore backfill jobs/churn.yaml --from 2026-03-01 --to 2026-03-31, or --days 7 for the week ending yesterday' });
   }
-  if (!['missing', 'failed', 'all', 'stale'].includes(opts.reprocess)) {
-    throw new NightscoreError('BAD_OPTION', `--reprocess takes missing, failed, all or stale, got "${opts.reprocess}"`);
-  }
-  checkModelAsOf(opts.modelAsOf);
+  // The options are checked before the job file is read and Redis is asked anything (decideBackfill checks them again).
+  checkBackfillOptions(opts);
   const maxParallel = optionInteger('--max-parallel-runs', opts.maxParallelRuns, { min: 1, max: 100_000, unit: 'runs' });
   const job = await loadJob(jobFile);
-  if (opts.modelAsOf !== undefined && opts.modelAsOf !== 'now') {
-    const written = modelLocation(job);
-    if (!isModelRef(written) || parseModelRef(written).kind !== 'alias') {
-      throw new NightscoreError('BAD_OPTION', `--model-as-of reads a registry alias as it was, and ${job.file} names its model by ${written}, which is not one`, {
-        hint: 'Give the job model.uri: models:/<name>@<alias>, or leave --model-as-of out (a version or a path is the same model on every date).',
-      });
-    }
-  }
+  checkModelAsOfFits(job, opts.modelAsOf);
   // --days without --to ends at the job's last logical date: yesterday for a nightly job with lag 1, in its schedule's zone.
   const last = () => logicalDateFor(Date.now(), job.schedule?.tz ?? 'UTC', job.schedule?.lag ?? 1);
   const dates = days === undefined ? dateRange(opts.from!, opts.to!) : daysEnding(opts.to ?? last(), days);
   if (opts.reverse) dates.reverse();
   return withQueues(ctx, async (queues) => {
-    const decisions = await planBackfill(queues, job, dates, opts.reprocess as Reprocess, expectedModels(job, opts.modelAsOf));
+    const plan = await decideBackfill(queues, job, dates, { reprocess: opts.reprocess, modelAsOf: opts.modelAsOf, maxParallel });
+    const { decisions } = plan;
     for (const d of decisions) process.stdout.write(`${d.date}  ${d.enqueue ? 'enqueue' : 'skip   '}  ${d.reason}\n`);
     if (opts.dryRun) {
       process.stdout.write(`dry run: ${decisions.filter((d) => d.enqueue).length} of ${dates.length} dates would be enqueued\n`);
       return 0;
     }
-    const { id, added } = await applyBackfill(queues, job, decisions, { maxParallel, modelAsOf: opts.modelAsOf, reprocess: opts.reprocess });
+    const { id, added } = await startBackfill(queues, plan);
     process.stdout.write(`backfill ${id}: ${added} of ${dates.length} dates enqueued${maxParallel ? ` (at most ${maxParallel} run${maxParallel === 1 ? '' : 's'} at a time)` : ''}\n`);
     if (added > 0) await warnIfNoWorker(queues);
     if (!opts.wait) return 0;
     return followBackfill(ctx, queues, id);
   });
-}
-
-/**
- * What a run of each date would pin now (for --reprocess stale): a registry reference resolved
- * per date (with --model-as-of) or once; a model by location loaded once, for its sha256.
- */
-function expectedModels(job: JobDefinition, asOf: string | undefined): (date: string) => Promise<ExpectedModel | NoExpectedModel> {
-  // One resolution per instant asked (every date is "now", or each its own end with --model-as-of date).
-  const found = new Map<string, Promise<ExpectedModel | NoExpectedModel>>();
-  return (date) => {
-    const at = isModelRef(modelLocation(job)) ? modelAsOf(asOf, date, job.schedule?.tz ?? 'UTC') : undefined;
-    const key = at?.toISOString() ?? 'now';
-    let model = found.get(key);
-    if (!model) found.set(key, (model = expectedModel(job, at)));
-    return model;
-  };
 }
 
 /**

@@ -5,7 +5,7 @@ import type { RunManifest } from '../run/manifest.js';
 import { outputStateOf, readDateOutput, succeededSince } from '../run/output-folder.js';
 import { runId } from './config.js';
 import { newBackfillId, saveBackfill } from './backfills.js';
-import { enqueueRun, IN_FLIGHT_STATES, type BackfillJobData, type Queues } from './queues.js';
+import { enqueueRun, isInFlight, type BackfillJobData, type Queues } from './queues.js';
 
 export type Reprocess = 'missing' | 'failed' | 'all' | 'stale';
 
@@ -71,7 +71,7 @@ export async function planBackfill(queues: Queues, job: JobDefinition, dates: st
     const { success, manifest } = output;
     const failed = state === 'failed' || (state === 'unknown' && outputStateOf(output) === 'failed');
     let decision: [boolean, string];
-    if (IN_FLIGHT_STATES.has(state)) decision = [false, `in flight (${state})`];
+    if (isInFlight(state)) decision = [false, `in flight (${state})`];
     else if (mode === 'all') decision = [true, state === 'unknown' ? 'reprocess all' : `reprocess all (was ${state})`];
     else if (mode === 'stale') decision = success && manifest ? await staleness(manifest, await expected!(date)) : [false, success ? 'succeeded, no manifest' : 'not succeeded; use --reprocess missing or failed'];
     else if (mode === 'failed') decision = failed ? [true, 'failed before'] : [false, success ? 'succeeded' : 'not failed'];

@@ -9,7 +9,7 @@ import { NightscoreError } from '../errors.js';
 import { loadJob } from '../job/load.js';
 import { redactSecrets } from '../redact.js';
 import { runId } from './config.js';
-import type { Queues, RunJobData } from './queues.js';
+import { isQueued, type Queues, type RunJobData } from './queues.js';
 import { readStatus, statesLine, type DateStatus } from './status.js';
 
 export interface BackfillRecord {
@@ -137,9 +137,6 @@ export interface CancelOutcome {
   finished: { date: string; state: 'succeeded' | 'failed' }[];
 }
 
-/** Queue states of a run that has taken nothing yet: removing it leaves the date as it was. */
-const REMOVABLE = ['waiting', 'delayed', 'prioritized', 'paused'];
-
 /**
  * Cancels a backfill: its feeder stops, its dates still queued (waiting, delayed, waiting
  * for input) are removed, and its running ones finish. Says what became of each date the
@@ -155,7 +152,7 @@ export async function cancelBackfill(queues: Queues, id: string): Promise<Cancel
     const state = await run.getState();
     // An ended run keeps its plan in its data: its state, not the plan, says it is done.
     if (state === 'completed' || state === 'failed') outcome.finished.push({ date, state: state === 'completed' ? 'succeeded' : 'failed' });
-    else if (REMOVABLE.includes(state) && !(run.data as RunJobData).plan) {
+    else if (isQueued(state) && !(run.data as RunJobData).plan) {
       // A worker may take it between the two reads: then it is running, and finishes.
       await run.remove().then(() => outcome.removed.push(date), () => outcome.running.push(date));
     } else if (state !== 'unknown') outcome.running.push(date);

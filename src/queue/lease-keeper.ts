@@ -2,10 +2,7 @@ import type { Logger } from 'pino';
 import { toNightscoreError } from '../errors.js';
 import { renewOutputLock } from '../run/lock.js';
 import { openLocation } from '../storage/open.js';
-import type { Queues, RunJobData } from './queues.js';
-
-/** States in which a planned run is still in flight: its output lock must stay live. */
-const IN_FLIGHT = ['waiting-children', 'waiting', 'delayed', 'active', 'prioritized'] as const;
+import { IN_FLIGHT_STATES, type Queues, type RunJobData } from './queues.js';
 
 /**
  * A queued run holds its output lock from the plan step to the commit, but between the two
@@ -20,7 +17,7 @@ export function keepRunLeases(queues: Queues, leaseMs: number, log: Logger): () 
   let timer: NodeJS.Timeout | undefined;
   const beat = async () => {
     try {
-      for (const job of await queues.runs.getJobs([...IN_FLIGHT])) {
+      for (const job of await queues.runs.getJobs([...IN_FLIGHT_STATES])) {
         const plan = (job.data as RunJobData | undefined)?.plan;
         // Older runs' plans carry no spec (they fail as QUEUE_JOB_OUTDATED); a run not yet planned holds no lock.
         if (!plan?.lock || !plan.spec || stopped) continue;

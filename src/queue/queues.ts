@@ -1,4 +1,4 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions, type JobState } from 'bullmq';
 import { connectionOptions, QUEUES, runId, type QueueConfig } from './config.js';
 
 /** Data of the jobs on the runs queue, by job name. */
@@ -117,8 +117,28 @@ export async function enqueueRun(queues: Queues, jobName: string, jobFile: strin
   return true;
 }
 
-/** States of a run that is queued or running: never replaced by a re-run. */
-export const IN_FLIGHT_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused']);
+/**
+ * BullMQ states of a job that has taken nothing yet: removing it leaves its date as it was.
+ * BullMQ 6 reports a job of a paused queue as `waiting`; it has no state of its own.
+ */
+export const QUEUED_STATES = ['waiting', 'delayed', 'prioritized'] as const satisfies readonly JobState[];
+
+/**
+ * BullMQ states of a run in flight, queued or begun: never replaced by a re-run, counted
+ * against a backfill's --max-parallel-runs, its output lock kept live, shown as in flight.
+ * The begun come first: the page lists the jobs of these states in this order.
+ */
+export const IN_FLIGHT_STATES = ['active', 'waiting-children', ...QUEUED_STATES] as const satisfies readonly JobState[];
+
+/** Whether a state getState returned is one of QUEUED_STATES. */
+export function isQueued(state: string): boolean {
+  return (QUEUED_STATES as readonly string[]).includes(state);
+}
+
+/** Whether a state getState returned is one of IN_FLIGHT_STATES. */
+export function isInFlight(state: string): boolean {
+  return (IN_FLIGHT_STATES as readonly string[]).includes(state);
+}
 
 /**
  * Enqueues a date's run again where the rule says so: a date whose run failed is re-run (by a

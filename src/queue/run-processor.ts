@@ -7,17 +7,17 @@ import { beginRun, type RunPlan } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
 import { abandonRun, finishRun } from '../run/finish.js';
 import { chunkSpec, SPEC_VERSION } from '../run/spec.js';
-import { chunkId, runLockOwner } from './config.js';
+import { chunkId, runId, runLockOwner } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError, type NightscoreError } from '../errors.js';
 import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
 import type { RunManifest } from '../run/manifest.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
-import { succeededAfter } from './backfill.js';
 import { getBackfill } from './backfills.js';
 import { outdatedJob, toQueueError } from './errors.js';
-import { BACKFILL_PRIORITY, chunkJobOptions, enqueueRun, IN_FLIGHT_STATES, requeueRun, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
+import { submitRun } from './service.js';
+import { BACKFILL_PRIORITY, chunkJobOptions, enqueueRun, isInFlight, type BackfillJobData, type FireJobData, type Queues, type RunJobData } from './queues.js';
 
 /** What a finished run job returns: enough for `status` without reading the manifest. */
 export interface RunSummary {
@@ -89,7 +89,7 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
     return date;
   }
   // A fire for a date whose run failed runs it again (its input may have landed since).
-  const { added, was } = await requeueRun(queues, def.name, def.file, date, { succeededAfter: (ms) => succeededAfter(def, date, ms) });
+  const { added, was } = await submitRun(queues, def, date);
   log.info({ job: def.name, date, fired_at: new Date(fireMillis).toISOString(), added, was }, 'schedule fired');
   return date;
 }
@@ -199,7 +199,7 @@ async function feedBackfill(queues: Queues, job: Job<BackfillJobData>, token: st
   let { next } = job.data;
   const { dates, maxParallel } = job.data;
   let inFlight = 0;
-  for (const date of dates.slice(0, next)) if (IN_FLIGHT_STATES.has(await queues.runs.getJobState(`${def.name}@${date}`))) inFlight++;
+  for (const date of dates.slice(0, next)) if (isInFlight(await queues.runs.getJobState(runId(def.name, date)))) inFlight++;
   const cancelled = async () => job.data.backfill !== undefined && Boolean((await getBackfill(queues, job.data.backfill).catch(() => undefined))?.cancelled_at);
   while (next < dates.length && inFlight < maxParallel) {
     // Again before each date: a cancel that lands during this tick stops it here.

@@ -4,7 +4,7 @@ import { modelLocation } from '../job/load.js';
 import type { Notice } from './context.js';
 import { CELL_STATES, type CellState, type JobDates, type UiDateStatus } from './dates.js';
 import { errorLine, fmtInt, fmtMinute, h, layout, noticesHtml, runHref, stateChip, STATE_LABELS, type Html } from './html.js';
-import { IN_FLIGHT_STATES } from '../queue/queues.js';
+import { isInFlight } from '../queue/queues.js';
 import type { QueuePanels } from './queue-panels.js';
 
 export interface GridPageData {
@@ -83,7 +83,7 @@ ${p.backfills.length === 0 ? h`<p class="muted">none on this queue</p>` : h`<tab
 function inFlightCounts(p: QueuePanels): string {
   const runs = new Map<string, number>();
   for (const r of p.in_flight) runs.set(r.queue_state, (runs.get(r.queue_state) ?? 0) + 1);
-  const chunks = Object.entries(p.counts.chunks ?? {}).filter(([state, n]) => IN_FLIGHT_STATES.has(state) && n > 0);
+  const chunks = Object.entries(p.counts.chunks ?? {}).filter(([state, n]) => isInFlight(state) && n > 0);
   const line = (entries: Iterable<[string, number]>) => [...entries].map(([state, n]) => `${n} ${state}`).join(', ');
   return `runs: ${line(runs)}${chunks.length ? ` · chunks: ${line(chunks)}` : ''}`;
 }

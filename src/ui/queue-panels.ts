@@ -7,7 +7,7 @@ import type { JobType } from 'bullmq';
 import { decodeFailure, type ErrorRecord } from '../errors.js';
 import { loadJob, type JobDefinition } from '../job/load.js';
 import { backfillProgress, listBackfills, type BackfillProgress } from '../queue/backfills.js';
-import type { RunJobData } from '../queue/queues.js';
+import { IN_FLIGHT_STATES, type RunJobData } from '../queue/queues.js';
 import { readStatus, type DateStatus } from '../queue/status.js';
 import { noticeOf, type Notice, type UiContext } from './context.js';
 
@@ -53,7 +53,6 @@ export interface QueuePanels {
   notices: Notice[];
 }
 
-const IN_FLIGHT: JobType[] = ['active', 'waiting-children', 'waiting', 'delayed', 'prioritized'];
 const COUNTED: JobType[] = ['waiting', 'prioritized', 'delayed', 'active', 'waiting-children', 'failed', 'completed'];
 
 /** How many of each the panels show. */
@@ -99,7 +98,7 @@ async function statusOf(ctx: UiContext, jobs: JobDefinition[], name: string, dat
 }
 
 async function inFlight(ctx: UiContext, jobs: JobDefinition[]): Promise<InFlightRun[]> {
-  const found = (await ctx.queues.runs.getJobs(IN_FLIGHT, 0, 4 * SHOWN.inFlight)).filter((j) => j?.name === 'run').slice(0, SHOWN.inFlight);
+  const found = (await ctx.queues.runs.getJobs([...IN_FLIGHT_STATES], 0, 4 * SHOWN.inFlight)).filter((j) => j?.name === 'run').slice(0, SHOWN.inFlight);
   return Promise.all(
     found.map(async (run): Promise<InFlightRun> => {
       const data = run.data as RunJobData;
