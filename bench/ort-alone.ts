@@ -34,7 +34,7 @@ async function scoreShare(share: Share): Promise<void> {
   const run = async (from: number, to: number) => {
     const at = from - share.from;
     const tensor = new ort.Tensor('float32', mine.subarray(at * WIDTH, (at + to - from) * WIDTH), [to - from, WIDTH]);
-    return session.run({ [session.inputNames[0]!]: tensor }, [share.output]);
+    return session.run({ [session.inputs[0]!.name]: tensor }, [share.output]);
   };
   await run(share.from, Math.min(share.to, share.from + 1));
   parentPort!.postMessage('ready');

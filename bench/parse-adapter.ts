@@ -63,7 +63,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     output: { uri: `${out}/`, rejects_uri: `${out}/_rejects/`, format: 'csv', csv: { delimiter: ',', escape_formulas: false }, parquet: { codec: 'SNAPPY' } },
     batch: { rows: opts.batchRows },
     limits: { max_reject_rate: 1, rows_at_most: null },
-    models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'onnxruntime', threads: 1 }, registry: null }],
+    models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'stand-in', version: 'stand-in', threads: 1 }, registry: null }],
   });
   const total = { rows: 0, rejected: 0 };
   try {

@@ -79,6 +79,7 @@ export const ERROR_CODES = {
   MODEL_ALIAS_NOT_FOUND: code('model', 'a registry alias that is not set (or was not, at the date asked)'),
   MODEL_CHANGED: code('model', 'the model file changed after the run was planned'),
   MODEL_CHECK_FAILED: code('model', 'a model whose predictions differ from its golden rows beyond the tolerance'),
+  MODEL_ENGINE_CHANGED: code('model', 'a chunk planned under another inference engine version than the worker has'),
   MODEL_EXTERNAL_DATA_INVALID: code('model', 'a model whose external data is named outside its folder'),
   MODEL_EXTERNAL_DATA_MISSING: code('model', 'an external data file of the model that cannot be read'),
   MODEL_FIXED_BATCH: code('model', 'a model whose input takes a fixed number of rows'),

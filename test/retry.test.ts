@@ -98,6 +98,17 @@ describe('retry', () => {
     expect((await ws.csv(`out/dt=${date}/part-00000.csv`))[1]![0]).toBe('A0');
   });
 
+  it('scores the whole date, saying why, when the model scores under another engine version than the failed run planned', async () => {
+    const file = await job();
+    const date = '2026-10-09';
+    await failedRun(file, date);
+    await editManifest(date, (m) => (m.retry!.spec.models[0]!.engine.version = '0.0.1'));
+    const retry = await runCli(['retry', file, '--date', date], { env: env() });
+    expect(retry.code, retry.stderr).toBe(0);
+    expect(retry.stderr).toMatch(/scoring the whole date: the date no longer plans as it did: the model scores under another engine \(onnxruntime 0\.0\.1, 1 thread then, onnxruntime \d+\.\d+\.\d+, 1 thread now\)/);
+    expect(await dataRows(`out/dt=${date}/part-00000.csv`) + await dataRows(`out/dt=${date}/part-00001.csv`)).toBe(60);
+  });
+
   it('keeps a part only while it holds the bytes its chunk wrote: a part cut short is scored again, never published', async () => {
     const file = await job();
     const date = '2026-10-03';

@@ -14,6 +14,9 @@ import { mergeStats, type ChunkStats } from '../src/run/stats.js';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
+/** The engine version a manifest records: onnxruntime-node's, as installed. */
+const ORT_VERSION = (JSON.parse(await readFile(`${REPO}/node_modules/onnxruntime-node/package.json`, 'utf8')) as { version: string }).version;
+
 /**
  * A run is planned once into a frozen spec (RunSpec, ChunkSpec): the manifest records the
  * models it pinned, and chunks score from the spec, never from the job file again.
@@ -66,7 +69,7 @@ describe('the manifest names the models the run pinned', () => {
           { output: 'probabilities', type: 'float32', names: ['p_stay', 'p_churn'] },
         ],
         unwrapped: [],
-        engine: { name: 'onnxruntime', threads: 2 },
+        engine: { name: 'onnxruntime', version: ORT_VERSION, threads: 2 },
         registry: null,
       },
     ]);

@@ -3,25 +3,25 @@
  * batch, and the rest are scored. One out-of-range index among 50,000 rows then costs about
  * 2 × log2(50,000) ≈ 32 extra calls, and a batch that scores costs nothing extra.
  */
-import type * as ort from 'onnxruntime-node';
+import type { Tensor, TensorData } from '../engine/engine.js';
 import type { FeatureBatch } from './features.js';
 
 /** A row of a batch the model failed on when given that row alone. */
 export interface RowFailure {
   /** The row's index in the batch. */
   row: number;
-  /** onnxruntime's message, first line. */
+  /** The engine's message, first line. */
   message: string;
 }
 
-/** One inference call over rows [from, to) of a batch: the selected outputs in order, or the error onnxruntime threw. */
-export type RunRows = (from: number, to: number) => Promise<ort.Tensor[] | { failed: string }>;
+/** One inference call over rows [from, to) of a batch: the selected outputs in order, or the error the engine threw. */
+export type RunRows = (from: number, to: number) => Promise<Tensor[] | { failed: string }>;
 
 /** Rows [from, to) that scored in one call, and what the call gave. */
 interface Piece {
   from: number;
   to: number;
-  values: ort.Tensor[];
+  values: Tensor[];
 }
 
 /**
@@ -37,7 +37,7 @@ export async function scoreBisecting(
   run: RunRows,
   onFailure: (failure: RowFailure) => void,
   batchFailed: (rows: number, message: string) => Error,
-): Promise<{ data: Array<ort.Tensor['data']>; failed: RowFailure[] }> {
+): Promise<{ data: TensorData[]; failed: RowFailure[] }> {
   const pieces: Piece[] = [];
   const failed: RowFailure[] = [];
   // Depth first, left half first: failures are found (and reported) in row order. Returns
@@ -70,14 +70,14 @@ export async function scoreBisecting(
 }
 
 /** Arrays of one kind end to end; one array is returned as it is. */
-function concat(parts: Array<ort.Tensor['data']>): ort.Tensor['data'] {
+function concat(parts: TensorData[]): TensorData {
   if (parts.length === 1) return parts[0]!;
   const first = parts[0]!;
   if (Array.isArray(first)) return (parts as string[][]).flat();
   const length = parts.reduce((n, p) => n + p.length, 0);
-  const out = new (first.constructor as new (n: number) => Exclude<ort.Tensor['data'], string[]>)(length);
+  const out = new (first.constructor as new (n: number) => Exclude<TensorData, string[]>)(length);
   let at = 0;
-  for (const p of parts as Array<Exclude<ort.Tensor['data'], string[]>>) {
+  for (const p of parts as Array<Exclude<TensorData, string[]>>) {
     (out as Float32Array).set(p as Float32Array, at);
     at += p.length;
   }

@@ -135,7 +135,7 @@ async function readGolden(file: string): Promise<Buffer> {
 
 /** Without a job: the model's feature_names, else every column not named expected_…; a model of several inputs takes each from the column of its name. */
 function ownBinding(model: LoadedModel, header: string[]): ScorerOptions {
-  const inputs = model.session.inputMetadata;
+  const inputs = model.session.inputs;
   if (inputs.length > 1) return { inputs: Object.fromEntries(inputs.map((i) => [i.name, [i.name]])) };
   return { features: model.featureNames ?? header.filter((h) => !h.startsWith(EXPECTED)) };
 }

@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import type { EngineModel, Tensor, TensorData, TensorType, ValueInfo } from '../engine/engine.js';
 import { NightscoreError } from '../errors.js';
 import { jobKeyOf, nonTensorHint, runFailedHint, type JobKey } from './hints.js';
 import { ELEMENT_TYPES, type ColumnValues, type ElementType, type FeatureBatch, type InputBinding } from './features.js';
@@ -10,7 +10,7 @@ export type { RowFailure } from './bisect.js';
 /** One model output as it becomes output columns. */
 export interface OutputColumns {
   output: string;
-  type: ort.Tensor.Type;
+  type: TensorType;
   /** Column names: one for shape [N] or [N,1], C for shape [N,C]; none while the width is open (see Scorer.open). */
   names: string[];
 }
@@ -18,7 +18,7 @@ export interface OutputColumns {
 /** One output's values for a batch, row-major: rows × names.length. */
 export interface OutputValues {
   columns: OutputColumns;
-  data: ort.Tensor['data'];
+  data: TensorData;
 }
 
 /**
@@ -114,13 +114,13 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
     async score(batch, onFailure = () => undefined) {
       const run: RunRows = async (from, to) => {
         const part = from === 0 && to === batch.rows ? batch : sliceBatch(batch, from, to, floats);
-        let result: ort.InferenceSession.ReturnType;
+        let result: Record<string, Tensor>;
         try {
           result = await session.run(feed(part), fetches);
         } catch (err) {
           return { failed: String((err as Error).message).split('\n')[0]! };
         }
-        return outputs.map((columns) => checkRows(result[columns.output] as ort.Tensor, columns, to - from, path));
+        return outputs.map((columns) => checkRows(result[columns.output]!, columns, to - from, path));
       };
       const batchFailed = (rows: number, message: string) =>
         new NightscoreError('MODEL_RUN_FAILED', `${path} fails on ${rows} rows together but scores each half of them alone, so no row is at fault: ${message}`, { source: path, hint: runFailedHint(model.metadata.producer, key) });
@@ -131,7 +131,7 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
 }
 
 /** An output's value for a call of `rows` rows, checked to hold one row of columns per input row (of any width while it is open). */
-function checkRows(value: ort.Tensor, columns: OutputColumns, rows: number, path: string): ort.Tensor {
+function checkRows(value: Tensor, columns: OutputColumns, rows: number, path: string): Tensor {
   const open = columns.names.length === 0;
   if (open ? value.dims[0] !== rows || value.data.length % rows !== 0 : value.data.length !== rows * columns.names.length) {
     throw new NightscoreError('MODEL_OUTPUT_SHAPE', `output "${columns.output}" has shape [${value.dims.join(',')}] for ${rows} rows; expected [${rows}${columns.names.length > 1 ? `,${columns.names.length}` : ''}]`, {
@@ -142,10 +142,10 @@ function checkRows(value: ort.Tensor, columns: OutputColumns, rows: number, path
   return value;
 }
 
-type TensorMeta = ort.InferenceSession.ValueMetadata & { isTensor: true };
+type TensorMeta = ValueInfo & { isTensor: true };
 
 /** model.features: one input (the only one, or model.input), of any element type nightscore reads. */
-function bindFeatures(session: ort.InferenceSession, model: LoadedModel, opts: ScorerOptions): InputBinding {
+function bindFeatures(session: EngineModel, model: LoadedModel, opts: ScorerOptions): InputBinding {
   const { path } = model;
   const columns = opts.features ?? model.featureNames;
   if (!columns) {
@@ -155,7 +155,7 @@ function bindFeatures(session: ort.InferenceSession, model: LoadedModel, opts: S
       hint: 'List the feature columns, in the order the model expects, under model.features.',
     });
   }
-  const inputs = session.inputMetadata;
+  const inputs = session.inputs;
   const names = inputs.map((i) => `"${i.name}"`).join(', ');
   const wanted = opts.input;
   const input = wanted === undefined ? (inputs.length === 1 ? inputs[0] : undefined) : inputs.find((i) => i.name === wanted);
@@ -182,8 +182,8 @@ function bindFeatures(session: ort.InferenceSession, model: LoadedModel, opts: S
 }
 
 /** model.inputs: every input of the model, and only those, each with its columns. */
-function bindInputs(session: ort.InferenceSession, map: Record<string, string[]>, path: string): InputBinding[] {
-  const inputs = session.inputMetadata;
+function bindInputs(session: EngineModel, map: Record<string, string[]>, path: string): InputBinding[] {
+  const inputs = session.inputs;
   const unknown = Object.keys(map).filter((name) => !inputs.some((i) => i.name === name));
   const unfed = inputs.filter((i) => !(i.name in map));
   if (unknown.length > 0 || unfed.length > 0) {
@@ -196,7 +196,7 @@ function bindInputs(session: ort.InferenceSession, map: Record<string, string[]>
   return inputs.map((input) => checkInput(input, map[input.name]!, path, `model.inputs.${input.name}`));
 }
 
-function checkInput(input: ort.InferenceSession.ValueMetadata, columns: string[], path: string, key: string): InputBinding {
+function checkInput(input: ValueInfo, columns: string[], path: string, key: string): InputBinding {
   if (!input.isTensor) {
     throw new NightscoreError('MODEL_SIGNATURE', `${path}: input "${input.name}" is not a tensor`, { source: path, column: key, hint: 'Re-export the model with tensor inputs.' });
   }
@@ -235,7 +235,7 @@ function checkInput(input: ort.InferenceSession.ValueMetadata, columns: string[]
  * How a batch becomes the model's feeds. The common case, one float32 input, is the batch's
  * float32 block itself; any other input is gathered from its columns.
  */
-function tensorFeeds(inputs: InputBinding[]): (batch: FeatureBatch) => Record<string, ort.Tensor> {
+function tensorFeeds(inputs: InputBinding[]): (batch: FeatureBatch) => Record<string, Tensor> {
   const floatCount = inputs.reduce((n, i) => n + (i.type === 'float32' ? i.columns.length : 0), 0);
   let column = 0;
   let slot = 0;
@@ -248,16 +248,16 @@ function tensorFeeds(inputs: InputBinding[]): (batch: FeatureBatch) => Record<st
   });
   return (batch) => {
     const { rows } = batch;
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Record<string, Tensor> = {};
     for (const { input, first, firstSlot, whole } of plans) {
       const width = input.columns.length;
       const dims = input.rank === 1 ? [rows] : [rows, width];
       if (input.type === 'float32') {
-        feeds[input.name] = new ort.Tensor('float32', whole ? batch.features : gatherFloats(batch.features, rows, floatCount, firstSlot, width), dims);
+        feeds[input.name] = { type: 'float32', data: whole ? batch.features : gatherFloats(batch.features, rows, floatCount, firstSlot, width), dims };
         continue;
       }
       const own = batch.columns.slice(first, first + width) as ColumnValues[];
-      feeds[input.name] = new ort.Tensor(input.type, (width === 1 ? head(own[0]!, rows) : interleave(own, rows)) as never, dims);
+      feeds[input.name] = { type: input.type, data: width === 1 ? head(own[0]!, rows) : interleave(own, rows), dims };
     }
     return feeds;
   };
@@ -294,7 +294,7 @@ function interleave(columns: ColumnValues[], rows: number): ColumnValues {
  */
 function describeOutputs(model: LoadedModel, columns: Record<string, string | string[]> | undefined, widths: Record<string, number>): OutputColumns[] {
   const { session, path } = model;
-  const meta = session.outputMetadata;
+  const meta = session.outputs;
   const all = meta.map((o) => `"${o.name}"`).join(', ');
   const selected = columns ? Object.keys(columns) : meta.map((o) => o.name);
   return selected.map((name) => {

@@ -3,7 +3,8 @@ import { createReadStream, type Stats } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { engineIdentity, type Engine, type EngineIdentity, type EngineModel } from '../engine/engine.js';
+import { onnxruntime } from '../engine/onnxruntime.js';
 import { NightscoreError } from '../errors.js';
 import { missingLocaleError } from './locale.js';
 import { featureNamesOf, readOnnxMetadata, type OnnxMetadata } from './metadata.js';
@@ -17,7 +18,15 @@ export interface ModelFile {
   bytes: number;
 }
 
-/** A model file loaded once per process: its identity, metadata and onnxruntime session. */
+/** The engine every model is loaded into. */
+const ENGINE: Engine = onnxruntime;
+
+/** The engine a model loaded with `threads` scores under (LoadedModel.engine), without loading one. */
+export function currentEngine(threads: number): EngineIdentity {
+  return engineIdentity(ENGINE, { threads });
+}
+
+/** A model file loaded once per process: its identity, metadata and engine session. */
 export interface LoadedModel {
   path: string;
   /**
@@ -38,12 +47,14 @@ export interface LoadedModel {
   featureNames: string[] | undefined;
   /** Outputs scored from the tensor behind a ZipMap (see unwrapZipMaps), with their class labels. */
   unwrapped: UnwrappedOutput[];
-  session: ort.InferenceSession;
+  /** The engine, its version and the settings the session was made with: part of the model's identity in a run. */
+  engine: EngineIdentity;
+  session: EngineModel;
 }
 
 export interface LoadModelOptions {
   /**
-   * onnxruntime intra-op threads. nightscore parallelises across chunks, so each session
+   * The engine's intra-op threads. nightscore parallelises across chunks, so each session
    * gets few threads, and processes × threads must not exceed the cores.
    * @defaultValue 1
    */
@@ -64,7 +75,7 @@ let staleVersions = 0;
 /**
  * Loads a model, once per (file version, threads) per process: a long-lived worker picks up
  * a model file replaced on disk, because its inode, size or times change. The bytes
- * hashed for the manifest are the bytes handed to onnxruntime (the model file's, and private
+ * hashed for the manifest are the bytes handed to the engine (the model file's, and private
  * copies of its external data), so the recorded sha256 is what actually scored; a ZipMap
  * that ends the graph is unwrapped from those bytes on the way (see unwrapZipMaps).
  */
@@ -152,27 +163,16 @@ async function createModel(path: string, threads: number): Promise<LoadedModel> 
   const copies = metadata.externalData.length > 0 ? await mkdtemp(join(tmpdir(), 'nightscore-model-')) : undefined;
   try {
     const external = await Promise.all(metadata.externalData.map((location) => externalFile(path, folder, location, copies!)));
-    let session: ort.InferenceSession;
+    let session: EngineModel;
     try {
       // The sha256 stays the file's: the rewrite is a function of its bytes alone.
-      session = await ort.InferenceSession.create(graph.bytes, {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-        // Every native error also rejects the call, and nightscore reports it with a code; the
-        // native log line would only repeat it, colourised, outside the JSON log on stderr.
-        logSeverityLevel: 4,
-        // From bytes, onnxruntime would look for external data in the working directory, where
-        // another export's model.onnx.data may sit.
-        ...(copies ? { extra: { session: { model_external_initializers_file_folder_path: copies } } } : {}),
-      });
+      session = await ENGINE.load(graph.bytes, { threads, ...(copies ? { externalData: copies } : {}) });
     } catch (err) {
       throw missingLocaleError(path, err) ?? notAModel((err as Error).message.split('\n')[0] ?? 'unknown error', err);
     }
     const files = [main, ...external.map(({ path: p, sha256, bytes: size }) => ({ path: p, sha256, bytes: size }))];
     const sha256 = modelIdentity(files, [basename(path), ...metadata.externalData]);
-    return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, unwrapped: graph.unwrapped, session };
+    return { path, sha256, bytes: bytes.length, files, external: external.map((f) => ({ path: f.path, version: f.version })), metadata, featureNames, unwrapped: graph.unwrapped, engine: engineIdentity(ENGINE, { threads }), session };
   } finally {
     // A mapping outlives its file's name: the copies go once the session holds them.
     if (copies) await rm(copies, { recursive: true, force: true });

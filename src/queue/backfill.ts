@@ -1,3 +1,4 @@
+import { describeEngine, sameEngine, type EngineIdentity } from '../engine/engine.js';
 import { toNightscoreError } from '../errors.js';
 import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { isModelRef } from '../registry/ref.js';
@@ -9,10 +10,11 @@ import { enqueueRun, isInFlight, type BackfillJobData, type Queues } from './que
 
 export type Reprocess = 'missing' | 'failed' | 'all' | 'stale';
 
-/** The model a run of a date would pin: a registry version, or (a model by location) its sha256. */
+/** The model a run of a date would pin: a registry version, or (a model by location) its sha256; and the engine it would score under. */
 export interface ExpectedModel {
   version: string | null;
   sha256: string;
+  engine: EngineIdentity;
 }
 
 /** A date for which no model can be told (its alias was not set yet): kept, with why. */
@@ -30,12 +32,14 @@ export async function expectedModel(job: JobDefinition, asOf?: Date): Promise<Ex
   const written = modelLocation(job);
   if (!isModelRef(written)) {
     const { prepareJob } = await import('../run/bind.js');
-    return { version: null, sha256: (await prepareJob(job)).spec.sha256 };
+    const { spec } = await prepareJob(job);
+    return { version: null, sha256: spec.sha256, engine: spec.engine };
   }
   const { Registry, registryRoot } = await import('../registry/registry.js');
+  const { currentEngine } = await import('../model/session.js');
   try {
     const r = await new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`)).resolve(written, { asOf });
-    return { version: `${r.name}@${r.version}`, sha256: r.record.sha256 };
+    return { version: `${r.name}@${r.version}`, sha256: r.record.sha256, engine: currentEngine(job.model.threads) };
   } catch (err) {
     const e = toNightscoreError(err);
     if (e.code === 'MODEL_ALIAS_NOT_FOUND') return { none: `no model to compare with: ${e.message}` };
@@ -61,7 +65,8 @@ export async function succeededAfter(job: JobDefinition, date: string, ms: numbe
  *   failed:  dates whose run failed (in the queue, or per the manifest once trimmed);
  *   all:     every date not in flight;
  *   stale:   succeeded dates whose manifest names another model than `expected(date)`: for a
- *            registry reference another name@version, for a model by location other bytes.
+ *            registry reference another name@version, for a model by location other bytes;
+ *            or the same model scored under another engine, engine version or engine setting.
  */
 export async function planBackfill(queues: Queues, job: JobDefinition, dates: string[], mode: Reprocess, expected?: (date: string) => Promise<ExpectedModel | NoExpectedModel>): Promise<BackfillDecision[]> {
   const decisions: BackfillDecision[] = [];
@@ -85,6 +90,17 @@ export async function planBackfill(queues: Queues, job: JobDefinition, dates: st
 
 async function staleness(manifest: RunManifest, expected: ExpectedModel | NoExpectedModel): Promise<[boolean, string]> {
   if ('none' in expected) return [false, expected.none];
+  const [stale, reason] = modelStaleness(manifest, expected);
+  if (stale) return [stale, reason];
+  // The engine is part of the model's identity. A manifest of an earlier nightscore records no
+  // engine version: its date is judged by the model alone, as it was then, rather than every
+  // such date turning stale at once on an upgrade.
+  const scored = manifest.models?.[0]?.engine;
+  if (scored?.version === undefined || sameEngine(scored, expected.engine)) return [false, reason];
+  return [true, `${reason} under ${describeEngine(scored)}, now ${describeEngine(expected.engine)}`];
+}
+
+function modelStaleness(manifest: RunManifest, expected: ExpectedModel): [boolean, string] {
   const scored = manifest.model.name === null || manifest.model.name === undefined ? null : `${manifest.model.name}@${manifest.model.version}`;
   if (expected.version !== null) {
     // The same name@version with other bytes (another registry, one re-created) is stale too.

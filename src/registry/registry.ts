@@ -20,6 +20,7 @@ import { hostname, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
+import type { ValueInfo } from '../engine/engine.js';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import { loadModel, modelIdentity, type LoadedModel } from '../model/session.js';
 import { digestObject } from '../storage/digest.js';
@@ -129,8 +130,8 @@ export class Registry {
       });
     }
     const session = model.session;
-    const signature = (metas: readonly unknown[]): TensorSignature[] =>
-      (metas as Array<{ name: string; isTensor: boolean; type?: string; shape?: Array<number | string> }>).map((m) => ({ name: m.name, type: m.isTensor ? String(m.type) : 'not a tensor', shape: m.isTensor ? [...(m.shape ?? [])] : [] }));
+    const signature = (metas: readonly ValueInfo[]): TensorSignature[] =>
+      metas.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'not a tensor', shape: [] }));
     const check = opts.check ? await opts.check(model) : undefined;
     const bytes = await readFile(file);
     // The bytes uploaded are the bytes loaded: an export still being written is refused, not registered wrong.
@@ -167,7 +168,7 @@ export class Registry {
       created_by: this.by,
       source: file,
       description: opts.description ?? '',
-      signature: { inputs: signature(session.inputMetadata), outputs: signature(session.outputMetadata) },
+      signature: { inputs: signature(session.inputs), outputs: signature(session.outputs) },
       features: model.featureNames ?? null,
       tags: opts.tags ?? {},
       metrics: opts.metrics ?? {},

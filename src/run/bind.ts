@@ -3,6 +3,7 @@
  * the job, pinning it as a ModelSpec), and a spec's model on a scoring thread (once per
  * sha256, checked against the spec).
  */
+import { describeEngine } from '../engine/engine.js';
 import { NightscoreError } from '../errors.js';
 import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
 import { fileUris, isRemote, withLocalModel } from '../model/fetch.js';
@@ -83,7 +84,7 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
     binding: { inputs: scorer.inputs, job_key: jobKeyOf(job.model) },
     outputs: scorer.outputs,
     unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
-    engine: { name: 'onnxruntime', threads: job.model.threads },
+    engine: model.engine,
     registry: resolved ? registryPin(resolved) : null,
   };
   // This thread scores chunks too (an in-process run): it binds the spec to this scorer.
@@ -119,7 +120,8 @@ function bindingKey(spec: ModelSpec, keys: string[]): string {
  * against the graph's declared shapes (no row is run) once per sha256 and binding; every
  * call checks that the file still holds the bytes the run was planned with. A model file replaced since (a deploy mid-run;
  * on the queue chunks can run long after the plan) fails the chunk with MODEL_CHANGED (not
- * retried), so no run ends with parts from two models and a manifest naming one.
+ * retried), so no run ends with parts from two models and a manifest naming one; a worker
+ * whose engine is another than the plan's fails it with MODEL_ENGINE_CHANGED, for the same reason.
  */
 export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer> {
   const model = await withLocalModel(spec.location, spec, (path) => loadModel(path, { threads: spec.engine.threads }));
@@ -128,6 +130,14 @@ export async function bindModel(spec: ModelSpec, keys: string[]): Promise<Scorer
       source: spec.location,
       column: 'model.uri',
       hint: 'A model file was replaced while the date was being scored. Run the date again to score it whole with the new model, and deploy models between runs (or pin model.sha256).',
+    });
+  }
+  // The engine is part of the model's identity: a worker of another build must not score a
+  // run planned under another engine, whose manifest would name the one it was planned with.
+  if (model.engine.name !== spec.engine.name || model.engine.version !== spec.engine.version) {
+    throw new NightscoreError('MODEL_ENGINE_CHANGED', `the run was planned to score ${spec.location} with ${describeEngine(spec.engine)}, but this worker has ${describeEngine(model.engine)}`, {
+      source: spec.location,
+      hint: 'Workers of different nightscore builds share the queue. Run the date again once every worker runs one build (a rolling deploy ends), so that the whole date scores under one engine.',
     });
   }
   const bound = scorersOf(model);

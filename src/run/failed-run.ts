@@ -70,7 +70,15 @@ export function readFailedPlan(manifest: RunManifest, out: Location, from: ReadB
     text(obj.version, `${at}.version`, bad);
     count(obj.bytes, `${at}.bytes`, bad);
   });
-  list(spec.models, 'retry.spec.models', bad).forEach((m, i) => sha256(object(m, `retry.spec.models[${i}]`, bad).sha256, `retry.spec.models[${i}].sha256`, bad));
+  list(spec.models, 'retry.spec.models', bad).forEach((m, i) => {
+    const model = object(m, `retry.spec.models[${i}]`, bad);
+    sha256(model.sha256, `retry.spec.models[${i}].sha256`, bad);
+    // Compared with a fresh plan's, and named in the reason when it differs (no version before run spec 5).
+    const engine = object(model.engine, `retry.spec.models[${i}].engine`, bad);
+    text(engine.name, `retry.spec.models[${i}].engine.name`, bad);
+    if (engine.version !== undefined) text(engine.version, `retry.spec.models[${i}].engine.version`, bad);
+    count(engine.threads, `retry.spec.models[${i}].engine.threads`, bad);
+  });
   const format = object(spec.output, 'retry.spec.output', bad).format;
   if (format !== 'csv' && format !== 'parquet') bad('retry.spec.output.format', 'csv or parquet');
   const chunks = list(retry.chunks, 'retry.chunks', bad);

@@ -5,8 +5,8 @@
  * hand-made manifest is one clear MANIFEST_INVALID rather than a page that throws on
  * `undefined.length` or shows an object where a number belongs.
  *
- * Fields nobody reads from a manifest found on disk (`models`, `retry`, `owns`, …) are kept
- * as they are and not checked here: whoever uses them checks them.
+ * Fields nobody reads from a manifest found on disk (`retry`, `owns`, the rest of `models`, …)
+ * are kept as they are and not checked here: whoever uses them checks them.
  */
 import { z } from 'zod';
 import { NightscoreError } from '../errors.js';
@@ -59,6 +59,8 @@ const manifestSchema = z.looseObject({
   finished_at: text.nullish().transform((t) => t ?? null),
   duration_ms: z.number().nonnegative().nullish().transform((d) => d ?? null),
   nightscore: z.looseObject({ version: text, host: text, pid: count }),
+  // Read by backfill --reprocess stale (and the page's "stale model"): the engine is part of the model's identity.
+  models: z.array(z.looseObject({ engine: z.looseObject({ name: text, version: text.optional(), threads: count }).optional() })).optional(),
 });
 
 /**

@@ -5,6 +5,7 @@
  * and the reason is said. The failed manifest is read back as untrusted (failed-run.ts): the
  * model is the one the date was planned with, and a kept part holds the bytes its chunk wrote.
  */
+import { describeEngine } from '../engine/engine.js';
 import { locateRun, modelLocation, type JobDefinition } from '../job/load.js';
 import { openLocation } from '../storage/open.js';
 import { prepareJob, type PreparedJob } from './bind.js';
@@ -53,7 +54,13 @@ function differs(before: RunSpec, now: RunSpec): string | undefined {
     if (n.version !== o.version || n.bytes !== o.bytes) return `${uri} changed (its version was ${o.version}, it is ${n.version} now)`;
   }
   for (const uri of b.keys()) if (!a.has(uri)) return `${uri} is new`;
+  if (before.version !== now.version) return `it was planned by another nightscore (run spec version ${String(before.version)}, ${now.version} now)`;
   if (before.models[0]?.sha256 !== now.models[0]?.sha256) return `the model is another (sha256 ${before.models[0]?.sha256.slice(0, 12)} then, ${now.models[0]?.sha256.slice(0, 12)} now)`;
+  // The engine is part of the model's identity: another engine version or setting is another model.
+  const [then, engine] = [before.models[0]?.engine, now.models[0]?.engine];
+  if (then && engine && !(then.name === engine.name && then.version === engine.version && then.threads === engine.threads)) {
+    return `the model scores under another engine (${describeEngine(then)} then, ${describeEngine(engine)} now)`;
+  }
   const rest = (s: RunSpec) => JSON.stringify({ ...s, attempt: '', input: { ...s.input, objects: [] } });
   return rest(before) === rest(now) ? undefined : 'the job file changed (keys, output, batch, limits or model binding)';
 }

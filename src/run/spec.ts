@@ -5,6 +5,7 @@
  * work from it and never read the job file or trust a model path again, so a run is scored
  * and committed as it was planned, whatever changed on disk since.
  */
+import type { EngineIdentity } from '../engine/engine.js';
 import type { InputBinding } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
 import type { JobKey } from '../model/hints.js';
@@ -55,10 +56,11 @@ export interface ModelSpec {
    */
   unwrapped?: UnwrappedOutput[];
   /**
-   * onnxruntime's settings. `threads` is recorded because it can change a tree ensemble's
-   * sums in their last bits: the same model and data score identically only with the same.
+   * The engine that scores the model, its version and its settings: part of the model's
+   * identity, as its sha256 is. Each can change a tree ensemble's sums in their last bits
+   * (`threads` too): the same model and data score identically only under the same engine.
    */
-  engine: { name: 'onnxruntime'; threads: number };
+  engine: EngineIdentity;
   /** The registry version this is, when the job named the model by a models:/ reference. */
   registry: RegistryPin | null;
 }
@@ -84,7 +86,7 @@ export interface OutputSpec {
  * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
  * (input.missing) would be silently ignored. Raise it with every change to the shape.
  */
-export const SPEC_VERSION = 4;
+export const SPEC_VERSION = 5;
 
 export interface RunSpec {
   version: number;
