@@ -10,7 +10,7 @@ import { runId } from '../src/queue/config.js';
 import { SPEC_VERSION } from '../src/run/spec.js';
 import { beginRun } from '../src/run/begin.js';
 import { prepareJob } from '../src/run/bind.js';
-import { mergeStats, type ChunkStats } from '../src/run/stats.js';
+import { mergeStats, type ChunkStats } from '../src/run/chunk-result.js';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 

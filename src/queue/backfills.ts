@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { NightscoreError } from '../errors.js';
 import { loadJob } from '../job/load.js';
 import { redactSecrets } from '../redact.js';
+import { addRows, emptyRows, type RowCounts } from '../run/chunk-result.js';
 import { runId } from './config.js';
 import { isQueued, type Queues, type RunJobData } from './queues.js';
 import { readStatus, statesLine, type DateStatus } from './status.js';
@@ -72,7 +73,7 @@ export interface BackfillProgress {
   record: BackfillRecord;
   dates: DateStatus[];
   counts: Record<string, number>;
-  rows: { read: number; scored: number; rejected: number };
+  rows: RowCounts;
   /** Estimated time left, from the pace of the dates finished since it started (ms), or null. */
   eta_ms: number | null;
   done: boolean;
@@ -92,8 +93,7 @@ export async function backfillProgress(queues: Queues, record: BackfillRecord, n
   });
   const counts: Record<string, number> = {};
   for (const d of dates) counts[d.state] = (counts[d.state] ?? 0) + 1;
-  const rows = { read: 0, scored: 0, rejected: 0 };
-  for (const d of dates) if (d.rows) for (const k of ['read', 'scored', 'rejected'] as const) rows[k] += d.rows[k];
+  const rows = dates.flatMap((d) => (d.rows ? [d.rows] : [])).reduce(addRows, emptyRows());
   const finished = (counts.succeeded ?? 0) + (counts.failed ?? 0);
   // An interrupted date has no run left to finish it: it ends the backfill's wait, as a failure would.
   const left = dates.length - finished - (counts.cancelled ?? 0) - (counts.interrupted ?? 0);

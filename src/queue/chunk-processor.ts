@@ -8,9 +8,8 @@
  */
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
-import type { RowCounts } from '../run/manifest.js';
 import { checkOutputLock, type HeldLock } from '../run/lock.js';
-import type { ChunkResult } from '../run/score-chunk.js';
+import type { ChunkResult, RowCounts } from '../run/chunk-result.js';
 import { SPEC_VERSION, type ChunkSpec } from '../run/spec.js';
 import type { ChunkThreadPool } from '../run/thread-pool.js';
 import { openLocation } from '../storage/open.js';

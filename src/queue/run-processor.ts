@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, WaitingChildrenError, type Job } from
 import type { Logger } from 'pino';
 import { loadJob } from '../job/load.js';
 import { logicalDateFor, modelAsOf } from '../job/dates.js';
-import type { ChunkResult } from '../run/score-chunk.js';
+import type { ChunkResult } from '../run/chunk-result.js';
 import { beginRun, type RunPlan } from '../run/begin.js';
 import { prepareJob } from '../run/bind.js';
 import { abandonRun, finishRun } from '../run/finish.js';

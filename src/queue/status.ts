@@ -1,5 +1,6 @@
 import { decodeFailure, fromErrorRecord, type NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
+import { addRows, emptyRows, type ChunkResult, type RowCounts } from '../run/chunk-result.js';
 import { findOutputLock, isLive } from '../run/lock.js';
 import { outputStateOf, readDateOutput, succeededSince } from '../run/output-folder.js';
 import { openLocation } from '../storage/open.js';
@@ -17,7 +18,7 @@ export interface DateStatus {
   state: DateState;
   /** Chunks finished and planned, while running. */
   chunks?: { done: number; total: number };
-  rows?: { read: number; scored: number; rejected: number };
+  rows?: RowCounts;
   duration_ms?: number | null;
   sha256?: string;
   /** The registry version that scored the date (name@version), when the job names one. */
@@ -72,9 +73,8 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
           const counts = await run.getDependenciesCount({ processed: true, ignored: true, failed: true });
           const done = (counts.processed ?? 0) + (counts.ignored ?? 0) + (counts.failed ?? 0);
           // Rows of the chunks scored so far, from their results (the manifest comes at the commit).
-          const results = Object.values(await run.getChildrenValues<{ stats?: { rows?: { read: number; scored: number; rejected: number } } }>().catch(() => ({})));
-          const rows = { read: 0, scored: 0, rejected: 0 };
-          for (const r of results) if (r?.stats?.rows) for (const k of ['read', 'scored', 'rejected'] as const) rows[k] += r.stats.rows[k];
+          const results = Object.values(await run.getChildrenValues<Partial<ChunkResult> | null>().catch(() => ({})));
+          const rows = results.flatMap((r) => (r?.stats?.rows ? [r.stats.rows] : [])).reduce(addRows, emptyRows());
           return withOrigin({ date, state: 'running', attempts, enqueued_at, chunks: { done, total: data.plan?.chunks.length ?? 0 }, rows });
         }
         const waiting = data.waitingSince === undefined ? {} : { waiting_for_input: { since: new Date(data.waitingSince).toISOString(), reason: data.waitingFor ?? '' } };

@@ -10,7 +10,7 @@ import { within } from '../within.js';
 import { createMetrics } from '../observe/metrics.js';
 import { outputLeaseMs } from '../run/lock.js';
 import { prepareJob } from '../run/bind.js';
-import type { ChunkResult } from '../run/score-chunk.js';
+import type { ChunkResult } from '../run/chunk-result.js';
 import { ChunkThreadPool } from '../run/thread-pool.js';
 import { chunkProcessor, type ChunkJobData } from './chunk-processor.js';
 import { connectionOptions, QUEUES, type QueueConfig } from './config.js';

@@ -6,7 +6,7 @@ import { openLocation, type Location } from '../storage/open.js';
 import { readAgainWhileTransient, readText } from '../storage/storage.js';
 import { isOwnedRejects, mergeOwns, OUTPUT_FILES, OutputNames, ownsOf, PART_LIKE_RE, rejectsFile, type RunManifest } from './manifest.js';
 import { readManifestAs } from './output-folder.js';
-import type { ChunkResult } from './score-chunk.js';
+import type { ChunkResult } from './chunk-result.js';
 
 /**
  * The commit protocol of a run's output folder. Readers trust a folder only while it

@@ -10,7 +10,7 @@ import { digestObject, type Digest } from '../storage/digest.js';
 import type { Location } from '../storage/open.js';
 import { chunkFiles, MAX_CHUNKS, type RunManifest } from './manifest.js';
 import type { ChunkPlan } from './plan.js';
-import type { ChunkResult } from './score-chunk.js';
+import type { ChunkResult, ChunkStats } from './chunk-result.js';
 import type { RunSpec } from './spec.js';
 
 /** A failed run's plan and the chunks of it that succeeded, as `RunManifest.retry` records them. */
@@ -163,7 +163,17 @@ function chunkResult(value: unknown, at: string, chunks: number, out: Location, 
     const seg = object(s, `${at}.segments[${j}]`, bad);
     return { uri: text(seg.uri, `${at}.segments[${j}].uri`, bad), start: count(seg.start, `${at}.segments[${j}].start`, bad), newlines: count(seg.newlines, `${at}.segments[${j}].newlines`, bad) };
   });
-  return { index, stats: { rows: counts, inputs: Object.fromEntries(perObject) }, part: written, stagedRejects: staged, segments };
+  return { index, stats: { rows: counts, inputs: Object.fromEntries(perObject), ...stageCounts(stats.stages, `${at}.stats.stages`, bad) }, part: written, stagedRejects: staged, segments };
+}
+
+/** The counts a chunk's stages added (ChunkStats.stages), kept with the chunk; absent when no stage counted. */
+function stageCounts(value: unknown, at: string, bad: Bad): Pick<ChunkStats, 'stages'> {
+  if (value === undefined) return {};
+  const stages = Object.entries(object(value, at, bad)).map(([stage, counts]) => {
+    const named = Object.entries(object(counts, `${at}["${stage}"]`, bad)).map(([name, n]) => [name, count(n, `${at}["${stage}"]["${name}"]`, bad)] as const);
+    return [stage, Object.fromEntries(named)] as const;
+  });
+  return { stages: Object.fromEntries(stages) };
 }
 
 /** A recorded size and sha256, when there is one (nightscores before them recorded none). */

@@ -6,8 +6,7 @@ import { commitOutput, lineOffsets, publishRejects, writeManifest } from './comm
 import { readManifest } from './output-folder.js';
 import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
 import { OUTPUT_FILES, rejectsApart, rejectsFile, type RunManifest } from './manifest.js';
-import type { ChunkResult } from './score-chunk.js';
-import { mergeStats } from './stats.js';
+import { mergeStats, type ChunkResult } from './chunk-result.js';
 
 /**
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,

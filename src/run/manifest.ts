@@ -1,7 +1,7 @@
 import { NightscoreError, type ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import type { ChunkPlan } from './plan.js';
-import type { ChunkResult } from './score-chunk.js';
+import type { ChunkResult, RowCounts } from './chunk-result.js';
 import type { UnwrappedOutput } from '../model/zipmap.js';
 import type { ModelSpec, RunSpec } from './spec.js';
 
@@ -10,12 +10,6 @@ export const MAX_CHUNKS = 100_000;
 
 /** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
 export type RunStatus = 'running' | 'succeeded' | 'failed';
-
-export interface RowCounts {
-  read: number;
-  scored: number;
-  rejected: number;
-}
 
 export interface RunManifest {
   job: string;

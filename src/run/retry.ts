@@ -12,7 +12,7 @@ import { prepareJob, type PreparedJob } from './bind.js';
 import { planDate, type DatePlan } from './begin.js';
 import { readManifest } from './output-folder.js';
 import { checkAgainstPlan, checkKept, plannedAsOf, readFailedPlan } from './failed-run.js';
-import type { ChunkResult } from './score-chunk.js';
+import type { ChunkResult } from './chunk-result.js';
 import type { RunSpec } from './spec.js';
 
 export type RetryPlan =

@@ -9,10 +9,10 @@ import { beginRun, openAttempt, type DatePlan, type RunPlan } from './begin.js';
 import { runChunk } from './chunk.js';
 import { finishRun } from './finish.js';
 import { holdOutputLock, outputLeaseMs, releaseOutputLock } from './lock.js';
-import { chunkFiles, type RowCounts, type RunManifest } from './manifest.js';
-import { interrupted, type ChunkResult } from './score-chunk.js';
+import { addRows, emptyRows, type ChunkResult, type RowCounts } from './chunk-result.js';
+import { chunkFiles, type RunManifest } from './manifest.js';
+import { interrupted } from './score-chunk.js';
 import { chunkSpec } from './spec.js';
-import { addRows } from './stats.js';
 import { ChunkThreadPool } from './thread-pool.js';
 
 /** Progress events for a terminal or a log. */
@@ -102,7 +102,7 @@ async function scoreAndFinish(plan: RunPlan, opts: RunJobOptions, pool: ChunkThr
   const progress = new Map<number, RowCounts>();
   const report = (chunk: number) => (rows: RowCounts) => {
     progress.set(chunk, rows);
-    const total = [...progress.values()].reduce(addRows, { read: 0, scored: 0, rejected: 0 });
+    const total = [...progress.values()].reduce(addRows, emptyRows());
     opts.onEvent?.({ type: 'progress', rows: total, chunk, chunks: plan.chunks.length });
   };
   const results: ChunkResult[] = [...(opts.retry?.completed ?? [])];

@@ -13,10 +13,10 @@ import { openLocation, type Location } from '../storage/open.js';
 import { digestingWriter, type DigestingWriter } from '../storage/digest.js';
 import { BatchBuilder, mapColumns, type Reject } from '../formats/batch.js';
 import { keptKeys, modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
-import { chunkFiles, type RowCounts } from './manifest.js';
+import { emptyRows, mergeStats, type ChunkResult, type ChunkStats, type RowCounts, type SegmentResult } from './chunk-result.js';
+import { chunkFiles } from './manifest.js';
 import type { Segment } from './plan.js';
 import { champion, type ChunkSpec } from './spec.js';
-import { emptyStats, type ChunkStats } from './stats.js';
 
 // hyparquet with its compressors (WebAssembly), and hyparquet-writer, are loaded on first use:
 // a scoring thread that only sees CSV never loads or compiles them.
@@ -41,27 +41,6 @@ export interface ChunkContext extends ScoreOptions {
   columns: FeatureColumn[];
 }
 
-/** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
-export interface SegmentResult {
-  uri: string;
-  start: number;
-  newlines: number;
-}
-
-/** A chunk's outcome; plain JSON, because in the queue it is the chunk job's return value. */
-export interface ChunkResult {
-  index: number;
-  stats: ChunkStats;
-  /**
-   * The part, with the size and sha256 of the bytes the chunk wrote: a retry keeps a failed
-   * run's part only while it still holds exactly those (absent from older nightscores).
-   */
-  part: { uri: string; rows: number; bytes?: number; sha256?: string };
-  /** Staged rejects (lines relative to their segment) when any row was rejected, with the bytes written and their sha256. */
-  stagedRejects: { uri: string; rows: number; bytes?: number; sha256?: string } | null;
-  segments: SegmentResult[];
-}
-
 /** Where a segment's batches go as they are read: a chunk's sink writes them; the width probe (learn-widths.ts) only scores them. */
 export interface BatchSink {
   /** Called once the key columns' source types are known, before the first flush. */
@@ -75,7 +54,7 @@ export interface BatchSink {
  * file (created on the first reject). Every row handed to it lands in exactly one of them.
  */
 class ChunkSink implements BatchSink {
-  readonly rows: RowCounts = { read: 0, scored: 0, rejected: 0 };
+  readonly rows: RowCounts = emptyRows();
   private part: PartWriter | undefined;
   private partFile: DigestingWriter | undefined;
   private rejects: DigestingWriter | undefined;
@@ -183,22 +162,22 @@ export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOpt
   const ctx = chunkContext(spec, scorer, opts);
   const sink = new ChunkSink(ctx, out, spec.index);
   const segments: SegmentResult[] = [];
-  const stats = emptyStats();
+  // Each segment's rows counted against its object, merged as a run merges its chunks.
+  const counted: ChunkStats[] = [];
   try {
     for (const segment of spec.segments) {
       const before = sink.rows.read;
       segments.push(await feedSegment(segment, ctx, sink));
-      stats.inputs[segment.uri] = (stats.inputs[segment.uri] ?? 0) + sink.rows.read - before;
+      counted.push({ rows: emptyRows(), inputs: { [segment.uri]: sink.rows.read - before } });
     }
     await sink.close();
   } catch (err) {
     await sink.abort();
     throw err;
   }
-  stats.rows = { ...sink.rows };
   return {
     index: spec.index,
-    stats,
+    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {} }]),
     part: sink.written,
     stagedRejects: sink.stagedRejects,
     segments,

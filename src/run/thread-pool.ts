@@ -1,8 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { fromErrorRecord, NightscoreError, type ErrorRecord } from '../errors.js';
 import { environment } from '../settings.js';
-import type { RowCounts } from './manifest.js';
-import type { ChunkResult } from './score-chunk.js';
+import type { ChunkResult, RowCounts } from './chunk-result.js';
 import type { ChunkTask } from './chunk-thread.js';
 import type { ChunkSpec } from './spec.js';
 

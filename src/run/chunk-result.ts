@@ -1,0 +1,109 @@
+/**
+ * What a chunk hands back: where it wrote, and what it counted, as one plain-JSON value (in
+ * the queue it is the chunk job's return value; a failed run's manifest keeps those of its
+ * finished chunks). Chunks finish in any order, on any worker, and a run's figures must not
+ * depend on which, so the counts have a merge that is exact and order-independent: every
+ * field is an integer count (a floating-point sum, whose last bits depend on the order it
+ * was added in, has no place here), and every map comes out of a merge in key order, so
+ * that any grouping and order of the same chunks gives the same bytes.
+ */
+import { NightscoreError } from '../errors.js';
+
+export interface RowCounts {
+  read: number;
+  scored: number;
+  rejected: number;
+}
+
+/**
+ * One stage's counts, by name. A stage that needs a sum of reals (a comparison's total
+ * difference, say) counts it in whole units of a fixed size, so that it still adds exactly.
+ */
+export type StageCounts = Record<string, number>;
+
+export interface ChunkStats {
+  rows: RowCounts;
+  /** Rows read per input object URI (a split object's rows come from several chunks). */
+  inputs: Record<string, number>;
+  /**
+   * Counts a stage of the chunk adds, by the stage's name (drift's profiles, a challenger's
+   * comparison with the champion), merged name by name and count by count. No stage counts
+   * yet: absent when no stage counted, so a result reads as it did before stages had a place.
+   */
+  stages?: Record<string, StageCounts>;
+}
+
+/** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
+export interface SegmentResult {
+  uri: string;
+  start: number;
+  newlines: number;
+}
+
+/** A chunk's outcome; plain JSON, because in the queue it is the chunk job's return value. */
+export interface ChunkResult {
+  index: number;
+  stats: ChunkStats;
+  /**
+   * The part, with the size and sha256 of the bytes the chunk wrote: a retry keeps a failed
+   * run's part only while it still holds exactly those (absent from older nightscores).
+   */
+  part: { uri: string; rows: number; bytes?: number; sha256?: string };
+  /** Staged rejects (lines relative to their segment) when any row was rejected, with the bytes written and their sha256. */
+  stagedRejects: { uri: string; rows: number; bytes?: number; sha256?: string } | null;
+  segments: SegmentResult[];
+}
+
+export function emptyRows(): RowCounts {
+  return { read: 0, scored: 0, rejected: 0 };
+}
+
+export function emptyStats(): ChunkStats {
+  return { rows: emptyRows(), inputs: {} };
+}
+
+/** The stats of all `parts` together: the same value, and the same JSON bytes, whatever their order or grouping. */
+export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
+  let rows = emptyRows();
+  const inputs = new Map<string, number>();
+  const stages = new Map<string, Map<string, number>>();
+  for (const s of parts) {
+    rows = addRows(rows, s.rows);
+    addInto(inputs, s.inputs, 'row count');
+    for (const [stage, counts] of Object.entries(s.stages ?? {})) {
+      if (!stages.has(stage)) stages.set(stage, new Map());
+      addInto(stages.get(stage)!, counts, `${stage} count`);
+    }
+  }
+  const merged: ChunkStats = { rows, inputs: sortedObject(inputs) };
+  if (stages.size > 0) merged.stages = Object.fromEntries([...stages.keys()].sort().map((stage) => [stage, sortedObject(stages.get(stage)!)]));
+  return merged;
+}
+
+export function addRows(a: RowCounts, b: RowCounts): RowCounts {
+  return { read: exactAdd(a.read, b.read), scored: exactAdd(a.scored, b.scored), rejected: exactAdd(a.rejected, b.rejected) };
+}
+
+function addInto(total: Map<string, number>, counts: Record<string, number>, what: string): void {
+  for (const [name, n] of Object.entries(counts)) total.set(name, exactAdd(total.get(name) ?? 0, n, what));
+}
+
+/**
+ * In key order, whatever order the keys were first seen in. (Integer-like keys the engine
+ * puts first in numeric order itself: also independent of the merge's order.) fromEntries,
+ * unlike assignment, makes a key such as `__proto__` a plain property.
+ */
+function sortedObject(counts: Map<string, number>): Record<string, number> {
+  return Object.fromEntries([...counts.keys()].sort().map((k) => [k, counts.get(k)!]));
+}
+
+/** Integer addition that refuses to round: past 2^53 a count would silently lose rows. */
+function exactAdd(a: number, b: number, what = 'row count'): number {
+  const sum = a + b;
+  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(sum)) {
+    throw new NightscoreError('STATS_NOT_EXACT', `a ${what} of ${a} + ${b} is not an exact integer`, {
+      hint: 'A chunk reported a count that is not a whole number, or the total passed 2^53; report this with the run\'s manifest.',
+    });
+  }
+  return sum;
+}
