@@ -69,7 +69,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
   try {
     const started = performance.now();
     for (const chunk of chunks) {
-      const { stats } = await scoreChunk(spec(chunk), scorer);
+      const { stats } = await scoreChunk(spec(chunk), new Map([['champion', scorer]]));
       total.rows += stats.rows.read;
       total.rejected += stats.rows.rejected;
     }

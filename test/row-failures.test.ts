@@ -339,3 +339,25 @@ describe('an output whose width the graph leaves open', () => {
     expect(off.stderr).toContain('line 9');
   });
 });
+
+describe('a model that fails on every row, on a day too wide for a chunk to know its limit is exceeded', () => {
+  it('fails the run with MODEL_RUN_FAILED and the export\'s fix, not the reject limit\'s "fix the input"', async () => {
+    // x is [N, F] with F open in the graph, so no check before scoring sees the job feed 2 columns to a 3-row weight.
+    const model = await ws.write('matmul3.onnx', buildModel({
+      inputs: [{ name: 'x', elem: 'float', shape: ['N', 'F'] }],
+      outputs: [{ name: 'y', elem: 'float', shape: ['N', 1] }],
+      nodes: [{ op: 'MatMul', inputs: ['x', 'W'], outputs: ['y'] }],
+      floats: { W: { dims: [3, 1], values: [1, 2, 3] } },
+    }));
+    const rows = ['id,a,b,pad', ...Array.from({ length: 400 }, (_, i) => `r${i},${i},1,${'n'.repeat(300)}`)];
+    const res = await run('every-row', rows, { path: model, inputs: { x: ['a', 'b'] } });
+    expect(res.code).not.toBe(0);
+    const manifest = await ws.manifest(`out/every-row/dt=${DATE}`);
+    expect(manifest.rows).toEqual({ read: 400, scored: 0, rejected: 400 });
+    expect(manifest.error).toMatchObject({
+      code: 'MODEL_RUN_FAILED',
+      message: `the model failed on each of the 400 rows of ${DATE}, given alone, and scored none (see the rejects for each row's message)`,
+      hint: expect.stringContaining('check that model.inputs feeds it the columns it was trained on'),
+    });
+  });
+});

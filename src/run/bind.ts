@@ -85,6 +85,7 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
     outputs: scorer.outputs,
     unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
     engine: model.engine,
+    ...(model.metadata.producer === undefined ? {} : { producer: model.metadata.producer }),
     registry: resolved ? registryPin(resolved) : null,
   };
   // This thread scores chunks too (an in-process run): it binds the spec to this scorer.

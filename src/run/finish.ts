@@ -7,6 +7,8 @@ import { readManifest } from './output-folder.js';
 import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
 import { OUTPUT_FILES, rejectsApart, rejectsFile, type RunManifest } from './manifest.js';
 import { mergeStats, type ChunkResult } from './chunk-result.js';
+import { champion } from './spec.js';
+import { runFailedHint } from '../model/hints.js';
 
 /**
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
@@ -50,6 +52,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
       }
     }
     countDone(manifest, plan, done);
+    checkModelScored(manifest, plan, done);
     checkLimits(manifest);
     manifest.status = 'succeeded';
   } catch (err) {
@@ -111,6 +114,25 @@ function countDone(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): v
   const stats = mergeStats(done.map((r) => r.stats));
   manifest.rows = stats.rows;
   manifest.inputs = plan.spec.input.objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
+}
+
+/**
+ * A day on which the champion scored no row, and every row was rejected because it failed
+ * on it alone, says more of the model than of the data (a graph that takes no batch of our
+ * shape, columns fed in the wrong order): MODEL_RUN_FAILED with the export's fix, rather than
+ * the reject limit's "fix the input". A chunk stops on this itself only when its reject limit
+ * is certain to be exceeded, which a loose bound on the day's rows can keep it from knowing.
+ */
+function checkModelScored(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): void {
+  const { rows } = manifest;
+  if (rows.scored > 0 || rows.rejected === 0) return;
+  const failed = mergeStats(done.map((r) => r.stats)).stages?.['score.champion']?.failed ?? 0;
+  if (failed !== rows.rejected) return;
+  const model = champion(plan.spec);
+  throw new NightscoreError('MODEL_RUN_FAILED', `the model failed on each of the ${rows.rejected} rows of ${plan.spec.date}, given alone, and scored none (see the rejects for each row's message)`, {
+    source: model.location,
+    hint: runFailedHint(model.producer, model.binding.job_key ?? 'model.features'),
+  });
 }
 
 function checkLimits(manifest: RunManifest): void {

@@ -59,7 +59,7 @@ export async function learnWidths(spec: RunSpec, chunks: ChunkPlan[], scorer: Sc
   let probe: WidthProbe | undefined;
   try {
     for (const chunk of chunks) {
-      const ctx = chunkContext(chunkSpec(spec, chunk), scorer);
+      const ctx = chunkContext(chunkSpec(spec, chunk), new Map([['champion', scorer]]));
       probe ??= new WidthProbe(ctx);
       for (const segment of chunk.segments) await feedSegment(segment, ctx, probe);
     }

@@ -8,22 +8,22 @@ import { CR, LF, sliceLineRange, type LineRangeStats } from '../formats/line-ran
 import { csvPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
 import { NightscoreError } from '../errors.js';
 import { featureColumns, type FeatureColumn } from '../model/features.js';
-import type { Scorer } from '../model/scorer.js';
+import type { Scorer, ScoredBatch } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { digestingWriter, type DigestingWriter } from '../storage/digest.js';
-import { BatchBuilder, mapColumns, type Reject } from '../formats/batch.js';
+import { BatchBuilder, mapColumns, type Batch, type Reject } from '../formats/batch.js';
 import { keptKeys, modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
 import { emptyRows, mergeStats, type ChunkResult, type ChunkStats, type RowCounts, type SegmentResult } from './chunk-result.js';
 import { chunkFiles } from './manifest.js';
 import type { Segment } from './plan.js';
-import { champion, type ChunkSpec } from './spec.js';
+import { champion, type ChunkSpec, type ModelRole } from './spec.js';
 
 // hyparquet with its compressors (WebAssembly), and hyparquet-writer, are loaded on first use:
 // a scoring thread that only sees CSV never loads or compiles them.
 const parquetReader = () => import('../formats/parquet-read.js');
 const parquetWriter = () => import('../formats/parquet-part-writer.js');
 
-/** What scoring a chunk needs besides its spec: the champion bound on this thread, and who is watching. */
+/** Who is watching a chunk: its progress, and the signal that stops it. */
 export interface ScoreOptions {
   /** Called after each batch is written, for progress. */
   onBatch?: (counts: RowCounts) => void;
@@ -33,6 +33,9 @@ export interface ScoreOptions {
 
 export interface ChunkContext extends ScoreOptions {
   spec: ChunkSpec;
+  /** Every model of the spec, bound on this thread, by role. */
+  scorers: ReadonlyMap<ModelRole, Scorer>;
+  /** The champion's: its columns are the batch's, its outputs the part's. */
   scorer: Scorer;
   keys: string[];
   /** Key-value metadata for Parquet parts: job, date, model sha. */
@@ -47,6 +50,20 @@ export interface BatchSink {
   open(keys: KeyColumn[]): Promise<void>;
   /** Takes the rows the builder holds, and the rows it rejected. */
   flush(builder: BatchBuilder, segmentStart: number): Promise<void>;
+}
+
+/** One batch on its way through a chunk's stages. */
+interface BatchFlow {
+  /** The rows the reader took (none when every row of the flush was rejected). */
+  batch: Batch | undefined;
+  source: string;
+  segmentStart: number;
+  /** Rows the builder has rejected and not yet handed over (the reject limit counts them). */
+  pending: number;
+  /** Each model's outputs for the batch, by role. */
+  scored: Map<ModelRole, ScoredBatch>;
+  /** The rows rejected, in line order: they go to the staged rejects. */
+  rejects: Reject[];
 }
 
 /**
@@ -81,42 +98,97 @@ class ChunkSink implements BatchSink {
   }
 
   /**
-   * Scores what the builder holds and writes it, then writes the rows it rejected and the
-   * rows the model failed on (each with its line, key and onnxruntime's message).
+   * A batch goes through the chunk's stages in order: each model scores it, the champion's
+   * outputs are written to the part, the rejected rows (the reader's, and the rows the
+   * champion failed on, each with its line, key and the engine's message) to the staged
+   * rejects, and progress is reported. A new per-batch stage (drift, a comparison of the
+   * models) goes into this list and adds its counts to the chunk's result with `count`.
    */
+  private readonly stages: ReadonlyArray<(flow: BatchFlow) => Promise<void>> = [
+    (flow) => this.scoreChampion(flow),
+    (flow) => this.scoreOthers(flow),
+    (flow) => this.writePart(flow),
+    (flow) => this.writeRejects(flow),
+    async () => this.ctx.onBatch?.({ ...this.rows }),
+  ];
+
+  /** Counts a stage adds to the chunk's result (ChunkStats.stages), summed over its batches. */
+  readonly counts = new Map<string, Map<string, number>>();
+
   async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
     if (this.ctx.signal?.aborted) throw interrupted(this.ctx.signal);
-    const rejects: Reject[] = [];
-    if (builder.rows > 0) {
-      const batch = builder.take();
-      const pending = builder.pendingRejects;
-      const { outputs, failed } = await this.ctx.scorer.score(batch, (failure) => {
-        rejects.push(modelReject(builder.source, batch, failure, this.ctx.keys.length));
-        // Depth first, left first: the model has scored nothing yet while every row so far failed.
-        const none = this.rows.scored === 0 && failure.row === rejects.length - 1;
-        this.firstFailure ??= { reject: rejects[0]!, at: { format: this.ctx.spec.input.format, start: segmentStart } };
-        this.checkRejectLimit(this.rows.rejected + pending + rejects.length, this.firstFailure, none);
-      });
-      const scored = batch.rows - failed.length;
-      await this.part!.writeBatch(failed.length === 0 ? batch.keys : keptKeys(batch.keys, batch.rows, failed), outputs, scored);
-      this.rows.scored += scored;
-      this.rows.read += scored;
+    const pending = builder.pendingRejects;
+    const flow: BatchFlow = { batch: builder.rows > 0 ? builder.take() : undefined, source: builder.source, segmentStart, pending, scored: new Map(), rejects: [] };
+    flow.rejects.push(...builder.takeRejects());
+    for (const stage of this.stages) await stage(flow);
+  }
+
+  private count(stage: string, name: string, n: number): void {
+    if (n === 0) return;
+    let counts = this.counts.get(stage);
+    if (!counts) this.counts.set(stage, (counts = new Map()));
+    counts.set(name, (counts.get(name) ?? 0) + n);
+  }
+
+  /** The champion scores the batch; a row it fails on alone is rejected (see bisect.ts), and the reject limit is checked as each is found. */
+  private async scoreChampion(flow: BatchFlow): Promise<void> {
+    const { batch } = flow;
+    if (!batch) return;
+    const failures: Reject[] = [];
+    const scored = await this.ctx.scorer.score(batch, (failure) => {
+      failures.push(modelReject(flow.source, batch, failure, this.ctx.keys.length));
+      // Depth first, left first: the model has scored nothing yet while every row so far failed.
+      const none = this.rows.scored === 0 && failure.row === failures.length - 1;
+      this.firstFailure ??= { reject: failures[0]!, at: { format: this.ctx.spec.input.format, start: flow.segmentStart } };
+      this.checkRejectLimit(this.rows.rejected + flow.pending + failures.length, this.firstFailure, none);
+    });
+    flow.scored.set('champion', scored);
+    this.count('score.champion', 'failed', failures.length);
+    if (failures.length === 0) return;
+    // In line order, the reader's rejects and the model's together.
+    flow.rejects.push(...failures);
+    flow.rejects.sort((a, b) => a.line - b.line);
+  }
+
+  /**
+   * Every other model scores the same batch: what it writes is the champion's business, so a
+   * row it fails on is counted, not rejected. Its outputs are not written yet: they are there
+   * for a stage that compares them.
+   */
+  private async scoreOthers(flow: BatchFlow): Promise<void> {
+    const { batch } = flow;
+    if (!batch) return;
+    for (const [role, scorer] of this.ctx.scorers) {
+      if (role === 'champion') continue;
+      const scored = await scorer.score(batch);
+      flow.scored.set(role, scored);
+      this.count(`score.${role}`, 'rows', batch.rows - scored.failed.length);
+      this.count(`score.${role}`, 'failed', scored.failed.length);
     }
-    const modelFailures = rejects.length;
-    rejects.unshift(...builder.takeRejects());
-    // In line order, as the reader rejected them.
-    if (modelFailures > 0) rejects.sort((a, b) => a.line - b.line);
-    if (rejects.length > 0) {
-      const csv = { delimiter: this.ctx.spec.output.csv.delimiter };
-      if (!this.rejects) {
-        this.rejects = digestingWriter(await this.out.storage.createWriter(this.files.stagedRejects));
-        await this.rejects.write(stagedRejectsHeader(this.ctx.keys, csv));
-      }
-      await this.rejects.write(formatStagedRejects(rejects, segmentStart, csv));
-      this.rows.rejected += rejects.length;
-      this.rows.read += rejects.length;
+  }
+
+  private async writePart(flow: BatchFlow): Promise<void> {
+    const { batch } = flow;
+    const scored = flow.scored.get('champion');
+    if (!batch || !scored) return;
+    const { outputs, failed } = scored;
+    const rows = batch.rows - failed.length;
+    await this.part!.writeBatch(failed.length === 0 ? batch.keys : keptKeys(batch.keys, batch.rows, failed), outputs, rows);
+    this.rows.scored += rows;
+    this.rows.read += rows;
+  }
+
+  private async writeRejects(flow: BatchFlow): Promise<void> {
+    const { rejects } = flow;
+    if (rejects.length === 0) return;
+    const csv = { delimiter: this.ctx.spec.output.csv.delimiter };
+    if (!this.rejects) {
+      this.rejects = digestingWriter(await this.out.storage.createWriter(this.files.stagedRejects));
+      await this.rejects.write(stagedRejectsHeader(this.ctx.keys, csv));
     }
-    this.ctx.onBatch?.({ ...this.rows });
+    await this.rejects.write(formatStagedRejects(rejects, flow.segmentStart, csv));
+    this.rows.rejected += rejects.length;
+    this.rows.read += rejects.length;
   }
 
   /** Fails the chunk as soon as the reject limit is certain to be exceeded (see rejectLimitError). */
@@ -157,9 +229,9 @@ class ChunkSink implements BatchSink {
  * so a chunk that runs twice (a retry, a crashed worker) overwrites its own part and
  * nothing else.
  */
-export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOptions = {}): Promise<ChunkResult> {
+export async function scoreChunk(spec: ChunkSpec, scorers: ReadonlyMap<ModelRole, Scorer>, opts: ScoreOptions = {}): Promise<ChunkResult> {
   const out = openLocation(spec.output.uri);
-  const ctx = chunkContext(spec, scorer, opts);
+  const ctx = chunkContext(spec, scorers, opts);
   const sink = new ChunkSink(ctx, out, spec.index);
   const segments: SegmentResult[] = [];
   // Each segment's rows counted against its object, merged as a run merges its chunks.
@@ -177,19 +249,27 @@ export async function scoreChunk(spec: ChunkSpec, scorer: Scorer, opts: ScoreOpt
   }
   return {
     index: spec.index,
-    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {} }]),
+    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {}, ...stageCounts(sink.counts) }]),
     part: sink.written,
     stagedRejects: sink.stagedRejects,
     segments,
   };
 }
 
+/** A sink's stage counts as ChunkStats.stages: absent when no stage counted. */
+function stageCounts(counts: Map<string, Map<string, number>>): Pick<ChunkStats, 'stages'> {
+  return counts.size === 0 ? {} : { stages: Object.fromEntries([...counts].map(([stage, c]) => [stage, Object.fromEntries(c)])) };
+}
+
 /** What reading a chunk's segments needs besides the sink. */
-export function chunkContext(spec: ChunkSpec, scorer: Scorer, opts: ScoreOptions = {}): ChunkContext {
+export function chunkContext(spec: ChunkSpec, scorers: ReadonlyMap<ModelRole, Scorer>, opts: ScoreOptions = {}): ChunkContext {
   const model = champion(spec);
+  const scorer = scorers.get('champion');
+  if (!scorer) throw new NightscoreError('INTERNAL', `chunk ${spec.index} of ${spec.run.job} ${spec.run.date} has no champion bound`, { hint: 'Run the date again; if it happens again, report it.' });
   return {
     ...opts,
     spec,
+    scorers,
     scorer,
     keys: spec.input.key,
     metadata: {

@@ -14,10 +14,11 @@ import type { UnwrappedOutput } from '../model/zipmap.js';
 import type { ChunkPlan, InputObject, Segment } from './plan.js';
 
 /**
- * What a model contributes to a run. Today one `champion` writes the parts; the roles keep
- * room for models that score beside it without writing parts (shadow scoring).
+ * What a model contributes to a run. The `champion` writes the parts and the rejects; a
+ * `challenger:<name>` is scored in the same pass over the same batches, and what it gives is
+ * counted, never written (see score-chunk.ts's stages). Each role appears once in a spec.
  */
-export type ModelRole = 'champion';
+export type ModelRole = 'champion' | `challenger:${string}`;
 
 /** How a model pinned from the registry was named, and which version that resolved to. */
 export interface RegistryPin {
@@ -61,6 +62,8 @@ export interface ModelSpec {
    * (`threads` too): the same model and data score identically only under the same engine.
    */
   engine: EngineIdentity;
+  /** The tool that wrote the model (its producer_name), whose export fixes a hint names; absent in older specs. */
+  producer?: string;
   /** The registry version this is, when the job named the model by a models:/ reference. */
   registry: RegistryPin | null;
 }
