@@ -40,7 +40,6 @@ export function yesterday(): string {
   return new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 }
 
-/** nightscore run: score one date in this process. */
 /**
  * nightscore retry: a failed date's failed chunks only, when it still plans as it did; else
  * the whole date, saying why.
@@ -64,6 +63,7 @@ export async function retryCommand(ctx: CommandContext, jobFile: string, opts: {
   return scoreDate(ctx, retry.prepared, date, { ...opts, threads, ...(retry.kind === 'chunks' ? { retry: { planned: retry.planned, completed: retry.completed } } : {}) });
 }
 
+/** nightscore run: score one date in this process. */
 export async function runCommand(ctx: CommandContext, jobFile: string, opts: { date: string; json?: boolean; threads?: string; waitForInput?: boolean }): Promise<number> {
   const date = parseLogicalDate(opts.date);
   const threads = threadsOption(opts.threads);

@@ -23,7 +23,8 @@ export interface OutputValues {
 
 /**
  * The inference interface the rest of nightscore sees: a batch of column values in, output
- * column values out. Keeping it this small lets the queue move inference off the event loop later.
+ * column values out, over the engine's plain types (engine/engine.ts), so a chunk's stages and
+ * a second engine need nothing else.
  */
 export interface Scorer {
   /** The model inputs fed, each with its element type and columns. */

@@ -157,7 +157,8 @@ function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: st
     attempt,
     input: { uri: inputUri, format: input.format, key: input.key, csv: input.csv, missing: missingAsNan(job, champion({ models }).binding.inputs), objects },
     output: { uri: output.uri, rejects_uri: output.rejects, format: job.output.format, csv: job.output.csv, parquet: job.output.parquet },
-    batch: { rows: job.chunk.rows, chunk_bytes: job.chunk.bytes },
+    batch: { rows: job.chunk.rows },
+    chunk: { bytes: job.chunk.bytes },
     limits: { ...job.limits },
     models,
   };

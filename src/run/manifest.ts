@@ -8,9 +8,9 @@ import type { ModelSpec, RunSpec } from './spec.js';
 /** The most chunks a run plans into (each a queue job and a part file); what a manifest read back may claim to own. */
 export const MAX_CHUNKS = 100_000;
 
-/** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
 export type RunStatus = 'running' | 'succeeded' | 'failed';
 
+/** The run record every run writes as `_manifest.json`: the contract downstream readers and `status` rely on. */
 export interface RunManifest {
   job: string;
   date: string;

@@ -109,8 +109,10 @@ export interface RunSpec {
     objects: InputObject[];
   };
   output: OutputSpec;
-  /** Rows per inference call, and input bytes per chunk. */
-  batch: { rows: number; chunk_bytes: number };
+  /** Rows per inference call: the job's chunk.rows, a batch of a chunk. */
+  batch: { rows: number };
+  /** Input bytes per chunk: the job's chunk.bytes, by which the plan cut the day. */
+  chunk: { bytes: number };
   limits: { max_reject_rate: number; min_rows: number };
   models: ModelSpec[];
 }
