@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadJob } from '../src/job/load.js';
 import { bindModel, prepareJob } from '../src/run/bind.js';
-import { csvOf } from './support/data.js';
 import { createTestQueue, type TestQueue } from './support/queue.js';
+import { scoredChurnDay } from './support/scored-day.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -23,14 +23,7 @@ let jobFile: string;
 beforeAll(async () => {
   tq = await createTestQueue();
   ws = await Workspace.create();
-  await ws.write(`in/dt=${DATE}/a.csv`, csvOf(30, 1));
-  jobFile = await ws.job('t.yaml', {
-    name: 't',
-    input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
-    model: { path: `${REPO}/models/churn/model.onnx` },
-    output: { uri: 'out/dt={date}/', format: 'csv' },
-  });
-  expect((await runCli(['run', jobFile, '--date', DATE])).code).toBe(0);
+  jobFile = await scoredChurnDay(ws, DATE);
 });
 afterAll(async () => {
   await tq?.close();

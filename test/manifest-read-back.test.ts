@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { csvOf } from './support/data.js';
 import { createTestQueue, type TestQueue } from './support/queue.js';
-import { REPO, runCli, Workspace } from './support/workspace.js';
+import { scoredChurnDay } from './support/scored-day.js';
+import { runCli, Workspace } from './support/workspace.js';
 
 /**
  * A manifest found in an output folder is input: anyone who can write the folder may have
@@ -23,14 +23,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   ws = await Workspace.create();
-  await ws.write(`in/dt=${DATE}/a.csv`, csvOf(30, 1));
-  jobFile = await ws.job('t.yaml', {
-    name: 't',
-    input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
-    model: { path: `${REPO}/models/churn/model.onnx` },
-    output: { uri: 'out/dt={date}/', format: 'csv' },
-  });
-  expect((await runCli(['run', jobFile, '--date', DATE])).code).toBe(0);
+  jobFile = await scoredChurnDay(ws, DATE);
 });
 afterEach(async () => {
   await ws.remove();
