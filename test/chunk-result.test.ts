@@ -130,7 +130,7 @@ describe('a failed run\'s chunk results read back', () => {
     const completed = { index: 0, stats, part: { uri: out.storage.uri(chunkFiles(out, 0).part), rows: 3 }, stagedRejects: null, segments: [{ uri, start: 0, newlines: 4 }] };
     return {
       retry: {
-        spec: { input: { objects: [{ uri, version: 'v1', bytes: 40 }] }, models: [{ sha256: 'a'.repeat(64) }], output: { format: 'csv' } },
+        spec: { input: { objects: [{ uri, version: 'v1', bytes: 40 }] }, models: [{ sha256: 'a'.repeat(64), engine: { name: 'onnxruntime', version: '1.0.0', threads: 1 } }], output: { format: 'csv' } },
         chunks: [{ index: 0, segments: [] }],
         completed: [completed as unknown as ChunkResult],
       },
