@@ -64,7 +64,8 @@ describe('late input', () => {
   });
 
   it('gives up after the timeout with INPUT_NOT_FOUND, having held no worker slot meanwhile: another date is scored while five wait', async () => {
-    const waiter = await job('never', { wait: { timeout: '8s', poll: '1s' } });
+    // Long enough for five enqueues and another date's whole run on a loaded machine.
+    const waiter = await job('never', { wait: { timeout: '20s', poll: '1s' } });
     const dates = ['2026-05-01', '2026-05-02', '2026-05-03', '2026-05-04', '2026-05-05'];
     for (const d of dates) expect((await runCli(['run', waiter, '--date', d, '--queue'], { env: tq.env })).code).toBe(0);
     // The worker takes four runs at a time: five waiting in slots would hold them all.
@@ -75,10 +76,10 @@ describe('late input', () => {
     expect(res.code, res.stderr).toBe(0);
     const meanwhile = await tq.status(waiter, dates[0]!, dates.at(-1)!);
     expect(meanwhile.map((r) => r.state)).toEqual(Array(5).fill('scheduled'));
-    const failed = await tq.waitFor(waiter, dates[0]!, dates.at(-1)!, allIn(['failed', 'succeeded']), 30_000);
+    const failed = await tq.waitFor(waiter, dates[0]!, dates.at(-1)!, allIn(['failed', 'succeeded']), 40_000);
     for (const r of failed) {
       expect(r.state).toBe('failed');
-      expect(r.error).toMatch(/^INPUT_NOT_FOUND: no input for 2026-05-0\d: .* after waiting 8 seconds \(since /);
+      expect(r.error).toMatch(/^INPUT_NOT_FOUND: no input for 2026-05-0\d: .* after waiting 20 seconds \(since /);
       expect(r.attempts).toBe(1);
     }
     // status: a header naming the Redis and the output, totals, and exit 1 for failed dates.
@@ -95,7 +96,7 @@ describe('late input', () => {
     const byDefault = await runCli(['status', waiter], { env: tq.env });
     expect(byDefault.stdout).toMatch(new RegExp(`\\n${yesterday}  missing`));
     expect(byDefault.stdout).toContain('totals  7 missing (7 dates)');
-  }, 60_000);
+  }, 90_000);
 });
 
 describe('re-runs', () => {
@@ -144,7 +145,8 @@ describe('re-runs', () => {
 
     // Ctrl-C while following a run stops following, not the run.
     const follower = startCli(['run', waiting, '--date', '2026-06-02', '--queue', '--wait'], tq.env);
-    await sleep(1500);
+    // Following once it has said what it found (a slow start under load is not a Ctrl-C before it follows).
+    for (let waited = 0; !follower.output().includes('already queued') && waited < 20_000; waited += 100) await sleep(100);
     follower.child.kill('SIGINT');
     const followed = await follower.done;
     expect(followed.code).toBe(130);
