@@ -6,7 +6,7 @@ import { commitOutput, lineOffsets, publishRejects, writeManifest } from './comm
 import { readManifest } from './output-folder.js';
 import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
 import { OUTPUT_FILES, rejectsApart, rejectsFile, type RunManifest } from './manifest.js';
-import { mergeStats, type ChunkResult } from './chunk-result.js';
+import { mergeStats, type ChunkResult, type ChunkStats } from './chunk-result.js';
 import { champion } from './spec.js';
 import { runFailedHint } from '../model/hints.js';
 
@@ -51,8 +51,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
         manifest.rejects.push({ uri: rejects.storage.uri(key), rows: r.stagedRejects.rows });
       }
     }
-    countDone(manifest, plan, done);
-    checkModelScored(manifest, plan, done);
+    checkModelScored(manifest, plan, countDone(manifest, plan, done));
     checkLimits(manifest);
     manifest.status = 'succeeded';
   } catch (err) {
@@ -109,11 +108,12 @@ async function publishedBy(out: Location, attempt: string): Promise<RunManifest 
   return manifest;
 }
 
-/** The rows and input objects of the chunks that finished, into the manifest (every chunk, when the run succeeds). */
-function countDone(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): void {
+/** The rows and input objects of the chunks that finished, into the manifest (every chunk, when the run succeeds); returns their merged stats. */
+function countDone(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): ChunkStats {
   const stats = mergeStats(done.map((r) => r.stats));
   manifest.rows = stats.rows;
   manifest.inputs = plan.spec.input.objects.map((i) => ({ uri: i.uri, bytes: i.bytes, rows: stats.inputs[i.uri] ?? 0 }));
+  return stats;
 }
 
 /**
@@ -123,10 +123,10 @@ function countDone(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): v
  * the reject limit's "fix the input". A chunk stops on this itself only when its reject limit
  * is certain to be exceeded, which a loose bound on the day's rows can keep it from knowing.
  */
-function checkModelScored(manifest: RunManifest, plan: RunPlan, done: ChunkResult[]): void {
+function checkModelScored(manifest: RunManifest, plan: RunPlan, stats: ChunkStats): void {
   const { rows } = manifest;
   if (rows.scored > 0 || rows.rejected === 0) return;
-  const failed = mergeStats(done.map((r) => r.stats)).stages?.['score.champion']?.failed ?? 0;
+  const failed = stats.stages?.['score.champion']?.failed ?? 0;
   if (failed !== rows.rejected) return;
   const model = champion(plan.spec);
   throw new NightscoreError('MODEL_RUN_FAILED', `the model failed on each of the ${rows.rejected} rows of ${plan.spec.date}, given alone, and scored none (see the rejects for each row's message)`, {
