@@ -14,7 +14,7 @@ import { openCsv } from '../formats/csv-read.js';
 import { scanLayout } from '../formats/csv-scan.js';
 import { float16Value, formatFloat32, formatFloat64 } from '../formats/numbers.js';
 import { featureColumns } from './features.js';
-import { createScorer, type OutputValues, type Scorer, type ScorerOptions } from './scorer.js';
+import { createScorer, shownWidths, type OutputValues, type Scorer, type ScorerOptions } from './scorer.js';
 import type { LoadedModel } from './session.js';
 
 /** A golden file is a handful of rows, read whole: more than this is not one. */
@@ -104,7 +104,7 @@ export async function checkGolden(model: LoadedModel, file: string, opts: Golden
       });
     }
     if (!expected) {
-      scorer = await scorer.sized(Object.fromEntries(scored.filter((o) => o.columns.names.length === 0).map((o) => [o.columns.output, o.data.length / batch.rows])));
+      scorer = await scorer.sized(shownWidths(scored, batch.rows));
       expected = expectedColumns(file, found, scorer);
     }
     const outputs = scored.map((o, i) => ({ columns: scorer.outputs[i]!, data: o.data }));

@@ -131,6 +131,11 @@ export async function createScorer(model: LoadedModel, opts: ScorerOptions): Pro
   };
 }
 
+/** The widths a scored batch of `rows` rows shows for the outputs that are open: what `Scorer.sized` takes. */
+export function shownWidths(outputs: OutputValues[], rows: number): Record<string, number> {
+  return Object.fromEntries(outputs.filter((o) => o.columns.names.length === 0).map((o) => [o.columns.output, o.data.length / rows]));
+}
+
 /** An output's value for a call of `rows` rows, checked to hold one row of columns per input row (of any width while it is open). */
 function checkRows(value: Tensor, columns: OutputColumns, rows: number, path: string): Tensor {
   const open = columns.names.length === 0;

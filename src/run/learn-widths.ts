@@ -7,7 +7,7 @@
  */
 import { NightscoreError } from '../errors.js';
 import type { BatchBuilder, Reject } from '../formats/batch.js';
-import type { Scorer } from '../model/scorer.js';
+import { shownWidths, type Scorer } from '../model/scorer.js';
 import { modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
 import type { ChunkPlan } from './plan.js';
 import { chunkContext, feedSegment, type BatchSink, type ChunkContext } from './score-chunk.js';
@@ -50,7 +50,7 @@ class WidthProbe implements BatchSink {
     this.rejected += builder.takeRejects().length + failed.length;
     const scored = batch.rows - failed.length;
     if (scored === 0) return;
-    throw new Learned(Object.fromEntries(outputs.filter((o) => o.columns.names.length === 0).map((o) => [o.columns.output, o.data.length / scored])));
+    throw new Learned(shownWidths(outputs, scored));
   }
 }
 
