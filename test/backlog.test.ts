@@ -83,7 +83,7 @@ describe('the backlog endpoint', () => {
     const backfilled = await tq.status(file, DATES[0]!, DATES.at(-1)!);
     // Queued last, done before the backfill: at most the date being scored when it came finished first.
     expect(backfilled.filter((r) => r.state === 'succeeded').length, worker.log()).toBeLessThanOrEqual(1);
-    await tq.waitFor(file, DATES[0]!, DATES.at(-1)!, allIn(['succeeded']), 120_000);
+    // The rest of the backfill is not this test's business: close() stops the worker and empties the queue.
   }, 150_000);
 
   it('answers 503 REDIS_UNAVAILABLE within seconds while Redis is down, rather than never', async () => {

@@ -84,7 +84,8 @@ describe('flaky storage', () => {
 
   it('storage that never recovers fails the run cleanly, with no _SUCCESS', async () => {
     const { job, env } = await withFaults('down', () => 'slowdown');
-    const res = await runCli(['run', job, '--date', DATE], { env });
+    // Two tries per request: what is tested is how the run fails, not how long the SDK backs off.
+    const res = await runCli(['run', job, '--date', DATE], { env: { ...env, AWS_MAX_ATTEMPTS: '2' } });
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/S3_UNAVAILABLE: cannot read s3:\/\/raw\/.*SlowDown/);
     expect(await s3.keys('out', `down/dt=${DATE}/`)).not.toContain(`down/dt=${DATE}/_SUCCESS`);
@@ -109,7 +110,7 @@ describe('flaky storage', () => {
     const name = `hang-${fault}`;
     const { job, env } = await withFaults(name, () => fault);
     const t0 = Date.now();
-    const res = await runCli(['run', job, '--date', DATE], { env });
+    const res = await runCli(['run', job, '--date', DATE], { env: { ...env, AWS_MAX_ATTEMPTS: '2' } });
     expect(Date.now() - t0).toBeLessThan(15_000);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/S3_UNAVAILABLE: cannot read s3:\/\/raw\/day\/dt=2026-04-01\/[abc]\.csv: TimeoutError: .*timed out after 1000 ms/);

@@ -64,23 +64,22 @@ describe('late input', () => {
   });
 
   it('gives up after the timeout with INPUT_NOT_FOUND, having held no worker slot meanwhile: another date is scored while five wait', async () => {
-    // Long enough for five enqueues and another date's whole run on a loaded machine.
-    const waiter = await job('never', { wait: { timeout: '20s', poll: '1s' } });
+    const waiter = await job('never', { wait: { timeout: '8s', poll: '1s' } });
     const dates = ['2026-05-01', '2026-05-02', '2026-05-03', '2026-05-04', '2026-05-05'];
-    for (const d of dates) expect((await runCli(['run', waiter, '--date', d, '--queue'], { env: tq.env })).code).toBe(0);
-    // The worker takes four runs at a time: five waiting in slots would hold them all.
+    expect((await runCli(['backfill', waiter, '--from', dates[0]!, '--to', dates.at(-1)!], { env: tq.env })).code).toBe(0);
+    // The worker takes four runs at a time: five waiting in slots would hold them all until they gave up.
     const other = await job('other');
     await day('2026-05-09');
-    await sleep(1000);
     const res = await runCli(['run', other, '--date', '2026-05-09', '--queue', '--wait'], { env: tq.env });
     expect(res.code, res.stderr).toBe(0);
-    const meanwhile = await tq.status(waiter, dates[0]!, dates.at(-1)!);
-    expect(meanwhile.map((r) => r.state)).toEqual(Array(5).fill('scheduled'));
     const failed = await tq.waitFor(waiter, dates[0]!, dates.at(-1)!, allIn(['failed', 'succeeded']), 40_000);
+    const [scored] = await tq.status(other, '2026-05-09', '2026-05-09');
     for (const r of failed) {
       expect(r.state).toBe('failed');
-      expect(r.error).toMatch(/^INPUT_NOT_FOUND: no input for 2026-05-0\d: .* after waiting 20 seconds \(since /);
+      expect(r.error).toMatch(/^INPUT_NOT_FOUND: no input for 2026-05-0\d: .* after waiting 8 seconds \(since /);
       expect(r.attempts).toBe(1);
+      // Scored while they waited, not after they gave up.
+      expect(Date.parse(scored!.finished_at!)).toBeLessThan(Date.parse(r.finished_at!));
     }
     // status: a header naming the Redis and the output, totals, and exit 1 for failed dates.
     const status = await runCli(['status', waiter, '--from', dates[0]!, '--to', dates.at(-1)!], { env: tq.env });

@@ -57,27 +57,30 @@ describe('schedules', () => {
     expect((await runCli(['schedule', 'sync', ws.path('live')], { env: tq.env })).code).toBe(0);
     const fired = () => (worker.log().match(/"msg":"schedule fired"/g) ?? []).length;
     const skipped = () => (worker.log().match(/"msg":"schedule paused: fire skipped"/g) ?? []).length;
-    await sleep(2500);
-    expect(fired()).toBeGreaterThanOrEqual(1);
+    /** Polls (fires come every second) until `what` holds, or fails saying what the worker logged. */
+    const until = async (what: () => boolean, label: string) => {
+      for (const deadline = Date.now() + 15_000; !what(); await sleep(50)) if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}:\n${worker.log()}`);
+    };
+    await until(() => fired() >= 1, 'a fire');
 
     const paused = await runCli(['schedule', 'pause', 'tick'], { env: tq.env });
     expect(paused.stdout).toContain('tick: schedule paused');
-    await sleep(500);
+    // A fire already under way when the pause landed may still be logged: count from the first skip.
+    await until(() => skipped() >= 1, 'a skipped fire');
     const before = fired();
-    await sleep(3000);
+    await until(() => skipped() >= 3, 'two more skipped fires');
     expect(fired()).toBe(before);
-    expect(skipped()).toBeGreaterThanOrEqual(2);
     const list = (await runCli(['schedule', 'list', '--json'], { env: tq.env })).stdout;
     expect(JSON.parse(list)).toContainEqual(expect.objectContaining({ job: 'tick', paused: true, next: null }));
 
     // A sync while paused keeps it paused.
     await runCli(['schedule', 'sync', ws.path('live')], { env: tq.env });
-    await sleep(1500);
+    const afterSync = skipped();
+    await until(() => skipped() >= afterSync + 1, 'a fire skipped after the sync');
     expect(fired()).toBe(before);
 
     await runCli(['schedule', 'resume', 'tick'], { env: tq.env });
-    await sleep(2500);
-    expect(fired()).toBeGreaterThan(before);
+    await until(() => fired() > before, 'a fire after resume');
     const unknown = await runCli(['schedule', 'pause', 'nope'], { env: tq.env });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('there is no schedule for a job named "nope"');
