@@ -1,0 +1,162 @@
+/**
+ * Bin layouts: where a column's values are counted, fitted once on the reference and then
+ * shared by every run, so that a run's counts and a reference's line up bin for bin and add up
+ * exactly. Each layout is a plain-JSON value (it lives in the profile); binnerFor turns one into
+ * the function a chunk calls per value.
+ */
+
+/** Numeric values on the reference's percentiles: counts are `[underflow, bin 0 … bin 99, overflow]`. */
+export interface NumericBins {
+  kind: 'numeric';
+  /** The reference quantiles at 0%, 1%, …, 100% (see fitNumeric); equal neighbours are allowed. */
+  edges: number[];
+}
+
+/** A numeric column with few distinct reference values (flags, tiers): counts are `[v0 … vk-1, other]`. */
+export interface DiscreteBins {
+  kind: 'discrete';
+  /** Every distinct reference value, ascending. */
+  values: number[];
+}
+
+/** Strings: counts are `[v0 … vk-1, OTHER, UNSEEN]`. */
+export interface CategoricalBins {
+  kind: 'categorical';
+  /** The most frequent reference values, most frequent first (ties in code-unit order). */
+  values: string[];
+  /**
+   * Every other distinct reference value, in code-unit order, so that a run value can be told to
+   * be OTHER (seen in the reference) or UNSEEN; null when the reference had too many to keep,
+   * and then every value outside `values` counts as OTHER and unseen is unknown.
+   */
+  vocabulary: string[] | null;
+}
+
+/** Probabilities on fixed bins: counts are `[under 0, bin 0 … bin 19, over 1]`, bin b holding [b/20, (b+1)/20), and 1 in bin 19. */
+export interface ProbabilityBins {
+  kind: 'probability';
+}
+
+export type Bins = NumericBins | DiscreteBins | CategoricalBins | ProbabilityBins;
+
+/** Numeric bins between the 101 percentile edges. */
+export const NUMERIC_BINS = 100;
+/** A numeric column with at most this many distinct reference values is discrete. */
+export const MAX_DISCRETE_VALUES = 20;
+/** Categorical values with a bin of their own. */
+export const MAX_CATEGORIES = 100;
+/** The most other reference values a categorical layout keeps to tell OTHER from UNSEEN. */
+export const MAX_VOCABULARY = 10_000;
+/** Fixed probability bins, each 1/20 wide. */
+export const PROBABILITY_BINS = 20;
+
+/**
+ * The layout for a numeric column, fitted on its finite values (NaN and infinities are ignored:
+ * they are counted apart). At most MAX_DISCRETE_VALUES distinct values give discrete bins (none
+ * at all give discrete bins with no value, where everything is other). Otherwise the edges are
+ * the lower quantiles: with the n values sorted ascending as v, the edge at p% is
+ * `v[floor(p * (n - 1) / 100)]`, so edge 0 is the minimum, edge 100 the maximum and every edge a
+ * reference value. -0 counts as 0.
+ */
+export function fitNumeric(values: Float64Array | number[]): NumericBins | DiscreteBins {
+  const kept: number[] = [];
+  for (const x of values) if (Number.isFinite(x)) kept.push(x === 0 ? 0 : x);
+  const finite = Float64Array.from(kept).sort();
+  const distinct: number[] = [];
+  for (let i = 0; i < finite.length && distinct.length <= MAX_DISCRETE_VALUES; i++) {
+    if (i === 0 || finite[i] !== finite[i - 1]) distinct.push(finite[i]!);
+  }
+  if (distinct.length <= MAX_DISCRETE_VALUES) return { kind: 'discrete', values: distinct };
+  const last = finite.length - 1;
+  const edges: number[] = [];
+  for (let p = 0; p <= NUMERIC_BINS; p++) {
+    // Integer arithmetic, so no rounding can move an edge by one rank.
+    const rank = p * last;
+    edges.push(finite[(rank - (rank % NUMERIC_BINS)) / NUMERIC_BINS]!);
+  }
+  return { kind: 'numeric', edges };
+}
+
+/**
+ * The layout for a string column from its reference counts: the MAX_CATEGORIES most frequent
+ * values (ties in code-unit order), and the rest as vocabulary when there are at most
+ * MAX_VOCABULARY of them.
+ */
+export function fitCategorical(counts: Map<string, number>): CategoricalBins {
+  const byFrequency = [...counts.keys()].sort((a, b) => counts.get(b)! - counts.get(a)! || compareCodeUnits(a, b));
+  const rest = byFrequency.slice(MAX_CATEGORIES).sort(compareCodeUnits);
+  return { kind: 'categorical', values: byFrequency.slice(0, MAX_CATEGORIES), vocabulary: rest.length <= MAX_VOCABULARY ? rest : null };
+}
+
+function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** How many counts a layout has (its bins, with underflow, overflow, other and unseen). */
+export function binCount(bins: Bins): number {
+  switch (bins.kind) {
+    case 'numeric': return NUMERIC_BINS + 2;
+    case 'discrete': return bins.values.length + 1;
+    case 'categorical': return bins.values.length + 2;
+    case 'probability': return PROBABILITY_BINS + 2;
+  }
+}
+
+/**
+ * The function that gives a value's index in the layout's counts, built once per layout (its
+ * lookups are a binary search or a Map). Numeric: below edge 0 is underflow, above edge 100
+ * overflow, and otherwise the value is in bin i for the last i with `edges[i] <= x`, capped at
+ * 99, so edge 100 itself is in bin 99 and of equal edges only the last bin fills.
+ */
+export function binnerFor(bins: CategoricalBins): (s: string) => number;
+export function binnerFor(bins: NumericBins | DiscreteBins | ProbabilityBins): (x: number) => number;
+export function binnerFor(bins: Bins): ((s: string) => number) | ((x: number) => number);
+export function binnerFor(bins: Bins): ((s: string) => number) | ((x: number) => number) {
+  switch (bins.kind) {
+    case 'numeric': return numericBinner(bins.edges);
+    case 'discrete': return discreteBinner(bins.values);
+    case 'categorical': return categoricalBinner(bins);
+    case 'probability': return probabilityBinner();
+  }
+}
+
+function numericBinner(edges: readonly number[]): (x: number) => number {
+  const e = Float64Array.from(edges);
+  const top = e.length - 1;
+  return (x) => {
+    if (x < e[0]!) return 0;
+    if (x > e[top]!) return top + 1;
+    // The last i with e[i] <= x: e[lo] <= x holds throughout, and e[hi] > x or hi is past the end.
+    let lo = 0;
+    let hi = top + 1;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      if (e[mid]! <= x) lo = mid;
+      else hi = mid;
+    }
+    return Math.min(lo, top - 1) + 1;
+  };
+}
+
+function discreteBinner(values: readonly number[]): (x: number) => number {
+  const index = new Map(values.map((v, i) => [v, i]));
+  const other = values.length;
+  return (x) => index.get(x) ?? other;
+}
+
+function categoricalBinner(bins: CategoricalBins): (s: string) => number {
+  const other = bins.values.length;
+  const index = new Map<string, number>(bins.values.map((v, i) => [v, i]));
+  for (const v of bins.vocabulary ?? []) index.set(v, other);
+  const outside = bins.vocabulary === null ? other : other + 1;
+  return (s) => index.get(s) ?? outside;
+}
+
+function probabilityBinner(): (x: number) => number {
+  return (x) => {
+    if (x < 0) return 0;
+    if (x > 1) return PROBABILITY_BINS + 1;
+    // The bin is what flooring x * 20 in doubles says, so every reader of the layout agrees on it.
+    return Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
+  };
+}
