@@ -39,6 +39,7 @@ function checkedSettings(): Settings | NightscoreError {
 const queue = () => import('./commands/queue.js');
 const models = () => import('./commands/model.js');
 const ui = () => import('./commands/ui.js');
+const profiles = () => import('./commands/profile.js');
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Runs a command and records its exit code. */
@@ -178,6 +179,16 @@ function buildProgram(): Command {
     .option('--port <port>', 'port (0 picks one)', '8080')
     .option('--host <address>', 'address; other than loopback, every request must carry NIGHTSCORE_UI_TOKEN', '127.0.0.1')
     .action((opts: { jobsDir: string; port: string; host: string }) => exit(async () => (await ui()).uiCommand(ctx, opts))());
+  const profile = program.command('profile').description('reference profiles, which runs measure their drift against (docs/drift.md)');
+  profile
+    .command('build')
+    .description("read reference data (training or validation) as a run of the job would, and write its profile: every column's bins and the reference's counts")
+    .argument('<job.yaml>', 'the job whose model and binding the profile is for')
+    .argument('<reference>', 'reference data: a CSV or Parquet file or folder, local or s3://')
+    .option('-o, --output <profile.json>', 'where to write the profile, local or s3:// (default: stdout)')
+    .option('--rows <n>', `scored rows the numeric bins are fitted on, at most (a fixed-seed sample)`, '1000000')
+    .option('--format <csv|parquet>', "the reference's format (default: from its name, else the job's)")
+    .action((job: string, reference: string, opts: Record<string, string | undefined>) => exit(async () => (await profiles()).profileBuildCommand(job, reference, opts))());
   const model = program.command('model').description('the model registry: versions, aliases and their history (NIGHTSCORE_REGISTRY_URI, or --registry)');
   const registryOptions = (c: Command) => c.option('--registry <uri>', 'registry root: s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)').option('--json', 'print JSON');
   registryOptions(

@@ -54,6 +54,9 @@ export const ERROR_CODES = {
   OUTPUT_OVERLAPS_INPUT: code('config', 'the output (or rejects) folder is, or is inside, the input (or around it)'),
   OUTPUT_UNKNOWN: code('config', 'output.columns names an output the model does not have'),
   PLAN_TOO_LARGE: code('config', 'a date that plans into more chunks than a run takes'),
+  PROFILE_INVALID: code('config', 'a drift profile read back that is not one nightscore writes: a field not of its type, counts that do not add up'),
+  PROFILE_MISMATCH: code('config', 'a drift profile built for another model, or without a column the model reads or writes'),
+  PROFILE_NOT_FOUND: code('config', 'a drift profile that cannot be read'),
   REDIS_AUTH: code('config', 'Redis refused the credentials'),
   REDIS_CA_FILE: code('config', 'the Redis CA file cannot be read'),
   REDIS_TLS: code('config', 'the Redis server\'s certificate is not trusted'),
@@ -75,6 +78,8 @@ export const ERROR_CODES = {
   INPUT_NOT_FOUND: code('input', 'no input objects for the date'),
   INPUT_SYMLINK_LOOP: code('input', 'symbolic links in the input that loop'),
   PARQUET_INVALID: code('input', 'a file that is not valid Parquet'),
+
+  PROFILE_CHANGED: code('input', 'the drift profile changed after the run was planned'),
 
   MODEL_ALIAS_NOT_FOUND: code('model', 'a registry alias that is not set (or was not, at the date asked)'),
   MODEL_CHANGED: code('model', 'the model file changed after the run was planned'),
@@ -118,6 +123,7 @@ export const ERROR_CODES = {
   S3_REQUEST_REJECTED: code('storage', 'S3 refused the request (4xx)'),
   S3_UNAVAILABLE: code('storage', 'S3 did not answer, or answered 5xx or throttled', true),
 
+  DRIFT_DETECTED: code('limit', 'a run whose data drifted from the reference, under drift.mode: enforce'),
   REJECT_RATE_EXCEEDED: code('limit', 'more rejected rows than limits.max_reject_rate'),
   TOO_FEW_ROWS: code('limit', 'fewer rows read than limits.min_rows'),
 

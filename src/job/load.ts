@@ -93,6 +93,7 @@ export function parseJob(text: string, file: string): JobDefinition {
     ...(isModelRef(model) ? [] : [[['model', job.model.uri === undefined ? 'path' : 'uri'], model] as [string[], string]]),
     ...(job.output.rejects_uri === undefined ? [] : [[['output', 'rejects_uri'], job.output.rejects_uri] as [string[], string]]),
     ...(job.registry === undefined ? [] : [[['registry'], job.registry] as [string[], string]]),
+    ...(job.drift?.profile === undefined ? [] : [[['drift', 'profile'], job.drift.profile] as [string[], string]]),
   ];
   if (isModelRef(model)) {
     try {

@@ -46,6 +46,14 @@ const duration = z.union([z.string(), z.number()]).transform((raw, ctx) => {
   return n;
 });
 
+/** A share of rows: 0 to 1. */
+const share = z.number().min(0).max(1);
+
+/** A statistic's two thresholds: a column warns past the first and drifts past the second. */
+const thresholds = z
+  .strictObject({ warn: z.number().min(0), drift: z.number().min(0) })
+  .refine((t) => t.warn <= t.drift, { message: 'expected warn at most drift', path: ['warn'] });
+
 export const jobSchema = z.strictObject({
   name,
   description: z.string().optional(),
@@ -163,6 +171,35 @@ export const jobSchema = z.strictObject({
       min_rows: z.number().int().min(0).default(1),
     })
     .default({ max_reject_rate: 0.01, min_rows: 1 }),
+  /**
+   * Drift of each run against the model version's reference profile (docs/drift.md). With a
+   * profile and no `drift:` block the mode is `warn`.
+   */
+  drift: z
+    .strictObject({
+      /** The reference profile (nightscore profile build): a path relative to the job file, or an s3:// URI. */
+      profile: z.string().min(1).optional(),
+      /** off: not measured; warn: measured and reported; enforce: a run that drifts fails, naming the columns. @defaultValue warn */
+      mode: z.enum(['off', 'warn', 'enforce']).default('warn'),
+      /** Population stability index on the reference's deciles, for numeric columns. @defaultValue { warn: 0.1, drift: 0.25 } */
+      psi: thresholds.default({ warn: 0.1, drift: 0.25 }),
+      /** Jensen-Shannon distance (base 2), for categories, labels and probabilities. @defaultValue { warn: 0.1, drift: 0.2 } */
+      js: thresholds.default({ warn: 0.1, drift: 0.2 }),
+      /** Largest change in a column's share of missing values before it drifts. @defaultValue 0.05 */
+      missing_delta: share.default(0.05),
+      /** Largest share of values never seen in the reference before a column drifts. @defaultValue 0.01 */
+      unseen: share.default(0.01),
+      /** The run drifts when at least this share of the features drift (or any prediction does). @defaultValue 0.5 */
+      max_drifted_share: z.number().gt(0).max(1).default(0.5),
+      /** Thresholds of one column, over the ones above. */
+      columns: z
+        .record(
+          columnName,
+          z.strictObject({ psi: thresholds.optional(), js: thresholds.optional(), missing_delta: share.optional(), unseen: share.optional() }),
+        )
+        .default({}),
+    })
+    .optional(),
   /**
    * A small JSON POST when a run ends in one of the `on` outcomes: `failed` (any failure but
    * a limit's), `limits` (max_reject_rate, min_rows), `succeeded`. Slack-compatible (`text`).

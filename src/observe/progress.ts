@@ -34,6 +34,16 @@ export function terminalProgress(stream: NodeJS.WriteStream): { onEvent: (e: Run
   return { onEvent, clear: () => shown && stream.write('\r\x1b[2K') };
 }
 
+/** A run's drift in one line: the status, the columns that drifted or warned, and where the figures are. */
+export function formatDrift(d: NonNullable<RunManifest['drift']>): string {
+  const list = (names: string[]) => (names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', '));
+  const parts: string[] = [d.status];
+  if (d.drifted.length > 0) parts.push(`drifted: ${list(d.drifted)}`);
+  if (d.warned.length > 0) parts.push(`warn: ${list(d.warned)}`);
+  if (d.inconclusive.length > 0) parts.push(`inconclusive (too few rows to tell): ${list(d.inconclusive)}`);
+  return `${parts.join(' · ')}  (${d.file}; drift.mode ${d.mode})`;
+}
+
 /** The end-of-run summary: one screen, what a person checks after a run (its error, if any, is the caller's to print). */
 export function formatSummary(m: RunManifest): string {
   const seconds = (m.duration_ms ?? 0) / 1000;
@@ -53,6 +63,7 @@ export function formatSummary(m: RunManifest): string {
     `  rows     ${n(m.rows.read)} read · ${n(m.rows.scored)} scored · ${n(m.rows.rejected)} rejected (${rate}%)`,
     `  speed    ${n(Math.round(m.rows.read / Math.max(seconds, 0.001)))} rows/s`,
     `  output   ${m.output.uri}  (${m.chunks} chunk${m.chunks === 1 ? '' : 's'}, ${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${rejectsAt(m)})`,
+    ...(m.drift ? [`  drift    ${formatDrift(m.drift)}`] : []),
   ];
   // A failed run's error follows as the command's own `nightscore: CODE: …` line, with its hint.
   return lines.join('\n');

@@ -6,7 +6,8 @@ import { NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition, type RunLocations } from '../job/load.js';
 import { locationsOverlap, openLocation } from '../storage/open.js';
 import { isRemote } from '../model/fetch.js';
-import { takesNan, type InputBinding } from '../model/features.js';
+import { featureColumns, takesNan, type InputBinding } from '../model/features.js';
+import { pinProfile } from '../drift/pin.js';
 import { VERSION } from '../version.js';
 import { sizeOutputs, type PreparedJob } from './bind.js';
 import { learnWidths } from './learn-widths.js';
@@ -70,9 +71,10 @@ export async function planDate(prepared: PreparedJob, date: string): Promise<Dat
     });
   }
   const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), runFolders(where), inputs, [prepared.spec]);
-  if (prepared.scorer.open.length === 0) return { spec, chunks, skipped };
-  const sized = await sizeOutputs(prepared, await learnWidths(spec, chunks, prepared.scorer, prepared.spec.location));
-  return { spec: { ...spec, models: [sized.spec] }, chunks, skipped };
+  const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(spec, chunks, prepared.scorer, prepared.spec.location));
+  // After sizing: a profile must cover every prediction column, which an open output names only now.
+  const drift = await pinProfile(job, { sha256: sized.spec.sha256, columns: featureColumns(sized.scorer.inputs, spec.input.missing), outputs: sized.spec.outputs });
+  return { spec: { ...spec, models: [sized.spec], drift }, chunks, skipped };
 }
 
 /**
@@ -148,7 +150,7 @@ function uriOf(location: string): string {
 }
 
 /** The job resolved for one date and attempt: see RunSpec. */
-function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: string, output: { uri: string; rejects: string }, objects: InputObject[], models: ModelSpec[]): RunSpec {
+export function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: string, output: { uri: string; rejects: string }, objects: InputObject[], models: ModelSpec[]): RunSpec {
   const { input } = job;
   return {
     version: SPEC_VERSION,
@@ -161,6 +163,7 @@ function runSpec(job: JobDefinition, date: string, attempt: string, inputUri: st
     chunk: { bytes: job.chunk.bytes },
     limits: { ...job.limits },
     models,
+    drift: null,
   };
 }
 

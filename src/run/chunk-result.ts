@@ -8,6 +8,7 @@
  * that any grouping and order of the same chunks gives the same bytes.
  */
 import { NightscoreError } from '../errors.js';
+import { mergeCounts, type ColumnCounts } from '../drift/counts.js';
 
 export interface RowCounts {
   read: number;
@@ -31,6 +32,12 @@ export interface ChunkStats {
    * yet: absent when no stage counted, so a result reads as it did before stages had a place.
    */
   stages?: Record<string, StageCounts>;
+  /**
+   * The values the champion scored, and its predictions, counted on the run's drift profile's
+   * bins, by column key (drift/profile.ts): integer counts and exact sums, merged exactly
+   * (drift/counts.ts). Absent when the run measures no drift.
+   */
+  drift?: Record<string, ColumnCounts>;
 }
 
 /** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
@@ -67,7 +74,12 @@ export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
   let rows = emptyRows();
   const inputs = new Map<string, number>();
   const stages = new Map<string, Map<string, number>>();
+  const drift = new Map<string, ColumnCounts[]>();
   for (const s of parts) {
+    for (const [column, counts] of Object.entries(s.drift ?? {})) {
+      if (!drift.has(column)) drift.set(column, []);
+      drift.get(column)!.push(counts);
+    }
     rows = addRows(rows, s.rows);
     addInto(inputs, s.inputs, 'row count');
     for (const [stage, counts] of Object.entries(s.stages ?? {})) {
@@ -77,6 +89,7 @@ export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
   }
   const merged: ChunkStats = { rows, inputs: sortedObject(inputs) };
   if (stages.size > 0) merged.stages = Object.fromEntries([...stages.keys()].sort().map((stage) => [stage, sortedObject(stages.get(stage)!)]));
+  if (drift.size > 0) merged.drift = Object.fromEntries([...drift.keys()].sort().map((column) => [column, mergeCounts(drift.get(column)!)]));
   return merged;
 }
 

@@ -12,6 +12,7 @@ import { chunkFiles, MAX_CHUNKS, type RunManifest } from './manifest.js';
 import type { ChunkPlan } from './plan.js';
 import type { ChunkResult, ChunkStats } from './chunk-result.js';
 import type { RunSpec } from './spec.js';
+import { isColumnCounts } from '../drift/profile.js';
 
 /** A failed run's plan and the chunks of it that succeeded, as `RunManifest.retry` records them. */
 export interface FailedPlan {
@@ -163,7 +164,17 @@ function chunkResult(value: unknown, at: string, chunks: number, out: Location, 
     const seg = object(s, `${at}.segments[${j}]`, bad);
     return { uri: text(seg.uri, `${at}.segments[${j}].uri`, bad), start: count(seg.start, `${at}.segments[${j}].start`, bad), newlines: count(seg.newlines, `${at}.segments[${j}].newlines`, bad) };
   });
-  return { index, stats: { rows: counts, inputs: Object.fromEntries(perObject), ...stageCounts(stats.stages, `${at}.stats.stages`, bad) }, part: written, stagedRejects: staged, segments };
+  return { index, stats: { rows: counts, inputs: Object.fromEntries(perObject), ...stageCounts(stats.stages, `${at}.stats.stages`, bad), ...driftCounts(stats.drift, `${at}.stats.drift`, bad) }, part: written, stagedRejects: staged, segments };
+}
+
+/** A kept chunk's drift counts (ChunkStats.drift), each column's checked as its type; absent when the run measured none. */
+function driftCounts(value: unknown, at: string, bad: Bad): Pick<ChunkStats, 'drift'> {
+  if (value === undefined) return {};
+  const columns = object(value, at, bad);
+  for (const [column, counts] of Object.entries(columns)) {
+    if (!isColumnCounts(counts)) bad(`${at}["${column}"]`, 'a column\'s drift counts (bins, missing, n, exact sums) as nightscore writes them');
+  }
+  return { drift: columns as ChunkStats['drift'] };
 }
 
 /** The counts a chunk's stages added (ChunkStats.stages), kept with the chunk; absent when no stage counted. */

@@ -9,6 +9,8 @@ import { OUTPUT_FILES, rejectsApart, rejectsFile, type RunManifest } from './man
 import { mergeStats, type ChunkResult, type ChunkStats } from './chunk-result.js';
 import { champion } from './spec.js';
 import { runFailedHint } from '../model/hints.js';
+import { readProfile } from '../drift/profile.js';
+import { driftBytes, enforceDrift, reportDrift, summarizeDrift } from '../drift/report.js';
 
 /**
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
@@ -51,8 +53,10 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
         manifest.rejects.push({ uri: rejects.storage.uri(key), rows: r.stagedRejects.rows });
       }
     }
-    checkModelScored(manifest, plan, countDone(manifest, plan, done));
+    const stats = countDone(manifest, plan, done);
+    checkModelScored(manifest, plan, stats);
     checkLimits(manifest);
+    if (spec.drift) await measureDrift(out, manifest, plan, stats);
     manifest.status = 'succeeded';
   } catch (err) {
     const error = toNightscoreError(err);
@@ -133,6 +137,21 @@ function checkModelScored(manifest: RunManifest, plan: RunPlan, stats: ChunkStat
     source: model.location,
     hint: runFailedHint(model.producer, model.binding.job_key ?? 'model.features'),
   });
+}
+
+/**
+ * The run's drift against its pinned profile: `_drift.json` written beside the parts, the
+ * summary in the manifest, and under drift.mode: enforce, DRIFT_DETECTED when it drifted (the
+ * file stays, for whoever looks into why).
+ */
+async function measureDrift(out: Location, manifest: RunManifest, plan: RunPlan, stats: ChunkStats): Promise<void> {
+  const { spec } = plan;
+  const { profile: pin, policy } = spec.drift!;
+  const { profile } = await readProfile(pin.uri, pin.sha256);
+  const report = reportDrift({ job: spec.job.name, date: spec.date, model: champion(spec).sha256 }, profile, pin, policy, stats.drift);
+  await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.drift), driftBytes(report));
+  manifest.drift = summarizeDrift(report);
+  enforceDrift(report);
 }
 
 function checkLimits(manifest: RunManifest): void {

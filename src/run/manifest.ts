@@ -1,3 +1,4 @@
+import type { DriftSummary } from '../drift/report.js';
 import { NightscoreError, type ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import type { ChunkPlan } from './plan.js';
@@ -53,6 +54,8 @@ export interface RunManifest {
   parts: Array<{ uri: string; rows: number }>;
   rejects: Array<{ uri: string; rows: number }>;
   limits: { max_reject_rate: number; min_rows: number };
+  /** The run's drift against its profile, when it measures one: the overall status and the columns that matter (the rest in `_drift.json`). */
+  drift?: DriftSummary;
   error: ErrorRecord | null;
   started_at: string;
   finished_at: string | null;
@@ -73,6 +76,8 @@ export const OUTPUT_FILES = {
   rejectsDir: '_rejects',
   /** In a rejects folder of its own (output.rejects_uri): the output folder it belongs to. */
   rejectsOwner: '_OWNER.json',
+  /** A run's drift against its profile (drift/report.ts). */
+  drift: '_drift.json',
 } as const;
 
 /** The keys chunk `index` writes in an output folder: deterministic, so a retried chunk overwrites its own. */

@@ -61,6 +61,7 @@ function differs(before: RunSpec, now: RunSpec): string | undefined {
   if (then && engine && !(then.name === engine.name && then.version === engine.version && then.threads === engine.threads)) {
     return `the model scores under another engine (${describeEngine(then)} then, ${describeEngine(engine)} now)`;
   }
+  if (JSON.stringify(before.drift) !== JSON.stringify(now.drift)) return 'the drift profile or policy is another (drift counted then could not be merged with drift counted now)';
   const rest = (s: RunSpec) => JSON.stringify({ ...s, attempt: '', input: { ...s.input, objects: [] } });
   return rest(before) === rest(now) ? undefined : 'the job file changed (keys, output, batch, limits or model binding)';
 }

@@ -17,6 +17,8 @@ import { emptyRows, mergeStats, type ChunkResult, type ChunkStats, type RowCount
 import { chunkFiles } from './manifest.js';
 import type { Segment } from './plan.js';
 import { champion, type ChunkSpec, type ModelRole } from './spec.js';
+import { ProfileCounter } from '../drift/profile-counter.js';
+import type { Profile } from '../drift/profile.js';
 
 // hyparquet with its compressors (WebAssembly), and hyparquet-writer, are loaded on first use:
 // a scoring thread that only sees CSV never loads or compiles them.
@@ -29,6 +31,8 @@ export interface ScoreOptions {
   onBatch?: (counts: RowCounts) => void;
   /** Stops the chunk at its next batch (an interrupted in-process run). */
   signal?: AbortSignal;
+  /** The run's drift profile (spec.drift, read and checked against its pin): the chunk counts its values on its bins. */
+  profile?: Profile;
 }
 
 export interface ChunkContext extends ScoreOptions {
@@ -79,12 +83,16 @@ class ChunkSink implements BatchSink {
   private firstFailure: { reject: Reject; at: RejectPlace } | undefined;
   readonly files: ReturnType<typeof chunkFiles>;
 
+  /** Counts the values the champion scored, and its predictions, on the profile's bins (drift). */
+  readonly drift: ProfileCounter | undefined;
+
   constructor(
     private readonly ctx: ChunkContext,
     private readonly out: Location,
     index: number,
   ) {
     this.files = chunkFiles(out, index, ctx.spec.output.format);
+    this.drift = ctx.profile ? new ProfileCounter(ctx.profile, { columns: ctx.columns, outputs: ctx.scorer.outputs }) : undefined;
   }
 
   /** Opens the part once the key columns' source types are known (Parquet keys keep theirs). */
@@ -107,6 +115,7 @@ class ChunkSink implements BatchSink {
   private readonly stages: ReadonlyArray<(flow: BatchFlow) => Promise<void>> = [
     (flow) => this.scoreChampion(flow),
     (flow) => this.scoreOthers(flow),
+    async (flow) => this.countDrift(flow),
     (flow) => this.writePart(flow),
     (flow) => this.writeRejects(flow),
     async () => this.ctx.onBatch?.({ ...this.rows }),
@@ -165,6 +174,14 @@ class ChunkSink implements BatchSink {
       this.count(`score.${role}`, 'rows', batch.rows - scored.failed.length);
       this.count(`score.${role}`, 'failed', scored.failed.length);
     }
+  }
+
+  /** The rows the champion scored, as the model read them, and what it predicted: rejected rows are not counted. */
+  private countDrift(flow: BatchFlow): void {
+    const { batch } = flow;
+    const scored = flow.scored.get('champion');
+    if (!this.drift || !batch || !scored) return;
+    this.drift.add(batch, scored.failed.map((f) => f.row), scored.outputs);
   }
 
   private async writePart(flow: BatchFlow): Promise<void> {
@@ -249,7 +266,7 @@ export async function scoreChunk(spec: ChunkSpec, scorers: ReadonlyMap<ModelRole
   }
   return {
     index: spec.index,
-    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {}, ...stageCounts(sink.counts) }]),
+    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {}, ...stageCounts(sink.counts), ...(sink.drift ? { drift: sink.drift.result() } : {}) }]),
     part: sink.written,
     stagedRejects: sink.stagedRejects,
     segments,

@@ -11,6 +11,8 @@ import type { OutputColumns } from '../model/scorer.js';
 import type { JobKey } from '../model/hints.js';
 import type { ModelFile } from '../model/session.js';
 import type { UnwrappedOutput } from '../model/zipmap.js';
+import type { DriftPolicy } from '../drift/policy.js';
+import type { ProfilePin } from '../drift/profile.js';
 import type { ChunkPlan, InputObject, Segment } from './plan.js';
 
 /**
@@ -89,7 +91,7 @@ export interface OutputSpec {
  * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
  * (input.missing) would be silently ignored. Raise it with every change to the shape.
  */
-export const SPEC_VERSION = 5;
+export const SPEC_VERSION = 6;
 
 export interface RunSpec {
   version: number;
@@ -115,6 +117,14 @@ export interface RunSpec {
   chunk: { bytes: number };
   limits: { max_reject_rate: number; min_rows: number };
   models: ModelSpec[];
+  /** Drift against a reference profile, pinned by its sha256 as a model is; null when the job measures none. */
+  drift: DriftSpec | null;
+}
+
+/** What a run compares its values with, and how it judges them (the job's drift block). */
+export interface DriftSpec {
+  profile: ProfilePin;
+  policy: DriftPolicy;
 }
 
 /** One chunk of a run, with what scoring it needs of the run's spec (not the run's whole input list). */
@@ -132,6 +142,8 @@ export interface ChunkSpec {
    */
   limits: { max_reject_rate: number; rows_at_most: number | null };
   models: ModelSpec[];
+  /** The profile whose bins the chunk counts its values on (the run's, pinned); null: none. */
+  drift: { profile: ProfilePin } | null;
 }
 
 /**
@@ -160,6 +172,7 @@ export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
     batch: { rows: spec.batch.rows },
     limits: { max_reject_rate: spec.limits.max_reject_rate, rows_at_most: rowsAtMost(input.objects) },
     models: spec.models,
+    drift: spec.drift ? { profile: spec.drift.profile } : null,
   };
 }
 

@@ -1,0 +1,237 @@
+/**
+ * Building a reference profile (nightscore profile build): the reference data is read through
+ * the same readers, binding and model as a run, in two passes. The first fits each column's
+ * bins: numeric columns on a sample of at most `rows` scored rows, drawn with a fixed seed so
+ * the same reference gives the same profile, and string columns on all their values. The
+ * second counts every scored row on those bins with the counter runs use (profile-counter.ts),
+ * so a reference and a run are counted alike. Rejected rows are counted, never profiled.
+ */
+import { NightscoreError } from '../errors.js';
+import type { BatchBuilder } from '../formats/batch.js';
+import type { FeatureBatch, FeatureColumn } from '../model/features.js';
+import { float16Value } from '../formats/numbers.js';
+import type { OutputColumns, OutputValues, Scorer } from '../model/scorer.js';
+import { runSpec } from '../run/begin.js';
+import { sizeOutputs, type PreparedJob } from '../run/bind.js';
+import { learnWidths } from '../run/learn-widths.js';
+import { listInputs, planChunks, planParquetChunks, type ChunkPlan } from '../run/plan.js';
+import { chunkContext, feedSegment, type BatchSink } from '../run/score-chunk.js';
+import { chunkSpec, type RunSpec } from '../run/spec.js';
+import { fitCategorical, fitNumeric, type Bins } from './bins.js';
+import { PROFILE_FORMAT, PROFILE_VERSION, type Profile, type ProfileColumn } from './profile.js';
+import { ProfileCounter } from './profile-counter.js';
+
+export interface BuildOptions {
+  /** Scored rows the numeric bins are fitted on, at most. @defaultValue 1,000,000 */
+  rows?: number;
+  /** The reference's format. @defaultValue from its name (.parquet, else .csv), else the job's input.format */
+  format?: 'csv' | 'parquet';
+}
+
+export const DEFAULT_FIT_ROWS = 1_000_000;
+/** Distinct strings a column keeps while fitting; past it the vocabulary is incomplete (bins.ts, CategoricalBins). */
+const MAX_DISTINCT = 1_000_000;
+
+/** Builds the profile of `referenceUri` for a prepared job's model. */
+export async function buildProfile(prepared: PreparedJob, referenceUri: string, opts: BuildOptions = {}): Promise<Profile> {
+  const { job } = prepared;
+  const format = opts.format ?? formatOf(referenceUri) ?? job.input.format;
+  const { objects } = await listInputs(referenceUri, format, 'the reference');
+  const chunks = format === 'parquet' ? await planParquetChunks(objects, job.chunk.rows) : planChunks(objects, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
+  // The spec of a run over the reference: only its input side is read; nothing is written.
+  const base = runSpec(job, 'reference', 'reference', referenceUri, { uri: referenceUri, rejects: referenceUri }, objects, [prepared.spec]);
+  const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(base, chunks, prepared.scorer, prepared.spec.location));
+  const spec: RunSpec = { ...base, input: { ...base.input, format }, models: [sized.spec] };
+  const columns = chunkContext(chunkSpec(spec, chunks[0] ?? { index: 0, segments: [] }), new Map([['champion', sized.scorer]])).columns;
+
+  const fit = new FitSink(sized.scorer, columns, opts.rows ?? DEFAULT_FIT_ROWS);
+  await feedAll(spec, chunks, sized.scorer, fit);
+  if (fit.scored === 0) {
+    throw new NightscoreError('TOO_FEW_ROWS', `no row of the reference ${referenceUri} scored (${fit.rejected} rejected): there is nothing to profile`, {
+      source: referenceUri,
+      hint: 'Profile the data the model was trained or validated on, with the columns the job reads.',
+    });
+  }
+  const profileColumns: ProfileColumn[] = [
+    ...columns.map((c, j) => emptyColumn(c.name, 'feature', fit.binsOfFeature(j))),
+    ...sized.scorer.outputs.flatMap((o, i) => o.names.map((name, k) => emptyColumn(name, 'prediction', fit.binsOfOutput(i, k)))),
+  ];
+  const count = new CountSink(sized.scorer, new ProfileCounter({ columns: profileColumns }, { columns, outputs: sized.scorer.outputs }));
+  await feedAll(spec, chunks, sized.scorer, count);
+  const counts = count.counter.result();
+  return {
+    format: PROFILE_FORMAT,
+    version: PROFILE_VERSION,
+    model: { sha256: sized.spec.sha256, features: columns.map((c) => c.name), outputs: sized.scorer.outputs.flatMap((o) => o.names) },
+    reference: { uri: referenceUri, rows: { read: count.scored + count.rejected, scored: count.scored, rejected: count.rejected }, fitted_on: Math.min(fit.scored, fit.capacity) },
+    columns: profileColumns.map((c) => ({ ...c, counts: counts[`${c.role}:${c.name}`]! })),
+  };
+}
+
+function emptyColumn(name: string, role: ProfileColumn['role'], bins: Bins): ProfileColumn {
+  return { name, role, bins, counts: { bins: [], missing: 0, nan: 0, pos_inf: 0, neg_inf: 0, n: 0, sum: [], sum_sq: [], min: null, max: null } };
+}
+
+function formatOf(uri: string): 'csv' | 'parquet' | undefined {
+  const name = uri.toLowerCase();
+  if (name.endsWith('.parquet')) return 'parquet';
+  if (name.endsWith('.csv') || name.endsWith('.csv.gz')) return 'csv';
+  return undefined;
+}
+
+async function feedAll(spec: RunSpec, chunks: ChunkPlan[], scorer: Scorer, sink: BatchSink): Promise<void> {
+  for (const chunk of chunks) {
+    const ctx = chunkContext(chunkSpec(spec, chunk), new Map([['champion', scorer]]));
+    for (const segment of chunk.segments) await feedSegment(segment, ctx, sink);
+  }
+}
+
+/** Scores each batch and hands the rows that scored, and their outputs, to `take`; counts the rest. */
+abstract class ScoringSink implements BatchSink {
+  scored = 0;
+  rejected = 0;
+
+  constructor(protected readonly scorer: Scorer) {}
+
+  async open(): Promise<void> {}
+
+  async flush(builder: BatchBuilder): Promise<void> {
+    const batch = builder.rows > 0 ? builder.take() : undefined;
+    this.rejected += builder.takeRejects().length;
+    if (!batch) return;
+    const { outputs, failed } = await this.scorer.score(batch);
+    this.rejected += failed.length;
+    this.scored += batch.rows - failed.length;
+    this.take(batch, failed.map((f) => f.row), outputs);
+  }
+
+  protected abstract take(batch: FeatureBatch, failed: number[], outputs: OutputValues[]): void;
+}
+
+class CountSink extends ScoringSink {
+  constructor(
+    scorer: Scorer,
+    readonly counter: ProfileCounter,
+  ) {
+    super(scorer);
+  }
+
+  protected take(batch: FeatureBatch, failed: number[], outputs: OutputValues[]): void {
+    this.counter.add(batch, failed, outputs);
+  }
+}
+
+/**
+ * Gathers what fitting needs: a sample of rows (Vitter's algorithm R with a fixed seed, so the
+ * same reference read in the same order gives the same sample) for numeric columns, and every
+ * value's count for string columns.
+ */
+class FitSink extends ScoringSink {
+  private readonly random = mulberry32(0x6e73);
+  private readonly numeric: (Float64Array | undefined)[];
+  private readonly strings: (Map<string, number> | undefined)[];
+  private readonly outputNumeric: Float64Array[][];
+  private readonly outputStrings: (Map<string, number> | undefined)[][];
+  private overflowed = new Set<Map<string, number>>();
+
+  constructor(
+    scorer: Scorer,
+    private readonly columns: FeatureColumn[],
+    readonly capacity: number,
+  ) {
+    super(scorer);
+    this.numeric = columns.map((c) => (c.type === 'string' ? undefined : new Float64Array(capacity).fill(NaN)));
+    this.strings = columns.map((c) => (c.type === 'string' ? new Map() : undefined));
+    this.outputNumeric = scorer.outputs.map((o) => o.names.map(() => (isLabel(o) ? new Float64Array(0) : new Float64Array(capacity).fill(NaN))));
+    this.outputStrings = scorer.outputs.map((o) => o.names.map(() => (isLabel(o) ? new Map() : undefined)));
+  }
+
+  protected take(batch: FeatureBatch, failed: number[], outputs: OutputValues[]): void {
+    const nf = batch.columns.reduce((n, c) => n + (c === undefined ? 1 : 0), 0);
+    const float32At = this.columns.map((c, j) => (c.type === 'float32' ? this.columns.slice(0, j).filter((d) => d.type === 'float32').length : -1));
+    let skip = 0;
+    let out = 0;
+    const seenBefore = this.scored - (batch.rows - failed.length);
+    for (let r = 0; r < batch.rows; r++) {
+      if (skip < failed.length && failed[skip] === r) {
+        skip++;
+        continue;
+      }
+      const g = seenBefore + out;
+      const slot = g < this.capacity ? g : Math.floor(this.random() * (g + 1));
+      const sampled = slot < this.capacity;
+      this.columns.forEach((c, j) => {
+        const values = batch.columns[j];
+        if (Array.isArray(values)) countString(this.strings[j]!, values[r] ?? '', this.overflowed);
+        else if (sampled) this.numeric[j]![slot] = values === undefined ? batch.features[r * nf + float32At[j]!]! : numberAt(values, r, c.type === 'float16');
+      });
+      outputs.forEach((o, i) => {
+        const width = o.columns.names.length;
+        o.columns.names.forEach((_, k) => {
+          const at = out * width + k;
+          const strings = this.outputStrings[i]![k];
+          if (strings) countString(strings, String(o.data[at]), this.overflowed);
+          else if (sampled) this.outputNumeric[i]![k]![slot] = numberAt(o.data as Float64Array, at, o.columns.type === 'float16');
+        });
+      });
+      out++;
+    }
+  }
+
+  binsOfFeature(j: number): Bins {
+    const strings = this.strings[j];
+    if (strings) return categorical(strings, this.overflowed);
+    return fitNumeric(finiteOf(this.numeric[j]!));
+  }
+
+  binsOfOutput(i: number, k: number): Bins {
+    const strings = this.outputStrings[i]![k];
+    if (strings) return categorical(strings, this.overflowed);
+    const values = finiteOf(this.outputNumeric[i]![k]!);
+    // A float output whose every reference value lies in [0, 1] is taken for a probability: fixed bins, comparable across models.
+    if (values.length > 0 && values.every((v) => v >= 0 && v <= 1) && this.scorer.outputs[i]!.type.startsWith('float')) return { kind: 'probability' };
+    return fitNumeric(values);
+  }
+}
+
+function isLabel(o: OutputColumns): boolean {
+  return o.type === 'string' || o.type === 'int64' || o.type === 'uint64';
+}
+
+function numberAt(values: ArrayLike<number | bigint>, at: number, float16: boolean): number {
+  const v = values[at]!;
+  if (typeof v === 'bigint') return Number(v);
+  return float16 ? float16Value(v) : v;
+}
+
+function countString(counts: Map<string, number>, s: string, overflowed: Set<Map<string, number>>): void {
+  const n = counts.get(s);
+  if (n !== undefined) counts.set(s, n + 1);
+  else if (counts.size < MAX_DISTINCT) counts.set(s, 1);
+  else overflowed.add(counts);
+}
+
+function categorical(counts: Map<string, number>, overflowed: Set<Map<string, number>>): Bins {
+  const bins = fitCategorical(counts);
+  // Values were dropped while fitting: the vocabulary cannot tell OTHER from UNSEEN.
+  return overflowed.has(counts) ? { ...bins, vocabulary: null } : bins;
+}
+
+/** The sampled values that are finite (NaN marks a slot never filled, or a missing value). */
+function finiteOf(sample: Float64Array): number[] {
+  const out: number[] = [];
+  for (const v of sample) if (Number.isFinite(v)) out.push(v);
+  return out;
+}
+
+/** A small seeded generator: the sample must be the same on every machine and every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * A reference profile: the bins of every column a model reads and writes, fitted on reference
+ * data (nightscore profile build), with the reference's counts on them. A run counts its own
+ * values on the same bins, so the two compare bin for bin (statistics.ts).
+ *
+ * A profile is read back from storage, where anyone may have written it: it is pinned by the
+ * sha256 of its bytes at plan time, as a model is, and validated as its type when read, so a
+ * hand-edited or damaged file is one clear PROFILE_INVALID naming the field, never a statistic
+ * computed from a count that is not a count.
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { NightscoreError, toNightscoreError } from '../errors.js';
+import { openLocation } from '../storage/open.js';
+import { readAll } from '../storage/storage.js';
+import { binCount, MAX_CATEGORIES, MAX_DISCRETE_VALUES, MAX_VOCABULARY, NUMERIC_BINS, type Bins } from './bins.js';
+import type { ColumnCounts } from './counts.js';
+import type { ColumnRole } from './statistics.js';
+
+export const PROFILE_FORMAT = 'nightscore.profile';
+export const PROFILE_VERSION = 1;
+/** A profile larger than this is not read: a hundred columns with full vocabularies stay well under it. */
+export const MAX_PROFILE_BYTES = 64 * 1024 * 1024;
+
+/** One column of a profile: what it is to the model, its bins, and the reference's counts on them. */
+export interface ProfileColumn {
+  name: string;
+  role: ColumnRole;
+  bins: Bins;
+  counts: ColumnCounts;
+}
+
+export interface Profile {
+  format: typeof PROFILE_FORMAT;
+  version: typeof PROFILE_VERSION;
+  /** The model the profile was built with: its sha256, the columns it reads (batch order) and the prediction columns it writes. */
+  model: { sha256: string; features: string[]; outputs: string[] };
+  /** Where the reference came from, its rows, and how many of them the bins were fitted on. */
+  reference: { uri: string; rows: { read: number; scored: number; rejected: number }; fitted_on: number };
+  /** Features in the model's order, then predictions in output order. */
+  columns: ProfileColumn[];
+}
+
+/** A profile as a run pins it: where it is and the sha256 of its bytes. */
+export interface ProfilePin {
+  uri: string;
+  sha256: string;
+}
+
+/** The key of a column in a run's counts and reports: role and name, so a feature and a prediction may share a name. */
+export function columnKey(column: { role: ColumnRole; name: string }): string {
+  return `${column.role}:${column.name}`;
+}
+
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const finite = z.number().refine(Number.isFinite, 'expected a finite number');
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits');
+
+const ascending = (strict: boolean) => (values: number[]) => values.every((v, i) => i === 0 || (strict ? v > values[i - 1]! : v >= values[i - 1]!));
+const unique = (values: string[]) => new Set(values).size === values.length;
+
+const binsSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('numeric'), edges: z.array(finite).length(NUMERIC_BINS + 1).refine(ascending(false), 'expected edges in ascending order') }),
+  z.strictObject({ kind: z.literal('discrete'), values: z.array(finite).max(MAX_DISCRETE_VALUES).refine(ascending(true), 'expected distinct values in ascending order') }),
+  z.strictObject({
+    kind: z.literal('categorical'),
+    values: z.array(z.string()).max(MAX_CATEGORIES).refine(unique, 'expected distinct values'),
+    vocabulary: z.array(z.string()).max(MAX_VOCABULARY).refine((v) => v.every((s, i) => i === 0 || s > v[i - 1]!), 'expected distinct values in code-unit order').nullable(),
+  }),
+  z.strictObject({ kind: z.literal('probability') }),
+]);
+
+const countsSchema = z.strictObject({
+  bins: z.array(count),
+  missing: count,
+  nan: count,
+  pos_inf: count,
+  neg_inf: count,
+  n: count,
+  sum: z.array(finite),
+  sum_sq: z.array(finite),
+  min: finite.nullable(),
+  max: finite.nullable(),
+});
+
+/** A column's counts read back (a kept chunk's, in a failed run's manifest) are what nightscore writes. */
+export function isColumnCounts(value: unknown): boolean {
+  const parsed = countsSchema.safeParse(value);
+  return parsed.success && parsed.data.bins.reduce((a, b) => a + b, 0) === parsed.data.n;
+}
+
+const columnSchema = z
+  .strictObject({ name: z.string().min(1), role: z.enum(['feature', 'prediction']), bins: binsSchema, counts: countsSchema })
+  .superRefine((c, ctx) => {
+    if (c.counts.bins.length !== binCount(c.bins)) ctx.addIssue({ code: 'custom', path: ['counts', 'bins'], message: `expected ${binCount(c.bins)} counts for ${c.bins.kind} bins, got ${c.counts.bins.length}` });
+    else if (c.counts.bins.reduce((a, b) => a + b, 0) !== c.counts.n) ctx.addIssue({ code: 'custom', path: ['counts', 'n'], message: 'expected the sum of the bin counts' });
+  });
+
+const profileSchema = z
+  .strictObject({
+    format: z.literal(PROFILE_FORMAT),
+    version: z.literal(PROFILE_VERSION),
+    model: z.strictObject({ sha256, features: z.array(z.string().min(1)), outputs: z.array(z.string().min(1)) }),
+    reference: z.strictObject({ uri: z.string(), rows: z.strictObject({ read: count, scored: count, rejected: count }), fitted_on: count }),
+    columns: z.array(columnSchema),
+  })
+  .superRefine((p, ctx) => {
+    const seen = new Set<string>();
+    p.columns.forEach((c, i) => {
+      if (seen.has(columnKey(c))) ctx.addIssue({ code: 'custom', path: ['columns', i, 'name'], message: `expected one ${c.role} column named "${c.name}"` });
+      seen.add(columnKey(c));
+    });
+  });
+
+/** Checks a parsed profile as its type; `source` names it in the error. */
+export function checkProfile(data: unknown, source: string): Profile {
+  const parsed = profileSchema.safeParse(data);
+  if (parsed.success) return parsed.data as Profile;
+  const issue = parsed.error.issues[0]!;
+  const field = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  throw new NightscoreError('PROFILE_INVALID', `${source}: ${field || 'the profile'}: ${issue.message}`, {
+    source,
+    column: field || undefined,
+    hint: 'Build the profile again with nightscore profile build; a profile is written by nightscore and not edited by hand.',
+  });
+}
+
+/**
+ * Reads a profile and the sha256 of its bytes. With `pinned`, bytes of any other sha256 are
+ * PROFILE_CHANGED: a run is compared with the profile it was planned with, or not at all.
+ */
+export async function readProfile(uri: string, pinned?: string): Promise<{ profile: Profile; sha256: string }> {
+  const { storage, key } = openLocation(uri);
+  let bytes: Buffer;
+  try {
+    const info = await storage.stat(key);
+    if (!info) throw new NightscoreError('NOT_FOUND', `${uri} does not exist`);
+    if (info.size > MAX_PROFILE_BYTES) {
+      throw new NightscoreError('PROFILE_INVALID', `${uri} is ${info.size} bytes; a profile is at most ${MAX_PROFILE_BYTES}`, { source: uri, hint: 'Point drift.profile at a profile written by nightscore profile build.' });
+    }
+    bytes = await readAll(await storage.read(key), MAX_PROFILE_BYTES);
+  } catch (err) {
+    const e = toNightscoreError(err);
+    if (e.code === 'PROFILE_INVALID' || e.retryable) throw e;
+    throw new NightscoreError('PROFILE_NOT_FOUND', `cannot read the drift profile ${uri}: ${e.message}`, {
+      source: uri,
+      hint: 'Build one with nightscore profile build <job.yaml> <reference data> -o <profile.json>, and name it in drift.profile (or attach it to the model version).',
+      cause: e,
+    });
+  }
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (pinned !== undefined && sha !== pinned) {
+    throw new NightscoreError('PROFILE_CHANGED', `the drift profile ${uri} changed after the run was planned: sha256 ${sha}, planned with ${pinned}`, {
+      source: uri,
+      hint: 'Replace a profile between runs, not during one; run the date again to compare it with the profile as it is now.',
+    });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new NightscoreError('PROFILE_INVALID', `${uri} is not JSON: ${(err as Error).message}`, { source: uri, hint: 'Build the profile again with nightscore profile build.' });
+  }
+  return { profile: checkProfile(data, uri), sha256: sha };
+}
+
+/** A profile's bytes, as written: the same profile gives the same bytes, and so the same sha256. */
+export function profileBytes(profile: Profile): string {
+  return `${JSON.stringify(profile, null, 1)}\n`;
+}

@@ -1,0 +1,88 @@
+/**
+ * A run's drift, from its merged counts and its pinned profile: a report per column, the
+ * run's overall status, and `_drift.json`, the file that holds them with the counts they came
+ * from. Everything in the file follows from the counts, the profile and the policy (no time,
+ * host or attempt), so the same date scored by one worker or seven writes the same bytes.
+ */
+import { NightscoreError } from '../errors.js';
+import type { ColumnCounts } from './counts.js';
+import { emptyCounts } from './counts.js';
+import { PSI_EPSILON } from './measures.js';
+import type { DriftPolicy } from './policy.js';
+import { columnKey, type Profile, type ProfilePin } from './profile.js';
+import { compareColumn, FLOOR_FACTOR, overallStatus, type ColumnReport, type DriftStatus } from './statistics.js';
+
+export const DRIFT_FILE = '_drift.json';
+
+/** `_drift.json`. */
+export interface DriftReport {
+  format: 'nightscore.drift';
+  version: 1;
+  job: string;
+  date: string;
+  model: { sha256: string };
+  profile: ProfilePin;
+  policy: DriftPolicy;
+  /** How the statistics were computed: the share an empty bin counts as, and the guard's factor on the noise floor. */
+  method: { psi_epsilon: number; floor_factor: number; psi_bins: 'deciles' };
+  status: DriftStatus;
+  /** Columns whose status is drift, by name. */
+  drifted: string[];
+  /** Per column, in the profile's order (features, then predictions). */
+  columns: ColumnReport[];
+  /** The run's counts on the profile's bins, by column key: what every statistic was computed from. */
+  counts: Record<string, ColumnCounts>;
+}
+
+/** The manifest's drift block: the overall status and the names that matter, the rest in `_drift.json`. */
+export interface DriftSummary {
+  status: DriftStatus;
+  mode: DriftPolicy['mode'];
+  drifted: string[];
+  warned: string[];
+  inconclusive: string[];
+  file: typeof DRIFT_FILE;
+  profile: ProfilePin;
+}
+
+/** Compares a run's merged counts with its profile. A column the run did not count (no chunk scored a row) compares as empty. */
+export function reportDrift(run: { job: string; date: string; model: string }, profile: Profile, pin: ProfilePin, policy: DriftPolicy, counts: Record<string, ColumnCounts> = {}): DriftReport {
+  const columns = profile.columns.map((column) => compareColumn(column, Object.hasOwn(counts, columnKey(column)) ? counts[columnKey(column)]! : emptyCounts(column.bins), policy));
+  const { status, drifted } = overallStatus(columns, policy);
+  return {
+    format: 'nightscore.drift',
+    version: 1,
+    job: run.job,
+    date: run.date,
+    model: { sha256: run.model },
+    profile: pin,
+    policy,
+    method: { psi_epsilon: PSI_EPSILON, floor_factor: FLOOR_FACTOR, psi_bins: 'deciles' },
+    status,
+    drifted,
+    columns,
+    counts,
+  };
+}
+
+export function summarizeDrift(report: DriftReport): DriftSummary {
+  const named = (s: DriftStatus) => report.columns.filter((c) => c.status === s).map((c) => c.name);
+  return { status: report.status, mode: report.policy.mode, drifted: report.drifted, warned: named('warn'), inconclusive: named('inconclusive'), file: DRIFT_FILE, profile: report.profile };
+}
+
+/** `_drift.json`'s bytes. */
+export function driftBytes(report: DriftReport): string {
+  return `${JSON.stringify(report, null, 1)}\n`;
+}
+
+/** Under drift.mode: enforce, a run that drifts fails, naming the columns. */
+export function enforceDrift(report: DriftReport): void {
+  if (report.policy.mode !== 'enforce' || report.status !== 'drift') return;
+  const worst = report.columns
+    .filter((c) => c.status === 'drift')
+    .map((c) => `${c.name} (${c.reasons.join('; ')})`);
+  throw new NightscoreError('DRIFT_DETECTED', `${report.job} ${report.date} drifted from its reference profile: ${worst.join(', ')}`, {
+    source: report.profile.uri,
+    hint: `See ${DRIFT_FILE} in the output folder for every column's statistics. If the change is expected, build a new profile from recent data; to publish the day anyway, run it again with drift.mode: warn.`,
+  });
+}

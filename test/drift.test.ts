@@ -1,0 +1,260 @@
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildModel } from '../scripts/onnx-builder.js';
+import { allIn, createTestQueue } from './support/queue.js';
+import { runCli, Workspace } from './support/workspace.js';
+
+/**
+ * Drift (docs/drift.md): `nightscore profile build` profiles reference data through the job's
+ * readers and model; every run then counts what it scored on the profile's bins and reports,
+ * per column and overall, in `_drift.json` and the manifest.
+ */
+
+const REGIONS = ['north', 'south', 'east', 'west'];
+const FEATURES = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'];
+
+/** f1…f6 (float [N,6]) and region (string [N,1], one-hot as skl2onnx writes it) → probability [N,1]. */
+const driftModel = (bias = -0.2) =>
+  buildModel({
+    inputs: [
+      { name: 'num', elem: 'float', shape: ['N', 6] },
+      { name: 'region', elem: 'string', shape: ['N', 1] },
+    ],
+    outputs: [{ name: 'probability', elem: 'float', shape: ['N', 1] }],
+    nodes: [
+      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['region_1h3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
+      { op: 'Flatten', inputs: ['region_1h3'], outputs: ['region_1h'], attrs: { axis: 1 } },
+      { op: 'Concat', inputs: ['num', 'region_1h'], outputs: ['x'], attrs: { axis: 1 } },
+      { op: 'MatMul', inputs: ['x', 'W'], outputs: ['z0'] },
+      { op: 'Add', inputs: ['z0', 'B'], outputs: ['z'] },
+      { op: 'Sigmoid', inputs: ['z'], outputs: ['probability'] },
+    ],
+    floats: { W: { dims: [10, 1], values: [0.8, 0.8, 0.3, 0.2, 0.2, 0.2, 0.4, -0.7, 0.15, 0.9] }, B: { dims: [1], values: [bias] } },
+  });
+
+/** A seeded generator of N(0, 1) values and uniform shares: the same data on every machine. */
+function generator(seed: number) {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  return { uniform, normal };
+}
+
+interface Shift {
+  /** Added to f1 and f2. */
+  shift?: number;
+  /** f3 is multiplied by it. */
+  scale?: number;
+  /** Share of f4 left empty (missing). */
+  missing?: number;
+  /** Share of regions that are "central", a region the reference never had. */
+  unseen?: number;
+}
+
+/** `rows` customers as CSV: f1…f6 ~ N(0, 1), region 40/30/20/10 %, changed as `shift` says. */
+function day(rows: number, seed: number, shift: Shift = {}): string {
+  const { uniform, normal } = generator(seed);
+  const lines = [`id,${FEATURES.join(',')},region`];
+  for (let i = 0; i < rows; i++) {
+    const f = FEATURES.map(() => normal());
+    f[0]! += shift.shift ?? 0;
+    f[1]! += shift.shift ?? 0;
+    f[2]! *= shift.scale ?? 1;
+    const u = uniform();
+    const region = uniform() < (shift.unseen ?? 0) ? 'central' : u < 0.4 ? 'north' : u < 0.7 ? 'south' : u < 0.9 ? 'east' : 'west';
+    const cells = f.map((x) => x.toFixed(4));
+    if (uniform() < (shift.missing ?? 0)) cells[3] = '';
+    lines.push(`c${seed}-${i},${cells.join(',')},${region}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+let ws: Workspace;
+let profile: string;
+const baseJob = (name: string, drift: Record<string, unknown> | undefined, model = 'model.onnx', chunk: Record<string, unknown> = {}) => ({
+  name,
+  input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'], missing: { f4: 'nan' } },
+  model: { path: model, inputs: { num: FEATURES, region: 'region' } },
+  output: { uri: `out/${name}/dt={date}/`, format: 'csv' },
+  chunk,
+  limits: { max_reject_rate: 0.01 },
+  ...(drift ? { drift } : {}),
+});
+
+const SAME = '2026-03-01';
+const SHIFTED = '2026-03-02';
+const SMALL = '2026-03-03';
+
+beforeAll(async () => {
+  ws = await Workspace.create();
+  await ws.write('model.onnx', driftModel());
+  await ws.write('other.onnx', driftModel(0.5));
+  await ws.write('reference.csv', day(20_000, 1));
+  await ws.write(`in/dt=${SAME}/a.csv`, day(20_000, 2));
+  await ws.write(`in/dt=${SHIFTED}/a.csv`, day(20_000, 3, { shift: 1, scale: 2, missing: 0.2, unseen: 0.1 }));
+  await ws.write(`in/dt=${SMALL}/a.csv`, day(200, 4));
+  await ws.job('build.yaml', baseJob('build', undefined));
+  profile = ws.path('profile.json');
+  const built = await runCli(['profile', 'build', ws.path('build.yaml'), ws.path('reference.csv'), '-o', profile]);
+  expect(built.code, built.stderr).toBe(0);
+  expect(built.stderr).toMatch(/profile {2}.*profile\.json {2}sha256 [0-9a-f]{64}\n {9}8 columns; reference rows: 20000 read, 20000 profiled, 0 rejected; bins fitted on 20000/);
+});
+afterAll(async () => {
+  await ws?.remove();
+});
+
+interface Report {
+  status: string;
+  drifted: string[];
+  columns: Array<{ name: string; role: string; kind: string; status: string; psi: number | null; js: number | null; ks: number | null; missing_delta: number | null; unseen_share: number | null; reasons: string[] }>;
+  counts: Record<string, { bins: number[] }>;
+}
+
+const drift = async (name: string, date: string): Promise<Report> => JSON.parse(await ws.read(`out/${name}/dt=${date}/_drift.json`)) as Report;
+const statuses = (r: Report) => Object.fromEntries(r.columns.map((c) => [c.name, c.status]));
+
+/** The statistics as docs/drift.md defines them, computed here from the two files' counts. */
+const shares = (bins: number[]) => {
+  const n = bins.reduce((a, b) => a + b, 0);
+  return bins.map((b) => b / n);
+};
+const deciles = (bins: number[]) => Array.from({ length: 10 }, (_, d) => bins.slice(d === 0 ? 0 : 10 * d + 1, d === 9 ? bins.length : 10 * d + 11).reduce((a, b) => a + b, 0));
+function psiOf(ref: number[], run: number[]): number {
+  const [p, q] = [shares(ref), shares(run)];
+  return p.reduce((s, pi, i) => {
+    const a = pi || 1e-4;
+    const b = q[i]! || 1e-4;
+    return s + (b - a) * Math.log(b / a);
+  }, 0);
+}
+function jsOf(ref: number[], run: number[]): number {
+  const [p, q] = [shares(ref), shares(run)];
+  let d = 0;
+  p.forEach((pi, i) => {
+    const m = (pi + q[i]!) / 2;
+    if (pi > 0) d += 0.5 * pi * Math.log2(pi / m);
+    if (q[i]! > 0) d += 0.5 * q[i]! * Math.log2(q[i]! / m);
+  });
+  return Math.sqrt(d);
+}
+function ksOf(ref: number[], run: number[]): number {
+  const [p, q] = [shares(ref), shares(run)];
+  let [cp, cq, worst] = [0, 0, 0];
+  p.forEach((pi, i) => {
+    cp += pi;
+    cq += q[i]!;
+    worst = Math.max(worst, Math.abs(cp - cq));
+  });
+  return worst;
+}
+
+describe('a reference profile', () => {
+  it('holds every column the model reads and writes, with its kind of bins and the reference counts', async () => {
+    const p = JSON.parse(await readFile(profile, 'utf8'));
+    expect(p.format).toBe('nightscore.profile');
+    expect(p.columns.map((c: { role: string; name: string; bins: { kind: string } }) => `${c.role}:${c.name}:${c.bins.kind}`)).toEqual([
+      ...FEATURES.map((f) => `feature:${f}:numeric`),
+      'feature:region:categorical',
+      'prediction:probability:probability',
+    ]);
+    const f1 = p.columns[0];
+    expect(f1.bins.edges).toHaveLength(101);
+    expect(f1.counts.n).toBe(20_000);
+    // Percentile edges: about one hundredth of the reference in each bin.
+    for (const b of f1.counts.bins.slice(1, 101)) expect(b).toBeGreaterThanOrEqual(150);
+    expect(p.columns[6].bins.values).toEqual(['north', 'south', 'east', 'west']);
+  });
+});
+
+describe('drift on every run', () => {
+  it('a day drawn like the reference: every column ok, and the run says so', async () => {
+    await ws.job('same.yaml', baseJob('same', { profile: 'profile.json' }));
+    const res = await runCli(['run', ws.path('same.yaml'), '--date', SAME]);
+    expect(res.code, res.stderr).toBe(0);
+    const report = await drift('same', SAME);
+    expect(report.status).toBe('ok');
+    expect(Object.values(statuses(report))).toEqual(Array(8).fill('ok'));
+    const manifest = JSON.parse(await ws.read(`out/same/dt=${SAME}/_manifest.json`));
+    expect(manifest.drift).toMatchObject({ status: 'ok', drifted: [], file: '_drift.json', mode: 'warn' });
+  });
+
+  it('a day where two features shift, one scales, one goes missing, a region is new and the predictions move: exactly those drift', async () => {
+    await ws.job('shifted.yaml', baseJob('shifted', { profile: 'profile.json' }));
+    const res = await runCli(['run', ws.path('shifted.yaml'), '--date', SHIFTED]);
+    expect(res.code, res.stderr).toBe(0);
+    const report = await drift('shifted', SHIFTED);
+    expect(statuses(report)).toEqual({ f1: 'drift', f2: 'drift', f3: 'drift', f4: 'drift', f5: 'ok', f6: 'ok', region: 'drift', probability: 'drift' });
+    expect(report.status).toBe('drift');
+    const byName = Object.fromEntries(report.columns.map((c) => [c.name, c]));
+    expect(byName.f4!.missing_delta).toBeCloseTo(0.2, 1);
+    expect(byName.region!.unseen_share).toBeCloseTo(0.1, 1);
+    // PSI, JS and KS against a computation of their own, on the same bins.
+    const ref = JSON.parse(await readFile(profile, 'utf8')) as { columns: Array<{ role: string; name: string; counts: { bins: number[] } }> };
+    for (const c of report.columns) {
+      const refBins = ref.columns.find((r) => r.name === c.name && r.role === c.role)!.counts.bins;
+      const runBins = report.counts[`${c.role}:${c.name}`]!.bins;
+      if (c.kind === 'numeric') {
+        expect(c.psi, c.name).toBeCloseTo(psiOf(deciles(refBins), deciles(runBins)), 12);
+        expect(c.ks, c.name).toBeCloseTo(ksOf(refBins, runBins), 12);
+      } else {
+        expect(c.js, c.name).toBeCloseTo(jsOf(refBins, runBins), 12);
+      }
+    }
+    expect(res.stdout + res.stderr).toMatch(/drift {4}drift · drifted: f1, f2, f3, f4 and 2 more {2}\(_drift\.json; drift\.mode warn\)/);
+  });
+
+  it('under drift.mode: enforce, the drifted day fails naming its columns, with no _SUCCESS; _drift.json stays', async () => {
+    await ws.job('enforced.yaml', baseJob('enforced', { profile: 'profile.json', mode: 'enforce' }));
+    const res = await runCli(['run', ws.path('enforced.yaml'), '--date', SHIFTED]);
+    expect(res.code).toBe(3);
+    expect(res.stderr).toMatch(/nightscore: DRIFT_DETECTED: enforced 2026-03-02 drifted from its reference profile: f1 \(psi [\d.]+ at or over drift threshold 0\.25 and 3 × floor [\d.]+\), f2 \(psi .*\), f3 \(psi .*\), f4 \(missing share moved by 0\.2\d* \(threshold 0\.05, .*\)\), region \(.*unseen share 0\.09\d* \(threshold 0\.01\)\), probability \(js /);
+    expect(res.stderr).not.toMatch(/f5|f6/);
+    expect(await ws.list(`out/enforced/dt=${SHIFTED}`)).not.toContain('_SUCCESS');
+    expect((await drift('enforced', SHIFTED)).status).toBe('drift');
+    const same = await runCli(['run', ws.path('enforced.yaml'), '--date', SAME]);
+    expect(same.code, same.stderr).toBe(0);
+  });
+
+  it('200 rows against a reference of 20,000 are inconclusive, never ok', async () => {
+    await ws.job('small.yaml', baseJob('small', { profile: 'profile.json' }));
+    const res = await runCli(['run', ws.path('small.yaml'), '--date', SMALL]);
+    expect(res.code, res.stderr).toBe(0);
+    const report = await drift('small', SMALL);
+    expect(report.status).toBe('inconclusive');
+    expect(Object.values(statuses(report))).not.toContain('ok');
+  });
+
+  it("a profile built for another model is refused at plan time, before any row is read", async () => {
+    await ws.job('mismatch.yaml', baseJob('mismatch', { profile: 'profile.json' }, 'other.onnx'));
+    const res = await runCli(['run', ws.path('mismatch.yaml'), '--date', SAME]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/nightscore: PROFILE_MISMATCH: the drift profile .*profile\.json was built for the model with sha256 [0-9a-f]{64}; this run's model is [0-9a-f]{64}/);
+    await expect(ws.list('out/mismatch')).rejects.toThrow();
+  });
+
+  it('the same date scored in process and by three queue workers in small chunks writes the same _drift.json bytes', async () => {
+    const file = await ws.job('both.yaml', { ...baseJob('both', { profile: 'profile.json' }), chunk: { rows: 500, bytes: 64 * 1024 } });
+    expect((await runCli(['run', file, '--date', SHIFTED])).code).toBe(0);
+    const inProcess = await ws.read(`out/both/dt=${SHIFTED}/_drift.json`);
+    const tq = await createTestQueue();
+    try {
+      for (let i = 0; i < 3; i++) await tq.startWorker();
+      expect((await runCli(['run', file, '--date', SHIFTED, '--queue', '--force'], { env: tq.env })).code).toBe(0);
+      const [status] = await tq.waitFor(file, SHIFTED, SHIFTED, allIn(['succeeded', 'failed']), 120_000);
+      expect(status!.state, JSON.stringify(status)).toBe('succeeded');
+      const manifest = JSON.parse(await ws.read(`out/both/dt=${SHIFTED}/_manifest.json`));
+      expect(manifest.chunks).toBeGreaterThan(10);
+      // Three workers took chunks: the merge met them in an order of their making.
+      expect(tq.workerLogs().match(/"pid":(\d+).*"msg":"chunk scored"/g)?.length).toBeGreaterThan(10);
+    } finally {
+      await tq.close();
+    }
+    expect(await ws.read(`out/both/dt=${SHIFTED}/_drift.json`)).toBe(inProcess);
+  });
+});
