@@ -122,7 +122,7 @@ export function driftOverTimeSvg(data: DriftOverTimeChartData): string {
       Plot.ruleY([warn], { stroke: '#a66f00', strokeDasharray: '4,3' }),
       Plot.ruleY([drift], { stroke: '#c62828' }),
       Plot.lineY(points, { x: 'day', y: 'psi', z: 'column', stroke: 'column' }),
-      Plot.dot(points, { x: 'day', y: 'psi', fill: 'column', r: 2.5, title: (p: (typeof points)[number]) => `${p.column} ${p.date}: PSI ${p.psi}` }),
+      Plot.dot(points, { x: 'day', y: 'psi', fill: 'column', r: 2.5, title: (p: (typeof points)[number]) => `${p.column} ${p.date}: PSI ${p.psi === null ? '' : +p.psi.toPrecision(3)}` }),
       thresholdLabel(`warn ${warn}`, warn, '#a66f00'),
       thresholdLabel(`drift ${drift}`, drift, '#c62828'),
       ...columns.flatMap((column, i) => legendEntry(column, i)),
