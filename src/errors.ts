@@ -42,7 +42,7 @@ export const ERROR_CODES = {
   JOB_NAME_DUPLICATE: code('config', 'two job files with one name'),
   JOB_NOT_FOUND: code('config', 'a job file that cannot be read'),
   JOBS_DIR_NOT_FOUND: code('config', 'a jobs folder that cannot be read'),
-  MANIFEST_INVALID: code('config', 'a run\'s manifest read back with a field not of its type, or naming a file outside its run\'s folders'),
+  MANIFEST_INVALID: code('config', 'a run\'s manifest (or _drift.json) read back with a field not of its type, or naming a file outside its run\'s folders'),
   MISSING_COLUMN_UNKNOWN: code('config', 'input.missing names a column that is not a feature'),
   MODEL_CACHE_UNWRITABLE: code('config', 'a model cache folder this process cannot write'),
   MODEL_CACHE_UNSAFE: code('config', 'a model cache folder another user owns or can write'),

@@ -4,12 +4,15 @@
  * from. Everything in the file follows from the counts, the profile and the policy (no time,
  * host or attempt), so the same date scored by one worker or seven writes the same bytes.
  */
+import { z } from 'zod';
 import { NightscoreError } from '../errors.js';
+import type { Location } from '../storage/open.js';
+import { readAll } from '../storage/storage.js';
 import type { ColumnCounts } from './counts.js';
 import { emptyCounts } from './counts.js';
 import { PSI_EPSILON } from './measures.js';
 import type { DriftPolicy } from './policy.js';
-import { columnKey, type Profile, type ProfilePin } from './profile.js';
+import { columnKey, isColumnCounts, MAX_PROFILE_BYTES, type Profile, type ProfilePin } from './profile.js';
 import { compareColumn, FLOOR_FACTOR, overallStatus, type ColumnReport, type DriftStatus } from './statistics.js';
 
 export const DRIFT_FILE = '_drift.json';
@@ -84,5 +87,69 @@ export function enforceDrift(report: DriftReport): void {
   throw new NightscoreError('DRIFT_DETECTED', `${report.job} ${report.date} drifted from its reference profile: ${worst.join(', ')}`, {
     source: report.profile.uri,
     hint: `See ${DRIFT_FILE} in the output folder for every column's statistics. If the change is expected, build a new profile from recent data; to publish the day anyway, run it again with drift.mode: warn.`,
+  });
+}
+
+const share = z.number().nullable();
+const reportSchema = z.looseObject({
+  format: z.literal('nightscore.drift'),
+  version: z.literal(1),
+  job: z.string(),
+  date: z.string(),
+  status: z.enum(['ok', 'warn', 'drift', 'inconclusive']),
+  drifted: z.array(z.string()),
+  columns: z.array(
+    z.looseObject({
+      name: z.string(),
+      role: z.enum(['feature', 'prediction']),
+      kind: z.enum(['numeric', 'discrete', 'categorical', 'probability']),
+      status: z.enum(['ok', 'warn', 'drift', 'inconclusive']),
+      statistic: z.enum(['psi', 'js']),
+      value: share,
+      floor: share,
+      psi: share,
+      js: share,
+      ks: share,
+      wasserstein: share,
+      missing_delta: share,
+      unseen_share: share,
+      out_of_range_share: share,
+      mean_shift: share,
+      n_ref: z.number().int().nonnegative(),
+      n_run: z.number().int().nonnegative(),
+      reasons: z.array(z.string()),
+    }),
+  ),
+  counts: z.record(z.string(), z.unknown().refine(isColumnCounts, 'expected a column\'s counts as nightscore writes them')),
+});
+
+/**
+ * A run's `_drift.json`, read back from its output folder (the name is ours, never taken from
+ * the manifest) and checked as its type: anyone who can write the folder may have written it.
+ * Undefined when the run measured no drift.
+ */
+export async function readDriftReport(out: Location): Promise<DriftReport | undefined> {
+  const key = out.storage.join(out.key, DRIFT_FILE);
+  const source = out.storage.uri(key);
+  const info = await out.storage.stat(key);
+  if (!info) return undefined;
+  if (info.size > MAX_PROFILE_BYTES) throw invalidReport(source, `it is ${info.size} bytes`);
+  let data: unknown;
+  try {
+    data = JSON.parse((await readAll(await out.storage.read(key), MAX_PROFILE_BYTES)).toString('utf8'));
+  } catch (err) {
+    if (err instanceof SyntaxError) throw invalidReport(source, `not JSON: ${err.message}`);
+    throw err;
+  }
+  const parsed = reportSchema.safeParse(data);
+  if (parsed.success) return parsed.data as unknown as DriftReport;
+  const issue = parsed.error.issues[0]!;
+  throw invalidReport(source, `${issue.path.map(String).join('.') || '(the whole document)'}: ${issue.message}`);
+}
+
+function invalidReport(source: string, what: string): NightscoreError {
+  return new NightscoreError('MANIFEST_INVALID', `${source} is not a drift report nightscore writes: ${what}`, {
+    source,
+    hint: 'Something other than nightscore wrote or damaged it. Run the date again to write a new one; find out who else writes to the output folder.',
   });
 }

@@ -59,6 +59,18 @@ const manifestSchema = z.looseObject({
   finished_at: text.nullish().transform((t) => t ?? null),
   duration_ms: z.number().nonnegative().nullish().transform((d) => d ?? null),
   nightscore: z.looseObject({ version: text, host: text, pid: count }),
+  // Read by the page, status and the drift command: the overall status and the names, each checked as its type.
+  drift: z
+    .looseObject({
+      status: z.enum(['ok', 'warn', 'drift', 'inconclusive']),
+      mode: z.enum(['off', 'warn', 'enforce']),
+      drifted: z.array(text),
+      warned: z.array(text),
+      inconclusive: z.array(text),
+      file: z.literal('_drift.json'),
+      profile: z.looseObject({ uri: text, sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+    })
+    .optional(),
   // Read by backfill --reprocess stale (and the page's "stale model"): the engine is part of the model's identity.
   models: z.array(z.looseObject({ engine: z.looseObject({ name: text, version: text.optional(), threads: count }).optional() })).optional(),
 });
