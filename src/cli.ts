@@ -227,6 +227,10 @@ function buildProgram(): Command {
   registryOptions(model.command('download').description('copy a version (and its external data) to a file, verified').argument('<ref>', 'a model reference').argument('<file>', 'where to write it')).action(
     (ref: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).downloadCommand(ref, file, opts))(),
   );
+  const modelProfile = model.command('profile').description('the reference profile a version\'s runs measure drift against (docs/drift.md)');
+  registryOptions(modelProfile.command('attach').description('attach a profile built for the version\'s model (nightscore profile build)').argument('<ref>', 'a model reference').argument('<profile.json>', 'the profile')).action(
+    (ref: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).profileAttachCommand(ref, file, opts))(),
+  );
   const alias = model.command('alias').description('move, delete and trace aliases');
   const moveOptions = (c: Command) => registryOptions(c.option('--reason <text>', 'why, for the history').option('--if-generation <n>', 'only if the aliases are still at this generation (see model alias history)'));
   moveOptions(alias.command('set').description('point an alias at a version (compare-and-swap: a concurrent move makes this fail with ALIAS_CONFLICT)').argument('<name>').argument('<alias>').argument('<version>')).action(

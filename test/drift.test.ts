@@ -14,7 +14,7 @@ const REGIONS = ['north', 'south', 'east', 'west'];
 const FEATURES = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'];
 
 /** f1…f6 (float [N,6]) and region (string [N,1], one-hot as skl2onnx writes it) → probability [N,1]. */
-const driftModel = (bias = -0.2) =>
+const driftModel = (bias = -0.2, unknownRegion: 'zeros' | 'error' = 'zeros') =>
   buildModel({
     inputs: [
       { name: 'num', elem: 'float', shape: ['N', 6] },
@@ -22,7 +22,7 @@ const driftModel = (bias = -0.2) =>
     ],
     outputs: [{ name: 'probability', elem: 'float', shape: ['N', 1] }],
     nodes: [
-      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['region_1h3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
+      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['region_1h3'], attrs: { cats_strings: REGIONS, zeros: unknownRegion === 'zeros' ? 1 : 0 } },
       { op: 'Flatten', inputs: ['region_1h3'], outputs: ['region_1h'], attrs: { axis: 1 } },
       { op: 'Concat', inputs: ['num', 'region_1h'], outputs: ['x'], attrs: { axis: 1 } },
       { op: 'MatMul', inputs: ['x', 'W'], outputs: ['z0'] },
@@ -259,5 +259,53 @@ describe('drift on every run', () => {
       await tq.close();
     }
     expect(await ws.read(`out/both/dt=${SHIFTED}/_drift.json`)).toBe(inProcess);
+  });
+});
+
+describe('a profile attached to a registry version', () => {
+  it('is what runs of models:/… measure against, with no drift block (mode warn); one built for another model is refused', async () => {
+    const env = { NIGHTSCORE_REGISTRY_URI: ws.path('registry') };
+    expect((await runCli(['model', 'register', 'drifty', ws.path('model.onnx'), '--alias', 'champion'], { env })).code).toBe(0);
+    expect((await runCli(['model', 'register', 'drifty', ws.path('other.onnx')], { env })).code).toBe(0);
+    const attached = await runCli(['model', 'profile', 'attach', 'drifty@champion', profile], { env });
+    expect(attached.code, attached.stderr).toBe(0);
+    expect(attached.stdout).toMatch(/^models:\/drifty\/1: profile attached \(.*registry\/drifty\/versions\/1\/profile\.json, sha256 [0-9a-f]{64}\)/);
+    const wrong = await runCli(['model', 'profile', 'attach', 'drifty/2', profile], { env });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/PROFILE_MISMATCH: .*profile\.json was built for the model with sha256 [0-9a-f]{64}; drifty version 2 is [0-9a-f]{64}/);
+
+    const job = { ...baseJob('registered', undefined), model: { uri: 'models:/drifty@champion', inputs: { num: FEATURES, region: 'region' } } };
+    await ws.job('registered.yaml', job);
+    const res = await runCli(['run', ws.path('registered.yaml'), '--date', SHIFTED], { env });
+    expect(res.code, res.stderr).toBe(0);
+    const manifest = JSON.parse(await ws.read(`out/registered/dt=${SHIFTED}/_manifest.json`));
+    expect(manifest.drift).toMatchObject({ status: 'drift', mode: 'warn', profile: { uri: expect.stringMatching(/registry\/drifty\/versions\/1\/profile\.json$/) } });
+    // Version 2 has none: its runs measure nothing, unless the job asks, which is then a clear error.
+    await ws.job('v2.yaml', { ...job, name: 'v2', output: { uri: 'out/v2/dt={date}/', format: 'csv' }, model: { ...job.model, uri: 'models:/drifty/2' } });
+    expect((await runCli(['run', ws.path('v2.yaml'), '--date', SAME], { env })).code).toBe(0);
+    expect(JSON.parse(await ws.read(`out/v2/dt=${SAME}/_manifest.json`)).drift).toBeUndefined();
+    await ws.job('v2.yaml', { ...job, name: 'v2', output: { uri: 'out/v2/dt={date}/', format: 'csv' }, model: { ...job.model, uri: 'models:/drifty/2' }, drift: { mode: 'enforce' } });
+    const asked = await runCli(['run', ws.path('v2.yaml'), '--date', SAME], { env });
+    expect(asked.code).toBe(2);
+    expect(asked.stderr).toContain('PROFILE_NOT_FOUND: ' + ws.path('v2.yaml') + ': drift is set, but names no profile, and drifty version 2 has none attached');
+  });
+});
+
+describe('what a run counts', () => {
+  it('is what the model scored: rows the reader or the model rejected are not counted, missing values are', async () => {
+    // A OneHotEncoder with handle_unknown="error" (zeros: 0) fails on the unknown region of one row.
+    await ws.write('strict.onnx', driftModel(-0.2, 'error'));
+    await ws.job('strict-build.yaml', baseJob('strict-build', undefined, 'strict.onnx'));
+    expect((await runCli(['profile', 'build', ws.path('strict-build.yaml'), ws.path('reference.csv'), '-o', ws.path('strict.json')])).code).toBe(0);
+    const text = day(2_000, 5, { missing: 0.1 }).replace('\nc5-7,', '\nc5-7,not-a-number,').replace(/(\nc5-9,[^\n]*,)[a-z]+\n/, '$1central\n');
+    await ws.write('in/dt=2026-03-05/a.csv', text);
+    await ws.job('counted.yaml', baseJob('counted', { profile: 'strict.json' }, 'strict.onnx'));
+    const res = await runCli(['run', ws.path('counted.yaml'), '--date', '2026-03-05']);
+    expect(res.code, res.stderr).toBe(0);
+    const manifest = JSON.parse(await ws.read('out/counted/dt=2026-03-05/_manifest.json'));
+    expect(manifest.rows).toEqual({ read: 2_000, scored: 1_998, rejected: 2 });
+    const report = (await drift('counted', '2026-03-05')) as Report & { counts: Record<string, { n: number; missing: number; nan: number }> };
+    for (const [column, c] of Object.entries(report.counts)) expect(c.n + c.missing + c.nan, column).toBe(1_998);
+    expect(report.counts['feature:f4']!.missing).toBeGreaterThan(150);
   });
 });

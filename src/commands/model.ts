@@ -239,3 +239,12 @@ function aliasList(aliases: Record<string, number>): string {
 function signature(tensors: VersionRecord['signature']['inputs']): string {
   return tensors.map((t) => `${t.name} ${t.type}[${t.shape.join(',')}]`).join(', ');
 }
+
+/** nightscore model profile attach <ref> <profile.json>: the version's reference profile, which runs of it measure drift against (docs/drift.md). */
+export async function profileAttachCommand(ref: string, file: string, opts: RegistryOption): Promise<number> {
+  const registry = open(opts);
+  const { resolved, uri, sha256 } = await registry.attachProfile(asRef(ref), path.resolve(file));
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ref: resolved.ref, name: resolved.name, version: resolved.version, profile: { uri, sha256 } }, null, 2)}\n`);
+  else process.stdout.write(`${versionRef(resolved.name, resolved.version)}: profile attached (${uri}, sha256 ${sha256}); its runs measure drift against it\n`);
+  return 0;
+}

@@ -1,29 +1,44 @@
 /** Pinning a run's drift profile at plan time: found, read, checked against the model, and its sha256 frozen in the spec. */
 import { NightscoreError } from '../errors.js';
-import { resolveLocation, type JobDefinition } from '../job/load.js';
+import { registryOf, resolveLocation, type JobDefinition } from '../job/load.js';
+import { Registry, registryRoot } from '../registry/registry.js';
+import type { RegistryPin } from '../run/spec.js';
+import { openLocation } from '../storage/open.js';
 import type { FeatureColumn } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
 import { DEFAULT_POLICY, type DriftPolicy } from './policy.js';
 import { readProfile } from './profile.js';
 import { checkProfileFits } from './profile-counter.js';
 
-/** What a run of the job compares with: the pinned profile and the job's policy; null when it measures no drift. */
-export async function pinProfile(job: JobDefinition, model: { sha256: string; columns: readonly FeatureColumn[]; outputs: readonly OutputColumns[] }): Promise<{ profile: { uri: string; sha256: string }; policy: DriftPolicy } | null> {
+/**
+ * What a run of the job compares with: the pinned profile and the job's policy; null when it
+ * measures no drift. The profile is the job's drift.profile, else the one attached to the
+ * registry version the model resolved to (model profile attach), with the mode warn when the
+ * job has no drift block.
+ */
+export async function pinProfile(job: JobDefinition, model: { sha256: string; columns: readonly FeatureColumn[]; outputs: readonly OutputColumns[]; registry: RegistryPin | null }): Promise<{ profile: { uri: string; sha256: string }; policy: DriftPolicy } | null> {
   const policy = driftPolicy(job);
   if (policy.mode === 'off') return null;
-  const written = job.drift?.profile;
-  if (written === undefined) {
+  const uri = job.drift?.profile !== undefined ? resolveLocation(job.drift.profile, job.dir) : await attachedProfile(job, model.registry);
+  if (uri === undefined) {
     if (job.drift === undefined) return null;
-    throw new NightscoreError('PROFILE_NOT_FOUND', `${job.file}: drift is set, but names no profile`, {
+    throw new NightscoreError('PROFILE_NOT_FOUND', `${job.file}: drift is set, but names no profile${model.registry ? `, and ${model.registry.name} version ${model.registry.version} has none attached` : ''}`, {
       source: job.file,
       column: 'drift.profile',
-      hint: 'Build one with nightscore profile build <job.yaml> <reference data> -o profile.json and set drift.profile to it, or set drift.mode: off.',
+      hint: 'Build one with nightscore profile build <job.yaml> <reference data> -o profile.json; set drift.profile to it, or attach it to the model version (nightscore model profile attach); or set drift.mode: off.',
     });
   }
-  const uri = resolveLocation(written, job.dir);
   const { profile, sha256 } = await readProfile(uri);
   checkProfileFits(profile, uri, model);
   return { profile: { uri, sha256 }, policy };
+}
+
+/** The profile attached to the registry version, when there is one: its URI follows from the registry's layout. */
+async function attachedProfile(job: JobDefinition, pin: RegistryPin | null): Promise<string | undefined> {
+  if (!pin) return undefined;
+  const uri = new Registry(registryRoot(registryOf(job))).profileUri(pin.name, pin.version);
+  const { storage, key } = openLocation(uri);
+  return (await storage.stat(key)) ? uri : undefined;
 }
 
 /** The job's drift block as a policy, with the documented defaults (policy.ts) where it is silent. */

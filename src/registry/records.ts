@@ -11,6 +11,8 @@ import { isAliasName, isModelName, MAX_VERSION } from './ref.js';
 
 export const MODEL_FILE = 'model.onnx';
 export const RECORD_FILE = 'version.json';
+/** A version's reference profile, for drift (model profile attach). */
+export const PROFILE_FILE = 'profile.json';
 
 /** As many alias moves as version numbers: more than any model makes, few enough to count. */
 export const MAX_GENERATION = MAX_VERSION;

@@ -13,6 +13,7 @@
  * move is also kept in aliases.json (`last`) and written to events/ before the next move, so
  * a writer stopped between the two leaves a history that any reader completes.
  */
+import { profileBytes, readProfile } from '../drift/profile.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
@@ -27,7 +28,7 @@ import { digestObject } from '../storage/digest.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
-import { aliasesDocSchema, MODEL_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
+import { aliasesDocSchema, MODEL_FILE, PROFILE_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
 import { environment } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
@@ -115,6 +116,33 @@ export class Registry {
     return this.storage.uri(this.key(...segments));
   }
 
+  /**
+   * The URI of a version's reference profile (model profile attach): derived from the
+   * registry's layout, never read from a record, so a record cannot point a run elsewhere.
+   */
+  profileUri(name: string, version: number): string {
+    return this.uri(name, 'versions', String(version), PROFILE_FILE);
+  }
+
+  /**
+   * Attaches a reference profile to the version `ref` resolves to: the profile must have been
+   * built for that version's model (its sha256). Attaching again replaces it; runs already
+   * planned keep the one they pinned.
+   */
+  async attachProfile(ref: string, file: string): Promise<{ resolved: ResolvedModel; uri: string; sha256: string }> {
+    const resolved = await this.resolve(ref);
+    const { profile, sha256 } = await readProfile(file);
+    if (profile.model.sha256 !== resolved.record.sha256) {
+      throw new NightscoreError('PROFILE_MISMATCH', `${file} was built for the model with sha256 ${profile.model.sha256}; ${resolved.name} version ${resolved.version} is ${resolved.record.sha256}`, {
+        source: file,
+        hint: `Build the profile with a job whose model is ${resolved.ref} (nightscore profile build), then attach it.`,
+      });
+    }
+    const uri = this.profileUri(resolved.name, resolved.version);
+    await this.storage.put(this.key(resolved.name, 'versions', String(resolved.version), PROFILE_FILE), profileBytes(profile));
+    return { resolved, uri, sha256 };
+  }
+
   /** Registers a model file (and its external data beside it) as the next version of `name`. */
   async register(name: string, file: string, opts: RegisterOptions = {}): Promise<VersionRecord> {
     checkName(name, name);
@@ -122,7 +150,7 @@ export class Registry {
     // Registering checks the model loads, and records what it takes and gives.
     const model = await loadModel(file);
     const names = [MODEL_FILE, ...model.metadata.externalData];
-    const clash = model.metadata.externalData.find((n) => n === MODEL_FILE || n === RECORD_FILE);
+    const clash = model.metadata.externalData.find((n) => n === MODEL_FILE || n === RECORD_FILE || n === PROFILE_FILE);
     if (clash) {
       throw new NightscoreError('MODEL_EXTERNAL_DATA_INVALID', `${file} keeps tensors in "${clash}", a name the registry gives its own files`, {
         source: file,
