@@ -188,6 +188,7 @@ function buildProgram(): Command {
     .option('-o, --output <profile.json>', 'where to write the profile, local or s3:// (default: stdout)')
     .option('--rows <n>', `scored rows the numeric bins are fitted on, at most (a fixed-seed sample)`, '1000000')
     .option('--format <csv|parquet>', "the reference's format (default: from its name, else the job's)")
+    .option('--bins-from <profile.json>', "count on this profile's bins instead of fitting new ones (its counts then compare with runs on it)")
     .action((job: string, reference: string, opts: Record<string, string | undefined>) => exit(async () => (await profiles()).profileBuildCommand(job, reference, opts))());
   const model = program.command('model').description('the model registry: versions, aliases and their history (NIGHTSCORE_REGISTRY_URI, or --registry)');
   const registryOptions = (c: Command) => c.option('--registry <uri>', 'registry root: s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)').option('--json', 'print JSON');

@@ -309,3 +309,31 @@ describe('what a run counts', () => {
     expect(report.counts['feature:f4']!.missing).toBeGreaterThan(150);
   });
 });
+
+describe('drift against recent days', () => {
+  it('baseline previous: 7 compares with the union of the last 7 succeeded dates, which equals a profile built from their inputs on the same bins', async () => {
+    const week = ['2026-04-01', '2026-04-02', '2026-04-03', '2026-04-04', '2026-04-05', '2026-04-06', '2026-04-07'];
+    for (const [i, d] of week.entries()) {
+      const text = day(1_000, 100 + i);
+      await ws.write(`week/dt=${d}/a.csv`, text);
+      await ws.write(`seven/dt=${d}/a.csv`, text);
+    }
+    await ws.write('week/dt=2026-04-08/a.csv', day(1_000, 200, { shift: 1 }));
+    await ws.job('weekly.yaml', { ...baseJob('weekly', { profile: 'profile.json', baseline: { previous: 7 } }), input: { ...baseJob('weekly', undefined).input, uri: 'week/dt={date}/' } });
+    for (const d of [...week, '2026-04-08']) expect((await runCli(['run', ws.path('weekly.yaml'), '--date', d])).code, d).toBe(0);
+    const report = JSON.parse(await ws.read('out/weekly/dt=2026-04-08/_drift.json'));
+    expect(report.baseline).toEqual({ previous: 7 });
+    expect(report.previous.dates).toEqual([...week].reverse());
+    expect(report.previous.skipped).toEqual([]);
+    // The union of the seven runs' counts is the profile of their inputs, counted on the same bins.
+    const built = await runCli(['profile', 'build', ws.path('weekly.yaml'), ws.path('seven'), '--bins-from', profile, '-o', ws.path('seven.json')]);
+    expect(built.code, built.stderr).toBe(0);
+    const seven = JSON.parse(await ws.read('seven.json')) as { columns: Array<{ role: string; name: string; counts: unknown }> };
+    expect(seven.columns).toHaveLength(8);
+    for (const c of seven.columns) expect(JSON.stringify(report.previous.counts[`${c.role}:${c.name}`]), c.name).toBe(JSON.stringify(c.counts));
+    // Judged against the week: f1 and f2 moved since; the manifest says which baseline it used.
+    expect(report.previous.drifted).toEqual(expect.arrayContaining(['f1', 'f2']));
+    const manifest = JSON.parse(await ws.read('out/weekly/dt=2026-04-08/_manifest.json'));
+    expect(manifest.drift).toMatchObject({ baseline: { previous: 7 }, reference_status: report.status, status: report.previous.status });
+  });
+});

@@ -4,13 +4,14 @@ import { NightscoreError } from '../errors.js';
 import { loadJob, resolveLocation } from '../job/load.js';
 import { prepareJob } from '../run/bind.js';
 import { buildProfile, DEFAULT_FIT_ROWS } from '../drift/build.js';
-import { profileBytes } from '../drift/profile.js';
+import { profileBytes, readProfile } from '../drift/profile.js';
 import { openLocation } from '../storage/open.js';
 
 export interface ProfileBuildOptions {
   output?: string;
   rows?: string;
   format?: string;
+  binsFrom?: string;
 }
 
 /** nightscore profile build <job.yaml> <reference>: reads the reference as a run would, and writes its profile (stdout without -o). */
@@ -24,7 +25,8 @@ export async function profileBuildCommand(jobFile: string, reference: string, op
   }
   const job = await loadJob(jobFile);
   const prepared = await prepareJob(job);
-  const profile = await buildProfile(prepared, resolveLocation(reference, process.cwd()), { rows, format: opts.format });
+  const binsFrom = opts.binsFrom === undefined ? undefined : resolveLocation(opts.binsFrom, process.cwd());
+  const profile = await buildProfile(prepared, resolveLocation(reference, process.cwd()), { rows, format: opts.format, binsFrom: binsFrom === undefined ? undefined : { uri: binsFrom, profile: (await readProfile(binsFrom)).profile } });
   const bytes = profileBytes(profile);
   if (opts.output === undefined) {
     process.stdout.write(bytes);

@@ -19,13 +19,18 @@ import { chunkContext, feedSegment, type BatchSink } from '../run/score-chunk.js
 import { chunkSpec, type RunSpec } from '../run/spec.js';
 import { fitCategorical, fitNumeric, type Bins } from './bins.js';
 import { PROFILE_FORMAT, PROFILE_VERSION, type Profile, type ProfileColumn } from './profile.js';
-import { ProfileCounter } from './profile-counter.js';
+import { checkProfileFits, ProfileCounter } from './profile-counter.js';
 
 export interface BuildOptions {
   /** Scored rows the numeric bins are fitted on, at most. @defaultValue 1,000,000 */
   rows?: number;
   /** The reference's format. @defaultValue from its name (.parquet, else .csv), else the job's input.format */
   format?: 'csv' | 'parquet';
+  /**
+   * Count on this profile's bins instead of fitting new ones (profile build --bins-from): the
+   * counts then add to, and compare with, every run counted on that profile.
+   */
+  binsFrom?: { profile: Profile; uri: string };
 }
 
 export const DEFAULT_FIT_ROWS = 1_000_000;
@@ -44,18 +49,27 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
   const spec: RunSpec = { ...base, input: { ...base.input, format }, models: [sized.spec] };
   const columns = chunkContext(chunkSpec(spec, chunks[0] ?? { index: 0, segments: [] }), new Map([['champion', sized.scorer]])).columns;
 
-  const fit = new FitSink(sized.scorer, columns, opts.rows ?? DEFAULT_FIT_ROWS);
-  await feedAll(spec, chunks, sized.scorer, fit);
-  if (fit.scored === 0) {
-    throw new NightscoreError('TOO_FEW_ROWS', `no row of the reference ${referenceUri} scored (${fit.rejected} rejected): there is nothing to profile`, {
-      source: referenceUri,
-      hint: 'Profile the data the model was trained or validated on, with the columns the job reads.',
-    });
+  let profileColumns: ProfileColumn[];
+  let fittedOn: number;
+  if (opts.binsFrom) {
+    checkProfileFits(opts.binsFrom.profile, opts.binsFrom.uri, { sha256: sized.spec.sha256, columns, outputs: sized.scorer.outputs });
+    profileColumns = opts.binsFrom.profile.columns.map((c) => emptyColumn(c.name, c.role, c.bins));
+    fittedOn = opts.binsFrom.profile.reference.fitted_on;
+  } else {
+    const fit = new FitSink(sized.scorer, columns, opts.rows ?? DEFAULT_FIT_ROWS);
+    await feedAll(spec, chunks, sized.scorer, fit);
+    if (fit.scored === 0) {
+      throw new NightscoreError('TOO_FEW_ROWS', `no row of the reference ${referenceUri} scored (${fit.rejected} rejected): there is nothing to profile`, {
+        source: referenceUri,
+        hint: 'Profile the data the model was trained or validated on, with the columns the job reads.',
+      });
+    }
+    profileColumns = [
+      ...columns.map((c, j) => emptyColumn(c.name, 'feature', fit.binsOfFeature(j))),
+      ...sized.scorer.outputs.flatMap((o, i) => o.names.map((name, k) => emptyColumn(name, 'prediction', fit.binsOfOutput(i, k)))),
+    ];
+    fittedOn = Math.min(fit.scored, fit.capacity);
   }
-  const profileColumns: ProfileColumn[] = [
-    ...columns.map((c, j) => emptyColumn(c.name, 'feature', fit.binsOfFeature(j))),
-    ...sized.scorer.outputs.flatMap((o, i) => o.names.map((name, k) => emptyColumn(name, 'prediction', fit.binsOfOutput(i, k)))),
-  ];
   const count = new CountSink(sized.scorer, new ProfileCounter({ columns: profileColumns }, { columns, outputs: sized.scorer.outputs }));
   await feedAll(spec, chunks, sized.scorer, count);
   const counts = count.counter.result();
@@ -63,7 +77,7 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
     format: PROFILE_FORMAT,
     version: PROFILE_VERSION,
     model: { sha256: sized.spec.sha256, features: columns.map((c) => c.name), outputs: sized.scorer.outputs.flatMap((o) => o.names) },
-    reference: { uri: referenceUri, rows: { read: count.scored + count.rejected, scored: count.scored, rejected: count.rejected }, fitted_on: Math.min(fit.scored, fit.capacity) },
+    reference: { uri: referenceUri, rows: { read: count.scored + count.rejected, scored: count.scored, rejected: count.rejected }, fitted_on: fittedOn },
     columns: profileColumns.map((c) => ({ ...c, counts: counts[`${c.role}:${c.name}`]! })),
   };
 }

@@ -1,8 +1,9 @@
 /** Pinning a run's drift profile at plan time: found, read, checked against the model, and its sha256 frozen in the spec. */
 import { NightscoreError } from '../errors.js';
-import { registryOf, resolveLocation, type JobDefinition } from '../job/load.js';
+import { daysEnding } from '../job/dates.js';
+import { locateRun, registryOf, resolveLocation, type JobDefinition } from '../job/load.js';
 import { Registry, registryRoot } from '../registry/registry.js';
-import type { RegistryPin } from '../run/spec.js';
+import type { DriftSpec, RegistryPin } from '../run/spec.js';
 import { openLocation } from '../storage/open.js';
 import type { FeatureColumn } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
@@ -16,7 +17,7 @@ import { checkProfileFits } from './profile-counter.js';
  * registry version the model resolved to (model profile attach), with the mode warn when the
  * job has no drift block.
  */
-export async function pinProfile(job: JobDefinition, model: { sha256: string; columns: readonly FeatureColumn[]; outputs: readonly OutputColumns[]; registry: RegistryPin | null }): Promise<{ profile: { uri: string; sha256: string }; policy: DriftPolicy } | null> {
+export async function pinProfile(job: JobDefinition, date: string, model: { sha256: string; columns: readonly FeatureColumn[]; outputs: readonly OutputColumns[]; registry: RegistryPin | null }): Promise<DriftSpec | null> {
   const policy = driftPolicy(job);
   if (policy.mode === 'off') return null;
   const uri = job.drift?.profile !== undefined ? resolveLocation(job.drift.profile, job.dir) : await attachedProfile(job, model.registry);
@@ -30,7 +31,19 @@ export async function pinProfile(job: JobDefinition, model: { sha256: string; co
   }
   const { profile, sha256 } = await readProfile(uri);
   checkProfileFits(profile, uri, model);
-  return { profile: { uri, sha256 }, policy };
+  return { profile: { uri, sha256 }, policy, previous: previousFolders(job, date) };
+}
+
+/**
+ * Where drift.baseline: { previous: N } looks: the output folders of the dates before `date`,
+ * newest first, as far back as four times N days (a job that skips weekends still finds its
+ * week), from the job's own layout.
+ */
+function previousFolders(job: JobDefinition, date: string): DriftSpec['previous'] {
+  const baseline = job.drift?.baseline;
+  if (baseline === undefined || baseline === 'reference') return null;
+  const before = daysEnding(date, 4 * baseline.previous + 1).slice(0, -1).reverse();
+  return { dates: baseline.previous, folders: before.map((d) => ({ date: d, uri: locateRun(job, d).outputUri })) };
 }
 
 /** The profile attached to the registry version, when there is one: its URI follows from the registry's layout. */

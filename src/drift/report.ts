@@ -9,7 +9,7 @@ import { NightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import { readAll } from '../storage/storage.js';
 import type { ColumnCounts } from './counts.js';
-import { emptyCounts } from './counts.js';
+import { emptyCounts, mergeCounts } from './counts.js';
 import { PSI_EPSILON } from './measures.js';
 import type { DriftPolicy } from './policy.js';
 import { columnKey, isColumnCounts, MAX_PROFILE_BYTES, type Profile, type ProfilePin } from './profile.js';
@@ -35,6 +35,23 @@ export interface DriftReport {
   columns: ColumnReport[];
   /** The run's counts on the profile's bins, by column key: what every statistic was computed from. */
   counts: Record<string, ColumnCounts>;
+  /** What the status is judged against: the reference, or the last N succeeded dates (drift.baseline). */
+  baseline: 'reference' | { previous: number };
+  /** With baseline previous: the comparison with the union of those dates' counts (reported beside the reference's). */
+  previous?: PreviousComparison;
+}
+
+/** A run compared with the union of earlier dates counted on the same profile. */
+export interface PreviousComparison {
+  /** The dates found (newest first), at most the N asked for. */
+  dates: string[];
+  /** Dates looked at and passed over, with the reason. */
+  skipped: Array<{ date: string; reason: string }>;
+  status: DriftStatus;
+  drifted: string[];
+  columns: ColumnReport[];
+  /** The union of their counts, by column key: itself a reference on the profile's bins. */
+  counts: Record<string, ColumnCounts>;
 }
 
 /** The manifest's drift block: the overall status and the names that matter, the rest in `_drift.json`. */
@@ -46,12 +63,32 @@ export interface DriftSummary {
   inconclusive: string[];
   file: typeof DRIFT_FILE;
   profile: ProfilePin;
+  /** With drift.baseline previous: how many earlier dates were found, and the status against the reference (`status` is against them). */
+  baseline?: { previous: number };
+  reference_status?: DriftStatus;
 }
 
-/** Compares a run's merged counts with its profile. A column the run did not count (no chunk scored a row) compares as empty. */
-export function reportDrift(run: { job: string; date: string; model: string }, profile: Profile, pin: ProfilePin, policy: DriftPolicy, counts: Record<string, ColumnCounts> = {}): DriftReport {
-  const columns = profile.columns.map((column) => compareColumn(column, Object.hasOwn(counts, columnKey(column)) ? counts[columnKey(column)]! : emptyCounts(column.bins), policy));
+/**
+ * Compares a run's merged counts with its profile, and with `previous` dates' counts when the
+ * baseline is previous. A column not counted (no chunk scored a row) compares as empty.
+ */
+export function reportDrift(
+  run: { job: string; date: string; model: string },
+  profile: Profile,
+  pin: ProfilePin,
+  policy: DriftPolicy,
+  counts: Record<string, ColumnCounts> = {},
+  previous?: { wanted: number; dates: string[]; skipped: Array<{ date: string; reason: string }>; counts: Array<Record<string, ColumnCounts>> },
+): DriftReport {
+  const of = (all: Record<string, ColumnCounts>, column: Profile['columns'][number]) => (Object.hasOwn(all, columnKey(column)) ? all[columnKey(column)]! : emptyCounts(column.bins));
+  const columns = profile.columns.map((column) => compareColumn(column, of(counts, column), policy));
   const { status, drifted } = overallStatus(columns, policy);
+  let compared: PreviousComparison | undefined;
+  if (previous) {
+    const union = Object.fromEntries(profile.columns.map((c) => [columnKey(c), mergeCounts([emptyCounts(c.bins), ...previous.counts.map((day) => of(day, c))])]));
+    const against = profile.columns.map((c) => compareColumn({ ...c, counts: union[columnKey(c)]! }, of(counts, c), policy));
+    compared = { dates: previous.dates, skipped: previous.skipped, ...overallStatus(against, policy), columns: against, counts: union };
+  }
   return {
     format: 'nightscore.drift',
     version: 1,
@@ -65,12 +102,29 @@ export function reportDrift(run: { job: string; date: string; model: string }, p
     drifted,
     columns,
     counts,
+    baseline: previous ? { previous: previous.wanted } : 'reference',
+    ...(compared ? { previous: compared } : {}),
   };
 }
 
+/** The comparison a run's status is judged on: with the previous dates when the baseline is previous, else with the reference. */
+export function judged(report: DriftReport): Pick<DriftReport, 'status' | 'drifted' | 'columns'> {
+  return report.previous ?? report;
+}
+
 export function summarizeDrift(report: DriftReport): DriftSummary {
-  const named = (s: DriftStatus) => report.columns.filter((c) => c.status === s).map((c) => c.name);
-  return { status: report.status, mode: report.policy.mode, drifted: report.drifted, warned: named('warn'), inconclusive: named('inconclusive'), file: DRIFT_FILE, profile: report.profile };
+  const { status, drifted, columns } = judged(report);
+  const named = (s: DriftStatus) => columns.filter((c) => c.status === s).map((c) => c.name);
+  return {
+    status,
+    mode: report.policy.mode,
+    drifted,
+    warned: named('warn'),
+    inconclusive: named('inconclusive'),
+    file: DRIFT_FILE,
+    profile: report.profile,
+    ...(report.previous ? { baseline: { previous: report.previous.dates.length }, reference_status: report.status } : {}),
+  };
 }
 
 /** `_drift.json`'s bytes. */
@@ -80,11 +134,13 @@ export function driftBytes(report: DriftReport): string {
 
 /** Under drift.mode: enforce, a run that drifts fails, naming the columns. */
 export function enforceDrift(report: DriftReport): void {
-  if (report.policy.mode !== 'enforce' || report.status !== 'drift') return;
-  const worst = report.columns
+  const { status, columns } = judged(report);
+  if (report.policy.mode !== 'enforce' || status !== 'drift') return;
+  const against = report.previous ? `the last ${report.previous.dates.length} succeeded date(s)` : 'its reference profile';
+  const worst = columns
     .filter((c) => c.status === 'drift')
     .map((c) => `${c.name} (${c.reasons.join('; ')})`);
-  throw new NightscoreError('DRIFT_DETECTED', `${report.job} ${report.date} drifted from its reference profile: ${worst.join(', ')}`, {
+  throw new NightscoreError('DRIFT_DETECTED', `${report.job} ${report.date} drifted from ${against}: ${worst.join(', ')}`, {
     source: report.profile.uri,
     hint: `See ${DRIFT_FILE} in the output folder for every column's statistics. If the change is expected, build a new profile from recent data; to publish the day anyway, run it again with drift.mode: warn.`,
   });

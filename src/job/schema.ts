@@ -179,6 +179,12 @@ export const jobSchema = z.strictObject({
     .strictObject({
       /** The reference profile (nightscore profile build): a path relative to the job file, or an s3:// URI. */
       profile: z.string().min(1).optional(),
+      /**
+       * What a run is judged against: `reference` (the profile's counts), or `{ previous: N }`, the
+       * union of the last N succeeded dates of this job counted on the same profile (the reference
+       * comparison is reported too). @defaultValue reference
+       */
+      baseline: z.union([z.literal('reference'), z.strictObject({ previous: z.number().int().min(1).max(90) })]).default('reference'),
       /** off: not measured; warn: measured and reported; enforce: a run that drifts fails, naming the columns. @defaultValue warn */
       mode: z.enum(['off', 'warn', 'enforce']).default('warn'),
       /** Population stability index on the reference's deciles, for numeric columns. @defaultValue { warn: 0.1, drift: 0.25 } */

@@ -73,7 +73,7 @@ export async function planDate(prepared: PreparedJob, date: string): Promise<Dat
   const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), runFolders(where), inputs, [prepared.spec]);
   const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(spec, chunks, prepared.scorer, prepared.spec.location));
   // After sizing: a profile must cover every prediction column, which an open output names only now.
-  const drift = await pinProfile(job, { sha256: sized.spec.sha256, columns: featureColumns(sized.scorer.inputs, spec.input.missing), outputs: sized.spec.outputs, registry: sized.spec.registry });
+  const drift = await pinProfile(job, date, { sha256: sized.spec.sha256, columns: featureColumns(sized.scorer.inputs, spec.input.missing), outputs: sized.spec.outputs, registry: sized.spec.registry });
   return { spec: { ...spec, models: [sized.spec], drift }, chunks, skipped };
 }
 

@@ -11,6 +11,7 @@ import { champion } from './spec.js';
 import { runFailedHint } from '../model/hints.js';
 import { readProfile } from '../drift/profile.js';
 import { driftBytes, enforceDrift, reportDrift, summarizeDrift } from '../drift/report.js';
+import { readPreviousCounts } from './drift-baseline.js';
 
 /**
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
@@ -148,7 +149,8 @@ async function measureDrift(out: Location, manifest: RunManifest, plan: RunPlan,
   const { spec } = plan;
   const { profile: pin, policy } = spec.drift!;
   const { profile } = await readProfile(pin.uri, pin.sha256);
-  const report = reportDrift({ job: spec.job.name, date: spec.date, model: champion(spec).sha256 }, profile, pin, policy, stats.drift);
+  const previous = await readPreviousCounts(spec.drift!);
+  const report = reportDrift({ job: spec.job.name, date: spec.date, model: champion(spec).sha256 }, profile, pin, policy, stats.drift, previous && { wanted: spec.drift!.previous!.dates, ...previous });
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.drift), driftBytes(report));
   manifest.drift = summarizeDrift(report);
   enforceDrift(report);

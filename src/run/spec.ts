@@ -125,6 +125,12 @@ export interface RunSpec {
 export interface DriftSpec {
   profile: ProfilePin;
   policy: DriftPolicy;
+  /**
+   * drift.baseline: { previous: N }: the N dates to find, and the output folders of the dates
+   * before this one to look in, newest first (from the job's layout, at plan time); null: the
+   * reference alone.
+   */
+  previous: { dates: number; folders: Array<{ date: string; uri: string }> } | null;
 }
 
 /** One chunk of a run, with what scoring it needs of the run's spec (not the run's whole input list). */
