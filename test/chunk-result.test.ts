@@ -3,6 +3,7 @@ import { emptyStats, mergeStats, type ChunkResult, type ChunkStats } from '../sr
 import { readFailedPlan } from '../src/run/failed-run.js';
 import { chunkFiles, type RunManifest } from '../src/run/manifest.js';
 import { openLocation } from '../src/storage/open.js';
+import { seededRandom } from '../src/random.js';
 
 /**
  * A chunk's counts merge exactly and whatever the order: chunks finish in any order, on any
@@ -10,15 +11,8 @@ import { openLocation } from '../src/storage/open.js';
  * so every grouping and order of the same chunks must give the same JSON bytes.
  */
 
-/** A seeded generator (mulberry32): the same cases on every run, and a failure names its seed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** A seeded generator: the same cases on every run, and a failure names its seed. */
+const random = seededRandom;
 const int = (next: () => number, n: number) => Math.floor(next() * n);
 const pick = <T>(next: () => number, from: T[]): T[] => from.filter(() => next() < 0.4);
 const shuffle = <T>(next: () => number, items: T[]): T[] => {

@@ -6,21 +6,15 @@ import { PSI_EPSILON } from '../src/drift/measures.js';
 import { DEFAULT_POLICY, policyFor, type DriftPolicy } from '../src/drift/policy.js';
 import { compareColumn, overallStatus, type ColumnProfileLike, type ColumnReport } from '../src/drift/statistics.js';
 import { NightscoreError } from '../src/errors.js';
+import { seededRandom } from '../src/random.js';
 
 /**
  * Drift's pure core: exact sums, bin layouts, per-column counts that merge to the same bytes in
  * any grouping and order, and the statistics and status of a run's column against its reference.
  */
 
-/** A seeded generator (mulberry32): the same cases on every run, and a failure names its seed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** A seeded generator: the same cases on every run, and a failure names its seed. */
+const random = seededRandom;
 const int = (next: () => number, n: number) => Math.floor(next() * n);
 const shuffle = <T>(next: () => number, items: readonly T[]): T[] => {
   const out = [...items];

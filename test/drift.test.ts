@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel } from '../scripts/onnx-builder.js';
+import { seededRandom } from '../src/random.js';
 import { allIn, createTestQueue } from './support/queue.js';
 import { runCli, Workspace } from './support/workspace.js';
 
@@ -34,14 +35,7 @@ const driftModel = (bias = -0.2, unknownRegion: 'zeros' | 'error' = 'zeros') =>
 
 /** A seeded generator of N(0, 1) values and uniform shares: the same data on every machine. */
 function generator(seed: number) {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = seededRandom(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
   return { uniform, normal };
 }

@@ -26,17 +26,8 @@ export const CHURN_FEATURES = [
   'outage_minutes_30d',
 ] as const;
 
-/** Small, fast, seedable PRNG (mulberry32); quality is ample for synthetic features. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The demo's generator: seeded, so a demo day is the same on every machine. */
+export { seededRandom as rng } from '../random.js';
 
 export interface ChurnRow {
   customerId: string;

@@ -7,6 +7,7 @@
  * so a reference and a run are counted alike. Rejected rows are counted, never profiled.
  */
 import { NightscoreError } from '../errors.js';
+import { seededRandom } from '../random.js';
 import type { BatchBuilder } from '../formats/batch.js';
 import type { FeatureBatch, FeatureColumn } from '../model/features.js';
 import { float16Value } from '../formats/numbers.js';
@@ -141,7 +142,7 @@ class CountSink extends ScoringSink {
  * value's count for string columns.
  */
 class FitSink extends ScoringSink {
-  private readonly random = mulberry32(0x6e73);
+  private readonly random = seededRandom(0x6e73);
   private readonly numeric: (Float64Array | undefined)[];
   private readonly strings: (Map<string, number> | undefined)[];
   private readonly outputNumeric: Float64Array[][];
@@ -236,16 +237,4 @@ function finiteOf(sample: Float64Array): number[] {
   const out: number[] = [];
   for (const v of sample) if (Number.isFinite(v)) out.push(v);
   return out;
-}
-
-/** A small seeded generator: the sample must be the same on every machine and every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
