@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { driftChartData, rankColumns } from '../src/drift/history.js';
+import type { DriftReport } from '../src/drift/report.js';
+import { createMetrics, MAX_DRIFT_COLUMNS, MAX_DRIFT_JOBS } from '../src/observe/metrics.js';
 import { day, driftModel, FEATURES } from './support/drift-day.js';
 import { allIn, createTestQueue, type TestQueue } from './support/queue.js';
 import { runCli, Workspace } from './support/workspace.js';
@@ -59,6 +62,8 @@ beforeAll(async () => {
     const res = await runCli(['run', file, '--date', date]);
     expect(res.code, res.stderr).toBe(0);
   }
+  // A _drift.json the date's run did not write (its manifest measured no drift) speaks for nothing.
+  await ws.write(`out/seen/dt=${PLAIN}/_drift.json`, await ws.read(`out/seen/dt=${SHIFTED}/_drift.json`));
 }, 120_000);
 afterAll(async () => {
   await new Promise((r) => receiver?.close(r));
@@ -172,4 +177,56 @@ describe('drift in status, /metrics and alerts', () => {
     for (let deadline = Date.now() + 5_000; posts.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
     expect(posts.map((p) => p.date)).toEqual([SHIFTED]);
   }, 90_000);
+});
+
+/** A report with only what the views read: each column's name, status, primary statistic and PSI. */
+const fake = (date: string, columns: Array<[name: string, status: string, value: number | null, psi?: number | null]>) =>
+  ({ date, status: 'warn', policy: { psi: { warn: 0.1, drift: 0.25 } }, columns: columns.map(([name, status, value, psi]) => ({ name, status, statistic: 'psi', value, psi: psi === undefined ? value : psi })) }) as unknown as DriftReport;
+
+describe('what is shown of many columns', () => {
+  it('the columns to look at first are those that make the overall status, each by its statistic, not the highest values alone', () => {
+    const r = fake(SAME, [
+      ['calm', 'ok', 0.09],
+      ['gone', 'drift', 0.01],
+      ['few', 'inconclusive', 0.3],
+      ['moved', 'warn', 0.12],
+      ['more', 'drift', 0.5],
+      ['empty', 'ok', null],
+    ]);
+    expect(rankColumns(r, 5).map((c) => c.name)).toEqual(['more', 'gone', 'moved', 'few', 'calm']);
+  });
+
+  it('the chart draws the 8 columns with the highest PSI on any date, and says how many it left out', () => {
+    const columns = (scale: number) => Array.from({ length: 12 }, (_, i) => [`c${i}`, 'ok', i === 0 ? 0.9 * (1 - scale) : i * 0.01 * scale] as [string, string, number]);
+    const { data, left } = driftChartData([
+      { date: SAME, state: 'succeeded', report: fake(SAME, columns(0)) },
+      { date: SHIFTED, state: 'succeeded', report: undefined },
+      { date: PLAIN, state: 'succeeded', report: fake(PLAIN, columns(1)) },
+    ]);
+    expect(left).toBe(4);
+    expect(data.series.map((s) => s.column)).toEqual(['c0', 'c11', 'c10', 'c9', 'c8', 'c7', 'c6', 'c5']);
+    expect(data.series[0]!.values).toEqual([0.9, null, 0]);
+    expect(data.thresholds).toEqual({ warn: 0.1, drift: 0.25 });
+  });
+
+  it(`/metrics keeps at most ${MAX_DRIFT_COLUMNS} columns per job and the ${MAX_DRIFT_JOBS} jobs last committed, each job's series its last run's`, async () => {
+    const metrics = createMetrics(async () => []);
+    try {
+      metrics.recordDrift('first', { status: 'drift', psi: [{ column: 'old', psi: 1 }] });
+      metrics.recordDrift('first', { status: 'ok', psi: Array.from({ length: 30 }, (_, i) => ({ column: `c${i}`, psi: 1 / (i + 1) })) });
+      for (let j = 0; j < MAX_DRIFT_JOBS; j++) metrics.recordDrift(`job${j}`, { status: 'inconclusive', psi: [{ column: 'x', psi: 0 }] });
+      let text = await metrics.registry.metrics();
+      // One job too many: the one committed longest ago is forgotten.
+      expect(text).not.toContain('job="first"');
+      expect(text).toContain(`nightscore_drift_status{job="job${MAX_DRIFT_JOBS - 1}"} 3\n`);
+      metrics.recordDrift('first', { status: 'warn', psi: Array.from({ length: 30 }, (_, i) => ({ column: `c${i}`, psi: 1 / (i + 1) })) });
+      text = await metrics.registry.metrics();
+      expect(text.match(/^nightscore_drift_psi\{job="first",/gm)).toHaveLength(MAX_DRIFT_COLUMNS);
+      expect(text).toContain('nightscore_drift_status{job="first"} 1\n');
+      expect(text).not.toContain('job="job0"');
+      expect(text.match(/^nightscore_drift_status\{/gm)).toHaveLength(MAX_DRIFT_JOBS);
+    } finally {
+      metrics.stop();
+    }
+  });
 });
