@@ -32,7 +32,7 @@ export interface RunDrift {
 /**
  * Label cardinality is bounded: the columns with the highest PSI of each job's last run
  * (wide tables have thousands of columns), and the jobs this worker most recently committed
- * (a worker may serve hundreds). Documented in docs/operations.md, "Health and metrics".
+ * (a worker may serve hundreds). Documented in docs/operations.md, "The queue: schedules, backfills, workers".
  */
 export const MAX_DRIFT_COLUMNS = 20;
 export const MAX_DRIFT_JOBS = 50;
