@@ -15,8 +15,10 @@ FROM node:22-slim
 ENV NODE_ENV=production
 # Text models lowercase through a C library locale: skl2onnx's TF-IDF and CountVectorizer
 # exports (and onnxruntime's StringNormalizer by default) ask for en_US.UTF-8, which the slim
-# base lacks; without it such a model is MODEL_LOCALE_MISSING.
-RUN apt-get update && apt-get install -y --no-install-recommends locales \
+# base lacks; without it such a model is MODEL_LOCALE_MISSING. The slim base has no fonts
+# either: `nightscore drift --png` draws its chart's text with DejaVu Sans (observe/charts.ts),
+# and without a font the PNG has lines and no labels.
+RUN apt-get update && apt-get install -y --no-install-recommends locales fonts-dejavu-core \
   && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

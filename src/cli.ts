@@ -40,6 +40,7 @@ const queue = () => import('./commands/queue.js');
 const models = () => import('./commands/model.js');
 const ui = () => import('./commands/ui.js');
 const profiles = () => import('./commands/profile.js');
+const drifts = () => import('./commands/drift.js');
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Runs a command and records its exit code. */
@@ -190,6 +191,16 @@ function buildProgram(): Command {
     .option('--format <csv|parquet>', "the reference's format (default: from its name, else the job's)")
     .option('--bins-from <profile.json>', "count on this profile's bins instead of fitting new ones (its counts then compare with runs on it)")
     .action((job: string, reference: string, opts: Record<string, string | undefined>) => exit(async () => (await profiles()).profileBuildCommand(job, reference, opts))());
+  program
+    .command('drift')
+    .description("a job's drift per date from its runs' _drift.json: overall status and the columns to look at; exit 1 when a date in range drifted")
+    .argument('<job.yaml>', 'job definition')
+    .option('--from <YYYY-MM-DD>', 'first date (default: a week before --to)')
+    .option('--to <YYYY-MM-DD>', 'last date (default: yesterday)')
+    .option('--svg <out.svg>', 'also write PSI per column over the dates as an SVG chart (the 8 columns with the highest PSI), local or s3://')
+    .option('--png <out.png>', 'the same chart as PNG')
+    .option('--json', 'print JSON: per date, its state and every column\'s statistic and status')
+    .action((job: string, opts: { from?: string; to?: string; svg?: string; png?: string; json?: boolean }) => exit(async () => (await drifts()).driftCommand(job, opts))());
   const model = program.command('model').description('the model registry: versions, aliases and their history (NIGHTSCORE_REGISTRY_URI, or --registry)');
   const registryOptions = (c: Command) => c.option('--registry <uri>', 'registry root: s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)').option('--json', 'print JSON');
   registryOptions(

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { optionInteger } from '../env.js';
 import type { Settings } from '../settings.js';
 import { exitCodeFor, NightscoreError, toNightscoreError } from '../errors.js';
-import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
+import { alertPayload, outcomesOf, sendAlert } from '../observe/alerts.js';
 import { writeDemoDay } from '../demo/demo.js';
 import { openLocation } from '../storage/open.js';
 import { loadJob, locateRun, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
@@ -102,7 +102,7 @@ async function scoreDate(ctx: CommandContext, prepared: PreparedJob, date: strin
   const alertError = async (err: unknown): Promise<never> => {
     const e = toNightscoreError(err);
     const payload = alertPayload(job, date, { error: e });
-    await sendAlert(job, payload, outcomeOf(payload, e.kind), log);
+    await sendAlert(job, payload, outcomesOf(payload, e.kind), log);
     throw err;
   };
   if (opts.waitForInput) {
@@ -120,7 +120,7 @@ async function scoreDate(ctx: CommandContext, prepared: PreparedJob, date: strin
     })
     .catch(alertError);
   const payload = alertPayload(job, date, { manifest });
-  await sendAlert(job, payload, outcomeOf(payload, manifest.error?.kind), log);
+  await sendAlert(job, payload, outcomesOf(payload, manifest.error?.kind), log);
   if (manifest.skipped.length && !opts.json) process.stderr.write(`${formatSkipped(manifest.skipped)}\n`);
   // On a terminal the error is told once, by the `nightscore: CODE` line below (as cli.ts does
   // for a thrown one); piped, the log line carries it for whatever reads the JSON.

@@ -214,7 +214,7 @@ export const jobSchema = z.strictObject({
   alerts: z
     .strictObject({
       webhook: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
-      on: z.array(z.enum(['failed', 'limits', 'succeeded'])).min(1).default(['failed', 'limits']),
+      on: z.array(z.enum(['failed', 'limits', 'succeeded', 'drift'])).min(1).default(['failed', 'limits']),
     })
     .optional(),
 });

@@ -10,7 +10,12 @@ import type { JobDefinition } from '../job/load.js';
 import type { RunManifest } from '../run/manifest.js';
 import { environment } from '../settings.js';
 
-export type AlertOutcome = 'failed' | 'limits' | 'succeeded';
+/**
+ * What a run's end may be alerted on. `drift` is beside the others: a run that drifted under
+ * drift.mode: warn succeeded and drifted; under enforce it failed (a limit) and drifted. A job
+ * that asks for two of a run's outcomes still gets one post.
+ */
+export type AlertOutcome = 'failed' | 'limits' | 'succeeded' | 'drift';
 
 export interface AlertPayload {
   /** For Slack and compatible receivers: one line saying it all. */
@@ -21,6 +26,8 @@ export interface AlertPayload {
   error: { code: string; message: string; hint: string | null } | null;
   rows: { read: number; scored: number; rejected: number } | null;
   manifest_uri: string | null;
+  /** The run's drift when it measured one: its overall status and the columns that drifted (the figures are in `_drift.json`). */
+  drift: { status: string; drifted: string[] } | null;
 }
 
 const TRIES = 3;
@@ -40,30 +47,36 @@ export function alertPayload(job: JobDefinition, date: string, end: { manifest?:
   const error = manifest?.error ? { code: manifest.error.code, message: manifest.error.message, hint: manifest.error.hint ?? null } : end.error ? { code: end.error.code, message: end.error.message, hint: end.error.hint ?? null } : null;
   const status = error ? 'failed' : 'succeeded';
   const rows = manifest ? manifest.rows : null;
+  const drift = manifest?.drift ? { status: manifest.drift.status, drifted: manifest.drift.drifted } : null;
+  // Under enforce the error names the drifted columns already.
+  const drifted = drift?.status === 'drift' && !error ? ` · drift: ${drift.drifted.join(', ')} (${manifest!.output.uri}_drift.json)` : '';
   const text = error
     ? `nightscore: ${job.name} ${date} failed: ${error.code}: ${error.message}`
-    : `nightscore: ${job.name} ${date} succeeded: ${rows?.scored ?? 0} rows scored, ${rows?.rejected ?? 0} rejected`;
-  return { text, job: job.name, date, status, error, rows, manifest_uri: manifest ? `${manifest.output.uri}_manifest.json` : null };
+    : `nightscore: ${job.name} ${date} succeeded: ${rows?.scored ?? 0} rows scored, ${rows?.rejected ?? 0} rejected${drifted}`;
+  return { text, job: job.name, date, status, error, rows, manifest_uri: manifest ? `${manifest.output.uri}_manifest.json` : null, drift };
 }
 
-export function outcomeOf(payload: AlertPayload, kind: string | undefined): AlertOutcome {
-  if (payload.status === 'succeeded') return 'succeeded';
-  return kind === 'limit' ? 'limits' : 'failed';
+/** The outcomes a run's end is: succeeded, failed or limits, and drift when its overall drift status is drift. */
+export function outcomesOf(payload: AlertPayload, kind: string | undefined): AlertOutcome[] {
+  const end: AlertOutcome = payload.status === 'succeeded' ? 'succeeded' : kind === 'limit' ? 'limits' : 'failed';
+  return payload.drift?.status === 'drift' ? [end, 'drift'] : [end];
 }
 
-/** Posts the alert if the job asks for this outcome; resolves whatever happens. */
-export async function sendAlert(job: JobDefinition, payload: AlertPayload, outcome: AlertOutcome, log: Logger): Promise<void> {
+/** Posts the alert, once, if the job asks for any of the run's outcomes; resolves whatever happens. */
+export async function sendAlert(job: JobDefinition, payload: AlertPayload, outcomes: AlertOutcome[], log: Logger): Promise<void> {
+  let outcome: AlertOutcome | undefined;
   try {
-    await post(job, payload, outcome, log);
+    const alerts = alertsOf(job);
+    outcome = outcomes.find((o) => alerts?.on.includes(o));
+    if (!alerts || !outcome) return;
+    await post(alerts, job, payload, outcome, log);
   } catch (err) {
     // Whatever goes wrong in posting is a warning, never the run's failure (the webhook's form was checked when it was read).
     log.warn({ job: job.name, date: payload.date, outcome, err: (err as Error).message }, 'alert not delivered (the run is not affected)');
   }
 }
 
-async function post(job: JobDefinition, payload: AlertPayload, outcome: AlertOutcome, log: Logger): Promise<void> {
-  const alerts = alertsOf(job);
-  if (!alerts || !alerts.on.includes(outcome)) return;
+async function post(alerts: { webhook: string }, job: JobDefinition, payload: AlertPayload, outcome: AlertOutcome, log: Logger): Promise<void> {
   let last = '';
   for (let attempt = 1; attempt <= TRIES; attempt++) {
     try {

@@ -13,10 +13,31 @@ export interface WorkerMetrics {
   /** Set by the worker that commits a run: alert on freshness with max by (job) across workers. */
   lastSuccess: Gauge<'job'>;
   runSeconds: Gauge<'job'>;
+  /**
+   * Sets nightscore_drift_psi{job,column} and nightscore_drift_status{job} from the run of `job`
+   * this worker last committed, in place of the job's earlier ones.
+   */
+  recordDrift(job: string, drift: RunDrift): void;
   /** Longest event-loop stall of the main thread since start: the thread that renews locks. */
   eventLoopDelayMax(): number;
   stop(): void;
 }
+
+/** What /metrics exports of a committed run's drift: its overall status and the PSI of its columns. */
+export interface RunDrift {
+  status: 'ok' | 'warn' | 'drift' | 'inconclusive';
+  psi: Array<{ column: string; psi: number }>;
+}
+
+/**
+ * Label cardinality is bounded: the columns with the highest PSI of each job's last run
+ * (wide tables have thousands of columns), and the jobs this worker most recently committed
+ * (a worker may serve hundreds). Documented in docs/operations.md, "The queue: schedules, backfills, workers".
+ */
+export const MAX_DRIFT_COLUMNS = 20;
+export const MAX_DRIFT_JOBS = 50;
+/** nightscore_drift_status's value per status: one series per job, ordered by how much it asks of someone. */
+export const DRIFT_STATUS_VALUE = { ok: 0, warn: 1, drift: 2, inconclusive: 3 } as const;
 
 export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; state: string; count: number }>>): WorkerMetrics {
   const registry = new Registry();
@@ -25,6 +46,8 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const counter = (name: string, help: string) => new Counter({ name, help, labelNames: ['job'] as const, registers: [registry] });
+  // Drawn from on each scrape: a job's columns of an earlier run, or a job forgotten, leave no stale series.
+  const drifts = new Map<string, RunDrift>();
   const metrics: WorkerMetrics = {
     registry,
     rowsRead: counter('nightscore_rows_read_total', 'Input rows read by chunks this worker scored'),
@@ -41,9 +64,38 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
     failures: new Counter({ name: 'nightscore_failures_total', help: 'Failed chunk and run attempts by job and error code', labelNames: ['job', 'reason'] as const, registers: [registry] }),
     lastSuccess: new Gauge({ name: 'nightscore_last_success_timestamp_seconds', help: 'When this worker last committed a successful run of the job (Unix time)', labelNames: ['job'] as const, registers: [registry] }),
     runSeconds: new Gauge({ name: 'nightscore_run_duration_seconds', help: 'Wall time of the last run of the job this worker committed, plan to _SUCCESS', labelNames: ['job'] as const, registers: [registry] }),
+    recordDrift: (job, drift) => {
+      // Re-inserted: the map's order is the jobs' recency, the first the one to forget.
+      drifts.delete(job);
+      drifts.set(job, { status: drift.status, psi: drift.psi.slice(0, MAX_DRIFT_COLUMNS) });
+      for (const old of drifts.keys()) {
+        if (drifts.size <= MAX_DRIFT_JOBS) break;
+        drifts.delete(old);
+      }
+    },
     eventLoopDelayMax: () => loop.max / 1e9,
     stop: () => loop.disable(),
   };
+  new Gauge({
+    name: 'nightscore_drift_psi',
+    help: `PSI of a column against the reference profile, in the last run of the job this worker committed (the ${MAX_DRIFT_COLUMNS} highest per job)`,
+    labelNames: ['job', 'column'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [job, d] of drifts) for (const { column, psi } of d.psi) this.set({ job, column }, psi);
+    },
+  });
+  new Gauge({
+    name: 'nightscore_drift_status',
+    help: 'Overall drift status of the last run of the job this worker committed: 0 ok, 1 warn, 2 drift, 3 inconclusive',
+    labelNames: ['job'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [job, d] of drifts) this.set({ job }, DRIFT_STATUS_VALUE[d.status]);
+    },
+  });
   new Gauge({
     name: 'nightscore_event_loop_delay_max_seconds',
     help: 'Longest event-loop delay of the main thread since start (lock renewal runs there)',

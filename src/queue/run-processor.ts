@@ -10,8 +10,10 @@ import { chunkSpec, SPEC_VERSION } from '../run/spec.js';
 import { chunkId, runId, runLockOwner } from './config.js';
 import type { ChunkJobData } from './chunk-processor.js';
 import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError, type NightscoreError } from '../errors.js';
-import { alertPayload, outcomeOf, sendAlert } from '../observe/alerts.js';
+import { alertPayload, outcomesOf, sendAlert } from '../observe/alerts.js';
 import type { RunManifest } from '../run/manifest.js';
+import { readDriftReport, type DriftReport } from '../drift/report.js';
+import { openLocation } from '../storage/open.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
 import { getBackfill } from './backfills.js';
@@ -28,13 +30,16 @@ export interface RunSummary {
   sha256: string;
 }
 
+/** Told of each run this worker commits that measured drift (succeeded, or failed by drift.mode: enforce). */
+export type OnDrift = (job: string, report: DriftReport) => void;
+
 /** Processes the runs queue: scheduler fires, backfill feeders and the runs themselves. */
-export function runProcessor(queues: Queues, log: Logger) {
+export function runProcessor(queues: Queues, log: Logger, onDrift?: OnDrift) {
   return async (job: Job, token?: string): Promise<unknown> => {
     try {
       if (job.name === 'fire') return await fire(queues, job as Job<FireJobData>, log);
       if (job.name === 'backfill') return await feedBackfill(queues, job as Job<BackfillJobData>, token!);
-      return await processRun(queues, job as Job<RunJobData>, token!, log);
+      return await processRun(queues, job as Job<RunJobData>, token!, log, onDrift);
     } catch (err) {
       if (err instanceof WaitingChildrenError || err instanceof DelayedError) throw err;
       const failure = err instanceof UnrecoverableError ? err : toQueueError(err);
@@ -69,7 +74,7 @@ async function alertRunEnd(queues: Queues, job: Job<RunJobData>, end: { manifest
   }
   const payload = alertPayload(def, job.data.date, end);
   const kind = end.manifest?.error?.kind ?? end.error?.kind;
-  await sendAlert(def, payload, outcomeOf(payload, kind), log);
+  await sendAlert(def, payload, outcomesOf(payload, kind), log);
 }
 
 /** A scheduler fired: enqueue the run of the logical date (fire date in the schedule's zone, less the lag). */
@@ -101,7 +106,7 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
  *   chunks   → add one child job per chunk (deterministic ids: re-adding is a no-op);
  *   finalize → wait until every chunk has finished, then commit the run exactly once.
  */
-async function processRun(queues: Queues, job: Job<RunJobData>, token: string, log: Logger): Promise<RunSummary> {
+async function processRun(queues: Queues, job: Job<RunJobData>, token: string, log: Logger, onDrift?: OnDrift): Promise<RunSummary> {
   let data = job.data;
   if (!data.step || data.step === 'plan') {
     const def = await loadJob(data.jobFile);
@@ -171,6 +176,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   const failure = failed.length > 0 ? decodeFailure(failed[0]![1]) : undefined;
   const manifest = await finishRun(plan, Object.values(values), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
+  if (manifest.drift && onDrift) await reportDriftOf(plan, onDrift, log);
   await alertRunEnd(queues, job, { manifest }, log);
   if (manifest.error) {
     const failure = new UnrecoverableError(encodeFailure(fromErrorRecord(manifest.error)));
@@ -178,6 +184,16 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
     throw failure;
   }
   return { status: 'succeeded', chunks: manifest.chunks, rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256 };
+}
+
+/** Reads back the `_drift.json` the commit just wrote, for onDrift; a failure to read it is a warning, never the run's. */
+async function reportDriftOf(plan: RunPlan, onDrift: OnDrift, log: Logger): Promise<void> {
+  try {
+    const report = await readDriftReport(openLocation(plan.spec.output.uri));
+    if (report) onDrift(plan.spec.job.name, report);
+  } catch (err) {
+    log.warn({ job: plan.spec.job.name, date: plan.spec.date, err: toNightscoreError(err).message }, 'drift report not read back: /metrics keeps the earlier run\'s drift');
+  }
 }
 
 /** The chunk index at the end of a chunk job's key (`…:<run>.<attempt>.c<index>`). */

@@ -1,3 +1,4 @@
+import type { DriftStatus } from '../drift/statistics.js';
 import { decodeFailure, fromErrorRecord, type NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { addRows, emptyRows, type ChunkResult, type RowCounts } from '../run/chunk-result.js';
@@ -33,6 +34,8 @@ export interface DateStatus {
   backfill?: string;
   /** input.wait: a queued run whose input is not there yet, since when, and why. */
   waiting_for_input?: { since: string; reason: string };
+  /** The run's drift against its profile, when it measured one (the manifest's drift block; the figures are in `_drift.json`). */
+  drift?: { status: DriftStatus; drifted: string[] };
 }
 
 /**
@@ -50,7 +53,7 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       const output = await readDateOutput(job, date);
       const { success, manifest } = output;
       const fromManifest = manifest && manifest.status !== 'running'
-        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}) }
+        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}), ...(manifest.drift ? { drift: { status: manifest.drift.status, drifted: manifest.drift.drifted } } : {}) }
         : {};
       const backfill = (run?.data as RunJobData | undefined)?.backfill;
       const origin = { ...(manifest ? { started_at: manifest.started_at } : {}), ...(backfill ? { backfill } : {}) };
@@ -113,9 +116,21 @@ export function formatStatus(rows: DateStatus[]): string {
     if (r.attempts !== undefined) parts.push(`attempts ${r.attempts}`);
     if (r.error) parts.push(`error: ${r.error}`);
     if (r.waiting_for_input) parts.push(`since ${r.waiting_for_input.since}: ${r.waiting_for_input.reason}`);
+    const drift = driftMark(r.drift);
+    if (drift) parts.push(drift);
     return parts.join('  ');
   });
   return lines.join('\n');
+}
+
+/**
+ * `· drift: f1, f2`: a date whose run drifted, or warned, marked at the end of its line (ok and
+ * inconclusive are the usual case and say nothing; `nightscore drift` shows them all).
+ */
+function driftMark(drift: DateStatus['drift']): string | undefined {
+  if (!drift || (drift.status !== 'drift' && drift.status !== 'warn')) return undefined;
+  const names = drift.drifted.length > 4 ? `${drift.drifted.slice(0, 4).join(', ')} and ${drift.drifted.length - 4} more` : drift.drifted.join(', ');
+  return `· ${drift.status === 'drift' ? 'drift' : 'drift warn'}${names ? `: ${names}` : ''}`;
 }
 
 /** `4 succeeded · 1 failed`: counts by state, in one order everywhere. */
