@@ -210,7 +210,7 @@ describe('nightscore ui in a browser', () => {
     const raw = await (await fetch(`${ui.url}runs/daily/${D.succeeded}`)).text();
     expect(raw).toContain('&lt;img src=x onerror=window.__pwned=1&gt;');
     expect(raw).not.toContain(HOSTILE_VALUE);
-    expect(await page.locator('[data-placeholder="drift"]').count()).toBe(1);
+    expect(await page.locator('#drift[data-drift-section="none"]').textContent()).toContain('measured no drift');
     expect(await page.locator('[data-placeholder="shadow"]').count()).toBe(1);
     await page.screenshot({ path: path.join(ARTIFACTS, 'run.png'), fullPage: true });
     // The stale date's page says why.

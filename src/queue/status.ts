@@ -1,8 +1,9 @@
-import type { DriftStatus } from '../drift/statistics.js';
+import type { DriftSummary } from '../drift/report.js';
 import { decodeFailure, fromErrorRecord, type NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { addRows, emptyRows, type ChunkResult, type RowCounts } from '../run/chunk-result.js';
 import { findOutputLock, isLive } from '../run/lock.js';
+import type { RunManifest } from '../run/manifest.js';
 import { outputStateOf, readDateOutput, succeededSince } from '../run/output-folder.js';
 import { openLocation } from '../storage/open.js';
 import { runId, runLockOwner } from './config.js';
@@ -34,8 +35,17 @@ export interface DateStatus {
   backfill?: string;
   /** input.wait: a queued run whose input is not there yet, since when, and why. */
   waiting_for_input?: { since: string; reason: string };
-  /** The run's drift against its profile, when it measured one (the manifest's drift block; the figures are in `_drift.json`). */
-  drift?: { status: DriftStatus; drifted: string[] };
+  /** The run's drift against its profile, as its manifest says, when it measured one. */
+  drift?: DateDrift;
+}
+
+/** A date's drift in brief: the overall status and the columns by status (the rest in `_drift.json`). */
+export type DateDrift = Pick<DriftSummary, 'status' | 'drifted' | 'warned' | 'inconclusive'>;
+
+/** The manifest's drift block in brief, for a status line and a grid cell. */
+export function dateDriftOf(manifest: Pick<RunManifest, 'drift'>): { drift?: DateDrift } {
+  const d = manifest.drift;
+  return d ? { drift: { status: d.status, drifted: d.drifted, warned: d.warned, inconclusive: d.inconclusive } } : {};
 }
 
 /**
@@ -53,7 +63,7 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       const output = await readDateOutput(job, date);
       const { success, manifest } = output;
       const fromManifest = manifest && manifest.status !== 'running'
-        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}), ...(manifest.drift ? { drift: { status: manifest.drift.status, drifted: manifest.drift.drifted } } : {}) }
+        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}), ...dateDriftOf(manifest) }
         : {};
       const backfill = (run?.data as RunJobData | undefined)?.backfill;
       const origin = { ...(manifest ? { started_at: manifest.started_at } : {}), ...(backfill ? { backfill } : {}) };

@@ -19,7 +19,7 @@ import { modelLocation, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { requireLoopbackHost, requireToken } from './auth.js';
 import { mountBullBoard } from './bull-board.js';
-import type { UiContext } from './context.js';
+import { noticeOf, type UiContext } from './context.js';
 import { readJobDates } from './dates.js';
 import { gridPage } from './grid-page.js';
 import { errorLine, h, layout, type Html } from './html.js';
@@ -74,11 +74,15 @@ export function createUiApp(opts: UiAppOptions): Hono {
 
   app.get('/', async (c) => {
     const [d, p] = await Promise.all([allDates(c), ctx.jobList().then(({ jobs }) => panels.read(ctx, jobs))]);
-    return page(c, gridPage({ from: d.from, to: d.to, jobs: d.all, panels: p, notices: d.notices, refreshSeconds, at: new Date().toISOString() }));
+    const notices = [...d.notices];
+    const jobs = await Promise.all(d.all.map(async (j) => ({ ...j, health: await ctx.charts.drawRunHealth(j.dates.dates).catch((err: unknown) => void notices.push(noticeOf(`${j.job.name}: chart`, err))) })));
+    return page(c, gridPage({ from: d.from, to: d.to, jobs, panels: p, notices, refreshSeconds, at: new Date().toISOString() }));
   });
   app.get('/runs/:job/:date', async (c) => {
     const job = await ctx.job(c.req.param('job'));
-    return page(c, runPage(await readRunDetail(ctx, job, parseLogicalDate(c.req.param('date'))), refreshSeconds));
+    const detail = await readRunDetail(ctx, job, parseLogicalDate(c.req.param('date')));
+    const histograms = detail.drift ? await ctx.charts.drawHistograms(detail.drift).catch((err: unknown) => (detail.notices.push(noticeOf(`${job.name}: chart`, err)), [])) : [];
+    return page(c, runPage(detail, refreshSeconds, histograms));
   });
   app.get('/api/jobs', async (c) => c.json({ jobs: (await ctx.jobList()).jobs.map(describeJob) }));
   app.get('/api/dates', async (c) => {

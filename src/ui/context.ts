@@ -8,6 +8,7 @@ import { NightscoreError, toNightscoreError, type ErrorRecord } from '../errors.
 import { loadJobsDir, type JobDefinition } from '../job/load.js';
 import type { Queues } from '../queue/queues.js';
 import { redactSecrets } from '../redact.js';
+import { ChartCache } from './charts.js';
 import { OutputCache, type OutputCacheOptions } from './output.js';
 import { StaleChecker } from './stale.js';
 
@@ -32,6 +33,7 @@ export class UiContext {
   readonly queues: Queues;
   readonly outputs: OutputCache;
   readonly stale = new StaleChecker();
+  readonly charts = new ChartCache();
   readonly redisTimeoutMs: number;
   private readonly jobsDir: string;
   private readonly jobsTtlMs: number;

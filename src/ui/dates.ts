@@ -4,23 +4,28 @@
  * itself; the others, most of a month, are what their output folder says, from the output
  * cache. Succeeded dates are then checked for a stale model.
  */
+import type { DriftStatus } from '../drift/statistics.js';
 import { fromErrorRecord } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import { runId } from '../queue/config.js';
 import { outputStateOf } from '../run/output-folder.js';
-import { readStatus, type DateState, type DateStatus } from '../queue/status.js';
+import { dateDriftOf, readStatus, type DateState, type DateStatus } from '../queue/status.js';
 import { noticeOf, type Notice, type UiContext } from './context.js';
 import type { OutputSnapshot } from './output.js';
 
 /**
  * A cell's state: the date's state, or `stale` (succeeded, scored by another model than the
  * job's reference resolves to now), or `unreadable` (its output or run could not be read).
- * `drift` is reserved for drift checks (a later release): nothing sets it yet.
+ * Drift is not a state but a mark beside it (UiDateStatus.drift): a date that drifted is still
+ * succeeded, stale or failed, and the cell says both.
  */
-export type CellState = DateState | 'stale' | 'drift' | 'unreadable';
+export type CellState = DateState | 'stale' | 'unreadable';
 
 /** Every cell state, in the order legends and totals list them. */
-export const CELL_STATES: CellState[] = ['succeeded', 'stale', 'drift', 'failed', 'interrupted', 'running', 'scheduled', 'missing', 'cancelled', 'unreadable'];
+export const CELL_STATES: CellState[] = ['succeeded', 'stale', 'failed', 'interrupted', 'running', 'scheduled', 'missing', 'cancelled', 'unreadable'];
+
+/** Every drift status, in the order legends and totals list them: the worst first. */
+export const DRIFT_STATUSES: DriftStatus[] = ['drift', 'warn', 'inconclusive', 'ok'];
 
 export interface UiDateStatus extends DateStatus {
   cell: CellState;
@@ -33,6 +38,8 @@ export interface JobDates {
   dates: UiDateStatus[];
   /** Dates by cell state. */
   totals: Partial<Record<CellState, number>>;
+  /** Dates by drift status, of those that measured drift. */
+  drift_totals: Partial<Record<DriftStatus, number>>;
   notices: Notice[];
 }
 
@@ -78,18 +85,13 @@ export async function readJobDates(ctx: UiContext, job: JobDefinition, dates: st
   const statuses = dates.map((d) => byDate.get(d)!);
   // The check reads the queue too: only when it answered for this page.
   if (queued) await markStale(ctx, job, statuses).catch((err: unknown) => note(`${job.name}: model check`, err));
-  for (const s of statuses) if (driftWarning(s) !== undefined) s.cell = 'drift';
   const totals: Partial<Record<CellState, number>> = {};
-  for (const s of statuses) totals[s.cell] = (totals[s.cell] ?? 0) + 1;
-  return { job: job.name, dates: statuses, totals, notices };
-}
-
-/**
- * Hook for drift checks (a later release): the warning of a succeeded date whose drift
- * check failed, which makes its cell `drift`. There are no drift checks yet.
- */
-export function driftWarning(_status: UiDateStatus): string | undefined {
-  return undefined;
+  const drift_totals: Partial<Record<DriftStatus, number>> = {};
+  for (const s of statuses) {
+    totals[s.cell] = (totals[s.cell] ?? 0) + 1;
+    if (s.drift) drift_totals[s.drift.status] = (drift_totals[s.drift.status] ?? 0) + 1;
+  }
+  return { job: job.name, dates: statuses, totals, drift_totals, notices };
 }
 
 /** The queue's state of each date's run ('unknown': Redis holds none). */
@@ -114,6 +116,7 @@ function statusFromOutput(date: string, { success, manifest }: OutputSnapshot): 
           sha256: manifest.model.sha256,
           ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}),
           ...(manifest.error ? { error: `${manifest.error.code}: ${fromErrorRecord(manifest.error).message}` } : {}),
+          ...dateDriftOf(manifest),
         }
       : {};
   const state = outputStateOf({ success, manifest });

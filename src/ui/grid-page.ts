@@ -2,15 +2,16 @@
 import type { JobDefinition } from '../job/load.js';
 import { modelLocation } from '../job/load.js';
 import type { Notice } from './context.js';
-import { CELL_STATES, type CellState, type JobDates, type UiDateStatus } from './dates.js';
-import { errorLine, fmtInt, fmtMinute, h, layout, noticesHtml, runHref, stateChip, STATE_LABELS, type Html } from './html.js';
+import { CELL_STATES, DRIFT_STATUSES, type CellState, type JobDates, type UiDateStatus } from './dates.js';
+import { DRIFT_LABELS, driftMark, errorLine, fmtInt, fmtMinute, h, layout, noticesHtml, runHref, stateChip, STATE_LABELS, svgHtml, type Html } from './html.js';
 import { isInFlight } from '../queue/queues.js';
 import type { QueuePanels } from './queue-panels.js';
 
 export interface GridPageData {
   from: string;
   to: string;
-  jobs: Array<{ job: JobDefinition; dates: JobDates }>;
+  /** Per job, its dates and the SVG of its run health over them (rows read, reject rate, duration), when drawn. */
+  jobs: Array<{ job: JobDefinition; dates: JobDates; health?: string }>;
   panels: QueuePanels;
   notices: Notice[];
   refreshSeconds: number;
@@ -18,21 +19,18 @@ export interface GridPageData {
   at: string;
 }
 
-/** The states the legend explains: every one a cell can have today (drift checks do not exist yet). */
-const LEGEND = CELL_STATES.filter((s) => s !== 'drift');
-
 export function gridPage(d: GridPageData): Html {
   const notices = [...d.notices, ...d.jobs.flatMap((j) => j.dates.notices), ...d.panels.notices];
   const body = h`<h1>Runs by date <span class="muted">${d.from} to ${d.to}</span></h1>
 ${noticesHtml(notices)}
-<div class="legend">${LEGEND.map((s) => stateChip(s))}<span class="muted">read ${d.at}; refreshes every ${d.refreshSeconds} s</span></div>
+<div class="legend">${CELL_STATES.map((s) => stateChip(s))}${DRIFT_STATUSES.map((s) => h`<span class="chip d-${s}">${driftMark(s)}${DRIFT_LABELS[s]}</span>`)}<span class="muted">read ${d.at}; refreshes every ${d.refreshSeconds} s</span></div>
 ${d.jobs.length === 0 ? h`<p>No job files in the jobs folder.</p>` : ''}
-<div class="jobs">${d.jobs.map(({ job, dates }) => jobCard(job, dates))}</div>
+<div class="jobs">${d.jobs.map(({ job, dates, health }) => jobCard(job, dates, health))}</div>
 ${queuePanels(d.panels)}`;
   return layout({ title: 'runs by date', refreshSeconds: d.refreshSeconds, range: { from: d.from, to: d.to } }, body);
 }
 
-function jobCard(job: JobDefinition, d: JobDates): Html {
+function jobCard(job: JobDefinition, d: JobDates, health: string | undefined): Html {
   const first = d.dates[0]?.date;
   // Monday-first weeks: blank cells before the first date put every date under its weekday.
   const pad = first ? (new Date(`${first}T00:00:00Z`).getUTCDay() + 6) % 7 : 0;
@@ -40,8 +38,9 @@ function jobCard(job: JobDefinition, d: JobDates): Html {
   return h`<section class="job" data-job="${job.name}">
 <h2 id="job-${job.name}">${job.name}</h2>
 <p class="meta">${job.description ? h`${job.description}<br>` : ''}model <span class="mono">${modelLocation(job)}</span><br>output <span class="mono">${job.output.uri}</span>${job.schedule ? h`<br>schedule <span class="mono">${job.schedule.cron}</span> ${job.schedule.tz}` : ''}</p>
-<div class="totals">${totals}</div>
+<div class="totals">${totals}${DRIFT_STATUSES.filter((s) => d.drift_totals[s]).map((s) => h`<span class="chip d-${s}" data-total-drift="${s}" data-count="${d.drift_totals[s]}">${d.drift_totals[s]} ${DRIFT_LABELS[s]}</span>`)}</div>
 <div class="cal">${['Mo', 'Tu', 'We', 'Th', 'Fr', 'Sa', 'Su'].map((w) => h`<span class="dow">${w}</span>`)}${Array.from({ length: pad }, () => h`<span></span>`)}${d.dates.map((s, i) => cell(job.name, s, i === 0))}</div>
+${health ? h`<div class="health" data-health="${job.name}">${svgHtml(health)}</div>` : ''}
 </section>`;
 }
 
@@ -50,7 +49,8 @@ function cell(job: string, s: UiDateStatus, first: boolean): Html {
   const month = first || day === 1 ? new Date(`${s.date}T00:00:00Z`).toLocaleString('en-US', { month: 'short', timeZone: 'UTC' }) : '';
   const progress = s.state === 'running' && s.chunks ? `${s.chunks.done}/${s.chunks.total}` : '';
   const chunks = s.chunks ? h` data-chunks-done="${s.chunks.done}" data-chunks-total="${s.chunks.total}"` : '';
-  return h`<a class="cell s-${s.cell}" href="${runHref(job, s.date)}" data-job="${job}" data-date="${s.date}" data-state="${s.cell}"${chunks} title="${cellTitle(s)}">${month ? h`<span class="m">${month}</span>` : ''}<span class="d">${day}</span>${progress ? h`<span class="x">${progress}</span>` : ''}</a>`;
+  const drift = s.drift ? h` data-drift="${s.drift.status}"` : '';
+  return h`<a class="cell s-${s.cell}" href="${runHref(job, s.date)}" data-job="${job}" data-date="${s.date}" data-state="${s.cell}"${chunks}${drift} title="${cellTitle(s)}">${month ? h`<span class="m">${month}</span>` : ''}<span class="d">${day}</span>${progress ? h`<span class="x">${progress}</span>` : ''}${s.drift ? driftMark(s.drift.status) : ''}</a>`;
 }
 
 /** The tooltip: what `status` says of the date, in one line. */
@@ -60,8 +60,16 @@ function cellTitle(s: UiDateStatus): string {
   if (s.rows) parts.push(`${fmtInt(s.rows.scored)} scored, ${fmtInt(s.rows.rejected)} rejected`);
   if (s.model) parts.push(`model ${s.model}`);
   if (s.cell === 'stale' && s.model_check) parts.push(s.model_check);
+  if (s.drift) parts.push(driftLine(s.drift));
   if (s.error) parts.push(s.error);
   return parts.join(' · ');
+}
+
+/** `drifted: f1, f2; warned: f3`: the status and the columns that made it. */
+function driftLine(d: NonNullable<UiDateStatus['drift']>): string {
+  const named = ([['drifted', d.drifted], ['warned', d.warned], ['inconclusive', d.inconclusive]] as const).filter(([, cols]) => cols.length > 0);
+  const columns = named.map(([what, cols]) => `${what}: ${cols.join(', ')}`).join('; ');
+  return `${DRIFT_LABELS[d.status]}${columns ? ` (${columns})` : ''}`;
 }
 
 function queuePanels(p: QueuePanels): Html {

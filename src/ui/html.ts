@@ -8,6 +8,7 @@ import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { ErrorRecord } from '../errors.js';
 import type { Notice } from './context.js';
+import type { DriftStatus } from '../drift/statistics.js';
 import type { CellState } from './dates.js';
 
 export type Html = HtmlEscapedString;
@@ -22,7 +23,6 @@ export const h = (strings: TemplateStringsArray, ...values: unknown[]): Html => 
 export const STATE_LABELS: Record<CellState, string> = {
   succeeded: 'succeeded',
   stale: 'stale model',
-  drift: 'drift warning',
   failed: 'failed',
   interrupted: 'interrupted',
   running: 'running',
@@ -30,6 +30,14 @@ export const STATE_LABELS: Record<CellState, string> = {
   missing: 'missing',
   cancelled: 'cancelled',
   unreadable: 'unreadable',
+};
+
+/** Labels of the drift statuses, as a cell's mark, the legend and the run page say them. */
+export const DRIFT_LABELS: Record<DriftStatus, string> = {
+  drift: 'drifted',
+  warn: 'drift warning',
+  inconclusive: 'drift inconclusive',
+  ok: 'no drift',
 };
 
 const CSS = `
@@ -43,7 +51,10 @@ header input{font:inherit;padding:2px 4px;width:110px}main{padding:16px 20px}h1{
 .cell{display:flex;flex-direction:column;justify-content:center;align-items:center;height:34px;border-radius:4px;text-decoration:none;font-size:12px;color:#fff;position:relative}
 .cell .m{position:absolute;top:0;left:2px;font-size:8px;opacity:.85}.cell .x{font-size:9px;line-height:1}
 .chip{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;margin:0 4px 4px 0;color:#fff}
-.s-succeeded{background:#2e7d32}.s-stale{background:#a66f00}.cell.s-stale{background:repeating-linear-gradient(135deg,#2e7d32 0 5px,#a66f00 5px 10px)}.s-drift{background:#6a1b9a}
+.s-succeeded{background:#2e7d32}.s-stale{background:#a66f00}.cell.s-stale{background:repeating-linear-gradient(135deg,#2e7d32 0 5px,#a66f00 5px 10px)}
+.dm{display:inline-block;width:9px;height:9px;border-radius:50%;border:1.5px solid #fff;vertical-align:-1px;margin-right:4px}.cell .dm{position:absolute;top:2px;right:2px;margin:0}
+.dm-drift{background:#6a1b9a}.dm-warn{background:#f9a825}.dm-inconclusive{background:#b0bec5}.dm-ok{background:transparent}td .dm-ok,h3 .dm-ok{border-color:#8a93a3}.chip.d-drift{background:#6a1b9a}.chip.d-warn{background:#f9a825;color:#3a2a00}.chip.d-inconclusive{background:#b0bec5;color:#1d2330}.chip.d-ok{background:#e3e6ea;color:#5b6474}
+.health{margin-top:8px}.health svg,.hist svg{display:block;max-width:100%;height:auto}.drift-table td{vertical-align:middle}.drift-table .reasons{max-width:260px;color:#5b6474}
 .s-failed{background:#c62828}.s-interrupted{background:#8d2c5a}.s-running{background:#1565c0}.s-scheduled{background:#90caf9;color:#0d2a4a}.s-missing{background:#e3e6ea;color:#5b6474}
 .s-cancelled{background:#757575}.s-unreadable{background:#ef6c00}
 .legend{margin:0 0 12px}.notice{background:#fff4e5;border:1px solid #f0b46b;border-radius:6px;padding:8px 12px;margin:0 0 10px}
@@ -74,6 +85,19 @@ export function layout(opts: LayoutOptions, body: Html): Html {
 <title>${opts.title} · nightscore</title><style>${raw(CSS)}</style></head>
 <body><header><a class="brand" href="/">nightscore</a><a href="/">runs by date</a><a href="/queues">queues (Bull Board)</a><a href="/api/jobs">API</a>${range}</header>
 <main>${body}</main></body></html>`;
+}
+
+/**
+ * An SVG drawn by observe/charts.ts, as markup: that module builds it as a DOM (escaping every
+ * text it holds) and puts no script, handler or link in it, so it goes in as it is.
+ */
+export function svgHtml(svg: string): Html {
+  return raw(svg) as Html;
+}
+
+/** The drift mark: a dot whose colour says the status (the text is in the cell's or row's title). */
+export function driftMark(status: DriftStatus): Html {
+  return h`<span class="dm dm-${status}" data-drift-mark="${status}"></span>`;
 }
 
 export function stateChip(state: CellState, text: string = STATE_LABELS[state]): Html {

@@ -3,7 +3,7 @@
  * rejects, and for a failed date the error with its code and hint — the queue's failure
  * record while Redis keeps the run, as `status` reads it, else the manifest's.
  */
-import { decodeFailure, type ErrorRecord } from '../errors.js';
+import { decodeFailure, NightscoreError, type ErrorRecord } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
 import { runId } from '../queue/config.js';
 import type { RunJobData } from '../queue/queues.js';
@@ -11,6 +11,7 @@ import type { RunManifest } from '../run/manifest.js';
 import { noticeOf, type Notice, type UiContext } from './context.js';
 import { readJobDates, type UiDateStatus } from './dates.js';
 import { readFirstRejects, type FirstRejects } from './rejects.js';
+import { readRunDrift, type RunDrift } from './run-drift.js';
 
 export interface RunDetail {
   job: string;
@@ -24,6 +25,8 @@ export interface RunDetail {
   /** A failure without a record of its own (a run that completed but whose _SUCCESS is gone). */
   error_text: string | null;
   rejects: FirstRejects | null;
+  /** Its drift against its profile, when its manifest says it measured one and `_drift.json` could be read. */
+  drift: RunDrift | null;
   /** The run the queue holds for the date, if any. */
   queue: { id: string; state: string; attempts: number; backfill: string | null } | null;
   notices: Notice[];
@@ -36,7 +39,7 @@ export async function readRunDetail(ctx: UiContext, job: JobDefinition, date: st
   const redis = ctx.redisReady();
   const { dates, notices } = await readJobDates(ctx, job, [date], redis);
   const status = dates[0]!;
-  const detail: RunDetail = { job: job.name, date, output_uri: locateRun(job, date).outputUri, status, manifest: null, error: null, error_text: null, rejects: null, queue: null, notices };
+  const detail: RunDetail = { job: job.name, date, output_uri: locateRun(job, date).outputUri, status, manifest: null, error: null, error_text: null, rejects: null, drift: null, queue: null, notices };
   try {
     detail.manifest = (await ctx.outputs.get(job, date)).manifest ?? null;
   } catch (err) {
@@ -65,5 +68,18 @@ export async function readRunDetail(ctx: UiContext, job: JobDefinition, date: st
       notices.push(noticeOf(`${job.name}: rejects`, err));
     }
   }
+  if (detail.manifest?.drift) detail.drift = await readDrift(job, date, detail.manifest.drift, notices);
   return detail;
+}
+
+/** The run's drift; what cannot be read is a notice, and the rest of the page shows. */
+async function readDrift(job: JobDefinition, date: string, summary: NonNullable<RunManifest['drift']>, notices: Notice[]): Promise<RunDrift | null> {
+  try {
+    const drift = await readRunDrift(job, date, summary);
+    if (drift) return drift;
+    notices.push(noticeOf(`${job.name}: drift`, new NightscoreError('NOT_FOUND', `the manifest says the run measured drift, but ${summary.file} is not in its output folder`, { hint: 'Run the date again to write it.' })));
+  } catch (err) {
+    notices.push(noticeOf(`${job.name}: drift`, err));
+  }
+  return null;
 }

@@ -1,10 +1,14 @@
 /** The page of one run: its status, manifest, first rejects and error. */
 import type { ErrorRecord } from '../errors.js';
 import type { RunManifest } from '../run/manifest.js';
-import { fmtBytes, fmtInt, fmtMs, h, layout, noticesHtml, stateChip, STATE_LABELS, type Html } from './html.js';
+import { DRIFT_LABELS, driftMark, fmtBytes, fmtInt, fmtMs, h, layout, noticesHtml, stateChip, STATE_LABELS, svgHtml, type Html } from './html.js';
 import type { RunDetail } from './run-detail.js';
+import { MAX_HISTOGRAMS } from './charts.js';
+import type { DriftColumnView } from './run-drift.js';
+import { FLOOR_FACTOR } from '../drift/statistics.js';
 
-export function runPage(d: RunDetail, refreshSeconds: number): Html {
+/** `histograms`: per column of `d.drift`, in its order, the SVG drawn for it (ChartCache.drawHistograms). */
+export function runPage(d: RunDetail, refreshSeconds: number, histograms: ReadonlyArray<string | undefined> = []): Html {
   const s = d.status;
   const m = d.manifest;
   const live = s.state === 'running' || s.state === 'scheduled';
@@ -34,7 +38,7 @@ ${m ? field('nightscore', 'written by', `nightscore ${m.nightscore.version} on $
 </dl></div>
 ${m ? manifestTables(m) : h`<p class="muted">No manifest yet: ${live ? 'the run has not written one.' : 'the date has not been run.'}</p>`}
 ${rejectsTable(d)}
-<section class="placeholder" id="drift" data-placeholder="drift"><b>Drift</b>: the drift of each feature against its reference will show here once drift checks exist (a later release).</section>
+${driftSection(d, histograms)}
 <section class="placeholder" id="shadow" data-placeholder="shadow"><b>Shadow models</b>: charts comparing the champion with its shadow models will show here.</section>`;
   return layout({ title: `${d.job} ${d.date}`, refreshSeconds: live ? refreshSeconds : undefined }, body);
 }
@@ -74,4 +78,31 @@ function rejectsTable(d: RunDetail): Html {
   return h`<div class="card" id="rejects"><h3>Rejected rows${more}</h3>
 <table><tr><th>source</th><th>line</th>${r.keys.map((k) => h`<th>${k}</th>`)}<th>reason</th></tr>
 ${r.rows.map((row) => h`<tr data-reject-line="${row.line}"><td class="mono" title="${row.source}">${row.source.slice(row.source.lastIndexOf('/') + 1)}</td><td class="n">${row.line}</td>${row.key.map((k) => h`<td class="mono">${k}</td>`)}<td data-reason>${row.reason}</td></tr>`)}</table></div>`;
+}
+
+/**
+ * The run's drift: its status, and a row per column (highest PSI first) with every statistic and
+ * a histogram of the reference against the run. A run that measured none says so; one whose
+ * report could not be read has a notice above, and says so here.
+ */
+function driftSection(d: RunDetail, histograms: ReadonlyArray<string | undefined>): Html {
+  const m = d.manifest;
+  if (!m?.drift) return h`<section class="card" id="drift" data-drift-section="none"><h3>Drift</h3><p class="muted">${m ? 'This run measured no drift: its job sets no drift profile, or drift.mode: off.' : 'No run yet.'}</p></section>`;
+  const drift = d.drift;
+  if (!drift) return h`<section class="card" id="drift" data-drift-section="unreadable"><h3>Drift: ${driftMark(m.drift.status)}${DRIFT_LABELS[m.drift.status]}</h3><p>The drift report could not be read: see the notice above.</p></section>`;
+  const past = drift.columns.length > MAX_HISTOGRAMS ? h`<p class="muted">Histograms for the ${MAX_HISTOGRAMS} columns of highest PSI; the other ${drift.columns.length - MAX_HISTOGRAMS} are listed without one.</p>` : '';
+  return h`<section class="card" id="drift" data-drift-section="report" data-drift-status="${drift.status}"><h3>Drift: ${driftMark(drift.status)}${DRIFT_LABELS[drift.status]} <span class="muted">(mode ${drift.mode})</span></h3>
+<p class="muted">Against the profile <span class="mono">${drift.profile.uri}</span> (sha256 ${drift.profile.sha256.slice(0, 12)}). Columns by PSI, highest first; the status is judged on the statistic named, and counts only at ${FLOOR_FACTOR} noise floors or more.</p>
+${drift.reference_problem ? h`<div class="notice" data-reference-problem><b>reference not drawn</b>: the histograms show the run's counts alone: ${drift.reference_problem}</div>` : ''}
+${past}
+<table class="drift-table"><tr><th>column</th><th>status</th><th>statistic</th><th>value</th><th>floor</th><th>PSI</th><th>KS</th><th>missing Δ</th><th>unseen</th><th>reasons</th><th>reference vs run</th></tr>
+${drift.columns.map((c, i) => driftRow(c, histograms[i]))}</table></section>`;
+}
+
+function driftRow({ report: r }: DriftColumnView, svg: string | undefined): Html {
+  return h`<tr data-drift-column="${r.name}" data-role="${r.role}" data-status="${r.status}" data-psi="${r.psi ?? ''}"><td><b>${r.name}</b><br><span class="muted">${r.role}, ${r.kind}</span></td><td>${driftMark(r.status)}${r.status}</td><td>${r.statistic}</td>${[r.value, r.floor, r.psi, r.ks, r.missing_delta, r.unseen_share].map((v) => h`<td class="n">${showStatistic(v)}</td>`)}<td class="reasons">${r.reasons.map((x) => h`<div>${x}</div>`)}</td><td class="hist">${svg ? svgHtml(svg) : h`<span class="muted">–</span>`}</td></tr>`;
+}
+
+function showStatistic(v: number | null): string {
+  return v === null ? '–' : String(Number(v.toPrecision(3)));
 }
