@@ -68,14 +68,14 @@ export async function readRunDetail(ctx: UiContext, job: JobDefinition, date: st
       notices.push(noticeOf(`${job.name}: rejects`, err));
     }
   }
-  if (detail.manifest?.drift) detail.drift = await readDrift(job, date, detail.manifest.drift, notices);
+  if (detail.manifest?.drift) detail.drift = await readDrift(job, date, detail.manifest.drift, { name: detail.manifest.model.name ?? null, version: detail.manifest.model.version ?? null }, notices);
   return detail;
 }
 
 /** The run's drift; what cannot be read is a notice, and the rest of the page shows. */
-async function readDrift(job: JobDefinition, date: string, summary: NonNullable<RunManifest['drift']>, notices: Notice[]): Promise<RunDrift | null> {
+async function readDrift(job: JobDefinition, date: string, summary: NonNullable<RunManifest['drift']>, model: { name: string | null; version: number | null }, notices: Notice[]): Promise<RunDrift | null> {
   try {
-    const drift = await readRunDrift(job, date, summary);
+    const drift = await readRunDrift(job, date, summary, model);
     if (drift) return drift;
     notices.push(noticeOf(`${job.name}: drift`, new NightscoreError('NOT_FOUND', `the manifest says the run measured drift, but ${summary.file} is not in its output folder`, { hint: 'Run the date again to write it.' })));
   } catch (err) {

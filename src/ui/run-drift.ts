@@ -9,10 +9,12 @@
  * used leaves the run's counts alone on the chart, and the page says why.
  */
 import { toNightscoreError } from '../errors.js';
-import { locateRun, resolveLocation, type JobDefinition } from '../job/load.js';
+import { locateRun, registryOf, resolveLocation, type JobDefinition } from '../job/load.js';
 import type { HistogramChartData } from '../observe/charts.js';
 import { openLocation } from '../storage/open.js';
 import { binCount, type Bins } from '../drift/bins.js';
+import { Registry } from '../registry/registry.js';
+import { environment } from '../settings.js';
 import { columnKey, readProfile, type Profile, type ProfileColumn, type ProfilePin } from '../drift/profile.js';
 import { readDriftReport, type DriftSummary } from '../drift/report.js';
 import type { ColumnReport, DriftStatus } from '../drift/statistics.js';
@@ -39,10 +41,10 @@ export interface RunDrift {
  * The drift of a run whose manifest has a drift block (`summary`), or undefined when its
  * `_drift.json` is gone. A malformed file is MANIFEST_INVALID.
  */
-export async function readRunDrift(job: JobDefinition, date: string, summary: DriftSummary): Promise<RunDrift | undefined> {
+export async function readRunDrift(job: JobDefinition, date: string, summary: DriftSummary, manifestModel: { name: string | null; version: number | null } = { name: null, version: null }): Promise<RunDrift | undefined> {
   const report = await readDriftReport(openLocation(locateRun(job, date).outputUri));
   if (!report) return undefined;
-  const { profile, problem } = await readReference(job, summary.profile);
+  const { profile, problem } = await readReference(job, summary.profile, manifestModel);
   const byKey = new Map((profile?.columns ?? []).map((c) => [columnKey(c), c]));
   const columns = report.columns.map((c) => {
     const counts = Object.hasOwn(report.counts, columnKey(c)) ? report.counts[columnKey(c)]!.bins : [];
@@ -51,11 +53,18 @@ export async function readRunDrift(job: JobDefinition, date: string, summary: Dr
   return { status: summary.status, mode: summary.mode, profile: summary.profile, reference_problem: problem, columns: sortByPsi(columns) };
 }
 
-/** The profile the job names, if it is the one the run was compared with, byte for byte. */
-async function readReference(job: JobDefinition, pin: ProfilePin): Promise<{ profile?: Profile; problem: string | null }> {
+/**
+ * The profile the job names, or the one attached to the registry version the run scored with
+ * (its place follows from the registry's layout), if it is the one the run was compared with,
+ * byte for byte. The URI in the manifest is only compared with, never read.
+ */
+async function readReference(job: JobDefinition, pin: ProfilePin, model: { name: string | null; version: number | null }): Promise<{ profile?: Profile; problem: string | null }> {
   const named = job.drift?.profile;
-  if (named === undefined) return { problem: 'the job names no drift profile now' };
-  const uri = resolveLocation(named, job.dir);
+  const registry = registryOf(job) ?? environment().settings.NIGHTSCORE_REGISTRY_URI;
+  let uri: string;
+  if (named !== undefined) uri = resolveLocation(named, job.dir);
+  else if (model.name !== null && model.version !== null && registry !== undefined) uri = new Registry(registry).profileUri(model.name, model.version);
+  else return { problem: 'the job names no drift profile now' };
   if (uri !== pin.uri) return { problem: `the run was compared with ${pin.uri}; the job names ${uri} now` };
   try {
     return { profile: (await readProfile(uri, pin.sha256)).profile, problem: null };
