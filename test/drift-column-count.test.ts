@@ -23,7 +23,7 @@ const int = (next: () => number, n: number) => Math.floor(next() * n);
 const MAX_FLOAT32 = 3.4028234663852886e38;
 const SPECIAL = [NaN, Infinity, -Infinity, 0, -0, 2 ** -149, -(2 ** -149), 2 ** -126 - 2 ** -149, MAX_FLOAT32, -MAX_FLOAT32, 1, 0.5, 0.05];
 
-/** Float32 values of every kind: any bit pattern (NaNs with payloads, subnormals, huge), specials, and the small decimals of real data. */
+/** Float32 values of every kind: any bit pattern (NaNs with payloads, subnormals, huge), specials, and the small whole numbers and decimals of real data. */
 function randomFloats(next: () => number, length: number): Float32Array {
   const out = new Float32Array(length);
   const bits = new Uint32Array(out.buffer);
@@ -32,6 +32,7 @@ function randomFloats(next: () => number, length: number): Float32Array {
     if (r < 0.3) bits[i] = int(next, 2 ** 32);
     else if (r < 0.45) out[i] = SPECIAL[int(next, SPECIAL.length)]!;
     else if (r < 0.55) bits[i] = int(next, 2 ** 23) | (next() < 0.5 ? 0x80000000 : 0);
+    else if (r < 0.7) out[i] = int(next, 60) - 10;
     else out[i] = (int(next, 20_000) - 10_000) / 100;
   }
   return out;
@@ -46,6 +47,8 @@ const LAYOUTS: Record<string, Bins> = {
   'numeric, widest edges': { kind: 'numeric', edges: Array.from({ length: 101 }, (_, i) => (i === 0 ? -1e308 : i === 100 ? 1e308 : Math.fround((i - 50) * 3))) },
   'numeric, not ascending': { kind: 'numeric', edges: Array.from({ length: 101 }, (_, i) => Math.fround(((i * 37) % 101) - 50)) },
   discrete: { kind: 'discrete', values: [-2, 0, 0.5, 1, 3, 2 ** -149].sort((a, b) => a - b) },
+  'discrete, whole values': { kind: 'discrete', values: [-3, 0, 1, 2, 7, 40] },
+  'discrete, whole values far apart': { kind: 'discrete', values: [-1e6, 0, 1e6] },
   'discrete, not ascending': { kind: 'discrete', values: [1, 0, 1, -2] },
   'discrete, empty': { kind: 'discrete', values: [] },
   probability: { kind: 'probability' },

@@ -150,16 +150,19 @@ export interface NumberLookup {
   /**
    * `search` on ascending edges: the span from edge 0 to the last edge cut into equal cells,
    * and for each cell's start the last edge at or below it, so that a value's search starts
-   * between the edges around its cell (empty when the edges are not ascending, or span nothing).
+   * between the edges around its cell. `exact` on whole values close together: for each whole
+   * number from the first value, the index of the value it would be. Otherwise empty.
    */
   cells: Int32Array;
-  /** The first edge, and cells per unit of the span. */
+  /** The first edge or value, and cells per unit. */
   low: number;
   scale: number;
 }
 
 /** Cells of a numeric lookup: a few per bin, so that most values have one or two edges to compare with. */
 const SEARCH_CELLS = 512;
+/** The widest span of whole discrete values looked up by cell rather than searched. */
+const MAX_EXACT_CELLS = 4096;
 
 /**
  * The lookup of a number layout; null for strings, and for discrete values that are not
@@ -169,7 +172,7 @@ const SEARCH_CELLS = 512;
 export function lookupFor(bins: Bins): NumberLookup | null {
   switch (bins.kind) {
     case 'numeric': return searchLookup(Float64Array.from(bins.edges));
-    case 'discrete': return bins.values.every((v, i) => i === 0 || v > bins.values[i - 1]!) ? { ...NO_CELLS, mode: 'exact', table: Float64Array.from(bins.values) } : null;
+    case 'discrete': return bins.values.every((v, i) => i === 0 || v > bins.values[i - 1]!) ? exactLookup(Float64Array.from(bins.values)) : null;
     case 'probability': return { ...NO_CELLS, mode: 'probability', table: new Float64Array(0) };
     case 'categorical': return null;
   }
@@ -193,25 +196,29 @@ function searchLookup(edges: Float64Array): NumberLookup {
   return { mode: 'search', table: edges, cells, low, scale };
 }
 
+function exactLookup(values: Float64Array): NumberLookup {
+  const n = values.length;
+  const low = values[0]!;
+  const whole = n > 0 && values.every((v) => Number.isSafeInteger(v)) && values[n - 1]! - low < MAX_EXACT_CELLS;
+  if (!whole) return { ...NO_CELLS, mode: 'exact', table: values };
+  // Gaps point past the values: other.
+  const cells = new Int32Array(values[n - 1]! - low + 1).fill(n);
+  values.forEach((v, i) => (cells[v - low] = i));
+  return { mode: 'exact', table: values, cells, low, scale: 1 };
+}
+
 /** The index of `x` (finite, -0 as 0) in the counts of the layout `lookup` was made from: what binnerFor's function gives. */
 export function binOf(lookup: NumberLookup, x: number): number {
+  if (lookup.mode === 'search') return searchBin(lookup, x);
+  if (lookup.mode === 'exact') return exactBin(lookup, x);
+  if (x < 0) return 0;
+  if (x > 1) return PROBABILITY_BINS + 1;
+  // The bin is what flooring x * 20 in doubles says, so every reader of the layout agrees on it.
+  return Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
+}
+
+function searchBin(lookup: NumberLookup, x: number): number {
   const e = lookup.table;
-  if (lookup.mode === 'probability') {
-    if (x < 0) return 0;
-    if (x > 1) return PROBABILITY_BINS + 1;
-    // The bin is what flooring x * 20 in doubles says, so every reader of the layout agrees on it.
-    return Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
-  }
-  if (lookup.mode === 'exact') {
-    let lo = 0;
-    let hi = e.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (e[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < e.length && e[lo] === x ? lo : e.length;
-  }
   const top = e.length - 1;
   if (x < e[0]!) return 0;
   if (x > e[top]!) return top + 1;
@@ -235,6 +242,27 @@ export function binOf(lookup: NumberLookup, x: number): number {
     else hi = mid;
   }
   return Math.min(lo, top - 1) + 1;
+}
+
+function exactBin(lookup: NumberLookup, x: number): number {
+  const e = lookup.table;
+  const cells = lookup.cells;
+  if (cells.length > 0) {
+    // A value equal to one of them is a whole number, its distance from the first exact; any
+    // other lands on a cell whose value differs from it.
+    const d = x - lookup.low;
+    if (!(d >= 0 && d < cells.length)) return e.length;
+    const i = cells[d | 0]!;
+    return i < e.length && e[i] === x ? i : e.length;
+  }
+  let lo = 0;
+  let hi = e.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (e[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < e.length && e[lo] === x ? lo : e.length;
 }
 
 function discreteBinner(values: readonly number[]): (x: number) => number {
