@@ -173,19 +173,22 @@ export function lookupFor(bins: Bins): NumberLookup | null {
   switch (bins.kind) {
     case 'numeric': return searchLookup(Float64Array.from(bins.edges));
     case 'discrete': return bins.values.every((v, i) => i === 0 || v > bins.values[i - 1]!) ? exactLookup(Float64Array.from(bins.values)) : null;
-    case 'probability': return { ...NO_CELLS, mode: 'probability', table: new Float64Array(0) };
+    case 'probability': return lookupOf('probability', new Float64Array(0));
     case 'categorical': return null;
   }
 }
 
-const NO_CELLS = { cells: new Int32Array(0), low: 0, scale: 0 };
+/** Every lookup built alike, so that the loops that read them see one shape (V8 keeps them monomorphic). */
+function lookupOf(mode: NumberLookup['mode'], table: Float64Array, cells = new Int32Array(0), low = 0, scale = 0): NumberLookup {
+  return { mode, table, cells, low, scale };
+}
 
 function searchLookup(edges: Float64Array): NumberLookup {
   const top = edges.length - 1;
   const ascending = edges.every((v, i) => i === 0 || v >= edges[i - 1]!);
   const low = edges[0]!;
   const scale = SEARCH_CELLS / (edges[top]! - low);
-  if (top < 1 || !ascending || !(scale > 0 && scale < Infinity)) return { ...NO_CELLS, mode: 'search', table: edges };
+  if (top < 1 || !ascending || !(scale > 0 && scale < Infinity)) return lookupOf('search', edges);
   const cells = new Int32Array(SEARCH_CELLS + 1);
   for (let c = 0, i = 0; c <= SEARCH_CELLS; c++) {
     // The cell bounds are rounded; binOf checks the edges around a value before it trusts them.
@@ -193,18 +196,18 @@ function searchLookup(edges: Float64Array): NumberLookup {
     while (i < top && edges[i + 1]! <= start) i++;
     cells[c] = i;
   }
-  return { mode: 'search', table: edges, cells, low, scale };
+  return lookupOf('search', edges, cells, low, scale);
 }
 
 function exactLookup(values: Float64Array): NumberLookup {
   const n = values.length;
   const low = values[0]!;
   const whole = n > 0 && values.every((v) => Number.isSafeInteger(v)) && values[n - 1]! - low < MAX_EXACT_CELLS;
-  if (!whole) return { ...NO_CELLS, mode: 'exact', table: values };
+  if (!whole) return lookupOf('exact', values);
   // Gaps point past the values: other.
   const cells = new Int32Array(values[n - 1]! - low + 1).fill(n);
   values.forEach((v, i) => (cells[v - low] = i));
-  return { mode: 'exact', table: values, cells, low, scale: 1 };
+  return lookupOf('exact', values, cells, low, 1);
 }
 
 /** The index of `x` (finite, -0 as 0) in the counts of the layout `lookup` was made from: what binnerFor's function gives. */
