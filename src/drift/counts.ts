@@ -4,7 +4,7 @@
  * as the same bytes from one worker or seven, and the sum of past runs is itself a reference.
  */
 import { NightscoreError } from '../errors.js';
-import { binCount, binnerFor, binOf, lookupFor, type Bins, type NumberLookup } from './bins.js';
+import { binColumn, binCount, binnerFor, lookupFor, type Bins, type NumberLookup } from './bins.js';
 import { canonicalSum, ExactSum, mergeSums, productOf, sumValue } from './exact-sum.js';
 import { Float32Sums, MAX_PENDING } from './float32-sums.js';
 
@@ -43,6 +43,9 @@ export interface Float32Slice {
   nanIsMissing: boolean;
 }
 
+/** Each value's bin in the column being counted: one buffer per thread, as counters count one at a time. */
+let binned = new Int32Array(0);
+
 /** Counts one column's values of a chunk into its layout. */
 export class ColumnCounter {
   private readonly bins: Float64Array;
@@ -69,8 +72,8 @@ export class ColumnCounter {
 
   /**
    * Counts a float32 column's values of `slice` as addNumber would count each one (the same
-   * counts, the same exact sums), in one loop: the class of a value from its bits, its bin by
-   * binOf, its moments into Float32Sums.
+   * counts, the same exact sums): every bin first (binColumn), then one loop: the class of a value
+   * from its bits, its moments into Float32Sums.
    */
   addFloat32Column(values: Float32Array, slice: Float32Slice): void {
     const { stride, offset, rows, skip, nanIsMissing } = slice;
@@ -84,6 +87,8 @@ export class ColumnCounter {
       return;
     }
     const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    if (binned.length < rows) binned = new Int32Array(rows);
+    binColumn(lookup, values, stride, offset, rows, binned);
     const counts = this.bins;
     const sums = this.float32Sums;
     sums.reserve(rows, this.sum, this.sumSq);
@@ -105,7 +110,7 @@ export class ColumnCounter {
       const x = values[i]!;
       // -0 as 0, as addNumber.
       const v = x === 0 ? 0 : x;
-      counts[binOf(lookup, v)]!++;
+      counts[binned[r]!]!++;
       n++;
       sums.add(u);
       if (v < min) min = v;
