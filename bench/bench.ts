@@ -13,7 +13,7 @@
  *   npm run bench -- --only queue2,ort --skip-large
  *
  * Case ids (--only matches any part of one): parse/{csv,parquet}, ort/{tree,linear}/t{1,N},
- * run/{csv,parquet}/{tree,linear}, queue{1,2}/{csv,parquet}/{tree,linear},
+ * run/{csv,parquet}/{tree,linear}, run/csv/{tree,linear}+drift, queue{1,2}/{csv,parquet}/{tree,linear},
  * run/csv/linear@4x, queue1/csv/linear@4x, overhead/queue1/empty, ui/{file,s3}.
  */
 import { execFileSync } from 'node:child_process';
@@ -21,7 +21,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { measureChunkOverhead, measureInProcess, measureOrtAlone, measureParseAlone, measureQueue, measureUiPage, type Measured } from './cases.js';
+import { buildProfile, measureChunkOverhead, measureDriftCost, measureInProcess, measureOrtAlone, measureParseAlone, measureQueue, measureUiPage, type Measured } from './cases.js';
 import { ensureDataset, ensureEmptyFiles, FEATURES, KEY, type Dataset } from './data.js';
 import { checkRedis, checkTools, REPO } from './procs.js';
 import { checkTargets, formatTable, summarise, type CaseResult } from './report.js';
@@ -118,6 +118,23 @@ for (const format of FORMATS) {
     const name = `bench-${format}-${model}-${rows}`;
     specs.push({ id: `run/${format}/${model}`, title: `run in process, ${label[format]}, ${label[model]}`, rows, measure: async () => measureInProcess(await job(name, format, model, rows), rows, runs) });
   }
+}
+// Drift's cost (issue #27): the in-process CSV cases without and with drift, in pairs, on a
+// profile built by the CLI from a reference day of the same generator (another seed).
+const referenceRows = Math.min(rows, 200_000);
+for (const model of MODELS) {
+  specs.push({
+    id: `run/csv/${model}+drift`,
+    title: `run in process, CSV, ${label[model]}, with drift`,
+    rows,
+    measure: async () => {
+      const plain = await job(`bench-csv-${model}-${rows}`, 'csv', model, rows);
+      const reference = await ensureDataset(dirs.data, 'csv', referenceRows, seed + 1000);
+      const profile = await buildProfile(plain, reference.dir, path.join(dirs.out, `profile-${model}.json`));
+      const drifted = writeJob(dirs.jobs, { name: `bench-csv-${model}-${rows}-drift`, inputDir: (await dataset('csv', rows)).dir, format: 'csv', model, modelPath: models[model], outRoot: dirs.out, chunkBytes, driftProfile: profile });
+      return measureDriftCost(plain, drifted, rows, runs);
+    },
+  });
 }
 for (const workers of [1, 2]) {
   for (const format of FORMATS) {

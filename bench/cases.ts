@@ -43,15 +43,43 @@ export function dateOf(i: number): string {
 }
 
 /** `nightscore run` in process, `runs` times, checking every run read `rows` rows. */
-export async function measureInProcess(jobFile: string, rows: number, runs: number): Promise<Measured> {
+export async function measureInProcess(jobFile: string, rows: number, runs: number, drift = false): Promise<Measured> {
   const samples: Sample[] = [];
   for (let i = 0; i < runs; i++) {
     const t = await timeNode([...CLI_ARGS, 'run', jobFile, '--date', dateOf(0), '--json'], {}, deadline(limitFor(rows), 'nightscore run'));
-    const manifest = JSON.parse(t.stdout) as { status: string; rows: { read: number }; duration_ms: number | null };
+    const manifest = JSON.parse(t.stdout) as { status: string; rows: { read: number }; duration_ms: number | null; drift?: { status: string } };
     check(manifest.status === 'succeeded' && manifest.rows.read === rows, `run of ${jobFile}: status ${manifest.status}, read ${manifest.rows.read} of ${rows} rows`);
+    check(!drift || manifest.drift !== undefined, `run of ${jobFile}: the manifest has no drift block`);
     samples.push({ seconds: t.seconds, peakRssMb: t.peakRssMb, runSeconds: manifest.duration_ms === null ? null : manifest.duration_ms / 1000 });
   }
   return { samples };
+}
+
+/**
+ * `nightscore profile build` of `jobFile` on the reference rows in `referenceDir`, into
+ * `profile`: what the drift cases run against, built by the CLI as an operator would.
+ */
+export async function buildProfile(jobFile: string, referenceDir: string, profile: string): Promise<string> {
+  await timeNode([...CLI_ARGS, 'profile', 'build', jobFile, `${referenceDir}/`, '-o', profile], {}, deadline(600_000, 'nightscore profile build'));
+  return profile;
+}
+
+/**
+ * Drift's cost: `nightscore run` of the job without drift and of the same job with a drift
+ * profile, alternately, `runs` pairs. The samples are the runs with drift; each pair's ratio
+ * (with / without) is kept, so the cost is read from runs timed side by side on a machine
+ * whose speed drifts.
+ */
+export async function measureDriftCost(plainJob: string, driftJob: string, rows: number, runs: number): Promise<Measured> {
+  const samples: Sample[] = [];
+  const pairs: Array<{ plain_s: number; drift_s: number }> = [];
+  for (let i = 0; i < runs; i++) {
+    const [plain] = (await measureInProcess(plainJob, rows, 1)).samples;
+    const [drift] = (await measureInProcess(driftJob, rows, 1, true)).samples;
+    pairs.push({ plain_s: plain!.seconds, drift_s: drift!.seconds });
+    samples.push(drift!);
+  }
+  return { samples, detail: { pairs } };
 }
 
 export interface QueueCaseOptions {

@@ -29,6 +29,8 @@ export interface Summary {
   /** The page: median of the first page as the server starts, and of a page whose cache has lapsed, in s. */
   ui_cold_seconds?: number;
   ui_revalidate_seconds?: number;
+  /** Drift cases: the median over pairs of (with drift / without), less 1: drift's share of the run's time. */
+  drift_cost?: number;
 }
 
 export interface TargetCheck {
@@ -60,6 +62,7 @@ export function summarise(r: CaseResult): Summary {
     ...(eld === undefined ? {} : { eld_p99_ms: Math.round(eld * 10) / 10 }),
     ...(r.samples.every((s) => s.cliSeconds !== undefined) ? { median_cli_seconds: median(r.samples.map((s) => s.cliSeconds!)) } : {}),
     ...(r.id.startsWith('ui/') ? uiPages(r) : {}),
+    ...(r.id.endsWith('+drift') ? { drift_cost: median((r.detail?.pairs as Array<{ plain_s: number; drift_s: number }>).map((p) => p.drift_s / p.plain_s)) - 1 } : {}),
     ...(overhead ? { ms_per_chunk: Math.round(seconds * 1e4) / 10, one_chunk_run_seconds: median((r.detail?.pairs as Array<{ one_chunk_s: number }>).map((p) => p.one_chunk_s)) } : {}),
   };
 }
@@ -108,6 +111,8 @@ export function checkTargets(all: Summary[], cpus: number): TargetCheck[] {
       const base = by.get(s.id.slice(0, -3));
       atMost(s.id, 'peak RSS flat: ≤110% of the 1× peak', s.peak_rss_mb, base ? 1.1 * base.peak_rss_mb : undefined);
     }
+    // Issue #27: drift costs at most 10% of the run on the logistic model, 5% on the tree.
+    if (s.drift_cost !== undefined) atMost(s.id, `drift ≤${s.id.includes('/tree') ? 5 : 10}% of the run`, Math.max(s.drift_cost, 0), s.id.includes('/tree') ? 0.05 : 0.1);
     if (s.ms_per_chunk !== undefined) atMost(s.id, 'queue overhead ≤10 ms per chunk (median)', s.ms_per_chunk, 10);
   }
   return out;
@@ -122,7 +127,8 @@ export function formatTable(all: Summary[], targets: TargetCheck[]): string {
     const mine = targets.filter((t) => t.case === s.id);
     const cli = s.median_cli_seconds === undefined ? '' : `; CLI wall ${s.median_cli_seconds.toFixed(3)} s${s.median_rows_per_s === null ? '' : ` (${n(Math.round(s.rows / s.median_cli_seconds))} rows/s)`}`;
     const ui = s.ui_cold_seconds === undefined ? '' : `warm page; first page at start ${s.ui_cold_seconds.toFixed(3)} s; cache lapsed (served while re-checked) ${s.ui_revalidate_seconds!.toFixed(3)} s`;
-    const other = s.ms_per_chunk !== undefined ? `${s.ms_per_chunk} ms/chunk; a 1-chunk run takes ${s.one_chunk_run_seconds?.toFixed(2)} s${cli}` : s.eld_p99_ms !== undefined ? `ELD p99 ${s.eld_p99_ms} ms${cli}` : ui;
+    const drift = s.drift_cost === undefined ? '' : `drift ${s.drift_cost >= 0 ? '+' : ''}${(s.drift_cost * 100).toFixed(1)}% (median of paired ratios)`;
+    const other = drift ? drift : s.ms_per_chunk !== undefined ? `${s.ms_per_chunk} ms/chunk; a 1-chunk run takes ${s.one_chunk_run_seconds?.toFixed(2)} s${cli}` : s.eld_p99_ms !== undefined ? `ELD p99 ${s.eld_p99_ms} ms${cli}` : ui;
     const seconds = s.ms_per_chunk !== undefined ? '' : s.median_seconds.toFixed(3);
     lines.push(
       `| ${s.title} | ${n(s.rows)} | ${seconds} | ${s.median_rows_per_s === null ? '' : n(s.median_rows_per_s)} | ${s.peak_rss_mb} MB | ${other} | ${mine.map((t) => t.target).join('; ')} | ${mine.map((t) => `${t.ratio === Infinity ? '∞' : t.ratio.toFixed(2)} ${t.ratio >= 1 ? '✓' : '✗'}`).join('; ')} |`,

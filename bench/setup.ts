@@ -42,6 +42,8 @@ export interface JobFileOptions {
   chunkBytes: number;
   /** Empty inputs need limits.min_rows 0. */
   minRows?: number;
+  /** A drift profile (nightscore profile build): the runs count their values on its bins. */
+  driftProfile?: string;
 }
 
 /**
@@ -63,6 +65,7 @@ export function writeJob(dir: string, o: JobFileOptions): string {
       `output: { uri: ${JSON.stringify(path.join(o.outRoot, o.name, 'dt={date}') + '/')}, format: ${o.format}, columns: { ${columns} } }`,
       `chunk: { rows: 50000, bytes: ${o.chunkBytes} }`,
       ...(o.minRows === undefined ? [] : [`limits: { min_rows: ${o.minRows} }`]),
+      ...(o.driftProfile === undefined ? [] : [`drift: { profile: ${JSON.stringify(o.driftProfile)} }`]),
       '',
     ].join('\n'),
   );

@@ -138,6 +138,184 @@ function numericBinner(edges: readonly number[]): (x: number) => number {
   };
 }
 
+
+/**
+ * A number layout as plain data, so that a loop over a whole column finds each value's bin with
+ * binColumn (or binOf), rather than through a closure per value. `search`: the numeric
+ * edges; `exact`: the discrete values, strictly ascending; `probability`: fixed twentieths.
+ */
+export interface NumberLookup {
+  mode: 'search' | 'exact' | 'probability';
+  table: Float64Array;
+  /**
+   * `search` on ascending edges: the span from edge 0 to the last edge cut into equal cells,
+   * and for each cell's start the last edge at or below it, so that a value's search starts
+   * between the edges around its cell. `exact` on whole values close together: for each whole
+   * number from the first value, the index of the value it would be. Otherwise empty.
+   */
+  cells: Int32Array;
+  /** The first edge or value, and cells per unit. */
+  low: number;
+  scale: number;
+}
+
+/** Cells of a numeric lookup: a few per bin, so that most values have one or two edges to compare with. */
+const SEARCH_CELLS = 512;
+/** The widest span of whole discrete values looked up by cell rather than searched. */
+const MAX_EXACT_CELLS = 4096;
+
+/**
+ * The lookup of a number layout; null for strings, and for discrete values that are not
+ * strictly ascending (a profile not written by fitNumeric), whose first-match-wins Map
+ * (binnerFor) a binary search would not reproduce.
+ */
+export function lookupFor(bins: Bins): NumberLookup | null {
+  switch (bins.kind) {
+    case 'numeric': return searchLookup(Float64Array.from(bins.edges));
+    case 'discrete': return bins.values.every((v, i) => i === 0 || v > bins.values[i - 1]!) ? exactLookup(Float64Array.from(bins.values)) : null;
+    case 'probability': return lookupOf('probability', new Float64Array(0));
+    case 'categorical': return null;
+  }
+}
+
+/** Every lookup built alike, so that the loops that read them see one shape (V8 keeps them monomorphic). */
+function lookupOf(mode: NumberLookup['mode'], table: Float64Array, cells = new Int32Array(0), low = 0, scale = 0): NumberLookup {
+  return { mode, table, cells, low, scale };
+}
+
+function searchLookup(edges: Float64Array): NumberLookup {
+  const top = edges.length - 1;
+  const ascending = edges.every((v, i) => i === 0 || v >= edges[i - 1]!);
+  const low = edges[0]!;
+  const scale = SEARCH_CELLS / (edges[top]! - low);
+  if (top < 1 || !ascending || !(scale > 0 && scale < Infinity)) return lookupOf('search', edges);
+  const cells = new Int32Array(SEARCH_CELLS + 1);
+  for (let c = 0, i = 0; c <= SEARCH_CELLS; c++) {
+    // The cell bounds are rounded; binOf checks the edges around a value before it trusts them.
+    const start = low + c / scale;
+    while (i < top && edges[i + 1]! <= start) i++;
+    cells[c] = i;
+  }
+  return lookupOf('search', edges, cells, low, scale);
+}
+
+function exactLookup(values: Float64Array): NumberLookup {
+  const n = values.length;
+  const low = values[0]!;
+  const whole = n > 0 && values.every((v) => Number.isSafeInteger(v)) && values[n - 1]! - low < MAX_EXACT_CELLS;
+  if (!whole) return lookupOf('exact', values);
+  // Gaps point past the values: other.
+  const cells = new Int32Array(values[n - 1]! - low + 1).fill(n);
+  values.forEach((v, i) => (cells[v - low] = i));
+  return lookupOf('exact', values, cells, low, 1);
+}
+
+/** The index of `x` (finite, -0 as 0) in the counts of the layout `lookup` was made from: what binnerFor's function gives. */
+export function binOf(lookup: NumberLookup, x: number): number {
+  if (lookup.mode === 'search') return searchBin(lookup, x);
+  if (lookup.mode === 'exact') return exactBin(lookup, x);
+  if (x < 0) return 0;
+  if (x > 1) return PROBABILITY_BINS + 1;
+  // The bin is what flooring x * 20 in doubles says, so every reader of the layout agrees on it.
+  return Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
+}
+
+/**
+ * The bin of `values[offset + r * stride]` for each r below `rows`, into `out[r]`: binOf over a
+ * column, one loop per kind of layout with its lookup's fields in locals. A value that is not
+ * finite gets an index that means nothing (the caller counts it apart).
+ */
+export function binColumn(lookup: NumberLookup, values: Float32Array, stride: number, offset: number, rows: number, out: Int32Array): void {
+  const e = lookup.table;
+  const cells = lookup.cells;
+  if (lookup.mode === 'search' && cells.length > 0) {
+    const top = e.length - 1;
+    const first = e[0]!;
+    const last = e[top]!;
+    const { low, scale } = lookup;
+    for (let r = 0, i = offset; r < rows; r++, i += stride) {
+      const x = values[i]!;
+      if (x < first) out[r] = 0;
+      else if (x > last) out[r] = top + 1;
+      else {
+        const c = Math.min(Math.floor((x - low) * scale), SEARCH_CELLS - 1);
+        let lo = cells[c]!;
+        let hi = cells[c + 1]! + 1;
+        // On ascending edges the answer is then the same, found in fewer steps.
+        if (!(e[lo]! <= x && (hi > top || e[hi]! > x))) {
+          lo = 0;
+          hi = top + 1;
+        }
+        while (hi - lo > 1) {
+          const mid = (lo + hi) >>> 1;
+          if (e[mid]! <= x) lo = mid;
+          else hi = mid;
+        }
+        out[r] = Math.min(lo, top - 1) + 1;
+      }
+    }
+  } else if (lookup.mode === 'exact' && cells.length > 0) {
+    const { low } = lookup;
+    const n = e.length;
+    for (let r = 0, i = offset; r < rows; r++, i += stride) {
+      const x = values[i]!;
+      const d = x - low;
+      const j = d >= 0 && d < cells.length ? cells[d | 0]! : n;
+      out[r] = j < n && e[j] === x ? j : n;
+    }
+  } else {
+    for (let r = 0, i = offset; r < rows; r++, i += stride) out[r] = binOf(lookup, values[i]!);
+  }
+}
+
+function searchBin(lookup: NumberLookup, x: number): number {
+  const e = lookup.table;
+  const top = e.length - 1;
+  if (x < e[0]!) return 0;
+  if (x > e[top]!) return top + 1;
+  // The last i with e[i] <= x: e[lo] <= x holds throughout, and e[hi] > x or hi is past the end.
+  let lo = 0;
+  let hi = top + 1;
+  const cells = lookup.cells;
+  if (cells.length > 0) {
+    const c = Math.min(Math.floor((x - lookup.low) * lookup.scale), SEARCH_CELLS - 1);
+    const a = cells[c]!;
+    const b = cells[c + 1]! + 1;
+    // On ascending edges the answer is then the same, found in fewer steps.
+    if (e[a]! <= x && (b > top || e[b]! > x)) {
+      lo = a;
+      hi = b;
+    }
+  }
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (e[mid]! <= x) lo = mid;
+    else hi = mid;
+  }
+  return Math.min(lo, top - 1) + 1;
+}
+
+function exactBin(lookup: NumberLookup, x: number): number {
+  const e = lookup.table;
+  const cells = lookup.cells;
+  if (cells.length > 0) {
+    // A value equal to one of them is a whole number, its distance from the first exact; any
+    // other lands on a cell whose value differs from it.
+    const d = x - lookup.low;
+    if (!(d >= 0 && d < cells.length)) return e.length;
+    const i = cells[d | 0]!;
+    return i < e.length && e[i] === x ? i : e.length;
+  }
+  let lo = 0;
+  let hi = e.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (e[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < e.length && e[lo] === x ? lo : e.length;
+}
+
 function discreteBinner(values: readonly number[]): (x: number) => number {
   const index = new Map(values.map((v, i) => [v, i]));
   const other = values.length;

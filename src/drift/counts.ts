@@ -4,8 +4,9 @@
  * as the same bytes from one worker or seven, and the sum of past runs is itself a reference.
  */
 import { NightscoreError } from '../errors.js';
-import { binCount, binnerFor, type Bins } from './bins.js';
+import { binColumn, binCount, binnerFor, lookupFor, type Bins, type NumberLookup } from './bins.js';
 import { canonicalSum, ExactSum, mergeSums, productOf, sumValue } from './exact-sum.js';
+import { Float32Sums, MAX_PENDING } from './float32-sums.js';
 
 export interface ColumnCounts {
   /** Finite values (strings for a categorical layout) per bin of the layout. */
@@ -31,6 +32,20 @@ export function emptyCounts(bins: Bins): ColumnCounts {
   return { bins: new Array<number>(binCount(bins)).fill(0), missing: 0, nan: 0, pos_inf: 0, neg_inf: 0, n: 0, sum: [], sum_sq: [], min: null, max: null };
 }
 
+/** Where a column's values sit in a Float32Array: `values[offset + r * stride]` for each row r. */
+export interface Float32Slice {
+  stride: number;
+  offset: number;
+  rows: number;
+  /** Rows not to count, ascending. */
+  skip: readonly number[];
+  /** Counts NaN as missing (how a missing feature reaches the model) rather than as NaN. */
+  nanIsMissing: boolean;
+}
+
+/** Each value's bin in the column being counted: one buffer per thread, as counters count one at a time. */
+let binned = new Int32Array(0);
+
 /** Counts one column's values of a chunk into its layout. */
 export class ColumnCounter {
   private readonly bins: Float64Array;
@@ -38,6 +53,8 @@ export class ColumnCounter {
   private readonly toCategory: ((s: string) => number) | null;
   private readonly sum = new ExactSum();
   private readonly sumSq = new ExactSum();
+  private readonly lookup: NumberLookup | null;
+  private readonly float32Sums = new Float32Sums();
   private missing = 0;
   private nan = 0;
   private posInf = 0;
@@ -50,6 +67,62 @@ export class ColumnCounter {
     this.bins = new Float64Array(binCount(layout));
     this.toBin = layout.kind === 'categorical' ? null : binnerFor(layout);
     this.toCategory = layout.kind === 'categorical' ? binnerFor(layout) : null;
+    this.lookup = lookupFor(layout);
+  }
+
+  /**
+   * Counts a float32 column's values of `slice` as addNumber would count each one (the same
+   * counts, the same exact sums): every bin first (binColumn), then one loop: the class of a value
+   * from its bits, its moments into Float32Sums.
+   */
+  addFloat32Column(values: Float32Array, slice: Float32Slice): void {
+    const { stride, offset, rows, skip, nanIsMissing } = slice;
+    const lookup = this.lookup;
+    if (lookup === null || rows > MAX_PENDING) {
+      let s = 0;
+      for (let r = 0, i = offset; r < rows; r++, i += stride) {
+        if (s < skip.length && skip[s] === r) s++;
+        else this.addNumber(nanIsMissing && Number.isNaN(values[i]!) ? null : values[i]!);
+      }
+      return;
+    }
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    if (binned.length < rows) binned = new Int32Array(rows);
+    binColumn(lookup, values, stride, offset, rows, binned);
+    const counts = this.bins;
+    const sums = this.float32Sums;
+    sums.reserve(rows, this.sum, this.sumSq);
+    let { min, max, n, posInf, negInf } = this;
+    let nan = 0;
+    let s = 0;
+    for (let r = 0, i = offset; r < rows; r++, i += stride) {
+      if (s < skip.length && skip[s] === r) {
+        s++;
+        continue;
+      }
+      const u = bits[i]!;
+      if ((u & 0x7f800000) === 0x7f800000) {
+        if ((u & 0x7fffff) !== 0) nan++;
+        else if (u >>> 31) negInf++;
+        else posInf++;
+        continue;
+      }
+      const x = values[i]!;
+      // -0 as 0, as addNumber.
+      const v = x === 0 ? 0 : x;
+      counts[binned[r]!]!++;
+      n++;
+      sums.add(u);
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (nanIsMissing) this.missing += nan;
+    else this.nan += nan;
+    this.min = min;
+    this.max = max;
+    this.n = n;
+    this.posInf = posInf;
+    this.negInf = negInf;
   }
 
   /**
@@ -93,6 +166,7 @@ export class ColumnCounter {
 
   /** The counts so far, as plain JSON (sums canonical). */
   result(): ColumnCounts {
+    this.float32Sums.flush(this.sum, this.sumSq);
     return {
       bins: Array.from(this.bins),
       missing: this.missing,

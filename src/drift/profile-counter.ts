@@ -78,14 +78,17 @@ export class ProfileCounter {
     const nf = batch.columns.reduce((n, c) => n + (c === undefined ? 1 : 0), 0);
     for (const slot of this.features) {
       const values = batch.columns[slot.index];
+      if (values === undefined) {
+        slot.counter.addFloat32Column(batch.features, { stride: nf, offset: slot.float32, rows: batch.rows, skip: failed, nanIsMissing: true });
+        continue;
+      }
       let skip = 0;
       for (let r = 0; r < batch.rows; r++) {
         if (skip < failed.length && failed[skip] === r) {
           skip++;
           continue;
         }
-        if (values === undefined) countFeature(slot.counter, batch.features[r * nf + slot.float32]!);
-        else if (Array.isArray(values)) slot.counter.addString(values[r] ?? null);
+        if (Array.isArray(values)) slot.counter.addString(values[r] ?? null);
         else if (slot.type === 'float16') countFeature(slot.counter, float16Value((values as Uint16Array)[r]!));
         else if (values instanceof BigInt64Array) slot.counter.addNumber(Number(values[r]!));
         else countFeature(slot.counter, (values as Float64Array | Int32Array | Uint8Array)[r]!);
@@ -108,11 +111,15 @@ function countFeature(counter: ColumnCounter, x: number): void {
 
 function countOutput(slot: OutputSlot, data: TensorData, rows: number): void {
   const { counter, column, width, type } = slot;
+  if (data instanceof Float32Array) {
+    counter.addFloat32Column(data, { stride: width, offset: column, rows, skip: [], nanIsMissing: false });
+    return;
+  }
   for (let r = 0, at = column; r < rows; r++, at += width) {
     if (Array.isArray(data)) counter.addString(data[at] ?? null);
     else if (data instanceof BigInt64Array || data instanceof BigUint64Array) counter.addString(String(data[at]!));
     else if (type === 'float16') counter.addNumber(float16Value((data as Uint16Array)[at]!));
-    else counter.addNumber((data as Float32Array)[at]!);
+    else counter.addNumber((data as ArrayLike<number>)[at]!);
   }
 }
 

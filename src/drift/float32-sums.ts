@@ -1,0 +1,70 @@
+/**
+ * Exact sums of float32 values and of their squares, at the cost of a few integer operations per
+ * value. A finite float32 is `m · 2^(k - 150)` with an integer `|m| < 2^24` and k in 1…254 (its
+ * biased exponent, subnormals taking k = 1), so its `m` can be added into an integer bucket kept
+ * per k; its square is `m² · 2^(2k - 300)` with `m² < 2^48`, cut into two integers below 2^24
+ * that go into the buckets of 2k and 2k + 24. Buckets are doubles: integers below 2^24 can be
+ * added 2^29 times before one could pass 2^53, the last integer a double holds exactly. Each
+ * bucket, scaled by its power of two (exact), goes into an ExactSum when the buckets could
+ * overflow and before a result, so the sums are the exact values ExactSum.add and addSquare
+ * would reach value by value, and their canonical expansions the same bytes.
+ */
+import type { ExactSum } from './exact-sum.js';
+
+/** Values the buckets take before they are flushed: each adds less than 2^24 to a bucket, and 2^29 · 2^24 = 2^53. */
+export const MAX_PENDING = 2 ** 29;
+
+const SUM_BUCKETS = 255;
+const SQUARE_BUCKETS = 2 * 254 + 24 + 1;
+const TWO_24 = 2 ** 24;
+
+/** 2^(i - offset) for i in [0, length), by doubling and halving, which are exact. */
+function powersOfTwo(length: number, offset: number): Float64Array {
+  const out = new Float64Array(length);
+  let p = 1;
+  for (let i = offset; i < length; i++, p *= 2) out[i] = p;
+  p = 1;
+  for (let i = offset - 1; i >= 0; i--) out[i] = p /= 2;
+  return out;
+}
+const SUM_UNIT = powersOfTwo(SUM_BUCKETS, 150);
+const SQUARE_UNIT = powersOfTwo(SQUARE_BUCKETS, 300);
+
+/** Running exact sums of finite float32 values, and of their squares, given as their bits. */
+export class Float32Sums {
+  private readonly sums = new Float64Array(SUM_BUCKETS);
+  private readonly squares = new Float64Array(SQUARE_BUCKETS);
+  private pending = 0;
+
+  /** Makes room for `count` (at most MAX_PENDING) more values: flushes into `sum` and `sumSq` when the buckets could overflow. */
+  reserve(count: number, sum: ExactSum, sumSq: ExactSum): void {
+    if (this.pending + count > MAX_PENDING) this.flush(sum, sumSq);
+    this.pending += count;
+  }
+
+  /** Adds the finite float32 whose bits are `u` (not NaN nor an infinity), after reserve made room for it. */
+  add(u: number): void {
+    const biased = (u >>> 23) & 0xff;
+    const k = biased === 0 ? 1 : biased;
+    const m = biased === 0 ? u & 0x7fffff : (u & 0x7fffff) | 0x800000;
+    if (u >>> 31) this.sums[k]! -= m;
+    else this.sums[k]! += m;
+    const square = m * m;
+    const high = Math.floor(square / TWO_24);
+    this.squares[2 * k]! += square - high * TWO_24;
+    this.squares[2 * k + 24]! += high;
+  }
+
+  /** Moves every bucket into `sum` and `sumSq` (exactly) and empties them. */
+  flush(sum: ExactSum, sumSq: ExactSum): void {
+    for (let k = 0; k < SUM_BUCKETS; k++) {
+      if (this.sums[k] !== 0) sum.add(this.sums[k]! * SUM_UNIT[k]!);
+    }
+    for (let k = 0; k < SQUARE_BUCKETS; k++) {
+      if (this.squares[k] !== 0) sumSq.add(this.squares[k]! * SQUARE_UNIT[k]!);
+    }
+    this.sums.fill(0);
+    this.squares.fill(0);
+    this.pending = 0;
+  }
+}
