@@ -41,7 +41,7 @@ describe('worker chaos', () => {
       chunk: { rows: 500, bytes: 150_000 },
     });
     const job = await loadJob(file);
-    for (const [i, date] of DATES.entries()) await writeDemoDay(job, date, { rows: 40_000, files: 2, seed: 100 + i });
+    for (const [i, date] of DATES.entries()) await writeDemoDay(job, date, { rows: 20_000, files: 2, seed: 100 + i });
 
     const workers: WorkerProcess[] = await Promise.all([0, 1, 2].map(() => tq!.startWorker({}, ['--concurrency', '1'])));
     const backfill = await runCli(['backfill', file, '--from', DATES[0]!, '--to', DATES.at(-1)!], { env: tq.env });
