@@ -16,6 +16,7 @@ import { rng } from '../src/demo/churn-data.js';
  */
 const DATES = ['2026-07-01', '2026-07-02', '2026-07-03', '2026-07-04', '2026-07-05'];
 const KILLS = 4;
+const ROWS = 40_000;
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 let ws: Workspace | undefined;
@@ -41,7 +42,7 @@ describe('worker chaos', () => {
       chunk: { rows: 500, bytes: 150_000 },
     });
     const job = await loadJob(file);
-    for (const [i, date] of DATES.entries()) await writeDemoDay(job, date, { rows: 20_000, files: 2, seed: 100 + i });
+    for (const [i, date] of DATES.entries()) await writeDemoDay(job, date, { rows: ROWS, files: 2, seed: 100 + i });
 
     const workers: WorkerProcess[] = await Promise.all([0, 1, 2].map(() => tq!.startWorker({}, ['--concurrency', '1'])));
     const backfill = await runCli(['backfill', file, '--from', DATES[0]!, '--to', DATES.at(-1)!], { env: tq.env });
@@ -82,7 +83,7 @@ describe('worker chaos', () => {
       expect(await outputKeys(out), `${date}, seed ${SEED}`).toEqual(await inputKeys(ws.path(`in/dt=${date}`)));
       // Nothing but the committed attempt: its parts and rejects, the manifest, _SUCCESS.
       const m = await ws.manifest(`out/dt=${date}`);
-      expect(m.rows.read).toBe(40_000);
+      expect(m.rows.read).toBe(ROWS);
       expect(m.chunks).toBeGreaterThanOrEqual(15);
       const rel = (uri: string) => path.relative(out, new URL(uri).pathname);
       const expected = ['_SUCCESS', '_manifest.json', ...m.parts.map((p) => rel(p.uri)), ...m.rejects.map((r) => rel(r.uri))];
