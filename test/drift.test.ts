@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildModel } from '../scripts/onnx-builder.js';
-import { seededRandom } from '../src/random.js';
+import { day, driftModel, FEATURES } from './support/drift-day.js';
 import { allIn, createTestQueue } from './support/queue.js';
 import { runCli, Workspace } from './support/workspace.js';
 
@@ -10,64 +9,6 @@ import { runCli, Workspace } from './support/workspace.js';
  * readers and model; every run then counts what it scored on the profile's bins and reports,
  * per column and overall, in `_drift.json` and the manifest.
  */
-
-const REGIONS = ['north', 'south', 'east', 'west'];
-const FEATURES = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'];
-
-/** f1…f6 (float [N,6]) and region (string [N,1], one-hot as skl2onnx writes it) → probability [N,1]. */
-const driftModel = (bias = -0.2, unknownRegion: 'zeros' | 'error' = 'zeros') =>
-  buildModel({
-    inputs: [
-      { name: 'num', elem: 'float', shape: ['N', 6] },
-      { name: 'region', elem: 'string', shape: ['N', 1] },
-    ],
-    outputs: [{ name: 'probability', elem: 'float', shape: ['N', 1] }],
-    nodes: [
-      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['region_1h3'], attrs: { cats_strings: REGIONS, zeros: unknownRegion === 'zeros' ? 1 : 0 } },
-      { op: 'Flatten', inputs: ['region_1h3'], outputs: ['region_1h'], attrs: { axis: 1 } },
-      { op: 'Concat', inputs: ['num', 'region_1h'], outputs: ['x'], attrs: { axis: 1 } },
-      { op: 'MatMul', inputs: ['x', 'W'], outputs: ['z0'] },
-      { op: 'Add', inputs: ['z0', 'B'], outputs: ['z'] },
-      { op: 'Sigmoid', inputs: ['z'], outputs: ['probability'] },
-    ],
-    floats: { W: { dims: [10, 1], values: [0.8, 0.8, 0.3, 0.2, 0.2, 0.2, 0.4, -0.7, 0.15, 0.9] }, B: { dims: [1], values: [bias] } },
-  });
-
-/** A seeded generator of N(0, 1) values and uniform shares: the same data on every machine. */
-function generator(seed: number) {
-  const uniform = seededRandom(seed);
-  const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-  return { uniform, normal };
-}
-
-interface Shift {
-  /** Added to f1 and f2. */
-  shift?: number;
-  /** f3 is multiplied by it. */
-  scale?: number;
-  /** Share of f4 left empty (missing). */
-  missing?: number;
-  /** Share of regions that are "central", a region the reference never had. */
-  unseen?: number;
-}
-
-/** `rows` customers as CSV: f1…f6 ~ N(0, 1), region 40/30/20/10 %, changed as `shift` says. */
-function day(rows: number, seed: number, shift: Shift = {}): string {
-  const { uniform, normal } = generator(seed);
-  const lines = [`id,${FEATURES.join(',')},region`];
-  for (let i = 0; i < rows; i++) {
-    const f = FEATURES.map(() => normal());
-    f[0]! += shift.shift ?? 0;
-    f[1]! += shift.shift ?? 0;
-    f[2]! *= shift.scale ?? 1;
-    const u = uniform();
-    const region = uniform() < (shift.unseen ?? 0) ? 'central' : u < 0.4 ? 'north' : u < 0.7 ? 'south' : u < 0.9 ? 'east' : 'west';
-    const cells = f.map((x) => x.toFixed(4));
-    if (uniform() < (shift.missing ?? 0)) cells[3] = '';
-    lines.push(`c${seed}-${i},${cells.join(',')},${region}`);
-  }
-  return `${lines.join('\n')}\n`;
-}
 
 let ws: Workspace;
 let profile: string;

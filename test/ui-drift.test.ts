@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUiServer, type UiServer } from '../src/ui/server.js';
-import { launchChromium } from './support/browser.js';
+import { launchChromium, pageAt } from './support/browser.js';
 import { createTestQueue, type TestQueue } from './support/queue.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
 
@@ -67,12 +67,7 @@ afterAll(async () => {
   await ws?.remove();
 });
 
-async function openPage(url: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
-  const res = await page.goto(url);
-  expect(res?.status()).toBe(200);
-  return page;
-}
+const openPage = (url: string): Promise<Page> => pageAt(browser, url);
 
 describe('drift on the page of runs', () => {
   it('marks each date\'s cell with its drift status, beside its state, and the API says it too', async () => {

@@ -9,7 +9,7 @@ import { Registry } from '../src/registry/registry.js';
 import type { RunManifest } from '../src/run/manifest.js';
 import { BoundedCache } from '../src/ui/cache.js';
 import { startUiServer, type UiServer } from '../src/ui/server.js';
-import { launchChromium } from './support/browser.js';
+import { launchChromium, pageAt } from './support/browser.js';
 import { createTestQueue, type TestQueue, type WorkerProcess } from './support/queue.js';
 import { startS3, type S3Server } from './support/s3.js';
 import { REPO, runCli, Workspace } from './support/workspace.js';
@@ -134,12 +134,7 @@ afterAll(async () => {
   await ws?.remove();
 });
 
-async function openPage(url: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
-  const res = await page.goto(url);
-  expect(res?.status()).toBe(200);
-  return page;
-}
+const openPage = (url: string): Promise<Page> => pageAt(browser, url);
 
 const cellsOf = (page: Page, job: string) =>
   page.$$eval(`section.job[data-job="${job}"] a.cell`, (els) => els.map((e) => ({ date: e.getAttribute('data-date')!, state: e.getAttribute('data-state')!, done: e.getAttribute('data-chunks-done'), total: e.getAttribute('data-chunks-total'), title: e.getAttribute('title')! })));

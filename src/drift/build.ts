@@ -20,7 +20,8 @@ import { chunkContext, feedSegment, type BatchSink } from '../run/score-chunk.js
 import { chunkSpec, type RunSpec } from '../run/spec.js';
 import { fitCategorical, fitNumeric, type Bins } from './bins.js';
 import { PROFILE_FORMAT, PROFILE_VERSION, type Profile, type ProfileColumn } from './profile.js';
-import { checkProfileFits, ProfileCounter } from './profile-counter.js';
+import { checkProfileFits, float32Offsets, ProfileCounter } from './profile-counter.js';
+import { emptyCounts } from './counts.js';
 
 export interface BuildOptions {
   /** Scored rows the numeric bins are fitted on, at most. @defaultValue 1,000,000 */
@@ -84,7 +85,7 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
 }
 
 function emptyColumn(name: string, role: ProfileColumn['role'], bins: Bins): ProfileColumn {
-  return { name, role, bins, counts: { bins: [], missing: 0, nan: 0, pos_inf: 0, neg_inf: 0, n: 0, sum: [], sum_sq: [], min: null, max: null } };
+  return { name, role, bins, counts: emptyCounts(bins) };
 }
 
 function formatOf(uri: string): 'csv' | 'parquet' | undefined {
@@ -148,6 +149,9 @@ class FitSink extends ScoringSink {
   private readonly outputNumeric: Float64Array[][];
   private readonly outputStrings: (Map<string, number> | undefined)[][];
   private overflowed = new Set<Map<string, number>>();
+  /** Where each column sits among the float32 block's columns, and how many that block holds. */
+  private readonly float32At: number[];
+  private readonly float32Width: number;
 
   constructor(
     scorer: Scorer,
@@ -155,6 +159,8 @@ class FitSink extends ScoringSink {
     readonly capacity: number,
   ) {
     super(scorer);
+    this.float32At = float32Offsets(columns);
+    this.float32Width = columns.filter((c) => c.type === 'float32').length;
     this.numeric = columns.map((c) => (c.type === 'string' ? undefined : new Float64Array(capacity).fill(NaN)));
     this.strings = columns.map((c) => (c.type === 'string' ? new Map() : undefined));
     this.outputNumeric = scorer.outputs.map((o) => o.names.map(() => (isLabel(o) ? new Float64Array(0) : new Float64Array(capacity).fill(NaN))));
@@ -162,8 +168,8 @@ class FitSink extends ScoringSink {
   }
 
   protected take(batch: FeatureBatch, failed: number[], outputs: OutputValues[]): void {
-    const nf = batch.columns.reduce((n, c) => n + (c === undefined ? 1 : 0), 0);
-    const float32At = this.columns.map((c, j) => (c.type === 'float32' ? this.columns.slice(0, j).filter((d) => d.type === 'float32').length : -1));
+    const { float32At } = this;
+    const nf = this.float32Width;
     let skip = 0;
     let out = 0;
     const seenBefore = this.scored - (batch.rows - failed.length);

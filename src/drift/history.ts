@@ -18,6 +18,11 @@ export interface DateDrift {
 
 /** Columns shown per date in the table. */
 export const TABLE_COLUMNS = 5;
+
+/** Column names for one line: the first four, and how many more. */
+export function namesInBrief(names: readonly string[]): string {
+  return names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', ');
+}
 /** Lines in the chart: past a handful, colours repeat and the lines cannot be told apart. */
 export const CHART_COLUMNS = 8;
 

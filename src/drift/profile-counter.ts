@@ -46,7 +46,7 @@ export class ProfileCounter {
 
   constructor(profile: Pick<Profile, 'columns'>, model: ProfiledModel) {
     const byKey = new Map(profile.columns.map((c) => [columnKey(c), c]));
-    const float32 = model.columns.map((c, j) => (c.type === 'float32' ? model.columns.slice(0, j).filter((d) => d.type === 'float32').length : -1));
+    const float32 = float32Offsets(model.columns);
     model.columns.forEach((c, index) => {
       const counter = this.counterFor(byKey.get(columnKey({ role: 'feature', name: c.name })), c.name, 'feature');
       this.features.push({ counter, index, float32: float32[index]!, type: c.type });
@@ -102,6 +102,15 @@ export class ProfileCounter {
   result(): Record<string, ColumnCounts> {
     return Object.fromEntries([...this.counters.keys()].sort().map((k) => [k, this.counters.get(k)!.result()]));
   }
+}
+
+/**
+ * Each column's offset among the float32 columns, which sit side by side in a batch's one
+ * row-major block (FeatureBatch.features), or -1 for a column with an array of its own.
+ */
+export function float32Offsets(columns: readonly FeatureColumn[]): number[] {
+  let next = 0;
+  return columns.map((c) => (c.type === 'float32' ? next++ : -1));
 }
 
 /** A feature's NaN is how a missing value reaches the model (input.missing): counted as missing. */

@@ -1,3 +1,4 @@
+import { namesInBrief } from '../drift/history.js';
 import type { RunManifest } from '../run/manifest.js';
 import type { RunEvent } from '../run/run.js';
 
@@ -36,11 +37,10 @@ export function terminalProgress(stream: NodeJS.WriteStream): { onEvent: (e: Run
 
 /** A run's drift in one line: the status, the columns that drifted or warned, and where the figures are. */
 export function formatDrift(d: NonNullable<RunManifest['drift']>): string {
-  const list = (names: string[]) => (names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', '));
   const parts: string[] = [d.status];
-  if (d.drifted.length > 0) parts.push(`drifted: ${list(d.drifted)}`);
-  if (d.warned.length > 0) parts.push(`warn: ${list(d.warned)}`);
-  if (d.inconclusive.length > 0) parts.push(`inconclusive (too few rows to tell): ${list(d.inconclusive)}`);
+  if (d.drifted.length > 0) parts.push(`drifted: ${namesInBrief(d.drifted)}`);
+  if (d.warned.length > 0) parts.push(`warn: ${namesInBrief(d.warned)}`);
+  if (d.inconclusive.length > 0) parts.push(`inconclusive (too few rows to tell): ${namesInBrief(d.inconclusive)}`);
   return `${parts.join(' · ')}  (${d.file}; drift.mode ${d.mode})`;
 }
 

@@ -1,3 +1,4 @@
+import { namesInBrief } from '../drift/history.js';
 import type { DriftSummary } from '../drift/report.js';
 import { decodeFailure, fromErrorRecord, type NightscoreError } from '../errors.js';
 import { locateRun, type JobDefinition } from '../job/load.js';
@@ -139,7 +140,7 @@ export function formatStatus(rows: DateStatus[]): string {
  */
 function driftMark(drift: DateStatus['drift']): string | undefined {
   if (!drift || (drift.status !== 'drift' && drift.status !== 'warn')) return undefined;
-  const names = drift.drifted.length > 4 ? `${drift.drifted.slice(0, 4).join(', ')} and ${drift.drifted.length - 4} more` : drift.drifted.join(', ');
+  const names = namesInBrief(drift.drifted);
   return `· ${drift.status === 'drift' ? 'drift' : 'drift warn'}${names ? `: ${names}` : ''}`;
 }
 

@@ -1,14 +1,19 @@
 /**
- * The drift tests' model and data (drift.test.ts draws the same): a model of six numeric
+ * The drift tests' model and data: a model of six numeric
  * features and a region, and seeded days of customers drawn like a reference or shifted.
  */
 import { buildModel } from '../../scripts/onnx-builder.js';
+import { seededRandom } from '../../src/random.js';
 
 export const REGIONS = ['north', 'south', 'east', 'west'];
 export const FEATURES = ['f1', 'f2', 'f3', 'f4', 'f5', 'f6'];
 
-/** f1…f6 (float [N,6]) and region (string [N,1], one-hot as skl2onnx writes it) → probability [N,1]. */
-export const driftModel = (bias = -0.2) =>
+/**
+ * f1…f6 (float [N,6]) and region (string [N,1], one-hot as skl2onnx writes it) → probability
+ * [N,1]. With `unknownRegion: 'error'` (skl2onnx's handle_unknown="error", zeros: 0) a region
+ * the encoder does not know fails its row.
+ */
+export const driftModel = (bias = -0.2, unknownRegion: 'zeros' | 'error' = 'zeros') =>
   buildModel({
     inputs: [
       { name: 'num', elem: 'float', shape: ['N', 6] },
@@ -16,7 +21,7 @@ export const driftModel = (bias = -0.2) =>
     ],
     outputs: [{ name: 'probability', elem: 'float', shape: ['N', 1] }],
     nodes: [
-      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['region_1h3'], attrs: { cats_strings: REGIONS, zeros: 1 } },
+      { op: 'OneHotEncoder', domain: 'ai.onnx.ml', inputs: ['region'], outputs: ['region_1h3'], attrs: { cats_strings: REGIONS, zeros: unknownRegion === 'zeros' ? 1 : 0 } },
       { op: 'Flatten', inputs: ['region_1h3'], outputs: ['region_1h'], attrs: { axis: 1 } },
       { op: 'Concat', inputs: ['num', 'region_1h'], outputs: ['x'], attrs: { axis: 1 } },
       { op: 'MatMul', inputs: ['x', 'W'], outputs: ['z0'] },
@@ -28,14 +33,7 @@ export const driftModel = (bias = -0.2) =>
 
 /** A seeded generator of N(0, 1) values and uniform shares: the same data on every machine. */
 function generator(seed: number) {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = seededRandom(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
   return { uniform, normal };
 }
