@@ -64,8 +64,12 @@ export async function readDateOutput(job: JobDefinition, date: string): Promise<
  */
 export async function readOutputFolder(out: Location, previous?: OutputFolder): Promise<OutputFolder> {
   const known = previous?.manifest && previous.version !== undefined ? { value: previous.manifest, version: previous.version } : undefined;
-  const [read, success] = await Promise.all([readManifestAs(out, checkManifest, known), out.storage.stat(out.storage.join(out.key, OUTPUT_FILES.success))]);
-  return { success: success !== undefined, manifest: read?.value, version: read?.version };
+  // Both reads at once, but one error whichever fails first: a folder that cannot be read
+  // fails both, and the error then names the manifest, every time.
+  const [read, success] = await Promise.allSettled([readManifestAs(out, checkManifest, known), out.storage.stat(out.storage.join(out.key, OUTPUT_FILES.success))]);
+  if (read.status === 'rejected') throw read.reason;
+  if (success.status === 'rejected') throw success.reason;
+  return { success: success.value !== undefined, manifest: read.value?.value, version: read.value?.version };
 }
 
 /** The folder's manifest, checked as its type; undefined when there is none. */
