@@ -238,7 +238,9 @@ export function encodeFailure(err: unknown): string {
  * Reads a failure reason back. Reasons nightscore did not write (BullMQ's own, "job stalled
  * more than allowable limit") are internal failures quoting it.
  */
-export function decodeFailure(reason: string): NightscoreError {
+export function decodeFailure(reason: string | undefined): NightscoreError {
+  // BullMQ's type says string, but a job read just as it is retried or replaced can carry none.
+  if (!reason) return new NightscoreError('CHUNK_FAILED', 'the queue marked the job failed without a reason', { hint: 'Look again in a moment (the job may have just been retried), or see the worker logs.' });
   try {
     const r = JSON.parse(reason) as Partial<ErrorRecord>;
     if (r && typeof r.code === 'string' && typeof r.kind === 'string' && typeof r.message === 'string') return fromErrorRecord(r as ErrorRecord);

@@ -149,7 +149,8 @@ describe('drift on every run', () => {
     const res = await runCli(['run', ws.path('enforced.yaml'), '--date', SHIFTED]);
     expect(res.code).toBe(3);
     expect(res.stderr).toMatch(/nightscore: DRIFT_DETECTED: enforced 2026-03-02 drifted from its reference profile: f1 \(psi [\d.]+ at or over drift threshold 0\.25 and 3 × floor [\d.]+\), f2 \(psi .*\), f3 \(psi .*\), f4 \(missing share moved by 0\.2\d* \(threshold 0\.05, .*\)\), region \(.*unseen share 0\.09\d* \(threshold 0\.01\)\), probability \(js /);
-    expect(res.stderr).not.toMatch(/f5|f6/);
+    // The error line only: the worker's log lines carry ids and times in which 'f5' can occur.
+    expect(res.stderr.split('\n').find((l) => l.startsWith('nightscore: DRIFT_DETECTED'))).not.toMatch(/\bf[56]\b/);
     expect(await ws.list(`out/enforced/dt=${SHIFTED}`)).not.toContain('_SUCCESS');
     expect((await drift('enforced', SHIFTED)).status).toBe('drift');
     const same = await runCli(['run', ws.path('enforced.yaml'), '--date', SAME]);

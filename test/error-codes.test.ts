@@ -25,4 +25,8 @@ describe('the error table', () => {
     expect(e.toJSON()).toEqual({ code: 'FROM_THE_FUTURE', kind: 'storage', message: 'm', retryable: true });
     expect(decodeFailure('job stalled more than allowable limit').toJSON()).toMatchObject({ code: 'CHUNK_FAILED', kind: 'internal' });
   });
+
+  it('reads a failed job that carries no reason (read as the queue retries it) as a failure saying so', () => {
+    expect(decodeFailure(undefined).toJSON()).toMatchObject({ code: 'CHUNK_FAILED', kind: 'internal', message: 'the queue marked the job failed without a reason' });
+  });
 });

@@ -111,17 +111,21 @@ describe('Redis restarted without its data', () => {
     await writeDemoDay(job, done, { rows: 200, files: 1, seed: 1 });
     await writeDemoDay(job, cut, { rows: 80_000, files: 2, seed: 2 });
     await writeDemoDay(job, never, { rows: 200, files: 1, seed: 3 });
-    await tq.startWorker();
+    const worker = await tq.startWorker();
     // One date at a time: the last is not handed over before the second ends.
     const wait = startCli(['backfill', file, '--from', done, '--to', never, '--max-parallel-runs', '1', '--wait'], tq.env);
     await tq.waitFor(file, done, never, (r) => r[0]!.state === 'succeeded' && r[1]!.state === 'running' && (r[1]!.chunks?.done ?? 0) > 0, 60_000);
 
+    // The worker goes down with Redis: one left running could finish the second date, or feed
+    // the third to the new, empty Redis, between the status read above and the restart.
+    worker.child.kill('SIGKILL');
+    await worker.exited;
     await lost.redis.stop();
     lost.redis = await startRedisServer({ port });
 
     const res = await Promise.race([wait.done, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`backfill --wait still running:\n${wait.output()}`)), 60_000))]);
     expect(res.code, res.stderr).toBe(1);
-    expect(res.stderr).toMatch(/nightscore: BACKFILL_LOST: backfill bf-\S+ \(lost\) is no longer on the queue \(redis:\/\/127\.0\.0\.1:\d+, prefix nstest-\w+\): Redis lost it, and its runs, while it was followed\. Its dates, as their output folders say: 1 succeeded · 1 interrupted · 1 missing of 3/);
+    expect(res.stderr, res.stderr).toMatch(/nightscore: BACKFILL_LOST: backfill bf-\S+ \(lost\) is no longer on the queue \(redis:\/\/127\.0\.0\.1:\d+, prefix nstest-\w+\): Redis lost it, and its runs, while it was followed\. Its dates, as their output folders say: 1 succeeded · 1 interrupted · 1 missing of 3/);
     expect(res.stderr).toContain(`hint: Run it again: nightscore backfill ${file} --from ${done} --to ${never} --max-parallel-runs 1 (--reprocess missing, the default, keeps the dates that succeeded and scores the others).`);
     const lines = res.stdout.split('\n');
     expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${done}  succeeded `)));
@@ -130,6 +134,7 @@ describe('Redis restarted without its data', () => {
 
     // Again, as the hint says: the succeeded date is kept, the other two are scored.
     const kept = await ws.manifest(`out/dt=${done}`);
+    await tq.startWorker();
     const again = await runCli(['backfill', file, '--from', done, '--to', never, '--max-parallel-runs', '1', '--wait'], { env: tq.env });
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain(`${done}  skip   `);

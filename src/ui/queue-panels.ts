@@ -127,7 +127,7 @@ async function failures(ctx: UiContext, jobs: JobDefinition[]): Promise<QueueFai
           date: data.date,
           finished_at: j.finishedOn ? new Date(j.finishedOn).toISOString() : undefined,
           attempts: j.attemptsMade,
-          error: decodeFailure(j.failedReason ?? '').toJSON(),
+          error: decodeFailure(j.failedReason).toJSON(),
         };
       }),
   );
