@@ -4,11 +4,12 @@ FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: onnxruntime-node's install script would download CUDA files; the CPU
-# binaries ship inside the package. The tsc step below replaces the `prepare` script.
+# binaries ship inside the package. The build step below replaces the `prepare` script.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
+COPY scripts/build.mjs ./scripts/
 COPY src ./src
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
+RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 # Runtime stage: no compiler, no dev dependencies, nothing fetched at run time.
 FROM node:22-slim

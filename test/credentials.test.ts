@@ -47,8 +47,8 @@ describe('credentials never in logs', () => {
     // The real logger, in a process of its own with secrets in its environment, fed what
     // careless code might log: URLs in messages, errors with causes, credential fields.
     const script = `
-      import { createLogger } from ${JSON.stringify(path.join(REPO, 'dist/observe/log.js'))};
-      import { secretsFromEnv, useSecrets } from ${JSON.stringify(path.join(REPO, 'dist/redact.js'))};
+      import { createLogger } from ${JSON.stringify(path.join(REPO, 'src/observe/log.ts'))};
+      import { secretsFromEnv, useSecrets } from ${JSON.stringify(path.join(REPO, 'src/redact.ts'))};
       // What a process's entry point does first (cli.ts): its secrets, from its environment.
       useSecrets(secretsFromEnv(process.env));
       const log = createLogger({ interactive: false });
@@ -59,7 +59,7 @@ describe('credentials never in logs', () => {
       log.info({ env: { ...process.env } }, 'environment');
       log.info('key ' + process.env.AWS_SECRET_ACCESS_KEY + ' token ' + JSON.stringify(process.env.AWS_SESSION_TOKEN));
     `;
-    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    const res = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       env: { ...process.env, ...AWS, NIGHTSCORE_REDIS_URL: `redis://ops:${REDIS_PASS}@10.0.0.5:6380`, NIGHTSCORE_LOG_LEVEL: 'debug' },
       encoding: 'utf8',
     });

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { optionInteger } from '../env.js';
 import type { Settings } from '../settings.js';
@@ -21,6 +20,7 @@ import { checkInputColumns } from '../run/inspect.js';
 import { featureColumns } from '../model/features.js';
 import { runJob, type RunJobOptions } from '../run/run.js';
 import { planRetry } from '../run/retry.js';
+import { PACKAGE_ROOT } from '../version.js';
 
 /** What every command gets from the CLI: a logger, and whether a person is watching. */
 export interface CommandContext {
@@ -33,7 +33,6 @@ export interface CommandContext {
 /** Each scoring thread costs a V8 heap and a model session: past this, threads only cost memory. */
 const MAX_THREADS = 256;
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Yesterday in UTC: the logical date a nightly run scores by default. */
 export function yesterday(): string {
@@ -220,7 +219,7 @@ export async function demoCommand(ctx: CommandContext, opts: DemoOptions): Promi
   const rows = optionInteger('--rows', opts.rows, { min: 1, max: 100_000_000, unit: 'rows' })!;
   const files = optionInteger('--files', opts.files, { min: 1, max: 1_000, unit: 'files' })!;
   const days = optionInteger('--days', opts.days, { min: 1, max: 366, unit: 'days' }) ?? 1;
-  const jobFile = opts.job ?? path.join(REPO, 'jobs', 'churn-daily.yaml');
+  const jobFile = opts.job ?? path.join(PACKAGE_ROOT, 'jobs', 'churn-daily.yaml');
   const job = await loadJob(jobFile);
   if (opts.registerModel) await registerExampleModel(job);
   const dates = daysEnding(date, days);
@@ -263,7 +262,7 @@ async function registerExampleModel(job: JobDefinition): Promise<void> {
   if (ref.kind !== 'alias') return;
   const registry = new Registry(registryRoot(registryOf(job)));
   if ((await registry.aliases(ref.name)).aliases[ref.alias] !== undefined) return;
-  const record = await registry.register(ref.name, path.join(REPO, 'models', 'churn', 'model.onnx'), { alias: ref.alias, reason: 'nightscore demo: the example model', description: 'the shipped example churn model' });
+  const record = await registry.register(ref.name, path.join(PACKAGE_ROOT, 'models', 'churn', 'model.onnx'), { alias: ref.alias, reason: 'nightscore demo: the example model', description: 'the shipped example churn model' });
   process.stderr.write(`registered the example model as ${ref.name}/${record.version} (${ref.name}@${ref.alias}) in ${registry.root}\n`);
 }
 

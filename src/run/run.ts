@@ -18,7 +18,7 @@ import { ChunkThreadPool } from './thread-pool.js';
 /** Progress events for a terminal or a log. */
 export type RunEvent = { type: 'progress'; rows: RowCounts; chunk: number; chunks: number };
 
-// Threads run the compiled dist/run/chunk-thread.js; from TypeScript source (tests that call
+// Threads run the built dist/chunk-thread.js; from TypeScript source (tests that call
 // runJob directly) there is none, and chunks are scored on this thread.
 const THREAD_ENTRY_BUILT = existsSync(fileURLToPath(new URL('./chunk-thread.js', import.meta.url)));
 

@@ -4,11 +4,9 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The CLI tests run dist/cli.js, the same entry point users and the container run; build it
- * once so a test never exercises stale output.
+ * (npm run build) once so a test never exercises stale output.
  */
 export default function setup(): void {
   const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  execFileSync(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', path.join(repo, 'tsconfig.json')], {
-    stdio: 'inherit',
-  });
+  execFileSync(process.execPath, [path.join(repo, 'scripts/build.mjs')], { cwd: repo, stdio: 'inherit' });
 }
