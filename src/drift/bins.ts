@@ -263,6 +263,12 @@ export function binColumn(lookup: NumberLookup, values: Float32Array, stride: nu
       const j = d >= 0 && d < cells.length ? cells[d | 0]! : n;
       out[r] = j < n && e[j] === x ? j : n;
     }
+  } else if (lookup.mode === 'probability') {
+    // binOf's arithmetic, in the loop rather than called per value.
+    for (let r = 0, i = offset; r < rows; r++, i += stride) {
+      const x = values[i]!;
+      out[r] = x < 0 ? 0 : x > 1 ? PROBABILITY_BINS + 1 : Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
+    }
   } else {
     for (let r = 0, i = offset; r < rows; r++, i += stride) out[r] = binOf(lookup, values[i]!);
   }

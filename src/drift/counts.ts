@@ -86,43 +86,24 @@ export class ColumnCounter {
       }
       return;
     }
-    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
     if (binned.length < rows) binned = new Int32Array(rows);
     binColumn(lookup, values, stride, offset, rows, binned);
-    const counts = this.bins;
-    const sums = this.float32Sums;
-    sums.reserve(rows, this.sum, this.sumSq);
-    let { min, max, n, posInf, negInf } = this;
-    let nan = 0;
-    let s = 0;
-    for (let r = 0, i = offset; r < rows; r++, i += stride) {
-      if (s < skip.length && skip[s] === r) {
-        s++;
-        continue;
-      }
-      const u = bits[i]!;
-      if ((u & 0x7f800000) === 0x7f800000) {
-        if ((u & 0x7fffff) !== 0) nan++;
-        else if (u >>> 31) negInf++;
-        else posInf++;
-        continue;
-      }
-      const x = values[i]!;
-      // -0 as 0, as addNumber.
-      const v = x === 0 ? 0 : x;
-      counts[binned[r]!]!++;
-      n++;
-      sums.add(u);
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    if (nanIsMissing) this.missing += nan;
-    else this.nan += nan;
-    this.min = min;
-    this.max = max;
-    this.n = n;
-    this.posInf = posInf;
-    this.negInf = negInf;
+    this.float32Sums.reserve(rows, this.sum, this.sumSq);
+    const tally = float32Tally;
+    tally[MIN] = this.min;
+    tally[MAX] = this.max;
+    tally[N] = this.n;
+    tally[POS_INF] = this.posInf;
+    tally[NEG_INF] = this.negInf;
+    tally[NAN] = 0;
+    countFloat32(values, slice, binned, this.bins, this.float32Sums, tally);
+    if (nanIsMissing) this.missing += tally[NAN]!;
+    else this.nan += tally[NAN]!;
+    this.min = tally[MIN]!;
+    this.max = tally[MAX]!;
+    this.n = tally[N]!;
+    this.posInf = tally[POS_INF]!;
+    this.negInf = tally[NEG_INF]!;
   }
 
   /**
@@ -180,6 +161,61 @@ export class ColumnCounter {
       max: this.n > 0 && this.toBin ? this.max : null,
     };
   }
+}
+
+/** Slots of float32Tally: what countFloat32 reads and updates besides the bins and sums. */
+const MIN = 0;
+const MAX = 1;
+const N = 2;
+const POS_INF = 3;
+const NEG_INF = 4;
+const NAN = 5;
+const float32Tally = new Float64Array(6);
+
+/**
+ * The one loop of addFloat32Column, on its own: in the method, the loop was compiled on the
+ * stack mid-call and the method's property writes after it, never seen by then, threw the
+ * compiled code away on every call (a deoptimization per column and batch). Here it reads and
+ * writes only its arguments.
+ */
+function countFloat32(values: Float32Array, slice: Float32Slice, binned: Int32Array, counts: Float64Array, sums: Float32Sums, tally: Float64Array): void {
+  const { stride, offset, rows, skip } = slice;
+  // Signed, so that every value stays a small integer to V8 (an unsigned one past 2^31 is a heap number).
+  const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
+  let min = tally[MIN]!;
+  let max = tally[MAX]!;
+  let n = tally[N]!;
+  let posInf = tally[POS_INF]!;
+  let negInf = tally[NEG_INF]!;
+  let nan = 0;
+  let s = 0;
+  for (let r = 0, i = offset; r < rows; r++, i += stride) {
+    if (s < skip.length && skip[s] === r) {
+      s++;
+      continue;
+    }
+    const u = bits[i]!;
+    if ((u & 0x7f800000) === 0x7f800000) {
+      if ((u & 0x7fffff) !== 0) nan++;
+      else if (u >>> 31) negInf++;
+      else posInf++;
+      continue;
+    }
+    const x = values[i]!;
+    // -0 as 0, as addNumber.
+    const v = x === 0 ? 0 : x;
+    counts[binned[r]!]!++;
+    n++;
+    sums.add(u);
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  tally[MIN] = min;
+  tally[MAX] = max;
+  tally[N] = n;
+  tally[POS_INF] = posInf;
+  tally[NEG_INF] = negInf;
+  tally[NAN] = nan;
 }
 
 /**
