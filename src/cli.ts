@@ -184,12 +184,13 @@ function buildProgram(): Command {
   profile
     .command('build')
     .description("read reference data (training or validation) as a run of the job would, and write its profile: every column's bins and the reference's counts")
-    .argument('<job.yaml>', 'the job whose model and binding the profile is for')
+    .argument('<job.yaml | models:/name@alias>', "the job whose model and binding the profile is for; or a registered model, read with its own binding (the columns of its inputs' names), as a job with only model.uri reads it")
     .argument('<reference>', 'reference data: a CSV or Parquet file or folder, local or s3://')
     .option('-o, --output <profile.json>', 'where to write the profile, local or s3:// (default: stdout)')
     .option('--rows <n>', `scored rows the numeric bins are fitted on, at most (a fixed-seed sample)`, '1000000')
-    .option('--format <csv|parquet>', "the reference's format (default: from its name, else the job's)")
+    .option('--format <csv|parquet>', "the reference's format (default: from its name, else the job's; required for a folder with models:/)")
     .option('--bins-from <profile.json>', "count on this profile's bins instead of fitting new ones (its counts then compare with runs on it)")
+    .option('--registry <uri>', 'with models:/: the registry root, s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)')
     .action((job: string, reference: string, opts: Record<string, string | undefined>) => exit(async () => (await profiles()).profileBuildCommand(job, reference, opts))());
   program
     .command('drift')
@@ -216,7 +217,10 @@ function buildProgram(): Command {
       .option('--reason <text>', 'why, for the events log')
       .option('--check <golden.csv>', "compare with the training library's predictions first; refuse the version when they differ (recorded on it when they match)")
       .option('--tolerance <t>', 'with --check: a cell passes when |got − expected| ≤ t × (1 + |expected|) (default 1e-5)')
-      .option('--job <job.yaml>', "with --check: feed the golden rows as this job's binding does"),
+      .option('--job <job.yaml>', "with --check: feed the golden rows as this job's binding does")
+      .option('--reference <data>', 'build the profile of this reference data (CSV or Parquet, file or folder, local or s3://) with the model, before the version is claimed, and store it with the version: its runs measure drift against it')
+      .option('--reference-job <job.yaml>', "with --reference: read it with this job's binding (its model.uri is not used; default: the model's own, as profile build models:/… does)")
+      .option('--reference-format <csv|parquet>', "with --reference: its format (default: from its name, else --reference-job's)"),
   ).action((name: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).registerCommand(name, file, opts))());
   registryOptions(
     model

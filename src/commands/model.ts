@@ -3,14 +3,17 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { optionInteger } from '../env.js';
 import { NightscoreError } from '../errors.js';
-import { loadJob } from '../job/load.js';
+import { loadJob, resolveLocation, type JobDefinition } from '../job/load.js';
+import { buildProfile } from '../drift/build.js';
+import { readProfile, type Profile } from '../drift/profile.js';
 import { checkFailedError, checkGolden, type GoldenBinding, type GoldenResult } from '../model/golden.js';
 import { loadModel, type LoadedModel } from '../model/session.js';
 import { formatTable } from '../observe/table.js';
 import { MAX_GENERATION } from '../registry/records.js';
 import { checkAlias, checkName, isModelRef, MAX_VERSION, versionRef } from '../registry/ref.js';
 import { describeMove, Registry, registryRoot, type AliasEvent, type VersionCheck, type VersionRecord } from '../registry/registry.js';
-import { loadResolvedModel } from '../run/bind.js';
+import { loadResolvedModel, prepareJob } from '../run/bind.js';
+import { formatOption, modelReferenceJob, resolveRoot } from './reference.js';
 
 interface RegistryOption {
   registry?: string;
@@ -20,11 +23,6 @@ interface RegistryOption {
 function open(opts: RegistryOption): Registry {
   const root = registryRoot(opts.registry === undefined ? undefined : resolveRoot(opts.registry), 'nightscore model');
   return new Registry(root);
-}
-
-/** A relative folder is the working directory's; URIs stay. */
-function resolveRoot(root: string): string {
-  return /^[a-z][a-z0-9+.-]+:/i.test(root) ? root : path.resolve(root);
 }
 
 function print(opts: RegistryOption, json: unknown, text: () => string): number {
@@ -50,23 +48,62 @@ interface GoldenOption {
   job?: string;
 }
 
-export async function registerCommand(name: string, file: string, opts: RegistryOption & GoldenOption & { alias?: string; tag?: string[]; metric?: string[]; description?: string; reason?: string; check?: string }): Promise<number> {
+/** How the reference profile is built: --reference, and --reference-job, --reference-format. */
+interface ReferenceOption {
+  reference?: string;
+  referenceJob?: string;
+  referenceFormat?: string;
+}
+
+export async function registerCommand(name: string, file: string, opts: RegistryOption & GoldenOption & ReferenceOption & { alias?: string; tag?: string[]; metric?: string[]; description?: string; reason?: string; check?: string }): Promise<number> {
   if (opts.check === undefined && (opts.tolerance !== undefined || opts.job !== undefined)) {
     throw new NightscoreError('BAD_OPTION', `${opts.tolerance !== undefined ? '--tolerance' : '--job'} goes with --check <golden.csv>`, { hint: 'Give the golden rows to compare: --check golden.csv (docs/registry.md, "Golden rows").' });
   }
+  if (opts.reference === undefined && (opts.referenceJob !== undefined || opts.referenceFormat !== undefined)) {
+    throw new NightscoreError('BAD_OPTION', `${opts.referenceJob !== undefined ? '--reference-job' : '--reference-format'} goes with --reference <data>`, { hint: 'Give the reference data to profile: --reference validation.parquet (docs/drift.md, "Building a profile").' });
+  }
   const golden = opts.check === undefined ? undefined : await goldenCheck(opts.check, opts);
-  const record = await open(opts).register(name, path.resolve(file), {
+  const reference = opts.reference === undefined ? undefined : await referenceProfile(name, opts.reference, opts);
+  const registry = open(opts);
+  const record = await registry.register(name, path.resolve(file), {
     alias: opts.alias,
     tags: pairs('--tag', opts.tag) as Record<string, string>,
     metrics: pairs('--metric', opts.metric, true),
     description: opts.description,
     reason: opts.reason,
     check: golden,
+    profile: reference?.build,
   });
   const checked = record.checks?.[0];
-  return print(opts, record, () =>
-    `registered ${versionRef(name, record.version)}  sha256 ${record.sha256}${opts.alias ? `  (${name}@${opts.alias} → ${record.version})` : ''}${checked ? `\n${passedLine(checked)}` : ''}`,
+  const profile = reference && (await readProfile(registry.profileUri(name, record.version)));
+  const rows = profile?.profile.reference.rows;
+  return print(opts, profile ? { ...record, profile: { uri: registry.profileUri(name, record.version), sha256: profile.sha256, reference: profile.profile.reference } } : record, () =>
+    [
+      `registered ${versionRef(name, record.version)}  sha256 ${record.sha256}${opts.alias ? `  (${name}@${opts.alias} → ${record.version})` : ''}`,
+      ...(checked ? [passedLine(checked)] : []),
+      ...(profile && rows ? [`profile attached (${registry.profileUri(name, record.version)}, sha256 ${profile.sha256}): ${profile.profile.reference.uri}, ${rows.read} rows read, ${rows.scored} profiled, ${rows.rejected} rejected`] : []),
+    ].join('\n'),
   );
+}
+
+/**
+ * The profile register --reference stores with the version: built from the file being
+ * registered, before a version number is claimed, so a reference that cannot be read (a
+ * missing column, no rows) registers nothing. The binding is --reference-job's, with this file
+ * for its model, else the model's own, as profile build models:/… reads it.
+ */
+async function referenceProfile(name: string, reference: string, opts: ReferenceOption): Promise<{ build: (model: LoadedModel) => Promise<Profile> }> {
+  const format = formatOption('--reference-format', opts.referenceFormat);
+  const referenceUri = resolveLocation(reference, process.cwd());
+  const bound = opts.referenceJob === undefined ? undefined : await loadJob(path.resolve(opts.referenceJob));
+  return {
+    build: async (model) => {
+      const job: JobDefinition = bound
+        ? { ...bound, model: { ...bound.model, uri: model.path, path: undefined, sha256: undefined } }
+        : modelReferenceJob(`nightscore model register ${name} --reference`, { model: model.path }, referenceUri, format, '--reference-format');
+      return buildProfile(await prepareJob(job), referenceUri, { format });
+    },
+  };
 }
 
 /**

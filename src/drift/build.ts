@@ -88,7 +88,8 @@ function emptyColumn(name: string, role: ProfileColumn['role'], bins: Bins): Pro
   return { name, role, bins, counts: emptyCounts(bins) };
 }
 
-function formatOf(uri: string): 'csv' | 'parquet' | undefined {
+/** A reference's format as its name tells it (.parquet; .csv, .csv.gz), if it does. */
+export function formatOf(uri: string): 'csv' | 'parquet' | undefined {
   const name = uri.toLowerCase();
   if (name.endsWith('.parquet')) return 'parquet';
   if (name.endsWith('.csv') || name.endsWith('.csv.gz')) return 'csv';

@@ -46,8 +46,8 @@ export async function loadJob(file: string): Promise<JobDefinition> {
   return parseJob(text, abs);
 }
 
-/** Validates job YAML text; `file` is used for messages and to resolve relative paths. */
-export function parseJob(text: string, file: string): JobDefinition {
+/** Validates job YAML text; `file` is used for messages, and its folder (or `dir`) to resolve relative paths. */
+export function parseJob(text: string, file: string, dir = path.dirname(file)): JobDefinition {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const yamlError = doc.errors[0];
@@ -85,7 +85,6 @@ export function parseJob(text: string, file: string): JobDefinition {
     throw invalid(at, describeIssue(issue, doc.getIn(at)), 'See docs/job-file.md, "Job file reference", for every key and its type.');
   }
   const job = parsed.data;
-  const dir = path.dirname(file);
   const model = (job.model.uri ?? job.model.path)!;
   const locations: Array<[string[], string]> = [
     [['input', 'uri'], job.input.uri],
@@ -155,6 +154,36 @@ function describeIssue(issue: z.core.$ZodIssue, found: unknown): string {
   if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) return `missing; ${issue.message.toLowerCase()}`;
   if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   return issue.message.charAt(0).toLowerCase() + issue.message.slice(1);
+}
+
+/** What a command that names a model and no job file reads data with (see modelOnlyJob). */
+export interface ModelOnlyJob {
+  /** A path (absolute, or relative to `dir`), an s3:// URI or a models:/ reference. */
+  model: string;
+  /** The data read, and its format. */
+  input: string;
+  format: 'csv' | 'parquet';
+  /** The registry a models:/ reference resolves against. */
+  registry?: string;
+}
+
+/**
+ * The job a command reads data with when it is given a model and no job file (`profile build
+ * models:/…`, `model register --reference`): the definition a user would write with only
+ * `model.uri`, validated by the same loader, so its binding is the model's own (inputs from the
+ * columns of their names, outputs under theirs, missing values rejected) and any check a job
+ * file meets, it meets. `what` names it in messages, where a job file's path would be.
+ */
+export function modelOnlyJob(what: string, def: ModelOnlyJob, dir: string): JobDefinition {
+  const definition = {
+    name: 'reference',
+    ...(def.registry === undefined ? {} : { registry: def.registry }),
+    input: { uri: def.input, format: def.format },
+    model: { uri: def.model },
+    // The schema asks for an output; these commands read and never write, so it names the input.
+    output: { uri: def.input, format: def.format },
+  };
+  return parseJob(JSON.stringify(definition), what, dir);
 }
 
 /**

@@ -3,6 +3,7 @@
  * folder), with nothing else to run. The layout is a contract (docs/registry.md, "Model registry"):
  *
  *   <root>/<name>/versions/<n>/model.onnx      the model, and its external data files by name
+ *   <root>/<name>/versions/<n>/profile.json    its reference profile, if any (register --reference, model profile attach)
  *   <root>/<name>/versions/<n>/version.json    VersionRecord; a version exists once this does
  *   <root>/<name>/aliases.json                 AliasesDoc: { generation, aliases, last }
  *   <root>/<name>/events/<time>-<kind>-<n>.json  RegistryEvent, one per register and alias move
@@ -13,7 +14,7 @@
  * move is also kept in aliases.json (`last`) and written to events/ before the next move, so
  * a writer stopped between the two leaves a history that any reader completes.
  */
-import { profileBytes, readProfile } from '../drift/profile.js';
+import { profileBytes, readProfile, type Profile } from '../drift/profile.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
@@ -61,6 +62,12 @@ export interface RegisterOptions {
    * recorded on the version, and what it throws registers nothing (model register --check).
    */
   check?: (model: LoadedModel) => Promise<VersionCheck>;
+  /**
+   * Run on the model as loaded, after `check` and before a version number is claimed: the
+   * profile it returns is stored with the version before the version exists, and what it
+   * throws registers nothing (model register --reference).
+   */
+  profile?: (model: LoadedModel) => Promise<Profile>;
 }
 
 export interface RegistryOptions {
@@ -161,6 +168,15 @@ export class Registry {
     const signature = (metas: readonly ValueInfo[]): TensorSignature[] =>
       metas.map((m) => (m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'not a tensor', shape: [] }));
     const check = opts.check ? await opts.check(model) : undefined;
+    const profile = opts.profile ? await opts.profile(model) : undefined;
+    if (profile && profile.model.sha256 !== model.sha256) {
+      throw new NightscoreError('PROFILE_MISMATCH', `the profile of ${file} was built for the model with sha256 ${profile.model.sha256}, but the file registered has ${model.sha256}`, {
+        source: file,
+        hint: 'The model file changed while it was being registered; register it again once it is written.',
+      });
+    }
+    // The identity of the files under the names they have here (model.onnx, not the source's).
+    const sha256 = modelIdentity(model.files, names);
     const bytes = await readFile(file);
     // The bytes uploaded are the bytes loaded: an export still being written is refused, not registered wrong.
     if (sha256Hex(bytes) !== model.files[0]!.sha256) throw changedWhileRegistering(file);
@@ -184,12 +200,17 @@ export class Registry {
         throw err;
       }
     }
+    if (profile) {
+      // Written before version.json, so the version is never seen without it. It was built from
+      // the same bytes under the source's names: it names them as the registry does, as runs
+      // of the version will.
+      await this.storage.put(this.key(name, 'versions', String(version), PROFILE_FILE), profileBytes({ ...profile, model: { ...profile.model, sha256 } }));
+    }
     const at = this.clock().toISOString();
     const record: VersionRecord = {
       name,
       version,
-      // The identity of the files under the names they have here (model.onnx, not the source's).
-      sha256: modelIdentity(model.files, names),
+      sha256,
       bytes: model.bytes,
       files: model.files.map((f, i) => ({ name: names[i]!, sha256: f.sha256, bytes: f.bytes })),
       created_at: at,
