@@ -161,6 +161,8 @@ export interface NumberLookup {
 
 /** Cells of a numeric lookup: a few per bin, so that most values have one or two edges to compare with. */
 const SEARCH_CELLS = 512;
+/** Edges in a cell past which binColumn searches rather than steps. */
+const LINEAR_STEPS = 4;
 /** The widest span of whole discrete values looked up by cell rather than searched. */
 const MAX_EXACT_CELLS = 4096;
 
@@ -233,24 +235,29 @@ export function binColumn(lookup: NumberLookup, values: Float32Array, stride: nu
     const first = e[0]!;
     const last = e[top]!;
     const { low, scale } = lookup;
+    const lastCell = cells.length - 2;
     for (let r = 0, i = offset; r < rows; r++, i += stride) {
       const x = values[i]!;
       if (x < first) out[r] = 0;
       else if (x > last) out[r] = top + 1;
       else {
-        const c = Math.min(Math.floor((x - low) * scale), SEARCH_CELLS - 1);
+        // x - low is at least 0 and (x - low) * scale at most the cells' count: an int32.
+        const c = Math.min(((x - low) * scale) | 0, lastCell);
         let lo = cells[c]!;
-        let hi = cells[c + 1]! + 1;
-        // On ascending edges the answer is then the same, found in fewer steps.
-        if (!(e[lo]! <= x && (hi > top || e[hi]! > x))) {
+        if (cells[c + 1]! - lo > LINEAR_STEPS) {
+          // Many edges in one cell (values piled up near one point): searched, as searchBin does.
           lo = 0;
-          hi = top + 1;
+          let hi = top + 1;
+          while (hi - lo > 1) {
+            const mid = (lo + hi) >>> 1;
+            if (e[mid]! <= x) lo = mid;
+            else hi = mid;
+          }
         }
-        while (hi - lo > 1) {
-          const mid = (lo + hi) >>> 1;
-          if (e[mid]! <= x) lo = mid;
-          else hi = mid;
-        }
+        // The last edge at or below x, a step or two from the cell's first (cell bounds are
+        // rounded, so it may lie just before it): fewer unpredictable branches than a search.
+        while (lo < top && e[lo + 1]! <= x) lo++;
+        while (lo > 0 && e[lo]! > x) lo--;
         out[r] = Math.min(lo, top - 1) + 1;
       }
     }
