@@ -2,12 +2,14 @@
  * Exact sums of float32 values and of their squares, at the cost of a few integer operations per
  * value. A finite float32 is `m · 2^(k - 150)` with an integer `|m| < 2^24` and k in 1…254 (its
  * biased exponent, subnormals taking k = 1), so its `m` can be added into an integer bucket kept
- * per k; its square is `m² · 2^(2k - 300)` with `m² < 2^48`, cut into two integers below 2^24
- * that go into the buckets of 2k and 2k + 24. Buckets are doubles: integers below 2^24 can be
- * added 2^29 times before one could pass 2^53, the last integer a double holds exactly. Each
- * bucket, scaled by its power of two (exact), goes into an ExactSum when the buckets could
- * overflow and before a result, so the sums are the exact values ExactSum.add and addSquare
- * would reach value by value, and their canonical expansions the same bytes.
+ * per k; its square is `m² · 2^(2k - 300)` with `m² < 2^48`, added into the bucket of 2k. Buckets
+ * are doubles, exact for integers below 2^53: an `m` below 2^24 can be added 2^29 times before a
+ * sum bucket could pass it, and a square bucket is emptied into the exact sum of squares when the
+ * next square could take it past (every few dozen values of one exponent; cutting each square in
+ * two halves instead cost a third of the counting loop). Each bucket, scaled by its power of two
+ * (exact), goes into an ExactSum then, when the buckets could overflow and before a result, so the
+ * sums are the exact values ExactSum.add and addSquare would reach value by value, and their
+ * canonical expansions the same bytes.
  */
 import type { ExactSum } from './exact-sum.js';
 
@@ -15,8 +17,9 @@ import type { ExactSum } from './exact-sum.js';
 export const MAX_PENDING = 2 ** 29;
 
 const SUM_BUCKETS = 255;
-const SQUARE_BUCKETS = 2 * 254 + 24 + 1;
-const TWO_24 = 2 ** 24;
+const SQUARE_BUCKETS = 2 * 254 + 1;
+/** A square bucket at or past this is emptied before the next square (below 2^48) goes in, so it stays an integer below 2^53. */
+export const SQUARE_ROOM = 2 ** 53 - 2 ** 48;
 
 /** 2^(i - offset) for i in [0, length), by doubling and halving, which are exact. */
 function powersOfTwo(length: number, offset: number): Float64Array {
@@ -32,14 +35,21 @@ const SQUARE_UNIT = powersOfTwo(SQUARE_BUCKETS, 300);
 
 /** Running exact sums of finite float32 values, and of their squares, given as their bits. */
 export class Float32Sums {
-  private readonly sums = new Float64Array(SUM_BUCKETS);
-  private readonly squares = new Float64Array(SQUARE_BUCKETS);
+  /**
+   * The buckets, for a counting loop to add into as `add` does (counts.ts, countFloat32): a
+   * call per value costs the loop more than the additions.
+   */
+  readonly sums = new Float64Array(SUM_BUCKETS);
+  readonly squares = new Float64Array(SQUARE_BUCKETS);
   private pending = 0;
+  /** The sum of squares a full square bucket is emptied into, between reserve and flush. */
+  private spillTo: ExactSum | null = null;
 
   /** Makes room for `count` (at most MAX_PENDING) more values: flushes into `sum` and `sumSq` when the buckets could overflow. */
   reserve(count: number, sum: ExactSum, sumSq: ExactSum): void {
     if (this.pending + count > MAX_PENDING) this.flush(sum, sumSq);
     this.pending += count;
+    this.spillTo = sumSq;
   }
 
   /** Adds the finite float32 whose bits are `u` (not NaN nor an infinity), after reserve made room for it. */
@@ -49,10 +59,14 @@ export class Float32Sums {
     const m = biased === 0 ? u & 0x7fffff : (u & 0x7fffff) | 0x800000;
     if (u >>> 31) this.sums[k]! -= m;
     else this.sums[k]! += m;
-    const square = m * m;
-    const high = Math.floor(square / TWO_24);
-    this.squares[2 * k]! += square - high * TWO_24;
-    this.squares[2 * k + 24]! += high;
+    if (this.squares[2 * k]! >= SQUARE_ROOM) this.spill(2 * k);
+    this.squares[2 * k]! += m * m;
+  }
+
+  /** Empties square bucket `j` into the exact sum of squares: done when it reaches SQUARE_ROOM, before the next square goes in. */
+  spill(j: number): void {
+    this.spillTo!.add(this.squares[j]! * SQUARE_UNIT[j]!);
+    this.squares[j] = 0;
   }
 
   /** Moves every bucket into `sum` and `sumSq` (exactly) and empties them. */
