@@ -1,5 +1,4 @@
 /** Scoring a date in this process: the same plan, chunks and commit as the queue, on this process's threads. */
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { NightscoreError } from '../errors.js';
@@ -19,8 +18,10 @@ import { ChunkThreadPool } from './thread-pool.js';
 export type RunEvent = { type: 'progress'; rows: RowCounts; chunk: number; chunks: number };
 
 // Threads run the built dist/chunk-thread.js; from TypeScript source (tests that call
-// runJob directly) there is none, and chunks are scored on this thread.
-const THREAD_ENTRY_BUILT = existsSync(fileURLToPath(new URL('./chunk-thread.js', import.meta.url)));
+// runJob directly) there is none, and chunks are scored on this thread. Told apart by this
+// module's own name, not by looking for the file: a build that lost its thread entry then
+// fails to start its threads, rather than scoring everything on one thread unnoticed.
+const THREAD_ENTRY_BUILT = !fileURLToPath(import.meta.url).endsWith('.ts');
 
 export interface RunJobOptions {
   onEvent?: (event: RunEvent) => void;
