@@ -190,6 +190,7 @@ function buildProgram(): Command {
     .option('--rows <n>', `scored rows the numeric bins are fitted on, at most (a fixed-seed sample)`, '1000000')
     .option('--format <csv|parquet>', "the reference's format (default: from its name, else the job's)")
     .option('--bins-from <profile.json>', "count on this profile's bins instead of fitting new ones (its counts then compare with runs on it)")
+    .option('--segment <column>', "profile per segment of this key or feature column too (default: the job's drift.segment)")
     .action((job: string, reference: string, opts: Record<string, string | undefined>) => exit(async () => (await profiles()).profileBuildCommand(job, reference, opts))());
   program
     .command('drift')

@@ -12,6 +12,7 @@ export interface ProfileBuildOptions {
   rows?: string;
   format?: string;
   binsFrom?: string;
+  segment?: string;
 }
 
 /** nightscore profile build <job.yaml> <reference>: reads the reference as a run would, and writes its profile (stdout without -o). */
@@ -26,7 +27,7 @@ export async function profileBuildCommand(jobFile: string, reference: string, op
   const job = await loadJob(jobFile);
   const prepared = await prepareJob(job);
   const binsFrom = opts.binsFrom === undefined ? undefined : resolveLocation(opts.binsFrom, process.cwd());
-  const profile = await buildProfile(prepared, resolveLocation(reference, process.cwd()), { rows, format: opts.format, binsFrom: binsFrom === undefined ? undefined : { uri: binsFrom, profile: (await readProfile(binsFrom)).profile } });
+  const profile = await buildProfile(prepared, resolveLocation(reference, process.cwd()), { rows, format: opts.format, segment: opts.segment ?? job.drift?.segment, binsFrom: binsFrom === undefined ? undefined : { uri: binsFrom, profile: (await readProfile(binsFrom)).profile } });
   const bytes = profileBytes(profile);
   if (opts.output === undefined) {
     process.stdout.write(bytes);
@@ -38,7 +39,8 @@ export async function profileBuildCommand(jobFile: string, reference: string, op
   const { read, scored, rejected } = profile.reference.rows;
   process.stderr.write(
     `profile  ${target}  sha256 ${createHash('sha256').update(bytes).digest('hex')}\n` +
-      `         ${profile.columns.length} columns; reference rows: ${read} read, ${scored} profiled, ${rejected} rejected; bins fitted on ${profile.reference.fitted_on}\n`,
+      `         ${profile.columns.length} columns; reference rows: ${read} read, ${scored} profiled, ${rejected} rejected; bins fitted on ${profile.reference.fitted_on}\n` +
+      (profile.segment ? `         segments of ${profile.segment.column}: ${profile.segment.values.length} values, then OTHER and NULL\n` : ''),
   );
   return 0;
 }
