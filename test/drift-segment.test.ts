@@ -1,6 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emptyCounts } from '../src/drift/counts.js';
 import { checkProfile, type Profile } from '../src/drift/profile.js';
+import { locateSegmentColumn, SegmentedCounter } from '../src/drift/segment.js';
+import { ColumnKeys, type Batch } from '../src/formats/batch.js';
+import type { FeatureColumn } from '../src/model/features.js';
 import { driftModel, FEATURES, REGIONS, segmentDay } from './support/drift-day.js';
 import { runCli, Workspace } from './support/workspace.js';
 
@@ -211,5 +215,32 @@ describe("a segment block read back", () => {
     expect(await forged((p) => { delete p.segment!.segments[3]!.counts['prediction:probability']; })).toMatchObject({ code: 'PROFILE_INVALID', column: 'segment.segments[3].counts' });
     // A value spelled like a marker is a value: the markers are tagged, never text.
     expect(await forged((p) => { p.segment!.segments[0]!.segment = { kind: 'value', value: 'OTHER' }; })).toMatchObject({ code: 'PROFILE_INVALID', column: 'segment.segments[0].segment' });
+  });
+});
+
+describe('a row\'s segment', () => {
+  /** Counts one batch of a model reading `columns` (one probability output) into segments of `segment`, and gives each segment's rows. */
+  const segmentRows = (rows: number, columns: FeatureColumn[], values: Batch['columns'], float32: number[], segment: string, fixed: string[]): Record<string, number> => {
+    const output = { output: 'p', type: 'float32' as const, names: ['p'] };
+    const profile = { columns: [
+      ...columns.map((c) => ({ name: c.name, role: 'feature' as const, bins: { kind: 'discrete' as const, values: [] }, counts: emptyCounts({ kind: 'discrete', values: [] }) })),
+      { name: 'p', role: 'prediction' as const, bins: { kind: 'probability' as const }, counts: emptyCounts({ kind: 'probability' }) },
+    ] };
+    const model = { columns, outputs: [output] };
+    const counter = new SegmentedCounter(profile, fixed, model, locateSegmentColumn(segment, [], columns));
+    const batch: Batch = { rows, features: Float32Array.from(float32), columns: values, keys: new ColumnKeys([], new Int32Array(0)), lines: new Float64Array(rows) };
+    counter.add(batch, [], [{ columns: output, data: new Float32Array(rows).fill(0.5) }]);
+    return Object.fromEntries(Object.entries(counter.result()).map(([k, v]) => [k, v.rows]));
+  };
+
+  it('of a float32 column is its shortest text at float32, a NaN (missing) NULL, -0 the segment of 0', () => {
+    const columns: FeatureColumn[] = [{ name: 'x', type: 'float32', missing: true }];
+    expect(segmentRows(6, columns, [undefined], [0.1, 0.1, NaN, -0, 0, 2.5], 'x', ['0.1', '0'])).toEqual({ null: 1, other: 1, 'value:0': 2, 'value:0.1': 2 });
+  });
+
+  it('of an int64 column is its exact digits: two values past 2^53 that are one double are two segments', () => {
+    const columns: FeatureColumn[] = [{ name: 'n', type: 'int64', missing: false }];
+    const values = BigInt64Array.from([2n ** 53n, 2n ** 53n + 1n, 2n ** 53n + 1n]);
+    expect(segmentRows(3, columns, [values], [], 'n', ['9007199254740992', '9007199254740993'])).toEqual({ 'value:9007199254740992': 1, 'value:9007199254740993': 2 });
   });
 });

@@ -58,9 +58,12 @@ export class SegmentReader {
     this.float32Width = features.filter((c) => c.type === 'float32').length;
   }
 
-  /** Whether the column holds numbers, whose text is worth remembering by value. */
+  /**
+   * Whether the column holds numbers whose text is worth remembering by value: not strings, nor
+   * int64s, two of which past 2^53 can be one number and two segments.
+   */
   get numeric(): boolean {
-    return this.at.kind === 'feature' && this.at.type !== 'string';
+    return this.at.kind === 'feature' && this.at.type !== 'string' && this.at.type !== 'int64';
   }
 
   /** Row r's number (NaN when missing), for a numeric column. */
