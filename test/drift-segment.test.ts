@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emptyCounts } from '../src/drift/counts.js';
 import { checkProfile, type Profile } from '../src/drift/profile.js';
@@ -6,6 +6,7 @@ import { locateSegmentColumn, SegmentedCounter } from '../src/drift/segment.js';
 import { ColumnKeys, type Batch } from '../src/formats/batch.js';
 import type { FeatureColumn } from '../src/model/features.js';
 import { driftModel, FEATURES, REGIONS, segmentDay } from './support/drift-day.js';
+import { allIn, createTestQueue } from './support/queue.js';
 import { runCli, Workspace } from './support/workspace.js';
 
 /**
@@ -160,6 +161,24 @@ describe('drift per segment', () => {
     const many = await runCli(['run', file, '--date', EAST, '--force']);
     expect(many.code, many.stderr).toBe(0);
     expect(JSON.parse(await ws.read(`out/chunks/dt=${EAST}/_manifest.json`)).chunks).toBeGreaterThan(10);
+    expect(await ws.read(`out/chunks/dt=${EAST}/_drift.json`)).toBe(one);
+  });
+
+  it('and on three queue workers, the same bytes again', async () => {
+    const file = ws.path('chunks.yaml');
+    const one = await ws.read(`out/chunks/dt=${EAST}/_drift.json`);
+    // Gone before, so the bytes compared are the queue run's own.
+    await rm(ws.path(`out/chunks/dt=${EAST}/_drift.json`));
+    // On the queue each chunk's counts come back through Redis as its job's return value, merged in their order of arrival.
+    const tq = await createTestQueue();
+    try {
+      for (let i = 0; i < 3; i++) await tq.startWorker();
+      expect((await runCli(['run', file, '--date', EAST, '--queue', '--force'], { env: tq.env })).code).toBe(0);
+      const [status] = await tq.waitFor(file, EAST, EAST, allIn(['succeeded', 'failed']), 60_000);
+      expect(status!.state, JSON.stringify(status)).toBe('succeeded');
+    } finally {
+      await tq.close();
+    }
     expect(await ws.read(`out/chunks/dt=${EAST}/_drift.json`)).toBe(one);
   });
 });
