@@ -107,6 +107,15 @@ describe('a segmented profile', () => {
     expect(rows.OTHER).toBe([...tally].filter(([s]) => !top.includes(s)).reduce((a, [, n]) => a + n, 0));
     expect(rows.NULL).toBe(storesOf(REFERENCE).filter((s) => s === '').length);
   });
+
+  it('built with --bins-from an unsegmented profile, fixes the same segments and counts as one fitted on the same reference', async () => {
+    const file = ws.path('from-plain.json');
+    const built = await runCli(['profile', 'build', ws.path('build.yaml'), ws.path('reference.csv'), '-o', file, '--bins-from', plain, '--segment', 'store']);
+    expect(built.code, built.stderr).toBe(0);
+    const [from, fitted] = [await readProfileFile(file), await readProfileFile(byStore)];
+    expect(from.segment!.values).toHaveLength(50);
+    expect(from.segment).toEqual(fitted.segment);
+  });
 });
 
 describe('drift per segment', () => {
