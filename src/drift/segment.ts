@@ -108,14 +108,12 @@ const MAX_TALLIED = 1_000_000;
 /** The segment column's values over a reference, counted, to choose the segments from. */
 export class SegmentTally {
   private readonly counts = new Map<string, number>();
-  overflowed = false;
 
   add(text: string | null): void {
     if (text === null) return;
     const n = this.counts.get(text);
     if (n !== undefined) this.counts.set(text, n + 1);
     else if (this.counts.size < MAX_TALLIED) this.counts.set(text, 1);
-    else this.overflowed = true;
   }
 
   /** The most frequent values, at most MAX_SEGMENT_VALUES; ties in code-unit order, so the same reference gives the same segments. */

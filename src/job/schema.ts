@@ -187,7 +187,7 @@ export const jobSchema = z.strictObject({
       baseline: z.union([z.literal('reference'), z.strictObject({ previous: z.number().int().min(1).max(90) })]).default('reference'),
       /**
        * Profile and report drift per segment of this column (a key column or a column the model
-       * reads) too: its 50 most frequent reference values, the rest OTHER, a missing value NULL,
+       * reads) too: its most frequent reference values, the rest OTHER, a missing value NULL,
        * fixed in the profile. Segments are reported; the run's status is the whole run's.
        */
       segment: columnName.optional(),
