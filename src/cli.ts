@@ -191,6 +191,7 @@ function buildProgram(): Command {
     .option('--format <csv|parquet>', "the reference's format (default: from its name, else the job's; required for a folder with models:/)")
     .option('--bins-from <profile.json>', "count on this profile's bins instead of fitting new ones (its counts then compare with runs on it)")
     .option('--registry <uri>', 'with models:/: the registry root, s3://bucket/prefix/ or a folder (default NIGHTSCORE_REGISTRY_URI)')
+    .option('--segment <column>', "profile per segment of this key or feature column too (default: the job's drift.segment)")
     .action((job: string, reference: string, opts: Record<string, string | undefined>) => exit(async () => (await profiles()).profileBuildCommand(job, reference, opts))());
   program
     .command('drift')

@@ -55,7 +55,7 @@ export const ERROR_CODES = {
   OUTPUT_UNKNOWN: code('config', 'output.columns names an output the model does not have'),
   PLAN_TOO_LARGE: code('config', 'a date that plans into more chunks than a run takes'),
   PROFILE_INVALID: code('config', 'a drift profile read back that is not one nightscore writes: a field not of its type, counts that do not add up'),
-  PROFILE_MISMATCH: code('config', 'a drift profile built for another model, or without a column the model reads or writes'),
+  PROFILE_MISMATCH: code('config', 'a drift profile built for another model, without a column the model reads or writes, or without the segments drift.segment asks for'),
   PROFILE_NOT_FOUND: code('config', 'a drift profile that cannot be read'),
   REDIS_AUTH: code('config', 'Redis refused the credentials'),
   REDIS_CA_FILE: code('config', 'the Redis CA file cannot be read'),

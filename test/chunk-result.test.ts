@@ -4,6 +4,7 @@ import { readFailedPlan } from '../src/run/failed-run.js';
 import { chunkFiles, type RunManifest } from '../src/run/manifest.js';
 import { openLocation } from '../src/storage/open.js';
 import { seededRandom } from '../src/random.js';
+import { ColumnCounter, type ColumnCounts } from '../src/drift/counts.js';
 
 /**
  * A chunk's counts merge exactly and whatever the order: chunks finish in any order, on any
@@ -117,6 +118,42 @@ describe('chunk results', () => {
   });
 });
 
+/** A probability column's counts of `rows` random values, some missing. */
+function probabilityCounts(next: () => number, rows: number): ColumnCounts {
+  const counter = new ColumnCounter({ kind: 'probability' });
+  for (let i = 0; i < rows; i++) counter.addNumber(next() < 0.1 ? null : next());
+  return counter.result();
+}
+
+/** A chunk's drift counts per segment (drift.segment): the segments it met, each with its rows counted in every column. */
+function segmentedStats(next: () => number): ChunkStats {
+  const segments = shuffle(next, pick(next, ['value:north', 'value:south', 'value:OTHER', 'value:', 'other', 'null']));
+  const drift_segments = Object.fromEntries(segments.map((key) => {
+    const rows = 1 + int(next, 50);
+    return [key, { rows, counts: { 'prediction:p': probabilityCounts(next, rows), 'feature:f': probabilityCounts(next, rows) } }];
+  }));
+  const scored = Object.values(drift_segments).reduce((a, s) => a + s.rows, 0);
+  return { rows: { read: scored, scored, rejected: 0 }, inputs: {}, drift_segments };
+}
+
+describe('a chunk\'s drift counts per segment', () => {
+  it('merge to identical bytes in any grouping and order, to the exact totals', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const next = random(seed);
+      const parts = Array.from({ length: 1 + int(next, 20) }, () => segmentedStats(next));
+      const once = mergeStats(parts);
+      for (let trial = 0; trial < 5; trial++) expect(JSON.stringify(mergeRandomly(next, parts)), `seed ${seed}, trial ${trial}`).toBe(JSON.stringify(once));
+      const met = [...new Set(parts.flatMap((p) => Object.keys(p.drift_segments!)))].sort();
+      expect(Object.keys(once.drift_segments!)).toEqual(met);
+      for (const key of met) {
+        const of = parts.flatMap((p) => (Object.hasOwn(p.drift_segments!, key) ? [p.drift_segments![key]!] : []));
+        expect(once.drift_segments![key]!.rows).toBe(of.reduce((a, s) => a + s.rows, 0));
+        expect(once.drift_segments![key]!.counts['prediction:p']!.n).toBe(of.reduce((a, s) => a + s.counts['prediction:p']!.n, 0));
+      }
+    }
+  });
+});
+
 describe('a failed run\'s chunk results read back', () => {
   const out = openLocation('file:///tmp/nightscore-chunk-result/out/');
   const uri = 'file:///tmp/nightscore-chunk-result/in/a.csv';
@@ -137,6 +174,18 @@ describe('a failed run\'s chunk results read back', () => {
     const stages = { drift: { 'bin:0': 2, 'bin:1': 1 } };
     expect(readFailedPlan(manifest({ ...counted, stages }), out, from).completed[0]!.stats).toEqual({ ...counted, stages });
     expect(Object.keys(readFailedPlan(manifest(counted), out, from).completed[0]!.stats)).toEqual(['rows', 'inputs']);
+  });
+
+  it('keep the drift counts per segment, and refuse ones that do not add up as a chunk writes them', () => {
+    const next = random(7);
+    const p = (rows: number) => ({ 'prediction:p': probabilityCounts(next, rows) });
+    const drift_segments = { 'value:north': { rows: 2, counts: p(2) }, null: { rows: 1, counts: p(1) } };
+    expect(readFailedPlan(manifest({ ...counted, drift_segments }), out, from).completed[0]!.stats.drift_segments).toEqual(drift_segments);
+    const at = /retry\.completed\[0\]\.stats\.drift_segments/;
+    expect(() => readFailedPlan(manifest({ ...counted, drift_segments: { 'value:north': { rows: 2, counts: p(2) } } }), out, from)).toThrow(new RegExp(`${at.source} is not segments whose rows add up to the chunk's 3 scored rows`));
+    expect(() => readFailedPlan(manifest({ ...counted, drift_segments: { north: { rows: 3, counts: p(3) } } }), out, from)).toThrow(new RegExp(`${at.source}\\["north"\\] is not a segment key`));
+    expect(() => readFailedPlan(manifest({ ...counted, drift_segments: { other: { rows: 3, counts: p(2) } } }), out, from)).toThrow(new RegExp(`${at.source}\\["other"\\]\\.counts\\["prediction:p"\\] is not counts of the segment's 3 rows`));
+    expect(() => readFailedPlan(manifest({ ...counted, drift_segments: { other: { rows: 3, counts: { 'prediction:p': { bins: [3] } } } } }), out, from)).toThrow(/is not a column's drift counts/);
   });
 
   it('refuse a stage count that is not a whole number', () => {

@@ -101,7 +101,8 @@ async function referenceProfile(name: string, reference: string, opts: Reference
       const job: JobDefinition = bound
         ? { ...bound, model: { ...bound.model, uri: model.path, path: undefined, sha256: undefined } }
         : modelReferenceJob(`nightscore model register ${name} --reference`, { model: model.path }, referenceUri, format, '--reference-format');
-      return buildProfile(await prepareJob(job), referenceUri, { format });
+      // A job that segments its drift needs a profile with those segments (pin.ts refuses one without).
+      return buildProfile(await prepareJob(job), referenceUri, { format, segment: job.drift?.segment });
     },
   };
 }

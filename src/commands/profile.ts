@@ -16,6 +16,7 @@ export interface ProfileBuildOptions {
   format?: string;
   binsFrom?: string;
   registry?: string;
+  segment?: string;
 }
 
 /**
@@ -44,7 +45,7 @@ export async function profileBuildCommand(source: string, reference: string, opt
   }
   const prepared = await prepareJob(job);
   const binsFrom = opts.binsFrom === undefined ? undefined : resolveLocation(opts.binsFrom, process.cwd());
-  const profile = await buildProfile(prepared, referenceUri, { rows, format, binsFrom: binsFrom === undefined ? undefined : { uri: binsFrom, profile: (await readProfile(binsFrom)).profile } });
+  const profile = await buildProfile(prepared, referenceUri, { rows, format, segment: opts.segment ?? job.drift?.segment, binsFrom: binsFrom === undefined ? undefined : { uri: binsFrom, profile: (await readProfile(binsFrom)).profile } });
   const bytes = profileBytes(profile);
   if (opts.output === undefined) {
     process.stdout.write(bytes);
@@ -56,7 +57,8 @@ export async function profileBuildCommand(source: string, reference: string, opt
   const { read, scored, rejected } = profile.reference.rows;
   process.stderr.write(
     `profile  ${target}  sha256 ${createHash('sha256').update(bytes).digest('hex')}\n` +
-      `         ${profile.columns.length} columns; reference rows: ${read} read, ${scored} profiled, ${rejected} rejected; bins fitted on ${profile.reference.fitted_on}\n`,
+      `         ${profile.columns.length} columns; reference rows: ${read} read, ${scored} profiled, ${rejected} rejected; bins fitted on ${profile.reference.fitted_on}\n` +
+      (profile.segment ? `         segments of ${profile.segment.column}: ${profile.segment.values.length} values, then OTHER and NULL\n` : ''),
   );
   return 0;
 }

@@ -8,8 +8,8 @@
  */
 import { NightscoreError } from '../errors.js';
 import { seededRandom } from '../random.js';
-import type { BatchBuilder } from '../formats/batch.js';
-import type { FeatureBatch, FeatureColumn } from '../model/features.js';
+import type { Batch, BatchBuilder } from '../formats/batch.js';
+import type { FeatureColumn } from '../model/features.js';
 import { float16Value } from '../formats/numbers.js';
 import type { OutputColumns, OutputValues, Scorer } from '../model/scorer.js';
 import { runSpec } from '../run/begin.js';
@@ -22,6 +22,7 @@ import { fitCategorical, fitNumeric, type Bins } from './bins.js';
 import { PROFILE_FORMAT, PROFILE_VERSION, type Profile, type ProfileColumn } from './profile.js';
 import { checkProfileFits, float32Offsets, ProfileCounter } from './profile-counter.js';
 import { emptyCounts } from './counts.js';
+import { locateSegmentColumn, segmentBlock, SegmentedCounter, SegmentReader, SegmentTally } from './segment.js';
 
 export interface BuildOptions {
   /** Scored rows the numeric bins are fitted on, at most. @defaultValue 1,000,000 */
@@ -33,6 +34,12 @@ export interface BuildOptions {
    * counts then add to, and compare with, every run counted on that profile.
    */
   binsFrom?: { profile: Profile; uri: string };
+  /**
+   * Profile per segment of this column too (drift.segment, or profile build --segment): its most
+   * frequent reference values are fixed in the profile (with --bins-from, that profile's, when
+   * it is segmented by the same column).
+   */
+  segment?: string;
 }
 
 export const DEFAULT_FIT_ROWS = 1_000_000;
@@ -51,15 +58,27 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
   const spec: RunSpec = { ...base, input: { ...base.input, format }, models: [sized.spec] };
   const columns = chunkContext(chunkSpec(spec, chunks[0] ?? { index: 0, segments: [] }), new Map([['champion', sized.scorer]])).columns;
 
+  const reader = opts.segment === undefined ? undefined : new SegmentReader(locateSegmentColumn(opts.segment, job.input.key, columns, job.file), columns);
   let profileColumns: ProfileColumn[];
   let fittedOn: number;
+  let segmentValues: string[] | undefined;
   if (opts.binsFrom) {
     checkProfileFits(opts.binsFrom.profile, opts.binsFrom.uri, { sha256: sized.spec.sha256, columns, outputs: sized.scorer.outputs });
     profileColumns = opts.binsFrom.profile.columns.map((c) => emptyColumn(c.name, c.role, c.bins));
     fittedOn = opts.binsFrom.profile.reference.fitted_on;
+    if (reader) {
+      const fixed = opts.binsFrom.profile.segment;
+      if (fixed && fixed.column === opts.segment) segmentValues = fixed.values;
+      else {
+        const tally = new TallySink(sized.scorer, reader);
+        await feedAll(spec, chunks, sized.scorer, tally);
+        segmentValues = tally.tally.values();
+      }
+    }
   } else {
-    const fit = new FitSink(sized.scorer, columns, opts.rows ?? DEFAULT_FIT_ROWS);
+    const fit = new FitSink(sized.scorer, columns, opts.rows ?? DEFAULT_FIT_ROWS, reader);
     await feedAll(spec, chunks, sized.scorer, fit);
+    segmentValues = fit.tally?.values();
     if (fit.scored === 0) {
       throw new NightscoreError('TOO_FEW_ROWS', `no row of the reference ${referenceUri} scored (${fit.rejected} rejected): there is nothing to profile`, {
         source: referenceUri,
@@ -72,15 +91,18 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
     ];
     fittedOn = Math.min(fit.scored, fit.capacity);
   }
-  const count = new CountSink(sized.scorer, new ProfileCounter({ columns: profileColumns }, { columns, outputs: sized.scorer.outputs }));
+  const model = { columns, outputs: sized.scorer.outputs };
+  const segmented = reader && segmentValues ? new SegmentedCounter({ columns: profileColumns }, segmentValues, model, reader.at) : undefined;
+  const count = new CountSink(sized.scorer, segmented ?? new ProfileCounter({ columns: profileColumns }, model));
   await feedAll(spec, chunks, sized.scorer, count);
-  const counts = count.counter.result();
+  const counts = (segmented?.overall ?? (count.counter as ProfileCounter)).result();
   return {
     format: PROFILE_FORMAT,
     version: PROFILE_VERSION,
     model: { sha256: sized.spec.sha256, features: columns.map((c) => c.name), outputs: sized.scorer.outputs.flatMap((o) => o.names) },
     reference: { uri: referenceUri, rows: { read: count.scored + count.rejected, scored: count.scored, rejected: count.rejected }, fitted_on: fittedOn },
     columns: profileColumns.map((c) => ({ ...c, counts: counts[`${c.role}:${c.name}`]! })),
+    ...(segmented ? { segment: segmentBlock(opts.segment!, segmentValues!, { columns: profileColumns }, segmented.result()) } : {}),
   };
 }
 
@@ -122,19 +144,43 @@ abstract class ScoringSink implements BatchSink {
     this.take(batch, failed.map((f) => f.row), outputs);
   }
 
-  protected abstract take(batch: FeatureBatch, failed: number[], outputs: OutputValues[]): void;
+  protected abstract take(batch: Batch, failed: number[], outputs: OutputValues[]): void;
 }
 
 class CountSink extends ScoringSink {
   constructor(
     scorer: Scorer,
-    readonly counter: ProfileCounter,
+    readonly counter: ProfileCounter | SegmentedCounter,
   ) {
     super(scorer);
   }
 
-  protected take(batch: FeatureBatch, failed: number[], outputs: OutputValues[]): void {
+  protected take(batch: Batch, failed: number[], outputs: OutputValues[]): void {
     this.counter.add(batch, failed, outputs);
+  }
+}
+
+/** Tallies the segment column's values of the rows that scored, for a build whose bins are not fitted (--bins-from). */
+class TallySink extends ScoringSink {
+  readonly tally = new SegmentTally();
+
+  constructor(
+    scorer: Scorer,
+    private readonly reader: SegmentReader,
+  ) {
+    super(scorer);
+  }
+
+  protected take(batch: Batch, failed: number[]): void {
+    tallyRows(this.tally, this.reader, batch, failed);
+  }
+}
+
+function tallyRows(tally: SegmentTally, reader: SegmentReader, batch: Batch, failed: readonly number[]): void {
+  let skip = 0;
+  for (let r = 0; r < batch.rows; r++) {
+    if (skip < failed.length && failed[skip] === r) skip++;
+    else tally.add(reader.text(batch, r));
   }
 }
 
@@ -154,12 +200,17 @@ class FitSink extends ScoringSink {
   private readonly float32At: number[];
   private readonly float32Width: number;
 
+  /** With a segment column: its values, counted. */
+  readonly tally: SegmentTally | undefined;
+
   constructor(
     scorer: Scorer,
     private readonly columns: FeatureColumn[],
     readonly capacity: number,
+    private readonly segment?: SegmentReader,
   ) {
     super(scorer);
+    this.tally = segment ? new SegmentTally() : undefined;
     this.float32At = float32Offsets(columns);
     this.float32Width = columns.filter((c) => c.type === 'float32').length;
     this.numeric = columns.map((c) => (c.type === 'string' ? undefined : new Float64Array(capacity).fill(NaN)));
@@ -168,7 +219,8 @@ class FitSink extends ScoringSink {
     this.outputStrings = scorer.outputs.map((o) => o.names.map(() => (isLabel(o) ? new Map() : undefined)));
   }
 
-  protected take(batch: FeatureBatch, failed: number[], outputs: OutputValues[]): void {
+  protected take(batch: Batch, failed: number[], outputs: OutputValues[]): void {
+    if (this.segment) tallyRows(this.tally!, this.segment, batch, failed);
     const { float32At } = this;
     const nf = this.float32Width;
     let skip = 0;

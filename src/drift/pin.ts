@@ -9,6 +9,7 @@ import type { FeatureColumn } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
 import { DEFAULT_POLICY, type DriftPolicy } from './policy.js';
 import { readProfile } from './profile.js';
+import { checkProfileSegments, locateSegmentColumn } from './segment.js';
 import { checkProfileFits } from './profile-counter.js';
 
 /**
@@ -29,10 +30,14 @@ export async function pinProfile(job: JobDefinition, date: string, model: { sha2
       hint: 'Build one with nightscore profile build <job.yaml> <reference data> -o profile.json; set drift.profile to it, or attach it to the model version (nightscore model profile attach); or set drift.mode: off.',
     });
   }
+  const segment = job.drift?.segment ?? null;
+  if (segment !== null) locateSegmentColumn(segment, job.input.key, model.columns, job.file);
   const { profile, sha256 } = await readProfile(uri);
   checkProfileFits(profile, uri, model);
-  return { profile: { uri, sha256 }, policy, previous: previousFolders(job, date) };
+  if (segment !== null) checkProfileSegments(profile, uri, segment);
+  return { profile: { uri, sha256 }, policy, previous: previousFolders(job, date), segment };
 }
+
 
 /**
  * Where drift.baseline: { previous: N } looks: the output folders of the dates before `date`,

@@ -14,7 +14,7 @@ import { NightscoreError, toNightscoreError } from '../errors.js';
 import { openLocation } from '../storage/open.js';
 import { readAll } from '../storage/storage.js';
 import { binCount, MAX_CATEGORIES, MAX_DISCRETE_VALUES, MAX_VOCABULARY, NUMERIC_BINS, type Bins } from './bins.js';
-import type { ColumnCounts } from './counts.js';
+import { mergeCounts, type ColumnCounts } from './counts.js';
 import type { ColumnRole } from './statistics.js';
 
 export const PROFILE_FORMAT = 'nightscore.profile';
@@ -39,7 +39,35 @@ export interface Profile {
   reference: { uri: string; rows: { read: number; scored: number; rejected: number }; fitted_on: number };
   /** Features in the model's order, then predictions in output order. */
   columns: ProfileColumn[];
+  /** With drift.segment: the segment column's fixed values, and the reference's counts per segment on the same bins. */
+  segment?: ProfileSegments;
 }
+
+/**
+ * One segment: a value of the segment column, or OTHER (a value not among the fixed ones), or
+ * NULL (missing or empty). Tagged, so no value, whatever its text, can be taken for OTHER or NULL.
+ */
+export type SegmentOf = { kind: 'value'; value: string } | { kind: 'other' } | { kind: 'null' };
+
+/** A segment of the reference: its scored rows, and its counts on the profile's bins, by column key. */
+export interface ProfileSegment {
+  segment: SegmentOf;
+  rows: number;
+  counts: Record<string, ColumnCounts>;
+}
+
+/**
+ * The segment block. Its values are fixed when the profile is built, so every worker of every
+ * run puts a row in the same segment; `segments` lists each value in order, then OTHER, then NULL.
+ */
+export interface ProfileSegments {
+  column: string;
+  values: string[];
+  segments: ProfileSegment[];
+}
+
+/** At most this many values are a segment of their own; the rest are OTHER. */
+export const MAX_SEGMENT_VALUES = 50;
 
 /** A profile as a run pins it: where it is and the sha256 of its bytes. */
 export interface ProfilePin {
@@ -96,6 +124,18 @@ const columnSchema = z
     else if (c.counts.bins.reduce((a, b) => a + b, 0) !== c.counts.n) ctx.addIssue({ code: 'custom', path: ['counts', 'n'], message: 'expected the sum of the bin counts' });
   });
 
+const segmentOfSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('value'), value: z.string().min(1) }),
+  z.strictObject({ kind: z.literal('other') }),
+  z.strictObject({ kind: z.literal('null') }),
+]);
+
+const segmentsSchema = z.strictObject({
+  column: z.string().min(1),
+  values: z.array(z.string().min(1, 'expected a non-empty value (an empty one is the NULL segment)')).max(MAX_SEGMENT_VALUES).refine(unique, 'expected distinct values'),
+  segments: z.array(z.strictObject({ segment: segmentOfSchema, rows: count, counts: z.record(z.string(), countsSchema) })),
+});
+
 const profileSchema = z
   .strictObject({
     format: z.literal(PROFILE_FORMAT),
@@ -103,6 +143,7 @@ const profileSchema = z
     model: z.strictObject({ sha256, features: z.array(z.string().min(1)), outputs: z.array(z.string().min(1)) }),
     reference: z.strictObject({ uri: z.string(), rows: z.strictObject({ read: count, scored: count, rejected: count }), fitted_on: count }),
     columns: z.array(columnSchema),
+    segment: segmentsSchema.optional(),
   })
   .superRefine((p, ctx) => {
     const seen = new Set<string>();
@@ -110,7 +151,53 @@ const profileSchema = z
       if (seen.has(columnKey(c))) ctx.addIssue({ code: 'custom', path: ['columns', i, 'name'], message: `expected one ${c.role} column named "${c.name}"` });
       seen.add(columnKey(c));
     });
+    if (p.segment) checkSegments(p.segment, p as Profile, (path, message) => ctx.addIssue({ code: 'custom', path: ['segment', ...path], message }));
   });
+
+/**
+ * A segment block adds up as a build writes it: every value, then OTHER, then NULL, in that
+ * order; each segment's counts on exactly the profile's columns and layouts, each column
+ * counting the segment's rows; and, column by column, the segments' counts merge to the
+ * profile's own (every scored row is in one segment).
+ */
+function checkSegments(block: ProfileSegments, p: Profile, issue: (path: (string | number)[], message: string) => void): void {
+  const expected: SegmentOf[] = [...block.values.map((value) => ({ kind: 'value' as const, value })), { kind: 'other' }, { kind: 'null' }];
+  if (block.segments.length !== expected.length) return issue(['segments'], `expected ${expected.length} segments (each value, then OTHER, then NULL), got ${block.segments.length}`);
+  for (const [i, s] of block.segments.entries()) {
+    if (segmentKey(s.segment) !== segmentKey(expected[i]!)) return issue(['segments', i, 'segment'], `expected ${JSON.stringify(expected[i])}`);
+    const keys = Object.keys(s.counts).sort();
+    const wanted = p.columns.map(columnKey).sort();
+    if (keys.join('\n') !== wanted.join('\n')) return issue(['segments', i, 'counts'], `expected counts of exactly the profile's columns (${wanted.join(', ')})`);
+    for (const c of p.columns) {
+      const counts = s.counts[columnKey(c)]!;
+      const at = ['segments', i, 'counts', columnKey(c)];
+      if (counts.bins.length !== binCount(c.bins)) return issue([...at, 'bins'], `expected ${binCount(c.bins)} counts for ${c.bins.kind} bins, got ${counts.bins.length}`);
+      if (counts.bins.reduce((a, b) => a + b, 0) !== counts.n) return issue([...at, 'n'], 'expected the sum of the bin counts');
+      if (counts.n + counts.missing + counts.nan + counts.pos_inf + counts.neg_inf !== s.rows) return issue([...at, 'n'], `expected the segment's ${s.rows} rows counted`);
+    }
+  }
+  const rows = block.segments.reduce((a, s) => a + s.rows, 0);
+  if (rows !== p.reference.rows.scored) return issue(['segments'], `expected the segments' rows to add up to the reference's ${p.reference.rows.scored} scored rows, got ${rows}`);
+  for (const c of p.columns) {
+    let merged: ColumnCounts;
+    try {
+      merged = mergeCounts(block.segments.map((s) => s.counts[columnKey(c)]!));
+    } catch {
+      return issue(['segments'], `expected the segments' counts of ${columnKey(c)} to add up exactly`);
+    }
+    if (countsText(merged) !== countsText(c.counts)) return issue(['segments'], `expected the segments' counts of ${columnKey(c)} to add up to the column's counts`);
+  }
+}
+
+/** A segment's key among a run's counts (ChunkStats.drift_segments): a value's is prefixed, so none can be OTHER's or NULL's. */
+export function segmentKey(s: SegmentOf): string {
+  return s.kind === 'value' ? `value:${s.value}` : s.kind;
+}
+
+/** Counts as text in one field order, to compare two. */
+function countsText(c: ColumnCounts): string {
+  return JSON.stringify([c.bins, c.missing, c.nan, c.pos_inf, c.neg_inf, c.n, c.sum, c.sum_sq, c.min, c.max]);
+}
 
 /** Checks a parsed profile as its type; `source` names it in the error. */
 export function checkProfile(data: unknown, source: string): Profile {

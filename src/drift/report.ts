@@ -12,7 +12,8 @@ import type { ColumnCounts } from './counts.js';
 import { emptyCounts, mergeCounts } from './counts.js';
 import { PSI_EPSILON } from './measures.js';
 import type { DriftPolicy } from './policy.js';
-import { columnKey, isColumnCounts, MAX_PROFILE_BYTES, type Profile, type ProfilePin } from './profile.js';
+import { columnKey, isColumnCounts, MAX_PROFILE_BYTES, segmentKey, type Profile, type ProfilePin, type SegmentOf } from './profile.js';
+import type { SegmentCounts } from './segment.js';
 import { compareColumn, FLOOR_FACTOR, overallStatus, type ColumnReport, type DriftStatus } from './statistics.js';
 
 export const DRIFT_FILE = '_drift.json';
@@ -39,6 +40,28 @@ export interface DriftReport {
   baseline: 'reference' | { previous: number };
   /** With baseline previous: the comparison with the union of those dates' counts (reported beside the reference's). */
   previous?: PreviousComparison;
+  /** With drift.segment: the column the segments are of. */
+  segment_column?: string;
+  /**
+   * With drift.segment: each segment the reference or the run has rows in, in the profile's
+   * order, compared with that segment's reference counts. Reported only: the run's status is
+   * the whole run's.
+   */
+  segments?: SegmentReport[];
+}
+
+/** A segment of the run against the same segment of the reference. */
+export interface SegmentReport {
+  segment: SegmentOf;
+  /** The run's scored rows in the segment, and the reference's. */
+  rows: number;
+  rows_ref: number;
+  /** As a run's status, from the segment's columns (a small segment is inconclusive, never ok). */
+  status: DriftStatus;
+  drifted: string[];
+  columns: ColumnReport[];
+  /** The segment's counts in the run, by column key. */
+  counts: Record<string, ColumnCounts>;
 }
 
 /** A run compared with the union of earlier dates counted on the same profile. */
@@ -66,7 +89,12 @@ export interface DriftSummary {
   /** With drift.baseline previous: how many earlier dates were found, and the status against the reference (`status` is against them). */
   baseline?: { previous: number };
   reference_status?: DriftStatus;
+  /** With drift.segment: the segments that drifted (the first MAX_SUMMARY_SEGMENTS, in the profile's order) and how many did. */
+  segments?: { column: string; drifted: SegmentOf[]; drifted_total: number };
 }
+
+/** Drifted segments the manifest names, at most; `_drift.json` has them all. */
+export const MAX_SUMMARY_SEGMENTS = 10;
 
 /**
  * Compares a run's merged counts with its profile, and with `previous` dates' counts when the
@@ -79,6 +107,7 @@ export function reportDrift(
   policy: DriftPolicy,
   counts: Record<string, ColumnCounts> = {},
   previous?: { wanted: number; dates: string[]; skipped: Array<{ date: string; reason: string }>; counts: Array<Record<string, ColumnCounts>> },
+  segments?: Record<string, SegmentCounts>,
 ): DriftReport {
   const of = (all: Record<string, ColumnCounts>, column: Profile['columns'][number]) => (Object.hasOwn(all, columnKey(column)) ? all[columnKey(column)]! : emptyCounts(column.bins));
   const columns = profile.columns.map((column) => compareColumn(column, of(counts, column), policy));
@@ -104,7 +133,23 @@ export function reportDrift(
     counts,
     baseline: previous ? { previous: previous.wanted } : 'reference',
     ...(compared ? { previous: compared } : {}),
+    ...(segments && profile.segment ? { segment_column: profile.segment.column, segments: compareSegments(profile, policy, segments) } : {}),
   };
+}
+
+/**
+ * Each segment against the reference's same segment, with the statistics and guard of the
+ * run's columns. Segments neither side has rows in are left out. With baseline previous too,
+ * segments are compared with the reference: the previous dates' segment counts are not summed.
+ */
+function compareSegments(profile: Profile, policy: DriftPolicy, counted: Record<string, SegmentCounts>): SegmentReport[] {
+  return profile.segment!.segments.flatMap((ref) => {
+    const run = Object.hasOwn(counted, segmentKey(ref.segment)) ? counted[segmentKey(ref.segment)]! : { rows: 0, counts: {} };
+    if (ref.rows === 0 && run.rows === 0) return [];
+    const counts = Object.fromEntries(profile.columns.map((c) => [columnKey(c), Object.hasOwn(run.counts, columnKey(c)) ? run.counts[columnKey(c)]! : emptyCounts(c.bins)]));
+    const columns = profile.columns.map((c) => compareColumn({ ...c, counts: ref.counts[columnKey(c)]! }, counts[columnKey(c)]!, policy));
+    return [{ segment: ref.segment, rows: run.rows, rows_ref: ref.rows, ...overallStatus(columns, policy), columns, counts }];
+  });
 }
 
 /** The comparison a run's status is judged on: with the previous dates when the baseline is previous, else with the reference. */
@@ -124,7 +169,13 @@ export function summarizeDrift(report: DriftReport): DriftSummary {
     file: DRIFT_FILE,
     profile: report.profile,
     ...(report.previous ? { baseline: { previous: report.previous.dates.length }, reference_status: report.status } : {}),
+    ...(report.segments ? { segments: segmentSummary(report.segment_column!, report.segments) } : {}),
   };
+}
+
+function segmentSummary(column: string, segments: SegmentReport[]): NonNullable<DriftSummary['segments']> {
+  const drifted = segments.filter((s) => s.status === 'drift').map((s) => s.segment);
+  return { column, drifted: drifted.slice(0, MAX_SUMMARY_SEGMENTS), drifted_total: drifted.length };
 }
 
 /** `_drift.json`'s bytes. */
@@ -147,36 +198,46 @@ export function enforceDrift(report: DriftReport): void {
 }
 
 const share = z.number().nullable();
+const statusSchema = z.enum(['ok', 'warn', 'drift', 'inconclusive']);
+const columnReportSchema = z.looseObject({
+  name: z.string(),
+  role: z.enum(['feature', 'prediction']),
+  kind: z.enum(['numeric', 'discrete', 'categorical', 'probability']),
+  status: statusSchema,
+  statistic: z.enum(['psi', 'js']),
+  value: share,
+  floor: share,
+  psi: share,
+  js: share,
+  ks: share,
+  wasserstein: share,
+  missing_delta: share,
+  unseen_share: share,
+  out_of_range_share: share,
+  mean_shift: share,
+  n_ref: z.number().int().nonnegative(),
+  n_run: z.number().int().nonnegative(),
+  reasons: z.array(z.string()),
+});
+const countsRecord = z.record(z.string(), z.unknown().refine(isColumnCounts, 'expected a column\'s counts as nightscore writes them'));
+const segmentOfSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('value'), value: z.string() }),
+  z.strictObject({ kind: z.literal('other') }),
+  z.strictObject({ kind: z.literal('null') }),
+]);
 const reportSchema = z.looseObject({
   format: z.literal('nightscore.drift'),
   version: z.literal(1),
   job: z.string(),
   date: z.string(),
-  status: z.enum(['ok', 'warn', 'drift', 'inconclusive']),
+  status: statusSchema,
   drifted: z.array(z.string()),
-  columns: z.array(
-    z.looseObject({
-      name: z.string(),
-      role: z.enum(['feature', 'prediction']),
-      kind: z.enum(['numeric', 'discrete', 'categorical', 'probability']),
-      status: z.enum(['ok', 'warn', 'drift', 'inconclusive']),
-      statistic: z.enum(['psi', 'js']),
-      value: share,
-      floor: share,
-      psi: share,
-      js: share,
-      ks: share,
-      wasserstein: share,
-      missing_delta: share,
-      unseen_share: share,
-      out_of_range_share: share,
-      mean_shift: share,
-      n_ref: z.number().int().nonnegative(),
-      n_run: z.number().int().nonnegative(),
-      reasons: z.array(z.string()),
-    }),
-  ),
-  counts: z.record(z.string(), z.unknown().refine(isColumnCounts, 'expected a column\'s counts as nightscore writes them')),
+  columns: z.array(columnReportSchema),
+  counts: countsRecord,
+  segment_column: z.string().optional(),
+  segments: z
+    .array(z.looseObject({ segment: segmentOfSchema, rows: z.number().int().nonnegative(), rows_ref: z.number().int().nonnegative(), status: statusSchema, drifted: z.array(z.string()), columns: z.array(columnReportSchema), counts: countsRecord }))
+    .optional(),
 });
 
 /**

@@ -185,6 +185,12 @@ export const jobSchema = z.strictObject({
        * comparison is reported too). @defaultValue reference
        */
       baseline: z.union([z.literal('reference'), z.strictObject({ previous: z.number().int().min(1).max(90) })]).default('reference'),
+      /**
+       * Profile and report drift per segment of this column (a key column or a column the model
+       * reads) too: its most frequent reference values, the rest OTHER, a missing value NULL,
+       * fixed in the profile. Segments are reported; the run's status is the whole run's.
+       */
+      segment: columnName.optional(),
       /** off: not measured; warn: measured and reported; enforce: a run that drifts fails, naming the columns. @defaultValue warn */
       mode: z.enum(['off', 'warn', 'enforce']).default('warn'),
       /** Population stability index on the reference's deciles, for numeric columns. @defaultValue { warn: 0.1, drift: 0.25 } */

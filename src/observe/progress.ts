@@ -41,6 +41,12 @@ export function formatDrift(d: NonNullable<RunManifest['drift']>): string {
   if (d.drifted.length > 0) parts.push(`drifted: ${namesInBrief(d.drifted)}`);
   if (d.warned.length > 0) parts.push(`warn: ${namesInBrief(d.warned)}`);
   if (d.inconclusive.length > 0) parts.push(`inconclusive (too few rows to tell): ${namesInBrief(d.inconclusive)}`);
+  if (d.segments && d.segments.drifted_total > 0) {
+    // A value quoted, so a value spelled OTHER is not the OTHER segment.
+    const shown = d.segments.drifted.slice(0, 4).map((s) => (s.kind === 'value' ? JSON.stringify(s.value) : s.kind.toUpperCase()));
+    const more = d.segments.drifted_total - shown.length;
+    parts.push(`segments of ${d.segments.column} drifted: ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`);
+  }
   return `${parts.join(' · ')}  (${d.file}; drift.mode ${d.mode})`;
 }
 

@@ -9,6 +9,7 @@
  */
 import { NightscoreError } from '../errors.js';
 import { mergeCounts, type ColumnCounts } from '../drift/counts.js';
+import { mergeSegmentCounts, type SegmentCounts } from '../drift/segment.js';
 
 export interface RowCounts {
   read: number;
@@ -38,6 +39,12 @@ export interface ChunkStats {
    * (drift/counts.ts). Absent when the run measures no drift.
    */
   drift?: Record<string, ColumnCounts>;
+  /**
+   * With drift.segment: the same counts per segment the chunk met, by segment key
+   * (drift/profile.ts segmentKey), with the segment's scored rows; merged as exactly. Absent
+   * when the run measures no segments.
+   */
+  drift_segments?: Record<string, SegmentCounts>;
 }
 
 /** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
@@ -75,7 +82,9 @@ export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
   const inputs = new Map<string, number>();
   const stages = new Map<string, Map<string, number>>();
   const drift = new Map<string, ColumnCounts[]>();
+  const segments: Array<Record<string, SegmentCounts>> = [];
   for (const s of parts) {
+    if (s.drift_segments) segments.push(s.drift_segments);
     for (const [column, counts] of Object.entries(s.drift ?? {})) {
       if (!drift.has(column)) drift.set(column, []);
       drift.get(column)!.push(counts);
@@ -90,6 +99,7 @@ export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
   const merged: ChunkStats = { rows, inputs: sortedObject(inputs) };
   if (stages.size > 0) merged.stages = Object.fromEntries([...stages.keys()].sort().map((stage) => [stage, sortedObject(stages.get(stage)!)]));
   if (drift.size > 0) merged.drift = Object.fromEntries([...drift.keys()].sort().map((column) => [column, mergeCounts(drift.get(column)!)]));
+  if (segments.length > 0) merged.drift_segments = mergeSegmentCounts(segments);
   return merged;
 }
 

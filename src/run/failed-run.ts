@@ -13,6 +13,7 @@ import type { ChunkPlan } from './plan.js';
 import type { ChunkResult, ChunkStats } from './chunk-result.js';
 import type { RunSpec } from './spec.js';
 import { isColumnCounts } from '../drift/profile.js';
+import type { ColumnCounts } from '../drift/counts.js';
 
 /** A failed run's plan and the chunks of it that succeeded, as `RunManifest.retry` records them. */
 export interface FailedPlan {
@@ -164,7 +165,7 @@ function chunkResult(value: unknown, at: string, chunks: number, out: Location, 
     const seg = object(s, `${at}.segments[${j}]`, bad);
     return { uri: text(seg.uri, `${at}.segments[${j}].uri`, bad), start: count(seg.start, `${at}.segments[${j}].start`, bad), newlines: count(seg.newlines, `${at}.segments[${j}].newlines`, bad) };
   });
-  return { index, stats: { rows: counts, inputs: Object.fromEntries(perObject), ...stageCounts(stats.stages, `${at}.stats.stages`, bad), ...driftCounts(stats.drift, `${at}.stats.drift`, bad) }, part: written, stagedRejects: staged, segments };
+  return { index, stats: { rows: counts, inputs: Object.fromEntries(perObject), ...stageCounts(stats.stages, `${at}.stats.stages`, bad), ...driftCounts(stats.drift, `${at}.stats.drift`, bad), ...segmentCounts(stats.drift_segments, `${at}.stats.drift_segments`, counts.scored, bad) }, part: written, stagedRejects: staged, segments };
 }
 
 /** A kept chunk's drift counts (ChunkStats.drift), each column's checked as its type; absent when the run measured none. */
@@ -175,6 +176,32 @@ function driftCounts(value: unknown, at: string, bad: Bad): Pick<ChunkStats, 'dr
     if (!isColumnCounts(counts)) bad(`${at}["${column}"]`, 'a column\'s drift counts (bins, missing, n, exact sums) as nightscore writes them');
   }
   return { drift: columns as ChunkStats['drift'] };
+}
+
+/**
+ * A kept chunk's per-segment drift counts (ChunkStats.drift_segments): each segment's key as
+ * the counter writes it, its rows a whole number adding up to the chunk's scored rows, and each
+ * column's counts of its type counting those rows; absent when the run measured no segments.
+ */
+function segmentCounts(value: unknown, at: string, scored: number, bad: Bad): Pick<ChunkStats, 'drift_segments'> {
+  if (value === undefined) return {};
+  const segments = object(value, at, bad);
+  let total = 0;
+  for (const [key, entry] of Object.entries(segments)) {
+    const where = `${at}["${key}"]`;
+    if (!/^(value:.+|other|null)$/s.test(key)) bad(where, 'a segment key (value:<text>, other or null)');
+    const s = object(entry, where, bad);
+    const rows = count(s.rows, `${where}.rows`, bad);
+    total += rows;
+    for (const [column, counts] of Object.entries(object(s.counts, `${where}.counts`, bad))) {
+      if (!isColumnCounts(counts)) bad(`${where}.counts["${column}"]`, 'a column\'s drift counts (bins, missing, n, exact sums) as nightscore writes them');
+      const c = counts as ColumnCounts;
+      if (c.n + c.missing + c.nan + c.pos_inf + c.neg_inf !== rows) bad(`${where}.counts["${column}"]`, `counts of the segment's ${rows} rows`);
+    }
+  }
+  // Every row the chunk scored is in one segment.
+  if (total !== scored) bad(at, `segments whose rows add up to the chunk's ${scored} scored rows`);
+  return { drift_segments: segments as ChunkStats['drift_segments'] };
 }
 
 /** The counts a chunk's stages added (ChunkStats.stages), kept with the chunk; absent when no stage counted. */

@@ -150,7 +150,7 @@ async function measureDrift(out: Location, manifest: RunManifest, plan: RunPlan,
   const { profile: pin, policy } = spec.drift!;
   const { profile } = await readProfile(pin.uri, pin.sha256);
   const previous = await readPreviousCounts(spec.drift!);
-  const report = reportDrift({ job: spec.job.name, date: spec.date, model: champion(spec).sha256 }, profile, pin, policy, stats.drift, previous && { wanted: spec.drift!.previous!.dates, ...previous });
+  const report = reportDrift({ job: spec.job.name, date: spec.date, model: champion(spec).sha256 }, profile, pin, policy, stats.drift, previous && { wanted: spec.drift!.previous!.dates, ...previous }, spec.drift!.segment !== null ? (stats.drift_segments ?? {}) : undefined);
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.drift), driftBytes(report));
   manifest.drift = summarizeDrift(report);
   enforceDrift(report);

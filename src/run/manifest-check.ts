@@ -69,6 +69,13 @@ const manifestSchema = z.looseObject({
       inconclusive: z.array(text),
       file: z.literal('_drift.json'),
       profile: z.looseObject({ uri: text, sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+      segments: z
+        .looseObject({
+          column: text,
+          drifted: z.array(z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('value'), value: text }), z.strictObject({ kind: z.literal('other') }), z.strictObject({ kind: z.literal('null') })])),
+          drifted_total: count,
+        })
+        .optional(),
     })
     .optional(),
   // Read by backfill --reprocess stale (and the page's "stale model"): the engine is part of the model's identity.

@@ -19,6 +19,7 @@ import type { Segment } from './plan.js';
 import { champion, type ChunkSpec, type ModelRole } from './spec.js';
 import { ProfileCounter } from '../drift/profile-counter.js';
 import type { Profile } from '../drift/profile.js';
+import { checkProfileSegments, locateSegmentColumn, SegmentedCounter } from '../drift/segment.js';
 
 // hyparquet with its compressors (WebAssembly), and hyparquet-writer, are loaded on first use:
 // a scoring thread that only sees CSV never loads or compiles them.
@@ -83,8 +84,8 @@ class ChunkSink implements BatchSink {
   private firstFailure: { reject: Reject; at: RejectPlace } | undefined;
   readonly files: ReturnType<typeof chunkFiles>;
 
-  /** Counts the values the champion scored, and its predictions, on the profile's bins (drift). */
-  readonly drift: ProfileCounter | undefined;
+  /** Counts the values the champion scored, and its predictions, on the profile's bins (drift); with drift.segment, per segment too. */
+  readonly drift: ProfileCounter | SegmentedCounter | undefined;
 
   constructor(
     private readonly ctx: ChunkContext,
@@ -92,7 +93,7 @@ class ChunkSink implements BatchSink {
     index: number,
   ) {
     this.files = chunkFiles(out, index, ctx.spec.output.format);
-    this.drift = ctx.profile ? new ProfileCounter(ctx.profile, { columns: ctx.columns, outputs: ctx.scorer.outputs }) : undefined;
+    this.drift = ctx.profile ? driftCounter(ctx.profile, ctx) : undefined;
   }
 
   /** Opens the part once the key columns' source types are known (Parquet keys keep theirs). */
@@ -266,11 +267,31 @@ export async function scoreChunk(spec: ChunkSpec, scorers: ReadonlyMap<ModelRole
   }
   return {
     index: spec.index,
-    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {}, ...stageCounts(sink.counts), ...(sink.drift ? { drift: sink.drift.result() } : {}) }]),
+    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {}, ...stageCounts(sink.counts), ...driftCounts(sink.drift) }]),
     part: sink.written,
     stagedRejects: sink.stagedRejects,
     segments,
   };
+}
+
+/**
+ * The chunk's drift counter: without drift.segment the plain one, whose cost is the run's
+ * alone; with it, one that counts each row into its segment as well.
+ */
+function driftCounter(profile: Profile, ctx: ChunkContext): ProfileCounter | SegmentedCounter {
+  const model = { columns: ctx.columns, outputs: ctx.scorer.outputs };
+  const segment = ctx.spec.drift?.segment ?? null;
+  if (segment === null) return new ProfileCounter(profile, model);
+  // Checked at plan time: a thread that fails here was handed a profile the plan did not check.
+  checkProfileSegments(profile, ctx.spec.drift!.profile.uri, segment);
+  return new SegmentedCounter(profile, profile.segment!.values, model, locateSegmentColumn(segment, ctx.keys, ctx.columns));
+}
+
+/** A drift counter's counts as ChunkStats.drift (and drift_segments): absent when the run measures no drift. */
+function driftCounts(counter: ProfileCounter | SegmentedCounter | undefined): Pick<ChunkStats, 'drift' | 'drift_segments'> {
+  if (!counter) return {};
+  if (counter instanceof SegmentedCounter) return { drift: counter.overall.result(), drift_segments: counter.result() };
+  return { drift: counter.result() };
 }
 
 /** A sink's stage counts as ChunkStats.stages: absent when no stage counted. */

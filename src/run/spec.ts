@@ -91,7 +91,7 @@ export interface OutputSpec {
  * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
  * (input.missing) would be silently ignored. Raise it with every change to the shape.
  */
-export const SPEC_VERSION = 6;
+export const SPEC_VERSION = 7;
 
 export interface RunSpec {
   version: number;
@@ -131,6 +131,8 @@ export interface DriftSpec {
    * reference alone.
    */
   previous: { dates: number; folders: Array<{ date: string; uri: string }> } | null;
+  /** drift.segment: the column whose segments (fixed in the profile) are counted and reported too; null: none. */
+  segment: string | null;
 }
 
 /** One chunk of a run, with what scoring it needs of the run's spec (not the run's whole input list). */
@@ -148,8 +150,8 @@ export interface ChunkSpec {
    */
   limits: { max_reject_rate: number; rows_at_most: number | null };
   models: ModelSpec[];
-  /** The profile whose bins the chunk counts its values on (the run's, pinned); null: none. */
-  drift: { profile: ProfilePin } | null;
+  /** The profile whose bins the chunk counts its values on (the run's, pinned), and the column it segments them by (null: none); null: no drift. */
+  drift: { profile: ProfilePin; segment: string | null } | null;
 }
 
 /**
@@ -178,7 +180,7 @@ export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
     batch: { rows: spec.batch.rows },
     limits: { max_reject_rate: spec.limits.max_reject_rate, rows_at_most: rowsAtMost(input.objects) },
     models: spec.models,
-    drift: spec.drift ? { profile: spec.drift.profile } : null,
+    drift: spec.drift ? { profile: spec.drift.profile, segment: spec.drift.segment } : null,
   };
 }
 

@@ -66,3 +66,45 @@ export function day(rows: number, seed: number, shift: Shift = {}): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+export interface SegmentShift {
+  /** The region whose rows have f1 and f2 moved by `shift`; the other regions are drawn as the reference. */
+  region?: string;
+  shift?: number;
+  /** Stores s00 … s(stores − 1), store k drawn about 1/(k + 1) as often as s00. @defaultValue 60 */
+  stores?: number;
+  /** Share of rows whose store is one the reference never had ("s-new"). */
+  newStore?: number;
+  /** Share of rows with no store (an empty key). */
+  noStore?: number;
+}
+
+/**
+ * `rows` customers as CSV for segmented drift: a store key, f1…f6 ~ N(0, 1), and the four
+ * regions a quarter each, so every region holds enough rows for its statistics to tell.
+ */
+export function segmentDay(rows: number, seed: number, opts: SegmentShift = {}): string {
+  const { uniform, normal } = generator(seed);
+  const stores = opts.stores ?? 60;
+  // Harmonic weights: a long tail of small stores, with distinct expected frequencies.
+  const weights = Array.from({ length: stores }, (_, k) => 1 / (k + 1));
+  const total = weights.reduce((a, b) => a + b, 0);
+  const pickStore = () => {
+    let u = uniform() * total;
+    for (let k = 0; k < stores; k++) if ((u -= weights[k]!) < 0) return `s${String(k).padStart(2, '0')}`;
+    return `s${String(stores - 1).padStart(2, '0')}`;
+  };
+  const lines = [`id,store,${FEATURES.join(',')},region`];
+  for (let i = 0; i < rows; i++) {
+    const region = REGIONS[Math.floor(uniform() * 4)]!;
+    const f = FEATURES.map(() => normal());
+    if (region === opts.region) {
+      f[0]! += opts.shift ?? 0;
+      f[1]! += opts.shift ?? 0;
+    }
+    const u = uniform();
+    const store = u < (opts.noStore ?? 0) ? '' : u < (opts.noStore ?? 0) + (opts.newStore ?? 0) ? 's-new' : pickStore();
+    lines.push(`c${seed}-${i},${store},${f.map((x) => x.toFixed(4)).join(',')},${region}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
