@@ -94,8 +94,10 @@ describe('backfills', () => {
     const [ok, bad, late] = ['2026-09-11', '2026-09-12', '2026-09-13'];
     await ws.write(`in/dt=${ok}/a.csv`, 'id,x\n1,1\n');
     await ws.write(`in/dt=${bad}/a.csv`, 'id,y\n1,1\n');
-    // The last date's input is not there: its run waits for it on the queue.
-    const file = await ws.job('mixed.yaml', { name: 'mixed', input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'], wait: { timeout: '60s', poll: '1s' } }, model: { path: 'm.onnx' }, output: { uri: 'out/mixed/dt={date}/', format: 'csv' } });
+    // The last date's input is not there: its run waits for it on the queue, looking once at its
+    // start and again after 30 s, so the cancel below meets it queued (delayed), not taken by a
+    // worker for a look (which cancel rightly lists as running).
+    const file = await ws.job('mixed.yaml', { name: 'mixed', input: { uri: 'in/dt={date}/', format: 'csv', key: ['id'], wait: { timeout: '60s', poll: '30s' } }, model: { path: 'm.onnx' }, output: { uri: 'out/mixed/dt={date}/', format: 'csv' } });
     if ((await tq.queues.runs.getWorkersCount()) === 0) await tq.startWorker();
     const res = await runCli(['backfill', file, '--from', ok, '--to', late], { env: tq.env });
     const id = idOf(res.stdout);
