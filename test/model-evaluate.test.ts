@@ -46,6 +46,17 @@ describe('nightscore model evaluate', () => {
     expect(passing.stdout).toContain('every bound passed');
   });
 
+  it('--positive 0 measures the other class: its probability, and its precision and recall', async () => {
+    const res = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--positive', '0', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const got = JSON.parse(res.stdout) as { score: string; metrics: Record<string, number> };
+    // The same ranking seen from the other class: the same area; accuracy does not depend on the class.
+    expect(got.score).toBe('probabilities_0');
+    expect(Math.abs(got.metrics.roc_auc! - expected.metrics.roc_auc!)).toBeLessThanOrEqual(1e-9);
+    expect(Math.abs(got.metrics.accuracy! - expected.metrics.accuracy!)).toBeLessThanOrEqual(1e-9);
+    expect(got.metrics.precision).not.toBeCloseTo(expected.metrics.precision!, 3);
+  });
+
   it('evaluates a registered version by its reference, with the same metrics', async () => {
     const res = await runCli(['model', 'evaluate', 'models:/churn@champion', DATA, '--label', 'churned', '--registry', ws.path('registry'), '--json']);
     expect(res.code, res.stderr).toBe(0);

@@ -70,9 +70,9 @@ export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts
 
   const outputs = sized.scorer.outputs.flatMap((o, output) => o.names.map((name, column) => ({ output, column, width: o.names.length, name, type: o.type })));
   const task = opts.task ?? (outputs.some((c) => !isFloat(c.type)) || outputs.some((c) => isFloat(c.type) && c.width === 2) ? 'classification' : 'regression');
-  const score = scoreColumn(outputs, task, opts.score);
-  const labelOutput = task === 'classification' ? outputs.find((c) => !isFloat(c.type) && c.width === 1) : undefined;
   const positive = opts.positive ?? '1';
+  const score = scoreColumn(outputs, task, opts.score, positive);
+  const labelOutput = task === 'classification' ? outputs.find((c) => !isFloat(c.type) && c.width === 1) : undefined;
   const threshold = opts.threshold ?? 0.5;
 
   const sink = new EvaluationSink(sized.scorer, (batch, failed, scored) => {
@@ -123,9 +123,16 @@ export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts
   };
 }
 
-function scoreColumn(outputs: OutputColumn[], task: Task, named: string | undefined): OutputColumn {
+/**
+ * The column compared with the label: `--score`'s; for a classifier, the positive class's
+ * probability (the column named for it, as an unwrapped ZipMap names them, else the second of two
+ * for "1" and the first for "0"), or a one-column score; for a regressor, the one-column number.
+ */
+function scoreColumn(outputs: OutputColumn[], task: Task, named: string | undefined, positive: string): OutputColumn {
   const floats = outputs.filter((c) => isFloat(c.type));
-  const found = named !== undefined ? outputs.find((c) => c.name === named) : task === 'classification' ? (floats.find((c) => c.width === 2 && c.column === 1) ?? floats.find((c) => c.width === 1)) : floats.find((c) => c.width === 1);
+  const pairs = floats.filter((c) => c.width === 2);
+  const ofPositive = pairs.find((c) => c.name.endsWith(`_${positive}`)) ?? (positive === '1' || positive === '0' ? pairs.find((c) => c.column === Number(positive)) : undefined);
+  const found = named !== undefined ? outputs.find((c) => c.name === named) : task === 'classification' ? (ofPositive ?? (pairs.length === 0 ? floats.find((c) => c.width === 1) : undefined)) : floats.find((c) => c.width === 1);
   if (!found || !isFloat(found.type)) {
     const names = outputs.map((c) => `${c.name} (${c.type})`).join(', ');
     throw new NightscoreError('BAD_OPTION', named !== undefined ? `--score ${named}: the model writes no number column of that name; it writes ${names}` : `the model's outputs (${names}) hold no ${task === 'classification' ? "positive class's probability" : 'single number'} to evaluate`, {
