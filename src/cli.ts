@@ -7,6 +7,7 @@ import { createLogger } from './observe/log.js';
 import { secretsFromEnv, useSecrets } from './redact.js';
 import { readEnvironment, readSettings, useEnvironment, type Settings } from './settings.js';
 import { VERSION } from './version.js';
+import type { EvaluateCommandOptions } from './commands/evaluate.js';
 
 const interactive = Boolean(process.stderr.isTTY);
 // The secrets first: the error of a bad setting may print one (a Redis URL with its password).
@@ -41,6 +42,7 @@ const models = () => import('./commands/model.js');
 const ui = () => import('./commands/ui.js');
 const profiles = () => import('./commands/profile.js');
 const drifts = () => import('./commands/drift.js');
+const evaluations = () => import('./commands/evaluate.js');
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Runs a command and records its exit code. */
@@ -232,6 +234,23 @@ function buildProgram(): Command {
       .option('--tolerance <t>', 'a cell passes when |got − expected| ≤ t × (1 + |expected|) (default 1e-5)')
       .option('--job <job.yaml>', "feed the golden rows as this job's binding does (model.features/inputs, output.columns, input.missing)"),
   ).action((ref: string, file: string, opts: Record<string, never>) => exit(async () => (await models()).checkCommand(ref, file, opts))());
+  model
+    .command('evaluate')
+    .description("score labelled data with a model and print its metrics (scikit-learn's definitions); exit 1 when a --min or --max bound fails")
+    .argument('<model>', 'a model file, or a models:/ reference')
+    .argument('<data>', 'labelled data: a CSV or Parquet file or folder, local or s3://')
+    .requiredOption('--label <column>', 'the column holding the truth (for a classifier, the positive class is --positive)')
+    .option('--job <job.yaml>', "read the data as this job's binding does (model.features/inputs, output.columns, input.missing); its model is not used")
+    .option('--format <csv|parquet>', "the data's format (default: from its name, else the job's)")
+    .option('--registry <uri>', 'with models:/ and no --job: the registry root (default NIGHTSCORE_REGISTRY_URI)')
+    .option('--task <classification|regression>', 'default: classification when the model writes a label or two probabilities')
+    .option('--score <column>', "the prediction column compared with the label (default: the positive class's probability, or the one number)")
+    .option('--positive <label>', 'the label of the positive class (default "1")')
+    .option('--threshold <p>', 'a score at or above it predicts the positive class, when the model writes no label (default 0.5)')
+    .option('--min <metric=value>', 'fail unless the metric is at least this (repeatable): accuracy, precision, recall, f1, auc, log_loss, rmse, mae, r2', collect)
+    .option('--max <metric=value>', 'fail unless the metric is at most this (repeatable)', collect)
+    .option('--json', 'print JSON')
+    .action((ref: string, data: string, opts: EvaluateCommandOptions) => exit(async () => (await evaluations()).evaluateCommand(ref, data, opts))());
   registryOptions(model.command('list').description('models, or the versions of one').argument('[name]', 'model name')).action((name: string | undefined, opts: Record<string, never>) =>
     exit(async () => (await models()).listCommand(name, opts))(),
   );

@@ -18,7 +18,7 @@ export function formatOption(option: string, value: string | undefined): 'csv' |
  * modelOnlyJob). Without a job there is no input.format to fall back on, so a reference whose
  * name does not tell its format needs the option.
  */
-export function modelReferenceJob(what: string, model: { model: string; registry?: string }, referenceUri: string, format: 'csv' | 'parquet' | undefined, option: string): JobDefinition {
+export function modelReferenceJob(what: string, model: { model: string; registry?: string; key?: string[] }, referenceUri: string, format: 'csv' | 'parquet' | undefined, option: string): JobDefinition {
   const read = format ?? formatOf(referenceUri);
   if (read === undefined) {
     throw new NightscoreError('BAD_OPTION', `${what}: the name of the reference ${referenceUri} does not say its format, and there is no job file to say it`, {

@@ -165,6 +165,8 @@ export interface ModelOnlyJob {
   format: 'csv' | 'parquet';
   /** The registry a models:/ reference resolves against. */
   registry?: string;
+  /** Columns copied beside the predictions (input.key): model evaluate's label. */
+  key?: string[];
 }
 
 /**
@@ -178,7 +180,7 @@ export function modelOnlyJob(what: string, def: ModelOnlyJob, dir: string): JobD
   const definition = {
     name: 'reference',
     ...(def.registry === undefined ? {} : { registry: def.registry }),
-    input: { uri: def.input, format: def.format },
+    input: { uri: def.input, format: def.format, ...(def.key ? { key: def.key } : {}) },
     model: { uri: def.model },
     // The schema asks for an output; these commands read and never write, so it names the input.
     output: { uri: def.input, format: def.format },

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Registry } from '../src/registry/registry.js';
+import { REPO, runCli, Workspace } from './support/workspace.js';
+
+/**
+ * nightscore model evaluate, the model CI gate: the shipped churn model on 1,000 labelled
+ * customers (test/fixtures/evaluate/labelled.csv) gives scikit-learn's metrics, to 1e-9, as
+ * test/fixtures/evaluate/make.py computed them from onnxruntime's predictions; a bound it misses
+ * exits 1 naming it.
+ */
+const MODEL = path.join(REPO, 'models/churn/model.onnx');
+const DATA = path.join(REPO, 'test/fixtures/evaluate/labelled.csv');
+const expected = JSON.parse(readFileSync(path.join(REPO, 'test/fixtures/evaluate/expected.json'), 'utf8')) as { metrics: Record<string, number> };
+
+let ws: Workspace;
+beforeAll(async () => {
+  ws = await Workspace.create();
+  await new Registry(ws.path('registry')).register('churn', MODEL, { alias: 'champion' });
+});
+afterAll(async () => {
+  await ws?.remove();
+});
+
+describe('nightscore model evaluate', () => {
+  it("gives scikit-learn's metrics of the model's predictions, and counts the rows it could not evaluate", async () => {
+    const res = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const got = JSON.parse(res.stdout) as { task: string; score: string; predicted: string; rows: Record<string, number>; metrics: Record<string, number>; passed: boolean };
+    expect(got).toMatchObject({ task: 'classification', rows: { read: 1000, evaluated: 996, rejected: 1, unlabelled: 3 }, passed: true });
+    for (const [metric, want] of Object.entries(expected.metrics)) {
+      if (metric === 'rows') expect(got.rows.evaluated).toBe(want);
+      else expect(Math.abs(got.metrics[metric]! - want), `${metric}: ${got.metrics[metric]} against ${want}`).toBeLessThanOrEqual(1e-9);
+    }
+  });
+
+  it('exits 1 when a bound fails, naming it, and 0 when every bound holds', async () => {
+    const failing = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--min', 'auc=0.9', '--max', 'log_loss=0.5']);
+    expect(failing.code, failing.stderr).toBe(1);
+    expect(failing.stdout).toMatch(/ {2}roc_auc {3}0\.84\d+ {2}min 0\.9: FAIL/);
+    expect(failing.stdout).toMatch(/ {2}log_loss {2}0\.41\d+ {2}max 0\.5: pass/);
+    expect(failing.stdout).toMatch(/1 of 2 bounds failed: roc_auc 0\.84\d+ \(min 0\.9\)/);
+    const passing = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--min', 'auc=0.8', '--min', 'accuracy=0.8']);
+    expect(passing.code, passing.stderr).toBe(0);
+    expect(passing.stdout).toContain('every bound passed');
+  });
+
+  it('--positive 0 measures the other class: its probability, and its precision and recall', async () => {
+    const res = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--positive', '0', '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    const got = JSON.parse(res.stdout) as { score: string; metrics: Record<string, number> };
+    // The same ranking seen from the other class: the same area; accuracy does not depend on the class.
+    expect(got.score).toBe('probabilities_0');
+    expect(Math.abs(got.metrics.roc_auc! - expected.metrics.roc_auc!)).toBeLessThanOrEqual(1e-9);
+    expect(Math.abs(got.metrics.accuracy! - expected.metrics.accuracy!)).toBeLessThanOrEqual(1e-9);
+    expect(got.metrics.precision).not.toBeCloseTo(expected.metrics.precision!, 3);
+  });
+
+  it('evaluates a registered version by its reference, with the same metrics', async () => {
+    const res = await runCli(['model', 'evaluate', 'models:/churn@champion', DATA, '--label', 'churned', '--registry', ws.path('registry'), '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(Math.abs((JSON.parse(res.stdout) as { metrics: Record<string, number> }).metrics.roc_auc! - expected.metrics.roc_auc!)).toBeLessThanOrEqual(1e-9);
+  });
+
+  it('refuses a bound it cannot read, or on a metric the task has not', async () => {
+    const unread = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--min', 'auc']);
+    expect(unread.code).toBe(2);
+    expect(unread.stderr).toContain('nightscore: BAD_OPTION: --min takes metric=value, got "auc"');
+    const other = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--max', 'rmse=1']);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('nightscore: BAD_OPTION: --max rmse: a classification model is measured by accuracy, precision, recall, f1, roc_auc, log_loss');
+  });
+});
