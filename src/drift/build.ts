@@ -8,16 +8,12 @@
  */
 import { NightscoreError } from '../errors.js';
 import { seededRandom } from '../random.js';
-import type { Batch, BatchBuilder } from '../formats/batch.js';
+import type { Batch } from '../formats/batch.js';
 import type { FeatureColumn } from '../model/features.js';
 import { float16Value } from '../formats/numbers.js';
 import type { OutputColumns, OutputValues, Scorer } from '../model/scorer.js';
-import { runSpec } from '../run/begin.js';
-import { sizeOutputs, type PreparedJob } from '../run/bind.js';
-import { learnWidths } from '../run/learn-widths.js';
-import { listInputs, planChunks, planParquetChunks, type ChunkPlan } from '../run/plan.js';
-import { chunkContext, feedSegment, type BatchSink } from '../run/score-chunk.js';
-import { chunkSpec, type RunSpec } from '../run/spec.js';
+import type { PreparedJob } from '../run/bind.js';
+import { planReading, readAll, ScoringSink } from '../run/read-data.js';
 import { fitCategorical, fitNumeric, type Bins } from './bins.js';
 import { PROFILE_FORMAT, PROFILE_VERSION, type Profile, type ProfileColumn } from './profile.js';
 import { checkProfileFits, float32Offsets, ProfileCounter } from './profile-counter.js';
@@ -50,13 +46,8 @@ const MAX_DISTINCT = 1_000_000;
 export async function buildProfile(prepared: PreparedJob, referenceUri: string, opts: BuildOptions = {}): Promise<Profile> {
   const { job } = prepared;
   const format = opts.format ?? formatOf(referenceUri) ?? job.input.format;
-  const { objects } = await listInputs(referenceUri, format, 'the reference');
-  const chunks = format === 'parquet' ? await planParquetChunks(objects, job.chunk.rows) : planChunks(objects, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
-  // The spec of a run over the reference: only its input side is read; nothing is written.
-  const base = runSpec(job, 'reference', 'reference', referenceUri, { uri: referenceUri, rejects: referenceUri }, objects, [prepared.spec]);
-  const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(base, chunks, prepared.scorer, prepared.spec.location));
-  const spec: RunSpec = { ...base, input: { ...base.input, format }, models: [sized.spec] };
-  const columns = chunkContext(chunkSpec(spec, chunks[0] ?? { index: 0, segments: [] }), new Map([['champion', sized.scorer]])).columns;
+  const reading = await planReading(prepared, referenceUri, format, 'the reference');
+  const { prepared: sized, columns } = reading;
 
   const reader = opts.segment === undefined ? undefined : new SegmentReader(locateSegmentColumn(opts.segment, job.input.key, columns, job.file), columns);
   let profileColumns: ProfileColumn[];
@@ -71,13 +62,13 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
       if (fixed && fixed.column === opts.segment) segmentValues = fixed.values;
       else {
         const tally = new TallySink(sized.scorer, reader);
-        await feedAll(spec, chunks, sized.scorer, tally);
+        await readAll(reading, tally);
         segmentValues = tally.tally.values();
       }
     }
   } else {
     const fit = new FitSink(sized.scorer, columns, opts.rows ?? DEFAULT_FIT_ROWS, reader);
-    await feedAll(spec, chunks, sized.scorer, fit);
+    await readAll(reading, fit);
     segmentValues = fit.tally?.values();
     if (fit.scored === 0) {
       throw new NightscoreError('TOO_FEW_ROWS', `no row of the reference ${referenceUri} scored (${fit.rejected} rejected): there is nothing to profile`, {
@@ -94,7 +85,7 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
   const model = { columns, outputs: sized.scorer.outputs };
   const segmented = reader && segmentValues ? new SegmentedCounter({ columns: profileColumns }, segmentValues, model, reader.at) : undefined;
   const count = new CountSink(sized.scorer, segmented ?? new ProfileCounter({ columns: profileColumns }, model));
-  await feedAll(spec, chunks, sized.scorer, count);
+  await readAll(reading, count);
   const counts = (segmented?.overall ?? (count.counter as ProfileCounter)).result();
   return {
     format: PROFILE_FORMAT,
@@ -116,35 +107,6 @@ export function formatOf(uri: string): 'csv' | 'parquet' | undefined {
   if (name.endsWith('.parquet')) return 'parquet';
   if (name.endsWith('.csv') || name.endsWith('.csv.gz')) return 'csv';
   return undefined;
-}
-
-async function feedAll(spec: RunSpec, chunks: ChunkPlan[], scorer: Scorer, sink: BatchSink): Promise<void> {
-  for (const chunk of chunks) {
-    const ctx = chunkContext(chunkSpec(spec, chunk), new Map([['champion', scorer]]));
-    for (const segment of chunk.segments) await feedSegment(segment, ctx, sink);
-  }
-}
-
-/** Scores each batch and hands the rows that scored, and their outputs, to `take`; counts the rest. */
-abstract class ScoringSink implements BatchSink {
-  scored = 0;
-  rejected = 0;
-
-  constructor(protected readonly scorer: Scorer) {}
-
-  async open(): Promise<void> {}
-
-  async flush(builder: BatchBuilder): Promise<void> {
-    const batch = builder.rows > 0 ? builder.take() : undefined;
-    this.rejected += builder.takeRejects().length;
-    if (!batch) return;
-    const { outputs, failed } = await this.scorer.score(batch);
-    this.rejected += failed.length;
-    this.scored += batch.rows - failed.length;
-    this.take(batch, failed.map((f) => f.row), outputs);
-  }
-
-  protected abstract take(batch: Batch, failed: number[], outputs: OutputValues[]): void;
 }
 
 class CountSink extends ScoringSink {
@@ -205,7 +167,7 @@ class FitSink extends ScoringSink {
 
   constructor(
     scorer: Scorer,
-    private readonly columns: FeatureColumn[],
+    private readonly columns: readonly FeatureColumn[],
     readonly capacity: number,
     private readonly segment?: SegmentReader,
   ) {

@@ -8,14 +8,10 @@
  */
 import { NightscoreError } from '../errors.js';
 import type { TensorData } from '../engine/engine.js';
-import type { Batch, BatchBuilder } from '../formats/batch.js';
+import type { Batch } from '../formats/batch.js';
 import type { OutputColumns, OutputValues, Scorer } from '../model/scorer.js';
-import { runSpec } from '../run/begin.js';
-import { sizeOutputs, type PreparedJob } from '../run/bind.js';
-import { learnWidths } from '../run/learn-widths.js';
-import { listInputs, planChunks, planParquetChunks } from '../run/plan.js';
-import { chunkContext, feedSegment, type BatchSink } from '../run/score-chunk.js';
-import { chunkSpec, type RunSpec } from '../run/spec.js';
+import type { PreparedJob } from '../run/bind.js';
+import { planReading, readAll, ScoringSink } from '../run/read-data.js';
 import { locateSegmentColumn, SegmentReader } from '../drift/segment.js';
 import { binaryMetrics, regressionMetrics, type BinaryMetrics, type RegressionMetrics } from './metrics.js';
 
@@ -60,12 +56,8 @@ const isFloat = (type: OutputColumns['type']) => type === 'float32' || type === 
 
 export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts: EvaluateOptions): Promise<Evaluation> {
   const { job } = prepared;
-  const { objects } = await listInputs(dataUri, opts.format, 'the labelled data');
-  const chunks = opts.format === 'parquet' ? await planParquetChunks(objects, job.chunk.rows) : planChunks(objects, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
-  const base = runSpec(job, 'evaluate', 'evaluate', dataUri, { uri: dataUri, rejects: dataUri }, objects, [prepared.spec]);
-  const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(base, chunks, prepared.scorer, prepared.spec.location));
-  const spec: RunSpec = { ...base, input: { ...base.input, format: opts.format }, models: [sized.spec] };
-  const columns = chunkContext(chunkSpec(spec, chunks[0] ?? { index: 0, segments: [] }), new Map([['champion', sized.scorer]])).columns;
+  const reading = await planReading(prepared, dataUri, opts.format, 'the labelled data');
+  const { prepared: sized, columns } = reading;
   const label = new SegmentReader(locateSegmentColumn(opts.label, job.input.key, [], job.file), columns);
 
   const outputs = sized.scorer.outputs.flatMap((o, output) => o.names.map((name, column) => ({ output, column, width: o.names.length, name, type: o.type })));
@@ -75,7 +67,7 @@ export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts
   const labelOutput = task === 'classification' ? outputs.find((c) => !isFloat(c.type) && c.width === 1) : undefined;
   const threshold = opts.threshold ?? 0.5;
 
-  const sink = new EvaluationSink(sized.scorer, (batch, failed, scored) => {
+  const sink = new EvaluationSink(sized.scorer, (sink, batch, failed, scored) => {
     let skip = 0;
     for (let r = 0, s = 0; r < batch.rows; r++) {
       if (skip < failed.length && failed[skip] === r) {
@@ -96,10 +88,7 @@ export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts
       }
     }
   });
-  for (const chunk of chunks) {
-    const ctx = chunkContext(chunkSpec(spec, chunk), new Map([['champion', sized.scorer]]));
-    for (const segment of chunk.segments) await feedSegment(segment, ctx, sink);
-  }
+  await readAll(reading, sink);
   const n = sink.rows;
   if (n === 0) {
     throw new NightscoreError('TOO_FEW_ROWS', `no row of ${dataUri} was evaluated (${sink.rejected} rejected, ${sink.unlabelled} without a label in "${opts.label}")`, {
@@ -154,29 +143,23 @@ function textAt(data: TensorData, at: number): string {
   return String((data as ArrayLike<number>)[at]!);
 }
 
-/** Scores each batch and hands the rows that scored to `take`; the arrays grow as rows come. */
-class EvaluationSink implements BatchSink {
+/** Keeps what the metrics need of each row that scored; the arrays grow as rows come. */
+class EvaluationSink extends ScoringSink {
   rows = 0;
-  rejected = 0;
   unlabelled = 0;
   truth = new Float64Array(1024);
   scores = new Float64Array(1024);
   predicted = new Uint8Array(1024);
 
   constructor(
-    private readonly scorer: Scorer,
-    private readonly take: (batch: Batch, failed: number[], scored: OutputValues[]) => void,
-  ) {}
+    scorer: Scorer,
+    private readonly each: (sink: EvaluationSink, batch: Batch, failed: number[], scored: OutputValues[]) => void,
+  ) {
+    super(scorer);
+  }
 
-  async open(): Promise<void> {}
-
-  async flush(builder: BatchBuilder): Promise<void> {
-    const batch = builder.rows > 0 ? builder.take() : undefined;
-    this.rejected += builder.takeRejects().length;
-    if (!batch) return;
-    const { outputs, failed } = await this.scorer.score(batch);
-    this.rejected += failed.length;
-    this.take(batch, failed.map((f) => f.row), outputs);
+  protected take(batch: Batch, failed: number[], outputs: OutputValues[]): void {
+    this.each(this, batch, failed, outputs);
   }
 
   add(truth: number, score: number, predicted: number): void {
