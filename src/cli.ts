@@ -249,6 +249,7 @@ function buildProgram(): Command {
     .option('--threshold <p>', 'a score at or above it predicts the positive class, when the model writes no label (default 0.5)')
     .option('--min <metric=value>', 'fail unless the metric is at least this (repeatable): accuracy, precision, recall, f1, auc, log_loss, rmse, mae, r2', collect)
     .option('--max <metric=value>', 'fail unless the metric is at most this (repeatable)', collect)
+    .option('--register', 'with models:/: record the metrics and the verdicts on the version (model show prints them)')
     .option('--json', 'print JSON')
     .action((ref: string, data: string, opts: EvaluateCommandOptions) => exit(async () => (await evaluations()).evaluateCommand(ref, data, opts))());
   registryOptions(model.command('list').description('models, or the versions of one').argument('[name]', 'model name')).action((name: string | undefined, opts: Record<string, never>) =>

@@ -63,6 +63,28 @@ describe('nightscore model evaluate', () => {
     expect(Math.abs((JSON.parse(res.stdout) as { metrics: Record<string, number> }).metrics.roc_auc! - expected.metrics.roc_auc!)).toBeLessThanOrEqual(1e-9);
   });
 
+  it('--register records the metrics and verdicts on the version the reference names, which model show prints; a forged record is refused', async () => {
+    const res = await runCli(['model', 'evaluate', 'models:/churn@champion', DATA, '--label', 'churned', '--registry', ws.path('registry'), '--min', 'auc=0.9', '--register']);
+    expect(res.code, res.stderr).toBe(1);
+    expect(res.stdout).toContain(`recorded on models:/churn/1 (file://${ws.path('registry', 'churn', 'versions', '1', 'evaluation.json')})`);
+    const show = await runCli(['model', 'show', 'models:/churn@champion', '--registry', ws.path('registry'), '--json']);
+    expect(show.code, show.stderr).toBe(0);
+    const { evaluation } = JSON.parse(show.stdout) as { evaluation: { sha256: string; metrics: Record<string, number>; bounds: unknown[]; passed: boolean; rows: { evaluated: number } } };
+    expect(evaluation).toMatchObject({ passed: false, rows: { evaluated: 996 }, bounds: [{ metric: 'roc_auc', kind: 'min', value: 0.9, passed: false }] });
+    expect(Math.abs(evaluation.metrics.roc_auc! - expected.metrics.roc_auc!)).toBeLessThanOrEqual(1e-9);
+    const text = await runCli(['model', 'show', 'models:/churn@champion', '--registry', ws.path('registry')]);
+    expect(text.stdout).toMatch(/ {2}evaluated {4}accuracy 0\.803\d*, .*roc_auc 0\.8476, log_loss 0\.4173 on \S+labelled\.csv \(996 rows\), \S+; failed min roc_auc=0\.9/);
+    // A record of another model in the version's folder: not this version's evaluation.
+    const file = ws.path('registry', 'churn', 'versions', '1', 'evaluation.json');
+    await ws.write(path.relative(ws.dir, file), JSON.stringify({ ...evaluation, sha256: '0'.repeat(64), at: '2026-12-01T00:00:00.000Z', by: 'someone' }));
+    const forged = await runCli(['model', 'show', 'models:/churn@champion', '--registry', ws.path('registry')]);
+    expect(forged.code).toBe(1);
+    expect(forged.stderr).toContain(`nightscore: REGISTRY_CORRUPT: file://${file}: sha256 is "${'0'.repeat(64)}", expected`);
+    const onFile = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--register']);
+    expect(onFile.code).toBe(2);
+    expect(onFile.stderr).toContain('nightscore: BAD_OPTION: --register records the evaluation on a registered version');
+  });
+
   it('refuses a bound it cannot read, or on a metric the task has not', async () => {
     const unread = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--min', 'auc']);
     expect(unread.code).toBe(2);

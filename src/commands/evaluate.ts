@@ -5,7 +5,7 @@ import { formatOf } from '../drift/build.js';
 import { evaluateModel, type Evaluation, type Task } from '../evaluate/evaluate.js';
 import { loadJob, resolveLocation, type JobDefinition } from '../job/load.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
-import { registryRoot } from '../registry/registry.js';
+import { Registry, registryRoot } from '../registry/registry.js';
 import { prepareJob } from '../run/bind.js';
 import { formatOption, modelReferenceJob, resolveRoot } from './reference.js';
 
@@ -21,6 +21,7 @@ export interface EvaluateCommandOptions {
   min?: string[];
   max?: string[];
   json?: boolean;
+  register?: boolean;
 }
 
 /** The metrics each task reports, and the other names a bound may give them. */
@@ -45,17 +46,23 @@ export async function evaluateCommand(model: string, data: string, opts: Evaluat
   const bounds = [...(opts.min ?? []).map((b) => parseBound(b, 'min')), ...(opts.max ?? []).map((b) => parseBound(b, 'max'))];
   const dataUri = resolveLocation(data, process.cwd());
   const what = `nightscore model evaluate ${model}`;
-  const modelUri = isModelRef(model) ? (parseModelRef(model), model) : path.resolve(model);
+  if (isModelRef(model)) parseModelRef(model);
+  else if (opts.register) {
+    throw new NightscoreError('BAD_OPTION', `--register records the evaluation on a registered version, and ${model} is a file`, { hint: 'Register the model first (nightscore model register), then evaluate models:/<name>/<version> --register.' });
+  }
+  const bound = opts.job === undefined ? undefined : await loadJob(path.resolve(opts.job));
+  const root = isModelRef(model) ? registryRoot(opts.registry !== undefined ? resolveRoot(opts.registry) : bound?.registry, what) : undefined;
+  // --register: the version the reference names now is the one evaluated and recorded on, were its alias to move meanwhile.
+  const pinned = opts.register && root !== undefined ? await new Registry(root).resolve(model) : undefined;
+  const modelUri = pinned ? `models:/${pinned.name}/${pinned.version}` : isModelRef(model) ? model : path.resolve(model);
   let job: JobDefinition;
   let format = formatOption('--format', opts.format);
-  if (opts.job !== undefined) {
-    const bound = await loadJob(path.resolve(opts.job));
+  if (bound) {
     format ??= formatOf(dataUri) ?? bound.input.format;
     const key = bound.input.key.includes(opts.label) ? bound.input.key : [...bound.input.key, opts.label];
-    job = { ...bound, input: { ...bound.input, key }, model: { ...bound.model, uri: modelUri, path: undefined, sha256: undefined } };
+    job = { ...bound, ...(root ? { registry: root } : {}), input: { ...bound.input, key }, model: { ...bound.model, uri: modelUri, path: undefined, sha256: undefined } };
   } else {
-    const registry = isModelRef(model) ? registryRoot(opts.registry === undefined ? undefined : resolveRoot(opts.registry), what) : undefined;
-    job = modelReferenceJob(what, { model: modelUri, ...(registry ? { registry } : {}), key: [opts.label] }, dataUri, format, '--format');
+    job = modelReferenceJob(what, { model: modelUri, ...(root ? { registry: root } : {}), key: [opts.label] }, dataUri, format, '--format');
     format ??= job.input.format;
   }
   const evaluation = await evaluateModel(await prepareJob(job), dataUri, { label: opts.label, format, task, score: opts.score, positive: opts.positive, threshold });
@@ -66,8 +73,22 @@ export async function evaluateCommand(model: string, data: string, opts: Evaluat
   }
   const checked = bounds.map((b) => ({ ...b, got: (evaluation.metrics as unknown as Record<string, number | null>)[b.metric] ?? null })).map((b) => ({ ...b, passed: b.got !== null && (b.kind === 'min' ? b.got >= b.value : b.got <= b.value) }));
   const failed = checked.filter((b) => !b.passed);
-  if (opts.json) process.stdout.write(`${JSON.stringify({ ...evaluation, bounds: checked, passed: failed.length === 0 }, null, 2)}\n`);
-  else process.stdout.write(report(what, evaluation, checked));
+  const recorded = pinned
+    ? await new Registry(root!).recordEvaluation(pinned.name, pinned.version, {
+        sha256: evaluation.model.sha256,
+        data: evaluation.data,
+        label: evaluation.label,
+        task: evaluation.task,
+        score: evaluation.score,
+        predicted: evaluation.predicted,
+        rows: evaluation.rows,
+        metrics: { ...evaluation.metrics } as unknown as Record<string, number | null>,
+        bounds: checked,
+        passed: failed.length === 0,
+      })
+    : undefined;
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ...evaluation, bounds: checked, passed: failed.length === 0, ...(recorded ? { recorded } : {}) }, null, 2)}\n`);
+  else process.stdout.write(`${report(what, evaluation, checked)}${recorded ? `  recorded on models:/${pinned!.name}/${pinned!.version} (${recorded})\n` : ''}`);
   return failed.length > 0 ? 1 : 0;
 }
 

@@ -12,6 +12,7 @@ import { formatTable } from '../observe/table.js';
 import { MAX_GENERATION } from '../registry/records.js';
 import { checkAlias, checkName, isModelRef, MAX_VERSION, versionRef } from '../registry/ref.js';
 import { describeMove, Registry, registryRoot, type AliasEvent, type VersionCheck, type VersionRecord } from '../registry/registry.js';
+import type { EvaluationRecord } from '../registry/records.js';
 import { loadResolvedModel, prepareJob } from '../run/bind.js';
 import { formatOption, modelReferenceJob, resolveRoot } from './reference.js';
 
@@ -196,8 +197,9 @@ export async function showCommand(ref: string, opts: RegistryOption): Promise<nu
   const registry = open(opts);
   const resolved = await registry.resolve(asRef(ref));
   const { aliases } = await registry.aliases(resolved.name);
+  const evaluation = await registry.evaluation(resolved.name, resolved.version);
   const r = resolved.record;
-  return print(opts, { ...resolved, aliases }, () =>
+  return print(opts, { ...resolved, aliases, ...(evaluation ? { evaluation } : {}) }, () =>
     [
       `${resolved.ref} → ${r.name} version ${r.version}`,
       `  uri          ${resolved.uri}`,
@@ -211,6 +213,7 @@ export async function showCommand(ref: string, opts: RegistryOption): Promise<nu
       ...(Object.keys(r.tags).length ? [`  tags         ${Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(', ')}`] : []),
       ...(Object.keys(r.metrics).length ? [`  metrics      ${Object.entries(r.metrics).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}`] : []),
       ...(r.checks ?? []).map((c) => `  checked      ${passedLine(c)}, ${c.at}`),
+      ...(evaluation ? [`  evaluated    ${evaluatedLine(evaluation)}`] : []),
       `  aliases      ${aliasList(aliases)}`,
     ].join('\n'),
   );
@@ -285,4 +288,14 @@ export async function profileAttachCommand(ref: string, file: string, opts: Regi
   if (opts.json) process.stdout.write(`${JSON.stringify({ ref: resolved.ref, name: resolved.name, version: resolved.version, profile: { uri, sha256 } }, null, 2)}\n`);
   else process.stdout.write(`${versionRef(resolved.name, resolved.version)}: profile attached (${uri}, sha256 ${sha256}); its runs measure drift against it\n`);
   return 0;
+}
+
+/** `roc_auc 0.8476, log_loss 0.4173, … on <data> (996 rows), <at>; bounds passed`: a recorded evaluation on one line. */
+function evaluatedLine(e: EvaluationRecord): string {
+  const shown = Object.entries(e.metrics)
+    .filter(([k]) => k !== 'rows' && k !== 'positives')
+    .map(([k, v]) => `${k} ${v === null ? 'undefined' : v.toPrecision(4)}`)
+    .join(', ');
+  const verdict = e.bounds.length === 0 ? '' : e.passed ? '; every bound passed' : `; failed ${e.bounds.filter((b) => !b.passed).map((b) => `${b.kind} ${b.metric}=${b.value}`).join(', ')}`;
+  return `${shown} on ${e.data} (${e.rows.evaluated} rows), ${e.at}${verdict}`;
 }

@@ -13,6 +13,8 @@ export const MODEL_FILE = 'model.onnx';
 export const RECORD_FILE = 'version.json';
 /** A version's reference profile, for drift (model profile attach). */
 export const PROFILE_FILE = 'profile.json';
+/** A version's latest evaluation on labelled data (model evaluate --register). */
+export const EVALUATION_FILE = 'evaluation.json';
 
 /** As many alias moves as version numbers: more than any model makes, few enough to count. */
 export const MAX_GENERATION = MAX_VERSION;
@@ -118,6 +120,39 @@ export const aliasesDocSchema = z
       ctx.addIssue({ code: 'custom', path: d.last === null ? ['last'] : ['last', 'generation'], input: d.last?.generation ?? null, message: `the move that made generation ${d.generation}` });
     }
   });
+
+const metricValue = z.number({ error: 'a finite number, or null' }).refine(Number.isFinite, { error: 'a finite number, or null' }).nullable();
+const rowCount = whole(0, Number.MAX_SAFE_INTEGER, 'a whole number of rows');
+
+/** `evaluation.json`: what model evaluate --register measured on labelled data, with its bounds' verdicts. */
+export const evaluationRecordSchema = z.strictObject(
+  {
+    sha256,
+    at: time,
+    by: text,
+    data: text,
+    label: text,
+    task: z.enum(['classification', 'regression'], { error: '"classification" or "regression"' }),
+    score: text,
+    predicted: text,
+    rows: z.strictObject({ read: rowCount, evaluated: rowCount, rejected: rowCount, unlabelled: rowCount }, { error: 'the rows: a JSON object' }),
+    metrics: z.record(z.string(), metricValue, { error: 'a map of metric names to values' }),
+    bounds: z.array(
+      z.strictObject({ metric: text, kind: z.enum(['min', 'max'], { error: '"min" or "max"' }), value: metricValue.unwrap(), got: metricValue, passed: z.boolean({ error: 'true or false' }) }, { error: 'a bound: a JSON object' }),
+      { error: 'a list of bounds' },
+    ),
+    passed: z.boolean({ error: 'true or false' }),
+  },
+  { error: 'an evaluation: a JSON object' },
+);
+export type EvaluationRecord = z.infer<typeof evaluationRecordSchema>;
+
+/** A version's evaluation, which must be of that version's model (its sha256). */
+export function readEvaluationRecord(value: unknown, uri: string, versionSha256: string): EvaluationRecord {
+  const record = readRecord(evaluationRecordSchema, value, uri);
+  if (record.sha256 !== versionSha256) fail(uri, ['sha256'], record.sha256, `${versionSha256}, the sha256 of the version whose folder holds it`);
+  return record;
+}
 
 export type VersionFile = z.infer<typeof versionFile>;
 export type TensorSignature = z.infer<typeof tensor>;

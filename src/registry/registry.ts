@@ -29,7 +29,7 @@ import { digestObject } from '../storage/digest.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
-import { aliasesDocSchema, MODEL_FILE, PROFILE_FILE, readRecord, readVersionRecord, RECORD_FILE, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
+import { aliasesDocSchema, EVALUATION_FILE, MODEL_FILE, PROFILE_FILE, readEvaluationRecord, readRecord, readVersionRecord, RECORD_FILE, type EvaluationRecord, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
 import { environment } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
@@ -150,6 +150,30 @@ export class Registry {
     return { resolved, uri, sha256 };
   }
 
+  /**
+   * Records an evaluation on labelled data (model evaluate --register) with the version it
+   * measured: the latest replaces the one before. Returns where it is.
+   */
+  async recordEvaluation(name: string, version: number, evaluation: Omit<EvaluationRecord, 'at' | 'by'>): Promise<string> {
+    const record = await this.record(name, version);
+    if (evaluation.sha256 !== record.sha256) {
+      throw new NightscoreError('INTERNAL', `the evaluation is of the model with sha256 ${evaluation.sha256}, and ${versionRef(name, version)} is ${record.sha256}`, {
+        hint: 'Evaluate models:/<name>/<version> and record on that version; this is a bug to report.',
+      });
+    }
+    const key = this.key(name, 'versions', String(version), EVALUATION_FILE);
+    await this.storage.put(key, `${JSON.stringify({ ...evaluation, at: this.clock().toISOString(), by: this.by }, null, 1)}\n`);
+    return this.storage.uri(key);
+  }
+
+  /** A version's latest recorded evaluation, checked as its type and as this version's; undefined when none was recorded. */
+  async evaluation(name: string, version: number): Promise<EvaluationRecord | undefined> {
+    const key = this.key(name, 'versions', String(version), EVALUATION_FILE);
+    const found = await this.readJson(key);
+    if (found === undefined) return undefined;
+    return readEvaluationRecord(found.value, this.storage.uri(key), (await this.record(name, version)).sha256);
+  }
+
   /** Registers a model file (and its external data beside it) as the next version of `name`. */
   async register(name: string, file: string, opts: RegisterOptions = {}): Promise<VersionRecord> {
     checkName(name, name);
@@ -157,7 +181,7 @@ export class Registry {
     // Registering checks the model loads, and records what it takes and gives.
     const model = await loadModel(file);
     const names = [MODEL_FILE, ...model.metadata.externalData];
-    const clash = model.metadata.externalData.find((n) => n === MODEL_FILE || n === RECORD_FILE || n === PROFILE_FILE);
+    const clash = model.metadata.externalData.find((n) => n === MODEL_FILE || n === RECORD_FILE || n === PROFILE_FILE || n === EVALUATION_FILE);
     if (clash) {
       throw new NightscoreError('MODEL_EXTERNAL_DATA_INVALID', `${file} keeps tensors in "${clash}", a name the registry gives its own files`, {
         source: file,
