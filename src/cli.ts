@@ -276,6 +276,9 @@ function buildProgram(): Command {
   moveOptions(alias.command('delete').description('remove an alias').argument('<name>').argument('<alias>')).action((name: string, a: string, opts: Record<string, never>) =>
     exit(async () => (await models()).aliasDeleteCommand(name, a, opts))(),
   );
+  moveOptions(
+    model.command('rollback').description('move an alias back to the version its last move took it from (compare-and-swap; the history keeps both moves)').argument('<name>').argument('<alias>'),
+  ).action((name: string, a: string, opts: Record<string, never>) => exit(async () => (await models()).rollbackCommand(name, a, opts))());
   registryOptions(alias.command('history').description('every move of the aliases: when, from, to, who, why').argument('<name>').argument('[alias]')).action(
     (name: string, a: string | undefined, opts: Record<string, never>) => exit(async () => (await models()).aliasHistoryCommand(name, a, opts))(),
   );

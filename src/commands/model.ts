@@ -226,6 +226,18 @@ export async function aliasSetCommand(name: string, alias: string, version: stri
   return print(opts, event, () => `moved ${name}@${describeMove(event)} (generation ${event.generation})`);
 }
 
+/** nightscore model rollback: the alias back to the version its last move took it from. */
+export async function rollbackCommand(name: string, alias: string, opts: RegistryOption & { reason?: string; ifGeneration?: string }): Promise<number> {
+  const ifGeneration = optionInteger('--if-generation', opts.ifGeneration, { min: 0, max: MAX_GENERATION, unit: 'generations' });
+  const event = await open(opts).rollback(name, alias, { reason: opts.reason, ifGeneration });
+  return print(opts, event, () =>
+    [
+      `rolled back ${name}@${describeMove(event)} (generation ${event.generation})`,
+      `  the dates version ${event.from} scored are stale now; score them again with: nightscore backfill <job.yaml> --from <date> --to <date> --reprocess stale`,
+    ].join('\n'),
+  );
+}
+
 export async function aliasDeleteCommand(name: string, alias: string, opts: RegistryOption & { reason?: string; ifGeneration?: string }): Promise<number> {
   checkAlias(alias, alias);
   const ifGeneration = optionInteger('--if-generation', opts.ifGeneration, { min: 0, max: MAX_GENERATION, unit: 'generations' });

@@ -399,6 +399,30 @@ export class Registry {
    * the current one, once. A history with a hole (an event file deleted by hand) is refused
    * rather than read as if the missing move never happened.
    */
+  /**
+   * Moves an alias back to the version its last move took it from (model rollback), by
+   * compare-and-swap at the generation read here: a move that lands meanwhile makes this fail
+   * with ALIAS_CONFLICT rather than undo the wrong move. Rolling back twice returns to where it
+   * was, as the last move is then the rollback; the history keeps both.
+   */
+  async rollback(name: string, alias: string, opts: { reason?: string; ifGeneration?: number } = {}): Promise<AliasEvent> {
+    checkName(name, name);
+    checkAlias(alias, alias);
+    const doc = await this.aliases(name);
+    const current = doc.aliases[alias];
+    if (current === undefined) {
+      throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${name} has no alias "${alias}" to roll back${Object.keys(doc.aliases).length ? ` (its aliases are ${Object.keys(doc.aliases).join(', ')})` : ''}`, { hint: 'Check the alias name: nightscore model list <name>.' });
+    }
+    const last = (await this.aliasHistory(name, alias)).at(-1);
+    if (!last || last.to !== current || last.from === null) {
+      throw new NightscoreError('MODEL_ALIAS_NO_PREVIOUS', `${name}@${alias} points at version ${current}, and ${last ? `its last move (${describeMove(last)}) set it for the first time` : 'no move of it is recorded'}: there is no earlier version to roll back to`, {
+        hint: `Point it at a version yourself: nightscore model alias set ${name} ${alias} <version> --reason "…".`,
+      });
+    }
+    const why = `rollback to ${last.from} (undoing ${last.from} → ${last.to} of ${last.at})${opts.reason ? `: ${opts.reason}` : ''}`;
+    return this.setAlias(name, alias, last.from, { reason: why, ifGeneration: opts.ifGeneration ?? doc.generation });
+  }
+
   async aliasHistory(name: string, alias?: string): Promise<AliasEvent[]> {
     const doc = await this.aliases(name);
     const events = await this.events(name, doc);
