@@ -85,6 +85,27 @@ describe('nightscore model evaluate', () => {
     expect(onFile.stderr).toContain('nightscore: BAD_OPTION: --register records the evaluation on a registered version');
   });
 
+  it('refuses labels that are not the positive class and its other: none of them "1", or more than two classes', async () => {
+    const text = readFileSync(DATA, 'utf8').split('\n');
+    const relabel = (f: (label: string, i: number) => string) => [text[0], ...text.slice(1).map((l, i) => (l === '' ? l : l.replace(/,([01]?)$/, (_, y: string) => `,${y === '' ? '' : f(y, i)}`)))].join('\n');
+    const words = await ws.write('words.csv', relabel((y) => (y === '1' ? 'yes' : 'no')));
+    const named = await runCli(['model', 'evaluate', MODEL, words, '--label', 'churned']);
+    expect(named.code).toBe(2);
+    expect(named.stderr).toMatch(/nightscore: BAD_OPTION: no label in "churned" is the positive class "1" \(the labels are "(no|yes)", "(yes|no)"\)/);
+    // The model's own label says 0 and 1: its class must then come from the score.
+    const theirs = await runCli(['model', 'evaluate', MODEL, words, '--label', 'churned', '--positive', 'yes', '--score', 'probabilities_1']);
+    expect(theirs.code).toBe(2);
+    expect(theirs.stderr).toMatch(/nightscore: BAD_OPTION: the model's label predicts "[01]" and "[01]", and the positive class is "yes"/);
+    const scored = await runCli(['model', 'evaluate', MODEL, words, '--label', 'churned', '--positive', 'yes', '--score', 'probabilities_1', '--threshold', '0.5', '--json']);
+    expect(scored.code, scored.stderr).toBe(0);
+    const got = (JSON.parse(scored.stdout) as { metrics: Record<string, number> }).metrics;
+    for (const metric of ['accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'log_loss']) expect(Math.abs(got[metric]! - expected.metrics[metric]!), metric).toBeLessThanOrEqual(1e-9);
+    const three = await ws.write('three.csv', relabel((y, i) => (i % 100 === 7 ? '2' : y)));
+    const many = await runCli(['model', 'evaluate', MODEL, three, '--label', 'churned']);
+    expect(many.code).toBe(2);
+    expect(many.stderr).toContain('nightscore: BAD_OPTION: the label column "churned" holds more than two classes');
+  });
+
   it('refuses a bound it cannot read, or on a metric the task has not', async () => {
     const unread = await runCli(['model', 'evaluate', MODEL, DATA, '--label', 'churned', '--min', 'auc']);
     expect(unread.code).toBe(2);

@@ -64,9 +64,13 @@ export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts
   const task = opts.task ?? (outputs.some((c) => !isFloat(c.type)) || outputs.some((c) => isFloat(c.type) && c.width === 2) ? 'classification' : 'regression');
   const positive = opts.positive ?? '1';
   const score = scoreColumn(outputs, task, opts.score, positive);
-  const labelOutput = task === 'classification' ? outputs.find((c) => !isFloat(c.type) && c.width === 1) : undefined;
+  // The model's own label predicts the class, unless --threshold asks for the score's.
+  const labelOutput = task === 'classification' && opts.threshold === undefined ? outputs.find((c) => !isFloat(c.type) && c.width === 1) : undefined;
   const threshold = opts.threshold ?? 0.5;
 
+  // The labels seen, up to three: a binary evaluation needs two, one of them the positive class.
+  const classes = new Set<string>();
+  const predictedClasses = new Set<string>();
   const sink = new EvaluationSink(sized.scorer, (sink, batch, failed, scored) => {
     let skip = 0;
     for (let r = 0, s = 0; r < batch.rows; r++) {
@@ -77,13 +81,21 @@ export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts
       const row = s++;
       const truth = label.text(batch, r);
       const value = numberAt(scored[score.output]!.data, row * score.width + score.column);
+      // A score that is no number has no place in a ranking or a loss: counted with the model's rejects.
+      if (!Number.isFinite(value)) {
+        sink.rejected++;
+        continue;
+      }
       if (task === 'regression') {
         const y = truth === null ? NaN : Number(truth);
         if (!Number.isFinite(y)) sink.unlabelled++;
         else sink.add(y, value, 0);
       } else if (truth === null) sink.unlabelled++;
       else {
-        const predictedPositive = labelOutput ? textAt(scored[labelOutput.output]!.data, row) === positive : value >= threshold;
+        if (classes.size < 3) classes.add(truth);
+        const predicted = labelOutput ? textAt(scored[labelOutput.output]!.data, row) : undefined;
+        if (predicted !== undefined && predictedClasses.size < 3) predictedClasses.add(predicted);
+        const predictedPositive = predicted !== undefined ? predicted === positive : value >= threshold;
         sink.add(truth === positive ? 1 : 0, value, predictedPositive ? 1 : 0);
       }
     }
@@ -95,6 +107,21 @@ export async function evaluateModel(prepared: PreparedJob, dataUri: string, opts
       source: dataUri,
       column: opts.label,
       hint: 'Evaluate labelled data with the columns the model reads and a label in every row.',
+    });
+  }
+  if (task === 'classification' && (classes.size > 2 || (classes.size === 2 && !classes.has(positive)))) {
+    const found = [...classes].map((c) => `"${c}"`).join(', ');
+    throw new NightscoreError('BAD_OPTION', classes.size > 2 ? `the label column "${opts.label}" holds more than two classes (${found}, …): model evaluate measures a binary classifier` : `no label in "${opts.label}" is the positive class "${positive}" (the labels are ${found})`, {
+      source: dataUri,
+      column: opts.label,
+      hint: classes.size > 2 ? 'Evaluate a binary label (one class against the rest, as a column of its own).' : 'Name the positive class: --positive <label>.',
+    });
+  }
+  if (labelOutput && predictedClasses.size === 2 && !predictedClasses.has(positive)) {
+    throw new NightscoreError('BAD_OPTION', `the model's ${labelOutput.name} predicts ${[...predictedClasses].map((c) => `"${c}"`).join(' and ')}, and the positive class is "${positive}"`, {
+      source: dataUri,
+      column: opts.label,
+      hint: 'Predict the class from the score instead: --threshold 0.5 (with --score naming the positive class\'s probability).',
     });
   }
   const truth = sink.truth.subarray(0, n);
