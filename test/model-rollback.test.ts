@@ -41,6 +41,9 @@ describe('nightscore model rollback', () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/nightscore: MODEL_ALIAS_NO_PREVIOUS: churn@fresh points at version 2, and its last move \(fresh \(unset\) → 2 at \S+ by \S+\) set it for the first time: there is no earlier version to roll back to/);
     expect((await registry.aliases('churn')).aliases.fresh).toBe(2);
+    const unset = await runCli(['model', 'rollback', 'churn', 'nope', '--registry', ws.path('registry')]);
+    expect(unset.code).toBe(1);
+    expect(unset.stderr).toMatch(/nightscore: MODEL_ALIAS_NOT_FOUND: churn has no alias "nope" to roll back \(its aliases are [a-z, ]*champion/);
   });
 
   it('is a compare-and-swap: of two rollbacks started together one moves the alias, the other meets ALIAS_CONFLICT', async () => {

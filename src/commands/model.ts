@@ -76,13 +76,14 @@ export async function registerCommand(name: string, file: string, opts: Registry
     profile: reference?.build,
   });
   const checked = record.checks?.[0];
-  const profile = reference && (await readProfile(registry.profileUri(name, record.version)));
+  const profileUri = registry.profileUri(name, record.version);
+  const profile = reference && (await readProfile(profileUri));
   const rows = profile?.profile.reference.rows;
-  return print(opts, profile ? { ...record, profile: { uri: registry.profileUri(name, record.version), sha256: profile.sha256, reference: profile.profile.reference } } : record, () =>
+  return print(opts, profile ? { ...record, profile: { uri: profileUri, sha256: profile.sha256, reference: profile.profile.reference } } : record, () =>
     [
       `registered ${versionRef(name, record.version)}  sha256 ${record.sha256}${opts.alias ? `  (${name}@${opts.alias} → ${record.version})` : ''}`,
       ...(checked ? [passedLine(checked)] : []),
-      ...(profile && rows ? [`profile attached (${registry.profileUri(name, record.version)}, sha256 ${profile.sha256}): ${profile.profile.reference.uri}, ${rows.read} rows read, ${rows.scored} profiled, ${rows.rejected} rejected`] : []),
+      ...(profile && rows ? [`profile attached (${profileUri}, sha256 ${profile.sha256}): ${profile.profile.reference.uri}, ${rows.read} rows read, ${rows.scored} profiled, ${rows.rejected} rejected`] : []),
     ].join('\n'),
   );
 }

@@ -4,6 +4,7 @@
  *
  *   <root>/<name>/versions/<n>/model.onnx      the model, and its external data files by name
  *   <root>/<name>/versions/<n>/profile.json    its reference profile, if any (register --reference, model profile attach)
+ *   <root>/<name>/versions/<n>/evaluation.json its latest evaluation, if any (model evaluate --register)
  *   <root>/<name>/versions/<n>/version.json    VersionRecord; a version exists once this does
  *   <root>/<name>/aliases.json                 AliasesDoc: { generation, aliases, last }
  *   <root>/<name>/events/<time>-<kind>-<n>.json  RegistryEvent, one per register and alias move
@@ -350,9 +351,7 @@ export class Registry {
     // The previous move's event first: a writer stopped after its swap left it only in `last`.
     if (doc.last) await this.writeEvent(name, doc.last);
     const from = doc.aliases[alias] ?? null;
-    if (version === null && from === null) {
-      throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${name} has no alias "${alias}" to delete${Object.keys(doc.aliases).length ? ` (its aliases are ${Object.keys(doc.aliases).join(', ')})` : ''}`, { hint: 'Check the alias name: nightscore model list <name>.' });
-    }
+    if (version === null && from === null) throw noSuchAlias(name, alias, doc, 'delete');
     // Times never go back within a model's history, whatever the writers' clocks say, so the
     // order of `at` is the order of generations that time travel relies on.
     const now = this.clock().getTime();
@@ -395,11 +394,6 @@ export class Registry {
   }
 
   /**
-   * The alias moves of a model in generation order, checked whole: every generation from 1 to
-   * the current one, once. A history with a hole (an event file deleted by hand) is refused
-   * rather than read as if the missing move never happened.
-   */
-  /**
    * Moves an alias back to the version its last move took it from (model rollback), by
    * compare-and-swap at the generation read here: a move that lands meanwhile makes this fail
    * with ALIAS_CONFLICT rather than undo the wrong move. Rolling back twice returns to where it
@@ -410,10 +404,9 @@ export class Registry {
     checkAlias(alias, alias);
     const doc = await this.aliases(name);
     const current = doc.aliases[alias];
-    if (current === undefined) {
-      throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${name} has no alias "${alias}" to roll back${Object.keys(doc.aliases).length ? ` (its aliases are ${Object.keys(doc.aliases).join(', ')})` : ''}`, { hint: 'Check the alias name: nightscore model list <name>.' });
-    }
-    const last = (await this.aliasHistory(name, alias)).at(-1);
+    if (current === undefined) throw noSuchAlias(name, alias, doc, 'roll back');
+    // The history as of the same read as the swap's generation: its last move is what `current` came from.
+    const last = (await this.historyOf(name, doc, alias)).at(-1);
     if (!last || last.to !== current || last.from === null) {
       throw new NightscoreError('MODEL_ALIAS_NO_PREVIOUS', `${name}@${alias} points at version ${current}, and ${last ? `its last move (${describeMove(last)}) set it for the first time` : 'no move of it is recorded'}: there is no earlier version to roll back to`, {
         hint: `Point it at a version yourself: nightscore model alias set ${name} ${alias} <version> --reason "…".`,
@@ -423,8 +416,17 @@ export class Registry {
     return this.setAlias(name, alias, last.from, { reason: why, ifGeneration: opts.ifGeneration ?? doc.generation });
   }
 
+  /**
+   * The alias moves of a model in generation order, checked whole: every generation from 1 to
+   * the current one, once. A history with a hole (an event file deleted by hand) is refused
+   * rather than read as if the missing move never happened.
+   */
   async aliasHistory(name: string, alias?: string): Promise<AliasEvent[]> {
-    const doc = await this.aliases(name);
+    return this.historyOf(name, await this.aliases(name), alias);
+  }
+
+  /** aliasHistory, as of the aliases document `doc` (read once by a caller that also swaps on it). */
+  private async historyOf(name: string, doc: AliasesDoc, alias?: string): Promise<AliasEvent[]> {
     const events = await this.events(name, doc);
     const moves = events.filter((e): e is AliasEvent => e.kind === 'alias').sort((a, b) => a.generation - b.generation);
     const twice = moves.find((m, i) => i > 0 && moves[i - 1]!.generation === m.generation);
@@ -584,6 +586,12 @@ function aliasConflict(name: string, why: string): NightscoreError {
   return new NightscoreError('ALIAS_CONFLICT', `the aliases of ${name} were not moved: ${why}`, {
     hint: 'Another alias move of this model landed meanwhile. Look at where the aliases are now (nightscore model show models:/<name>@<alias>) and move again if it is still wanted.',
   });
+}
+
+/** MODEL_ALIAS_NOT_FOUND for a move of an alias that is not set, naming the aliases there are. */
+function noSuchAlias(name: string, alias: string, doc: AliasesDoc, move: string): NightscoreError {
+  const aliases = Object.keys(doc.aliases);
+  return new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${name} has no alias "${alias}" to ${move}${aliases.length ? ` (its aliases are ${aliases.join(', ')})` : ''}`, { hint: 'Check the alias name: nightscore model list <name>.' });
 }
 
 export function describeMove(e: AliasEvent): string {
