@@ -124,7 +124,8 @@ const columnSchema = z
     else if (c.counts.bins.reduce((a, b) => a + b, 0) !== c.counts.n) ctx.addIssue({ code: 'custom', path: ['counts', 'n'], message: 'expected the sum of the bin counts' });
   });
 
-const segmentOfSchema = z.discriminatedUnion('kind', [
+/** A segment as every file that names one writes it (the profile, `_drift.json`, the manifest). */
+export const segmentOfSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('value'), value: z.string().min(1) }),
   z.strictObject({ kind: z.literal('other') }),
   z.strictObject({ kind: z.literal('null') }),
@@ -161,7 +162,7 @@ const profileSchema = z
  * profile's own (every scored row is in one segment).
  */
 function checkSegments(block: ProfileSegments, p: Profile, issue: (path: (string | number)[], message: string) => void): void {
-  const expected: SegmentOf[] = [...block.values.map((value) => ({ kind: 'value' as const, value })), { kind: 'other' }, { kind: 'null' }];
+  const expected = segmentsOf(block.values);
   if (block.segments.length !== expected.length) return issue(['segments'], `expected ${expected.length} segments (each value, then OTHER, then NULL), got ${block.segments.length}`);
   for (const [i, s] of block.segments.entries()) {
     if (segmentKey(s.segment) !== segmentKey(expected[i]!)) return issue(['segments', i, 'segment'], `expected ${JSON.stringify(expected[i])}`);
@@ -189,9 +190,19 @@ function checkSegments(block: ProfileSegments, p: Profile, issue: (path: (string
   }
 }
 
+/** Every segment of a block's values, in a profile's order: each value, then OTHER, then NULL. */
+export function segmentsOf(values: readonly string[]): SegmentOf[] {
+  return [...values.map((value) => ({ kind: 'value' as const, value })), { kind: 'other' }, { kind: 'null' }];
+}
+
 /** A segment's key among a run's counts (ChunkStats.drift_segments): a value's is prefixed, so none can be OTHER's or NULL's. */
 export function segmentKey(s: SegmentOf): string {
   return s.kind === 'value' ? `value:${s.value}` : s.kind;
+}
+
+/** Whether `key` is one segmentKey gives (a chunk's counts read back are checked by it). */
+export function isSegmentKey(key: string): boolean {
+  return /^(value:.+|other|null)$/s.test(key);
 }
 
 /** Counts as text in one field order, to compare two. */

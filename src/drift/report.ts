@@ -12,7 +12,7 @@ import type { ColumnCounts } from './counts.js';
 import { emptyCounts, mergeCounts } from './counts.js';
 import { PSI_EPSILON } from './measures.js';
 import type { DriftPolicy } from './policy.js';
-import { columnKey, isColumnCounts, MAX_PROFILE_BYTES, segmentKey, type Profile, type ProfilePin, type SegmentOf } from './profile.js';
+import { columnKey, isColumnCounts, MAX_PROFILE_BYTES, segmentKey, segmentOfSchema, type Profile, type ProfileColumn, type ProfilePin, type SegmentOf } from './profile.js';
 import type { SegmentCounts } from './segment.js';
 import { compareColumn, FLOOR_FACTOR, overallStatus, type ColumnReport, type DriftStatus } from './statistics.js';
 
@@ -109,13 +109,12 @@ export function reportDrift(
   previous?: { wanted: number; dates: string[]; skipped: Array<{ date: string; reason: string }>; counts: Array<Record<string, ColumnCounts>> },
   segments?: Record<string, SegmentCounts>,
 ): DriftReport {
-  const of = (all: Record<string, ColumnCounts>, column: Profile['columns'][number]) => (Object.hasOwn(all, columnKey(column)) ? all[columnKey(column)]! : emptyCounts(column.bins));
-  const columns = profile.columns.map((column) => compareColumn(column, of(counts, column), policy));
+  const columns = profile.columns.map((column) => compareColumn(column, countsOf(counts, column), policy));
   const { status, drifted } = overallStatus(columns, policy);
   let compared: PreviousComparison | undefined;
   if (previous) {
-    const union = Object.fromEntries(profile.columns.map((c) => [columnKey(c), mergeCounts([emptyCounts(c.bins), ...previous.counts.map((day) => of(day, c))])]));
-    const against = profile.columns.map((c) => compareColumn({ ...c, counts: union[columnKey(c)]! }, of(counts, c), policy));
+    const union = Object.fromEntries(profile.columns.map((c) => [columnKey(c), mergeCounts([emptyCounts(c.bins), ...previous.counts.map((day) => countsOf(day, c))])]));
+    const against = profile.columns.map((c) => compareColumn({ ...c, counts: union[columnKey(c)]! }, countsOf(counts, c), policy));
     compared = { dates: previous.dates, skipped: previous.skipped, ...overallStatus(against, policy), columns: against, counts: union };
   }
   return {
@@ -137,6 +136,11 @@ export function reportDrift(
   };
 }
 
+/** A column's counts among `all`, by its key; empty on its bins when nothing counted it (no chunk scored a row). */
+function countsOf(all: Record<string, ColumnCounts>, column: ProfileColumn): ColumnCounts {
+  return Object.hasOwn(all, columnKey(column)) ? all[columnKey(column)]! : emptyCounts(column.bins);
+}
+
 /**
  * Each segment against the reference's same segment, with the statistics and guard of the
  * run's columns. Segments neither side has rows in are left out. With baseline previous too,
@@ -146,7 +150,7 @@ function compareSegments(profile: Profile, policy: DriftPolicy, counted: Record<
   return profile.segment!.segments.flatMap((ref) => {
     const run = Object.hasOwn(counted, segmentKey(ref.segment)) ? counted[segmentKey(ref.segment)]! : { rows: 0, counts: {} };
     if (ref.rows === 0 && run.rows === 0) return [];
-    const counts = Object.fromEntries(profile.columns.map((c) => [columnKey(c), Object.hasOwn(run.counts, columnKey(c)) ? run.counts[columnKey(c)]! : emptyCounts(c.bins)]));
+    const counts = Object.fromEntries(profile.columns.map((c) => [columnKey(c), countsOf(run.counts, c)]));
     const columns = profile.columns.map((c) => compareColumn({ ...c, counts: ref.counts[columnKey(c)]! }, counts[columnKey(c)]!, policy));
     return [{ segment: ref.segment, rows: run.rows, rows_ref: ref.rows, ...overallStatus(columns, policy), columns, counts }];
   });
@@ -220,11 +224,6 @@ const columnReportSchema = z.looseObject({
   reasons: z.array(z.string()),
 });
 const countsRecord = z.record(z.string(), z.unknown().refine(isColumnCounts, 'expected a column\'s counts as nightscore writes them'));
-const segmentOfSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('value'), value: z.string() }),
-  z.strictObject({ kind: z.literal('other') }),
-  z.strictObject({ kind: z.literal('null') }),
-]);
 const reportSchema = z.looseObject({
   format: z.literal('nightscore.drift'),
   version: z.literal(1),

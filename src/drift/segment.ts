@@ -17,7 +17,7 @@ import { float16Value, formatFloat32 } from '../formats/numbers.js';
 import type { ColumnValues, FeatureBatch, FeatureColumn } from '../model/features.js';
 import type { OutputValues } from '../model/scorer.js';
 import { emptyCounts, mergeCounts, type ColumnCounts } from './counts.js';
-import { columnKey, MAX_SEGMENT_VALUES, segmentKey, type Profile, type ProfileSegments, type SegmentOf } from './profile.js';
+import { columnKey, MAX_SEGMENT_VALUES, segmentKey, segmentsOf, type Profile, type ProfileSegments, type SegmentOf } from './profile.js';
 import { float32Offsets, ProfileCounter, type ProfiledModel } from './profile-counter.js';
 
 /** A segment's share of a chunk's drift (ChunkStats.drift_segments): its scored rows, and its columns' counts by column key. */
@@ -123,11 +123,6 @@ export class SegmentTally {
       .slice(0, MAX_SEGMENT_VALUES)
       .map(([value]) => value);
   }
-}
-
-/** Every segment of a block's values, in a profile's order: each value, then OTHER, then NULL. */
-export function segmentsOf(values: readonly string[]): SegmentOf[] {
-  return [...values.map((value) => ({ kind: 'value' as const, value })), { kind: 'other' }, { kind: 'null' }];
 }
 
 /** Remembered numbers' segments, at most; past it the memory starts again. */

@@ -12,7 +12,7 @@ import { chunkFiles, MAX_CHUNKS, type RunManifest } from './manifest.js';
 import type { ChunkPlan } from './plan.js';
 import type { ChunkResult, ChunkStats } from './chunk-result.js';
 import type { RunSpec } from './spec.js';
-import { isColumnCounts } from '../drift/profile.js';
+import { isColumnCounts, isSegmentKey } from '../drift/profile.js';
 import type { ColumnCounts } from '../drift/counts.js';
 
 /** A failed run's plan and the chunks of it that succeeded, as `RunManifest.retry` records them. */
@@ -189,7 +189,7 @@ function segmentCounts(value: unknown, at: string, scored: number, bad: Bad): Pi
   let total = 0;
   for (const [key, entry] of Object.entries(segments)) {
     const where = `${at}["${key}"]`;
-    if (!/^(value:.+|other|null)$/s.test(key)) bad(where, 'a segment key (value:<text>, other or null)');
+    if (!isSegmentKey(key)) bad(where, 'a segment key (value:<text>, other or null)');
     const s = object(entry, where, bad);
     const rows = count(s.rows, `${where}.rows`, bad);
     total += rows;

@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { NightscoreError } from '../errors.js';
+import { segmentOfSchema } from '../drift/profile.js';
 import type { RunManifest } from './manifest.js';
 
 /**
@@ -72,7 +73,7 @@ const manifestSchema = z.looseObject({
       segments: z
         .looseObject({
           column: text,
-          drifted: z.array(z.discriminatedUnion('kind', [z.strictObject({ kind: z.literal('value'), value: text }), z.strictObject({ kind: z.literal('other') }), z.strictObject({ kind: z.literal('null') })])),
+          drifted: z.array(segmentOfSchema),
           drifted_total: count,
         })
         .optional(),
