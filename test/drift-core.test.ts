@@ -6,6 +6,7 @@ import { PSI_EPSILON } from '../src/drift/measures.js';
 import { DEFAULT_POLICY, policyFor, type DriftPolicy } from '../src/drift/policy.js';
 import { compareColumn, overallStatus, type ColumnProfileLike, type ColumnReport } from '../src/drift/statistics.js';
 import { NightscoreError } from '../src/errors.js';
+import { formatDrift } from '../src/observe/progress.js';
 import { seededRandom } from '../src/random.js';
 
 /**
@@ -462,5 +463,22 @@ describe('a run\'s overall status', () => {
     expect(overallStatus([report('a', 'feature', 'ok'), report('b', 'feature', 'inconclusive')], DEFAULT_POLICY).status).toBe('inconclusive');
     expect(overallStatus([report('a', 'feature', 'ok')], DEFAULT_POLICY).status).toBe('ok');
     expect(overallStatus([], DEFAULT_POLICY).status).toBe('ok');
+  });
+});
+
+describe("a run's drift in one line (the run summary)", () => {
+  it('names the first four drifted columns and segments, and how many more there are, also of segments the manifest does not list', () => {
+    const line = formatDrift({
+      status: 'drift',
+      mode: 'warn',
+      drifted: ['f1', 'f2', 'f3', 'f4', 'f5'],
+      warned: [],
+      inconclusive: [],
+      file: '_drift.json',
+      profile: { uri: 'file:///p.json', sha256: '0'.repeat(64) },
+      // The manifest lists ten drifted segments at most; the total says how many drifted.
+      segments: { column: 'store', drifted: [...'abcdefghij'].map((value) => ({ kind: 'value' as const, value })), drifted_total: 12 },
+    });
+    expect(line).toBe('drift · drifted: f1, f2, f3, f4 and 1 more · segments of store drifted: "a", "b", "c", "d" and 8 more  (_drift.json; drift.mode warn)');
   });
 });

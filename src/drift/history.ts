@@ -18,13 +18,14 @@ export interface DateDrift {
 
 /** Columns shown per date in the table. */
 export const TABLE_COLUMNS = 5;
-
-/** Column names for one line: the first four, and how many more. */
-export function namesInBrief(names: readonly string[]): string {
-  return names.length > 4 ? `${names.slice(0, 4).join(', ')} and ${names.length - 4} more` : names.join(', ');
-}
 /** Lines in the chart: past a handful, colours repeat and the lines cannot be told apart. */
 export const CHART_COLUMNS = 8;
+
+/** Names for one line: the first four, and how many more of `total` (when only the first of them are at hand). */
+export function namesInBrief(names: readonly string[], total = names.length): string {
+  const shown = names.slice(0, 4);
+  return total > shown.length ? `${shown.join(', ')} and ${total - shown.length} more` : shown.join(', ');
+}
 
 // "Top" means the columns to look at, and a status says that before a value does (PSI and JS
 // distance are not on one scale): in the order of the overall status they make (statistics.ts).

@@ -43,9 +43,8 @@ export function formatDrift(d: NonNullable<RunManifest['drift']>): string {
   if (d.inconclusive.length > 0) parts.push(`inconclusive (too few rows to tell): ${namesInBrief(d.inconclusive)}`);
   if (d.segments && d.segments.drifted_total > 0) {
     // A value quoted, so a value spelled OTHER is not the OTHER segment.
-    const shown = d.segments.drifted.slice(0, 4).map((s) => (s.kind === 'value' ? JSON.stringify(s.value) : s.kind.toUpperCase()));
-    const more = d.segments.drifted_total - shown.length;
-    parts.push(`segments of ${d.segments.column} drifted: ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`);
+    const names = d.segments.drifted.map((s) => (s.kind === 'value' ? JSON.stringify(s.value) : s.kind.toUpperCase()));
+    parts.push(`segments of ${d.segments.column} drifted: ${namesInBrief(names, d.segments.drifted_total)}`);
   }
   return `${parts.join(' · ')}  (${d.file}; drift.mode ${d.mode})`;
 }
