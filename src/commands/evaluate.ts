@@ -1,13 +1,12 @@
 /** nightscore model evaluate: a model's metrics on labelled data, and the CI gate on them (--min, --max). */
 import path from 'node:path';
 import { NightscoreError } from '../errors.js';
-import { formatOf } from '../drift/build.js';
 import { evaluateModel, type Evaluation, type Task } from '../evaluate/evaluate.js';
 import { loadJob, resolveLocation, type JobDefinition } from '../job/load.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
 import { Registry, registryRoot } from '../registry/registry.js';
 import { prepareJob } from '../run/bind.js';
-import { formatOption, modelReferenceJob, resolveRoot } from './reference.js';
+import { formatOption, modelReferenceJob, resolveRoot, withModel } from './reference.js';
 
 export interface EvaluateCommandOptions {
   label: string;
@@ -55,15 +54,13 @@ export async function evaluateCommand(model: string, data: string, opts: Evaluat
   // --register: the version the reference names now is the one evaluated and recorded on, were its alias to move meanwhile.
   const pinned = opts.register && root !== undefined ? await new Registry(root).resolve(model) : undefined;
   const modelUri = pinned ? `models:/${pinned.name}/${pinned.version}` : isModelRef(model) ? model : path.resolve(model);
+  const format = formatOption('--format', opts.format);
   let job: JobDefinition;
-  let format = formatOption('--format', opts.format);
   if (bound) {
-    format ??= formatOf(dataUri) ?? bound.input.format;
     const key = bound.input.key.includes(opts.label) ? bound.input.key : [...bound.input.key, opts.label];
-    job = { ...bound, ...(root ? { registry: root } : {}), input: { ...bound.input, key }, model: { ...bound.model, uri: modelUri, path: undefined, sha256: undefined } };
+    job = { ...withModel(bound, modelUri), ...(root ? { registry: root } : {}), input: { ...bound.input, key } };
   } else {
     job = modelReferenceJob(what, { model: modelUri, ...(root ? { registry: root } : {}), key: [opts.label] }, dataUri, format, '--format');
-    format ??= job.input.format;
   }
   const evaluation = await evaluateModel(await prepareJob(job), dataUri, { label: opts.label, format, task, score: opts.score, positive: opts.positive, threshold });
   for (const b of bounds) {

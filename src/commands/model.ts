@@ -14,7 +14,7 @@ import { checkAlias, checkName, isModelRef, MAX_VERSION, versionRef } from '../r
 import { describeMove, Registry, registryRoot, type AliasEvent, type VersionCheck, type VersionRecord } from '../registry/registry.js';
 import type { EvaluationRecord } from '../registry/records.js';
 import { loadResolvedModel, prepareJob } from '../run/bind.js';
-import { formatOption, modelReferenceJob, resolveRoot } from './reference.js';
+import { formatOption, modelReferenceJob, resolveRoot, withModel } from './reference.js';
 
 interface RegistryOption {
   registry?: string;
@@ -101,7 +101,7 @@ async function referenceProfile(name: string, reference: string, opts: Reference
   return {
     build: async (model) => {
       const job: JobDefinition = bound
-        ? { ...bound, model: { ...bound.model, uri: model.path, path: undefined, sha256: undefined } }
+        ? withModel(bound, model.path)
         : modelReferenceJob(`nightscore model register ${name} --reference`, { model: model.path }, referenceUri, format, '--reference-format');
       // A job that segments its drift needs a profile with those segments (pin.ts refuses one without).
       return buildProfile(await prepareJob(job), referenceUri, { format, segment: job.drift?.segment });

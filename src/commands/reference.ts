@@ -4,8 +4,8 @@
  */
 import path from 'node:path';
 import { NightscoreError } from '../errors.js';
-import { formatOf } from '../drift/build.js';
 import { modelOnlyJob, type JobDefinition } from '../job/load.js';
+import { formatOf } from '../run/read-data.js';
 
 /** --format (or --reference-format): csv, parquet, or left out. */
 export function formatOption(option: string, value: string | undefined): 'csv' | 'parquet' | undefined {
@@ -26,6 +26,14 @@ export function modelReferenceJob(what: string, model: { model: string; registry
     });
   }
   return modelOnlyJob(what, { ...model, input: referenceUri, format: read }, process.cwd());
+}
+
+/**
+ * A job file's binding with another model (`--reference-job`, model evaluate `--job`): its
+ * model.uri is `uri`, and the job's own model.path and model.sha256, which name its model, go.
+ */
+export function withModel(job: JobDefinition, uri: string): JobDefinition {
+  return { ...job, model: { ...job.model, uri, path: undefined, sha256: undefined } };
 }
 
 /** A registry root given on the command line: a relative folder is the working directory's; URIs stay. */

@@ -45,8 +45,7 @@ const MAX_DISTINCT = 1_000_000;
 /** Builds the profile of `referenceUri` for a prepared job's model. */
 export async function buildProfile(prepared: PreparedJob, referenceUri: string, opts: BuildOptions = {}): Promise<Profile> {
   const { job } = prepared;
-  const format = opts.format ?? formatOf(referenceUri) ?? job.input.format;
-  const reading = await planReading(prepared, referenceUri, format, 'the reference');
+  const reading = await planReading(prepared, referenceUri, opts.format, 'the reference');
   const { prepared: sized, columns } = reading;
 
   const reader = opts.segment === undefined ? undefined : new SegmentReader(locateSegmentColumn(opts.segment, job.input.key, columns, job.file), columns);
@@ -99,14 +98,6 @@ export async function buildProfile(prepared: PreparedJob, referenceUri: string, 
 
 function emptyColumn(name: string, role: ProfileColumn['role'], bins: Bins): ProfileColumn {
   return { name, role, bins, counts: emptyCounts(bins) };
-}
-
-/** A reference's format as its name tells it (.parquet; .csv, .csv.gz), if it does. */
-export function formatOf(uri: string): 'csv' | 'parquet' | undefined {
-  const name = uri.toLowerCase();
-  if (name.endsWith('.parquet')) return 'parquet';
-  if (name.endsWith('.csv') || name.endsWith('.csv.gz')) return 'csv';
-  return undefined;
 }
 
 class CountSink extends ScoringSink {

@@ -20,7 +20,8 @@ export type Task = 'classification' | 'regression';
 export interface EvaluateOptions {
   /** The column holding the truth; it must be among the job's key columns (input.key). */
   label: string;
-  format: 'csv' | 'parquet';
+  /** @defaultValue from the data's name, else the job's input.format */
+  format?: 'csv' | 'parquet';
   /** @defaultValue classification when the model writes a label or two probabilities, else regression */
   task?: Task;
   /** The prediction column scored against the label. @defaultValue the positive class's probability, or the one float output */

@@ -21,9 +21,21 @@ export interface DataReading {
   columns: readonly FeatureColumn[];
 }
 
-/** Plans reading `uri` with a prepared job's readers and model; `what` names the data in errors ("the reference"). */
-export async function planReading(prepared: PreparedJob, uri: string, format: 'csv' | 'parquet', what: string): Promise<DataReading> {
+/** Data's format as its name tells it (.parquet; .csv, .csv.gz), if it does. */
+export function formatOf(uri: string): 'csv' | 'parquet' | undefined {
+  const name = uri.toLowerCase();
+  if (name.endsWith('.parquet')) return 'parquet';
+  if (name.endsWith('.csv') || name.endsWith('.csv.gz')) return 'csv';
+  return undefined;
+}
+
+/**
+ * Plans reading `uri` with a prepared job's readers and model; `what` names the data in errors
+ * ("the reference"). Its format is `format`, else what its name says, else the job's input.format.
+ */
+export async function planReading(prepared: PreparedJob, uri: string, asked: 'csv' | 'parquet' | undefined, what: string): Promise<DataReading> {
   const { job } = prepared;
+  const format = asked ?? formatOf(uri) ?? job.input.format;
   const { objects } = await listInputs(uri, format, what);
   const chunks = format === 'parquet' ? await planParquetChunks(objects, job.chunk.rows) : planChunks(objects, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
   // The spec of a run over the data: only its input side is read; nothing is written.
