@@ -2,7 +2,8 @@
 import { NightscoreError } from '../errors.js';
 import { daysEnding } from '../job/dates.js';
 import { locateRun, registryOf, resolveLocation, type JobDefinition } from '../job/load.js';
-import { Registry, registryRoot } from '../registry/registry.js';
+import { Registry } from '../registry/registry.js';
+import { environment } from '../settings.js';
 import type { DriftSpec, RegistryPin } from '../run/spec.js';
 import { openLocation } from '../storage/open.js';
 import type { FeatureColumn } from '../model/features.js';
@@ -38,7 +39,6 @@ export async function pinProfile(job: JobDefinition, date: string, model: { sha2
   return { profile: { uri, sha256 }, policy, previous: previousFolders(job, date), segment };
 }
 
-
 /**
  * Where drift.baseline: { previous: N } looks: the output folders of the dates before `date`,
  * newest first, as far back as four times N days (a job that skips weekends still finds its
@@ -51,12 +51,22 @@ function previousFolders(job: JobDefinition, date: string): DriftSpec['previous'
   return { dates: baseline.previous, folders: before.map((d) => ({ date: d, uri: locateRun(job, d).outputUri })) };
 }
 
-/** The profile attached to the registry version, when there is one: its URI follows from the registry's layout. */
+/** The profile attached to the registry version, when there is one. */
 async function attachedProfile(job: JobDefinition, pin: RegistryPin | null): Promise<string | undefined> {
-  if (!pin) return undefined;
-  const uri = new Registry(registryRoot(registryOf(job))).profileUri(pin.name, pin.version);
+  const uri = pin ? attachedProfileUri(job, pin) : undefined;
+  if (uri === undefined) return undefined;
   const { storage, key } = openLocation(uri);
   return (await storage.stat(key)) ? uri : undefined;
+}
+
+/**
+ * Where a profile attached to version `name`/`version` of the job's registry is (the job's
+ * registry:, else NIGHTSCORE_REGISTRY_URI): it follows from the registry's layout, never from a
+ * record; undefined when no registry is set.
+ */
+export function attachedProfileUri(job: JobDefinition, model: { name: string; version: number }): string | undefined {
+  const root = registryOf(job) ?? environment().settings.NIGHTSCORE_REGISTRY_URI;
+  return root === undefined ? undefined : new Registry(root).profileUri(model.name, model.version);
 }
 
 /** The job's drift block as a policy, with the documented defaults (policy.ts) where it is silent. */

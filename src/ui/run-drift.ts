@@ -9,12 +9,11 @@
  * used leaves the run's counts alone on the chart, and the page says why.
  */
 import { toNightscoreError } from '../errors.js';
-import { locateRun, registryOf, resolveLocation, type JobDefinition } from '../job/load.js';
+import { locateRun, resolveLocation, type JobDefinition } from '../job/load.js';
 import type { HistogramChartData } from '../observe/charts.js';
 import { openLocation } from '../storage/open.js';
 import { binCount, type Bins } from '../drift/bins.js';
-import { Registry } from '../registry/registry.js';
-import { environment } from '../settings.js';
+import { attachedProfileUri } from '../drift/pin.js';
 import { columnKey, readProfile, type Profile, type ProfileColumn, type ProfilePin } from '../drift/profile.js';
 import { readDriftReport, type DriftSummary } from '../drift/report.js';
 import type { ColumnReport, DriftStatus } from '../drift/statistics.js';
@@ -60,11 +59,8 @@ export async function readRunDrift(job: JobDefinition, date: string, summary: Dr
  */
 async function readReference(job: JobDefinition, pin: ProfilePin, model: { name: string | null; version: number | null }): Promise<{ profile?: Profile; problem: string | null }> {
   const named = job.drift?.profile;
-  const registry = registryOf(job) ?? environment().settings.NIGHTSCORE_REGISTRY_URI;
-  let uri: string;
-  if (named !== undefined) uri = resolveLocation(named, job.dir);
-  else if (model.name !== null && model.version !== null && registry !== undefined) uri = new Registry(registry).profileUri(model.name, model.version);
-  else return { problem: 'the job names no drift profile now' };
+  const uri = named !== undefined ? resolveLocation(named, job.dir) : model.name !== null && model.version !== null ? attachedProfileUri(job, { name: model.name, version: model.version }) : undefined;
+  if (uri === undefined) return { problem: 'the job names no drift profile now' };
   if (uri !== pin.uri) return { problem: `the run was compared with ${pin.uri}; the job names ${uri} now` };
   try {
     return { profile: (await readProfile(uri, pin.sha256)).profile, problem: null };
