@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -8,4 +9,4 @@ import { fileURLToPath } from 'node:url';
 export const PACKAGE_ROOT: string = fileURLToPath(new URL('..', import.meta.url));
 
 /** The package version, read once from package.json beside dist/ and src/. */
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION: string = (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;

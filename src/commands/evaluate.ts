@@ -68,7 +68,7 @@ export async function evaluateCommand(model: string, data: string, opts: Evaluat
       throw new NightscoreError('BAD_OPTION', `--${b.kind} ${b.metric}: a ${evaluation.task} model is measured by ${METRICS[evaluation.task].join(', ')}`, { hint: 'Bound one of the metrics this model reports, or give --task.' });
     }
   }
-  const checked = bounds.map((b) => ({ ...b, got: (evaluation.metrics as unknown as Record<string, number | null>)[b.metric] ?? null })).map((b) => ({ ...b, passed: b.got !== null && (b.kind === 'min' ? b.got >= b.value : b.got <= b.value) }));
+  const checked = bounds.map((b) => ({ ...b, got: metricOf(evaluation, b.metric) })).map((b) => ({ ...b, passed: b.got !== null && (b.kind === 'min' ? b.got >= b.value : b.got <= b.value) }));
   const failed = checked.filter((b) => !b.passed);
   const recorded = pinned
     ? await new Registry(root!).recordEvaluation(pinned.name, pinned.version, {
@@ -79,7 +79,7 @@ export async function evaluateCommand(model: string, data: string, opts: Evaluat
         score: evaluation.score,
         predicted: evaluation.predicted,
         rows: evaluation.rows,
-        metrics: { ...evaluation.metrics } as unknown as Record<string, number | null>,
+        metrics: { ...evaluation.metrics },
         bounds: checked,
         passed: failed.length === 0,
       })
@@ -87,6 +87,11 @@ export async function evaluateCommand(model: string, data: string, opts: Evaluat
   if (opts.json) process.stdout.write(`${JSON.stringify({ ...evaluation, bounds: checked, passed: failed.length === 0, ...(recorded ? { recorded } : {}) }, null, 2)}\n`);
   else process.stdout.write(`${report(what, evaluation, checked)}${recorded ? `  recorded on models:/${pinned!.name}/${pinned!.version} (${recorded})\n` : ''}`);
   return failed.length > 0 ? 1 : 0;
+}
+
+/** A metric by name; null when undefined (a ROC area of one class) or not the task's. */
+function metricOf(e: Evaluation, metric: string): number | null {
+  return (e.metrics as unknown as Record<string, number | null>)[metric] ?? null;
 }
 
 function taskOption(value: string | undefined): Task | undefined {
@@ -109,7 +114,7 @@ function report(what: string, e: Evaluation, bounds: Array<Bound & { got: number
   const rows = `${e.rows.evaluated.toLocaleString('en-US')} rows evaluated of ${e.rows.read.toLocaleString('en-US')} read (${e.rows.rejected} rejected, ${e.rows.unlabelled} without a label)`;
   const lines = [`${what}: ${e.task}, ${rows}`, `  label ${e.label}, score ${e.score}${e.task === 'classification' ? `, predicted class from ${e.predicted}` : ''}`];
   for (const metric of METRICS[e.task]) {
-    const got = (e.metrics as unknown as Record<string, number | null>)[metric] ?? null;
+    const got = metricOf(e, metric);
     const verdicts = bounds.filter((b) => b.metric === metric).map((b) => `${b.kind} ${b.value}: ${b.passed ? 'pass' : 'FAIL'}`);
     lines.push(`  ${metric.padEnd(10)}${got === null ? 'undefined (one class only)' : got.toPrecision(6)}${verdicts.length ? `  ${verdicts.join(', ')}` : ''}`);
   }

@@ -33,7 +33,6 @@ export interface CommandContext {
 /** Each scoring thread costs a V8 heap and a model session: past this, threads only cost memory. */
 const MAX_THREADS = 256;
 
-
 /** Yesterday in UTC: the logical date a nightly run scores by default. */
 export function yesterday(): string {
   return new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
