@@ -6,7 +6,7 @@
 import { NightscoreError } from '../errors.js';
 import { binColumn, binCount, binnerFor, lookupFor, type Bins, type NumberLookup } from './bins.js';
 import { canonicalSum, ExactSum, mergeSums, productOf, sumValue } from './exact-sum.js';
-import { Float32Sums, MAX_PENDING, SQUARE_ROOM } from './float32-sums.js';
+import { Float32Sums, MAX_PENDING } from './float32-sums.js';
 
 export interface ColumnCounts {
   /** Finite values (strings for a categorical layout) per bin of the layout. */
@@ -189,8 +189,6 @@ function countFloat32(values: Float32Array, slice: Float32Slice, binned: Int32Ar
   let negInf = tally[NEG_INF]!;
   let nan = 0;
   let s = 0;
-  const sumBuckets = sums.sums;
-  const squareBuckets = sums.squares;
   for (let r = 0, i = offset; r < rows; r++, i += stride) {
     if (s < skip.length && skip[s] === r) {
       s++;
@@ -208,14 +206,7 @@ function countFloat32(values: Float32Array, slice: Float32Slice, binned: Int32Ar
     const v = x === 0 ? 0 : x;
     counts[binned[r]!]!++;
     n++;
-    // Float32Sums.add, written out.
-    const biased = (u >>> 23) & 0xff;
-    const k = biased === 0 ? 1 : biased;
-    const m = biased === 0 ? u & 0x7fffff : (u & 0x7fffff) | 0x800000;
-    if (u < 0) sumBuckets[k]! -= m;
-    else sumBuckets[k]! += m;
-    if (squareBuckets[2 * k]! >= SQUARE_ROOM) sums.spill(2 * k);
-    squareBuckets[2 * k]! += m * m;
+    sums.add(u);
     if (v < min) min = v;
     if (v > max) max = v;
   }

@@ -5,11 +5,11 @@
  * per k; its square is `m² · 2^(2k - 300)` with `m² < 2^48`, added into the bucket of 2k. Buckets
  * are doubles, exact for integers below 2^53: an `m` below 2^24 can be added 2^29 times before a
  * sum bucket could pass it, and a square bucket is emptied into the exact sum of squares when the
- * next square could take it past (every few dozen values of one exponent; cutting each square in
- * two halves instead cost a third of the counting loop). Each bucket, scaled by its power of two
- * (exact), goes into an ExactSum then, when the buckets could overflow and before a result, so the
- * sums are the exact values ExactSum.add and addSquare would reach value by value, and their
- * canonical expansions the same bytes.
+ * next square could take it past (every few dozen values of one exponent): a comparison per
+ * value, where cutting each square in two halves took a division. Each bucket, scaled by its
+ * power of two (exact), goes into an ExactSum then, when the buckets could overflow and before a
+ * result, so the sums are the exact values ExactSum.add and addSquare would reach value by value,
+ * and their canonical expansions the same bytes.
  */
 import type { ExactSum } from './exact-sum.js';
 
@@ -19,7 +19,7 @@ export const MAX_PENDING = 2 ** 29;
 const SUM_BUCKETS = 255;
 const SQUARE_BUCKETS = 2 * 254 + 1;
 /** A square bucket at or past this is emptied before the next square (below 2^48) goes in, so it stays an integer below 2^53. */
-export const SQUARE_ROOM = 2 ** 53 - 2 ** 48;
+const SQUARE_ROOM = 2 ** 53 - 2 ** 48;
 
 /** 2^(i - offset) for i in [0, length), by doubling and halving, which are exact. */
 function powersOfTwo(length: number, offset: number): Float64Array {
@@ -35,12 +35,8 @@ const SQUARE_UNIT = powersOfTwo(SQUARE_BUCKETS, 300);
 
 /** Running exact sums of finite float32 values, and of their squares, given as their bits. */
 export class Float32Sums {
-  /**
-   * The buckets, for a counting loop to add into as `add` does (counts.ts, countFloat32): a
-   * call per value costs the loop more than the additions.
-   */
-  readonly sums = new Float64Array(SUM_BUCKETS);
-  readonly squares = new Float64Array(SQUARE_BUCKETS);
+  private readonly sums = new Float64Array(SUM_BUCKETS);
+  private readonly squares = new Float64Array(SQUARE_BUCKETS);
   private pending = 0;
   /** The sum of squares a full square bucket is emptied into, between reserve and flush. */
   private spillTo: ExactSum | null = null;
@@ -64,7 +60,7 @@ export class Float32Sums {
   }
 
   /** Empties square bucket `j` into the exact sum of squares: done when it reaches SQUARE_ROOM, before the next square goes in. */
-  spill(j: number): void {
+  private spill(j: number): void {
     this.spillTo!.add(this.squares[j]! * SQUARE_UNIT[j]!);
     this.squares[j] = 0;
   }
