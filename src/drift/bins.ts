@@ -116,7 +116,7 @@ export function binnerFor(bins: Bins): ((s: string) => number) | ((x: number) =>
     case 'numeric': return numericBinner(bins.edges);
     case 'discrete': return discreteBinner(bins.values);
     case 'categorical': return categoricalBinner(bins);
-    case 'probability': return probabilityBinner();
+    case 'probability': return probabilityBin;
   }
 }
 
@@ -216,10 +216,7 @@ function exactLookup(values: Float64Array): NumberLookup {
 export function binOf(lookup: NumberLookup, x: number): number {
   if (lookup.mode === 'search') return searchBin(lookup, x);
   if (lookup.mode === 'exact') return exactBin(lookup, x);
-  if (x < 0) return 0;
-  if (x > 1) return PROBABILITY_BINS + 1;
-  // The bin is what flooring x * 20 in doubles says, so every reader of the layout agrees on it.
-  return Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
+  return probabilityBin(x);
 }
 
 /**
@@ -271,11 +268,8 @@ export function binColumn(lookup: NumberLookup, values: Float32Array, stride: nu
       out[r] = j < n && e[j] === x ? j : n;
     }
   } else if (lookup.mode === 'probability') {
-    // binOf's arithmetic, in the loop rather than called per value.
-    for (let r = 0, i = offset; r < rows; r++, i += stride) {
-      const x = values[i]!;
-      out[r] = x < 0 ? 0 : x > 1 ? PROBABILITY_BINS + 1 : Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
-    }
+    // Not through binOf, whose branches on the layout's mode would be taken again per value.
+    for (let r = 0, i = offset; r < rows; r++, i += stride) out[r] = probabilityBin(values[i]!);
   } else {
     for (let r = 0, i = offset; r < rows; r++, i += stride) out[r] = binOf(lookup, values[i]!);
   }
@@ -343,11 +337,10 @@ function categoricalBinner(bins: CategoricalBins): (s: string) => number {
   return (s) => index.get(s) ?? outside;
 }
 
-function probabilityBinner(): (x: number) => number {
-  return (x) => {
-    if (x < 0) return 0;
-    if (x > 1) return PROBABILITY_BINS + 1;
-    // The bin is what flooring x * 20 in doubles says, so every reader of the layout agrees on it.
-    return Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
-  };
+/** A probability's bin: below 0, each 0.05 of [0, 1], above 1. */
+function probabilityBin(x: number): number {
+  if (x < 0) return 0;
+  if (x > 1) return PROBABILITY_BINS + 1;
+  // The bin is what flooring x * 20 in doubles says, so every reader of the layout agrees on it.
+  return Math.min(Math.floor(x * PROBABILITY_BINS), PROBABILITY_BINS - 1) + 1;
 }
