@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NightscoreError } from '../src/errors.js';
@@ -149,6 +149,31 @@ describe('locks of processes that are gone', () => {
     expect(manifest.rows.read).toBeLessThan(300_000);
     const again = await runCli(['run', file, '--date', '2026-01-01']);
     expect(again.code, again.stderr).toBe(0);
+  });
+
+  // Terminated from outside under a native call, onnxruntime-node aborts the whole process
+  // (exit 134, "terminate called after throwing an instance of 'Napi::Error'"): the scoring
+  // threads end themselves once their calls return.
+  it('Ctrl-C while scoring threads are inside the model stops the run cleanly, every time', async () => {
+    const file = await ws.job('t.yaml', {
+      name: 't',
+      input: { uri: 'in/dt={date}/', format: 'csv', key: ['customer_id'] },
+      model: { path: `${REPO}/test/fixtures/slow-model/model.onnx` },
+      output: { uri: 'scores/dt={date}/', format: 'csv' },
+      chunk: { rows: 2_000, bytes: 400_000 },
+    });
+    await writeDemoDay(await loadJob(file), '2026-01-01', { rows: 100_000, files: 1, seed: 3 });
+    const dir = ws.path('scores/dt=2026-01-01');
+    for (const wait of [0, 150, 400]) {
+      await rm(dir, { recursive: true, force: true });
+      const run = startCli(['run', file, '--date', '2026-01-01', '--threads', '3'], { NIGHTSCORE_LOG_LEVEL: 'error' });
+      for (let i = 0; i < 400 && !(await readdir(dir).catch(() => [] as string[])).some((f) => f.startsWith('part-')); i++) await sleep(10);
+      await sleep(wait);
+      run.child.kill('SIGINT');
+      const { code, stderr } = await run.done;
+      expect(code, stderr).toBe(130);
+      expect(stderr).not.toContain('Napi::Error');
+    }
   });
 });
 

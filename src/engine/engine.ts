@@ -64,6 +64,13 @@ export interface Engine {
   version: string;
   /** The model of these graph bytes; rejects with the engine's error when it cannot be loaded. */
   load(graph: Uint8Array, settings: LoadSettings): Promise<EngineModel>;
+  /**
+   * Resolves once no load or run of this engine is in flight, those started meanwhile
+   * included. A thread is stopped only then: a native call that ends on a thread being torn
+   * down can abort the whole process (onnxruntime-node does, with "terminate called after
+   * throwing an instance of 'Napi::Error'").
+   */
+  settled(): Promise<void>;
 }
 
 /** The identity a model loaded by `engine` with `settings` scores under. */

@@ -231,6 +231,16 @@ async function externalFile(model: string, folder: string, location: string, cop
   return { path: file, sha256: await sha256Of(copy), bytes, version: versionOf(before) };
 }
 
+/**
+ * Lets every load and run in flight end, then frees every session: what a scoring thread
+ * does before it stops (see Engine.settled).
+ */
+export async function closeModels(): Promise<void> {
+  await ENGINE.settled();
+  await releaseModels();
+  await ENGINE.settled();
+}
+
 /** Drops cached sessions (tests that rewrite a model file in place). */
 export async function releaseModels(): Promise<void> {
   const all = [...cache.values()];

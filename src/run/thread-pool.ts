@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { fromErrorRecord, NightscoreError, type ErrorRecord } from '../errors.js';
 import { environment } from '../settings.js';
 import type { ChunkResult, RowCounts } from './chunk-result.js';
-import type { ChunkTask } from './chunk-thread.js';
+import type { ChunkTask, CloseTask } from './chunk-thread.js';
 import type { ChunkSpec } from './spec.js';
 
 interface ThreadMessage {
@@ -54,10 +54,15 @@ export class ChunkThreadPool {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops every thread: its chunk stops at the next batch, and the thread exits once its
+   * native calls have returned (chunk-thread.ts). A thread that has not exited after
+   * `graceMs` is terminated.
+   */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.threads.map((t) => t.terminate()));
+    await Promise.all(this.threads.map((t) => stopThread(t, graceMs)));
   }
 
   private spawn(slot: number): Worker {
@@ -91,6 +96,20 @@ export class ChunkThreadPool {
       w.reject(err);
     }
   }
+}
+
+/** A batch's inference ends in well under this; a thread still busy after it is stuck. */
+const CLOSE_GRACE_MS = 10_000;
+
+async function stopThread(thread: Worker, graceMs: number): Promise<void> {
+  if (thread.threadId === -1) return;
+  const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
+  thread.postMessage({ close: true } satisfies CloseTask);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+  const how = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (how === 'late') await thread.terminate();
 }
 
 /** A chunk whose thread died under it (out of memory, a native crash); the pool replaces the thread. */
