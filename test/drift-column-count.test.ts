@@ -92,6 +92,39 @@ describe('a float32 column counted in one pass', () => {
     });
   }
 
+  // Real columns: values of one size range, where a block's sums are kept in doubles; spans
+  // around the widest such a block allows (2^18), values that grow and shrink from block to
+  // block, and a rare tiny or huge value that sends a block the slower way.
+  const REAL: Record<string, (next: () => number, i: number) => number> = {
+    'prices with cents': (next) => Math.fround((int(next, 20_000) + 1) / 100),
+    'tenure in months, some 0': (next) => int(next, 73),
+    'negative and positive around 0': (next) => Math.fround((next() - 0.5) * 8),
+    'magnitudes over a span of 2^18': (next) => Math.fround((next() < 0.5 ? 2 ** -18 : 1) * (1 + next())),
+    'magnitudes over a span of 2^19': (next) => Math.fround((next() < 0.5 ? 2 ** -19 : 1) * (1 + next())),
+    'growing by block': (next, i) => Math.fround(next() * 2 ** Math.floor(i / 3000)),
+    'shrinking by block': (next, i) => Math.fround(next() * 2 ** -Math.floor(i / 3000)),
+    'a rare tiny or huge value': (next) => (next() < 0.001 ? (next() < 0.5 ? 1e-30 : 1e30) : Math.fround(next() * 100)),
+    probabilities: (next) => Math.fround(next() ** 8),
+  };
+  for (const [name, draw] of Object.entries(REAL)) {
+    it(`gives the bytes of value-by-value counting on real data: ${name} (10 seeds, blocks of any size)`, () => {
+      for (let seed = 1; seed <= 10; seed++) {
+        const next = random(seed);
+        const width = 1 + int(next, 3);
+        const rows = int(next, 12_000);
+        const values = new Float32Array(rows * width).map((_, i) => (next() < 0.01 ? NaN : draw(next, Math.floor(i / width))));
+        const skip = Array.from({ length: rows }, (_, r) => r).filter(() => next() < 0.02);
+        const column = int(next, width);
+        const slice: Float32Slice = { stride: width, offset: column, rows, skip, nanIsMissing: next() < 0.5 };
+        for (const bins of [numeric, { kind: 'probability' } as Bins, fitNumeric(Array.from({ length: 500 }, () => draw(next, int(next, rows))))]) {
+          const fast = new ColumnCounter(bins);
+          fast.addFloat32Column(values, slice);
+          expect(JSON.stringify(fast.result()), `seed ${seed}`).toBe(JSON.stringify(countOneByOne(bins, values, [slice])));
+        }
+      }
+    });
+  }
+
   it('keeps counting exactly after a result (its sums flushed)', () => {
     const next = random(7);
     const values = randomFloats(next, 2000);

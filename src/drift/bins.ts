@@ -157,14 +157,36 @@ export interface NumberLookup {
   /** The first edge or value, and cells per unit. */
   low: number;
   scale: number;
+  /**
+   * `search` only: the span from edge 0 to the last edge cut into FINE_CELLS cells, each with
+   * the one bin every value in it has, or AMBIGUOUS where an edge lies in or near the cell (those
+   * values are searched). Empty when the layout has more bins than a byte holds.
+   */
+  fine: Uint8Array;
+  fineScale: number;
+  /** `search` with fine cells: the bin below each edge (binsBelow). */
+  below: Uint8Array;
+  /** The layout's bins (binCount): binColumn's slots for NaN and the infinities come after them. */
+  bins: number;
 }
+
+/** binColumn's slots, past the layout's bins, for the values that have no bin. */
+export const NAN_SLOT = 0;
+export const NEG_INF_SLOT = 1;
+export const POS_INF_SLOT = 2;
 
 /** Cells of a numeric lookup: a few per bin, so that most values have one or two edges to compare with. */
 const SEARCH_CELLS = 512;
-/** Edges in a cell past which binColumn searches rather than steps. */
-const LINEAR_STEPS = 4;
 /** The widest span of whole discrete values looked up by cell rather than searched. */
 const MAX_EXACT_CELLS = 4096;
+/**
+ * Fine cells of a numeric lookup: on 100 quantile bins a value lands in a cell an edge touches
+ * about once in a hundred, so binColumn finds nearly every value's bin with one load.
+ */
+const FINE_CELLS = 16384;
+const AMBIGUOUS = 255;
+/** Fine cells from here up name the one edge in them (fineCells). */
+const ONE_EDGE = 128;
 
 /**
  * The lookup of a number layout; null for strings, and for discrete values that are not
@@ -172,6 +194,19 @@ const MAX_EXACT_CELLS = 4096;
  * (binnerFor) a binary search would not reproduce.
  */
 export function lookupFor(bins: Bins): NumberLookup | null {
+  let lookup = lookups.get(bins);
+  if (lookup === undefined) {
+    lookup = buildLookup(bins);
+    if (lookup) lookup.bins = binCount(bins);
+    lookups.set(bins, lookup);
+  }
+  return lookup;
+}
+
+/** Per layout object: a thread keeps a profile for its run's chunks, and builds each lookup once. */
+const lookups = new WeakMap<Bins, NumberLookup | null>();
+
+function buildLookup(bins: Bins): NumberLookup | null {
   switch (bins.kind) {
     case 'numeric': return searchLookup(Float64Array.from(bins.edges));
     case 'discrete': return bins.values.every((v, i) => i === 0 || v > bins.values[i - 1]!) ? exactLookup(Float64Array.from(bins.values)) : null;
@@ -181,8 +216,9 @@ export function lookupFor(bins: Bins): NumberLookup | null {
 }
 
 /** Every lookup built alike, so that the loops that read them see one shape (V8 keeps them monomorphic). */
-function lookupOf(mode: NumberLookup['mode'], table: Float64Array, cells = new Int32Array(0), low = 0, scale = 0): NumberLookup {
-  return { mode, table, cells, low, scale };
+function lookupOf(mode: NumberLookup['mode'], table: Float64Array, cells = new Int32Array(0), low = 0, scale = 0, fine: Uint8Array = new Uint8Array(0), fineScale = 0): NumberLookup {
+  const below = mode === 'search' && fine.length > 0 ? binsBelow(table) : new Uint8Array(0);
+  return { mode, table, cells, low, scale, fine, fineScale, below, bins: 0 };
 }
 
 function searchLookup(edges: Float64Array): NumberLookup {
@@ -198,14 +234,81 @@ function searchLookup(edges: Float64Array): NumberLookup {
     while (i < top && edges[i + 1]! <= start) i++;
     cells[c] = i;
   }
-  return lookupOf('search', edges, cells, low, scale);
+  const fineScale = FINE_CELLS / (edges[top]! - low);
+  return lookupOf('search', edges, cells, low, scale, fineCells(edges, low, fineScale), fineScale);
+}
+
+/**
+ * Each fine cell of a numeric lookup: the bin every value in it has (below ONE_EDGE); or, when
+ * one edge value lies in or near it (once or repeated), ONE_EDGE plus that edge's last index
+ * k, a value's bin then being min(k, top − 1) + 1 from e[k] up and the bin below e[k]
+ * otherwise (columns of few decimals have their edges on the very values they hold); or
+ * AMBIGUOUS where several edge values are (those values are searched). A cell's bounds are
+ * widened by a thousandth of a cell, far more than the rounding of `(x - low) * fineScale` can
+ * move a value. Found by walking the edges once alongside the cells. Empty when an edge index
+ * does not fit below AMBIGUOUS - ONE_EDGE.
+ */
+function fineCells(edges: Float64Array, low: number, fineScale: number): Uint8Array {
+  const top = edges.length - 1;
+  if (top >= AMBIGUOUS - ONE_EDGE) return new Uint8Array(0);
+  // Indexes go to FINE_CELLS (the last edge itself) and one past, for safety at the top.
+  const fine = new Uint8Array(FINE_CELLS + 2);
+  // The last edge at or below a bound, as searchBin finds it; -1 below the first edge.
+  let atA = -1;
+  let atB = -1;
+  for (let c = 0; c < fine.length; c++) {
+    const a = low + (c - 0.001) / fineScale;
+    const b = low + (c + 1.001) / fineScale;
+    while (atA < top && edges[atA + 1]! <= a) atA++;
+    while (atB < top && edges[atB + 1]! <= b) atB++;
+    if (atB === atA) fine[c] = atA < 0 ? 0 : Math.min(atA, top - 1) + 1;
+    else if (edges[atA + 1] === edges[atB]) fine[c] = ONE_EDGE + atB;
+    else fine[c] = AMBIGUOUS;
+  }
+  return fine;
+}
+
+/** For each edge index k, the bin of the values just below e[k]: the bin of the last edge below it. */
+function binsBelow(edges: Float64Array): Uint8Array {
+  const top = edges.length - 1;
+  const below = new Uint8Array(edges.length);
+  for (let k = 0, first = 0; k <= top; k++) {
+    if (k > 0 && edges[k] !== edges[k - 1]) first = k;
+    below[k] = first === 0 ? 0 : Math.min(first - 1, top - 1) + 1;
+  }
+  return below;
+}
+
+/**
+ * For discrete values, each fine cell's one candidate: the index of the one value in or near
+ * it, or `values.length` (other) when none is, or AMBIGUOUS when several are. Bounds are
+ * widened as in fineCells.
+ */
+function candidateCells(values: Float64Array, low: number, fineScale: number): Uint8Array {
+  const n = values.length;
+  const fine = new Uint8Array(FINE_CELLS + 2);
+  // The number of values at or below a bound.
+  let atA = 0;
+  let atB = 0;
+  for (let c = 0; c < fine.length; c++) {
+    const a = low + (c - 0.001) / fineScale;
+    const b = low + (c + 1.001) / fineScale;
+    while (atA < n && values[atA]! <= a) atA++;
+    while (atB < n && values[atB]! <= b) atB++;
+    fine[c] = atB === atA ? n : atB === atA + 1 ? atA : AMBIGUOUS;
+  }
+  return fine;
 }
 
 function exactLookup(values: Float64Array): NumberLookup {
   const n = values.length;
   const low = values[0]!;
   const whole = n > 0 && values.every((v) => Number.isSafeInteger(v)) && values[n - 1]! - low < MAX_EXACT_CELLS;
-  if (!whole) return lookupOf('exact', values);
+  if (!whole) {
+    const fineScale = FINE_CELLS / (values[n - 1]! - low);
+    if (n < 2 || n >= AMBIGUOUS || !(fineScale > 0 && fineScale < Infinity)) return lookupOf('exact', values);
+    return lookupOf('exact', values, undefined, low, 0, candidateCells(values, low, fineScale), fineScale);
+  }
   // Gaps point past the values: other.
   const cells = new Int32Array(values[n - 1]! - low + 1).fill(n);
   values.forEach((v, i) => (cells[v - low] = i));
@@ -220,43 +323,33 @@ export function binOf(lookup: NumberLookup, x: number): number {
 }
 
 /**
- * The bin of `values[offset + r * stride]` for each r below `rows`, into `out[r]`: binOf over a
- * column, one loop per kind of layout with its lookup's fields in locals. A value that is not
- * finite gets an index that means nothing (the caller counts it apart).
+ * The slot of `values[offset + r * stride]` for each r below `rows`, into `out[r]`: for a
+ * finite value its bin (what binOf gives), for NaN and the infinities `lookup.bins` plus
+ * NAN_SLOT, NEG_INF_SLOT or POS_INF_SLOT. One loop per kind of layout, its lookup's fields in
+ * locals; the values without a bin are told apart only on the branch they already take.
  */
 export function binColumn(lookup: NumberLookup, values: Float32Array, stride: number, offset: number, rows: number, out: Int32Array): void {
   const e = lookup.table;
   const cells = lookup.cells;
-  if (lookup.mode === 'search' && cells.length > 0) {
+  const nb = lookup.bins;
+  if (lookup.mode === 'search' && lookup.fine.length > 0) {
     const top = e.length - 1;
     const first = e[0]!;
     const last = e[top]!;
-    const { low, scale } = lookup;
-    const lastCell = cells.length - 2;
+    const { low, fine, fineScale, below } = lookup;
     for (let r = 0, i = offset; r < rows; r++, i += stride) {
       const x = values[i]!;
-      if (x < first) out[r] = 0;
-      else if (x > last) out[r] = top + 1;
-      else {
-        // x - low is at least 0 and (x - low) * scale at most the cells' count: an int32.
-        const c = Math.min(((x - low) * scale) | 0, lastCell);
-        let lo = cells[c]!;
-        if (cells[c + 1]! - lo > LINEAR_STEPS) {
-          // Many edges in one cell (values piled up near one point): searched, as searchBin does.
-          lo = 0;
-          let hi = top + 1;
-          while (hi - lo > 1) {
-            const mid = (lo + hi) >>> 1;
-            if (e[mid]! <= x) lo = mid;
-            else hi = mid;
-          }
-        }
-        // The last edge at or below x, a step or two from the cell's first (cell bounds are
-        // rounded, so it may lie just before it): fewer unpredictable branches than a search.
-        while (lo < top && e[lo + 1]! <= x) lo++;
-        while (lo > 0 && e[lo]! > x) lo--;
-        out[r] = Math.min(lo, top - 1) + 1;
-      }
+      if (x < first) out[r] = x === -Infinity ? nb + NEG_INF_SLOT : 0;
+      else if (x > last) out[r] = x === Infinity ? nb + POS_INF_SLOT : top + 1;
+      else if (x === x) {
+        // x - low is at least 0 and (x - low) * fineScale at most FINE_CELLS (plus rounding): an int32 within fine.
+        const b = fine[((x - low) * fineScale) | 0]!;
+        if (b < ONE_EDGE) out[r] = b;
+        else if (b !== AMBIGUOUS) {
+          const k = b - ONE_EDGE;
+          out[r] = x >= e[k]! ? Math.min(k, top - 1) + 1 : below[k]!;
+        } else out[r] = searchBin(lookup, x);
+      } else out[r] = nb + NAN_SLOT;
     }
   } else if (lookup.mode === 'exact' && cells.length > 0) {
     const { low } = lookup;
@@ -265,14 +358,36 @@ export function binColumn(lookup: NumberLookup, values: Float32Array, stride: nu
       const x = values[i]!;
       const d = x - low;
       const j = d >= 0 && d < cells.length ? cells[d | 0]! : n;
-      out[r] = j < n && e[j] === x ? j : n;
+      out[r] = j < n && e[j] === x ? j : x - x === 0 ? n : specialSlot(x, nb);
+    }
+  } else if (lookup.mode === 'exact' && lookup.fine.length > 0) {
+    const { low, fine, fineScale } = lookup;
+    const n = e.length;
+    const last = e[n - 1]!;
+    for (let r = 0, i = offset; r < rows; r++, i += stride) {
+      const x = values[i]!;
+      if (x >= low && x <= last) {
+        const j = fine[((x - low) * fineScale) | 0]!;
+        out[r] = j === AMBIGUOUS ? exactBin(lookup, x) : j < n && e[j] === x ? j : n;
+      } else out[r] = x - x === 0 ? n : specialSlot(x, nb);
     }
   } else if (lookup.mode === 'probability') {
     // Not through binOf, whose branches on the layout's mode would be taken again per value.
-    for (let r = 0, i = offset; r < rows; r++, i += stride) out[r] = probabilityBin(values[i]!);
+    for (let r = 0, i = offset; r < rows; r++, i += stride) {
+      const x = values[i]!;
+      out[r] = x - x === 0 ? probabilityBin(x) : specialSlot(x, nb);
+    }
   } else {
-    for (let r = 0, i = offset; r < rows; r++, i += stride) out[r] = binOf(lookup, values[i]!);
+    for (let r = 0, i = offset; r < rows; r++, i += stride) {
+      const x = values[i]!;
+      out[r] = x - x === 0 ? binOf(lookup, x) : specialSlot(x, nb);
+    }
   }
+}
+
+/** The slot past `bins` of a value that is not finite. */
+function specialSlot(x: number, bins: number): number {
+  return bins + (x === Infinity ? POS_INF_SLOT : x === -Infinity ? NEG_INF_SLOT : NAN_SLOT);
 }
 
 function searchBin(lookup: NumberLookup, x: number): number {

@@ -4,9 +4,9 @@
  * as the same bytes from one worker or seven, and the sum of past runs is itself a reference.
  */
 import { NightscoreError } from '../errors.js';
-import { binColumn, binCount, binnerFor, lookupFor, type Bins, type NumberLookup } from './bins.js';
+import { binColumn, binCount, binnerFor, lookupFor, NAN_SLOT, NEG_INF_SLOT, POS_INF_SLOT, type Bins, type NumberLookup } from './bins.js';
 import { canonicalSum, ExactSum, mergeSums, productOf, sumValue } from './exact-sum.js';
-import { Float32Sums, MAX_PENDING } from './float32-sums.js';
+import { Float32Sums } from './float32-sums.js';
 
 export interface ColumnCounts {
   /** Finite values (strings for a categorical layout) per bin of the layout. */
@@ -43,12 +43,24 @@ export interface Float32Slice {
   nanIsMissing: boolean;
 }
 
-/** Each value's bin in the column being counted: one buffer per thread, as counters count one at a time. */
-let binned = new Int32Array(0);
+/**
+ * Rows a float32 column is counted in at a time: few enough that the sums of a block's values
+ * and of their squares stay exact in doubles (see momentsOf).
+ */
+const BLOCK_ROWS = 2048;
+/** Slots past a layout's bins: binColumn's NaN and infinities (bins.ts), and rejected rows. */
+const REJECTED = 3;
+const SPECIAL_SLOTS = 4;
+/** Each value's slot in the block being counted: one buffer per thread, as counters count one at a time. */
+const binned = new Int32Array(BLOCK_ROWS);
 
 /** Counts one column's values of a chunk into its layout. */
 export class ColumnCounter {
+  /** The layout's bins, then SPECIAL_SLOTS slots that the float32 path counts into. */
   private readonly bins: Float64Array;
+  private readonly finite: number;
+  /** The biased float32 exponent the moments of a block are split on (see momentsOf): the largest seen so far. */
+  private scale: number;
   private readonly toBin: ((x: number) => number) | null;
   private readonly toCategory: ((s: string) => number) | null;
   private readonly sum = new ExactSum();
@@ -64,21 +76,24 @@ export class ColumnCounter {
   private max = -Infinity;
 
   constructor(private readonly layout: Bins) {
-    this.bins = new Float64Array(binCount(layout));
+    this.finite = binCount(layout);
+    this.bins = new Float64Array(this.finite + SPECIAL_SLOTS);
     this.toBin = layout.kind === 'categorical' ? null : binnerFor(layout);
     this.toCategory = layout.kind === 'categorical' ? binnerFor(layout) : null;
     this.lookup = lookupFor(layout);
+    this.scale = initialScale(layout);
   }
 
   /**
    * Counts a float32 column's values of `slice` as addNumber would count each one (the same
-   * counts, the same exact sums): every bin first (binColumn), then one loop: the class of a value
-   * from its bits, its moments into Float32Sums.
+   * counts, the same exact sums), a block of rows at a time in three loops that each do one
+   * thing: every value's slot (its bin, or NaN, ±Inf, or a rejected row: binColumn), the slots
+   * counted, then min, max and the moments of the finite ones (float32Moments).
    */
   addFloat32Column(values: Float32Array, slice: Float32Slice): void {
     const { stride, offset, rows, skip, nanIsMissing } = slice;
     const lookup = this.lookup;
-    if (lookup === null || rows > MAX_PENDING) {
+    if (lookup === null) {
       let s = 0;
       for (let r = 0, i = offset; r < rows; r++, i += stride) {
         if (s < skip.length && skip[s] === r) s++;
@@ -86,24 +101,53 @@ export class ColumnCounter {
       }
       return;
     }
-    if (binned.length < rows) binned = new Int32Array(rows);
-    binColumn(lookup, values, stride, offset, rows, binned);
-    this.float32Sums.reserve(rows, this.sum, this.sumSq);
-    const tally = float32Tally;
-    tally[MIN] = this.min;
-    tally[MAX] = this.max;
-    tally[N] = this.n;
-    tally[POS_INF] = this.posInf;
-    tally[NEG_INF] = this.negInf;
-    tally[NAN] = 0;
-    countFloat32(values, slice, binned, this.bins, this.float32Sums, tally);
-    if (nanIsMissing) this.missing += tally[NAN]!;
-    else this.nan += tally[NAN]!;
-    this.min = tally[MIN]!;
-    this.max = tally[MAX]!;
-    this.n = tally[N]!;
-    this.posInf = tally[POS_INF]!;
-    this.negInf = tally[NEG_INF]!;
+    const slots = this.bins;
+    const finite = this.finite;
+    let s = 0;
+    for (let from = 0; from < rows; from += BLOCK_ROWS) {
+      const n = Math.min(BLOCK_ROWS, rows - from);
+      const at = offset + from * stride;
+      binColumn(lookup, values, stride, at, n, binned);
+      for (; s < skip.length && skip[s]! < from + n; s++) binned[skip[s]! - from] = finite + REJECTED;
+      countSlots(binned, n, slots);
+      if (nanIsMissing) {
+        this.missing += slots[finite + NAN_SLOT]!;
+        slots[finite + NAN_SLOT] = 0;
+      }
+      this.addMoments(values, stride, at, n, finite);
+    }
+  }
+
+  /** min, max and the exact sums of the finite values among `rows` rows (at most BLOCK_ROWS) binned into `binned`. */
+  private addMoments(values: Float32Array, stride: number, offset: number, rows: number, finite: number): void {
+    const m = float32Moments;
+    momentsOf(values, stride, offset, rows, binned, finite, splitterFor(this.scale), m);
+    if (m[COUNT] === 0) return;
+    this.n += m[COUNT]!;
+    // -0 as 0, as addNumber.
+    const min = m[MIN] === 0 ? 0 : m[MIN]!;
+    const max = m[MAX] === 0 ? 0 : m[MAX]!;
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
+    // Every value is 0 (no sum to add), or the block's values span float32 exponents low…top.
+    if (m[MIN_ABS] === Infinity) return;
+    const top = exponentOf(Math.max(-min, max));
+    const low = exponentOf(m[MIN_ABS]!);
+    if (top - low > MAX_SPAN) {
+      // Values too far apart in size for a double's 53 bits: the exact, slower way.
+      this.float32Sums.reserve(rows, this.sum, this.sumSq);
+      addFloat32Sums(values, stride, offset, rows, binned, finite, this.float32Sums);
+      return;
+    }
+    if (top > this.scale || this.scale - low > MAX_SPAN) {
+      // Split on a scale that did not fit this block: again, on the block's own.
+      this.scale = top;
+      momentsOf(values, stride, offset, rows, binned, finite, splitterFor(top), m);
+    }
+    this.sum.add(m[SUM]!);
+    this.sumSq.add(m[HIGH_SQ]!);
+    this.sumSq.add(2 * m[CROSS]!);
+    this.sumSq.add(m[LOW_SQ]!);
   }
 
   /**
@@ -148,12 +192,13 @@ export class ColumnCounter {
   /** The counts so far, as plain JSON (sums canonical). */
   result(): ColumnCounts {
     this.float32Sums.flush(this.sum, this.sumSq);
+    const f = this.finite;
     return {
-      bins: Array.from(this.bins),
+      bins: Array.from(this.bins.subarray(0, f)),
       missing: this.missing,
-      nan: this.nan,
-      pos_inf: this.posInf,
-      neg_inf: this.negInf,
+      nan: this.nan + this.bins[f + NAN_SLOT]!,
+      pos_inf: this.posInf + this.bins[f + POS_INF_SLOT]!,
+      neg_inf: this.negInf + this.bins[f + NEG_INF_SLOT]!,
       n: this.n,
       sum: canonicalSum(this.sum.partials),
       sum_sq: canonicalSum(this.sumSq.partials),
@@ -163,60 +208,115 @@ export class ColumnCounter {
   }
 }
 
-/** Slots of float32Tally: what countFloat32 reads and updates besides the bins and sums. */
-const MIN = 0;
-const MAX = 1;
-const N = 2;
-const POS_INF = 3;
-const NEG_INF = 4;
-const NAN = 5;
-const float32Tally = new Float64Array(6);
+/** Slots of float32Moments: what momentsOf finds in a block. */
+const COUNT = 0;
+const MIN = 1;
+const MAX = 2;
+const MIN_ABS = 3;
+const SUM = 4;
+const HIGH_SQ = 5;
+const CROSS = 6;
+const LOW_SQ = 7;
+const float32Moments = new Float64Array(8);
+
+/** Adds one to the slot of each of the first `rows` entries of `binned`. */
+function countSlots(binned: Int32Array, rows: number, slots: Float64Array): void {
+  for (let r = 0; r < rows; r++) slots[binned[r]!]!++;
+}
 
 /**
- * The one loop of addFloat32Column, on its own: in the method, the loop was compiled on the
- * stack mid-call and the method's property writes after it, never seen by then, threw the
- * compiled code away on every call (a deoptimization per column and batch). Here it reads and
- * writes only its arguments.
+ * The widest span of float32 exponents, from a block's largest value to its smallest nonzero
+ * one, whose sums momentsOf keeps exact. A float32 of biased exponent k is a multiple of
+ * 2^(k−150) below 2^(k−126); with `scale` E at least the largest k and the smallest L, a
+ * block of at most 2^11 values sums to below 2^(E−115) on a grid of 2^(L−150): exact in a
+ * double's 53 bits while E − L ≤ 18. Squares are split the same way (momentsOf).
  */
-function countFloat32(values: Float32Array, slice: Float32Slice, binned: Int32Array, counts: Float64Array, sums: Float32Sums, tally: Float64Array): void {
-  const { stride, offset, rows, skip } = slice;
-  // Signed, so that every value stays a small integer to V8 (an unsigned one past 2^31 is a heap number).
-  const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
-  let min = tally[MIN]!;
-  let max = tally[MAX]!;
-  let n = tally[N]!;
-  let posInf = tally[POS_INF]!;
-  let negInf = tally[NEG_INF]!;
-  let nan = 0;
-  let s = 0;
+const MAX_SPAN = 18;
+
+/**
+ * Over the finite values of a block (binned below `finite`): their count, min, max, smallest
+ * nonzero magnitude, and, in plain doubles, their sum and their squares' sum in three parts.
+ * Each x is split at 2^g, g = E − 146 (E the scale `splitter` was made for, 1.5 · 2^(g+52)),
+ * into xh, a multiple of 2^g of at most 21 bits, and xl = x − xh, both exact; then
+ * x² = xh² + 2·xh·xl + xl², and each part's products and block sums fit in 53 bits when
+ * E − L ≤ MAX_SPAN (xh² below 2^51 units of 2^2g; xh·xl below 2^(E−L+34) units of
+ * 2^(g+L−150); xl² below 2^(2(E−L)+17) units of 2^(2L−300)). The caller checks the span
+ * afterwards and otherwise counts the block the slower exact way.
+ */
+function momentsOf(values: Float32Array, stride: number, offset: number, rows: number, binned: Int32Array, finite: number, splitter: number, m: Float64Array): void {
+  let count = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  let minAbs = Infinity;
+  let sum = 0;
+  let highSq = 0;
+  let cross = 0;
+  let lowSq = 0;
   for (let r = 0, i = offset; r < rows; r++, i += stride) {
-    if (s < skip.length && skip[s] === r) {
-      s++;
-      continue;
-    }
-    const u = bits[i]!;
-    if ((u & 0x7f800000) === 0x7f800000) {
-      if ((u & 0x7fffff) !== 0) nan++;
-      else if (u >>> 31) negInf++;
-      else posInf++;
-      continue;
-    }
+    if (binned[r]! >= finite) continue;
     const x = values[i]!;
-    // -0 as 0, as addNumber.
-    const v = x === 0 ? 0 : x;
-    counts[binned[r]!]!++;
-    n++;
-    sums.add(u);
-    if (v < min) min = v;
-    if (v > max) max = v;
+    count++;
+    if (x < min) min = x;
+    if (x > max) max = x;
+    const a = Math.abs(x);
+    if (a < minAbs && a !== 0) minAbs = a;
+    sum += x;
+    const xh = x + splitter - splitter;
+    const xl = x - xh;
+    highSq += xh * xh;
+    cross += xh * xl;
+    lowSq += xl * xl;
   }
-  tally[MIN] = min;
-  tally[MAX] = max;
-  tally[N] = n;
-  tally[POS_INF] = posInf;
-  tally[NEG_INF] = negInf;
-  tally[NAN] = nan;
+  m[COUNT] = count;
+  m[MIN] = min;
+  m[MAX] = max;
+  m[MIN_ABS] = minAbs;
+  m[SUM] = sum;
+  m[HIGH_SQ] = highSq;
+  m[CROSS] = cross;
+  m[LOW_SQ] = lowSq;
 }
+
+/** The exact sums of a block's finite values through Float32Sums, for values too far apart in size for momentsOf. */
+function addFloat32Sums(values: Float32Array, stride: number, offset: number, rows: number, binned: Int32Array, finite: number, sums: Float32Sums): void {
+  const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
+  for (let r = 0, i = offset; r < rows; r++, i += stride) {
+    if (binned[r]! < finite) sums.add(bits[i]!);
+  }
+}
+
+/** 1.5 · 2^(E − 94) for each biased exponent E: the splitter momentsOf takes for scale E. */
+const SPLITTERS = (() => {
+  const out = new Float64Array(256);
+  let p = 1.5;
+  for (let e = 94; e < 256; e++, p *= 2) out[e] = p;
+  p = 1.5;
+  for (let e = 93; e >= 0; e--) out[e] = p /= 2;
+  return out;
+})();
+
+function splitterFor(scale: number): number {
+  return SPLITTERS[scale]!;
+}
+
+const exponentBits = new Float32Array(1);
+const exponentWord = new Int32Array(exponentBits.buffer);
+
+/** The biased exponent of a finite float32 magnitude, subnormals (and 0) taking 1, the exponent of their grid. */
+function exponentOf(a: number): number {
+  exponentBits[0] = a;
+  return Math.max((exponentWord[0]! >>> 23) & 0xff, 1);
+}
+
+/** A column's first scale: its layout's largest magnitude, so that most blocks are split once. */
+function initialScale(layout: Bins): number {
+  const values = layout.kind === 'numeric' ? layout.edges : layout.kind === 'discrete' ? layout.values : layout.kind === 'probability' ? [1] : [];
+  let largest = 0;
+  for (const v of values) if (Number.isFinite(v) && Math.abs(v) <= MAX_FLOAT32) largest = Math.max(largest, Math.abs(v));
+  return exponentOf(largest);
+}
+
+const MAX_FLOAT32 = 3.4028234663852886e38;
 
 /**
  * The counts of all `parts` together, on their one layout: integers added exactly, sums merged
