@@ -65,6 +65,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     limits: { max_reject_rate: 1, rows_at_most: null },
     models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'stand-in', version: 'stand-in', threads: 1 }, registry: null }],
     drift: null,
+    compare: null,
   });
   const total = { rows: 0, rejected: 0 };
   try {

@@ -99,6 +99,7 @@ export const ERROR_CODES = {
   MODEL_SIGNATURE: code('model', 'a model whose inputs do not fit the job\'s features'),
   REGISTRY_CORRUPT: code('model', 'a registered version whose stored bytes or records are not what was registered'),
   REGISTRY_HISTORY_INCOMPLETE: code('model', 'a registry whose alias history has a hole (a deleted event)'),
+  SHADOW_COLUMNS: code('model', 'a challenger that reads a column the model does not (or as another type), or lacks the output compared (recorded; the run goes on)'),
 
   ALIAS_CONFLICT: code('storage', 'another move of the model\'s aliases landed first'),
   BACKFILL_LOST: code('storage', 'the queue lost a backfill being followed (Redis restarted without its data)'),

@@ -9,14 +9,14 @@
 import { NightscoreError } from '../errors.js';
 import { seededRandom } from '../random.js';
 import type { Batch } from '../formats/batch.js';
-import type { FeatureColumn } from '../model/features.js';
+import { float32Offsets, type FeatureColumn } from '../model/features.js';
 import { float16Value } from '../formats/numbers.js';
 import type { OutputColumns, OutputValues, Scorer } from '../model/scorer.js';
 import type { PreparedJob } from '../run/bind.js';
 import { planReading, readAll, ScoringSink } from '../run/read-data.js';
 import { fitCategorical, fitNumeric, type Bins } from './bins.js';
 import { PROFILE_FORMAT, PROFILE_VERSION, type Profile, type ProfileColumn } from './profile.js';
-import { checkProfileFits, float32Offsets, ProfileCounter } from './profile-counter.js';
+import { checkProfileFits, ProfileCounter } from './profile-counter.js';
 import { emptyCounts } from './counts.js';
 import { locateSegmentColumn, segmentBlock, SegmentedCounter, SegmentReader, SegmentTally } from './segment.js';
 

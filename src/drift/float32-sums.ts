@@ -59,6 +59,24 @@ export class Float32Sums {
     this.squares[2 * k]! += m * m;
   }
 
+  /**
+   * Adds the product of the finite float32s whose bits are `ux` and `uy` into the squares'
+   * buckets (after reserve): a product `mx·my · 2^(kx + ky - 300)` is kept exactly as a square
+   * is, so an instance used this way sums products exactly (flushed as its sum of squares).
+   */
+  addProduct(ux: number, uy: number): void {
+    const bx = (ux >>> 23) & 0xff;
+    const by = (uy >>> 23) & 0xff;
+    const kx = bx === 0 ? 1 : bx;
+    const ky = by === 0 ? 1 : by;
+    const mx = bx === 0 ? ux & 0x7fffff : (ux & 0x7fffff) | 0x800000;
+    const my = by === 0 ? uy & 0x7fffff : (uy & 0x7fffff) | 0x800000;
+    const j = kx + ky;
+    if (Math.abs(this.squares[j]!) >= SQUARE_ROOM) this.spill(j);
+    if ((ux ^ uy) >>> 31) this.squares[j]! -= mx * my;
+    else this.squares[j]! += mx * my;
+  }
+
   /** Empties square bucket `j` into the exact sum of squares: done when it reaches SQUARE_ROOM, before the next square goes in. */
   private spill(j: number): void {
     this.spillTo!.add(this.squares[j]! * SQUARE_UNIT[j]!);

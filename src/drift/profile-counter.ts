@@ -8,7 +8,7 @@
 import { NightscoreError } from '../errors.js';
 import type { TensorData, TensorType } from '../engine/engine.js';
 import { float16Value } from '../formats/numbers.js';
-import type { FeatureBatch, FeatureColumn } from '../model/features.js';
+import { float32Offsets, type FeatureBatch, type FeatureColumn } from '../model/features.js';
 import type { OutputColumns, OutputValues } from '../model/scorer.js';
 import { ColumnCounter, type ColumnCounts } from './counts.js';
 import { columnKey, type Profile, type ProfileColumn } from './profile.js';
@@ -102,15 +102,6 @@ export class ProfileCounter {
   result(): Record<string, ColumnCounts> {
     return Object.fromEntries([...this.counters.keys()].sort().map((k) => [k, this.counters.get(k)!.result()]));
   }
-}
-
-/**
- * Each column's offset among the float32 columns, which sit side by side in a batch's one
- * row-major block (FeatureBatch.features), or -1 for a column with an array of its own.
- */
-export function float32Offsets(columns: readonly FeatureColumn[]): number[] {
-  let next = 0;
-  return columns.map((c) => (c.type === 'float32' ? next++ : -1));
 }
 
 /** A feature's NaN is how a missing value reaches the model (input.missing): counted as missing. */

@@ -14,11 +14,11 @@ import type { TensorData } from '../engine/engine.js';
 import type { Batch } from '../formats/batch.js';
 import { keyText } from '../formats/key-values.js';
 import { float16Value, formatFloat32 } from '../formats/numbers.js';
-import type { ColumnValues, FeatureBatch, FeatureColumn } from '../model/features.js';
+import { float32Offsets, type ColumnValues, type FeatureBatch, type FeatureColumn } from '../model/features.js';
 import type { OutputValues } from '../model/scorer.js';
 import { emptyCounts, mergeCounts, type ColumnCounts } from './counts.js';
 import { columnKey, MAX_SEGMENT_VALUES, segmentKey, segmentsOf, type Profile, type ProfileSegments, type SegmentOf } from './profile.js';
-import { float32Offsets, ProfileCounter, type ProfiledModel } from './profile-counter.js';
+import { ProfileCounter, type ProfiledModel } from './profile-counter.js';
 
 /** A segment's share of a chunk's drift (ChunkStats.drift_segments): its scored rows, and its columns' counts by column key. */
 export interface SegmentCounts {

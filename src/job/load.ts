@@ -240,11 +240,18 @@ export function locateRun(job: JobDefinition, date: string): RunLocations {
 /** The job's model: an absolute path, an s3:// URI, or a models:/ reference (see registryOf). */
 export function modelLocation(job: JobDefinition): string {
   const written = (job.model.uri ?? job.model.path)!;
-  if (isModelRef(written)) return written;
-  const location = resolveLocation(written, job.dir);
+  return isModelRef(written) ? written : localLocation(written, job.dir);
+}
+
+/** A model file the job names, relative to the job's folder: an absolute path, or the URI as it is. */
+export function localLocation(written: string, dir: string): string {
+  const location = resolveLocation(written, dir);
   const parsed = parseUri(location);
   return parsed.scheme === 'file' ? parsed.path : location;
 }
+
+/** One challenger of the job's `shadow` list. */
+export type ShadowEntry = NonNullable<JobFile['shadow']>[number];
 
 /** The registry the job's models:/ reference resolves against: its `registry:` (relative to the job file), else NIGHTSCORE_REGISTRY_URI. */
 export function registryOf(job: JobDefinition): string | undefined {

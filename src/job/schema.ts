@@ -213,6 +213,51 @@ export const jobSchema = z.strictObject({
     })
     .optional(),
   /**
+   * Challengers scored beside the model in the same pass, over the same batches, and compared
+   * with it row by row (docs/shadow.md). A challenger never fails the run: one that cannot load
+   * or fails is recorded in the manifest, and its comparison says "no data".
+   */
+  shadow: z
+    .array(
+      z.strictObject({
+        /** The challenger, as model.uri names a model: a path, an s3:// URI, or a models:/ reference. */
+        uri: z.string().min(1),
+        /** What the comparison calls it. @defaultValue the registry name@version, else the file's name */
+        name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, 'expected letters, digits, ".", "_", "@" or "-" (at most 64)').optional(),
+        /**
+         * Its feature columns in its order, among the columns the model reads. @defaultValue the
+         * model's binding (model.features, model.input, model.inputs), else its own feature_names
+         */
+        features: z.array(columnName).min(1).optional(),
+        /** The input `features` feeds, when it has several. */
+        input: z.string().optional(),
+        /** Every input of it and the columns that fill it, as model.inputs. */
+        inputs: z
+          .record(z.string().min(1), z.union([columnName, z.array(columnName).min(1)]))
+          .refine((m) => Object.keys(m).length > 0, 'expected at least one input')
+          .transform((m) => Object.fromEntries(Object.entries(m).map(([input, columns]) => [input, Array.isArray(columns) ? columns : [columns]])))
+          .optional(),
+      }).refine((c) => c.inputs === undefined || (c.features === undefined && c.input === undefined), {
+        message: 'shadow[].inputs names every input and its columns: use it or features, not both',
+        path: ['inputs'],
+      }),
+    )
+    .max(8)
+    .refine((list) => new Set(list.map((s) => s.name ?? s.uri)).size === list.length, { message: 'expected each challenger once (give each a name of its own)' })
+    .optional(),
+  /**
+   * What "agree" means when challengers are compared with the model: the output and column
+   * compared, and the threshold a score is a positive decision at. @defaultValue the model's
+   * two-column probabilities output and its column 1 (else its first float output, column 0), threshold 0.5
+   */
+  compare: z
+    .strictObject({
+      output: z.string().min(1).optional(),
+      column: z.number().int().min(0).optional(),
+      threshold: z.number().default(0.5),
+    })
+    .optional(),
+  /**
    * A small JSON POST when a run ends in one of the `on` outcomes: `failed` (any failure but
    * a limit's), `limits` (max_reject_rate, min_rows), `succeeded`. Slack-compatible (`text`).
    * Never fails the run. @defaultValue NIGHTSCORE_ALERT_WEBHOOK, on failed and limits

@@ -60,6 +60,39 @@ export interface FeatureBatch {
   columns: (ColumnValues | undefined)[];
 }
 
+/**
+ * Each column's offset among the float32 columns, which sit side by side in a batch's one
+ * row-major block (FeatureBatch.features), or -1 for a column with an array of its own.
+ */
+export function float32Offsets(columns: readonly FeatureColumn[]): number[] {
+  let next = 0;
+  return columns.map((c) => (c.type === 'float32' ? next++ : -1));
+}
+
+/**
+ * A batch of the columns `from` as a batch of the columns `to`, each of which is among `from`
+ * with the same type (checked when the challenger was planned): how a challenger that reads
+ * other columns, or the same in another order, is fed from the champion's batches. The batch
+ * itself when the columns are the same.
+ */
+export function projection(from: readonly FeatureColumn[], to: readonly FeatureColumn[]): (batch: FeatureBatch) => FeatureBatch {
+  if (to.length === from.length && to.every((c, i) => c.name === from[i]!.name)) return (batch) => batch;
+  const source = to.map((c) => from.findIndex((f) => f.name === c.name));
+  const fromSlots = float32Offsets(from);
+  const toSlots = float32Offsets(to);
+  const strideFrom = fromSlots.filter((s) => s >= 0).length;
+  const strideTo = toSlots.filter((s) => s >= 0).length;
+  const gathers = to.flatMap((c, j) => (c.type === 'float32' ? [[toSlots[j]!, fromSlots[source[j]!]!] as const] : []));
+  return (batch) => {
+    const { rows } = batch;
+    const features = new Float32Array(rows * strideTo);
+    for (const [t, s] of gathers) {
+      for (let r = 0; r < rows; r++) features[r * strideTo + t] = batch.features[r * strideFrom + s]!;
+    }
+    return { rows, features, columns: to.map((c, j) => (c.type === 'float32' ? undefined : batch.columns[source[j]!])) };
+  };
+}
+
 /** Every column of the bound inputs, in input then column order: the order of FeatureBatch. */
 export function featureColumns(inputs: InputBinding[], missing: readonly string[]): FeatureColumn[] {
   return inputs.flatMap((input) => input.columns.map((name) => ({ name, type: input.type, missing: takesNan(input.type) && missing.includes(name) })));

@@ -1,4 +1,5 @@
 import { namesInBrief } from '../drift/history.js';
+import type { ShadowSummary } from '../shadow/report.js';
 import type { RunManifest } from '../run/manifest.js';
 import type { RunEvent } from '../run/run.js';
 
@@ -49,6 +50,12 @@ export function formatDrift(d: NonNullable<RunManifest['drift']>): string {
   return `${parts.join(' · ')}  (${d.file}; drift.mode ${d.mode})`;
 }
 
+/** Each challenger's agreement with the champion, in one line: `v2 98.70% agree · old no data`. */
+function formatShadow(s: ShadowSummary): string {
+  const each = s.challengers.map((c) => (c.agreement === null ? `${c.name} no data` : `${c.name} ${(c.agreement * 100).toFixed(2)}% agree`));
+  return `${each.join(' · ')}  (${s.file})`;
+}
+
 /** The end-of-run summary: one screen, what a person checks after a run (its error, if any, is the caller's to print). */
 export function formatSummary(m: RunManifest): string {
   const seconds = (m.duration_ms ?? 0) / 1000;
@@ -69,6 +76,7 @@ export function formatSummary(m: RunManifest): string {
     `  speed    ${n(Math.round(m.rows.read / Math.max(seconds, 0.001)))} rows/s`,
     `  output   ${m.output.uri}  (${m.chunks} chunk${m.chunks === 1 ? '' : 's'}, ${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${rejectsAt(m)})`,
     ...(m.drift ? [`  drift    ${formatDrift(m.drift)}`] : []),
+    ...(m.shadow ? [`  shadow   ${formatShadow(m.shadow)}`] : []),
   ];
   // A failed run's error follows as the command's own `nightscore: CODE: …` line, with its hint.
   return lines.join('\n');

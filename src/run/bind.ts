@@ -5,16 +5,17 @@
  */
 import { describeEngine } from '../engine/engine.js';
 import { NightscoreError } from '../errors.js';
-import { modelLocation, registryOf, type JobDefinition } from '../job/load.js';
+import path from 'node:path';
+import { localLocation, modelLocation, registryOf, type JobDefinition, type ShadowEntry } from '../job/load.js';
 import { fileUris, isRemote, withLocalModel } from '../model/fetch.js';
 import { isModelRef } from '../registry/ref.js';
 import { MODEL_FILE } from '../registry/records.js';
 import { corrupt, Registry, registryRoot, type ResolvedModel } from '../registry/registry.js';
 import { parseUri } from '../storage/uri.js';
-import { takesNan, type ElementType } from '../model/features.js';
+import { featureColumns, takesNan, type ElementType, type FeatureColumn } from '../model/features.js';
 import { jobKeyOf } from '../model/hints.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
-import { loadModel, type LoadedModel } from '../model/session.js';
+import { loadModel, type LoadedModel, type ModelFile } from '../model/session.js';
 import type { ModelSpec, RegistryPin } from './spec.js';
 
 /** A job bound to its model: everything checked that can be checked before reading data. */
@@ -37,12 +38,7 @@ export interface PrepareOptions {
  * and no chunk resolves it again.
  */
 export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}): Promise<PreparedJob> {
-  const written = modelLocation(job);
-  const resolved = isModelRef(written) ? await new Registry(registryRoot(registryOf(job), `${job.file}: model.uri ${written}`)).resolve(written, opts) : undefined;
-  const location = resolved ? localPath(resolved.uri) : written;
-  const model = await loadRegistered(location, resolved, job.model.threads);
-  // A remote model's files are named by their URIs: the cache path is this machine's alone.
-  const files = isRemote(location) ? fileUris(location, model.metadata.externalData).map((path, i) => ({ ...model.files[i]!, path })) : model.files;
+  const { resolved, location, model, files } = await loadJobModel(job, modelLocation(job), 'model.uri', opts);
   if (job.model.sha256 && job.model.sha256 !== model.sha256) {
     const what = resolved ? `${resolved.ref} resolves to ${resolved.name} version ${resolved.version}, which` : `${location}${files.length > 1 ? ` with its external data (${files.slice(1).map((f) => f.path).join(', ')})` : ''}`;
     throw new NightscoreError('MODEL_SHA_MISMATCH', `${what} has sha256 ${model.sha256}, but the job pins model.sha256 ${job.model.sha256}`, {
@@ -91,6 +87,65 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
   // This thread scores chunks too (an in-process run): it binds the spec to this scorer.
   scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
   return { job, model, scorer, spec };
+}
+
+/** A model a job names (its model, or a challenger): a registry reference resolved once, its files loaded and checked. */
+async function loadJobModel(job: JobDefinition, written: string, key: string, opts: PrepareOptions): Promise<{ resolved: ResolvedModel | undefined; location: string; model: LoadedModel; files: ModelFile[] }> {
+  const resolved = isModelRef(written) ? await new Registry(registryRoot(registryOf(job), `${job.file}: ${key} ${written}`)).resolve(written, opts) : undefined;
+  const location = resolved ? localPath(resolved.uri) : written;
+  const model = await loadRegistered(location, resolved, job.model.threads);
+  // A remote model's files are named by their URIs: the cache path is this machine's alone.
+  const files = isRemote(location) ? fileUris(location, model.metadata.externalData).map((path, i) => ({ ...model.files[i]!, path })) : model.files;
+  return { resolved, location, model, files };
+}
+
+/**
+ * A challenger of the job (its `shadow` list) bound like the model: loaded, its signature
+ * checked, pinned as a ModelSpec with the role `challenger:<name>`. Its columns are its own
+ * (`features`, else its feature_names) and must be among the columns `batch` holds, each of
+ * the same type: a chunk reads its batches once, for the model, and hands each challenger its
+ * columns of them. Its outputs keep their own names; they are compared, not written.
+ */
+export async function prepareChallenger(job: JobDefinition, entry: ShadowEntry, batch: readonly FeatureColumn[], opts: PrepareOptions = {}): Promise<{ name: string; prepared: PreparedJob }> {
+  const written = isModelRef(entry.uri) ? entry.uri : localLocation(entry.uri, job.dir);
+  const { resolved, location, model, files } = await loadJobModel(job, written, 'shadow.uri', opts);
+  const name = entry.name ?? (resolved ? `${resolved.name}@${resolved.version}` : path.basename(location).replace(/\.onnx$/i, ''));
+  // Its own binding, else the model's: a challenger is most often exported as the model was.
+  const own = entry.features !== undefined || entry.inputs !== undefined;
+  const binding = own ? { features: entry.features, input: entry.input, inputs: entry.inputs } : { features: job.model.features, input: job.model.input, inputs: job.model.inputs };
+  const scorer = await createScorer(model, { ...binding, keys: job.input.key });
+  const columns = featureColumns(scorer.inputs, []);
+  for (const c of columns) {
+    const there = batch.find((b) => b.name === c.name);
+    if (!there) {
+      throw new NightscoreError('SHADOW_COLUMNS', `challenger ${name} (${location}) reads column "${c.name}", which the model does not read; a challenger is fed from the model's batches, so it can read only ${batch.map((b) => `"${b.name}"`).join(', ')}`, {
+        source: job.file,
+        column: 'shadow.features',
+        hint: 'List the challenger\'s columns under its features (a subset of the model\'s, in any order), or score it as a job of its own.',
+      });
+    }
+    if (there.type !== c.type) {
+      throw new NightscoreError('SHADOW_COLUMNS', `challenger ${name} (${location}) reads column "${c.name}" as ${c.type}, and the model as ${there.type}`, {
+        source: job.file,
+        column: 'shadow.features',
+        hint: 'A challenger is fed the model\'s values: export it with the same input types.',
+      });
+    }
+  }
+  const spec: ModelSpec = {
+    role: `challenger:${name}`,
+    location,
+    sha256: model.sha256,
+    files,
+    binding: { inputs: scorer.inputs, job_key: own ? 'model.features' : jobKeyOf(job.model) },
+    outputs: scorer.outputs,
+    unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
+    engine: model.engine,
+    ...(model.metadata.producer === undefined ? {} : { producer: model.metadata.producer }),
+    registry: resolved ? registryPin(resolved) : null,
+  };
+  scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
+  return { name, prepared: { job, model, scorer, spec } };
 }
 
 /**

@@ -10,6 +10,7 @@
 import { NightscoreError } from '../errors.js';
 import { mergeCounts, type ColumnCounts } from '../drift/counts.js';
 import { mergeSegmentCounts, type SegmentCounts } from '../drift/segment.js';
+import { mergeComparisons, type ComparisonCounts } from '../shadow/compare.js';
 
 export interface RowCounts {
   read: number;
@@ -45,6 +46,11 @@ export interface ChunkStats {
    * when the run measures no segments.
    */
   drift_segments?: Record<string, SegmentCounts>;
+  /**
+   * Each challenger's comparison with the champion, by its name (shadow/compare.ts): counts and
+   * exact sums, merged exactly. Absent when the run has no challenger.
+   */
+  shadow?: Record<string, ComparisonCounts>;
 }
 
 /** Per segment: where it starts and how many newlines it held, for absolute reject line numbers. */
@@ -83,7 +89,12 @@ export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
   const stages = new Map<string, Map<string, number>>();
   const drift = new Map<string, ColumnCounts[]>();
   const segments: Array<Record<string, SegmentCounts>> = [];
+  const shadow = new Map<string, ComparisonCounts[]>();
   for (const s of parts) {
+    for (const [name, counts] of Object.entries(s.shadow ?? {})) {
+      if (!shadow.has(name)) shadow.set(name, []);
+      shadow.get(name)!.push(counts);
+    }
     if (s.drift_segments) segments.push(s.drift_segments);
     for (const [column, counts] of Object.entries(s.drift ?? {})) {
       if (!drift.has(column)) drift.set(column, []);
@@ -100,6 +111,7 @@ export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
   if (stages.size > 0) merged.stages = Object.fromEntries([...stages.keys()].sort().map((stage) => [stage, sortedObject(stages.get(stage)!)]));
   if (drift.size > 0) merged.drift = Object.fromEntries([...drift.keys()].sort().map((column) => [column, mergeCounts(drift.get(column)!)]));
   if (segments.length > 0) merged.drift_segments = mergeSegmentCounts(segments);
+  if (shadow.size > 0) merged.shadow = Object.fromEntries([...shadow.keys()].sort().map((name) => [name, mergeComparisons(shadow.get(name)!)]));
   return merged;
 }
 
@@ -121,7 +133,7 @@ function sortedObject(counts: Map<string, number>): Record<string, number> {
 }
 
 /** Integer addition that refuses to round: past 2^53 a count would silently lose rows. */
-function exactAdd(a: number, b: number, what = 'row count'): number {
+export function exactAdd(a: number, b: number, what = 'row count'): number {
   const sum = a + b;
   if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(sum)) {
     throw new NightscoreError('STATS_NOT_EXACT', `a ${what} of ${a} + ${b} is not an exact integer`, {

@@ -1,5 +1,6 @@
 /** Scoring one chunk from its spec, on whichever thread it lands: bind each of its models by role, and its drift profile, then score. */
 import { readProfile, type Profile, type ProfilePin } from '../drift/profile.js';
+import { toNightscoreError } from '../errors.js';
 import { bindModel } from './bind.js';
 import type { ChunkResult } from './chunk-result.js';
 import { scoreChunk, type ScoreOptions } from './score-chunk.js';
@@ -8,9 +9,14 @@ import type { Scorer } from '../model/scorer.js';
 
 export async function runChunk(spec: ChunkSpec, opts: ScoreOptions = {}): Promise<ChunkResult> {
   const scorers = new Map<ModelRole, Scorer>();
-  for (const model of spec.models) scorers.set(model.role, await bindModel(model, spec.input.key));
+  // A challenger that cannot be bound here never fails the chunk: its comparison records why.
+  const unbound = new Map<ModelRole, string>();
+  for (const model of spec.models) {
+    if (model.role === 'champion') scorers.set(model.role, await bindModel(model, spec.input.key));
+    else await bindModel(model, spec.input.key).then((s) => scorers.set(model.role, s), (err: unknown) => unbound.set(model.role, toNightscoreError(err).message));
+  }
   const profile = spec.drift ? await bindProfile(spec.drift.profile) : undefined;
-  return scoreChunk(spec, scorers, { ...opts, profile });
+  return scoreChunk(spec, scorers, { ...opts, profile, unbound });
 }
 
 /**

@@ -37,8 +37,9 @@ export async function beginOutput(out: Location, manifest: RunManifest, rejects?
   }
   const rejectsFiles = rejects ? await claimRejects(out, rejects, ownedBefore) : [];
   await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.success));
-  // An earlier attempt's drift is not this one's: it is measured again at commit, or not at all.
+  // An earlier attempt's drift and comparison are not this one's: measured again at commit, or not at all.
   await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.drift));
+  await out.storage.delete(out.storage.join(out.key, OUTPUT_FILES.shadow));
   // `keep`: the parts (and staged rejects) of chunks a retry does not score again.
   for (const f of files) if (names.isPart(f.relative) && !keep.has(f.key)) await out.storage.delete(f.key);
   for (const f of rejectsFiles) if (isOwnedRejects(f.relative, ownedBefore) && !keep.has(f.key)) await rejects!.storage.delete(f.key);

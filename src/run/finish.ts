@@ -12,6 +12,7 @@ import { runFailedHint } from '../model/hints.js';
 import { readProfile } from '../drift/profile.js';
 import { driftBytes, enforceDrift, reportDrift, summarizeDrift } from '../drift/report.js';
 import { readPreviousCounts } from './drift-baseline.js';
+import { reportShadow, shadowBytes, summarizeShadow } from '../shadow/report.js';
 
 /**
  * Commits a run from its chunks' results: publishes rejects with absolute line numbers,
@@ -57,6 +58,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     const stats = countDone(manifest, plan, done);
     checkModelScored(manifest, plan, stats);
     checkLimits(manifest);
+    if (spec.shadow) await compareChallengers(out, manifest, plan, stats);
     if (spec.drift) await measureDrift(out, manifest, plan, stats);
     manifest.status = 'succeeded';
   } catch (err) {
@@ -154,6 +156,13 @@ async function measureDrift(out: Location, manifest: RunManifest, plan: RunPlan,
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.drift), driftBytes(report));
   manifest.drift = summarizeDrift(report);
   enforceDrift(report);
+}
+
+/** The run's challengers against its champion: `_shadow.json` beside the parts, the summary in the manifest. A challenger never fails the run. */
+async function compareChallengers(out: Location, manifest: RunManifest, plan: RunPlan, stats: ChunkStats): Promise<void> {
+  const report = reportShadow(plan.spec, stats);
+  await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.shadow), shadowBytes(report));
+  manifest.shadow = summarizeShadow(report, stats);
 }
 
 function checkLimits(manifest: RunManifest): void {

@@ -79,6 +79,13 @@ const manifestSchema = z.looseObject({
         .optional(),
     })
     .optional(),
+  // Read by status and the page: each challenger's name, status and agreement, checked as their types.
+  shadow: z
+    .looseObject({
+      file: z.literal('_shadow.json'),
+      challengers: z.array(z.looseObject({ name: text, status: z.enum(['compared', 'no data']), rows_compared: count, agreement: z.number().min(0).max(1).nullable(), error: text.nullable() })),
+    })
+    .optional(),
   // Read by backfill --reprocess stale (and the page's "stale model"): the engine is part of the model's identity.
   models: z.array(z.looseObject({ engine: z.looseObject({ name: text, version: text.optional(), threads: count }).optional() })).optional(),
 });

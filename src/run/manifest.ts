@@ -1,4 +1,5 @@
 import type { DriftSummary } from '../drift/report.js';
+import type { ShadowSummary } from '../shadow/report.js';
 import { NightscoreError, type ErrorRecord } from '../errors.js';
 import type { Location } from '../storage/open.js';
 import type { ChunkPlan } from './plan.js';
@@ -56,6 +57,8 @@ export interface RunManifest {
   limits: { max_reject_rate: number; min_rows: number };
   /** The run's drift against its profile, when it measures one: the overall status and the columns that matter (the rest in `_drift.json`). */
   drift?: DriftSummary;
+  /** The run's challengers compared with the champion, when the job names any: the figures at a glance (the rest in `_shadow.json`). */
+  shadow?: ShadowSummary;
   error: ErrorRecord | null;
   started_at: string;
   finished_at: string | null;
@@ -78,6 +81,8 @@ export const OUTPUT_FILES = {
   rejectsOwner: '_OWNER.json',
   /** A run's drift against its profile (drift/report.ts). */
   drift: '_drift.json',
+  /** A run's comparison of its challengers with its champion (shadow/report.ts). */
+  shadow: '_shadow.json',
 } as const;
 
 /** The keys chunk `index` writes in an output folder: deterministic, so a retried chunk overwrites its own. */

@@ -6,8 +6,8 @@ import { scanLayout } from '../formats/csv-scan.js';
 import { formatStagedRejects, stagedRejectsHeader } from '../formats/csv-write.js';
 import { CR, LF, sliceLineRange, type LineRangeStats } from '../formats/line-range.js';
 import { csvPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
-import { NightscoreError } from '../errors.js';
-import { featureColumns, type FeatureColumn } from '../model/features.js';
+import { NightscoreError, toNightscoreError } from '../errors.js';
+import { featureColumns, projection, type FeatureBatch, type FeatureColumn } from '../model/features.js';
 import type { Scorer, ScoredBatch } from '../model/scorer.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { digestingWriter, type DigestingWriter } from '../storage/digest.js';
@@ -16,7 +16,8 @@ import { keptKeys, modelReject, rejectLimitError, type RejectPlace } from './mod
 import { emptyRows, mergeStats, type ChunkResult, type ChunkStats, type RowCounts, type SegmentResult } from './chunk-result.js';
 import { chunkFiles } from './manifest.js';
 import type { Segment } from './plan.js';
-import { champion, type ChunkSpec, type ModelRole } from './spec.js';
+import { champion, challengerName, type ChunkSpec, type ModelRole } from './spec.js';
+import { Comparer } from '../shadow/compare.js';
 import { ProfileCounter } from '../drift/profile-counter.js';
 import type { Profile } from '../drift/profile.js';
 import { checkProfileSegments, locateSegmentColumn, SegmentedCounter } from '../drift/segment.js';
@@ -34,6 +35,18 @@ export interface ScoreOptions {
   signal?: AbortSignal;
   /** The run's drift profile (spec.drift, read and checked against its pin): the chunk counts its values on its bins. */
   profile?: Profile;
+  /** Challengers this thread could not bind, with why: their comparison records it, the chunk goes on. */
+  unbound?: ReadonlyMap<ModelRole, string>;
+}
+
+/** A challenger as a chunk scores it: fed its columns of each batch, and compared with the champion. */
+interface Challenger {
+  role: ModelRole;
+  name: string;
+  scorer: Scorer | undefined;
+  feed: (batch: FeatureBatch) => FeatureBatch;
+  /** None when the spec has no compare rule: the challenger is scored and its rows counted only. */
+  comparer: Comparer | undefined;
 }
 
 export interface ChunkContext extends ScoreOptions {
@@ -86,6 +99,8 @@ class ChunkSink implements BatchSink {
 
   /** Counts the values the champion scored, and its predictions, on the profile's bins (drift); with drift.segment, per segment too. */
   readonly drift: ProfileCounter | SegmentedCounter | undefined;
+  /** The run's challengers, in the spec's order. */
+  readonly challengers: Challenger[];
 
   constructor(
     private readonly ctx: ChunkContext,
@@ -94,6 +109,7 @@ class ChunkSink implements BatchSink {
   ) {
     this.files = chunkFiles(out, index, ctx.spec.output.format);
     this.drift = ctx.profile ? driftCounter(ctx.profile, ctx) : undefined;
+    this.challengers = challengersOf(ctx);
   }
 
   /** Opens the part once the key columns' source types are known (Parquet keys keep theirs). */
@@ -117,6 +133,7 @@ class ChunkSink implements BatchSink {
     (flow) => this.scoreChampion(flow),
     (flow) => this.scoreOthers(flow),
     async (flow) => this.countDrift(flow),
+    async (flow) => this.compare(flow),
     (flow) => this.writePart(flow),
     (flow) => this.writeRejects(flow),
     async () => this.ctx.onBatch?.({ ...this.rows }),
@@ -145,6 +162,7 @@ class ChunkSink implements BatchSink {
     const { batch } = flow;
     if (!batch) return;
     const failures: Reject[] = [];
+    const started = process.hrtime.bigint();
     const scored = await this.ctx.scorer.score(batch, (failure) => {
       failures.push(modelReject(flow.source, batch, failure, this.ctx.keys.length));
       // Depth first, left first: the model has scored nothing yet while every row so far failed.
@@ -152,6 +170,8 @@ class ChunkSink implements BatchSink {
       this.firstFailure ??= { reject: failures[0]!, at: { format: this.ctx.spec.input.format, start: flow.segmentStart } };
       this.checkRejectLimit(this.rows.rejected + flow.pending + failures.length, this.firstFailure, none);
     });
+    // Beside challengers, what each model cost is part of the comparison.
+    if (this.challengers.length > 0) this.count('score.champion', 'time_us', microsecondsSince(started));
     flow.scored.set('champion', scored);
     this.count('score.champion', 'failed', failures.length);
     if (failures.length === 0) return;
@@ -161,19 +181,37 @@ class ChunkSink implements BatchSink {
   }
 
   /**
-   * Every other model scores the same batch: what it writes is the champion's business, so a
-   * row it fails on is counted, not rejected. Its outputs are not written yet: they are there
-   * for a stage that compares them.
+   * Every challenger scores the same batch, fed its own columns of it. What it writes is the
+   * champion's business, so a row it fails on is counted, not rejected, and a batch it cannot
+   * score at all is counted with the engine's message: a challenger never fails the chunk.
    */
   private async scoreOthers(flow: BatchFlow): Promise<void> {
     const { batch } = flow;
     if (!batch) return;
-    for (const [role, scorer] of this.ctx.scorers) {
-      if (role === 'champion') continue;
-      const scored = await scorer.score(batch);
-      flow.scored.set(role, scored);
-      this.count(`score.${role}`, 'rows', batch.rows - scored.failed.length);
-      this.count(`score.${role}`, 'failed', scored.failed.length);
+    for (const c of this.challengers) {
+      if (!c.scorer) continue;
+      const started = process.hrtime.bigint();
+      try {
+        const scored = await c.scorer.score(c.feed(batch));
+        flow.scored.set(c.role, scored);
+        this.count(`score.${c.role}`, 'rows', batch.rows - scored.failed.length);
+        this.count(`score.${c.role}`, 'failed', scored.failed.length);
+      } catch (err) {
+        c.comparer?.addError(toNightscoreError(err).message);
+        this.count(`score.${c.role}`, 'batch_errors', 1);
+      }
+      this.count(`score.${c.role}`, 'time_us', microsecondsSince(started));
+    }
+  }
+
+  /** Each challenger's outputs against the champion's, row by row, on the rows both scored. */
+  private compare(flow: BatchFlow): void {
+    const { batch } = flow;
+    const champion = flow.scored.get('champion');
+    if (!batch || !champion) return;
+    for (const c of this.challengers) {
+      const scored = flow.scored.get(c.role);
+      if (scored) c.comparer?.add(batch.rows, champion, scored);
     }
   }
 
@@ -267,7 +305,7 @@ export async function scoreChunk(spec: ChunkSpec, scorers: ReadonlyMap<ModelRole
   }
   return {
     index: spec.index,
-    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {}, ...stageCounts(sink.counts), ...driftCounts(sink.drift) }]),
+    stats: mergeStats([...counted, { rows: { ...sink.rows }, inputs: {}, ...stageCounts(sink.counts), ...driftCounts(sink.drift), ...shadowCounts(sink.challengers) }]),
     part: sink.written,
     stagedRejects: sink.stagedRejects,
     segments,
@@ -292,6 +330,36 @@ function driftCounts(counter: ProfileCounter | SegmentedCounter | undefined): Pi
   if (!counter) return {};
   if (counter instanceof SegmentedCounter) return { drift: counter.overall.result(), drift_segments: counter.result() };
   return { drift: counter.result() };
+}
+
+/**
+ * The chunk's challengers, from its spec's models of role challenger:<name>: each with its
+ * bound scorer (none when this thread could not bind it: the reason is counted as an error of
+ * its comparison), the projection that feeds it, and its comparer.
+ */
+function challengersOf(ctx: ChunkContext): Challenger[] {
+  const rule = ctx.spec.compare;
+  return ctx.spec.models.flatMap((m) => {
+    const name = challengerName(m.role);
+    if (name === null) return [];
+    const scorer = ctx.scorers.get(m.role);
+    const comparer = rule ? new Comparer(rule) : undefined;
+    const unbound = ctx.unbound?.get(m.role);
+    if (unbound !== undefined || !scorer) comparer?.addError(unbound ?? 'the challenger was not bound on this thread');
+    const feed = scorer ? projection(ctx.columns, featureColumns(scorer.inputs, ctx.spec.input.missing)) : (b: FeatureBatch) => b;
+    return [{ role: m.role, name, scorer, feed, comparer }];
+  });
+}
+
+/** The challengers' comparisons as ChunkStats.shadow: absent when the run has none. */
+function shadowCounts(challengers: readonly Challenger[]): Pick<ChunkStats, 'shadow'> {
+  const compared = challengers.flatMap((c) => (c.comparer ? [[c.name, c.comparer.result()] as const] : []));
+  return compared.length === 0 ? {} : { shadow: Object.fromEntries(compared) };
+}
+
+/** Whole microseconds since `started` (process.hrtime.bigint()): a count that adds exactly. */
+function microsecondsSince(started: bigint): number {
+  return Number((process.hrtime.bigint() - started) / 1000n);
 }
 
 /** A sink's stage counts as ChunkStats.stages: absent when no stage counted. */

@@ -14,6 +14,8 @@ import type { UnwrappedOutput } from '../model/zipmap.js';
 import type { DriftPolicy } from '../drift/policy.js';
 import type { ProfilePin } from '../drift/profile.js';
 import type { ChunkPlan, InputObject, Segment } from './plan.js';
+import type { ErrorRecord } from '../errors.js';
+import type { CompareRule } from '../shadow/compare.js';
 
 /**
  * What a model contributes to a run. The `champion` writes the parts and the rejects; a
@@ -91,7 +93,7 @@ export interface OutputSpec {
  * version (QUEUE_JOB_OUTDATED) rather than score it by a guess: a field it does not know of
  * (input.missing) would be silently ignored. Raise it with every change to the shape.
  */
-export const SPEC_VERSION = 7;
+export const SPEC_VERSION = 8;
 
 export interface RunSpec {
   version: number;
@@ -119,6 +121,19 @@ export interface RunSpec {
   models: ModelSpec[];
   /** Drift against a reference profile, pinned by its sha256 as a model is; null when the job measures none. */
   drift: DriftSpec | null;
+  /** The job's challengers and how they are compared with the champion; null when it names none. */
+  shadow: ShadowSpec | null;
+}
+
+/** The challengers of a run (the job's `shadow` list) and what "agree" means. */
+export interface ShadowSpec {
+  compare: CompareRule;
+  /**
+   * Every challenger the job names, in its order: one that loaded is a model of the spec with
+   * the role `challenger:<name>`; one that did not carries the error that kept it out, and the
+   * run goes on without it.
+   */
+  challengers: Array<{ name: string; uri: string; error: ErrorRecord | null }>;
 }
 
 /** What a run compares its values with, and how it judges them (the job's drift block). */
@@ -152,6 +167,8 @@ export interface ChunkSpec {
   models: ModelSpec[];
   /** The profile whose bins the chunk counts its values on (the run's, pinned), and the column it segments them by (null: none); null: no drift. */
   drift: { profile: ProfilePin; segment: string | null } | null;
+  /** How the chunk compares its challengers (the models of role challenger:<name>) with the champion; null: no challenger. */
+  compare: CompareRule | null;
 }
 
 /**
@@ -181,7 +198,13 @@ export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
     limits: { max_reject_rate: spec.limits.max_reject_rate, rows_at_most: rowsAtMost(input.objects) },
     models: spec.models,
     drift: spec.drift ? { profile: spec.drift.profile, segment: spec.drift.segment } : null,
+    compare: spec.shadow?.compare ?? null,
   };
+}
+
+/** The name of a challenger's role: `challenger:<name>` → name; null for the champion. */
+export function challengerName(role: ModelRole): string | null {
+  return role.startsWith('challenger:') ? role.slice('challenger:'.length) : null;
 }
 
 /** The model whose predictions the parts hold. */
