@@ -103,7 +103,7 @@ describe('challengers scored beside the champion', () => {
     const file = await ws.job('shadow.yaml', job('shadow'));
     const run = await runCli(['run', file, '--date', DATE]);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/^  shadow   same 100\.00% agree · bolder \d+\.\d\d% agree · pair \d+\.\d\d% agree · broken no data · strict 100\.00% agree  \(_shadow\.json\)$/m);
+    expect(run.stdout).toMatch(/^ {2}shadow {3}same 100\.00% agree · bolder \d+\.\d\d% agree · pair \d+\.\d\d% agree · broken no data · strict 100\.00% agree {2}\(_shadow\.json\)$/m);
     const folder = `out/shadow/dt=${DATE}`;
     expect(await ws.list(folder)).toContain('_SUCCESS');
     const report = JSON.parse(await ws.read(`${folder}/_shadow.json`));
