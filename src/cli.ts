@@ -7,6 +7,7 @@ import { createLogger } from './observe/log.js';
 import { secretsFromEnv, useSecrets } from './redact.js';
 import { readEnvironment, readSettings, useEnvironment, type Settings } from './settings.js';
 import { VERSION } from './version.js';
+import type { PromoteOptions } from './commands/promote.js';
 import type { EvaluateCommandOptions } from './commands/evaluate.js';
 
 const interactive = Boolean(process.stderr.isTTY);
@@ -43,6 +44,7 @@ const ui = () => import('./commands/ui.js');
 const profiles = () => import('./commands/profile.js');
 const drifts = () => import('./commands/drift.js');
 const evaluations = () => import('./commands/evaluate.js');
+const promotions = () => import('./commands/promote.js');
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Runs a command and records its exit code. */
@@ -279,6 +281,20 @@ function buildProgram(): Command {
   moveOptions(
     model.command('rollback').description('move an alias back to the version its last move took it from (compare-and-swap; the history keeps both moves)').argument('<name>').argument('<alias>'),
   ).action((name: string, a: string, opts: Record<string, never>) => exit(async () => (await models()).rollbackCommand(name, a, opts))());
+  model
+    .command('promote')
+    .description("judge the challenger by the comparisons of the job's last days (a gate file) and, when it passes, move the alias to its version (compare-and-swap); exit 0 pass, 1 fail, 3 inconclusive (nothing moves)")
+    .argument('<name>', 'the model name')
+    .requiredOption('--from <alias>', 'the alias of the challenger judged (the job scores models:/<name>@<alias> in its shadow list)')
+    .requiredOption('--to <alias>', 'the alias to move, when the gate passes')
+    .requiredOption('--gate <gate.yaml>', 'the bounds: min_days, min_rows, agreement, score_js, reject_rate_delta, drift (docs/shadow.md)')
+    .requiredOption('--job <job.yaml>', 'the job whose runs compared the challenger with the model')
+    .option('--date <YYYY-MM-DD>', "the window's last date (default: yesterday, the last logical date)", yesterday())
+    .option('--dry-run', 'judge and print; move nothing, store nothing')
+    .option('--if-generation <n>', 'move only if the aliases are still at this generation (default: as read when the gate starts)')
+    .option('--registry <uri>', "the registry root (default: the job's registry, else NIGHTSCORE_REGISTRY_URI)")
+    .option('--json', 'print JSON')
+    .action((name: string, opts: PromoteOptions) => exit(async () => (await promotions()).promoteCommand(name, opts))());
   registryOptions(alias.command('history').description('every move of the aliases: when, from, to, who, why').argument('<name>').argument('[alias]')).action(
     (name: string, a: string | undefined, opts: Record<string, never>) => exit(async () => (await models()).aliasHistoryCommand(name, a, opts))(),
   );

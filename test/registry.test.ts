@@ -85,7 +85,7 @@ describe.each([
     const { storage, key } = openLocation(byAlias.uri);
     const stored = Buffer.concat(await (await storage.read(key)).toArray());
     expect(sha(stored)).toBe(sha(modelA));
-    expect((await registry.events('churn')).map((e) => (e.kind === 'register' ? `register ${e.version}` : `alias ${e.alias} ${e.from}→${e.to}`))).toEqual(['register 1', 'alias champion null→1', 'register 2']);
+    expect((await registry.events('churn')).map((e) => (e.kind === 'register' ? `register ${e.version}` : e.kind === 'alias' ? `alias ${e.alias} ${e.from}→${e.to}` : `gate ${e.verdict}`))).toEqual(['register 1', 'alias champion null→1', 'register 2']);
     expect(await registry.names()).toEqual(['churn']);
   });
 

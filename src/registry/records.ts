@@ -106,7 +106,35 @@ const aliasEvent = z.object({
 
 const registerEvent = z.object({ kind: z.literal('register'), version, sha256, at: time, by: text, reason: text }, { error: 'a register event: a JSON object' });
 
-export const registryEventSchema = z.discriminatedUnion('kind', [aliasEvent, registerEvent], { error: (iss) => (iss.input !== null && typeof iss.input === 'object' ? '"alias" or "register"' : 'an event: a JSON object') });
+const gateCondition = z.object({
+  name: text,
+  value: z.number().nullable(),
+  bound: text,
+  result: z.enum(['pass', 'fail', 'inconclusive']),
+  detail: text,
+}, { error: 'a gate condition: { name, value, bound, result, detail }' });
+
+/**
+ * A promotion gate's report (model promote): what it checked, its verdict, and the alias move it
+ * made (`moved`, that move's generation; null when it moved nothing).
+ */
+const gateEvent = z.object({
+  kind: z.literal('gate'),
+  /** The alias to move and the alias whose version the gate judged. */
+  alias: aliasName,
+  from_alias: aliasName,
+  version,
+  sha256,
+  verdict: z.enum(['pass', 'fail', 'inconclusive']),
+  conditions: z.array(gateCondition, { error: 'a list of conditions' }).max(100, { error: 'at most 100 conditions' }),
+  window: z.object({ job: text, from: text, to: text }, { error: 'the window: { job, from, to }' }),
+  moved: whole(1, MAX_GENERATION, `a whole number from 1 to ${MAX_GENERATION}`).nullable(),
+  at: time,
+  by: text,
+  reason: text,
+}, { error: 'a gate report: a JSON object' });
+
+export const registryEventSchema = z.discriminatedUnion('kind', [aliasEvent, registerEvent, gateEvent], { error: (iss) => (iss.input !== null && typeof iss.input === 'object' ? '"alias", "register" or "gate"' : 'an event: a JSON object') });
 
 export const aliasesDocSchema = z
   .object({
@@ -161,7 +189,9 @@ export type VersionCheck = z.infer<typeof versionCheck>;
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type AliasEvent = z.infer<typeof aliasEvent>;
 export type RegisterEvent = z.infer<typeof registerEvent>;
-export type RegistryEvent = AliasEvent | RegisterEvent;
+export type GateEvent = z.infer<typeof gateEvent>;
+export type GateCondition = z.infer<typeof gateCondition>;
+export type RegistryEvent = AliasEvent | RegisterEvent | GateEvent;
 /** `aliases.json`. */
 export type AliasesDoc = z.infer<typeof aliasesDocSchema>;
 

@@ -16,7 +16,7 @@
  * a writer stopped between the two leaves a history that any reader completes.
  */
 import { profileBytes, readProfile, type Profile } from '../drift/profile.js';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
@@ -30,11 +30,11 @@ import { digestObject } from '../storage/digest.js';
 import { openLocation } from '../storage/open.js';
 import { readAgainWhileTransient, type Storage } from '../storage/storage.js';
 import { VERSION } from '../version.js';
-import { aliasesDocSchema, EVALUATION_FILE, MODEL_FILE, PROFILE_FILE, readEvaluationRecord, readRecord, readVersionRecord, RECORD_FILE, type EvaluationRecord, registryEventSchema, type AliasEvent, type AliasesDoc, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
+import { aliasesDocSchema, EVALUATION_FILE, MODEL_FILE, PROFILE_FILE, readEvaluationRecord, readRecord, readVersionRecord, RECORD_FILE, type EvaluationRecord, registryEventSchema, type AliasEvent, type AliasesDoc, type GateEvent, type RegistryEvent, type TensorSignature, type VersionCheck, type VersionRecord } from './records.js';
 import { environment } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
-export type { AliasEvent, AliasesDoc, RegisterEvent, RegistryEvent, TensorSignature, VersionCheck, VersionFile, VersionRecord } from './records.js';
+export type { AliasEvent, AliasesDoc, GateCondition, GateEvent, RegisterEvent, RegistryEvent, TensorSignature, VersionCheck, VersionFile, VersionRecord } from './records.js';
 
 /** A reference resolved to one version: what a run pins and its manifest names. */
 export interface ResolvedModel {
@@ -549,8 +549,22 @@ export class Registry {
     }
   }
 
+  /** Stores a promotion gate's report among the model's events (model alias history shows it beside its move). */
+  async recordGate(name: string, report: Omit<GateEvent, 'kind' | 'at' | 'by'>): Promise<GateEvent> {
+    checkName(name, name);
+    const event: GateEvent = { kind: 'gate', ...report, at: this.clock().toISOString(), by: this.by };
+    await this.writeEvent(name, event);
+    return event;
+  }
+
+  /** The gate reports of a model, oldest first. */
+  async gates(name: string): Promise<GateEvent[]> {
+    return (await this.events(name)).filter((e): e is GateEvent => e.kind === 'gate');
+  }
+
   private async writeEvent(name: string, event: RegistryEvent): Promise<void> {
-    const n = event.kind === 'alias' ? `g${event.generation}` : `v${event.version}`;
+    // A gate report's name has a random part: two gates may report in one millisecond.
+    const n = event.kind === 'alias' ? `g${event.generation}` : event.kind === 'gate' ? `v${event.version}-${randomUUID().slice(0, 8)}` : `v${event.version}`;
     const key = this.key(name, 'events', `${event.at.replace(/[-:.]/g, '')}-${event.kind}-${n}.json`);
     // The name is the event's: writing one twice (a repair of a `last`) is a no-op.
     await this.storage.createIfAbsent(key, JSON.stringify(event, null, 2));
