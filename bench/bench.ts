@@ -13,15 +13,15 @@
  *   npm run bench -- --only queue2,ort --skip-large
  *
  * Case ids (--only matches any part of one): parse/{csv,parquet}, ort/{tree,linear}/t{1,N},
- * run/{csv,parquet}/{tree,linear}, run/csv/{tree,linear}+drift, queue{1,2}/{csv,parquet}/{tree,linear},
+ * run/{csv,parquet}/{tree,linear}, run/csv/{tree,linear}+drift, run/csv/tree+shadow, queue{1,2}/{csv,parquet}/{tree,linear},
  * run/csv/linear@4x, queue1/csv/linear@4x, overhead/queue1/empty, ui/{file,s3}.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildProfile, measureChunkOverhead, measureDriftCost, measureInProcess, measureOrtAlone, measureParseAlone, measureQueue, measureUiPage, type Measured } from './cases.js';
+import { buildProfile, measureChunkOverhead, measureDriftCost, measureInProcess, measureOrtAlone, measureParseAlone, measureQueue, measureShadowCost, measureUiPage, type Measured } from './cases.js';
 import { ensureDataset, ensureEmptyFiles, FEATURES, KEY, type Dataset } from './data.js';
 import { checkRedis, checkTools, REPO } from './procs.js';
 import { checkTargets, formatTable, summarise, type CaseResult } from './report.js';
@@ -136,6 +136,20 @@ for (const model of MODELS) {
     },
   });
 }
+// A challenger's cost (issue #28): the in-process CSV tree case alone and with a copy of its
+// model as a challenger, in pairs: the extra CPU against the challenger's own inference time.
+specs.push({
+  id: 'run/csv/tree+shadow',
+  title: 'run in process, CSV, tree 150×4, with one challenger',
+  rows,
+  measure: async () => {
+    const plain = await job(`bench-csv-tree-${rows}`, 'csv', 'tree', rows);
+    const copy = path.join(dirs.models, 'tree-challenger.onnx');
+    copyFileSync(models.tree, copy);
+    const shadowed = writeJob(dirs.jobs, { name: `bench-csv-tree-${rows}-shadow`, inputDir: (await dataset('csv', rows)).dir, format: 'csv', model: 'tree', modelPath: models.tree, outRoot: dirs.out, chunkBytes, challenger: copy });
+    return measureShadowCost(plain, shadowed, rows, runs);
+  },
+});
 for (const workers of [1, 2]) {
   for (const format of FORMATS) {
     for (const model of MODELS) {

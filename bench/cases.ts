@@ -82,6 +82,27 @@ export async function measureDriftCost(plainJob: string, driftJob: string, rows:
   return { samples, detail: { pairs } };
 }
 
+/**
+ * A challenger's cost: `nightscore run` of the job alone and of the same job with one
+ * challenger (shadow:), alternately, `runs` pairs. Each pair keeps the extra CPU seconds of the
+ * run with the challenger, and the seconds the challenger spent in its own inference (the
+ * manifest's shadow block, summed over chunks): the cost is how far the first exceeds the second.
+ */
+export async function measureShadowCost(plainJob: string, shadowJob: string, rows: number, runs: number): Promise<Measured> {
+  const samples: Sample[] = [];
+  const pairs: Array<{ plain_cpu_s: number; shadow_cpu_s: number; challenger_s: number }> = [];
+  for (let i = 0; i < runs; i++) {
+    const plain = await timeNode([...CLI_ARGS, 'run', plainJob, '--date', dateOf(0), '--json'], {}, deadline(limitFor(rows), 'nightscore run'));
+    const shadow = await timeNode([...CLI_ARGS, 'run', shadowJob, '--date', dateOf(0), '--json'], {}, deadline(limitFor(rows), 'nightscore run'));
+    const manifest = JSON.parse(shadow.stdout) as { status: string; rows: { read: number }; duration_ms: number | null; shadow?: { challengers: Array<{ status: string; seconds: number }> } };
+    const challenger = manifest.shadow?.challengers[0];
+    check(manifest.status === 'succeeded' && manifest.rows.read === rows && challenger?.status === 'compared', `run of ${shadowJob}: status ${manifest.status}, read ${manifest.rows.read} of ${rows} rows, challenger ${challenger?.status ?? 'absent'}`);
+    pairs.push({ plain_cpu_s: plain.cpuSeconds, shadow_cpu_s: shadow.cpuSeconds, challenger_s: challenger!.seconds });
+    samples.push({ seconds: shadow.seconds, peakRssMb: shadow.peakRssMb, runSeconds: manifest.duration_ms === null ? null : manifest.duration_ms / 1000 });
+  }
+  return { samples, detail: { pairs } };
+}
+
 export interface QueueCaseOptions {
   workers: number;
   redisUrl: string;

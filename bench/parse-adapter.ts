@@ -66,6 +66,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     models: [{ role: 'champion', location: 'stand-in', sha256: 'stand-in', files: [], binding: { inputs: binding }, outputs: [], engine: { name: 'stand-in', version: 'stand-in', threads: 1 }, registry: null }],
     drift: null,
     compare: null,
+    canary: null,
   });
   const total = { rows: 0, rejected: 0 };
   try {

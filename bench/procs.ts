@@ -31,6 +31,8 @@ const QUIET = { NIGHTSCORE_LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WA
 export interface Timed {
   seconds: number;
   peakRssMb: number;
+  /** User and system CPU seconds of the command and the children it waited for, as GNU time counts them. */
+  cpuSeconds: number;
   stdout: string;
 }
 
@@ -47,7 +49,7 @@ export function checkTools(): void {
 export function timeNode(args: string[], env: Record<string, string> = {}, abort?: Promise<never>): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(TIME, ['-f', '%e %M', process.execPath, ...args], { cwd: REPO, env: { ...process.env, ...QUIET, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(TIME, ['-f', '%e %M %U %S', process.execPath, ...args], { cwd: REPO, env: { ...process.env, ...QUIET, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -62,8 +64,8 @@ export function timeNode(args: string[], env: Record<string, string> = {}, abort
       const lines = stderr.trimEnd().split('\n');
       const last = lines.pop() ?? '';
       if (code !== 0) return reject(new Error(`\`node ${args.map((a) => path.relative(REPO, a) || a).join(' ')}\` exited ${code}:\n${lines.slice(-30).join('\n')}`));
-      const kb = Number(last.split(' ')[1]);
-      resolve({ seconds, peakRssMb: kb / 1024, stdout });
+      const [, kb, user, system] = last.split(' ').map(Number);
+      resolve({ seconds, peakRssMb: kb! / 1024, cpuSeconds: user! + system!, stdout });
     });
   });
 }

@@ -44,6 +44,8 @@ export interface JobFileOptions {
   minRows?: number;
   /** A drift profile (nightscore profile build): the runs count their values on its bins. */
   driftProfile?: string;
+  /** A challenger model file, scored beside the model and compared with it (shadow:). */
+  challenger?: string;
 }
 
 /**
@@ -66,6 +68,7 @@ export function writeJob(dir: string, o: JobFileOptions): string {
       `chunk: { rows: 50000, bytes: ${o.chunkBytes} }`,
       ...(o.minRows === undefined ? [] : [`limits: { min_rows: ${o.minRows} }`]),
       ...(o.driftProfile === undefined ? [] : [`drift: { profile: ${JSON.stringify(o.driftProfile)} }`]),
+      ...(o.challenger === undefined ? [] : [`shadow: [{ uri: ${JSON.stringify(o.challenger)}, name: challenger }]`]),
       '',
     ].join('\n'),
   );

@@ -82,6 +82,7 @@ export const ERROR_CODES = {
 
   PROFILE_CHANGED: code('input', 'the drift profile changed after the run was planned'),
 
+  CANARY_MISMATCH: code('model', 'a canary model fed or writing other columns than the model, whose rows it publishes beside'),
   MODEL_ALIAS_NOT_FOUND: code('model', 'a registry alias that is not set (or was not, at the date asked)'),
   MODEL_ALIAS_NO_PREVIOUS: code('model', 'a rollback of an alias whose history holds no earlier version'),
   MODEL_CHANGED: code('model', 'the model file changed after the run was planned'),

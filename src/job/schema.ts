@@ -246,6 +246,21 @@ export const jobSchema = z.strictObject({
     .refine((list) => new Set(list.map((s) => s.name ?? s.uri)).size === list.length, { message: 'expected each challenger once (give each a name of its own)' })
     .optional(),
   /**
+   * A sticky canary (docs/shadow.md, "The sticky canary"): rows whose key hashes below
+   * `fraction` are scored by this model in the published output, the rest by the model, and a
+   * `model_version` column says which. The same keys on every date and re-run, for one salt.
+   */
+  canary: z
+    .strictObject({
+      /** The canary model, as model.uri names a model. It is bound as the model is and must write the same columns. */
+      uri: z.string().min(1),
+      /** The share of keys it scores, above 0 and below 1. */
+      fraction: z.number().gt(0).lt(1),
+      /** Mixed into the hash: a new salt draws other keys. */
+      salt: z.string().min(1).max(200),
+    })
+    .optional(),
+  /**
    * What "agree" means when challengers are compared with the model: the output and column
    * compared, and the threshold a score is a positive decision at. @defaultValue the model's
    * two-column probabilities output and its column 1 (else its first float output, column 0), threshold 0.5

@@ -76,6 +76,7 @@ export function formatSummary(m: RunManifest): string {
     `  speed    ${n(Math.round(m.rows.read / Math.max(seconds, 0.001)))} rows/s`,
     `  output   ${m.output.uri}  (${m.chunks} chunk${m.chunks === 1 ? '' : 's'}, ${m.parts.length} part${m.parts.length === 1 ? '' : 's'}${rejectsAt(m)})`,
     ...(m.drift ? [`  drift    ${formatDrift(m.drift)}`] : []),
+    ...(m.canary ? [`  canary   ${n(m.canary.rows.canary)} rows by ${m.canary.labels.canary} (${(m.canary.fraction * 100).toFixed(1)}% of keys, salt ${JSON.stringify(m.canary.salt)}), ${n(m.canary.rows.champion)} by ${m.canary.labels.champion}`] : []),
     ...(m.shadow ? [`  shadow   ${formatShadow(m.shadow)}`] : []),
   ];
   // A failed run's error follows as the command's own `nightscore: CODE: …` line, with its hint.

@@ -15,6 +15,8 @@ export interface ExpectedModel {
   version: string | null;
   sha256: string;
   engine: EngineIdentity;
+  /** The sha256 of the canary a run would publish beside it (canary.uri); null when the job has none. Absent: not asked. */
+  canary?: string | null;
 }
 
 /** A date for which no model can be told (its alias was not set yet): kept, with why. */
@@ -29,6 +31,19 @@ export interface NoExpectedModel {
  * load on first use: they bring onnxruntime and the AWS SDK with them.
  */
 export async function expectedModel(job: JobDefinition, asOf?: Date): Promise<ExpectedModel | NoExpectedModel> {
+  const model = await expectedChampion(job, asOf);
+  if ('none' in model) return model;
+  return { ...model, canary: await expectedCanary(job, asOf) };
+}
+
+/** The sha256 of the canary a run would publish rows of; null when the job has none. */
+async function expectedCanary(job: JobDefinition, asOf?: Date): Promise<string | null> {
+  if (!job.canary) return null;
+  const { prepareCanary } = await import('../run/bind.js');
+  return (await prepareCanary(job, job.canary.uri, { asOf })).spec.sha256;
+}
+
+async function expectedChampion(job: JobDefinition, asOf?: Date): Promise<ExpectedModel | NoExpectedModel> {
   const written = modelLocation(job);
   if (!isModelRef(written)) {
     const { prepareJob } = await import('../run/bind.js');
@@ -92,6 +107,11 @@ async function staleness(manifest: RunManifest, expected: ExpectedModel | NoExpe
   if ('none' in expected) return [false, expected.none];
   const [stale, reason] = modelStaleness(manifest, expected);
   if (stale) return [stale, reason];
+  // A canary date has two models: the canary's rows are stale when it is another now.
+  const canary = manifest.canary?.model.sha256 ?? null;
+  if (expected.canary !== undefined && canary !== expected.canary) {
+    return [true, `${reason}; ${canary ? `its canary rows by sha256 ${canary.slice(0, 12)}` : 'no canary'}, now ${expected.canary ? `a canary of sha256 ${expected.canary.slice(0, 12)}` : 'no canary'}`];
+  }
   // The engine is part of the model's identity. A manifest of an earlier nightscore records no
   // engine version: its date is judged by the model alone, as it was then, rather than every
   // such date turning stale at once on an upgrade.

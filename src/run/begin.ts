@@ -10,7 +10,7 @@ import { featureColumns, takesNan, type InputBinding } from '../model/features.j
 import { pinProfile } from '../drift/pin.js';
 import { VERSION } from '../version.js';
 import { sizeOutputs, type PreparedJob } from './bind.js';
-import { planShadow } from '../shadow/plan.js';
+import { planCanary, planShadow } from '../shadow/plan.js';
 import { learnWidths } from './learn-widths.js';
 import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
@@ -75,8 +75,9 @@ export async function planDate(prepared: PreparedJob, date: string): Promise<Dat
   const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(spec, chunks, prepared.scorer, prepared.spec.location));
   // After sizing: a profile must cover every prediction column, which an open output names only now.
   const drift = await pinProfile(job, date, { sha256: sized.spec.sha256, columns: featureColumns(sized.scorer.inputs, spec.input.missing), outputs: sized.spec.outputs, registry: sized.spec.registry });
+  const canary = await planCanary(sized, spec, chunks);
   const { models: challengers, shadow } = await planShadow(sized, spec, chunks);
-  return { spec: { ...spec, models: [sized.spec, ...challengers], drift, shadow }, chunks, skipped };
+  return { spec: { ...spec, models: [sized.spec, ...(canary ? [canary.model] : []), ...challengers], drift, shadow, canary: canary?.canary ?? null }, chunks, skipped };
 }
 
 /**
@@ -167,6 +168,7 @@ export function runSpec(job: JobDefinition, date: string, attempt: string, input
     models,
     drift: null,
     shadow: null,
+    canary: null,
   };
 }
 

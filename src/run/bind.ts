@@ -149,6 +149,31 @@ export async function prepareChallenger(job: JobDefinition, entry: ShadowEntry, 
 }
 
 /**
+ * The job's canary (canary.uri) bound as the model is (model.features or model.inputs,
+ * output.columns), pinned with the role `canary`: it writes rows of the published output, so it
+ * must be fed and named exactly as the model (checked by the caller once both are sized).
+ */
+export async function prepareCanary(job: JobDefinition, uri: string, opts: PrepareOptions = {}): Promise<PreparedJob> {
+  const written = isModelRef(uri) ? uri : localLocation(uri, job.dir);
+  const { resolved, location, model, files } = await loadJobModel(job, written, 'canary.uri', opts);
+  const scorer = await createScorer(model, { features: job.model.features, input: job.model.input, inputs: job.model.inputs, columns: job.output.columns, keys: job.input.key });
+  const spec: ModelSpec = {
+    role: 'canary',
+    location,
+    sha256: model.sha256,
+    files,
+    binding: { inputs: scorer.inputs, job_key: jobKeyOf(job.model) },
+    outputs: scorer.outputs,
+    unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
+    engine: model.engine,
+    ...(model.metadata.producer === undefined ? {} : { producer: model.metadata.producer }),
+    registry: resolved ? registryPin(resolved) : null,
+  };
+  scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
+  return { job, model, scorer, spec };
+}
+
+/**
  * The job with its model's open outputs sized (see learn-widths.ts): the widths are the
  * date's, so the run's spec pins the names, and every chunk checks its batches against them.
  */

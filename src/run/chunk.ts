@@ -12,7 +12,8 @@ export async function runChunk(spec: ChunkSpec, opts: ScoreOptions = {}): Promis
   // A challenger that cannot be bound here never fails the chunk: its comparison records why.
   const unbound = new Map<ModelRole, string>();
   for (const model of spec.models) {
-    if (model.role === 'champion') scorers.set(model.role, await bindModel(model, spec.input.key));
+    // The canary publishes rows as the champion does: it must bind, or the chunk fails.
+    if (model.role === 'champion' || model.role === 'canary') scorers.set(model.role, await bindModel(model, spec.input.key));
     else await bindModel(model, spec.input.key).then((s) => scorers.set(model.role, s), (err: unknown) => unbound.set(model.role, toNightscoreError(err).message));
   }
   const profile = spec.drift ? await bindProfile(spec.drift.profile) : undefined;

@@ -5,7 +5,7 @@ import type { RunPlan } from './begin.js';
 import { commitOutput, lineOffsets, publishRejects, writeManifest } from './commit.js';
 import { readManifest } from './output-folder.js';
 import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
-import { OUTPUT_FILES, rejectsApart, rejectsFile, type RunManifest } from './manifest.js';
+import { OUTPUT_FILES, rejectsApart, rejectsFile, type CanarySummary, type RunManifest } from './manifest.js';
 import { mergeStats, type ChunkResult, type ChunkStats } from './chunk-result.js';
 import { champion } from './spec.js';
 import { runFailedHint } from '../model/hints.js';
@@ -58,6 +58,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     const stats = countDone(manifest, plan, done);
     checkModelScored(manifest, plan, stats);
     checkLimits(manifest);
+    if (spec.canary) manifest.canary = canarySummary(plan, stats);
     if (spec.shadow) await compareChallengers(out, manifest, plan, stats);
     if (spec.drift) await measureDrift(out, manifest, plan, stats);
     manifest.status = 'succeeded';
@@ -163,6 +164,12 @@ async function compareChallengers(out: Location, manifest: RunManifest, plan: Ru
   const report = reportShadow(plan.spec, stats);
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.shadow), shadowBytes(report));
   manifest.shadow = summarizeShadow(report, stats);
+}
+
+function canarySummary(plan: RunPlan, stats: ChunkStats): CanarySummary {
+  const model = plan.spec.models.find((m) => m.role === 'canary')!;
+  const rows = (role: string) => stats.stages?.[`score.${role}`]?.rows ?? 0;
+  return { ...plan.spec.canary!, model: { sha256: model.sha256, ref: model.registry?.ref ?? null, version: model.registry?.version ?? null }, rows: { champion: rows('champion'), canary: rows('canary') } };
 }
 
 function checkLimits(manifest: RunManifest): void {

@@ -86,6 +86,16 @@ const manifestSchema = z.looseObject({
       challengers: z.array(z.looseObject({ name: text, status: z.enum(['compared', 'no data']), rows_compared: count, agreement: z.number().min(0).max(1).nullable(), error: text.nullable() })),
     })
     .optional(),
+  // Read by backfill --reprocess stale: a canary date's second model.
+  canary: z
+    .looseObject({
+      fraction: z.number().gt(0).lt(1),
+      salt: text,
+      threshold: z.string().regex(/^\d{1,20}$/),
+      model: z.looseObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+      rows: z.looseObject({ champion: count, canary: count }),
+    })
+    .optional(),
   // Read by backfill --reprocess stale (and the page's "stale model"): the engine is part of the model's identity.
   models: z.array(z.looseObject({ engine: z.looseObject({ name: text, version: text.optional(), threads: count }).optional() })).optional(),
 });

@@ -5,7 +5,13 @@ import type { Location } from '../storage/open.js';
 import type { ChunkPlan } from './plan.js';
 import type { ChunkResult, RowCounts } from './chunk-result.js';
 import type { UnwrappedOutput } from '../model/zipmap.js';
-import type { ModelSpec, RunSpec } from './spec.js';
+import type { CanarySpec, ModelSpec, RunSpec } from './spec.js';
+
+/** A canary run's split, its model and the rows each model published (the part's model_version column says which row). */
+export interface CanarySummary extends CanarySpec {
+  model: { sha256: string; ref: string | null; version: number | null };
+  rows: { champion: number; canary: number };
+}
 
 /** The most chunks a run plans into (each a queue job and a part file); what a manifest read back may claim to own. */
 export const MAX_CHUNKS = 100_000;
@@ -59,6 +65,8 @@ export interface RunManifest {
   drift?: DriftSummary;
   /** The run's challengers compared with the champion, when the job names any: the figures at a glance (the rest in `_shadow.json`). */
   shadow?: ShadowSummary;
+  /** The sticky canary's split and the rows each model published, when the job has a canary. */
+  canary?: CanarySummary;
   error: ErrorRecord | null;
   started_at: string;
   finished_at: string | null;

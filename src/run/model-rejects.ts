@@ -13,7 +13,11 @@ export function modelReject(source: string, batch: Batch, failure: RowFailure, k
 /** The keys of a batch's rows but the failed ones, renumbered from 0. */
 export function keptKeys(keys: BatchKeys, rows: number, failed: RowFailure[]): BatchKeys {
   const gone = new Set(failed.map((f) => f.row));
-  const kept = Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !gone.has(r));
+  return keysOfRows(keys, Int32Array.from({ length: rows }, (_, r) => r).filter((r) => !gone.has(r)));
+}
+
+/** The keys of the rows `kept` of a batch, in that order, renumbered from 0. */
+export function keysOfRows(keys: BatchKeys, kept: Int32Array): BatchKeys {
   return {
     value: (r, k) => keys.value(kept[r]!, k),
     isNull: (r, k) => keys.isNull(kept[r]!, k),

@@ -8,11 +8,13 @@ import { CR, LF, sliceLineRange, type LineRangeStats } from '../formats/line-ran
 import { csvPartWriter, type KeyColumn, type PartWriter } from '../formats/part-writer.js';
 import { NightscoreError, toNightscoreError } from '../errors.js';
 import { featureColumns, projection, type FeatureBatch, type FeatureColumn } from '../model/features.js';
-import type { Scorer, ScoredBatch } from '../model/scorer.js';
+import type { OutputColumns, OutputValues, Scorer, ScoredBatch } from '../model/scorer.js';
+import type { TensorData } from '../engine/engine.js';
+import { canaryRows } from '../shadow/canary.js';
 import { openLocation, type Location } from '../storage/open.js';
 import { digestingWriter, type DigestingWriter } from '../storage/digest.js';
 import { BatchBuilder, mapColumns, type Batch, type Reject } from '../formats/batch.js';
-import { keptKeys, modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
+import { keptKeys, keysOfRows, modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
 import { emptyRows, mergeStats, type ChunkResult, type ChunkStats, type RowCounts, type SegmentResult } from './chunk-result.js';
 import { chunkFiles } from './manifest.js';
 import type { Segment } from './plan.js';
@@ -82,6 +84,8 @@ interface BatchFlow {
   scored: Map<ModelRole, ScoredBatch>;
   /** The rows rejected, in line order: they go to the staged rejects. */
   rejects: Reject[];
+  /** With a canary: 1 for each row its split gives it. */
+  canary: Uint8Array | undefined;
 }
 
 /**
@@ -117,9 +121,10 @@ class ChunkSink implements BatchSink {
     if (this.part) return;
     const writer = (this.partFile = digestingWriter(await this.out.storage.createWriter(this.files.part)));
     const { scorer, spec: { output } } = this.ctx;
+    const outputs = this.ctx.spec.canary ? [...scorer.outputs, MODEL_VERSION] : scorer.outputs;
     this.part = output.format === 'parquet'
-      ? (await parquetWriter()).parquetPartWriter(writer, keys, scorer.outputs, this.ctx.metadata, output.parquet.codec)
-      : csvPartWriter(writer, keys, scorer.outputs, { delimiter: output.csv.delimiter, escapeFormulas: output.csv.escape_formulas });
+      ? (await parquetWriter()).parquetPartWriter(writer, keys, outputs, this.ctx.metadata, output.parquet.codec)
+      : csvPartWriter(writer, keys, outputs, { delimiter: output.csv.delimiter, escapeFormulas: output.csv.escape_formulas });
   }
 
   /**
@@ -131,6 +136,7 @@ class ChunkSink implements BatchSink {
    */
   private readonly stages: ReadonlyArray<(flow: BatchFlow) => Promise<void>> = [
     (flow) => this.scoreChampion(flow),
+    (flow) => this.scoreCanary(flow),
     (flow) => this.scoreOthers(flow),
     async (flow) => this.countDrift(flow),
     async (flow) => this.compare(flow),
@@ -145,7 +151,10 @@ class ChunkSink implements BatchSink {
   async flush(builder: BatchBuilder, segmentStart: number): Promise<void> {
     if (this.ctx.signal?.aborted) throw interrupted(this.ctx.signal);
     const pending = builder.pendingRejects;
-    const flow: BatchFlow = { batch: builder.rows > 0 ? builder.take() : undefined, source: builder.source, segmentStart, pending, scored: new Map(), rejects: [] };
+    const batch = builder.rows > 0 ? builder.take() : undefined;
+    const split = this.ctx.spec.canary;
+    const canary = batch && split ? canaryRows(batch.keys, batch.rows, this.ctx.keys.length, split.salt, split.threshold) : undefined;
+    const flow: BatchFlow = { batch, source: builder.source, segmentStart, pending, scored: new Map(), rejects: [], canary };
     flow.rejects.push(...builder.takeRejects());
     for (const stage of this.stages) await stage(flow);
   }
@@ -164,6 +173,8 @@ class ChunkSink implements BatchSink {
     const failures: Reject[] = [];
     const started = process.hrtime.bigint();
     const scored = await this.ctx.scorer.score(batch, (failure) => {
+      // A canary row is the canary's to publish or reject.
+      if (flow.canary?.[failure.row]) return;
       failures.push(modelReject(flow.source, batch, failure, this.ctx.keys.length));
       // Depth first, left first: the model has scored nothing yet while every row so far failed.
       const none = this.rows.scored === 0 && failure.row === failures.length - 1;
@@ -176,6 +187,28 @@ class ChunkSink implements BatchSink {
     this.count('score.champion', 'failed', failures.length);
     if (failures.length === 0) return;
     // In line order, the reader's rejects and the model's together.
+    flow.rejects.push(...failures);
+    flow.rejects.sort((a, b) => a.line - b.line);
+  }
+
+  /**
+   * The canary scores the batch; the rows of its split that it fails on are rejected with its
+   * message (they are its to publish), counted against the reject limit as the champion's are.
+   */
+  private async scoreCanary(flow: BatchFlow): Promise<void> {
+    const { batch, canary } = flow;
+    const scorer = this.ctx.scorers.get('canary');
+    if (!batch || !canary || !scorer) return;
+    const failures: Reject[] = [];
+    const scored = await scorer.score(batch, (failure) => {
+      if (!canary[failure.row]) return;
+      failures.push(modelReject(flow.source, batch, failure, this.ctx.keys.length));
+      this.firstFailure ??= { reject: failures[0]!, at: { format: this.ctx.spec.input.format, start: flow.segmentStart } };
+      this.checkRejectLimit(this.rows.rejected + flow.rejects.length + failures.length, this.firstFailure, false);
+    });
+    flow.scored.set('canary', scored);
+    this.count('score.canary', 'failed', failures.length);
+    if (failures.length === 0) return;
     flow.rejects.push(...failures);
     flow.rejects.sort((a, b) => a.line - b.line);
   }
@@ -227,9 +260,28 @@ class ChunkSink implements BatchSink {
     const { batch } = flow;
     const scored = flow.scored.get('champion');
     if (!batch || !scored) return;
+    if (flow.canary) return this.writeCanaryPart(flow, batch, scored, flow.scored.get('canary')!, flow.canary);
     const { outputs, failed } = scored;
     const rows = batch.rows - failed.length;
     await this.part!.writeBatch(failed.length === 0 ? batch.keys : keptKeys(batch.keys, batch.rows, failed), outputs, rows);
+    this.rows.scored += rows;
+    this.rows.read += rows;
+  }
+
+  /**
+   * With a canary, each row from the model its split gives it (the champion's or the
+   * canary's outputs), with the model_version column saying which; a row its model failed on
+   * is in the rejects instead.
+   */
+  private async writeCanaryPart(flow: BatchFlow, batch: Batch, champion: ScoredBatch, canary: ScoredBatch, split: Uint8Array): Promise<void> {
+    const labels = this.ctx.spec.canary!.labels;
+    const { outputs, kept, from } = mergeBySplit(batch.rows, champion, canary, split);
+    const versions = Array.from(from, (c) => (c ? labels.canary : labels.champion));
+    const rows = kept.length;
+    await this.part!.writeBatch(keysOfRows(batch.keys, kept), [...outputs, { columns: MODEL_VERSION, data: versions }], rows);
+    const onCanary = from.reduce((n, c) => n + c, 0);
+    this.count('score.canary', 'rows', onCanary);
+    this.count('score.champion', 'rows', rows - onCanary);
     this.rows.scored += rows;
     this.rows.read += rows;
   }
@@ -355,6 +407,54 @@ function challengersOf(ctx: ChunkContext): Challenger[] {
 function shadowCounts(challengers: readonly Challenger[]): Pick<ChunkStats, 'shadow'> {
   const compared = challengers.flatMap((c) => (c.comparer ? [[c.name, c.comparer.result()] as const] : []));
   return compared.length === 0 ? {} : { shadow: Object.fromEntries(compared) };
+}
+
+/** The column a canary run adds to the part: which model scored each row. */
+const MODEL_VERSION: OutputColumns = { output: 'model_version', type: 'string', names: ['model_version'] };
+
+/**
+ * One batch's published rows under a canary split: each row from the model the split gives
+ * it, dropped when that model failed on it. Returns the outputs (the champion's columns, each
+ * value from its row's model), the rows kept (batch row numbers, in order) and, per kept row,
+ * 1 when the canary scored it.
+ */
+function mergeBySplit(rows: number, champion: ScoredBatch, canary: ScoredBatch, split: Uint8Array): { outputs: OutputValues[]; kept: Int32Array; from: number[] } {
+  const failedA = new Set(champion.failed.map((f) => f.row));
+  const failedB = new Set(canary.failed.map((f) => f.row));
+  const kept: number[] = [];
+  const from: number[] = [];
+  // Where each row's values are in each model's outputs (which hold the rows it scored, in order).
+  const at: Array<[number, number]> = [];
+  let ia = 0;
+  let ib = 0;
+  for (let r = 0; r < rows; r++) {
+    const c = split[r]!;
+    if (c ? !failedB.has(r) : !failedA.has(r)) {
+      kept.push(r);
+      from.push(c);
+      at.push([ia, ib]);
+    }
+    if (!failedA.has(r)) ia++;
+    if (!failedB.has(r)) ib++;
+  }
+  const outputs = champion.outputs.map((a, o) => {
+    const b = canary.outputs[o]!;
+    const width = a.columns.names.length;
+    const data = newLike(a.data, kept.length * width);
+    for (let i = 0; i < kept.length; i++) {
+      const [pa, pb] = at[i]!;
+      const source = from[i] ? b.data : a.data;
+      const p = from[i] ? pb : pa;
+      for (let w = 0; w < width; w++) (data as unknown[])[i * width + w] = (source as unknown[])[p * width + w];
+    }
+    return { columns: a.columns, data };
+  });
+  return { outputs, kept: Int32Array.from(kept), from };
+}
+
+function newLike(data: TensorData, length: number): TensorData {
+  if (Array.isArray(data)) return new Array<string>(length);
+  return new (data.constructor as new (n: number) => Exclude<TensorData, string[]>)(length);
 }
 
 /** Whole microseconds since `started` (process.hrtime.bigint()): a count that adds exactly. */

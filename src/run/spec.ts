@@ -18,11 +18,12 @@ import type { ErrorRecord } from '../errors.js';
 import type { CompareRule } from '../shadow/compare.js';
 
 /**
- * What a model contributes to a run. The `champion` writes the parts and the rejects; a
+ * What a model contributes to a run. The `champion` writes the parts and the rejects; the
+ * `canary` writes the rows of the keys its split gives it (RunSpec.canary); a
  * `challenger:<name>` is scored in the same pass over the same batches, and what it gives is
  * counted, never written (see score-chunk.ts's stages). Each role appears once in a spec.
  */
-export type ModelRole = 'champion' | `challenger:${string}`;
+export type ModelRole = 'champion' | 'canary' | `challenger:${string}`;
 
 /** How a model pinned from the registry was named, and which version that resolved to. */
 export interface RegistryPin {
@@ -123,6 +124,17 @@ export interface RunSpec {
   drift: DriftSpec | null;
   /** The job's challengers and how they are compared with the champion; null when it names none. */
   shadow: ShadowSpec | null;
+  /** The sticky canary's split (its model is the spec's model of role `canary`); null: none. */
+  canary: CanarySpec | null;
+}
+
+/** Which rows the canary scores (shadow/canary.ts): the key's hash below `threshold` (decimal, of 2^64). */
+export interface CanarySpec {
+  fraction: number;
+  salt: string;
+  threshold: string;
+  /** What the model_version column says of each model's rows. */
+  labels: { champion: string; canary: string };
 }
 
 /** The challengers of a run (the job's `shadow` list) and what "agree" means. */
@@ -169,6 +181,8 @@ export interface ChunkSpec {
   drift: { profile: ProfilePin; segment: string | null } | null;
   /** How the chunk compares its challengers (the models of role challenger:<name>) with the champion; null: no challenger. */
   compare: CompareRule | null;
+  /** The run's canary split; null: none. */
+  canary: CanarySpec | null;
 }
 
 /**
@@ -199,6 +213,7 @@ export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
     models: spec.models,
     drift: spec.drift ? { profile: spec.drift.profile, segment: spec.drift.segment } : null,
     compare: spec.shadow?.compare ?? null,
+    canary: spec.canary,
   };
 }
 

@@ -8,10 +8,11 @@ import { errorRecord, NightscoreError, toNightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import { featureColumns } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
-import { prepareChallenger, sizeOutputs, type PreparedJob, type PrepareOptions } from '../run/bind.js';
+import { prepareCanary, prepareChallenger, sizeOutputs, type PreparedJob, type PrepareOptions } from '../run/bind.js';
 import { learnWidths } from '../run/learn-widths.js';
 import type { ChunkPlan } from '../run/plan.js';
-import type { ModelSpec, RunSpec, ShadowSpec } from '../run/spec.js';
+import type { CanarySpec, ModelSpec, RunSpec, ShadowSpec } from '../run/spec.js';
+import { canaryThreshold } from './canary.js';
 import type { CompareRule } from './compare.js';
 
 const FLOATS = new Set(['float32', 'float64', 'float16']);
@@ -44,6 +45,29 @@ export async function planShadow(prepared: PreparedJob, spec: RunSpec, chunks: C
     }
   }
   return { models, shadow: { compare, challengers } };
+}
+
+/**
+ * The job's canary bound, sized and checked against the model: the same inputs and the same
+ * output columns of the same types, since its rows are published beside the model's. A canary
+ * that does not load or fit fails the plan, as the model would: it writes the output.
+ */
+export async function planCanary(prepared: PreparedJob, spec: RunSpec, chunks: ChunkPlan[]): Promise<{ model: ModelSpec; canary: CanarySpec } | null> {
+  const { job } = prepared;
+  if (!job.canary) return null;
+  const bound = await prepareCanary(job, job.canary.uri);
+  const sized = bound.scorer.open.length === 0 ? bound : await sizeOutputs(bound, await learnWidths(spec, chunks, bound.scorer, bound.spec.location));
+  const shape = (p: PreparedJob) => JSON.stringify({ inputs: featureColumns(p.scorer.inputs, []).map((c) => [c.name, c.type]), outputs: p.spec.outputs.map((o) => [o.names, o.type]) });
+  if (shape(sized) !== shape(prepared)) {
+    throw new NightscoreError('CANARY_MISMATCH', `the canary ${sized.spec.location} is fed or writes other columns than the model ${prepared.spec.location}: the model reads and writes ${shape(prepared)}, the canary ${shape(sized)}`, {
+      source: job.file,
+      column: 'canary.uri',
+      hint: 'A canary publishes rows beside the model\'s: export it with the same inputs and outputs (the same output.columns fit both), or compare it as a challenger (shadow:) instead.',
+    });
+  }
+  const label = (m: ModelSpec) => (m.registry ? `${m.registry.name}/${m.registry.version}` : m.sha256.slice(0, 12));
+  const { fraction, salt } = job.canary;
+  return { model: sized.spec, canary: { fraction, salt, threshold: canaryThreshold(fraction), labels: { champion: label(prepared.spec), canary: label(sized.spec) } } };
 }
 
 /** What the job's `compare` block says, with the defaults filled in from the model's outputs. */
