@@ -12,7 +12,7 @@ import { loadJob, registryOf } from '../job/load.js';
 import { formatTable } from '../observe/table.js';
 import { MAX_GENERATION } from '../registry/records.js';
 import { checkAlias, checkName, isModelRef, parseModelRef } from '../registry/ref.js';
-import { Registry, registryRoot, type GateEvent } from '../registry/registry.js';
+import { aliasConflict, Registry, registryRoot, type GateEvent } from '../registry/registry.js';
 import { judge, parseGate, type Verdict } from '../shadow/gate.js';
 import { readGateDays } from '../shadow/read.js';
 import { optionInteger } from '../env.js';
@@ -49,6 +49,8 @@ export async function promoteCommand(name: string, opts: PromoteOptions): Promis
   const registry = new Registry(registryRoot(opts.registry === undefined ? registryOf(job) : resolveRoot(opts.registry), 'nightscore model promote'));
   // One read of the aliases: the version judged and the generation the move swaps on.
   const doc = await registry.aliases(name);
+  // A pinned generation is checked first: a promote that lost a race must not read the winner's move as "already there".
+  if (ifGeneration !== undefined && doc.generation !== ifGeneration) throw aliasConflict(name, `the aliases are at generation ${doc.generation}, not ${ifGeneration}`);
   const version = doc.aliases[opts.from];
   if (version === undefined) {
     throw new NightscoreError('MODEL_ALIAS_NOT_FOUND', `${name} has no alias "${opts.from}" (its aliases: ${Object.keys(doc.aliases).join(', ') || 'none'})`, {

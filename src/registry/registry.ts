@@ -596,7 +596,7 @@ function noModel(registry: Registry, name: string, ref: string): NightscoreError
   });
 }
 
-function aliasConflict(name: string, why: string): NightscoreError {
+export function aliasConflict(name: string, why: string): NightscoreError {
   return new NightscoreError('ALIAS_CONFLICT', `the aliases of ${name} were not moved: ${why}`, {
     hint: 'Another alias move of this model landed meanwhile. Look at where the aliases are now (nightscore model show models:/<name>@<alias>) and move again if it is still wanted.',
   });
