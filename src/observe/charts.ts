@@ -130,6 +130,37 @@ export function driftOverTimeSvg(data: DriftOverTimeChartData): string {
   });
 }
 
+/** A challenger's share of rows agreeing with the champion per date, one line per challenger. */
+export interface AgreementChartData {
+  dates: string[];
+  series: Array<{ name: string; values: Array<number | null> }>;
+}
+
+/** Agreement per date (0 to 1), a line with points per challenger and a legend in the right margin, as driftOverTimeSvg draws PSI. */
+export function agreementSvg(data: AgreementChartData): string {
+  for (const s of data.series) checkLengths('agreement', data.dates.length, { [s.name]: s.values });
+  const days = data.dates.map((d) => parseDate(d));
+  const names = data.series.map((s) => s.name);
+  const points = data.series.flatMap((s) => s.values.map((v, i) => ({ name: s.name, day: days[i]!, date: data.dates[i]!, value: finiteOrNull(v, 'agreement') })));
+  const legendWidth = 24 + CHAR_WIDTH * Math.max(0, ...names.map((c) => truncate(c, 28).length));
+  const low = Math.min(1, ...points.map((p) => p.value ?? 1));
+  return renderSvg({
+    width: 420 + legendWidth,
+    height: Math.max(160, 50 + 14 * names.length),
+    marginTop: 20,
+    marginRight: legendWidth,
+    marginLeft: 44,
+    x: { type: 'utc', domain: dayDomain(days), ticks: dayTicks(days, 6), tickFormat: '%b %-d', label: null },
+    y: { domain: [Math.max(0, low - 0.02), 1], nice: true, grid: true, label: 'agreement', tickFormat: '.1~%' },
+    color: { type: 'ordinal', domain: names, scheme: 'tableau10' },
+    marks: [
+      Plot.lineY(points, { x: 'day', y: 'value', z: 'name', stroke: 'name' }),
+      Plot.dot(points, { x: 'day', y: 'value', fill: 'name', r: 2.5, title: (p: (typeof points)[number]) => `${p.name} ${p.date}: ${p.value === null ? 'no comparison' : formatShare(p.value)}` }),
+      ...names.flatMap((name, i) => legendEntry(name, i)),
+    ],
+  });
+}
+
 /**
  * Three sparklines stacked in one SVG, rows read, reject rate and duration, each with its own
  * scale and its latest value, on one date axis drawn under the last. Plot facets share one y

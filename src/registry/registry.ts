@@ -34,7 +34,7 @@ import { aliasesDocSchema, EVALUATION_FILE, MODEL_FILE, PROFILE_FILE, readEvalua
 import { environment } from '../settings.js';
 import { checkAlias, checkName, parseModelRef, versionRef, type ModelRef } from './ref.js';
 
-export type { AliasEvent, AliasesDoc, GateCondition, GateEvent, RegisterEvent, RegistryEvent, TensorSignature, VersionCheck, VersionFile, VersionRecord } from './records.js';
+export type { AliasEvent, AliasesDoc, EvaluationRecord, GateCondition, GateEvent, RegisterEvent, RegistryEvent, TensorSignature, VersionCheck, VersionFile, VersionRecord } from './records.js';
 
 /** A reference resolved to one version: what a run pins and its manifest names. */
 export interface ResolvedModel {

@@ -2,11 +2,13 @@
  * The UI's routes, every one GET (and HEAD):
  *   /                      the grid of dates per job, and the queue panels (?from=&to=)
  *   /runs/:job/:date       one run: manifest, first rejects, error
+ *   /models                the registered models: versions, aliases, history with gate reports, agreement (?to=)
  *   /queues                Bull Board, read only
  *   /api/jobs              the job files
  *   /api/dates             every job's dates (?from=&to=); /api/jobs/:job/dates one job's
  *   /api/runs/:job/:date   one run, as its page shows it
  *   /api/queue             the queue panels
+ *   /api/models            the models view
  *   /healthz               200 ok, without a token (a probe)
  * An error is the error record of NightscoreError, as JSON ({ error }) under /api and as a
  * banner on pages, with the HTTP status its code calls for; never a stack trace.
@@ -26,6 +28,8 @@ import { errorLine, h, layout, type Html } from './html.js';
 import { QueuePanelReader } from './queue-panels.js';
 import { readRunDetail } from './run-detail.js';
 import { runPage } from './run-page.js';
+import { readModels } from './models.js';
+import { modelsPage } from './models-page.js';
 
 export interface UiAppOptions {
   ctx: UiContext;
@@ -47,7 +51,7 @@ export function createUiApp(opts: UiAppOptions): Hono {
   const panels = new QueuePanelReader();
   const app = new Hono();
   app.onError((err, c) => errorResponse(c, err, opts.log));
-  app.notFound((c) => errorResponse(c, new NightscoreError('UI_NOT_FOUND', `there is no page ${c.req.path}`, { hint: 'The pages are /, /runs/<job>/<date> and /queues; the API is under /api (see /api/jobs).' }), opts.log));
+  app.notFound((c) => errorResponse(c, new NightscoreError('UI_NOT_FOUND', `there is no page ${c.req.path}`, { hint: 'The pages are /, /runs/<job>/<date>, /models and /queues; the API is under /api (see /api/jobs).' }), opts.log));
   app.use('*', async (c, next) => {
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       throw new NightscoreError('UI_READ_ONLY', `${c.req.method} ${c.req.path}: the UI only reads; it answers GET and HEAD`, { hint: 'Change runs with the nightscore commands (run, retry, backfill), not through the UI.' });
@@ -84,6 +88,14 @@ export function createUiApp(opts: UiAppOptions): Hono {
     const histograms = detail.drift ? await ctx.charts.drawHistograms(detail.drift).catch((err: unknown) => (detail.notices.push(noticeOf(`${job.name}: chart`, err)), [])) : [];
     return page(c, runPage(detail, refreshSeconds, histograms));
   });
+  // ?to= ends the days of agreement shown (default: yesterday, the last logical date).
+  const models = async (c: Context) => readModels((await ctx.jobList()).jobs, c.req.query('to') === undefined ? yesterdayUtc() : parseLogicalDate(c.req.query('to')!));
+  app.get('/models', async (c) => {
+    const view = await models(c);
+    const charts = await Promise.all(view.models.map((m) => ctx.charts.drawAgreement(m.agreement).catch((err: unknown) => void view.notices.push(noticeOf(`${m.name}: chart`, err)))));
+    return page(c, modelsPage(view, charts, refreshSeconds));
+  });
+  app.get('/api/models', async (c) => c.json(await models(c)));
   app.get('/api/jobs', async (c) => c.json({ jobs: (await ctx.jobList()).jobs.map(describeJob) }));
   app.get('/api/dates', async (c) => {
     const d = await allDates(c);
@@ -137,6 +149,11 @@ export function httpStatusOf(e: NightscoreError): 400 | 401 | 404 | 405 | 500 | 
   if (kind === 'usage') return 400;
   if (kind === 'storage') return retryable ? 503 : 502;
   return 500;
+}
+
+/** The last logical date of a nightly job: yesterday, in UTC. */
+function yesterdayUtc(): string {
+  return new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 }
 
 function errorResponse(c: Context, err: unknown, log: Logger | undefined): Response {

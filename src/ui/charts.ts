@@ -5,7 +5,8 @@
  * chart, not with the server.
  */
 import { createHash } from 'node:crypto';
-import type { HistogramChartData, RunHealthChartData } from '../observe/charts.js';
+import type { AgreementChartData, HistogramChartData, RunHealthChartData } from '../observe/charts.js';
+import type { AgreementSeries } from './models.js';
 import { BoundedCache } from './cache.js';
 import type { UiDateStatus } from './dates.js';
 import type { RunDrift } from './run-drift.js';
@@ -32,6 +33,14 @@ export class ChartCache {
     if (!data.rows.some((r) => r !== null)) return undefined;
     const charts = await this.load();
     return this.draw('health', data, (d: RunHealthChartData) => charts.runHealthSvg(d));
+  }
+
+  /** Each challenger's agreement per date, as one chart per model; undefined when no day compared. */
+  async drawAgreement(series: readonly AgreementSeries[]): Promise<string | undefined> {
+    if (!series.some((s) => s.values.some((v) => v !== null))) return undefined;
+    const charts = await this.load();
+    const data: AgreementChartData = { dates: series[0]!.dates, series: series.map((s) => ({ name: `${s.challenger} (${s.job})`, values: s.values })) };
+    return this.draw('agreement', data, (d: AgreementChartData) => charts.agreementSvg(d));
   }
 
   private draw<T>(kind: string, data: T, render: (data: T) => string): string {

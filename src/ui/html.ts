@@ -83,7 +83,7 @@ export function layout(opts: LayoutOptions, body: Html): Html {
   return h`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">${refresh}
 <title>${opts.title} · nightscore</title><style>${raw(CSS)}</style></head>
-<body><header><a class="brand" href="/">nightscore</a><a href="/">runs by date</a><a href="/queues">queues (Bull Board)</a><a href="/api/jobs">API</a>${range}</header>
+<body><header><a class="brand" href="/">nightscore</a><a href="/">runs by date</a><a href="/models">models</a><a href="/queues">queues (Bull Board)</a><a href="/api/jobs">API</a>${range}</header>
 <main>${body}</main></body></html>`;
 }
 
