@@ -1,8 +1,11 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel } from '../scripts/onnx-builder.js';
 import { seededRandom } from '../src/random.js';
 import { Comparer, mergeComparisons, type CompareRule, type Scored } from '../src/shadow/compare.js';
+import { createMetrics, MAX_DRIFT_JOBS, MAX_SHADOW_CHALLENGERS } from '../src/observe/metrics.js';
 import { day, driftModel, FEATURES } from './support/drift-day.js';
 import { allIn, createTestQueue } from './support/queue.js';
 import { runCli, Workspace } from './support/workspace.js';
@@ -148,22 +151,48 @@ describe('challengers scored beside the champion', () => {
     expect(Math.fround(Number(part[1]!.split(',')[1]))).toBe(scores.champion[0]);
   });
 
-  it('the same date in process in one chunk and by three queue workers in small chunks writes the same _shadow.json bytes', async () => {
-    const file = await ws.job('both.yaml', job('both'));
+  it('the same date in process in one chunk and by three queue workers in small chunks writes the same _shadow.json bytes; the committing worker exports agreement on /metrics, and alerts.on: [shadow] posts', async () => {
+    const posts: Array<{ date: string; text: string; shadow: Array<{ name: string; agreement: number | null }> }> = [];
+    const receiver = createServer((req, res) => {
+      let text = '';
+      req.on('data', (d: Buffer) => (text += d.toString()));
+      req.on('end', () => {
+        posts.push(JSON.parse(text) as (typeof posts)[number]);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const alerts = { webhook: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, on: ['shadow'], min_agreement: 0.99 };
+    const file = await ws.job('both.yaml', job('both', { alerts }));
     expect((await runCli(['run', file, '--date', DATE])).code).toBe(0);
     const inProcess = await ws.read(`out/both/dt=${DATE}/_shadow.json`);
-    await ws.job('both.yaml', job('both', { chunk: { rows: 300, bytes: 16 * 1024 } }));
+    await ws.job('both.yaml', job('both', { alerts, chunk: { rows: 300, bytes: 16 * 1024 } }));
     const tq = await createTestQueue();
     try {
-      for (let i = 0; i < 3; i++) await tq.startWorker();
+      const workers = [];
+      for (let i = 0; i < 3; i++) workers.push(await tq.startWorker());
       expect((await runCli(['run', file, '--date', DATE, '--queue', '--force'], { env: tq.env })).code).toBe(0);
       const [status] = await tq.waitFor(file, DATE, DATE, allIn(['succeeded', 'failed']), 120_000);
       expect(status!.state, JSON.stringify(status)).toBe('succeeded');
       expect(JSON.parse(await ws.read(`out/both/dt=${DATE}/_manifest.json`)).chunks).toBeGreaterThan(10);
+      // One worker committed the run: its /metrics has each challenger's agreement and rows.
+      const texts = await Promise.all(workers.map(async (w) => (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text()));
+      const committed = texts.find((t) => t.includes('nightscore_shadow_rows_compared{job="both"'))!;
+      const report = JSON.parse(inProcess) as { challengers: Array<{ name: string; agreement: number | null; rows_compared: number }> };
+      for (const c of report.challengers) {
+        expect(committed).toContain(`nightscore_shadow_rows_compared{job="both",challenger="${c.name}"} ${c.rows_compared}\n`);
+        if (c.agreement === null) expect(committed).not.toContain(`nightscore_shadow_agreement{job="both",challenger="${c.name}"}`);
+        else expect(committed).toContain(`nightscore_shadow_agreement{job="both",challenger="${c.name}"} ${c.agreement}\n`);
+      }
     } finally {
       await tq.close();
+      receiver.close();
     }
     expect(await ws.read(`out/both/dt=${DATE}/_shadow.json`)).toBe(inProcess);
+    // Both runs posted, each naming the challengers below 0.99 or with no data.
+    expect(posts.map((p) => p.date)).toEqual([DATE, DATE]);
+    expect(posts[0]!.text).toMatch(/ · challengers: bolder \d+\.\d\d% agree, pair \d+\.\d\d% agree, broken no data \(.*_shadow\.json\)$/);
+    expect(posts[0]!.shadow.map((c) => c.name)).toEqual(['same', 'bolder', 'pair', 'broken', 'strict']);
   });
 });
 
@@ -220,6 +249,30 @@ describe('comparisons merged', () => {
         slow.add(b.rows, asDoubles(b.champion), asDoubles(b.challenger));
       }
       expect(JSON.stringify(fast.result()), `seed ${seed}`).toBe(JSON.stringify(slow.result()));
+    }
+  });
+});
+
+describe('challengers on /metrics', () => {
+  it(`keep at most ${MAX_SHADOW_CHALLENGERS} challengers per job and the ${MAX_DRIFT_JOBS} jobs last committed, each job's series its last run's`, async () => {
+    const metrics = createMetrics(async () => []);
+    try {
+      const challengers = (n: number, agreement: number | null) => Array.from({ length: n }, (_, i) => ({ name: `c${i}`, agreement, rows_compared: 10 }));
+      metrics.recordShadow('first', challengers(3, 0.5));
+      metrics.recordShadow('first', challengers(12, 0.9));
+      for (let j = 0; j < MAX_DRIFT_JOBS - 1; j++) metrics.recordShadow(`job${j}`, challengers(1, null));
+      let text = await metrics.registry.metrics();
+      expect(text.match(/^nightscore_shadow_agreement\{job="first",/gm)).toHaveLength(MAX_SHADOW_CHALLENGERS);
+      expect(text).toContain('nightscore_shadow_agreement{job="first",challenger="c0"} 0.9\n');
+      // No data: rows compared, no agreement.
+      expect(text).toContain('nightscore_shadow_rows_compared{job="job0",challenger="c0"} 10\n');
+      expect(text).not.toContain('nightscore_shadow_agreement{job="job0"');
+      metrics.recordShadow('last', challengers(1, 1));
+      text = await metrics.registry.metrics();
+      expect(text).not.toContain('job="first"');
+      expect(new Set([...text.matchAll(/^nightscore_shadow_rows_compared\{job="([^"]+)"/gm)].map((m) => m[1])).size).toBe(MAX_DRIFT_JOBS);
+    } finally {
+      metrics.stop();
     }
   });
 });

@@ -100,7 +100,7 @@ async function scoreDate(ctx: CommandContext, prepared: PreparedJob, date: strin
   const alertError = async (err: unknown): Promise<never> => {
     const e = toNightscoreError(err);
     const payload = alertPayload(job, date, { error: e });
-    await sendAlert(job, payload, outcomesOf(payload, e.kind), log);
+    await sendAlert(job, payload, outcomesOf(payload, e.kind, job), log);
     throw err;
   };
   if (opts.waitForInput) {
@@ -118,7 +118,7 @@ async function scoreDate(ctx: CommandContext, prepared: PreparedJob, date: strin
     })
     .catch(alertError);
   const payload = alertPayload(job, date, { manifest });
-  await sendAlert(job, payload, outcomesOf(payload, manifest.error?.kind), log);
+  await sendAlert(job, payload, outcomesOf(payload, manifest.error?.kind, job), log);
   if (manifest.skipped.length && !opts.json) process.stderr.write(`${formatSkipped(manifest.skipped)}\n`);
   // On a terminal the error is told once, by the `nightscore: CODE` line below (as cli.ts does
   // for a thrown one); piped, the log line carries it for whatever reads the JSON.

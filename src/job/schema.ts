@@ -274,13 +274,16 @@ export const jobSchema = z.strictObject({
     .optional(),
   /**
    * A small JSON POST when a run ends in one of the `on` outcomes: `failed` (any failure but
-   * a limit's), `limits` (max_reject_rate, min_rows), `succeeded`. Slack-compatible (`text`).
+   * a limit's), `limits` (max_reject_rate, min_rows), `succeeded`, `drift`, and `shadow` (a
+   * challenger below min_agreement, or with no data). Slack-compatible (`text`).
    * Never fails the run. @defaultValue NIGHTSCORE_ALERT_WEBHOOK, on failed and limits
    */
   alerts: z
     .strictObject({
       webhook: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
-      on: z.array(z.enum(['failed', 'limits', 'succeeded', 'drift'])).min(1).default(['failed', 'limits']),
+      on: z.array(z.enum(['failed', 'limits', 'succeeded', 'drift', 'shadow'])).min(1).default(['failed', 'limits']),
+      /** `shadow`: a run whose challenger agrees with the model on less than this share of rows, or compared none. @defaultValue 0.98 */
+      min_agreement: share.default(0.98),
     })
     .optional(),
 });

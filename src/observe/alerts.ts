@@ -15,7 +15,7 @@ import { environment } from '../settings.js';
  * drift.mode: warn succeeded and drifted; under enforce it failed (a limit) and drifted. A job
  * that asks for two of a run's outcomes still gets one post.
  */
-export type AlertOutcome = 'failed' | 'limits' | 'succeeded' | 'drift';
+export type AlertOutcome = 'failed' | 'limits' | 'succeeded' | 'drift' | 'shadow';
 
 export interface AlertPayload {
   /** For Slack and compatible receivers: one line saying it all. */
@@ -28,6 +28,8 @@ export interface AlertPayload {
   manifest_uri: string | null;
   /** The run's drift when it measured one: its overall status and the columns that drifted (the figures are in `_drift.json`). */
   drift: { status: string; drifted: string[] } | null;
+  /** Each challenger's agreement with the model when the run compared any (the figures are in `_shadow.json`). */
+  shadow: Array<{ name: string; status: string; agreement: number | null }> | null;
 }
 
 const TRIES = 3;
@@ -35,7 +37,7 @@ const ALERT_REDIRECTED = 'alert not delivered: the webhook answered with a redir
 const TIMEOUT_MS = 5_000;
 
 /** Where and on what a job alerts: its `alerts`, else the process's NIGHTSCORE_ALERT_WEBHOOK on failed and limits. */
-function alertsOf(job: JobDefinition): { webhook: string; on: string[] } | undefined {
+function alertsOf(job: JobDefinition): { webhook: string; on: string[]; min_agreement?: number } | undefined {
   if (job.alerts) return job.alerts;
   const webhook = environment().settings.NIGHTSCORE_ALERT_WEBHOOK;
   return webhook ? { webhook, on: ['failed', 'limits'] } : undefined;
@@ -50,16 +52,28 @@ export function alertPayload(job: JobDefinition, date: string, end: { manifest?:
   const drift = manifest?.drift ? { status: manifest.drift.status, drifted: manifest.drift.drifted } : null;
   // Under enforce the error names the drifted columns already.
   const drifted = drift?.status === 'drift' && !error ? ` · drift: ${drift.drifted.join(', ')} (${manifest!.output.uri}_drift.json)` : '';
+  const shadow = manifest?.shadow ? manifest.shadow.challengers.map((c) => ({ name: c.name, status: c.status, agreement: c.agreement })) : null;
+  const below = shadowBelow(job, shadow);
+  const shadowed = below.length > 0 ? ` · challengers: ${below.map((c) => `${c.name} ${c.agreement === null ? 'no data' : `${(c.agreement * 100).toFixed(2)}% agree`}`).join(', ')} (${manifest!.output.uri}_shadow.json)` : '';
   const text = error
     ? `nightscore: ${job.name} ${date} failed: ${error.code}: ${error.message}`
-    : `nightscore: ${job.name} ${date} succeeded: ${rows?.scored ?? 0} rows scored, ${rows?.rejected ?? 0} rejected${drifted}`;
-  return { text, job: job.name, date, status, error, rows, manifest_uri: manifest ? `${manifest.output.uri}_manifest.json` : null, drift };
+    : `nightscore: ${job.name} ${date} succeeded: ${rows?.scored ?? 0} rows scored, ${rows?.rejected ?? 0} rejected${drifted}${shadowed}`;
+  return { text, job: job.name, date, status, error, rows, manifest_uri: manifest ? `${manifest.output.uri}_manifest.json` : null, drift, shadow };
 }
 
-/** The outcomes a run's end is: succeeded, failed or limits, and drift when its overall drift status is drift. */
-export function outcomesOf(payload: AlertPayload, kind: string | undefined): AlertOutcome[] {
+/** The challengers that agree with the model on less than the job's alerts.min_agreement (0.98 by default), or compared nothing. */
+function shadowBelow(job: JobDefinition, shadow: AlertPayload['shadow']): NonNullable<AlertPayload['shadow']> {
+  const min = job.alerts?.min_agreement ?? 0.98;
+  return (shadow ?? []).filter((c) => c.agreement === null || c.agreement < min);
+}
+
+/** The outcomes a run's end is: succeeded, failed or limits; drift when its overall drift status is drift; shadow when a challenger of `job` is below its min_agreement. */
+export function outcomesOf(payload: AlertPayload, kind: string | undefined, job: JobDefinition): AlertOutcome[] {
   const end: AlertOutcome = payload.status === 'succeeded' ? 'succeeded' : kind === 'limit' ? 'limits' : 'failed';
-  return payload.drift?.status === 'drift' ? [end, 'drift'] : [end];
+  const outcomes: AlertOutcome[] = [end];
+  if (payload.drift?.status === 'drift') outcomes.push('drift');
+  if (shadowBelow(job, payload.shadow).length > 0) outcomes.push('shadow');
+  return outcomes;
 }
 
 /** Posts the alert, once, if the job asks for any of the run's outcomes; resolves whatever happens. */

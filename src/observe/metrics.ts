@@ -18,6 +18,11 @@ export interface WorkerMetrics {
    * this worker last committed, in place of the job's earlier ones.
    */
   recordDrift(job: string, drift: RunDrift): void;
+  /**
+   * Sets nightscore_shadow_agreement{job,challenger} and nightscore_shadow_rows_compared{job,challenger}
+   * from the run of `job` this worker last committed, in place of the job's earlier ones.
+   */
+  recordShadow(job: string, challengers: readonly RunChallenger[]): void;
   /** Longest event-loop stall of the main thread since start: the thread that renews locks. */
   eventLoopDelayMax(): number;
   stop(): void;
@@ -28,6 +33,16 @@ export interface RunDrift {
   status: 'ok' | 'warn' | 'drift' | 'inconclusive';
   psi: Array<{ column: string; psi: number }>;
 }
+
+/** What /metrics exports of a committed run's challenger. */
+export interface RunChallenger {
+  name: string;
+  agreement: number | null;
+  rows_compared: number;
+}
+
+/** A job names at most this many challengers (its shadow list): the bound of the challenger label per job. */
+export const MAX_SHADOW_CHALLENGERS = 8;
 
 /**
  * Label cardinality is bounded: the columns with the highest PSI of each job's last run
@@ -48,6 +63,7 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
   const counter = (name: string, help: string) => new Counter({ name, help, labelNames: ['job'] as const, registers: [registry] });
   // Drawn from on each scrape: a job's columns of an earlier run, or a job forgotten, leave no stale series.
   const drifts = new Map<string, RunDrift>();
+  const shadows = new Map<string, readonly RunChallenger[]>();
   const metrics: WorkerMetrics = {
     registry,
     rowsRead: counter('nightscore_rows_read_total', 'Input rows read by chunks this worker scored'),
@@ -73,6 +89,14 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
         drifts.delete(old);
       }
     },
+    recordShadow: (job, challengers) => {
+      shadows.delete(job);
+      shadows.set(job, challengers.slice(0, MAX_SHADOW_CHALLENGERS));
+      for (const old of shadows.keys()) {
+        if (shadows.size <= MAX_DRIFT_JOBS) break;
+        shadows.delete(old);
+      }
+    },
     eventLoopDelayMax: () => loop.max / 1e9,
     stop: () => loop.disable(),
   };
@@ -94,6 +118,26 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
     collect() {
       this.reset();
       for (const [job, d] of drifts) this.set({ job }, DRIFT_STATUS_VALUE[d.status]);
+    },
+  });
+  new Gauge({
+    name: 'nightscore_shadow_agreement',
+    help: 'Share of compared rows on which the challenger agrees with the model, in the last run of the job this worker committed (absent when it compared none)',
+    labelNames: ['job', 'challenger'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [job, list] of shadows) for (const c of list) if (c.agreement !== null) this.set({ job, challenger: c.name }, c.agreement);
+    },
+  });
+  new Gauge({
+    name: 'nightscore_shadow_rows_compared',
+    help: 'Rows the challenger and the model both scored, in the last run of the job this worker committed',
+    labelNames: ['job', 'challenger'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [job, list] of shadows) for (const c of list) this.set({ job, challenger: c.name }, c.rows_compared);
     },
   });
   new Gauge({

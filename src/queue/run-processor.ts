@@ -13,6 +13,7 @@ import { decodeFailure, encodeFailure, fromErrorRecord, toNightscoreError, type 
 import { alertPayload, outcomesOf, sendAlert } from '../observe/alerts.js';
 import type { RunManifest } from '../run/manifest.js';
 import { readDriftReport, type DriftReport } from '../drift/report.js';
+import type { ShadowSummary } from '../shadow/report.js';
 import { openLocation } from '../storage/open.js';
 import { afterWaiting, nextLook } from '../run/wait.js';
 import { pausedSchedules } from './schedule.js';
@@ -32,14 +33,16 @@ export interface RunSummary {
 
 /** Told of each run this worker commits that measured drift (succeeded, or failed by drift.mode: enforce). */
 export type OnDrift = (job: string, report: DriftReport) => void;
+/** Hears of each committed run's challengers (its manifest's shadow block). */
+export type OnShadow = (job: string, shadow: ShadowSummary) => void;
 
 /** Processes the runs queue: scheduler fires, backfill feeders and the runs themselves. */
-export function runProcessor(queues: Queues, log: Logger, onDrift?: OnDrift) {
+export function runProcessor(queues: Queues, log: Logger, onDrift?: OnDrift, onShadow?: OnShadow) {
   return async (job: Job, token?: string): Promise<unknown> => {
     try {
       if (job.name === 'fire') return await fire(queues, job as Job<FireJobData>, log);
       if (job.name === 'backfill') return await feedBackfill(queues, job as Job<BackfillJobData>, token!);
-      return await processRun(queues, job as Job<RunJobData>, token!, log, onDrift);
+      return await processRun(queues, job as Job<RunJobData>, token!, log, onDrift, onShadow);
     } catch (err) {
       if (err instanceof WaitingChildrenError || err instanceof DelayedError) throw err;
       const failure = err instanceof UnrecoverableError ? err : toQueueError(err);
@@ -74,7 +77,7 @@ async function alertRunEnd(queues: Queues, job: Job<RunJobData>, end: { manifest
   }
   const payload = alertPayload(def, job.data.date, end);
   const kind = end.manifest?.error?.kind ?? end.error?.kind;
-  await sendAlert(def, payload, outcomesOf(payload, kind), log);
+  await sendAlert(def, payload, outcomesOf(payload, kind, def), log);
 }
 
 /** A scheduler fired: enqueue the run of the logical date (fire date in the schedule's zone, less the lag). */
@@ -106,7 +109,7 @@ async function fire(queues: Queues, job: Job<FireJobData>, log: Logger): Promise
  *   chunks   → add one child job per chunk (deterministic ids: re-adding is a no-op);
  *   finalize → wait until every chunk has finished, then commit the run exactly once.
  */
-async function processRun(queues: Queues, job: Job<RunJobData>, token: string, log: Logger, onDrift?: OnDrift): Promise<RunSummary> {
+async function processRun(queues: Queues, job: Job<RunJobData>, token: string, log: Logger, onDrift?: OnDrift, onShadow?: OnShadow): Promise<RunSummary> {
   let data = job.data;
   if (!data.step || data.step === 'plan') {
     const def = await loadJob(data.jobFile);
@@ -177,6 +180,7 @@ async function processRun(queues: Queues, job: Job<RunJobData>, token: string, l
   const manifest = await finishRun(plan, Object.values(values), failure);
   log.info({ run: job.id, status: manifest.status, rows: manifest.rows, error: manifest.error }, 'run finished');
   if (manifest.drift && onDrift) await reportDriftOf(plan, onDrift, log);
+  if (manifest.shadow && onShadow) onShadow(plan.spec.job.name, manifest.shadow);
   await alertRunEnd(queues, job, { manifest }, log);
   if (manifest.error) {
     const failure = new UnrecoverableError(encodeFailure(fromErrorRecord(manifest.error)));

@@ -10,6 +10,7 @@ import { within } from '../within.js';
 import { createMetrics, MAX_DRIFT_COLUMNS } from '../observe/metrics.js';
 import { topPsi } from '../drift/history.js';
 import { judged, type DriftReport } from '../drift/report.js';
+import type { ShadowSummary } from '../shadow/report.js';
 import { outputLeaseMs } from '../run/lock.js';
 import { prepareJob } from '../run/bind.js';
 import type { ChunkResult } from '../run/chunk-result.js';
@@ -87,7 +88,8 @@ export async function startWorker(config: QueueConfig, opts: WorkerOptions, log:
 
   // The status the run was judged on (with drift.baseline previous, against the earlier dates), as the manifest says it.
   const onDrift = (job: string, report: DriftReport) => metrics.recordDrift(job, { status: judged(report).status, psi: topPsi(report, MAX_DRIFT_COLUMNS) });
-  const runs = new Worker(QUEUES.runs, runProcessor(queues, log, onDrift), { ...common, concurrency: 4 });
+  const onShadow = (job: string, shadow: ShadowSummary) => metrics.recordShadow(job, shadow.challengers);
+  const runs = new Worker(QUEUES.runs, runProcessor(queues, log, onDrift, onShadow), { ...common, concurrency: 4 });
   const pool = new ChunkThreadPool(concurrency);
   const chunks = new Worker(QUEUES.chunks, chunkProcessor(pool, log), { ...common, concurrency });
   const started = new Map<string, number>();
