@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { NightscoreError } from '../errors.js';
 import type { Location } from '../storage/open.js';
-import { readAll } from '../storage/storage.js';
+import { readJsonObject } from '../storage/storage.js';
 import type { ColumnCounts } from './counts.js';
 import { emptyCounts, mergeCounts } from './counts.js';
 import { PSI_EPSILON } from './measures.js';
@@ -247,16 +247,8 @@ const reportSchema = z.looseObject({
 export async function readDriftReport(out: Location): Promise<DriftReport | undefined> {
   const key = out.storage.join(out.key, DRIFT_FILE);
   const source = out.storage.uri(key);
-  const info = await out.storage.stat(key);
-  if (!info) return undefined;
-  if (info.size > MAX_PROFILE_BYTES) throw invalidReport(source, `it is ${info.size} bytes`);
-  let data: unknown;
-  try {
-    data = JSON.parse((await readAll(await out.storage.read(key), MAX_PROFILE_BYTES)).toString('utf8'));
-  } catch (err) {
-    if (err instanceof SyntaxError) throw invalidReport(source, `not JSON: ${err.message}`);
-    throw err;
-  }
+  const data = await readJsonObject(out.storage, key, MAX_PROFILE_BYTES, (what) => invalidReport(source, what));
+  if (data === undefined) return undefined;
   const parsed = reportSchema.safeParse(data);
   if (parsed.success) return parsed.data as unknown as DriftReport;
   const issue = parsed.error.issues[0]!;

@@ -12,6 +12,12 @@ const name = z
 
 const columnName = z.string().min(1, 'expected a non-empty column name');
 
+/** Every model input and the columns that fill it (model.inputs, shadow[].inputs): one column or a list each. */
+const inputColumns = z
+  .record(z.string().min(1), z.union([columnName, z.array(columnName).min(1)]))
+  .refine((m) => Object.keys(m).length > 0, 'expected at least one input')
+  .transform((m) => Object.fromEntries(Object.entries(m).map(([input, columns]) => [input, Array.isArray(columns) ? columns : [columns]])));
+
 const missingPolicy = z.enum(['reject', 'nan']);
 
 const csvInputOptions = z.strictObject({
@@ -110,11 +116,7 @@ export const jobSchema = z.strictObject({
      * Every model input and the columns that fill it, in order: `{ num: [a, b], region: region }`.
      * Each input's element type comes from the model. Instead of `features` and `input`.
      */
-    inputs: z
-      .record(z.string().min(1), z.union([columnName, z.array(columnName).min(1)]))
-      .refine((m) => Object.keys(m).length > 0, 'expected at least one input')
-      .transform((m) => Object.fromEntries(Object.entries(m).map(([input, columns]) => [input, Array.isArray(columns) ? columns : [columns]])))
-      .optional(),
+    inputs: inputColumns.optional(),
     /** Pins the model: a model file whose SHA-256 differs is refused. */
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits (sha256sum of the model file)').optional(),
     /** Intra-op threads for onnxruntime. @defaultValue 1 (parallelism comes from chunks, not from ORT) */
@@ -232,11 +234,7 @@ export const jobSchema = z.strictObject({
         /** The input `features` feeds, when it has several. */
         input: z.string().optional(),
         /** Every input of it and the columns that fill it, as model.inputs. */
-        inputs: z
-          .record(z.string().min(1), z.union([columnName, z.array(columnName).min(1)]))
-          .refine((m) => Object.keys(m).length > 0, 'expected at least one input')
-          .transform((m) => Object.fromEntries(Object.entries(m).map(([input, columns]) => [input, Array.isArray(columns) ? columns : [columns]])))
-          .optional(),
+        inputs: inputColumns.optional(),
       }).refine((c) => c.inputs === undefined || (c.features === undefined && c.input === undefined), {
         message: 'shadow[].inputs names every input and its columns: use it or features, not both',
         path: ['inputs'],

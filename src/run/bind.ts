@@ -13,10 +13,10 @@ import { MODEL_FILE } from '../registry/records.js';
 import { corrupt, Registry, registryRoot, type ResolvedModel } from '../registry/registry.js';
 import { parseUri } from '../storage/uri.js';
 import { featureColumns, takesNan, type ElementType, type FeatureColumn } from '../model/features.js';
-import { jobKeyOf } from '../model/hints.js';
+import { jobKeyOf, type JobKey } from '../model/hints.js';
 import { createScorer, type Scorer } from '../model/scorer.js';
 import { loadModel, type LoadedModel, type ModelFile } from '../model/session.js';
-import type { ModelSpec, RegistryPin } from './spec.js';
+import type { ModelRole, ModelSpec, RegistryPin } from './spec.js';
 
 /** A job bound to its model: everything checked that can be checked before reading data. */
 export interface PreparedJob {
@@ -72,25 +72,40 @@ export async function prepareJob(job: JobDefinition, opts: PrepareOptions = {}):
       hint: 'Only columns of float inputs (float32, float64, float16) can take a missing value; fill the others upstream, or let their rows be rejected.',
     });
   }
+  return pinModel(job, 'champion', { resolved, location, model, files }, scorer, jobKeyOf(job.model));
+}
+
+/**
+ * A bound model as its run pins it (ModelSpec) with its role; and this thread, which scores
+ * chunks too (an in-process run), binds the spec to this scorer.
+ */
+function pinModel(job: JobDefinition, role: ModelRole, loaded: LoadedJobModel, scorer: Scorer, jobKey: JobKey): PreparedJob {
+  const { resolved, location, model, files } = loaded;
   const spec: ModelSpec = {
-    role: 'champion',
+    role,
     location,
     sha256: model.sha256,
     files,
-    binding: { inputs: scorer.inputs, job_key: jobKeyOf(job.model) },
+    binding: { inputs: scorer.inputs, job_key: jobKey },
     outputs: scorer.outputs,
     unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
     engine: model.engine,
     ...(model.metadata.producer === undefined ? {} : { producer: model.metadata.producer }),
     registry: resolved ? registryPin(resolved) : null,
   };
-  // This thread scores chunks too (an in-process run): it binds the spec to this scorer.
   scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
   return { job, model, scorer, spec };
 }
 
 /** A model a job names (its model, or a challenger): a registry reference resolved once, its files loaded and checked. */
-async function loadJobModel(job: JobDefinition, written: string, key: string, opts: PrepareOptions): Promise<{ resolved: ResolvedModel | undefined; location: string; model: LoadedModel; files: ModelFile[] }> {
+interface LoadedJobModel {
+  resolved: ResolvedModel | undefined;
+  location: string;
+  model: LoadedModel;
+  files: ModelFile[];
+}
+
+async function loadJobModel(job: JobDefinition, written: string, key: string, opts: PrepareOptions): Promise<LoadedJobModel> {
   const resolved = isModelRef(written) ? await new Registry(registryRoot(registryOf(job), `${job.file}: ${key} ${written}`)).resolve(written, opts) : undefined;
   const location = resolved ? localPath(resolved.uri) : written;
   const model = await loadRegistered(location, resolved, job.model.threads);
@@ -108,7 +123,8 @@ async function loadJobModel(job: JobDefinition, written: string, key: string, op
  */
 export async function prepareChallenger(job: JobDefinition, entry: ShadowEntry, batch: readonly FeatureColumn[], opts: PrepareOptions = {}): Promise<{ name: string; prepared: PreparedJob }> {
   const written = isModelRef(entry.uri) ? entry.uri : localLocation(entry.uri, job.dir);
-  const { resolved, location, model, files } = await loadJobModel(job, written, 'shadow.uri', opts);
+  const loaded = await loadJobModel(job, written, 'shadow.uri', opts);
+  const { resolved, location, model } = loaded;
   const name = entry.name ?? (resolved ? `${resolved.name}@${resolved.version}` : path.basename(location).replace(/\.onnx$/i, ''));
   // Its own binding, else the model's: a challenger is most often exported as the model was.
   const own = entry.features !== undefined || entry.inputs !== undefined;
@@ -132,20 +148,7 @@ export async function prepareChallenger(job: JobDefinition, entry: ShadowEntry, 
       });
     }
   }
-  const spec: ModelSpec = {
-    role: `challenger:${name}`,
-    location,
-    sha256: model.sha256,
-    files,
-    binding: { inputs: scorer.inputs, job_key: own ? 'model.features' : jobKeyOf(job.model) },
-    outputs: scorer.outputs,
-    unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
-    engine: model.engine,
-    ...(model.metadata.producer === undefined ? {} : { producer: model.metadata.producer }),
-    registry: resolved ? registryPin(resolved) : null,
-  };
-  scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
-  return { name, prepared: { job, model, scorer, spec } };
+  return { name, prepared: pinModel(job, `challenger:${name}`, loaded, scorer, own ? 'model.features' : jobKeyOf(job.model)) };
 }
 
 /**
@@ -155,22 +158,9 @@ export async function prepareChallenger(job: JobDefinition, entry: ShadowEntry, 
  */
 export async function prepareCanary(job: JobDefinition, uri: string, opts: PrepareOptions = {}): Promise<PreparedJob> {
   const written = isModelRef(uri) ? uri : localLocation(uri, job.dir);
-  const { resolved, location, model, files } = await loadJobModel(job, written, 'canary.uri', opts);
-  const scorer = await createScorer(model, { features: job.model.features, input: job.model.input, inputs: job.model.inputs, columns: job.output.columns, keys: job.input.key });
-  const spec: ModelSpec = {
-    role: 'canary',
-    location,
-    sha256: model.sha256,
-    files,
-    binding: { inputs: scorer.inputs, job_key: jobKeyOf(job.model) },
-    outputs: scorer.outputs,
-    unwrapped: model.unwrapped.filter((u) => scorer.outputs.some((o) => o.output === u.output)),
-    engine: model.engine,
-    ...(model.metadata.producer === undefined ? {} : { producer: model.metadata.producer }),
-    registry: resolved ? registryPin(resolved) : null,
-  };
-  scorersOf(model).set(bindingKey(spec, job.input.key), Promise.resolve(scorer));
-  return { job, model, scorer, spec };
+  const loaded = await loadJobModel(job, written, 'canary.uri', opts);
+  const scorer = await createScorer(loaded.model, { features: job.model.features, input: job.model.input, inputs: job.model.inputs, columns: job.output.columns, keys: job.input.key });
+  return pinModel(job, 'canary', loaded, scorer, jobKeyOf(job.model));
 }
 
 /**

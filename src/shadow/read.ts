@@ -9,7 +9,7 @@ import { locateRun, type JobDefinition } from '../job/load.js';
 import { readOutputFolder } from '../run/output-folder.js';
 import { OUTPUT_FILES } from '../run/manifest.js';
 import { openLocation, type Location } from '../storage/open.js';
-import { readAll } from '../storage/storage.js';
+import { readJsonObject } from '../storage/storage.js';
 import type { GateDay } from './gate.js';
 import { SHADOW_FORMAT } from './report.js';
 
@@ -38,16 +38,8 @@ export type ShadowRead = z.output<typeof readSchema>;
 export async function readShadowReport(out: Location): Promise<ShadowRead | undefined> {
   const key = out.storage.join(out.key, OUTPUT_FILES.shadow);
   const source = out.storage.uri(key);
-  const info = await out.storage.stat(key);
-  if (!info) return undefined;
-  if (info.size > MAX_SHADOW_BYTES) throw invalid(source, `it is ${info.size} bytes`);
-  let data: unknown;
-  try {
-    data = JSON.parse((await readAll(await out.storage.read(key), MAX_SHADOW_BYTES)).toString('utf8'));
-  } catch (err) {
-    if (err instanceof SyntaxError) throw invalid(source, `not JSON: ${err.message}`);
-    throw err;
-  }
+  const data = await readJsonObject(out.storage, key, MAX_SHADOW_BYTES, (what) => invalid(source, what));
+  if (data === undefined) return undefined;
   const parsed = readSchema.safeParse(data);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;

@@ -88,6 +88,23 @@ export async function readText(storage: Storage, key: string): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * A small JSON object nightscore wrote beside a run (`_drift.json`, `_shadow.json`), read back
+ * as untrusted: undefined when absent; `invalid(what)` for one larger than `maxBytes` or not
+ * JSON. Its type is the caller's to check.
+ */
+export async function readJsonObject(storage: Storage, key: string, maxBytes: number, invalid: (what: string) => Error): Promise<unknown> {
+  const info = await storage.stat(key);
+  if (!info) return undefined;
+  if (info.size > maxBytes) throw invalid(`it is ${info.size} bytes`);
+  try {
+    return JSON.parse((await readAll(await storage.read(key), maxBytes)).toString('utf8')) as unknown;
+  } catch (err) {
+    if (err instanceof SyntaxError) throw invalid(`not JSON: ${err.message}`);
+    throw err;
+  }
+}
+
 /** The whole stream, `maxBytes` at most: an object that grew past the size it was read at is cut there (and then does not parse). */
 export async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
