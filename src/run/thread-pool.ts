@@ -62,6 +62,9 @@ export class ChunkThreadPool {
   async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // The chunks in flight fail now, as when their thread dies: on the queue THREAD_EXITED is
+    // retried on another worker, where the thread's own RUN_INTERRUPTED would fail the run.
+    this.threads.forEach((_, slot) => this.failSlot(slot, threadExited('was stopped: its process is closing')));
     await Promise.all(this.threads.map((t) => stopThread(t, graceMs)));
   }
 
