@@ -67,6 +67,7 @@ export async function parseDataset(dir: string, opts: ParseOptions): Promise<Par
     drift: null,
     compare: null,
     canary: null,
+    timed: false,
   });
   const total = { rows: 0, rejected: 0 };
   try {

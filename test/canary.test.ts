@@ -124,6 +124,11 @@ describe('a sticky canary', () => {
         return dry.stdout.split('\n').find((l) => l.startsWith(DATES[0]!))!;
       };
       expect(await line()).toMatch(/skip\s+scored by sha256 [0-9a-f]{12}$/);
+      // status names the date's second model and the rows it published.
+      const manifest = JSON.parse(await ws.read(`out/dt=${DATES[0]}/_manifest.json`));
+      const status = await runCli(['status', ws.path('canary.yaml'), '--from', DATES[0]!, '--to', DATES[0]!], { env: tq.env });
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toContain(`canary ${manifest.canary.labels.canary} ${manifest.canary.rows.canary.toLocaleString('en-US')} rows`);
       await ws.write('canary2.onnx', driftModel(0.5));
       await job({ uri: 'canary2.onnx', fraction: FRACTION, salt: SALT });
       expect(await line()).toMatch(/enqueue\s+scored by sha256 [0-9a-f]{12}; its canary rows by sha256 [0-9a-f]{12}, now a canary of sha256 [0-9a-f]{12}$/);

@@ -103,7 +103,7 @@ afterAll(async () => {
 
 describe('challengers scored beside the champion', () => {
   it('compare row by row: the identical one agrees everywhere, the others as their own outputs say; a broken one is recorded and the run succeeds', async () => {
-    const file = await ws.job('shadow.yaml', job('shadow'));
+    const file = await ws.job('shadow.yaml', job('shadow', { cost: { per_cpu_hour: 0.05 } }));
     const run = await runCli(['run', file, '--date', DATE]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/^ {2}shadow {3}same 100\.00% agree · bolder \d+\.\d\d% agree · pair \d+\.\d\d% agree · broken no data · strict 100\.00% agree {2}\(_shadow\.json\)$/m);
@@ -145,6 +145,15 @@ describe('challengers scored beside the champion', () => {
     expect(manifest.model.path).toBe(ws.path('champion.onnx'));
     expect(manifest.shadow.challengers.map((c: { name: string; status: string }) => `${c.name} ${c.status}`)).toEqual(['same compared', 'bolder compared', 'pair compared', 'broken no data', 'strict compared']);
     expect(manifest.shadow.challengers.find((c: { name: string }) => c.name === 'broken').error).toBe(by.broken.error.message);
+    // cost: each model's inference seconds at the price per CPU hour, and the total.
+    const cost = manifest.cost as { per_cpu_hour: number; models: Array<{ role: string; seconds: number; cost: number }>; total: number };
+    expect(cost.models.map((m) => m.role)).toEqual(['champion', 'challenger:same', 'challenger:bolder', 'challenger:pair', 'challenger:strict']);
+    for (const m of cost.models) {
+      expect(m.seconds).toBeGreaterThan(0);
+      expect(m.cost).toBe((m.seconds / 3600) * 0.05);
+    }
+    expect(cost.total).toBeCloseTo(cost.models.reduce((t, m) => t + m.cost, 0), 15);
+    expect(manifest.shadow.challengers.find((c: { name: string }) => c.name === 'same').seconds).toBe(cost.models[1]!.seconds);
     // The parts are the champion's alone.
     const part = (await ws.read(`${folder}/part-00000.csv`)).trim().split('\n');
     expect(part[0]).toBe('id,probability');
@@ -175,6 +184,8 @@ describe('challengers scored beside the champion', () => {
       const [status] = await tq.waitFor(file, DATE, DATE, allIn(['succeeded', 'failed']), 120_000);
       expect(status!.state, JSON.stringify(status)).toBe('succeeded');
       expect(JSON.parse(await ws.read(`out/both/dt=${DATE}/_manifest.json`)).chunks).toBeGreaterThan(10);
+      const statusLine = await runCli(['status', file, '--from', DATE, '--to', DATE], { env: tq.env });
+      expect(statusLine.stdout).toMatch(/· shadow: same 100\.00%, bolder \d+\.\d\d%, pair \d+\.\d\d%, broken no data, strict 100\.00%$/m);
       // One worker committed the run: its /metrics has each challenger's agreement and rows.
       const texts = await Promise.all(workers.map(async (w) => (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text()));
       const committed = texts.find((t) => t.includes('nightscore_shadow_rows_compared{job="both"'))!;

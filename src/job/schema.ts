@@ -259,6 +259,11 @@ export const jobSchema = z.strictObject({
     })
     .optional(),
   /**
+   * What scoring costs: with a price per CPU hour, the manifest gives each model's inference
+   * seconds and their cost, per run (docs/shadow.md, "Cost").
+   */
+  cost: z.strictObject({ per_cpu_hour: z.number().positive() }).optional(),
+  /**
    * What "agree" means when challengers are compared with the model: the output and column
    * compared, and the threshold a score is a positive decision at. @defaultValue the model's
    * two-column probabilities output and its column 1 (else its first float output, column 0), threshold 0.5

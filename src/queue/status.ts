@@ -38,10 +38,22 @@ export interface DateStatus {
   waiting_for_input?: { since: string; reason: string };
   /** The run's drift against its profile, as its manifest says, when it measured one. */
   drift?: DateDrift;
+  /** Each challenger's agreement with the model (null: it compared no row), as the manifest says, when the run had any. */
+  shadow?: Array<{ name: string; agreement: number | null }>;
+  /** A canary date's second model: the rows it published (the manifest's canary block). */
+  canary?: { model: string; rows: number };
 }
 
 /** A date's drift in brief: the overall status and the columns by status (the rest in `_drift.json`). */
 export type DateDrift = Pick<DriftSummary, 'status' | 'drifted' | 'warned' | 'inconclusive'>;
+
+/** A date's challengers and canary in brief, from its manifest's shadow and canary blocks. */
+function modelsOf(manifest: Pick<RunManifest, 'shadow' | 'canary'>): Pick<DateStatus, 'shadow' | 'canary'> {
+  return {
+    ...(manifest.shadow ? { shadow: manifest.shadow.challengers.map((c) => ({ name: c.name, agreement: c.agreement })) } : {}),
+    ...(manifest.canary ? { canary: { model: manifest.canary.labels.canary, rows: manifest.canary.rows.canary } } : {}),
+  };
+}
 
 /** The manifest's drift block in brief, for a status line and a grid cell. */
 export function dateDriftOf(manifest: Pick<RunManifest, 'drift'>): { drift?: DateDrift } {
@@ -64,7 +76,7 @@ export async function readStatus(queues: Queues, job: JobDefinition, dates: stri
       const output = await readDateOutput(job, date);
       const { success, manifest } = output;
       const fromManifest = manifest && manifest.status !== 'running'
-        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}), ...dateDriftOf(manifest) }
+        ? { rows: manifest.rows, duration_ms: manifest.duration_ms, sha256: manifest.model.sha256, ...(manifest.model.name ? { model: `${manifest.model.name}@${manifest.model.version}` } : {}), ...(manifest.error ? { error: summary(fromErrorRecord(manifest.error)) } : {}), ...dateDriftOf(manifest), ...modelsOf(manifest) }
         : {};
       const backfill = (run?.data as RunJobData | undefined)?.backfill;
       const origin = { ...(manifest ? { started_at: manifest.started_at } : {}), ...(backfill ? { backfill } : {}) };
@@ -127,8 +139,10 @@ export function formatStatus(rows: DateStatus[]): string {
     if (r.attempts !== undefined) parts.push(`attempts ${r.attempts}`);
     if (r.error) parts.push(`error: ${r.error}`);
     if (r.waiting_for_input) parts.push(`since ${r.waiting_for_input.since}: ${r.waiting_for_input.reason}`);
+    if (r.canary) parts.push(`canary ${r.canary.model} ${r.canary.rows.toLocaleString('en-US')} rows`);
     const drift = driftMark(r.drift);
     if (drift) parts.push(drift);
+    if (r.shadow) parts.push(`· shadow: ${r.shadow.map((c) => `${c.name} ${c.agreement === null ? 'no data' : `${(c.agreement * 100).toFixed(2)}%`}`).join(', ')}`);
     return parts.join('  ');
   });
   return lines.join('\n');

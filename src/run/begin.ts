@@ -169,6 +169,7 @@ export function runSpec(job: JobDefinition, date: string, attempt: string, input
     drift: null,
     shadow: null,
     canary: null,
+    cost: job.cost ?? null,
   };
 }
 

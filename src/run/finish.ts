@@ -59,6 +59,7 @@ export async function finishRun(plan: RunPlan, results: ChunkResult[], failure?:
     checkModelScored(manifest, plan, stats);
     checkLimits(manifest);
     if (spec.canary) manifest.canary = canarySummary(plan, stats);
+    if (spec.cost) manifest.cost = costOf(plan, stats);
     if (spec.shadow) await compareChallengers(out, manifest, plan, stats);
     if (spec.drift) await measureDrift(out, manifest, plan, stats);
     manifest.status = 'succeeded';
@@ -164,6 +165,19 @@ async function compareChallengers(out: Location, manifest: RunManifest, plan: Ru
   const report = reportShadow(plan.spec, stats);
   await out.storage.put(out.storage.join(out.key, OUTPUT_FILES.shadow), shadowBytes(report));
   manifest.shadow = summarizeShadow(report, stats);
+}
+
+/**
+ * Each model's inference seconds (wall time inside its scoring calls, over every chunk and
+ * thread) at the job's price per CPU hour: an inference thread is busy on one core meanwhile.
+ */
+function costOf(plan: RunPlan, stats: ChunkStats): NonNullable<RunManifest['cost']> {
+  const { per_cpu_hour } = plan.spec.cost!;
+  const models = plan.spec.models.map((m) => {
+    const seconds = (stats.stages?.[`score.${m.role}`]?.time_us ?? 0) / 1e6;
+    return { role: m.role, seconds, cost: (seconds / 3600) * per_cpu_hour };
+  });
+  return { per_cpu_hour, models, total: models.reduce((t, m) => t + m.cost, 0) };
 }
 
 function canarySummary(plan: RunPlan, stats: ChunkStats): CanarySummary {

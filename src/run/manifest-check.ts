@@ -79,19 +79,20 @@ const manifestSchema = z.looseObject({
         .optional(),
     })
     .optional(),
-  // Read by status and the page: each challenger's name, status and agreement, checked as their types.
+  // Read by status and the promotion gate: each challenger's name, status and agreement, checked as their types.
   shadow: z
     .looseObject({
       file: z.literal('_shadow.json'),
       challengers: z.array(z.looseObject({ name: text, status: z.enum(['compared', 'no data']), rows_compared: count, agreement: z.number().min(0).max(1).nullable(), error: text.nullable() })),
     })
     .optional(),
-  // Read by backfill --reprocess stale: a canary date's second model.
+  // Read by backfill --reprocess stale and status: a canary date's second model.
   canary: z
     .looseObject({
       fraction: z.number().gt(0).lt(1),
       salt: text,
       threshold: z.string().regex(/^\d{1,20}$/),
+      labels: z.looseObject({ champion: text, canary: text }),
       model: z.looseObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
       rows: z.looseObject({ champion: count, canary: count }),
     })

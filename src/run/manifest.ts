@@ -67,6 +67,8 @@ export interface RunManifest {
   shadow?: ShadowSummary;
   /** The sticky canary's split and the rows each model published, when the job has a canary. */
   canary?: CanarySummary;
+  /** With a price per CPU hour (cost:): each model's inference seconds over the run's chunks and their cost, and the total. */
+  cost?: { per_cpu_hour: number; models: Array<{ role: string; seconds: number; cost: number }>; total: number };
   error: ErrorRecord | null;
   started_at: string;
   finished_at: string | null;

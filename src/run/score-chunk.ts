@@ -181,8 +181,8 @@ class ChunkSink implements BatchSink {
       this.firstFailure ??= { reject: failures[0]!, at: { format: this.ctx.spec.input.format, start: flow.segmentStart } };
       this.checkRejectLimit(this.rows.rejected + flow.pending + failures.length, this.firstFailure, none);
     });
-    // Beside challengers, what each model cost is part of the comparison.
-    if (this.challengers.length > 0) this.count('score.champion', 'time_us', microsecondsSince(started));
+    // Beside challengers, or with a price per CPU hour, what each model cost is reported.
+    if (this.ctx.spec.timed) this.count('score.champion', 'time_us', microsecondsSince(started));
     flow.scored.set('champion', scored);
     this.count('score.champion', 'failed', failures.length);
     if (failures.length === 0) return;
@@ -200,6 +200,7 @@ class ChunkSink implements BatchSink {
     const scorer = this.ctx.scorers.get('canary');
     if (!batch || !canary || !scorer) return;
     const failures: Reject[] = [];
+    const started = process.hrtime.bigint();
     const scored = await scorer.score(batch, (failure) => {
       if (!canary[failure.row]) return;
       failures.push(modelReject(flow.source, batch, failure, this.ctx.keys.length));
@@ -207,6 +208,7 @@ class ChunkSink implements BatchSink {
       this.checkRejectLimit(this.rows.rejected + flow.rejects.length + failures.length, this.firstFailure, false);
     });
     flow.scored.set('canary', scored);
+    if (this.ctx.spec.timed) this.count('score.canary', 'time_us', microsecondsSince(started));
     this.count('score.canary', 'failed', failures.length);
     if (failures.length === 0) return;
     flow.rejects.push(...failures);
@@ -233,7 +235,7 @@ class ChunkSink implements BatchSink {
         c.comparer?.addError(toNightscoreError(err).message);
         this.count(`score.${c.role}`, 'batch_errors', 1);
       }
-      this.count(`score.${c.role}`, 'time_us', microsecondsSince(started));
+      if (this.ctx.spec.timed) this.count(`score.${c.role}`, 'time_us', microsecondsSince(started));
     }
   }
 

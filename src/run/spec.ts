@@ -126,6 +126,8 @@ export interface RunSpec {
   shadow: ShadowSpec | null;
   /** The sticky canary's split (its model is the spec's model of role `canary`); null: none. */
   canary: CanarySpec | null;
+  /** The job's price per CPU hour (cost:), for the manifest's cost block; null: none. */
+  cost: { per_cpu_hour: number } | null;
 }
 
 /** Which rows the canary scores (shadow/canary.ts): the key's hash below `threshold` (decimal, of 2^64). */
@@ -183,6 +185,8 @@ export interface ChunkSpec {
   compare: CompareRule | null;
   /** The run's canary split; null: none. */
   canary: CanarySpec | null;
+  /** Whether the chunk times each model's inference (a run with challengers, or a price per CPU hour). */
+  timed: boolean;
 }
 
 /**
@@ -214,6 +218,7 @@ export function chunkSpec(spec: RunSpec, chunk: ChunkPlan): ChunkSpec {
     drift: spec.drift ? { profile: spec.drift.profile, segment: spec.drift.segment } : null,
     compare: spec.shadow?.compare ?? null,
     canary: spec.canary,
+    timed: spec.shadow !== null || spec.cost !== null,
   };
 }
 
