@@ -98,6 +98,12 @@ describe('the models view', () => {
     expect(await page.locator('script').count()).toBe(0);
     await page.close();
 
+    // A scored date's run page lists its challenger as the manifest says.
+    const run = await pageAt(browser, `${ui.url}runs/daily/${DAYS[0]}`);
+    const manifest = JSON.parse(await ws.read(`out/dt=${DAYS[0]}/_manifest.json`)) as { shadow: { challengers: Array<{ name: string; status: string; agreement: number }> } };
+    expect(await run.locator('#shadow tr[data-challenger]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-challenger'), e.getAttribute('data-status'), Number(e.getAttribute('data-agreement'))]))).toEqual(manifest.shadow.challengers.map((c) => [c.name, c.status, c.agreement]));
+    await run.close();
+
     const api = (await (await fetch(`${ui.url}api/models?to=2026-05-04`)).json()) as { models: Array<{ name: string; agreement: Array<{ dates: string[]; values: Array<number | null> }> }> };
     const series = api.models.find((m) => m.name === 'm')!.agreement[0]!;
     // Of the fourteen days ending on 05-04, the three scored compared the challenger; the others have no comparison.

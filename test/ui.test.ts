@@ -206,7 +206,7 @@ describe('nightscore ui in a browser', () => {
     expect(raw).toContain('&lt;img src=x onerror=window.__pwned=1&gt;');
     expect(raw).not.toContain(HOSTILE_VALUE);
     expect(await page.locator('#drift[data-drift-section="none"]').textContent()).toContain('measured no drift');
-    expect(await page.locator('[data-placeholder="shadow"]').count()).toBe(1);
+    expect(await page.locator('#shadow[data-shadow-section="none"]').textContent()).toContain('compared no challenger');
     await page.screenshot({ path: path.join(ARTIFACTS, 'run.png'), fullPage: true });
     // The stale date's page says why.
     await page.goto(`${ui.url}runs/daily/${D.stale}`);

@@ -79,11 +79,12 @@ const manifestSchema = z.looseObject({
         .optional(),
     })
     .optional(),
-  // Read by status and the promotion gate: each challenger's name, status and agreement, checked as their types.
+  // Read by status, the promotion gate and the run page: the rule and each challenger's figures, checked as their types.
   shadow: z
     .looseObject({
       file: z.literal('_shadow.json'),
-      challengers: z.array(z.looseObject({ name: text, status: z.enum(['compared', 'no data']), rows_compared: count, agreement: z.number().min(0).max(1).nullable(), error: text.nullable() })),
+      compare: z.looseObject({ output: text, column: count, threshold: z.number(), kind: z.enum(['score', 'label']) }),
+      challengers: z.array(z.looseObject({ name: text, status: z.enum(['compared', 'no data']), rows_compared: count, agreement: z.number().min(0).max(1).nullable(), error: text.nullable(), seconds: z.number().nonnegative() })),
     })
     .optional(),
   // Read by backfill --reprocess stale and status: a canary date's second model.

@@ -39,7 +39,7 @@ ${m ? field('nightscore', 'written by', `nightscore ${m.nightscore.version} on $
 ${m ? manifestTables(m) : h`<p class="muted">No manifest yet: ${live ? 'the run has not written one.' : 'the date has not been run.'}</p>`}
 ${rejectsTable(d)}
 ${driftSection(d, histograms)}
-<section class="placeholder" id="shadow" data-placeholder="shadow"><b>Shadow models</b>: charts comparing the champion with its shadow models will show here.</section>`;
+${shadowSection(m)}`;
   return layout({ title: `${d.job} ${d.date}`, refreshSeconds: live ? refreshSeconds : undefined }, body);
 }
 
@@ -105,4 +105,15 @@ function driftRow({ report: r }: DriftColumnView, svg: string | undefined): Html
 
 function showStatistic(v: number | null): string {
   return v === null ? '–' : String(Number(v.toPrecision(3)));
+}
+
+/** The run's challengers as its manifest sums them up (the figures in full are in `_shadow.json`). */
+function shadowSection(m: RunManifest | null): Html {
+  const shadow = m?.shadow;
+  if (!shadow) return h`<section id="shadow" data-shadow-section="none"><h3>Challengers</h3><p class="muted">This run compared no challenger with its model (shadow: in the job file).</p></section>`;
+  return h`<section id="shadow" data-shadow-section="compared"><h3>Challengers</h3>
+<p class="muted">Compared on ${shadow.compare.output}[${shadow.compare.column}]${shadow.compare.kind === 'score' ? ` at ${shadow.compare.threshold}` : ''}; every figure is in the run folder's _shadow.json.</p>
+<table><tr><th>challenger</th><th>status</th><th>rows compared</th><th>agreement</th><th>seconds</th><th>error</th></tr>
+${shadow.challengers.map((c) => h`<tr data-challenger="${c.name}" data-status="${c.status}" data-agreement="${c.agreement ?? ''}"><td>${c.name}</td><td>${c.status}</td><td>${fmtInt(c.rows_compared)}</td><td>${c.agreement === null ? '–' : `${(c.agreement * 100).toFixed(2)}%`}</td><td>${c.seconds.toFixed(2)}</td><td>${c.error ?? ''}</td></tr>`)}
+</table></section>`;
 }
