@@ -5,7 +5,7 @@
  */
 import { NightscoreError } from '../errors.js';
 import { binColumn, binCount, binnerFor, lookupFor, NAN_SLOT, NEG_INF_SLOT, POS_INF_SLOT, type Bins, type NumberLookup } from './bins.js';
-import { canonicalSum, ExactSum, mergeSums, productOf, sumValue } from './exact-sum.js';
+import { canonicalSum, exactAdd, ExactSum, mergeSums, productOf, sumValue } from './exact-sum.js';
 import { Float32Sums } from './float32-sums.js';
 
 export interface ColumnCounts {
@@ -336,8 +336,8 @@ export function mergeCounts(parts: readonly ColumnCounts[]): ColumnCounts {
         hint: 'Counts of one column were made on two layouts (two profiles); report this with the run\'s manifest.',
       });
     }
-    for (let i = 0; i < bins.length; i++) bins[i] = exactAdd(bins[i]!, c.bins[i]!);
-    for (const k of ['missing', 'nan', 'pos_inf', 'neg_inf', 'n'] as const) total[k] = exactAdd(total[k], c[k]);
+    for (let i = 0; i < bins.length; i++) bins[i] = exactAdd(bins[i]!, c.bins[i]!, 'drift count');
+    for (const k of ['missing', 'nan', 'pos_inf', 'neg_inf', 'n'] as const) total[k] = exactAdd(total[k], c[k], 'drift count');
     if (c.min !== null && (min === null || c.min < min)) min = c.min;
     if (c.max !== null && (max === null || c.max > max)) max = c.max;
   }
@@ -371,15 +371,4 @@ export function std(c: ColumnCounts): number | null {
   const [sqHi, sqLo] = productOf(m, m);
   terms.push(...productOf(c.n, sqHi), ...productOf(c.n, sqLo));
   return Math.sqrt(Math.max(0, sumValue(terms)) / c.n);
-}
-
-/** Integer addition that refuses to round (as chunk-result.ts's): past 2^53 a count would silently lose values. */
-function exactAdd(a: number, b: number): number {
-  const sum = a + b;
-  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(sum)) {
-    throw new NightscoreError('STATS_NOT_EXACT', `a drift count of ${a} + ${b} is not an exact integer`, {
-      hint: 'A chunk reported a count that is not a whole number, or the total passed 2^53; report this with the run\'s manifest.',
-    });
-  }
-  return sum;
 }

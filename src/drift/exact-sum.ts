@@ -160,3 +160,14 @@ function overflow(): NightscoreError {
     hint: 'A column holds values too large to sum (or to square); scale the column, or leave it out of drift.',
   });
 }
+
+/** Integer addition that refuses to round: past 2^53 a count (of rows, of a bin) would silently lose some. */
+export function exactAdd(a: number, b: number, what = 'row count'): number {
+  const sum = a + b;
+  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(sum)) {
+    throw new NightscoreError('STATS_NOT_EXACT', `a ${what} of ${a} + ${b} is not an exact integer`, {
+      hint: 'A chunk reported a count that is not a whole number, or the total passed 2^53; report this with the run\'s manifest.',
+    });
+  }
+  return sum;
+}

@@ -9,6 +9,7 @@
  */
 import { NightscoreError } from '../errors.js';
 import { mergeCounts, type ColumnCounts } from '../drift/counts.js';
+import { exactAdd } from '../drift/exact-sum.js';
 import { mergeSegmentCounts, type SegmentCounts } from '../drift/segment.js';
 import { mergeComparisons, type ComparisonCounts } from '../shadow/compare.js';
 
@@ -130,15 +131,4 @@ function addInto(total: Map<string, number>, counts: Record<string, number>, wha
  */
 function sortedObject(counts: Map<string, number>): Record<string, number> {
   return Object.fromEntries([...counts.keys()].sort().map((k) => [k, counts.get(k)!]));
-}
-
-/** Integer addition that refuses to round: past 2^53 a count would silently lose rows. */
-export function exactAdd(a: number, b: number, what = 'row count'): number {
-  const sum = a + b;
-  if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || !Number.isSafeInteger(sum)) {
-    throw new NightscoreError('STATS_NOT_EXACT', `a ${what} of ${a} + ${b} is not an exact integer`, {
-      hint: 'A chunk reported a count that is not a whole number, or the total passed 2^53; report this with the run\'s manifest.',
-    });
-  }
-  return sum;
 }

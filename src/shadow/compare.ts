@@ -6,7 +6,7 @@
 import { NightscoreError } from '../errors.js';
 import type { TensorData } from '../engine/engine.js';
 import { binCount, binOf, lookupFor, type NumberLookup } from '../drift/bins.js';
-import { canonicalSum, ExactSum, mergeSums, productOf } from '../drift/exact-sum.js';
+import { canonicalSum, exactAdd, ExactSum, mergeSums, productOf } from '../drift/exact-sum.js';
 import { Float32Sums } from '../drift/float32-sums.js';
 import type { OutputValues, RowFailure } from '../model/scorer.js';
 
@@ -227,11 +227,7 @@ function failedRows(failed: readonly RowFailure[]): Set<number> {
 /** The comparisons of `parts` together, exactly: the same bytes in any grouping and order. */
 export function mergeComparisons(parts: readonly ComparisonCounts[]): ComparisonCounts {
   const out = emptyComparison();
-  const add = (a: number, b: number) => {
-    const s = a + b;
-    if (!Number.isSafeInteger(s)) throw new NightscoreError('STATS_NOT_EXACT', `a comparison count of ${a} + ${b} is not an exact integer`, { hint: 'A chunk reported a count that is not a whole number; report this with the run\'s manifest.' });
-    return s;
-  };
+  const add = (a: number, b: number) => exactAdd(a, b, 'comparison count');
   const addRecord = (into: Record<string, number>, from: Record<string, number>) => {
     for (const [k, n] of Object.entries(from)) into[k] = add(into[k] ?? 0, n);
   };
