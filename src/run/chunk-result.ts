@@ -7,7 +7,6 @@
  * was added in, has no place here), and every map comes out of a merge in key order, so
  * that any grouping and order of the same chunks gives the same bytes.
  */
-import { NightscoreError } from '../errors.js';
 import { mergeCounts, type ColumnCounts } from '../drift/counts.js';
 import { exactAdd } from '../drift/exact-sum.js';
 import { mergeSegmentCounts, type SegmentCounts } from '../drift/segment.js';
