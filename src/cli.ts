@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** Argument parsing only: each command lives in src/commands. */
 import { Command, CommanderError, Option } from 'commander';
-import { demoCommand, retryCommand, runCommand, validateCommand, yesterday, type CommandContext, type DemoOptions } from './commands/local.js';
+import { demoCommand, retryCommand, runCommand, validateCommand, type CommandContext, type DemoOptions } from './commands/local.js';
+import { yesterday } from './job/dates.js';
 import { toNightscoreError, type NightscoreError } from './errors.js';
 import { createLogger } from './observe/log.js';
 import { secretsFromEnv, useSecrets } from './redact.js';

@@ -1,13 +1,12 @@
 /** nightscore drift: a job's drift over a range of dates, from what its runs wrote (no queue, no Redis). */
 import { NightscoreError } from '../errors.js';
-import { dateRange } from '../job/dates.js';
+import { dateRange, yesterday } from '../job/dates.js';
 import { loadJob, locateRun, resolveLocation, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { driftChartData, formatDriftTable, CHART_COLUMNS, type DateDrift } from '../drift/history.js';
 import { readDriftReport } from '../drift/report.js';
 import { outputStateOf, readOutputFolder } from '../run/output-folder.js';
 import { openLocation } from '../storage/open.js';
-import { yesterday } from './local.js';
 
 export interface DriftOptions {
   /** First date. @defaultValue six days before `to` */

@@ -7,7 +7,7 @@ import { alertPayload, outcomesOf, sendAlert } from '../observe/alerts.js';
 import { writeDemoDay } from '../demo/demo.js';
 import { openLocation } from '../storage/open.js';
 import { loadJob, locateRun, modelLocation, registryOf, type JobDefinition } from '../job/load.js';
-import { daysEnding } from '../job/dates.js';
+import { daysEnding, yesterday } from '../job/dates.js';
 import { isModelRef, parseModelRef } from '../registry/ref.js';
 import { Registry, registryRoot } from '../registry/registry.js';
 import { waitForInput, type WaitState } from '../run/wait.js';
@@ -33,10 +33,6 @@ export interface CommandContext {
 /** Each scoring thread costs a V8 heap and a model session: past this, threads only cost memory. */
 const MAX_THREADS = 256;
 
-/** Yesterday in UTC: the logical date a nightly run scores by default. */
-export function yesterday(): string {
-  return new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
-}
 
 /**
  * nightscore retry: a failed date's failed chunks only, when it still plans as it did; else

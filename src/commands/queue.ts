@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { NightscoreError, toNightscoreError } from '../errors.js';
-import { dateRange, daysEnding, logicalDateFor } from '../job/dates.js';
+import { dateRange, daysEnding, logicalDateFor, yesterday } from '../job/dates.js';
 import { loadJob, loadJobsDir } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { optionInteger } from '../env.js';
@@ -18,7 +18,7 @@ import { formatStatus, readStatus, statesLine, type DateStatus } from '../queue/
 import { redactSecrets } from '../redact.js';
 import { within } from '../within.js';
 import { startWorker } from '../queue/worker.js';
-import { yesterday, type CommandContext } from './local.js';
+import type { CommandContext } from './local.js';
 
 /**
  * Opens the queues for one command, after one plain connection attempt: a wrong password,

@@ -3,6 +3,11 @@ import { parseLogicalDate } from './template.js';
 
 const DAY = 86_400_000;
 
+/** Yesterday in UTC: the logical date a nightly run scores by default. */
+export function yesterday(): string {
+  return new Date(Date.now() - DAY).toISOString().slice(0, 10);
+}
+
 /** The dates from `from` to `to` inclusive, oldest first. */
 export function dateRange(from: string, to: string): string[] {
   const start = Date.parse(`${parseLogicalDate(from)}T00:00:00Z`);

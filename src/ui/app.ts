@@ -16,7 +16,7 @@
 import { Hono, type Context } from 'hono';
 import type { Logger } from 'pino';
 import { contractOf, NightscoreError, toNightscoreError } from '../errors.js';
-import { dateRange, logicalDateFor } from '../job/dates.js';
+import { dateRange, logicalDateFor, yesterday } from '../job/dates.js';
 import { modelLocation, type JobDefinition } from '../job/load.js';
 import { parseLogicalDate } from '../job/template.js';
 import { requireLoopbackHost, requireToken } from './auth.js';
@@ -89,7 +89,7 @@ export function createUiApp(opts: UiAppOptions): Hono {
     return page(c, runPage(detail, refreshSeconds, histograms));
   });
   // ?to= ends the days of agreement shown (default: yesterday, the last logical date).
-  const models = async (c: Context) => readModels((await ctx.jobList()).jobs, c.req.query('to') === undefined ? yesterdayUtc() : parseLogicalDate(c.req.query('to')!));
+  const models = async (c: Context) => readModels((await ctx.jobList()).jobs, c.req.query('to') === undefined ? yesterday() : parseLogicalDate(c.req.query('to')!));
   app.get('/models', async (c) => {
     const view = await models(c);
     const charts = await Promise.all(view.models.map((m) => ctx.charts.drawAgreement(m.agreement).catch((err: unknown) => void view.notices.push(noticeOf(`${m.name}: chart`, err)))));
@@ -149,11 +149,6 @@ export function httpStatusOf(e: NightscoreError): 400 | 401 | 404 | 405 | 500 | 
   if (kind === 'usage') return 400;
   if (kind === 'storage') return retryable ? 503 : 502;
   return 500;
-}
-
-/** The last logical date of a nightly job: yesterday, in UTC. */
-function yesterdayUtc(): string {
-  return new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
 }
 
 function errorResponse(c: Context, err: unknown, log: Logger | undefined): Response {
