@@ -11,7 +11,7 @@ import { loadModel, type LoadedModel } from '../model/session.js';
 import { formatTable } from '../observe/table.js';
 import { MAX_GENERATION } from '../registry/records.js';
 import { checkAlias, checkName, isModelRef, MAX_VERSION, versionRef } from '../registry/ref.js';
-import { describeMove, Registry, registryRoot, type AliasEvent, type GateEvent, type VersionCheck, type VersionRecord } from '../registry/registry.js';
+import { describeMove, Registry, registryRoot, type GateEvent, type VersionCheck, type VersionRecord } from '../registry/registry.js';
 import type { EvaluationRecord } from '../registry/records.js';
 import { loadResolvedModel, prepareJob } from '../run/bind.js';
 import { formatOption, modelReferenceJob, resolveRoot, withModel } from './reference.js';
@@ -248,20 +248,14 @@ export async function aliasDeleteCommand(name: string, alias: string, opts: Regi
 
 export async function aliasHistoryCommand(name: string, alias: string | undefined, opts: RegistryOption): Promise<number> {
   checkName(name, name);
-  const registry = open(opts);
-  const moves = await registry.aliasHistory(name, alias);
+  const { moves, unmoved } = await open(opts).aliasHistoryWithGates(name, alias);
   // A promotion gate's report sits beside the move it made; a gate that moved nothing is listed after.
-  const gates = (await registry.gates(name)).filter((g) => alias === undefined || g.alias === alias);
-  const gateOf = (m: AliasEvent) => gates.find((g) => g.moved === m.generation);
-  const unmoved = gates.filter((g) => g.moved === null);
-  const json = gates.length === 0 ? moves : moves.map((m) => ({ ...m, gate: gateOf(m) ?? null }));
+  const gated = moves.some((m) => m.gate !== null) || unmoved.length > 0;
+  const json = gated ? moves : moves.map(({ gate: _, ...m }) => m);
   return print(opts, json, () => {
-    if (moves.length === 0 && gates.length === 0) return `${name}${alias ? `@${alias}` : ''} has never been moved`;
-    const header = ['WHEN', 'ALIAS', 'FROM', 'TO', 'WHO', 'REASON', ...(gates.length > 0 ? ['GATE'] : [])];
-    const rows = moves.map((m: AliasEvent) => {
-      const g = gateOf(m);
-      return [m.at, m.alias, m.from === null ? '-' : String(m.from), m.to === null ? '(deleted)' : String(m.to), m.by, m.reason, ...(gates.length > 0 ? [g ? gateLine(g) : '-'] : [])];
-    });
+    if (moves.length === 0 && !gated) return `${name}${alias ? `@${alias}` : ''} has never been moved`;
+    const header = ['WHEN', 'ALIAS', 'FROM', 'TO', 'WHO', 'REASON', ...(gated ? ['GATE'] : [])];
+    const rows = moves.map((m) => [m.at, m.alias, m.from === null ? '-' : String(m.from), m.to === null ? '(deleted)' : String(m.to), m.by, m.reason, ...(gated ? [m.gate ? gateLine(m.gate) : '-'] : [])]);
     const lines = [formatTable(header, rows)];
     if (unmoved.length > 0) lines.push('', 'gate reports that moved nothing:', ...unmoved.map((g) => `  ${g.at}  ${g.from_alias} (version ${g.version}) → ${g.alias}: ${gateLine(g)}`));
     return lines.join('\n');

@@ -425,9 +425,25 @@ export class Registry {
     return this.historyOf(name, await this.aliases(name), alias);
   }
 
+  /**
+   * aliasHistory with the promotion gates' reports, from one read of the events: each move with
+   * the report of the gate that made it (null: moved by hand), and the reports that moved nothing.
+   */
+  async aliasHistoryWithGates(name: string, alias?: string): Promise<{ moves: Array<AliasEvent & { gate: GateEvent | null }>; unmoved: GateEvent[] }> {
+    const doc = await this.aliases(name);
+    const events = await this.events(name, doc);
+    const gates = events.filter((e): e is GateEvent => e.kind === 'gate' && (alias === undefined || e.alias === alias));
+    const moves = this.movesOf(name, doc, events, alias).map((m) => ({ ...m, gate: gates.find((g) => g.moved === m.generation) ?? null }));
+    return { moves, unmoved: gates.filter((g) => g.moved === null) };
+  }
+
   /** aliasHistory, as of the aliases document `doc` (read once by a caller that also swaps on it). */
   private async historyOf(name: string, doc: AliasesDoc, alias?: string): Promise<AliasEvent[]> {
-    const events = await this.events(name, doc);
+    return this.movesOf(name, doc, await this.events(name, doc), alias);
+  }
+
+  /** The alias moves among `events` (read as of `doc`), checked whole. */
+  private movesOf(name: string, doc: AliasesDoc, events: readonly RegistryEvent[], alias?: string): AliasEvent[] {
     const moves = events.filter((e): e is AliasEvent => e.kind === 'alias').sort((a, b) => a.generation - b.generation);
     const twice = moves.find((m, i) => i > 0 && moves[i - 1]!.generation === m.generation);
     if (twice) {
@@ -555,11 +571,6 @@ export class Registry {
     const event: GateEvent = { kind: 'gate', ...report, at: this.clock().toISOString(), by: this.by };
     await this.writeEvent(name, event);
     return event;
-  }
-
-  /** The gate reports of a model, oldest first. */
-  async gates(name: string): Promise<GateEvent[]> {
-    return (await this.events(name)).filter((e): e is GateEvent => e.kind === 'gate');
   }
 
   private async writeEvent(name: string, event: RegistryEvent): Promise<void> {

@@ -95,9 +95,7 @@ async function readModel(registry: Registry, root: string, name: string, jobs: r
       return { version: r.version, sha256: r.sha256, created_at: r.created_at, created_by: r.created_by, description: r.description, tags: r.tags, metrics: r.metrics, checks: r.checks?.length ?? 0, evaluation: e ? { at: e.at, metrics: e.metrics, rows: e.rows } : null };
     }),
   );
-  const moves = await registry.aliasHistory(name);
-  const gates = await registry.gates(name);
-  const history = moves.map((m) => ({ ...m, gate: gates.find((g) => g.moved === m.generation) ?? null }));
+  const { moves: history, unmoved } = await registry.aliasHistoryWithGates(name);
   const dates = daysEnding(to, AGREEMENT_DAYS);
   const agreement: AgreementSeries[] = [];
   for (const job of jobs) {
@@ -107,5 +105,5 @@ async function readModel(registry: Registry, root: string, name: string, jobs: r
       agreement.push({ job: job.name, challenger: s.uri, dates, values: days.map((d) => (d.state === 'compared' && d.compared > 0 ? d.agree / d.compared : null)) });
     }
   }
-  return { registry: root, name, aliases: doc.aliases, generation: doc.generation, versions, history, unmoved: gates.filter((g) => g.moved === null), agreement };
+  return { registry: root, name, aliases: doc.aliases, generation: doc.generation, versions, history, unmoved, agreement };
 }
