@@ -237,15 +237,14 @@ export function locateRun(job: JobDefinition, date: string): RunLocations {
   };
 }
 
-/** The job's model: an absolute path, an s3:// URI, or a models:/ reference (see registryOf). */
-export function modelLocation(job: JobDefinition): string {
-  const written = (job.model.uri ?? job.model.path)!;
-  return isModelRef(written) ? written : localLocation(written, job.dir);
-}
-
-/** A model file the job names, relative to the job's folder: an absolute path, or the URI as it is. */
-export function localLocation(written: string, dir: string): string {
-  const location = resolveLocation(written, dir);
+/**
+ * A model the job names (its model by default; a challenger's or the canary's `uri`): an
+ * absolute path, an s3:// URI, or a models:/ reference (see registryOf). A path is relative to
+ * the job's folder.
+ */
+export function modelLocation(job: JobDefinition, written: string = (job.model.uri ?? job.model.path)!): string {
+  if (isModelRef(written)) return written;
+  const location = resolveLocation(written, job.dir);
   const parsed = parseUri(location);
   return parsed.scheme === 'file' ? parsed.path : location;
 }

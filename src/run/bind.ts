@@ -6,7 +6,7 @@
 import { describeEngine } from '../engine/engine.js';
 import { NightscoreError } from '../errors.js';
 import path from 'node:path';
-import { localLocation, modelLocation, registryOf, type JobDefinition, type ShadowEntry } from '../job/load.js';
+import { modelLocation, registryOf, type JobDefinition, type ShadowEntry } from '../job/load.js';
 import { fileUris, isRemote, withLocalModel } from '../model/fetch.js';
 import { isModelRef } from '../registry/ref.js';
 import { MODEL_FILE } from '../registry/records.js';
@@ -122,7 +122,7 @@ async function loadJobModel(job: JobDefinition, written: string, key: string, op
  * columns of them. Its outputs keep their own names; they are compared, not written.
  */
 export async function prepareChallenger(job: JobDefinition, entry: ShadowEntry, batch: readonly FeatureColumn[], opts: PrepareOptions = {}): Promise<{ name: string; prepared: PreparedJob }> {
-  const written = isModelRef(entry.uri) ? entry.uri : localLocation(entry.uri, job.dir);
+  const written = modelLocation(job, entry.uri);
   const loaded = await loadJobModel(job, written, 'shadow.uri', opts);
   const { resolved, location, model } = loaded;
   const name = entry.name ?? (resolved ? `${resolved.name}@${resolved.version}` : path.basename(location).replace(/\.onnx$/i, ''));
@@ -157,7 +157,7 @@ export async function prepareChallenger(job: JobDefinition, entry: ShadowEntry, 
  * must be fed and named exactly as the model (checked by the caller once both are sized).
  */
 export async function prepareCanary(job: JobDefinition, uri: string, opts: PrepareOptions = {}): Promise<PreparedJob> {
-  const written = isModelRef(uri) ? uri : localLocation(uri, job.dir);
+  const written = modelLocation(job, uri);
   const loaded = await loadJobModel(job, written, 'canary.uri', opts);
   const scorer = await createScorer(loaded.model, { features: job.model.features, input: job.model.input, inputs: job.model.inputs, columns: job.output.columns, keys: job.input.key });
   return pinModel(job, 'canary', loaded, scorer, jobKeyOf(job.model));

@@ -115,6 +115,11 @@ export function mergeStats(parts: Iterable<ChunkStats>): ChunkStats {
   return merged;
 }
 
+/** Seconds a model (by its role) spent inside its scoring calls, over the chunks of `stats`, when the run timed them (ChunkSpec.timed); else 0. */
+export function modelSeconds(stats: ChunkStats, role: string): number {
+  return (stats.stages?.[`score.${role}`]?.time_us ?? 0) / 1e6;
+}
+
 export function addRows(a: RowCounts, b: RowCounts): RowCounts {
   return { read: exactAdd(a.read, b.read), scored: exactAdd(a.scored, b.scored), rejected: exactAdd(a.rejected, b.rejected) };
 }

@@ -6,7 +6,7 @@ import { commitOutput, lineOffsets, publishRejects, writeManifest } from './comm
 import { readManifest } from './output-folder.js';
 import { checkOutputLock, releaseOutputLock, type HeldLock } from './lock.js';
 import { OUTPUT_FILES, rejectsApart, rejectsFile, type CanarySummary, type RunManifest } from './manifest.js';
-import { mergeStats, type ChunkResult, type ChunkStats } from './chunk-result.js';
+import { mergeStats, modelSeconds, type ChunkResult, type ChunkStats } from './chunk-result.js';
 import { champion } from './spec.js';
 import { runFailedHint } from '../model/hints.js';
 import { readProfile } from '../drift/profile.js';
@@ -174,7 +174,7 @@ async function compareChallengers(out: Location, manifest: RunManifest, plan: Ru
 function costOf(plan: RunPlan, stats: ChunkStats): NonNullable<RunManifest['cost']> {
   const { per_cpu_hour } = plan.spec.cost!;
   const models = plan.spec.models.map((m) => {
-    const seconds = (stats.stages?.[`score.${m.role}`]?.time_us ?? 0) / 1e6;
+    const seconds = modelSeconds(stats, m.role);
     return { role: m.role, seconds, cost: (seconds / 3600) * per_cpu_hour };
   });
   return { per_cpu_hour, models, total: models.reduce((t, m) => t + m.cost, 0) };

@@ -6,7 +6,7 @@
 import type { ErrorRecord } from '../errors.js';
 import { sumValue } from '../drift/exact-sum.js';
 import { jsDistance } from '../drift/measures.js';
-import type { ChunkStats } from '../run/chunk-result.js';
+import { modelSeconds, type ChunkStats } from '../run/chunk-result.js';
 import { challengerName, champion, type ModelSpec, type RunSpec } from '../run/spec.js';
 import { emptyComparison, type CompareRule, type ComparisonCounts } from './compare.js';
 
@@ -117,11 +117,10 @@ export function shadowBytes(report: ShadowReport): string {
 
 /** The manifest's shadow block: the report's figures that matter at a glance, and each model's time from the stage counts. */
 export function summarizeShadow(report: ShadowReport, stats: ChunkStats): ShadowSummary {
-  const seconds = (role: string) => (stats.stages?.[`score.${role}`]?.time_us ?? 0) / 1e6;
   return {
     file: '_shadow.json',
     compare: report.compare,
-    champion_seconds: seconds('champion'),
+    champion_seconds: modelSeconds(stats, 'champion'),
     challengers: report.challengers.map((c) => ({
       name: c.name,
       sha256: c.model?.sha256 ?? null,
@@ -129,7 +128,7 @@ export function summarizeShadow(report: ShadowReport, stats: ChunkStats): Shadow
       rows_compared: c.rows_compared,
       agreement: c.agreement,
       error: c.error?.message ?? Object.keys(c.counts.errors)[0] ?? null,
-      seconds: seconds(`challenger:${c.name}`),
+      seconds: modelSeconds(stats, `challenger:${c.name}`),
     })),
   };
 }
