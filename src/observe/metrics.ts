@@ -80,23 +80,8 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
     failures: new Counter({ name: 'nightscore_failures_total', help: 'Failed chunk and run attempts by job and error code', labelNames: ['job', 'reason'] as const, registers: [registry] }),
     lastSuccess: new Gauge({ name: 'nightscore_last_success_timestamp_seconds', help: 'When this worker last committed a successful run of the job (Unix time)', labelNames: ['job'] as const, registers: [registry] }),
     runSeconds: new Gauge({ name: 'nightscore_run_duration_seconds', help: 'Wall time of the last run of the job this worker committed, plan to _SUCCESS', labelNames: ['job'] as const, registers: [registry] }),
-    recordDrift: (job, drift) => {
-      // Re-inserted: the map's order is the jobs' recency, the first the one to forget.
-      drifts.delete(job);
-      drifts.set(job, { status: drift.status, psi: drift.psi.slice(0, MAX_DRIFT_COLUMNS) });
-      for (const old of drifts.keys()) {
-        if (drifts.size <= MAX_DRIFT_JOBS) break;
-        drifts.delete(old);
-      }
-    },
-    recordShadow: (job, challengers) => {
-      shadows.delete(job);
-      shadows.set(job, challengers.slice(0, MAX_SHADOW_CHALLENGERS));
-      for (const old of shadows.keys()) {
-        if (shadows.size <= MAX_DRIFT_JOBS) break;
-        shadows.delete(old);
-      }
-    },
+    recordDrift: (job, drift) => remember(drifts, job, { status: drift.status, psi: drift.psi.slice(0, MAX_DRIFT_COLUMNS) }),
+    recordShadow: (job, challengers) => remember(shadows, job, challengers.slice(0, MAX_SHADOW_CHALLENGERS)),
     eventLoopDelayMax: () => loop.max / 1e9,
     stop: () => loop.disable(),
   };
@@ -167,4 +152,17 @@ export function createMetrics(queueDepth: () => Promise<Array<{ queue: string; s
     },
   });
   return metrics;
+}
+
+/**
+ * A job's last committed value, in place of its earlier one, for the MAX_DRIFT_JOBS jobs last
+ * recorded: re-inserted, so the map's order is the jobs' recency and the first the one to forget.
+ */
+function remember<T>(map: Map<string, T>, job: string, value: T): void {
+  map.delete(job);
+  map.set(job, value);
+  for (const old of map.keys()) {
+    if (map.size <= MAX_DRIFT_JOBS) break;
+    map.delete(old);
+  }
 }
