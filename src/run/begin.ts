@@ -9,9 +9,9 @@ import { isRemote } from '../model/fetch.js';
 import { featureColumns, takesNan, type InputBinding } from '../model/features.js';
 import { pinProfile } from '../drift/pin.js';
 import { VERSION } from '../version.js';
-import { sizeOutputs, type PreparedJob } from './bind.js';
+import type { PreparedJob } from './bind.js';
 import { planCanary, planShadow } from '../shadow/plan.js';
-import { learnWidths } from './learn-widths.js';
+import { sizedOnDate } from './learn-widths.js';
 import { beginOutput } from './commit.js';
 import { acquireOutputLock, outputLeaseMs, releaseOutputLock, type HeldLock } from './lock.js';
 import { MAX_CHUNKS, OUTPUT_FILES, rejectsApart, type RunManifest } from './manifest.js';
@@ -72,7 +72,7 @@ export async function planDate(prepared: PreparedJob, date: string): Promise<Dat
     });
   }
   const spec = runSpec(job, date, randomUUID(), uriOf(where.inputUri), runFolders(where), inputs, [prepared.spec]);
-  const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(spec, chunks, prepared.scorer, prepared.spec.location));
+  const sized = await sizedOnDate(prepared, spec, chunks);
   // After sizing: a profile must cover every prediction column, which an open output names only now.
   const drift = await pinProfile(job, date, { sha256: sized.spec.sha256, columns: featureColumns(sized.scorer.inputs, spec.input.missing), outputs: sized.spec.outputs, registry: sized.spec.registry });
   const canary = await planCanary(sized, spec, chunks);

@@ -6,6 +6,7 @@
  * which scores, writes and rejects them; this only scores until one row has scored.
  */
 import { NightscoreError } from '../errors.js';
+import { sizeOutputs, type PreparedJob } from './bind.js';
 import type { BatchBuilder, Reject } from '../formats/batch.js';
 import { shownWidths, type Scorer } from '../model/scorer.js';
 import { modelReject, rejectLimitError, type RejectPlace } from './model-rejects.js';
@@ -52,6 +53,12 @@ class WidthProbe implements BatchSink {
     if (scored === 0) return;
     throw new Learned(shownWidths(outputs, scored));
   }
+}
+
+/** `prepared` with its open outputs sized on the first rows of the date that score (sizeOutputs); itself when none is open. */
+export async function sizedOnDate(prepared: PreparedJob, spec: RunSpec, chunks: ChunkPlan[]): Promise<PreparedJob> {
+  if (prepared.scorer.open.length === 0) return prepared;
+  return sizeOutputs(prepared, await learnWidths(spec, chunks, prepared.scorer, prepared.spec.location));
 }
 
 /** The widths of `scorer`'s open outputs, from the first rows of the date that score. */

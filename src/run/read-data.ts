@@ -7,8 +7,8 @@ import type { Batch, BatchBuilder } from '../formats/batch.js';
 import type { FeatureColumn } from '../model/features.js';
 import type { OutputValues, Scorer } from '../model/scorer.js';
 import { runSpec } from './begin.js';
-import { sizeOutputs, type PreparedJob } from './bind.js';
-import { learnWidths } from './learn-widths.js';
+import type { PreparedJob } from './bind.js';
+import { sizedOnDate } from './learn-widths.js';
 import { listInputs, planChunks, planParquetChunks, type ChunkPlan } from './plan.js';
 import { chunkContext, feedSegment, type BatchSink } from './score-chunk.js';
 import { chunkSpec, type RunSpec } from './spec.js';
@@ -40,7 +40,7 @@ export async function planReading(prepared: PreparedJob, uri: string, asked: 'cs
   const chunks = format === 'parquet' ? await planParquetChunks(objects, job.chunk.rows) : planChunks(objects, { chunkBytes: job.chunk.bytes, split: job.input.csv.split });
   // The spec of a run over the data: only its input side is read; nothing is written.
   const base = runSpec(job, 'reference', 'reference', uri, { uri, rejects: uri }, objects, [prepared.spec]);
-  const sized = prepared.scorer.open.length === 0 ? prepared : await sizeOutputs(prepared, await learnWidths(base, chunks, prepared.scorer, prepared.spec.location));
+  const sized = await sizedOnDate(prepared, base, chunks);
   const spec: RunSpec = { ...base, input: { ...base.input, format }, models: [sized.spec] };
   const columns = chunkContext(chunkSpec(spec, chunks[0] ?? { index: 0, segments: [] }), new Map([['champion', sized.scorer]])).columns;
   return { spec, chunks, prepared: sized, columns };

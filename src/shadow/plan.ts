@@ -8,8 +8,8 @@ import { errorRecord, NightscoreError, toNightscoreError } from '../errors.js';
 import type { JobDefinition } from '../job/load.js';
 import { featureColumns } from '../model/features.js';
 import type { OutputColumns } from '../model/scorer.js';
-import { prepareCanary, prepareChallenger, sizeOutputs, type PreparedJob, type PrepareOptions } from '../run/bind.js';
-import { learnWidths } from '../run/learn-widths.js';
+import { prepareCanary, prepareChallenger, type PreparedJob, type PrepareOptions } from '../run/bind.js';
+import { sizedOnDate } from '../run/learn-widths.js';
 import type { ChunkPlan } from '../run/plan.js';
 import type { CanarySpec, ModelSpec, RunSpec, ShadowSpec } from '../run/spec.js';
 import { canaryThreshold } from './canary.js';
@@ -30,7 +30,7 @@ export async function planShadow(prepared: PreparedJob, spec: RunSpec, chunks: C
     try {
       const bound = await prepareChallenger(job, entry, batch, opts);
       name = bound.name;
-      const sized = bound.prepared.scorer.open.length === 0 ? bound.prepared : await sizeOutputs(bound.prepared, await learnWidths(spec, chunks, bound.prepared.scorer, bound.prepared.spec.location));
+      const sized = await sizedOnDate(bound.prepared, spec, chunks);
       checkCompared(name, sized, compare);
       if (challengers.some((c) => c.name === name)) {
         throw new NightscoreError('JOB_INVALID', `${job.file}: two challengers are called ${name}`, { source: job.file, column: 'shadow.name', hint: 'Give each challenger a name of its own (shadow[].name).' });
@@ -56,7 +56,7 @@ export async function planCanary(prepared: PreparedJob, spec: RunSpec, chunks: C
   const { job } = prepared;
   if (!job.canary) return null;
   const bound = await prepareCanary(job, job.canary.uri);
-  const sized = bound.scorer.open.length === 0 ? bound : await sizeOutputs(bound, await learnWidths(spec, chunks, bound.scorer, bound.spec.location));
+  const sized = await sizedOnDate(bound, spec, chunks);
   const shape = (p: PreparedJob) => JSON.stringify({ inputs: featureColumns(p.scorer.inputs, []).map((c) => [c.name, c.type]), outputs: p.spec.outputs.map((o) => [o.names, o.type]) });
   if (shape(sized) !== shape(prepared)) {
     throw new NightscoreError('CANARY_MISMATCH', `the canary ${sized.spec.location} is fed or writes other columns than the model ${prepared.spec.location}: the model reads and writes ${shape(prepared)}, the canary ${shape(sized)}`, {
